@@ -1,0 +1,37 @@
+"""Hook specifications of the ``eacps`` plugin system.
+
+A plugin is a module (or object) with ``@hookimpl`` functions; each hook receives a ``register``
+callback, so a plugin that adds one scorer is three lines::
+
+    from eacps import hookimpl
+
+    @hookimpl
+    def register_scorers(register):
+        register(MyScorer)
+
+Third-party plugins are found through the ``eacps`` entry-point group
+(``[project.entry-points.eacps] my-plugin = "my_package.plugin"``). A hook implementation may take
+fewer arguments than its spec, so specs can grow.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("eacps")
+hookimpl = pluggy.HookimplMarker("eacps")
+
+
+@hookspec
+def register_strategies(register):
+    """Register strategy classes (subclasses of ``eacps.Strategy``): ``register(MyStrategy)``."""
+
+
+@hookspec
+def register_scorers(register):
+    """Register scorer classes (subclasses of ``eacps.Scorer``): ``register(MyScorer)``."""
+
+
+@hookspec
+def register_generators(register):
+    """Register generator classes (subclasses of ``eacps.Generator``): ``register(MyGenerator)``."""

@@ -1,0 +1,176 @@
+"""The one plugin manager: built-ins and entry-point plugins, registered the same way.
+
+* ``EACPS_DISABLE_PLUGIN_AUTOLOAD=1`` turns entry-point loading off (built-ins still load).
+* ``EACPS_LOAD_PLUGINS=a,b`` loads only the named entry points (by entry-point or distribution name).
+* A plugin that fails to import, or whose hook raises, or that registers a name already taken, is
+  reported by name in ``problems()``; the others keep working.
+* Listing plugins runs no plugin code beyond import and the ``register_*`` hooks (classes are
+  registered, never instantiated).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+
+from eacps import hookspecs
+
+GROUP = "eacps"
+Kind = Literal["strategy", "scorer", "generator"]
+HOOKS: dict[Kind, str] = {
+    "strategy": "register_strategies",
+    "scorer": "register_scorers",
+    "generator": "register_generators",
+}
+BUILTINS = (
+    "eacps.strategies.best_of_n",
+    "eacps.strategies.eacps",
+    "eacps.strategies.zero_order",
+)
+
+
+class UnknownPluginError(KeyError):
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind, self.name, self.known = kind, name, known
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known) or '(none)'}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: Kind
+    name: str
+    cls: type
+    plugin: str  # the plugin (module / entry point) that registered it
+    distribution: str  # the installed distribution that ships it
+
+
+@dataclass
+class Registry:
+    pm: pluggy.PluginManager
+    entries: dict[Kind, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in HOOKS})
+    problems: list[str] = field(default_factory=list)
+    dist_of: dict[str, str] = field(default_factory=dict)
+
+    def get(self, kind: Kind, name: str) -> type:
+        try:
+            return self.entries[kind][name].cls
+        except KeyError:
+            raise UnknownPluginError(kind, name, sorted(self.entries[kind])) from None
+
+    def names(self, kind: Kind) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def collect(self) -> None:
+        for kind, hook in HOOKS.items():
+            for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):  # registration order
+                plugin = impl.plugin_name
+
+                def register(cls: type, *, _kind: Kind = kind, _plugin: str = plugin) -> None:
+                    self._add(_kind, cls, _plugin)
+
+                try:
+                    impl.function(**{a: register for a in impl.argnames})
+                except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down
+                    self.problems.append(f"plugin {plugin!r}: {hook} raised {type(exc).__name__}: {exc}")
+
+    def _add(self, kind: Kind, cls: type, plugin: str) -> None:
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            self.problems.append(f"plugin {plugin!r}: registered a {kind} without a 'name' ({cls!r})")
+            return
+        if name in self.entries[kind]:
+            first = self.entries[kind][name]
+            self.problems.append(
+                f"plugin {plugin!r}: {kind} name {name!r} is already registered by {first.plugin!r}; ignored"
+            )
+            return
+        self.entries[kind][name] = Entry(kind, name, cls, plugin, self.dist_of.get(plugin, plugin))
+
+
+def _autoload_allowed() -> tuple[bool, set[str] | None]:
+    if os.environ.get("EACPS_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0"):
+        return False, None
+    allow = os.environ.get("EACPS_LOAD_PLUGINS")
+    if allow is None:
+        return True, None
+    return True, {a.strip() for a in allow.split(",") if a.strip()}
+
+
+def build_registry(extra_plugins: list[Any] | None = None, *, autoload: bool | None = None) -> Registry:
+    """A fresh registry: built-ins, then entry points (unless disabled), then ``extra_plugins``."""
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    reg = Registry(pm)
+    for modname in BUILTINS:
+        pm.register(importlib.import_module(modname), name=modname)
+        reg.dist_of[modname] = "eacps"
+    allowed, allow = _autoload_allowed()
+    if autoload is None:
+        autoload = allowed
+    if autoload:
+        for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            if allow is not None and ep.name not in allow and dist not in allow:
+                continue
+            if pm.get_plugin(ep.name) is not None:
+                reg.problems.append(f"plugin {ep.name!r} ({dist}): entry-point name already loaded; ignored")
+                continue
+            try:
+                obj = ep.load()
+                pm.register(obj, name=ep.name)
+            except Exception as exc:  # noqa: BLE001 - report by name, keep the rest
+                reg.problems.append(f"plugin {ep.name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}")
+                continue
+            reg.dist_of[ep.name] = dist
+    for obj in extra_plugins or []:
+        name = getattr(obj, "__name__", None) or repr(obj)
+        pm.register(obj, name=name)
+        reg.dist_of.setdefault(name, "(registered in process)")
+    reg.collect()
+    return reg
+
+
+_registry: Registry | None = None
+_extra: list[Any] = []
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _registry
+    if _registry is None:
+        _registry = build_registry(list(_extra))
+    return _registry
+
+
+def register_plugin(obj: Any) -> None:
+    """Register an in-process plugin (module or object with hookimpls); rebuilds the registry."""
+    _extra.append(obj)
+    reset()
+
+
+def unregister_plugin(obj: Any) -> None:
+    _extra.remove(obj)
+    reset()
+
+
+def reset() -> None:
+    global _registry
+    _registry = None
+
+
+def get(kind: Kind, name: str) -> type:
+    return get_registry().get(kind, name)
+
+
+def report_problems(stream=sys.stderr) -> None:
+    for p in get_registry().problems:
+        print(f"eacps: warning: {p}", file=stream)

@@ -1,0 +1,43 @@
+"""The scorer plugin interface: images + a condition -> values in [0, 10]."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from eacps.params import NoParams, Params
+from eacps.types import Condition, Image
+
+SCORE_MIN, SCORE_MAX = 0.0, 10.0
+
+
+class Scorer(ABC):
+    """Scores a batch of images against one condition.
+
+    ``score`` returns one entry per image: a float in [0, 10], or anything else (NaN, None, an
+    out-of-range number, an ``Exception`` instance) which marks that candidate FAILED with the reason.
+    It may also raise; the engine then retries the images one at a time to isolate the failure.
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = NoParams
+    #: Scorers that need these condition fields refuse conditions without them (checked up front).
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes the scores (model hash, prompt version...). Part of cache keys."""
+        return self.params.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        text = json.dumps({"scorer": self.name, **self.settings()}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @abstractmethod
+    def score(self, images: Sequence[Image], condition: Condition) -> Sequence[Any]:
+        """One value per image, in order."""
