@@ -79,7 +79,7 @@ class Registry:
 
                 try:
                     impl.function(**{a: register for a in impl.argnames})
-                except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the others down
+                except Exception as exc:
                     self.problems.append(f"plugin {plugin!r}: {hook} raised {type(exc).__name__}: {exc}")
 
     def _add(self, kind: Kind, cls: type, plugin: str) -> None:
@@ -127,7 +127,7 @@ def build_registry(extra_plugins: list[Any] | None = None, *, autoload: bool | N
             try:
                 obj = ep.load()
                 pm.register(obj, name=ep.name)
-            except Exception as exc:  # noqa: BLE001 - report by name, keep the rest
+            except Exception as exc:
                 reg.problems.append(f"plugin {ep.name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}")
                 continue
             reg.dist_of[ep.name] = dist

@@ -104,7 +104,7 @@ class Recipe:
 
     def pcn(self, theta: float, seed: int) -> Recipe:
         """A child of this recipe one pCN step away."""
-        return Recipe(self.seed, self.basis, self.coeffs, self.moves + (PCN(float(theta), int(seed)),), self.steps)
+        return Recipe(self.seed, self.basis, self.coeffs, (*self.moves, PCN(float(theta), int(seed))), self.steps)
 
     def with_steps(self, steps: int | None) -> Recipe:
         return Recipe(self.seed, self.basis, self.coeffs, self.moves, steps)

@@ -30,6 +30,12 @@ class Scorer(ABC):
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    def check_condition(self, condition: Condition) -> None:
+        """Raise ValueError when ``condition`` lacks what this scorer needs (checked before a run)."""
+        missing = [f for f in self.requires if getattr(condition, f, None) is None]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}, required by scorer {self.name!r}")
+
     def settings(self) -> dict[str, Any]:
         """Everything that changes the scores (model hash, prompt version...). Part of cache keys."""
         return self.params.model_dump(mode="json")

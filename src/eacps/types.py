@@ -15,7 +15,7 @@ Image = np.ndarray
 """An image is a float32 array of shape (H, W, C) with values in [0, 1]."""
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     OK = "OK"
     FAILED = "FAILED"  # generation or a scorer failed; ``reason`` says why
     FILTERED = "FILTERED"  # generated but rejected before scoring (safety hit, black/NaN image)
@@ -60,6 +60,7 @@ class Generated:
     image: Image | None
     status: Status = Status.OK
     reason: str | None = None
+    seconds: float = 0.0  # generation time per candidate, set by the engine
 
     @classmethod
     def failed(cls, reason: str) -> Generated:

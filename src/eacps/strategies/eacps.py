@@ -104,7 +104,7 @@ class EACPS(Strategy):
             else:  # seed offsets of a composite parent: offset its last pCN seed
                 last = parent.moves[-1]
                 c = Recipe(parent.seed, parent.basis, parent.coeffs,
-                           parent.moves[:-1] + (type(last)(last.theta, (last.seed + delta) % SEED_MAX),), parent.steps)
+                           (*parent.moves[:-1], type(last)(last.theta, (last.seed + delta) % SEED_MAX)), parent.steps)
             if c not in taken and c not in out:
                 out.append(c)
         return out

@@ -1,0 +1,5 @@
+import sys
+
+from eacps.cli import main
+
+sys.exit(main())

@@ -1,0 +1,143 @@
+"""The ``eacps`` command line. Every command is a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eacps import __version__, plugins
+from eacps.config import ConfigError
+from eacps.store import RunLockedError
+
+EXIT_CONFIG = 2
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from eacps.demo import run_demo
+
+    run_demo(args.out, n_tasks=args.tasks, budget=args.budget, seed=args.seed, progress=not args.quiet)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from eacps.api import run_config
+    from eacps.report import write_report
+    from eacps.summary import format_table, summarize_store
+
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    run = run_config(args.config, out, progress=not args.quiet, argv=sys.argv)
+    from eacps.store import read_only
+
+    ro = read_only(out)
+    try:
+        print(format_table(summarize_store(ro)))
+    finally:
+        ro.close()
+    print(f"run directory: {run.run_dir}; report: {write_report(out)}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from eacps.store import read_only
+    from eacps.summary import format_table, load_searches, summarize_store
+
+    try:
+        store = read_only(args.run_dir)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"RUN_DIR: {exc}") from None
+    try:
+        print(format_table(summarize_store(store)))
+        print()
+        print(f"{'search':<40} {'n':>4} {'failed':>6} {'prior':>8} {'best':>8}  best recipe")
+        for r in load_searches(store):
+            prior = "-" if r.prior is None or r.prior.potential is None else f"{r.prior.potential:.3f}"
+            best = "-" if r.best is None else f"{r.best.potential:.3f}"
+            recipe = "-" if r.best is None else r.best.recipe.key
+            print(f"{r.search:<40} {len(r.candidates):>4} {r.failed:>6} {prior:>8} {best:>8}  {recipe}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from eacps.report import write_report
+
+    if not (Path(args.run_dir) / "store.sqlite").exists():
+        raise ConfigError(f"RUN_DIR: no run store in {args.run_dir}")
+    print(write_report(args.run_dir, args.output))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    reg = plugins.get_registry()
+    rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
+    if args.json:
+        print(json.dumps({"plugins": [{"kind": e.kind, "name": e.name, "distribution": e.distribution,
+                                       "plugin": e.plugin} for e in rows], "problems": reg.problems}, indent=2))
+        return 0
+    print(f"{'kind':<10} {'name':<22} {'distribution':<18} plugin")
+    for e in rows:
+        print(f"{e.kind:<10} {e.name:<22} {e.distribution:<18} {e.plugin}")
+    for p in reg.problems:
+        print(f"problem: {p}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eacps", description="Inference-time search over diffusion-model noise.")
+    p.add_argument("--version", action="version", version=f"eacps {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="EACPS vs best-of-N on the embedded digits testbed (CPU, offline)",
+                       description="Runs eacps (seed-offset and pcn neighbourhoods) and best-of-n at the same "
+                       "budget over digits tasks; prints a table, writes DIR/report.html and DIR/summary.json. "
+                       "Rerunning with the same DIR resumes and reuses every finished candidate.")
+    d.add_argument("--out", default="eacps-demo", help="output directory (default: ./eacps-demo)")
+    d.add_argument("--tasks", type=int, default=10, help="number of digits tasks (default: 10)")
+    d.add_argument("--budget", type=int, default=20, help="candidates per search (default: 20)")
+    d.add_argument("--seed", type=int, default=0, help="strategy seed (default: 0)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run the searches a TOML config describes (resumes RUN_DIR)",
+                       description="One search per condition (and per [[search]] entry) of CONFIG. If RUN_DIR "
+                       "exists the run resumes: finished candidates are reused, never generated again.")
+    r.add_argument("config", help="TOML config (see examples/digits.toml)")
+    r.add_argument("--out", help="run directory (default: runs/<config name>)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("show", help="the run's table and best candidates")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.set_defaults(func=cmd_show)
+
+    rp = sub.add_parser("report", help="(re)generate the HTML report of a run directory")
+    rp.add_argument("run_dir", metavar="RUN_DIR")
+    rp.add_argument("--output", help="HTML path (default: RUN_DIR/report.html)")
+    rp.set_defaults(func=cmd_report)
+
+    pl = sub.add_parser("plugins", help="every strategy, scorer and generator with its distribution")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.set_defaults(func=cmd_plugins)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"eacps: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except RunLockedError as exc:
+        print(f"eacps: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("eacps: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

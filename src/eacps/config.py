@@ -1,0 +1,191 @@
+"""Run configuration: TOML (tomllib) validated with pydantic.
+
+Errors are one line naming the field, the bad value and what is allowed (``ConfigError``); the CLI
+prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from eacps import plugins
+from eacps.params import Params
+from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
+from eacps.types import Condition
+
+
+class ConfigError(ValueError):
+    """A configuration error, already formatted as one line."""
+
+
+def _loc(prefix: str, loc: tuple) -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in loc if p != "__root__"]
+    return ".".join(parts) or "(config)"
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    e = err.errors(include_url=False)[0]
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown field"
+        fields = getattr(err, "_allowed", None)
+        if fields:
+            msg += f"; allowed: {', '.join(fields)}"
+    elif e["type"] == "literal_error":
+        msg = f"must be one of {e.get('ctx', {}).get('expected', '')}"
+    value = e.get("input")
+    shown = "" if isinstance(value, dict) or e["type"] == "missing" else f" (got {value!r})"
+    more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{_loc(prefix, e['loc'])}: {msg}{shown}{more}"
+
+
+def validate_params(model: type[Params], data: dict[str, Any], where: str) -> Params:
+    try:
+        return model(**(data or {}))
+    except ValidationError as err:
+        e = err.errors(include_url=False)[0]
+        if e["type"] == "extra_forbidden":
+            raise ConfigError(f"{_loc(where, e['loc'])}: unknown parameter; allowed: "
+                              f"{', '.join(model.model_fields) or '(none)'}") from None
+        raise ConfigError(format_validation_error(err, where)) from None
+
+
+def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, *, where: str = "", **kw: Any):
+    """Instantiate a registered plugin with validated params; errors name ``where`` and the known names."""
+    try:
+        cls = plugins.get(kind, name)
+    except plugins.UnknownPluginError as exc:
+        raise ConfigError(f"{where or kind}: {exc}") from None
+    p = validate_params(cls.Params, params or {}, f"{where}.params" if where else "params")
+    try:
+        return cls(p, **kw)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+        raise ConfigError(f"{where or kind}: {exc}") from None
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GeneratorConfig(Section):
+    name: str = Field(description="registered generator name (see `eacps plugins`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the generator's parameters")
+
+
+class PotentialConfig(Section):
+    criteria: dict[str, CriterionConfig] = Field(description="criterion name -> scorer, weight, params")
+
+    @model_validator(mode="after")
+    def _weights(self) -> PotentialConfig:
+        for name, c in self.criteria.items():
+            if c.weight is None and name not in REFERENCE_WEIGHTS:
+                raise ValueError(f"criterion {name!r} needs a weight (reference weights exist only for "
+                                 f"{', '.join(REFERENCE_WEIGHTS)})")
+        if self.criteria and all((c.weight if c.weight is not None else REFERENCE_WEIGHTS[n]) == 0
+                                 for n, c in self.criteria.items()):
+            raise ValueError("weights are all zero")
+        if not self.criteria:
+            raise ValueError("at least one criterion is needed")
+        return self
+
+
+class SearchConfig(Section):
+    strategy: str = Field("eacps", description="registered strategy name")
+    label: str | None = Field(None, description="name of this search in the store and reports (default: strategy)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the strategy's parameters")
+    budget: int = Field(20, ge=1, description="candidates per condition (the prior is not counted)")
+    max_steps: int | None = Field(None, ge=1, description="optional cap on denoising steps per search")
+    seed: int = Field(0, ge=0, lt=2**32, description="strategy seed")
+    batch_size: int = Field(8, ge=1, description="candidates per generator call")
+    prior_seed: int = Field(0, ge=0, lt=2**32, description="seed of the stage-0 prior")
+
+
+class ConditionConfig(Section):
+    id: str = Field(min_length=1)
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    class_label: int | None = None
+    reference: str | None = Field(None, description="reference image path, relative to the config file")
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunConfig(Section):
+    generator: GeneratorConfig
+    potential: PotentialConfig
+    search: SearchConfig | list[SearchConfig] = Field(default_factory=SearchConfig)
+    conditions: list[ConditionConfig] = Field(min_length=1)
+    output: Literal["images", "none"] = "images"
+
+    @model_validator(mode="after")
+    def _unique(self) -> RunConfig:
+        ids = [c.id for c in self.conditions]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"condition ids must be unique; repeated: {', '.join(dup)}")
+        labels = [s.label or s.strategy for s in self.searches]
+        if len(set(labels)) != len(labels):
+            raise ValueError("two searches share a label; set search.label")
+        return self
+
+    @property
+    def searches(self) -> list[SearchConfig]:
+        return self.search if isinstance(self.search, list) else [self.search]
+
+
+def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path}: invalid TOML: {exc}") from None
+    return parse_config(raw), raw
+
+
+def parse_config(raw: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig(**raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def build_potential(cfg: PotentialConfig) -> Potential:
+    criteria = []
+    for name, c in cfg.criteria.items():
+        scorer = create("scorer", c.scorer, c.params, where=f"potential.criteria.{name}.scorer")
+        weight = c.weight if c.weight is not None else REFERENCE_WEIGHTS[name]
+        criteria.append(Criterion(name, scorer, weight, c.calibration))
+    return Potential(criteria)
+
+
+def build_conditions(cfg: RunConfig, base_dir: Path) -> list[Condition]:
+    from eacps.store import load_png
+
+    out = []
+    for i, c in enumerate(cfg.conditions):
+        ref = None
+        if c.reference is not None:
+            p = (base_dir / c.reference).resolve()
+            try:
+                ref = load_png(p)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"conditions.{i}.reference: cannot read image {str(p)!r}: {exc}") from None
+        out.append(Condition(c.id, c.prompt, c.negative_prompt, c.class_label, ref,
+                             str(c.reference) if c.reference else None, None, dict(c.extra)))
+    return out
+
+
+def check_conditions(conditions: list[Condition], potential: Potential) -> None:
+    """Refuse up front a condition a scorer cannot use, rather than fail every candidate."""
+    for i, cond in enumerate(conditions):
+        for crit in potential.criteria:
+            try:
+                crit.scorer.check_condition(cond)
+            except ValueError as exc:
+                raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (criterion {crit.name!r})") from None

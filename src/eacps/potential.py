@@ -1,0 +1,173 @@
+"""The potential U(x) = sum_k w_k * v_k(x): a weighted sum of named criteria, each backed by a scorer.
+
+Every sub-score is recorded, not only the sum. A criterion whose scorer raises, or returns anything
+but a finite number in [0, 10] (after calibration), marks the candidate FAILED with that reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from eacps.params import Params
+from eacps.scorer import SCORE_MAX, SCORE_MIN, Scorer
+from eacps.types import Condition, Image
+
+#: The write-up's reference weights (consistency, realism, identity).
+REFERENCE_WEIGHTS: dict[str, float] = {"consistency": 1.0, "realism": 4.0, "identity": 1.5}
+
+
+class Calibration(Params):
+    """Maps a scorer's raw value to [0, 10] so that weights mean what users think.
+
+    * ``none``: the raw value must already be in [0, 10] (else FAILED).
+    * ``affine``: ``scale * raw + offset``, clipped to [0, 10].
+    * ``range``: ``10 * clip((raw - lo) / (hi - lo), 0, 1)``.
+    """
+
+    kind: Literal["none", "affine", "range"] = "none"
+    scale: float = 1.0
+    offset: float = 0.0
+    lo: float = 0.0
+    hi: float = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> Calibration:
+        if self.kind == "range" and not self.hi > self.lo:
+            raise ValueError(f"calibration range needs hi > lo, got lo={self.lo}, hi={self.hi}")
+        return self
+
+    def apply(self, raw: float) -> float:
+        if self.kind == "affine":
+            return min(SCORE_MAX, max(SCORE_MIN, self.scale * raw + self.offset))
+        if self.kind == "range":
+            return SCORE_MAX * min(1.0, max(0.0, (raw - self.lo) / (self.hi - self.lo)))
+        return raw
+
+
+class ScoreError(Exception):
+    """A scorer returned something that is not a valid score."""
+
+
+def check_value(value: Any, calibration: Calibration | None = None) -> float:
+    """The validated (calibrated) score, or ScoreError with a human-readable reason."""
+    if isinstance(value, BaseException):
+        raise ScoreError(f"{type(value).__name__}: {value}")
+    if value is None:
+        raise ScoreError("returned None")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.floating | np.integer):
+        raise ScoreError(f"not a number: {value!r}"[:200])
+    v = float(value)
+    if math.isnan(v):
+        raise ScoreError("returned NaN")
+    if math.isinf(v):
+        raise ScoreError(f"returned {v}")
+    if calibration is not None:
+        v = calibration.apply(v)
+    if not SCORE_MIN <= v <= SCORE_MAX:
+        raise ScoreError(f"out of range [0, 10]: {v}")
+    return v
+
+
+@dataclass
+class Criterion:
+    name: str
+    scorer: Scorer
+    weight: float
+    calibration: Calibration = field(default_factory=Calibration)
+
+
+@dataclass
+class Scored:
+    scores: dict[str, float]
+    potential: float | None
+    reason: str | None
+    seconds: float = 0.0
+
+
+class PotentialConfigError(ValueError):
+    pass
+
+
+class CriterionConfig(Params):
+    scorer: str = Field(description="registered scorer name")
+    weight: float | None = Field(None, ge=0, description="default: the reference weight of this criterion name")
+    params: dict[str, Any] = Field(default_factory=dict, description="the scorer's own parameters")
+    calibration: Calibration = Field(default_factory=Calibration)
+
+
+class Potential:
+    """Weighted criteria. ``evaluate`` scores a batch and returns one ``Scored`` per image."""
+
+    def __init__(self, criteria: Sequence[Criterion]) -> None:
+        if not criteria:
+            raise PotentialConfigError("a potential needs at least one criterion")
+        names = [c.name for c in criteria]
+        if len(set(names)) != len(names):
+            raise PotentialConfigError(f"duplicate criterion names: {names}")
+        if not any(c.weight > 0 for c in criteria):
+            raise PotentialConfigError("potential weights are all zero")
+        self.criteria = list(criteria)
+        self.calls: dict[str, int] = {c.name: 0 for c in criteria}
+
+    @classmethod
+    def from_scorers(cls, weights: dict[str, float] | None = None, **scorers: Scorer) -> Potential:
+        """``Potential.from_scorers(consistency=s1, realism=s2, identity=s3)`` with reference weights
+        unless ``weights`` says otherwise."""
+        w = {**REFERENCE_WEIGHTS, **(weights or {})}
+        missing = [n for n in scorers if n not in w]
+        if missing:
+            raise PotentialConfigError(f"no weight for criteria {missing}; pass weights={{...}}")
+        return cls([Criterion(n, s, w[n]) for n, s in scorers.items()])
+
+    def fingerprint(self) -> str:
+        spec = [(c.name, c.scorer.fingerprint(), c.weight, c.calibration.model_dump()) for c in self.criteria]
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [
+            {"criterion": c.name, "scorer": c.scorer.name, "weight": c.weight, "calibration": c.calibration.kind}
+            for c in self.criteria
+        ]
+
+    def _score_criterion(self, c: Criterion, images: Sequence[Image], condition: Condition) -> list[Any]:
+        try:
+            values = list(c.scorer.score(images, condition))
+            if len(values) != len(images):
+                raise ScoreError(f"returned {len(values)} values for {len(images)} images")
+        except Exception:
+            values = []
+            for img in images:
+                try:
+                    v = list(c.scorer.score([img], condition))
+                    values.append(v[0] if len(v) == 1 else ScoreError(f"returned {len(v)} values for 1 image"))
+                except Exception as exc:
+                    values.append(exc)
+        self.calls[c.name] += len(images)
+        return values
+
+    def evaluate(self, images: Sequence[Image], condition: Condition) -> list[Scored]:
+        out = [Scored({}, None, None) for _ in images]
+        reasons: list[list[str]] = [[] for _ in images]
+        if not images:
+            return out
+        for c in self.criteria:
+            for i, value in enumerate(self._score_criterion(c, images, condition)):
+                try:
+                    out[i].scores[c.name] = check_value(value, c.calibration)
+                except ScoreError as exc:
+                    reasons[i].append(f"{c.name} ({c.scorer.name}): {exc}")
+        for o, r in zip(out, reasons, strict=True):
+            if r:
+                o.reason = "; ".join(r)
+            else:
+                o.potential = float(sum(c.weight * o.scores[c.name] for c in self.criteria))
+        return out

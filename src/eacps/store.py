@@ -1,0 +1,266 @@
+"""The run store: one SQLite file per run directory (``RUN_DIR/store.sqlite``) plus PNG images.
+
+Append-only: each finished batch is one transaction, written before the strategy is asked again, so a
+killed run loses at most the batch in flight. Rows are never updated. A run resumes by replaying what
+was stored (see ``eacps.engine``). The run directory is locked (``RUN_DIR/.lock``) while a process
+uses it, so two runs cannot write the same store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from eacps.recipe import Recipe
+from eacps.types import Image, Result, Status
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    argv TEXT,
+    versions TEXT
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    id INTEGER PRIMARY KEY,
+    search TEXT NOT NULL,          -- search id (condition / strategy label / budget / seed)
+    seq INTEGER NOT NULL,          -- order asked within the search; the prior has role 'prior'
+    role TEXT NOT NULL,            -- 'prior' | 'search'
+    condition TEXT NOT NULL,       -- condition id
+    condition_json TEXT NOT NULL,
+    strategy TEXT,
+    recipe TEXT NOT NULL,          -- canonical JSON of the recipe: regenerates the noise exactly
+    steps INTEGER NOT NULL,        -- denoising steps used
+    cache_key TEXT NOT NULL,       -- generator + potential fingerprints, condition, recipe
+    status TEXT NOT NULL CHECK (status IN ('OK', 'FAILED', 'FILTERED')),
+    potential REAL,
+    reason TEXT,
+    scores TEXT NOT NULL,          -- JSON {criterion: value in [0, 10]}
+    image TEXT,                    -- PNG path relative to the run directory
+    gen_seconds REAL,
+    score_seconds REAL,
+    session INTEGER NOT NULL,
+    reused_from INTEGER,           -- the row this one was served from (cache hit), if any
+    created REAL NOT NULL,
+    UNIQUE (search, seq)
+);
+CREATE INDEX IF NOT EXISTS candidates_cache ON candidates (cache_key);
+CREATE INDEX IF NOT EXISTS candidates_search_recipe ON candidates (search, recipe);
+"""
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+@dataclass
+class Candidate:
+    """One stored candidate. ``image`` is loaded lazily from ``image_path``."""
+
+    search: str
+    seq: int
+    role: str
+    condition: str
+    recipe: Recipe
+    steps: int
+    status: Status
+    potential: float | None
+    scores: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None
+    image_path: str | None = None
+    cache_key: str = ""
+    strategy: str | None = None
+    gen_seconds: float = 0.0
+    score_seconds: float = 0.0
+    id: int | None = None
+    reused_from: int | None = None
+    session: int | None = None
+    root: Path | None = None
+
+    @property
+    def result(self) -> Result:
+        return Result(self.recipe, self.status, self.potential if self.status is Status.OK else None,
+                      dict(self.scores), self.reason)
+
+    @property
+    def image(self) -> Image | None:
+        if self.image_path is None or self.root is None:
+            return None
+        return load_png(self.root / self.image_path)
+
+
+def to_uint8(image: Image) -> np.ndarray:
+    return np.round(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def quantize(image: Image) -> Image:
+    """The image as stored (8-bit), back as float32 in [0, 1]: what scorers see and reports show."""
+    return to_uint8(image).astype(np.float32) / 255.0
+
+
+def save_png(image: Image, path: Path) -> None:
+    u8 = to_uint8(image)
+    if u8.ndim == 3 and u8.shape[2] == 1:
+        u8 = u8[:, :, 0]
+    tmp = path.with_suffix(".tmp.png")
+    PILImage.fromarray(u8).save(tmp)
+    os.replace(tmp, path)
+
+
+def load_png(path: Path) -> Image:
+    arr = np.asarray(PILImage.open(path), dtype=np.float32) / 255.0
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+class Store:
+    """An open run store. Use ``Store.open(run_dir)`` as a context manager (it takes the lock)."""
+
+    def __init__(self, root: Path, *, readonly: bool = False, argv: Iterable[str] = ()) -> None:
+        self.root = Path(root)
+        self._lock_fd: int | None = None
+        self.session = 0
+        self.generated = 0  # candidates computed (not served from the store) by this session
+        if readonly:
+            if not (self.root / "store.sqlite").exists():
+                raise FileNotFoundError(f"no run store at {self.root / 'store.sqlite'}")
+            self.db = sqlite3.connect(f"file:{self.root / 'store.sqlite'}?mode=ro", uri=True, isolation_level=None)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "images").mkdir(exist_ok=True)
+        self._lock()
+        self.db = sqlite3.connect(self.root / "store.sqlite", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        from eacps.versions import library_versions
+
+        cur = self.db.execute(
+            "INSERT INTO sessions (started, pid, argv, versions) VALUES (?, ?, ?, ?)",
+            (time.time(), os.getpid(), json.dumps(list(argv)), json.dumps(library_versions())),
+        )
+        self.session = int(cur.lastrowid)
+
+    @classmethod
+    def open(cls, root: str | Path, **kw: Any) -> Store:
+        return cls(Path(root), **kw)
+
+    def _lock(self) -> None:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunLockedError(
+                f"run directory {self.root} is in use by another eacps process; wait for it or use another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ---------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- candidates ---------------------------------------------------------------------------
+    _COLS = ("id, search, seq, role, condition, strategy, recipe, steps, cache_key, status, potential, reason, "
+             "scores, image, gen_seconds, score_seconds, session, reused_from")
+
+    def _row(self, row: tuple) -> Candidate:
+        (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
+         gs, ss, session, reused) = row
+        return Candidate(search, seq, role, cond, Recipe.from_json(recipe), steps, Status(status), pot,
+                         json.loads(scores), reason, image, key, strategy, gs or 0.0, ss or 0.0, id_, reused,
+                         session, self.root)
+
+    def find_in_search(self, search: str, recipe: Recipe) -> Candidate | None:
+        row = self.db.execute(f"SELECT {self._COLS} FROM candidates WHERE search = ? AND recipe = ?",
+                              (search, recipe.key)).fetchone()
+        return self._row(row) if row else None
+
+    def find_cached(self, cache_key: str) -> Candidate | None:
+        row = self.db.execute(
+            f"SELECT {self._COLS} FROM candidates WHERE cache_key = ? ORDER BY id LIMIT 1", (cache_key,)
+        ).fetchone()
+        return self._row(row) if row else None
+
+    def image_path_for(self, cache_key: str) -> str:
+        return f"images/{hashlib.sha256(cache_key.encode()).hexdigest()[:20]}.png"
+
+    def write_image(self, cache_key: str, image: Image) -> str:
+        rel = self.image_path_for(cache_key)
+        save_png(image, self.root / rel)
+        return rel
+
+    def add(self, cands: list[Candidate], condition_json: dict[str, Any]) -> None:
+        """Insert a finished batch in one transaction."""
+        now = time.time()
+        with self.transaction():
+            for c in cands:
+                cur = self.db.execute(
+                    "INSERT INTO candidates (search, seq, role, condition, condition_json, strategy, recipe, steps,"
+                    " cache_key, status, potential, reason, scores, image, gen_seconds, score_seconds, session,"
+                    " reused_from, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (c.search, c.seq, c.role, c.condition, json.dumps(condition_json, sort_keys=True), c.strategy,
+                     c.recipe.key, c.steps, c.cache_key, c.status.value, c.potential, c.reason,
+                     json.dumps(c.scores, sort_keys=True), c.image_path, c.gen_seconds, c.score_seconds,
+                     self.session, c.reused_from, now),
+                )
+                c.id, c.session, c.root = int(cur.lastrowid), self.session, self.root
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def candidates(self, search: str | None = None, role: str | None = None) -> list[Candidate]:
+        q, args = f"SELECT {self._COLS} FROM candidates WHERE 1=1", []
+        if search is not None:
+            q, args = q + " AND search = ?", [*args, search]
+        if role is not None:
+            q, args = q + " AND role = ?", [*args, role]
+        return [self._row(r) for r in self.db.execute(q + " ORDER BY search, role, seq", args)]
+
+    def searches(self) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
+
+
+def read_only(root: str | Path) -> Store:
+    """Open a store for reading (reports, ``eacps show``): no lock, no writes."""
+    return Store(Path(root), readonly=True)

@@ -1,0 +1,95 @@
+"""Per-strategy summaries of a run store: mean best potential with CIs, improvement over the prior."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from eacps.engine import best_of
+from eacps.stats import bootstrap_ci
+from eacps.store import Candidate, Store
+from eacps.types import Status
+
+
+@dataclass
+class SearchRecord:
+    search: str
+    condition: str
+    strategy: str
+    candidates: list[Candidate]
+    prior: Candidate | None
+    best: Candidate | None = None
+    curve: list[float | None] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.status is not Status.OK for c in self.candidates)
+
+
+def load_searches(store: Store) -> list[SearchRecord]:
+    priors = {c.condition: c for c in store.candidates(role="prior")}
+    by_search: dict[str, list[Candidate]] = defaultdict(list)
+    for c in store.candidates(role="search"):
+        by_search[c.search].append(c)
+    out = []
+    for sid, cands in by_search.items():
+        cands.sort(key=lambda c: c.seq)
+        rec = SearchRecord(sid, cands[0].condition, cands[0].strategy or "?", cands, priors.get(cands[0].condition))
+        rec.best = best_of(cands)
+        cur = None
+        for c in cands:
+            if c.status is Status.OK and (cur is None or c.potential > cur):
+                cur = c.potential
+            rec.curve.append(cur)
+        out.append(rec)
+    return out
+
+
+def summarize_store(store: Store) -> dict[str, Any]:
+    """``{"budget", "n_tasks", "prior_mean", "strategies": {label: {...}}}`` over every search in the store."""
+    recs = load_searches(store)
+    by_strategy: dict[str, list[SearchRecord]] = defaultdict(list)
+    for r in recs:
+        by_strategy[r.strategy].append(r)
+    priors = {r.condition: r.prior.potential for r in recs if r.prior is not None and r.prior.potential is not None}
+    out: dict[str, Any] = {
+        "budget": max((len(r.candidates) for r in recs), default=0),
+        "n_tasks": len({r.condition for r in recs}),
+        "prior_mean": sum(priors.values()) / len(priors) if priors else None,
+        "strategies": {},
+    }
+    for label, rs in by_strategy.items():
+        bests = [r.best.potential for r in rs if r.best is not None]
+        imps = [r.best.potential - priors[r.condition] for r in rs if r.best is not None and r.condition in priors]
+        n = sum(len(r.candidates) for r in rs)
+        failed = sum(r.failed for r in rs)
+        lo, hi = bootstrap_ci(bests)
+        ilo, ihi = bootstrap_ci(imps)
+        out["strategies"][label] = {
+            "mean_best": sum(bests) / len(bests) if bests else None,
+            "ci95": [lo, hi],
+            "improvement_over_prior": sum(imps) / len(imps) if imps else None,
+            "improvement_ci95": [ilo, ihi],
+            "n_searches": len(rs),
+            "candidates": n,
+            "failure_rate": failed / n if n else 0.0,
+            "no_result": sum(r.best is None for r in rs),
+        }
+    return out
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    rows = [("strategy", "mean best", "95% CI", "vs prior", "failed")]
+    for label, s in summary["strategies"].items():
+        mb = "-" if s["mean_best"] is None else f"{s['mean_best']:.3f}"
+        ci = f"[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
+        imp = "-" if s["improvement_over_prior"] is None else f"{s['improvement_over_prior']:+.3f}"
+        rows.append((label, mb, ci, imp, f"{100 * s['failure_rate']:.1f}%"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    prior = summary.get("prior_mean")
+    head = (f"{summary['n_tasks']} tasks, budget {summary['budget']}"
+            + ("" if prior is None else f", prior mean {prior:.3f}"))
+    return "\n".join([head, *lines])
