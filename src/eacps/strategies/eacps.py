@@ -83,7 +83,9 @@ class EACPS(Strategy):
         else:
             # the children of missing elites go round-robin to the elites we have
             per = [n_children // len(elites) + (i < n_children % len(elites)) for i in range(len(elites))]
-            self.queue = [c for e, k in zip(elites, per, strict=True) for c in self.children(e, k)]
+            self.queue = []
+            for e, k in zip(elites, per, strict=True):
+                self.queue += self.children(e, k)  # children() avoids what is already queued
         self.stage_left = len(self.queue)
 
     def children(self, parent: Recipe, k: int) -> list[Recipe]:

@@ -1,0 +1,126 @@
+"""A fast numpy-only plugin for core tests: a 'toy' generator and scorers, registered like any plugin."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from eacps import Condition, Generated, Generator, Params, Recipe, Scorer, hookimpl
+
+
+class ToyGeneratorParams(Params):
+    steps: int = Field(10, ge=1)
+    sleep: float = Field(0.0, ge=0, description="seconds per batch (for kill/resume tests)")
+    black_below: float | None = Field(None, description="images whose noise mean is below this are all black")
+    fail_all: bool = False
+
+
+class ToyGenerator(Generator):
+    """image = sigmoid(noise * steps / 10): deterministic, 4x4x1, nearby noises give nearby images."""
+
+    name = "toy"
+    Params = ToyGeneratorParams
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self.calls = 0
+        self.generated = 0
+
+    def noise_shape(self, condition: Condition) -> tuple[int, ...]:
+        return (1, 1, 4, 4)
+
+    @property
+    def default_steps(self) -> int:
+        return self.params.steps
+
+    def settings(self):
+        return self.params.model_dump()
+
+    def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None):
+        self.calls += 1
+        if self.params.fail_all:
+            raise RuntimeError("toy generator exploded")
+        if self.params.sleep:
+            time.sleep(self.params.sleep)
+        z = self.noises(recipes, condition)
+        steps = steps or self.default_steps
+        imgs = torch.sigmoid(z * steps / 10.0).numpy()
+        out = []
+        for i, img in enumerate(imgs):
+            img = np.transpose(img, (1, 2, 0)).astype(np.float32)
+            if self.params.black_below is not None and float(z[i].mean()) < self.params.black_below:
+                img = np.zeros_like(img)
+            out.append(Generated(img))
+        self.generated += len(recipes)
+        return out
+
+
+class ToyScoreParams(Params):
+    pixel: int = Field(0, ge=0, lt=16)
+
+
+class ToyScorer(Scorer):
+    """10 x the brightness of one pixel: a potential with a real tail over seeds."""
+
+    name = "toy-pixel"
+    Params = ToyScoreParams
+
+    def score(self, images, condition):
+        return [10.0 * float(img.reshape(-1)[self.params.pixel]) for img in images]
+
+
+class ToyMeanScorer(Scorer):
+    name = "toy-mean"
+
+    def score(self, images, condition):
+        return [10.0 * float(np.mean(img)) for img in images]
+
+
+class BadParams(Params):
+    value: str = "nan"
+    every: int = Field(3, ge=1, description="misbehave on images whose first pixel bucket hits this")
+
+
+class BadScorer(Scorer):
+    """Returns a bad value for about 1 in ``every`` images (chosen by image content), else 5.0."""
+
+    name = "toy-bad"
+    Params = BadParams
+    VALUES: ClassVar[dict] = {
+        "nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"), "none": None, "string": "eight",
+        "fraction": "8/10", "eleven": 11.0, "negative": -1.0, "exception": ValueError("judge refused")}
+
+    def score(self, images, condition):
+        out = []
+        for img in images:
+            bad = round(float(img.reshape(-1)[1]) * 1000) % self.params.every == 0
+            if bad and self.params.value == "raise":
+                raise RuntimeError("scorer crashed")
+            out.append(self.VALUES[self.params.value] if bad else 5.0)
+        return out
+
+
+class NeedsPromptScorer(Scorer):
+    name = "toy-needs-prompt"
+    requires = ("prompt",)
+
+    def score(self, images, condition):
+        return [1.0 for _ in images]
+
+
+@hookimpl
+def register_generators(register):
+    register(ToyGenerator)
+
+
+@hookimpl
+def register_scorers(register):
+    register(ToyScorer)
+    register(ToyMeanScorer)
+    register(BadScorer)
+    register(NeedsPromptScorer)
