@@ -1,0 +1,195 @@
+"""The ``vlm`` scorer: a local transformers vision-language model read as a G-Eval style judge."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from eacps.params import Params
+from eacps.scorer import Scorer
+from eacps.types import Condition
+from eacps_vlm.criteria import PROMPT_VERSION, CriterionName, ImageSource, Part, build_prompt, resolve
+from eacps_vlm.errors import JudgeError
+from eacps_vlm.images import to_pil
+from eacps_vlm.scoring import FailureStats, ScoreTokens, expected_score, score_distribution, score_mass
+from eacps_vlm.weights import refuse_pickled_only, resolve_device, resolve_dtype, weights_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+class VLMParams(Params):
+    criterion: CriterionName = "consistency"
+    #: the instruction of a ``custom`` criterion; ``{prompt}`` is replaced by the condition's prompt
+    prompt: str | None = None
+    #: condition images a ``custom`` criterion shows before the candidate
+    images: tuple[ImageSource, ...] = ()
+    #: consistency also compares with ``condition.prior`` (the stage-0 image) when there is one
+    use_prior: bool = True
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    local_files_only: bool = False
+    trust_remote_code: bool = False
+    batch_size: int = Field(4, ge=1)
+    #: candidates whose score tokens hold less of the next-token probability are FAILED (off-format/refusal)
+    min_score_mass: float = Field(0.05, ge=0.0, le=1.0)
+    #: tell the judge to ignore text inside images
+    harden: bool = True
+
+
+class VLMScorer(Scorer):
+    """Any ``AutoModelForImageTextToText`` + ``AutoProcessor`` checkpoint (Qwen2/2.5-VL, SmolVLM/Idefics3,
+    LLaVA...) scoring one criterion. The score is the expected value of the next-token distribution over
+    the tokens "0".."10" after the chat's generation prompt, computed in one batched forward pass (plus one
+    when the tokenizer splits "10" into "1", "0"); nothing is generated or parsed."""
+
+    name = "vlm"
+    Params = VLMParams
+    _RUNTIME: ClassVar[tuple[str, ...]] = ("device", "batch_size", "local_files_only")
+
+    def __init__(self, params: VLMParams | None = None) -> None:
+        super().__init__(params)
+        p: VLMParams = self.params
+        resolve(p.criterion, Condition(id="-", prompt="x"), custom_prompt=p.prompt, custom_images=p.images)
+        if p.criterion == "identity" or "reference" in (p.images if p.criterion == "custom" else ()):
+            self.requires = ("reference",)
+        self.model: Any = None
+        self.processor: Any = None
+        self.tokens: ScoreTokens | None = None
+        self.stats = FailureStats()
+
+    def __repr__(self) -> str:
+        return f"VLMScorer(criterion={self.params.criterion!r}, model={self.params.model!r})"
+
+    def settings(self) -> dict[str, Any]:
+        s = {k: v for k, v in self.params.model_dump(mode="json").items() if k not in self._RUNTIME}
+        s["prompt_version"] = PROMPT_VERSION
+        fp = weights_fingerprint(self.params.model)
+        if fp is not None:
+            s["weights"] = fp
+        return s
+
+    # -- loading ------------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load model and processor (safetensors only; remote code only when ``trust_remote_code``)."""
+        if self.model is not None:
+            return
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        p: VLMParams = self.params
+        refuse_pickled_only(p.model)
+        device = resolve_device(p.device)
+        dtype = resolve_dtype(p.dtype, device)
+        common = dict(revision=p.revision, local_files_only=p.local_files_only, trust_remote_code=p.trust_remote_code)
+        processor = AutoProcessor.from_pretrained(p.model, **common)
+        model = AutoModelForImageTextToText.from_pretrained(p.model, dtype=dtype, use_safetensors=True, **common)
+        model.to(device).eval()
+        tokenizer = getattr(processor, "tokenizer", processor)
+        tokenizer.padding_side = "right"  # positions of real tokens unaffected; we gather each row's last one
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.tokens = ScoreTokens.from_tokenizer(tokenizer)
+        self.processor, self.model, self.device, self.dtype = processor, model, device, dtype
+        self._keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+
+    # -- scoring ------------------------------------------------------------------------------------------
+    def score(self, images: Sequence[np.ndarray], condition: Condition) -> list[Any]:
+        p: VLMParams = self.params
+        crit = resolve(p.criterion, condition, custom_prompt=p.prompt, custom_images=p.images, use_prior=p.use_prior)
+        out: list[Any] = [None] * len(images)
+        todo: list[tuple[int, list[Part]]] = []
+        for i, img in enumerate(images):
+            try:
+                todo.append((i, build_prompt(crit, condition, img, answer="integer", harden=p.harden)))
+            except JudgeError as e:
+                out[i] = e
+        if todo:
+            self.load()
+        for start in range(0, len(todo), p.batch_size):
+            chunk = todo[start : start + p.batch_size]
+            for (i, _), value in zip(chunk, self._score_batch([parts for _, parts in chunk]), strict=True):
+                out[i] = value
+        for v in out:
+            self.stats.record(v)
+        return out
+
+    def encode(self, prompts: Sequence[list[Part]]) -> dict[str, torch.Tensor]:
+        """Chat-template and process a batch of prompts (right-padded), on the model's device."""
+        texts, imgs = [], []
+        for parts in prompts:
+            content = [{"type": "image"} if k == "image" else {"type": "text", "text": v} for k, v in parts]
+            texts.append(
+                self.processor.apply_chat_template(
+                    [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+                )
+            )
+            imgs.append([to_pil(v) for k, v in parts if k == "image"])
+        enc = self.processor(text=texts, images=imgs, padding=True, return_tensors="pt")
+        return {
+            k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+            for k, v in enc.items()
+            if isinstance(v, torch.Tensor)
+        }
+
+    def _last_logits(self, enc: dict[str, torch.Tensor], last: torch.Tensor) -> torch.Tensor:
+        """The logits at position ``last[b]`` of each row b, shape [B, V] (float32)."""
+        kwargs: dict[str, Any] = {}
+        uniq = torch.unique(last)
+        if self._keep:
+            kwargs["logits_to_keep"] = uniq
+        with torch.inference_mode():
+            logits = self.model(**enc, **kwargs).logits
+        col = torch.searchsorted(uniq, last) if self._keep else last
+        return logits[torch.arange(len(last), device=logits.device), col.to(logits.device)].float()
+
+    def _score_batch(self, prompts: Sequence[list[Part]]) -> list[Any]:
+        enc = self.encode(prompts)
+        mask = enc["attention_mask"]
+        last = mask.shape[1] - 1 - mask.flip(1).argmax(1)
+        logits = self._last_logits(enc, last)
+        tokens = self.tokens
+        q = self._p_ten_given_one(enc, last, logits) if tokens.ten_split else None
+        dist = score_distribution(logits, tokens, q)
+        values, mass = expected_score(dist), score_mass(logits, tokens)
+        out: list[Any] = []
+        for b in range(len(prompts)):
+            if not torch.isfinite(logits[b]).all() or not torch.isfinite(values[b]):
+                out.append(JudgeError("non-finite", "the model produced non-finite logits"))
+            elif float(mass[b]) < self.params.min_score_mass:
+                out.append(
+                    JudgeError(
+                        "off-format",
+                        f"score tokens hold {float(mass[b]):.1%} of the next-token probability "
+                        f"(min_score_mass={self.params.min_score_mass}); the model is not answering with a score",
+                    )
+                )
+            else:
+                out.append(float(values[b]))
+        return out
+
+    def _p_ten_given_one(self, enc: dict[str, torch.Tensor], last: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """P("0" | prompt, "1") per row: one more forward pass with each row's likeliest "1" token appended."""
+        ones = torch.tensor(self.tokens.ids[1], device=logits.device)
+        one = ones[logits[:, ones].argmax(-1)]
+        ids = enc["input_ids"]
+        pad_id = getattr(getattr(self.processor, "tokenizer", self.processor), "pad_token_id", 0) or 0
+        ext: dict[str, torch.Tensor] = {}
+        for k, v in enc.items():
+            if v.dim() >= 2 and v.shape[:2] == ids.shape:
+                fill = pad_id if k == "input_ids" else 0
+                ext[k] = torch.cat([v, torch.full_like(v[:, :1], fill)], dim=1)
+            else:
+                ext[k] = v
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        pos = last + 1
+        ext["input_ids"][rows, pos] = one.to(ids.device)
+        ext["attention_mask"][rows, pos] = 1
+        nxt = self._last_logits(ext, pos)
+        return torch.softmax(nxt, dim=-1)[:, list(self.tokens.zero_ids)].sum(-1)

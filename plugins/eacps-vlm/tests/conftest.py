@@ -1,0 +1,184 @@
+"""Fixtures: a tiny random LLaVA checkpoint (built from configs, saved as safetensors) and a fake
+OpenAI-compatible chat-completions server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from eacps_vlm.criteria import ANSWER, HARDENING, IDENTITY, REALISM, _CONSISTENCY_PRIOR, _CONSISTENCY_PROMPT
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_vlm(path: Path, *, ten_token: bool = False, seed: int = 0, safetensors: bool = True) -> Path:
+    """A 2-layer LLaVA (CLIP vision tower + Llama text model) with a BPE tokenizer trained on the judge
+    prompts (digits split one per token, like Qwen/Llama tokenizers), a CLIP image processor and a chat
+    template. ``ten_token`` adds "10" as a single token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    specials = ["<pad>", "<s>", "</s>", "<image>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    corpus = [REALISM.instruction, IDENTITY.instruction, _CONSISTENCY_PROMPT, _CONSISTENCY_PRIOR, HARDENING]
+    corpus += list(ANSWER.values()) + ["user assistant candidate image reference prior a red cube on a table"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=420, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    if ten_token:
+        tokenizer.add_tokens(["10"])
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
+        chat_template=CHAT_TEMPLATE, num_additional_image_tokens=1,
+    )
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+            patch_size=8,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+            max_position_embeddings=1024,
+        ),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    with torch.no_grad():  # a sharper next-token distribution than the default init gives
+        model.lm_head.weight.mul_(40.0)
+    path.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(path)
+    if safetensors:
+        model.save_pretrained(path)
+    else:
+        config.save_pretrained(path)
+        torch.save(model.state_dict(), path / "pytorch_model.bin")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_ten(tmp_path_factory) -> Path:
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm-ten"), ten_token=True, seed=1)
+
+
+# -- a fake OpenAI-compatible server ------------------------------------------------------------------------
+Reply = tuple[int, Any, float]  # (HTTP status, body: dict | str | bytes, delay seconds)
+
+
+def completion(content: str | None, *, refusal: str | None = None, finish: str = "stop", logprobs=None) -> dict:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": "fake",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+                "finish_reason": finish,
+                "logprobs": logprobs,
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+class FakeServer:
+    """Speaks ``POST /v1/chat/completions``. ``script(request, n)`` -> (status, body, delay) decides each reply;
+    every request (JSON body + headers) is recorded. At most ``limit`` requests are served."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.script: Callable[[dict, int], Reply] = lambda req, n: (200, completion('{"explanation":"x","score":5}'), 0)
+        self.limit = limit
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                req = json.loads(body)
+                with server.lock:
+                    n = len(server.requests)
+                    server.requests.append(req)
+                    server.headers.append(dict(self.headers))
+                if n >= server.limit:
+                    status, payload, delay = 503, {"error": {"message": "test server request limit"}}, 0.0
+                else:
+                    status, payload, delay = server.script(req, n)
+                time.sleep(delay)
+                data = payload if isinstance(payload, bytes) else (
+                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                )
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    try:
+        yield s
+    finally:
+        s.close()
