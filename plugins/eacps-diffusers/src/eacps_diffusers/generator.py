@@ -1,0 +1,463 @@
+"""``DiffusersGenerator``: any diffusers text-to-image / edit / img2img pipeline as an eacps generator.
+
+Noise modes
+-----------
+* ``latents`` (known text-to-image families, table ``FAMILIES``): the generator computes the initial-noise
+  shape from the pipeline's own components, materializes each recipe in that shape (batch dim 1) and
+  passes ``latents=`` (packed exactly as the pipeline packs, for FLUX-like families). A seed-only recipe
+  draws the same numbers as ``pipe(..., generator=torch.Generator("cpu").manual_seed(seed))``. Each
+  candidate also gets its own CPU generator, seeded and advanced past the initial draw exactly as in
+  the vanilla call, so stochastic schedulers (ancestral, DDPM, eta > 0) reproduce too.
+* ``generator`` (img2img, inpaint, and any pipeline not in ``FAMILIES``): ``latents=`` is not the initial
+  noise, so the pipeline draws it from ``generator=[one CPU generator per candidate]``; only seed-only
+  recipes are accepted, and noise-space recipes are refused before any compute.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from eacps import Condition, Generated, Generator, Params, Recipe
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ModelLoadError(RuntimeError):
+    """A pipeline could not be loaded; the message is one line and says what to do."""
+
+
+class DiffusersParams(Params):
+    model: str = Field(..., description="hub id or local folder for DiffusionPipeline.from_pretrained")
+    pipeline_class: str | None = Field(
+        None, description="explicit diffusers pipeline class name, e.g. 'StableDiffusionXLImg2ImgPipeline'"
+    )
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    variant: str | None = Field(None, description="weights variant, e.g. 'fp16'")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: float32 on CPU, bfloat16 on CUDA when supported else float16"
+    )
+    device: str | None = Field(None, description="torch device; default cuda, then mps, then cpu")
+    cpu_offload: bool = Field(False, description="enable_model_cpu_offload() instead of moving to device")
+    scheduler: str | None = Field(None, description="diffusers scheduler class name to use instead of the default")
+    scheduler_kwargs: dict[str, Any] = Field(default_factory=dict, description="config overrides for the scheduler")
+    steps: int | None = Field(None, ge=1, description="num_inference_steps; default: the pipeline's own default")
+    guidance_scale: float | None = Field(None, description="default: the pipeline's own default")
+    height: int | None = Field(None, ge=8)
+    width: int | None = Field(None, ge=8)
+    negative_prompt: str | None = Field(None, description="used when the condition has none")
+    call_kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for every call")
+    image_input: Literal["auto", "prior", "reference", "none"] = Field(
+        "auto", description="which condition image is passed as image=: auto = reference, else prior"
+    )
+    local_files_only: bool = Field(True, description="never reach the hub unless set to false (safe default)")
+    trust_remote_code: bool = Field(False, description="allow custom pipeline/component code from the repo")
+    allow_pickle_weights: bool = Field(False, description="accept .bin/.ckpt (pickle) weights; default safetensors")
+    cache_dir: str | None = None
+    max_batch_size: int = Field(8, ge=1, description="candidates per pipeline call (halved on out-of-memory)")
+    noise_mode: Literal["auto", "latents", "generator"] = Field(
+        "auto", description="auto: latents= for known text-to-image families, per-candidate generators otherwise"
+    )
+    black_threshold: float = Field(1.0 / 255.0, ge=0, description="images whose max is below this are FILTERED")
+
+
+# -- families ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Family:
+    """How a text-to-image pipeline draws its initial noise (mirrors its ``prepare_latents``)."""
+
+    name: str
+    channels: Callable[[Any], int]
+    packed: bool = False  # FLUX-like: draw (B, C, 2*(H//(2 vsf)), ...) then ``_pack_latents``
+    bins: dict[int, str] = field(default_factory=dict)  # transformer sample_size -> ASPECT_RATIO_*_BIN
+    float32_noise: bool = False  # draws in float32 whatever the model dtype (Sana)
+
+
+def _unet_ch(p: Any) -> int:
+    return int(p.unet.config.in_channels)
+
+
+def _tr_ch(p: Any) -> int:
+    return int(p.transformer.config.in_channels)
+
+
+def _flux_ch(p: Any) -> int:
+    return int(p.transformer.config.in_channels) // 4
+
+
+_PIXART_A = {128: "ASPECT_RATIO_1024_BIN", 64: "ASPECT_RATIO_512_BIN", 32: "ASPECT_RATIO_256_BIN"}
+_PIXART_S = {256: "ASPECT_RATIO_2048_BIN", **_PIXART_A}
+_SANA = {
+    128: "ASPECT_RATIO_4096_BIN",
+    64: "ASPECT_RATIO_2048_BIN",
+    32: "ASPECT_RATIO_1024_BIN",
+    16: "ASPECT_RATIO_512_BIN",
+}
+
+FAMILIES: dict[str, Family] = {
+    "StableDiffusionPipeline": Family("sd", _unet_ch),
+    "StableDiffusionXLPipeline": Family("sdxl", _unet_ch),
+    "StableDiffusion3Pipeline": Family("sd3", _tr_ch),
+    "FluxPipeline": Family("flux", _flux_ch, packed=True),
+    "PixArtAlphaPipeline": Family("pixart-alpha", _tr_ch, bins=_PIXART_A),
+    "PixArtSigmaPipeline": Family("pixart-sigma", _tr_ch, bins=_PIXART_S),
+    "SanaPipeline": Family("sana", _tr_ch, bins=_SANA, float32_noise=True),
+}
+"""Pipelines whose ``latents=`` is the initial noise, with the rule for its shape. Others: generator mode."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def _default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _clear_cache(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device.type == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+class DiffusersGenerator(Generator):
+    """Runs a diffusers pipeline; owns the seed -> noise mapping so winning seeds work in plain diffusers."""
+
+    name = "diffusers"
+    Params = DiffusersParams
+
+    def __init__(self, params: DiffusersParams | None = None, *, pipe: Any = None, **kwargs: Any) -> None:
+        if params is None:
+            params = DiffusersParams(**kwargs)
+        elif kwargs:
+            raise TypeError("pass either params or keyword parameters, not both")
+        super().__init__(params)
+        self.params: DiffusersParams
+        self._pipe = pipe
+        self._batch_limit = params.max_batch_size
+        if pipe is not None:
+            self._prepare(pipe, move=params.device is not None or params.cpu_offload)
+
+    @classmethod
+    def from_pipe(cls, pipe: Any, **params: Any) -> DiffusersGenerator:
+        """Wrap an already built pipeline (notebooks, tests). ``model`` labels it in the fingerprint."""
+        params.setdefault("model", f"in-memory:{type(pipe).__name__}:{id(pipe):x}")
+        if "dtype" not in params:
+            dt = _module_dtype(pipe)
+            params["dtype"] = next((k for k, v in DTYPES.items() if v == dt), "float32")
+        return cls(DiffusersParams(**params), pipe=pipe)
+
+    # -- loading ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.params.device or _default_device())
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        if self.params.dtype != "auto":
+            return DTYPES[self.params.dtype]
+        dev = self.device
+        if dev.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if dev.type == "mps":
+            return torch.float16
+        return torch.float32
+
+    @property
+    def pipe(self) -> Any:
+        """The pipeline, loaded on first use."""
+        if self._pipe is None:
+            self._pipe = self._load()
+            self._prepare(self._pipe, move=True)
+        return self._pipe
+
+    def _pipeline_cls(self) -> type:
+        import diffusers
+
+        name = self.params.pipeline_class
+        if name is None:
+            return diffusers.DiffusionPipeline
+        cls = getattr(diffusers, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
+            raise ModelLoadError(f"unknown diffusers pipeline class {name!r}")
+        return cls
+
+    def _load(self) -> Any:
+        p = self.params
+        cls = self._pipeline_cls()
+        kwargs: dict[str, Any] = {
+            "torch_dtype": self.torch_dtype,
+            "local_files_only": p.local_files_only,
+            "trust_remote_code": p.trust_remote_code,
+            "use_safetensors": None if p.allow_pickle_weights else True,
+        }
+        for k in ("revision", "variant", "cache_dir"):
+            if getattr(p, k) is not None:
+                kwargs[k] = getattr(p, k)
+        try:
+            return cls.from_pretrained(p.model, **kwargs)
+        except Exception as exc:
+            hint = ""
+            msg = str(exc)
+            if "safetensors" in msg.lower() and not p.allow_pickle_weights:
+                hint = " (only safetensors weights are loaded; set allow_pickle_weights=true to accept .bin files)"
+            elif p.local_files_only:
+                hint = " (local_files_only=true: download it first, or set local_files_only=false)"
+            raise ModelLoadError(
+                f"cannot load diffusers model {p.model!r}{hint}: {type(exc).__name__}: {_one_line(exc)}"
+            ) from None
+
+    def _prepare(self, pipe: Any, *, move: bool) -> None:
+        import diffusers
+
+        p = self.params
+        if p.scheduler is not None:
+            cls = getattr(diffusers, p.scheduler, None)
+            if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+                raise ValueError(f"unknown diffusers scheduler {p.scheduler!r}")
+            pipe.scheduler = cls.from_config(pipe.scheduler.config, **p.scheduler_kwargs)
+        elif p.scheduler_kwargs:
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, **p.scheduler_kwargs)
+        if move:
+            if p.cpu_offload:
+                pipe.enable_model_cpu_offload(device=self.device)
+            else:
+                pipe.to(self.device)
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        self._signature = inspect.signature(type(pipe).__call__).parameters
+
+    # -- families and noise ------------------------------------------------------------------------
+    @property
+    def family(self) -> Family | None:
+        """The known text-to-image family in latents mode, or None (generator mode)."""
+        if self.params.noise_mode == "generator":
+            return None
+        fam = FAMILIES.get(type(self.pipe).__name__)
+        if fam is None and self.params.noise_mode == "latents":
+            raise ValueError(
+                f"noise_mode='latents' is not supported for {type(self.pipe).__name__}; known: {sorted(FAMILIES)}"
+            )
+        return fam
+
+    @property
+    def supports_noise_recipes(self) -> bool:  # type: ignore[override]
+        """Noise-space recipes need ``latents=`` to be the initial noise (known text-to-image families)."""
+        return self.family is not None
+
+    def _call_default(self, name: str) -> Any:
+        par = self._signature.get(name)
+        return None if par is None or par.default is inspect.Parameter.empty else par.default
+
+    @property
+    def default_steps(self) -> int:
+        return int(self.params.steps or self._call_default("num_inference_steps") or 50)
+
+    def size(self) -> tuple[int, int]:
+        """(height, width) passed to every call: the params, else the pipeline's own default."""
+        pipe, p = self.pipe, self.params
+        vsf = int(getattr(pipe, "vae_scale_factor", 8))
+        default = self._call_default("height"), self._call_default("width")
+        if default[0] is None or default[1] is None:
+            ss = getattr(pipe, "default_sample_size", None)
+            if ss is None:
+                den = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+                ss = getattr(getattr(den, "config", None), "sample_size", 64)
+            h, w = (ss, ss) if isinstance(ss, int) else tuple(ss)
+            default = (int(h) * vsf, int(w) * vsf)
+        return (p.height or default[0], p.width or default[1])
+
+    def _latent_hw(self, fam: Family, kwargs: dict[str, Any] | None = None) -> tuple[int, int]:
+        pipe = self.pipe
+        h, w = self.size()
+        kw = {**self.params.call_kwargs, **(kwargs or {})}
+        if fam.bins and kw.get("use_resolution_binning", self._call_default("use_resolution_binning")):
+            ss = pipe.transformer.config.sample_size
+            if ss not in fam.bins:
+                raise ValueError(
+                    f"{type(pipe).__name__}: resolution binning has no table for sample_size={ss}; "
+                    "set call_kwargs.use_resolution_binning=false"
+                )
+            ratios = getattr(sys.modules[type(pipe).__module__], fam.bins[ss])
+            h, w = pipe.image_processor.classify_height_width_bin(h, w, ratios=ratios)
+        vsf = int(pipe.vae_scale_factor)
+        if fam.packed:
+            return 2 * (int(h) // (vsf * 2)), 2 * (int(w) // (vsf * 2))
+        return int(h) // vsf, int(w) // vsf
+
+    def noise_shape(self, condition: Condition) -> tuple[int, ...]:
+        """The unpacked shape the pipeline draws with ``randn_tensor`` at batch size 1."""
+        fam = self.family
+        if fam is None:
+            raise ValueError(f"{type(self.pipe).__name__} draws its own noise (generator mode); no noise shape")
+        h, w = self._latent_hw(fam)
+        return (1, fam.channels(self.pipe), h, w)
+
+    @property
+    def noise_dtype(self) -> torch.dtype:
+        fam = self.family
+        if fam is not None and fam.float32_noise:
+            return torch.float32
+        return _module_dtype(self.pipe)
+
+    def pipeline_latents(self, noise: torch.Tensor) -> torch.Tensor:
+        """Unpacked initial noise (B, C, h, w) -> what the pipeline's ``latents=`` expects."""
+        fam = self.family
+        if fam is not None and fam.packed:
+            b, c, h, w = noise.shape
+            return type(self.pipe)._pack_latents(noise, b, c, h, w)
+        return noise
+
+    def _generators(self, recipes: Sequence[Recipe], shape: tuple[int, ...] | None) -> list[torch.Generator]:
+        """One CPU generator per candidate, in the state the vanilla call leaves it after the initial draw."""
+        gens = []
+        for r in recipes:
+            seed = r.seed if r.is_seed_only else _key_seed(r)
+            g = torch.Generator("cpu").manual_seed(int(seed))  # type: ignore[arg-type]
+            if shape is not None:
+                torch.randn(shape, generator=g, dtype=self.noise_dtype)  # advance past the initial draw
+            gens.append(g)
+        return gens
+
+    # -- fingerprint -------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        import diffusers
+
+        p = self.params
+        d = p.model_dump(exclude={"max_batch_size", "local_files_only", "cache_dir", "device", "cpu_offload"})
+        d["dtype"] = str(self.torch_dtype).removeprefix("torch.")
+        d["device_type"] = self.device.type
+        d["pipeline_class"] = type(self._pipe).__name__ if self._pipe is not None else (p.pipeline_class or "auto")
+        d["diffusers"] = diffusers.__version__
+        return d
+
+    # -- generation --------------------------------------------------------------------------------
+    def _kwargs(self, condition: Condition, steps: int) -> dict[str, Any]:
+        p, sig = self.params, self._signature
+        kw: dict[str, Any] = {"prompt": condition.prompt or ""}
+        neg = condition.negative_prompt if condition.negative_prompt is not None else p.negative_prompt
+        if neg is not None and "negative_prompt" in sig:
+            kw["negative_prompt"] = neg
+        kw["num_inference_steps"] = steps
+        if p.guidance_scale is not None:
+            kw["guidance_scale"] = p.guidance_scale
+        if "height" in sig and "width" in sig:
+            kw["height"], kw["width"] = self.size()
+        image = self._condition_image(condition)
+        if image is not None:
+            kw["image"] = image
+        kw["output_type"] = "np"
+        kw.update(p.call_kwargs)
+        return kw
+
+    def _condition_image(self, condition: Condition) -> np.ndarray | None:
+        mode = self.params.image_input
+        if mode == "none" or "image" not in self._signature:
+            return None
+        img = {"prior": condition.prior, "reference": condition.reference}.get(mode)
+        if mode == "auto":
+            img = condition.reference if condition.reference is not None else condition.prior
+        return None if img is None else np.asarray(img, dtype=np.float32)
+
+    def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> list[Generated]:
+        recipes = list(recipes)
+        self.check(recipes)
+        if self.family is None:
+            bad = [r.key for r in recipes if not r.is_seed_only]  # also when the engine skipped check()
+            if bad:
+                raise ValueError(f"{type(self.pipe).__name__} accepts seed-only recipes; got {bad[:3]}")
+        kwargs = self._kwargs(condition, int(steps or self.default_steps))
+        out: list[Generated] = []
+        for i in range(0, len(recipes), self._batch_limit):
+            out.extend(self._run_split(recipes[i : i + self._batch_limit], condition, kwargs))
+        return out
+
+    def _run_split(self, recipes: list[Recipe], condition: Condition, kwargs: dict[str, Any]) -> list[Generated]:
+        try:
+            return self._run(recipes, condition, kwargs)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            reason = f"out of memory at batch size {len(recipes)}: {_one_line(exc)}"
+        _clear_cache(self.device)
+        if len(recipes) == 1:
+            return [Generated.failed(reason)]
+        half = (len(recipes) + 1) // 2
+        self._batch_limit = max(1, min(self._batch_limit, half))  # later calls start at the size that fitted
+        return self._run_split(recipes[:half], condition, kwargs) + self._run_split(recipes[half:], condition, kwargs)
+
+    def _run(self, recipes: list[Recipe], condition: Condition, kwargs: dict[str, Any]) -> list[Generated]:
+        n = len(recipes)
+        kw = dict(kwargs)
+        fam = self.family
+        if fam is not None:
+            noise = self.noises(recipes, condition)
+            kw["latents"] = self.pipeline_latents(noise).to(self.device)
+            kw["generator"] = self._generators(recipes, self.noise_shape(condition))
+        else:
+            kw["generator"] = self._generators(recipes, None)
+        if "num_images_per_prompt" in self._signature:
+            kw["num_images_per_prompt"] = n
+        else:
+            kw["prompt"] = [kw["prompt"]] * n
+        output = self._invoke(kw)
+        images = np.asarray(output.images, dtype=np.float32)
+        if images.shape[0] != n:
+            raise RuntimeError(f"pipeline returned {images.shape[0]} images for {n} candidates")
+        nsfw = getattr(output, "nsfw_content_detected", None) or [False] * n
+        return [self._judge(images[i], bool(nsfw[i])) for i in range(n)]
+
+    def _invoke(self, kwargs: dict[str, Any]) -> Any:
+        """One pipeline call (a seam for tests: out-of-memory injection, call capture)."""
+        return self.pipe(**kwargs)
+
+    def _judge(self, image: np.ndarray, nsfw: bool) -> Generated:
+        if nsfw:
+            return Generated.filtered("safety checker flagged the image", image)
+        if not np.isfinite(image).all():
+            return Generated.filtered("image contains NaN/inf values")
+        if float(image.max()) < self.params.black_threshold:
+            return Generated.filtered("all-black image")
+        return Generated(np.ascontiguousarray(image))
+
+
+def _module_dtype(pipe: Any) -> torch.dtype:
+    for name in ("text_encoder", "unet", "transformer", "vae"):
+        mod = getattr(pipe, name, None)
+        if isinstance(mod, torch.nn.Module):
+            return next(mod.parameters()).dtype
+    return torch.float32
+
+
+def _key_seed(recipe: Recipe) -> int:
+    """A stable 63-bit seed for the auxiliary generator of a noise-space recipe (from its canonical key)."""
+    return int.from_bytes(hashlib.sha256(recipe.key.encode()).digest()[:8], "big") % (2**63 - 1) or 1
+
+
+__all__ = ["FAMILIES", "DiffusersGenerator", "DiffusersParams", "Family", "ModelLoadError"]
