@@ -160,6 +160,7 @@ class DiffusersGenerator(Generator):
         super().__init__(params)
         self.params: DiffusersParams
         self._pipe = pipe
+        self._in_memory = pipe is not None
         self._batch_limit = params.max_batch_size
         if pipe is not None:
             self._prepare(pipe, move=params.device is not None or params.cpu_offload)
@@ -353,7 +354,8 @@ class DiffusersGenerator(Generator):
         d = p.model_dump(exclude={"max_batch_size", "local_files_only", "cache_dir", "device", "cpu_offload"})
         d["dtype"] = str(self.torch_dtype).removeprefix("torch.")
         d["device_type"] = self.device.type
-        d["pipeline_class"] = type(self._pipe).__name__ if self._pipe is not None else (p.pipeline_class or "auto")
+        # stable before and after loading: model + revision decide the class unless it is explicit
+        d["pipeline_class"] = type(self._pipe).__name__ if self._in_memory else (p.pipeline_class or "auto")
         d["diffusers"] = diffusers.__version__
         return d
 

@@ -1,0 +1,62 @@
+"""Pipelines whose latents= is not the initial noise: per-candidate generators, seed-only recipes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from eacps_diffusers import DiffusersGenerator
+from eacps_diffusers.tiny import tiny_pipeline, vanilla
+
+from eacps import Condition, Recipe, Status
+
+REF = np.linspace(0, 1, 32 * 32 * 3, dtype=np.float32).reshape(32, 32, 3)
+
+
+@pytest.fixture
+def gen_pipe():
+    pipe = tiny_pipeline("sd-img2img")
+    return DiffusersGenerator.from_pipe(pipe, steps=4, call_kwargs={"strength": 0.6}), pipe
+
+
+def cond(**kw) -> Condition:
+    return Condition(id="edit", prompt="a photo of a cat", **kw)
+
+
+def test_seed_recipe_reproduces_vanilla_img2img(gen_pipe):
+    gen, pipe = gen_pipe
+    assert gen.family is None and gen.supports_noise_recipes is False
+    (g,) = gen.generate([Recipe.from_seed(5)], cond(reference=REF))
+    expected = vanilla(pipe, "a photo of a cat", 5, steps=4, size=None, image=REF, strength=0.6)
+    assert g.status is Status.OK and np.array_equal(g.image, expected)
+
+
+def test_batched_img2img_equals_single(gen_pipe):
+    gen, _ = gen_pipe
+    recipes = [Recipe.from_seed(s) for s in (1, 2, 3)]
+    batched = gen.generate(recipes, cond(reference=REF))
+    for r, b in zip(recipes, batched, strict=True):
+        (single,) = gen.generate([r], cond(reference=REF))
+        np.testing.assert_allclose(b.image, single.image, atol=1e-4, rtol=0)
+    assert not np.allclose(batched[0].image, batched[2].image, atol=1e-3)
+
+
+def test_image_input_prefers_reference_then_prior(gen_pipe):
+    gen, _ = gen_pipe
+    other = 1.0 - REF
+    (a,) = gen.generate([Recipe.from_seed(1)], cond(prior=other))
+    (b,) = gen.generate([Recipe.from_seed(1)], cond(prior=other, reference=REF))
+    (c,) = gen.generate([Recipe.from_seed(1)], cond(reference=REF))
+    assert np.array_equal(b.image, c.image) and not np.allclose(a.image, c.image, atol=1e-3)
+
+
+def test_noise_space_recipe_is_refused_before_compute(gen_pipe, monkeypatch):
+    gen, _ = gen_pipe
+    calls = []
+    monkeypatch.setattr(gen, "_invoke", lambda kw: calls.append(kw))
+    with pytest.raises(ValueError, match="seed-only"):
+        gen.generate([Recipe.from_seed(1), Recipe.from_seed(1).pcn(0.2, 3)], cond(reference=REF))
+    with pytest.raises(ValueError, match="seed-only"):
+        gen.check([Recipe(basis=(1, 2), coeffs=(1.0, 1.0))])
+    assert calls == []
+    with pytest.raises(ValueError, match="generator mode"):
+        gen.noise_shape(cond(reference=REF))
