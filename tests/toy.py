@@ -18,6 +18,7 @@ class ToyGeneratorParams(Params):
     sleep: float = Field(0.0, ge=0, description="seconds per batch (for kill/resume tests)")
     black_below: float | None = Field(None, description="images whose noise mean is below this are all black")
     fail_all: bool = False
+    log: str | None = Field(None, description="append the key of every generated recipe to this file")
 
 
 class ToyGenerator(Generator):
@@ -39,7 +40,7 @@ class ToyGenerator(Generator):
         return self.params.steps
 
     def settings(self):
-        return self.params.model_dump()
+        return self.params.model_dump(exclude={"log", "sleep"})
 
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None):
         self.calls += 1
@@ -57,6 +58,9 @@ class ToyGenerator(Generator):
                 img = np.zeros_like(img)
             out.append(Generated(img))
         self.generated += len(recipes)
+        if self.params.log:
+            with open(self.params.log, "a") as f:
+                f.writelines(f"{condition.id} {r.key}\n" for r in recipes)
         return out
 
 

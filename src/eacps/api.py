@@ -31,7 +31,7 @@ def make_strategy(strategy: str | type[Strategy] | Strategy, params: dict[str, A
     if isinstance(strategy, Strategy):
         return strategy
     if isinstance(strategy, str):
-        return create("strategy", strategy, params, where="search.strategy", budget=budget, seed=seed)
+        return create("strategy", strategy, params, section="search", field="strategy", budget=budget, seed=seed)
     p = validate_params(strategy.Params, params or {}, "search.params")
     return strategy(p, budget=budget, seed=seed)
 
@@ -86,11 +86,11 @@ def load_run(path: str | Path) -> tuple[RunConfig, Generator, Potential, list[Co
 
 def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Condition]]:
     conditions = build_conditions(cfg, base_dir)
-    for s in cfg.searches:  # validate strategy names and params before loading any model
+    for s in cfg.all_searches():  # validate strategy names and params before loading any model
         make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)
     potential = build_potential(cfg.potential)
     check_conditions(conditions, potential)
-    generator = create("generator", cfg.generator.name, cfg.generator.params, where="generator.name")
+    generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
     return generator, potential, conditions
 
 
@@ -110,7 +110,7 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
         store.set_meta("config", current)
         engine = Engine(generator, potential, store, progress=progress)
         results = []
-        for s in cfg.searches:
+        for s in cfg.all_searches():
             engine.batch_size, engine.max_steps = s.batch_size, s.max_steps
             for cond in conditions:
                 strat = make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)

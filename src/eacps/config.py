@@ -30,7 +30,7 @@ def _loc(prefix: str, loc: tuple) -> str:
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     e = err.errors(include_url=False)[0]
-    msg = e["msg"]
+    msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown field"
         fields = getattr(err, "_allowed", None)
@@ -55,17 +55,20 @@ def validate_params(model: type[Params], data: dict[str, Any], where: str) -> Pa
         raise ConfigError(format_validation_error(err, where)) from None
 
 
-def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, *, where: str = "", **kw: Any):
-    """Instantiate a registered plugin with validated params; errors name ``where`` and the known names."""
+def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, *, section: str = "",
+           field: str = "name", **kw: Any):
+    """Instantiate a registered plugin with validated params. Errors name the config field
+    (``{section}.{field}`` for the name, ``{section}.params.*`` for parameters) and the known names."""
+    where = f"{section}.{field}" if section else kind
     try:
         cls = plugins.get(kind, name)
     except plugins.UnknownPluginError as exc:
-        raise ConfigError(f"{where or kind}: {exc}") from None
-    p = validate_params(cls.Params, params or {}, f"{where}.params" if where else "params")
+        raise ConfigError(f"{where}: {exc}") from None
+    p = validate_params(cls.Params, params or {}, f"{section}.params" if section else "params")
     try:
         return cls(p, **kw)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
-        raise ConfigError(f"{where or kind}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 class Section(BaseModel):
@@ -117,24 +120,28 @@ class ConditionConfig(Section):
 class RunConfig(Section):
     generator: GeneratorConfig
     potential: PotentialConfig
-    search: SearchConfig | list[SearchConfig] = Field(default_factory=SearchConfig)
+    search: SearchConfig | None = Field(None, description="one search per condition ([search])")
+    searches: list[SearchConfig] = Field(default_factory=list, description="several searches ([[searches]])")
     conditions: list[ConditionConfig] = Field(min_length=1)
     output: Literal["images", "none"] = "images"
 
     @model_validator(mode="after")
     def _unique(self) -> RunConfig:
+        if self.search is not None and self.searches:
+            raise ValueError("use either [search] or [[searches]], not both")
         ids = [c.id for c in self.conditions]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"condition ids must be unique; repeated: {', '.join(dup)}")
-        labels = [s.label or s.strategy for s in self.searches]
+        labels = [s.label or s.strategy for s in self.all_searches()]
         if len(set(labels)) != len(labels):
             raise ValueError("two searches share a label; set search.label")
         return self
 
-    @property
-    def searches(self) -> list[SearchConfig]:
-        return self.search if isinstance(self.search, list) else [self.search]
+    def all_searches(self) -> list[SearchConfig]:
+        if self.searches:
+            return list(self.searches)
+        return [self.search if self.search is not None else SearchConfig()]
 
 
 def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
@@ -158,7 +165,7 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
 def build_potential(cfg: PotentialConfig) -> Potential:
     criteria = []
     for name, c in cfg.criteria.items():
-        scorer = create("scorer", c.scorer, c.params, where=f"potential.criteria.{name}.scorer")
+        scorer = create("scorer", c.scorer, c.params, section=f"potential.criteria.{name}", field="scorer")
         weight = c.weight if c.weight is not None else REFERENCE_WEIGHTS[name]
         criteria.append(Criterion(name, scorer, weight, c.calibration))
     return Potential(criteria)

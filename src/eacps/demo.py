@@ -25,7 +25,7 @@ CONTESTANTS: list[tuple[str, str, dict[str, Any]]] = [
 
 def digits_potential() -> Potential:
     return Potential([
-        Criterion(name, create("scorer", f"digits-{name}", where=f"potential.criteria.{name}"), w)
+        Criterion(name, create("scorer", f"digits-{name}", section=f"potential.criteria.{name}", field="scorer"), w)
         for name, w in REFERENCE_WEIGHTS.items()
     ])
 
@@ -39,7 +39,7 @@ def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int =
                           "or run `make demo`)") from None
     out = Path(out)
     t0 = time.perf_counter()
-    generator = create("generator", "digits", where="generator.name")
+    generator = create("generator", "digits", section="generator")
     potential = digits_potential()
     tasks = eacps_digits.tasks(n_tasks, seed=seed)
     with Store.open(out, argv=["demo", str(out)]) as store:

@@ -71,7 +71,7 @@ class Registry:
 
     def collect(self) -> None:
         for kind, hook in HOOKS.items():
-            for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):  # registration order
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
                 plugin = impl.plugin_name
 
                 def register(cls: type, *, _kind: Kind = kind, _plugin: str = plugin) -> None:

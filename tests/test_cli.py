@@ -1,0 +1,116 @@
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from eacps.cli import main
+
+GOOD = """
+[generator]
+name = "toy"
+
+[potential.criteria.realism]
+scorer = "toy-pixel"
+
+[potential.criteria.consistency]
+scorer = "toy-mean"
+
+[search]
+strategy = "eacps"
+budget = 20
+batch_size = 6
+
+[[conditions]]
+id = "a"
+prompt = "first"
+
+[[conditions]]
+id = "b"
+prompt = "second"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.toml"
+    p.write_text(text)
+    return p
+
+
+def test_run_show_report(tmp_path, toy_plugin, capsys):
+    cfg = write(tmp_path, GOOD)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    rows = sqlite3.connect(out / "store.sqlite").execute(
+        "SELECT role, COUNT(*) FROM candidates GROUP BY role ORDER BY role").fetchall()
+    assert rows == [("prior", 2), ("search", 40)]
+    assert main(["show", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "a/eacps/b20/s0" in text and "b/eacps/b20/s0" in text
+    assert (out / "report.html").exists()
+    assert main(["report", str(out), "--output", str(tmp_path / "r.html")]) == 0
+    assert "<table id='summary'>" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (('strategy = "eacps"', 'strategy = "nope"'), "search.strategy: unknown strategy 'nope'; known: best-of-n, eacps"),
+    (("budget = 20", "budget = -1"), "search.budget: Input should be greater than or equal to 1 (got -1)"),
+    (("budget = 20", 'budget = "ten"'), "search.budget: Input should be a valid integer"),
+    (("batch_size = 6", "batch_size = 6\nparams = { warp = 1 }"), "search.params.warp: unknown parameter; allowed: "
+                                                                  "k_global, m, k_local, neighborhood"),
+    (("batch_size = 6", 'batch_size = 6\nparams = { neighborhood = "far" }'),
+     "search.params.neighborhood: must be one of 'seed-offset' or 'pcn' (got 'far')"),
+    (('scorer = "toy-pixel"', 'scorer = "toy-pixel"\nweight = 0.0'), None),
+    (('scorer = "toy-mean"', 'scorer = "nope"'), "potential.criteria.consistency.scorer: unknown scorer 'nope'"),
+    (('prompt = "first"', 'reference = "missing.png"'), "conditions.0.reference: cannot read image"),
+    (('[generator]\nname = "toy"', '[generator]\nname = "toy"\nparams = { steps = 0 }'),
+     "generator.params.steps: Input should be greater than or equal to 1 (got 0)"),
+    (('[search]', 'colour = "red"\n[search]'), "colour: unknown field"),
+    (('id = "b"', 'id = "a"'), "condition ids must be unique; repeated: a"),
+])
+def test_config_errors_are_one_line_with_exit_2(tmp_path, toy_plugin, capsys, edit, expected):
+    text = GOOD.replace(*edit)
+    if expected is None:  # all weights zero
+        text = text.replace('scorer = "toy-mean"', 'scorer = "toy-mean"\nweight = 0.0')
+        expected = "weights are all zero"
+    assert text != GOOD
+    assert main(["run", str(write(tmp_path, text)), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_scorer_requirements_are_checked_before_any_compute(tmp_path, toy_plugin, capsys):
+    text = GOOD.replace('scorer = "toy-mean"', 'scorer = "toy-needs-prompt"').replace('prompt = "second"', "")
+    assert main(["run", str(write(tmp_path, text)), "--out", str(tmp_path / "run")]) == 2
+    assert "conditions.1 ('b'): lacks prompt, required by scorer 'toy-needs-prompt'" in capsys.readouterr().err
+
+
+def test_a_bad_config_writes_nothing_to_an_existing_run(tmp_path, toy_plugin, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, GOOD)), "--out", str(out), "--quiet"]) == 0
+    digest = hashlib.sha256((out / "store.sqlite").read_bytes()).hexdigest()
+    listing = sorted(p.name for p in out.rglob("*"))
+    for text in (GOOD.replace("budget = 20", "budget = -3"), GOOD.replace("budget = 20", "budget = 32")):
+        assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 2
+    assert "holds a run of a different config" in capsys.readouterr().err
+    assert hashlib.sha256((out / "store.sqlite").read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in out.rglob("*")) == listing
+
+
+def test_plugins_command_lists_distributions(toy_plugin, capsys):
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    kinds = {(p["kind"], p["name"]): p["distribution"] for p in data["plugins"]}
+    assert kinds[("strategy", "eacps")] == "eacps"
+    assert kinds[("generator", "toy")] == "(registered in process)"
+
+
+def test_help_mentions_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("demo", "run", "show", "report", "plugins"):
+        assert cmd in out
