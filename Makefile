@@ -1,0 +1,35 @@
+# `make demo` and `make test` each create/refresh .venv and install the root and every distribution under
+# plugins/ and strategies/ (editable) before running.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DISTS  := $(sort $(dir $(wildcard plugins/*/pyproject.toml strategies/*/pyproject.toml)))
+STAMP  := $(VENV)/.installed
+# torch is pinned to the CPU build (an open range would pull a multi-GB CUDA build).
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(DISTS)) Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]" $(addprefix -e ./,$(DISTS))
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/eacps demo
+
+lint: setup
+	$(VENV)/bin/ruff check src tests plugins strategies benchmarks
+
+test: setup lint
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) eacps-demo
