@@ -32,6 +32,7 @@ BUILTINS = (
     "eacps.strategies.best_of_n",
     "eacps.strategies.eacps",
     "eacps.strategies.zero_order",
+    "eacps.strategies.adaptive",
 )
 
 

@@ -1,0 +1,48 @@
+import math
+
+import numpy as np
+import pytest
+from test_strategies import drive
+
+from eacps import Result, Status
+from eacps.orderstats import expected_max_empirical, expected_max_std_normal, writeup_approximation
+from eacps.strategies.adaptive import Adaptive, AdaptiveParams
+from eacps.strategies.eacps import EACPS
+
+
+def test_exact_expected_maximum_matches_known_values_and_monte_carlo():
+    # the values quoted in the write-up's correction note
+    assert [round(expected_max_std_normal(n), 2) for n in (2, 4, 8, 20)] == [0.56, 1.03, 1.42, 1.87]
+    assert expected_max_std_normal(2) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-9)  # closed form
+    rng = np.random.default_rng(0)
+    mc = rng.standard_normal((200_000, 20)).max(axis=1).mean()
+    assert expected_max_std_normal(20) == pytest.approx(mc, abs=0.01)
+    # the approximation overstates small-N gains
+    assert writeup_approximation(0, 1, 2) - expected_max_std_normal(2) > 0.6
+
+
+def test_empirical_expected_maximum():
+    xs = [1.0, 2.0, 3.0]
+    assert expected_max_empirical(xs, 1) == pytest.approx(2.0)
+    # max of 2 draws from {1,2,3}: P(max=1)=1/9, P(2)=3/9, P(3)=5/9
+    assert expected_max_empirical(xs, 2) == pytest.approx((1 + 6 + 15) / 9)
+
+
+def test_adaptive_stops_when_the_predicted_gain_is_small():
+    flat = drive(Adaptive(AdaptiveParams(min_gain=0.05, min_samples=8), budget=64, seed=0), f=lambda r: 5.0, batch=8)
+    assert len(flat.history) == 8 and flat.stop()["predicted_gain"] == 0.0
+    # a wide spread of potentials: doubling still pays, so it uses the whole budget
+    wide = drive(Adaptive(AdaptiveParams(min_gain=0.05), budget=32, seed=0),
+                 f=lambda r: 10 * float(r.noise((1, 1, 2, 2))[0, 0, 0, 0]), batch=8)
+    assert len(wide.history) == 32 and "budget" in wide.stop()
+
+
+def test_adaptive_wraps_any_strategy_and_ignores_failures():
+    s = Adaptive(AdaptiveParams(strategy="eacps", min_gain=100.0, min_samples=4), budget=20, seed=1)
+    rs = s.ask(8)
+    assert rs == EACPS(budget=20, seed=1).ask(8)  # the wrapped strategy's own asks
+    s.tell([Result(r, Status.FAILED, None, reason="x") if i < 5 else Result(r, Status.OK, float(i))
+            for i, r in enumerate(rs)])
+    assert s.predicted_gain is None  # only 3 OK results: the rule waits for min_samples
+    with pytest.raises(ValueError, match="itself"):
+        Adaptive(AdaptiveParams(strategy="adaptive"), budget=8)
