@@ -16,6 +16,7 @@ import torch
 
 from eacps_vlm.criteria import ANSWER, HARDENING, IDENTITY, REALISM, _CONSISTENCY_PRIOR, _CONSISTENCY_PROMPT
 
+ONE_LOGIT, ZERO_LOGIT = 4.0, 16.0
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['content'] is string %}{{ m['content'] }}"
     "{% else %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}"
@@ -78,8 +79,17 @@ def build_tiny_vlm(path: Path, *, ten_token: bool = False, seed: int = 0, safete
     )
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
-    with torch.no_grad():  # a sharper next-token distribution than the default init gives
-        model.lm_head.weight.mul_(40.0)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40.0)  # a sharper next-token distribution than the default init gives
+        # give "1" then "0" real mass (so "10" = "1", "0" matters): point their output rows along the final
+        # hidden state at the answer position of a sample prompt (for "1") and after it (for "0")
+        sample = "<|im_start|>user\nRate the image.<|im_end|>\n<|im_start|>assistant\n"
+        rows = {}
+        for t, text, logit in (("1", sample, ONE_LOGIT), ("0", sample + "1", ZERO_LOGIT)):
+            h = model(**tokenizer([text], return_tensors="pt"), output_hidden_states=True).hidden_states[-1][0, -1]
+            rows[tokenizer.convert_tokens_to_ids(t)] = logit * h / h.norm() ** 2
+        for i, row in rows.items():
+            model.lm_head.weight[i] = row
     path.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(path)
     if safetensors:
