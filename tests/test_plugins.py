@@ -87,7 +87,7 @@ def test_autoload_can_be_disabled_or_limited(third_party, monkeypatch):
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(UnknownPluginError, match="unknown strategy 'nope'; known: .*best-of-n.*eacps"):
+    with pytest.raises(UnknownPluginError, match=r"unknown strategy 'nope'; known: .*best-of-n.*eacps"):
         build_registry(autoload=False).get("strategy", "nope")
 
 
