@@ -54,7 +54,8 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
 
 
 @pytest.mark.parametrize("edit, expected", [
-    (('strategy = "eacps"', 'strategy = "nope"'), "search.strategy: unknown strategy 'nope'; known: adaptive, best-of-n, eacps"),
+    (('strategy = "eacps"', 'strategy = "nope"'),
+     "search.strategy: unknown strategy 'nope'; known: adaptive, best-of-n, eacps"),
     (("budget = 20", "budget = -1"), "search.budget: Input should be greater than or equal to 1 (got -1)"),
     (("budget = 20", 'budget = "ten"'), "search.budget: Input should be a valid integer"),
     (("batch_size = 6", "batch_size = 6\nparams = { warp = 1 }"), "search.params.warp: unknown parameter; allowed: "
