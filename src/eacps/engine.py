@@ -85,17 +85,22 @@ class SearchResult:
         """Best potential after each candidate, in the order asked."""
         out, cur = [], None
         for c in self.history:
-            if c.status is Status.OK and (cur is None or c.potential > cur):
+            if eligible(c) and (cur is None or c.potential > cur):
                 cur = c.potential
             out.append(cur)
         return out
 
 
+def eligible(c: Candidate) -> bool:
+    """OK and at full fidelity: previews (explicit ``steps``), FAILED and FILTERED are never the best."""
+    return c.status is Status.OK and c.potential is not None and not c.recipe.is_preview
+
+
 def best_of(cands: Sequence[Candidate]) -> Candidate | None:
-    """argmax of the potential over OK candidates; the earliest wins ties. Never FAILED/FILTERED."""
+    """argmax of the potential over eligible candidates; the earliest wins ties."""
     best = None
     for c in cands:
-        if c.status is Status.OK and c.potential is not None and (best is None or c.potential > best.potential):
+        if eligible(c) and (best is None or c.potential > best.potential):
             best = c
     return best
 
@@ -122,6 +127,7 @@ class Engine:
         batch_size: int = 8,
         progress: bool = False,
         max_steps: int | None = None,
+        preview_potential: Potential | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -135,8 +141,12 @@ class Engine:
         self.batch_size = batch_size
         self.progress = progress
         self.max_steps = max_steps
-        self._fp = f"{generator.fingerprint()}:{potential.fingerprint()}"
-        self.criteria = [c.name for c in potential.criteria]
+        self.preview_potential = preview_potential
+        self._gen_fp = generator.fingerprint()
+
+    def potential_for(self, recipe: Recipe) -> Potential:
+        """Previews are scored by ``preview_potential`` when one is set (a scoring cascade)."""
+        return self.preview_potential if recipe.is_preview and self.preview_potential else self.potential
 
     # -- keys ---------------------------------------------------------------------------------
     def steps_of(self, recipe: Recipe) -> int:
@@ -145,7 +155,8 @@ class Engine:
     def cache_key(self, recipe: Recipe, condition: Condition) -> str:
         ref = None if condition.reference is None else hashlib.sha256(
             np.ascontiguousarray(condition.reference).tobytes()).hexdigest()[:16]
-        spec = [self._fp, condition.describe(), ref, recipe.with_steps(None).key, self.steps_of(recipe)]
+        spec = [self._gen_fp, self.potential_for(recipe).fingerprint(), condition.describe(), ref,
+                recipe.with_steps(None).key, self.steps_of(recipe)]
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -172,14 +183,19 @@ class Engine:
                     problem = _image_problem(g.image)
                     g = Generated.filtered(problem, g.image) if problem else Generated(quantize(g.image))
                 gens[i], secs[i] = g, dt
-        ok = [i for i, g in enumerate(gens) if g.status is Status.OK]
-        t0 = time.perf_counter()
-        scored = self.potential.evaluate([gens[i].image for i in ok], condition)
-        dt = (time.perf_counter() - t0) / max(1, len(ok))
         out: list[tuple[Generated, Any]] = [(g, None) for g in gens]
-        for i, s in zip(ok, scored, strict=True):
-            s.seconds = dt
-            out[i] = (gens[i], s)
+        by_potential: dict[int, list[int]] = defaultdict(list)
+        for i, g in enumerate(gens):
+            if g.status is Status.OK:
+                by_potential[id(self.potential_for(recipes[i]))].append(i)
+        for idx in by_potential.values():
+            pot = self.potential_for(recipes[idx[0]])
+            t0 = time.perf_counter()
+            scored = pot.evaluate([gens[i].image for i in idx], condition)
+            dt = (time.perf_counter() - t0) / len(idx)
+            for i, s in zip(idx, scored, strict=True):
+                s.seconds = dt
+                out[i] = (gens[i], s)
         for (g, _), sec in zip(out, secs, strict=True):
             g.seconds = sec
         return out
@@ -256,7 +272,7 @@ class Engine:
                                                 strategy=label)
                 strategy.tell([c.result for c in cands])
                 for c, new in zip(cands, computed, strict=True):
-                    cost.charge(c, self.criteria, computed=new)
+                    cost.charge(c, [k.name for k in self.potential_for(c.recipe).criteria], computed=new)
                 history.extend(cands)
                 best = best_of(history)
                 bar.update(len(cands))

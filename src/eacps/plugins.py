@@ -33,6 +33,7 @@ BUILTINS = (
     "eacps.strategies.eacps",
     "eacps.strategies.zero_order",
     "eacps.strategies.adaptive",
+    "eacps.strategies.multi_fidelity",
 )
 
 

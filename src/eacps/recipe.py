@@ -111,6 +111,11 @@ class Recipe:
 
     # -- properties ---------------------------------------------------------------------------
     @property
+    def is_preview(self) -> bool:
+        """A reduced-fidelity candidate (explicit ``steps``): scored, never returned as the best."""
+        return self.steps is not None
+
+    @property
     def is_seed_only(self) -> bool:
         """True when the noise is a plain seed draw (usable as ``generator=manual_seed(seed)``)."""
         return self.seed is not None and not self.moves

@@ -104,8 +104,8 @@ class Strategy(ABC):
 
     @property
     def best(self) -> Result | None:
-        """The argmax of the potential over every OK result (FAILED/FILTERED are never best)."""
-        ok = [r for r in self.history if r.ok]
+        """The argmax of the potential over OK full-fidelity results (FAILED/FILTERED/previews never are)."""
+        ok = [r for r in self.history if r.eligible]
         return max(ok, key=lambda r: r.potential) if ok else None  # first of ties wins
 
     @property

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from eacps.engine import best_of
+from eacps.engine import best_of, eligible
 from eacps.stats import bootstrap_ci
 from eacps.store import Candidate, Store
 from eacps.types import Status
@@ -39,7 +39,7 @@ def load_searches(store: Store) -> list[SearchRecord]:
         rec.best = best_of(cands)
         cur = None
         for c in cands:
-            if c.status is Status.OK and (cur is None or c.potential > cur):
+            if eligible(c) and (cur is None or c.potential > cur):
                 cur = c.potential
             rec.curve.append(cur)
         out.append(rec)

@@ -84,3 +84,8 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status is Status.OK and self.potential is not None
+
+    @property
+    def eligible(self) -> bool:
+        """Can be the best: OK and at full fidelity (previews never are)."""
+        return self.ok and not self.recipe.is_preview
