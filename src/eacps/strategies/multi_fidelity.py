@@ -16,6 +16,7 @@ ranked the finals (Spearman).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +37,7 @@ class MultiFidelityParams(Params):
     @field_validator("rungs")
     @classmethod
     def _increasing(cls, v: list[int]) -> list[int]:
-        if not v or any(s < 1 for s in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        if not v or any(s < 1 for s in v) or any(b <= a for a, b in itertools.pairwise(v)):
             raise ValueError("rungs must be a non-empty increasing list of positive step counts")
         return v
 
