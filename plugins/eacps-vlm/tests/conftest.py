@@ -156,7 +156,7 @@ class FakeServer:
                 with server.lock:
                     n = len(server.requests)
                     server.requests.append(req)
-                    server.headers.append(dict(self.headers))
+                    server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if n >= server.limit:
                     status, payload, delay = 503, {"error": {"message": "test server request limit"}}, 0.0
                 else:
@@ -176,7 +176,7 @@ class FakeServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
 
