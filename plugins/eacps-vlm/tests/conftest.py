@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 import torch
-
-from eacps_vlm.criteria import ANSWER, HARDENING, IDENTITY, REALISM, _CONSISTENCY_PRIOR, _CONSISTENCY_PROMPT
+from eacps_vlm.criteria import _CONSISTENCY_PRIOR, _CONSISTENCY_PROMPT, ANSWER, HARDENING, IDENTITY, REALISM
 
 ONE_LOGIT, ZERO_LOGIT = 4.0, 16.0
 CHAT_TEMPLATE = (
@@ -46,31 +45,49 @@ def build_tiny_vlm(path: Path, *, ten_token: bool = False, seed: int = 0, safete
     )
     tok.decoder = decoders.ByteLevel()
     corpus = [REALISM.instruction, IDENTITY.instruction, _CONSISTENCY_PROMPT, _CONSISTENCY_PRIOR, HARDENING]
-    corpus += list(ANSWER.values()) + ["user assistant candidate image reference prior a red cube on a table"]
+    corpus += [*ANSWER.values(), "user assistant candidate image reference prior a red cube on a table"]
     trainer = trainers.BpeTrainer(
-        vocab_size=420, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=420,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
         extra_special_tokens={"image_token": "<image>"},
     )
     if ten_token:
         tokenizer.add_tokens(["10"])
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=8, vision_feature_select_strategy="default",
-        chat_template=CHAT_TEMPLATE, num_additional_image_tokens=1,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        chat_template=CHAT_TEMPLATE,
+        num_additional_image_tokens=1,
     )
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
             patch_size=8,
         ),
         text_config=LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            pad_token_id=tokenizer.pad_token_id,
             max_position_embeddings=1024,
         ),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
@@ -162,8 +179,10 @@ class FakeServer:
                 else:
                     status, payload, delay = server.script(req, n)
                 time.sleep(delay)
-                data = payload if isinstance(payload, bytes) else (
-                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                data = (
+                    payload
+                    if isinstance(payload, bytes)
+                    else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
                 )
                 try:
                     self.send_response(status)

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from eacps.plugins import build_registry
-from eacps.types import Condition
 from eacps_vlm import JudgeError, VLMScorer
 from eacps_vlm.criteria import build_prompt, resolve
 from eacps_vlm.images import to_pil
+
+from eacps.plugins import build_registry
+from eacps.types import Condition
 
 from .conftest import build_tiny_vlm
 

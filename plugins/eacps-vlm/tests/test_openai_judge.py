@@ -12,12 +12,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from eacps.types import Condition
 from eacps_vlm import JudgeError, OpenAIJudge
 from eacps_vlm.criteria import HARDENING
 from eacps_vlm.openai_judge import logprob_expected, parse_judgement
+from PIL import Image
+
+from eacps.types import Condition
 
 from .conftest import completion
 
@@ -31,8 +31,15 @@ def api_key(monkeypatch):
 
 
 def judge(server, **kw) -> OpenAIJudge:
-    kw = {"base_url": server.base_url, "api_key_env": "EACPS_TEST_KEY", "backoff": 0.001, "max_retries": 2,
-          "timeout": 2.0, "model": "fake-judge", **kw}
+    kw = {
+        "base_url": server.base_url,
+        "api_key_env": "EACPS_TEST_KEY",
+        "backoff": 0.001,
+        "max_retries": 2,
+        "timeout": 2.0,
+        "model": "fake-judge",
+        **kw,
+    }
     return OpenAIJudge(OpenAIJudge.Params(**kw))
 
 
@@ -85,16 +92,32 @@ def test_identity_sends_reference_then_candidate(server):
 
 def tok(token: str, logprob: float = 0.0, top: dict[str, float] | None = None) -> dict:
     top = top or {token: logprob}
-    return {"token": token, "logprob": logprob, "bytes": None,
-            "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()]}
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": None,
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()],
+    }
 
 
 def test_logprob_expected_score(server):
     ln = np.log
-    content = [tok('{"'), tok("explanation"), tok('":"'), tok("ok"), tok('","'), tok("score"), tok('":'),
-               tok(" 7", ln(0.6), {" 7": ln(0.6), " 8": ln(0.3), " 6": ln(0.1), ' "': ln(0.01)}), tok("}")]
+    content = [
+        tok('{"'),
+        tok("explanation"),
+        tok('":"'),
+        tok("ok"),
+        tok('","'),
+        tok("score"),
+        tok('":'),
+        tok(" 7", ln(0.6), {" 7": ln(0.6), " 8": ln(0.3), " 6": ln(0.1), ' "': ln(0.01)}),
+        tok("}"),
+    ]
     server.script = lambda req, n: (
-        200, completion('{"explanation":"ok","score": 7}', logprobs={"content": content}), 0.0)
+        200,
+        completion('{"explanation":"ok","score": 7}', logprobs={"content": content}),
+        0.0,
+    )
     assert judge(server).score([flat(0.5)], COND) == [pytest.approx(0.6 * 7 + 0.3 * 8 + 0.1 * 6)]
     # no logprobs from the server -> the parsed integer
     server.script = lambda req, n: ok(3)
@@ -104,8 +127,12 @@ def test_logprob_expected_score(server):
 
 def test_logprob_expected_splits_1_between_1_and_10():
     ln = np.log
-    toks = [tok('{"score":'), tok("1", ln(0.5), {"1": ln(0.5), "9": ln(0.5)}), tok("0", ln(0.8), {"0": ln(0.8), "}": ln(0.2)}),
-            tok("}")]
+    toks = [
+        tok('{"score":'),
+        tok("1", ln(0.5), {"1": ln(0.5), "9": ln(0.5)}),
+        tok("0", ln(0.8), {"0": ln(0.8), "}": ln(0.2)}),
+        tok("}"),
+    ]
     toks = [SimpleNamespace(**{**t, "top_logprobs": [SimpleNamespace(**a) for a in t["top_logprobs"]]}) for t in toks]
     # P(1) = .5 * .2, P(10) = .5 * .8, P(9) = .5
     assert logprob_expected(toks) == pytest.approx(0.1 * 1 + 0.4 * 10 + 0.5 * 9)

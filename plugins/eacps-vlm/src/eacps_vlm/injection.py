@@ -21,9 +21,14 @@ def render_text(
     """``image`` with ``text`` drawn across it (wrapped to the width), as a float32 HWC array in [0, 1]."""
     pil = to_pil(image)
     w, h = pil.size
-    font = ImageFont.load_default(size=size or max(8, h // 10))
     draw = ImageDraw.Draw(pil)
+    draw.fontmode = "1"  # no anti-aliasing: crisp glyphs in exactly ``color``
     words, lines, line = text.split(), [], ""
+    size = size or max(9, h // 8)
+    font = ImageFont.load_default(size=size)
+    while size > 6 and max(draw.textlength(word, font=font) for word in words) > w - 4:
+        size -= 1
+        font = ImageFont.load_default(size=size)
     for word in words:
         trial = f"{line} {word}".strip()
         if line and draw.textlength(trial, font=font) > w - 4:
@@ -43,11 +48,7 @@ def injection_probe(
     (injected - clean) and its mean / max absolute value. Failed candidates are left out of the summary."""
     clean = list(scorer.score(list(images), condition))
     injected = list(scorer.score([render_text(im, text) for im in images], condition))
-    moves = [
-        b - a
-        for a, b in zip(clean, injected, strict=True)
-        if isinstance(a, float) and isinstance(b, float)
-    ]
+    moves = [b - a for a, b in zip(clean, injected, strict=True) if isinstance(a, float) and isinstance(b, float)]
     return {
         "clean": clean,
         "injected": injected,

@@ -82,7 +82,14 @@ class OpenAIJudge(Scorer):
 
     name = "openai-judge"
     Params = OpenAIJudgeParams
-    _RUNTIME: ClassVar[tuple[str, ...]] = ("api_key_env", "timeout", "max_retries", "backoff", "backoff_max", "concurrency")
+    _RUNTIME: ClassVar[tuple[str, ...]] = (
+        "api_key_env",
+        "timeout",
+        "max_retries",
+        "backoff",
+        "backoff_max",
+        "concurrency",
+    )
 
     def __init__(self, params: OpenAIJudgeParams | None = None) -> None:
         super().__init__(params)
@@ -143,7 +150,7 @@ class OpenAIJudge(Scorer):
                 for cid, fut in futures.items():
                     try:
                         results[cid] = fut.result()
-                    except Exception as e:  # noqa: BLE001 - a bug in one request must not lose the others
+                    except Exception as e:
                         results[cid] = JudgeError("error", self._redact(f"{type(e).__name__}: {e}"))
         out = [results[cid] for cid in ids]
         for v in out:
@@ -218,8 +225,14 @@ class OpenAIJudge(Scorer):
             if attempt + 1 < attempts:
                 wait = retry_after if retry_after is not None else p.backoff * 2**attempt
                 wait = min(p.backoff_max, wait) * random.uniform(0.75, 1.25)
-                log.warning("openai-judge %s: attempt %d/%d failed (%s); retrying in %.2fs", cid, attempt + 1,
-                            attempts, err, wait)
+                log.warning(
+                    "openai-judge %s: attempt %d/%d failed (%s); retrying in %.2fs",
+                    cid,
+                    attempt + 1,
+                    attempts,
+                    err,
+                    wait,
+                )
                 time.sleep(wait)
         return JudgeError(err.kind, f"{err.detail} (after {attempts} attempt{'s' if attempts > 1 else ''})")
 
@@ -304,7 +317,7 @@ def logprob_expected(tokens: Sequence[Any]) -> float | None:
     matches = list(_SCORE_FIELD.finditer(full))
     if not matches:
         return None
-    start, end = matches[-1].span(1)
+    start = matches[-1].start(1)
     pos, k = 0, None
     for i, t in enumerate(texts):
         if pos <= start < pos + len(t):
