@@ -109,3 +109,28 @@ def test_a_second_process_cannot_take_the_run_directory(tmp_path):
 
     with Store.open(tmp_path), pytest.raises(RunLockedError, match="in use"):
         Store.open(tmp_path)
+
+
+def test_overlapped_execution_equals_the_sequential_engine(toy_potential):
+    """register_executors: the built-in 'local' executor overlaps work without changing any result."""
+    from eacps import plugins
+    from eacps.engine import Job
+    from eacps.executor import InlineExecutor, LocalExecutor, LocalParams
+    from eacps.strategies.multi_fidelity import MultiFidelity
+    from eacps.strategies.zero_order import ZeroOrder
+
+    assert {"inline", "local"} <= set(plugins.get_registry().names("executor"))
+    conds = [Condition(f"c{i}") for i in range(3)]
+
+    def run(executor):
+        gen = ToyGenerator(ToyGeneratorParams(sleep=0.002))
+        eng = Engine(gen, toy_potential, batch_size=3, executor=executor)
+        jobs = [Job(c, make(), label=name) for c in conds for name, make in [
+            ("bon", lambda: BestOfN(budget=10, seed=1)), ("eacps", lambda: EACPS(budget=20, seed=1)),
+            ("zo", lambda: ZeroOrder(budget=12, seed=1)), ("mf", lambda: MultiFidelity(budget=20, seed=1))]]
+        res = eng.run_all(jobs)
+        eng.close()
+        return [[(c.recipe.key, c.status, c.potential, c.seq) for c in r.history] + [r.best.recipe.key]
+                for r in res]
+
+    assert run(InlineExecutor()) == run(LocalExecutor(LocalParams(max_inflight=4)))

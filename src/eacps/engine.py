@@ -13,8 +13,9 @@ import hashlib
 import json
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from eacps.executor import Executor, LocalExecutor
 from eacps.generator import Generator
-from eacps.potential import Potential
+from eacps.potential import Potential, Scored
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, quantize
 from eacps.strategy import Strategy, StrategyError
@@ -96,6 +98,55 @@ def eligible(c: Candidate) -> bool:
     return c.status is Status.OK and c.potential is not None and not c.recipe.is_preview
 
 
+@dataclass
+class Job:
+    """One search for ``Engine.run_all``."""
+
+    condition: Condition
+    strategy: Strategy
+    label: str | None = None
+    search_id: str | None = None
+    prior_seed: int = DEFAULT_PRIOR_SEED
+
+
+@dataclass
+class _Batch:
+    recipes: list[Recipe]
+    condition: Condition
+    search: str
+    seq0: int
+    role: str
+    strategy: str | None
+    keys: list[str]
+    cands: list[Candidate | None] = field(default_factory=list)
+    computed: list[bool] = field(default_factory=list)
+    todo: list[int] = field(default_factory=list)
+    new: list[Candidate] = field(default_factory=list)
+    future: Future | None = None
+
+    def __post_init__(self) -> None:
+        self.cands = [None] * len(self.recipes)
+        self.computed = [False] * len(self.recipes)
+
+
+@dataclass
+class _SearchState:
+    job: Job
+    label: str
+    search_id: str
+    prior: Candidate
+    cond: Condition
+    history: list[Candidate] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    inflight: deque[_Batch] = field(default_factory=deque)
+    stop: dict[str, Any] = field(default_factory=dict)
+    best: Candidate | None = None
+
+    @property
+    def strategy(self) -> Strategy:
+        return self.job.strategy
+
+
 def best_of(cands: Sequence[Candidate]) -> Candidate | None:
     """argmax of the potential over eligible candidates; the earliest wins ties."""
     best = None
@@ -128,6 +179,7 @@ class Engine:
         progress: bool = False,
         max_steps: int | None = None,
         preview_potential: Potential | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -142,6 +194,8 @@ class Engine:
         self.progress = progress
         self.max_steps = max_steps
         self.preview_potential = preview_potential
+        self.executor = executor if executor is not None else LocalExecutor()
+        self._executor_started: Executor | None = None
         self._gen_fp = generator.fingerprint()
 
     def potential_for(self, recipe: Recipe) -> Potential:
@@ -160,11 +214,11 @@ class Engine:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
     # -- evaluation ---------------------------------------------------------------------------
-    def compute(self, recipes: Sequence[Recipe], condition: Condition) -> list[tuple[Generated, Any]]:
-        """Generate (grouped by steps) and score; no store involved. Returns (generated, scored|None)."""
+    def generate_batch(self, recipes: Sequence[Recipe], condition: Condition) -> list[Generated]:
+        """Generate (grouped by steps). Generator errors fail their group; images are quantized to 8 bits
+        (what is stored is what is scored); black/NaN images are FILTERED."""
         self.generator.check(recipes)
         gens: list[Generated | None] = [None] * len(recipes)
-        secs = [0.0] * len(recipes)
         groups: dict[int, list[int]] = defaultdict(list)
         for i, r in enumerate(recipes):
             groups[self.steps_of(r)].append(i)
@@ -182,8 +236,14 @@ class Engine:
                 if g.status is Status.OK:
                     problem = _image_problem(g.image)
                     g = Generated.filtered(problem, g.image) if problem else Generated(quantize(g.image))
-                gens[i], secs[i] = g, dt
-        out: list[tuple[Generated, Any]] = [(g, None) for g in gens]
+                g.seconds = dt
+                gens[i] = g
+        return gens  # type: ignore[return-value]
+
+    def score_batch(self, recipes: Sequence[Recipe], gens: Sequence[Generated],
+                    condition: Condition) -> list[tuple[Generated, Scored | None]]:
+        """Score the OK images (previews with ``preview_potential`` when set)."""
+        out: list[tuple[Generated, Scored | None]] = [(g, None) for g in gens]
         by_potential: dict[int, list[int]] = defaultdict(list)
         for i, g in enumerate(gens):
             if g.status is Status.OK:
@@ -193,53 +253,60 @@ class Engine:
             t0 = time.perf_counter()
             scored = pot.evaluate([gens[i].image for i in idx], condition)
             dt = (time.perf_counter() - t0) / len(idx)
-            for i, s in zip(idx, scored, strict=True):
-                s.seconds = dt
-                out[i] = (gens[i], s)
-        for (g, _), sec in zip(out, secs, strict=True):
-            g.seconds = sec
+            for i, sc in zip(idx, scored, strict=True):
+                sc.seconds = dt
+                out[i] = (gens[i], sc)
         return out
+
+    def compute(self, recipes: Sequence[Recipe], condition: Condition) -> list[tuple[Generated, Scored | None]]:
+        """Generate and score one batch; no store involved."""
+        return self.score_batch(recipes, self.generate_batch(recipes, condition), condition)
+
+    def _plan(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int, role: str,
+              strategy: str | None) -> _Batch:
+        """Resolve what the store already has; the rest is ``todo`` (to compute)."""
+        b = _Batch(list(recipes), condition, search, seq0, role, strategy,
+                   [self.cache_key(r, condition) for r in recipes])
+        for i, r in enumerate(recipes):
+            if (row := self.store.find_in_search(search, r)) is not None:
+                b.cands[i] = row  # resumed: told again, not recomputed, not re-stored
+            elif (hit := self.store.find_cached(b.keys[i])) is not None:
+                b.cands[i] = replace(hit, search=search, seq=seq0 + i, role=role, recipe=r, strategy=strategy,
+                                     reused_from=hit.reused_from or hit.id, id=None)
+                b.new.append(b.cands[i])
+            else:
+                b.todo.append(i)
+        return b
+
+    def _finish(self, b: _Batch, computed: Sequence[tuple[Generated, Scored | None]] | None) -> list[Candidate]:
+        """Turn computed results into candidates and write every new row in one transaction."""
+        for i, (g, sc) in zip(b.todo, computed or [], strict=True):
+            r = b.recipes[i]
+            c = Candidate(b.search, b.seq0 + i, b.role, b.condition.id, r, self.steps_of(r), g.status, None,
+                          cache_key=b.keys[i], strategy=b.strategy, gen_seconds=g.seconds)
+            if g.status is Status.OK and sc is not None:
+                c.scores, c.potential, c.score_seconds = sc.scores, sc.potential, sc.seconds
+                if sc.reason is not None:
+                    c.status, c.reason = Status.FAILED, sc.reason
+            else:
+                c.reason = g.reason
+            if g.image is not None and np.all(np.isfinite(g.image)):
+                c.image_path = self.store.write_image(b.keys[i], g.image)
+            b.cands[i] = c
+            b.computed[i] = True
+            b.new.append(c)
+        self.store.generated += len(b.todo)
+        if b.new:
+            self.store.add(b.new, b.condition.describe())
+        return b.cands  # type: ignore[return-value]
 
     def evaluate(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int,
                  role: str = "search", strategy: str | None = None) -> tuple[list[Candidate], list[bool]]:
-        """Candidates for ``recipes`` (seq0, seq0+1, ...): resumed rows of this search, rows served from the
-        store's cache, or computed now; new rows are written in one transaction. Also returns, per
-        candidate, whether this call computed it."""
-        out: list[Candidate | None] = [None] * len(recipes)
-        computed = [False] * len(recipes)
-        new: list[Candidate] = []
-        todo: list[int] = []
-        keys = [self.cache_key(r, condition) for r in recipes]
-        for i, r in enumerate(recipes):
-            if (row := self.store.find_in_search(search, r)) is not None:
-                out[i] = row  # resumed: told again, not recomputed, not re-stored
-            elif (hit := self.store.find_cached(keys[i])) is not None:
-                c = replace(hit, search=search, seq=seq0 + i, role=role, recipe=r, strategy=strategy,
-                            reused_from=hit.reused_from or hit.id, id=None)
-                out[i] = c
-                new.append(c)
-            else:
-                todo.append(i)
-        if todo:
-            for i, (g, s) in zip(todo, self.compute([recipes[i] for i in todo], condition), strict=True):
-                r = recipes[i]
-                c = Candidate(search, seq0 + i, role, condition.id, r, self.steps_of(r), g.status, None,
-                              cache_key=keys[i], strategy=strategy, gen_seconds=g.seconds)
-                if g.status is Status.OK:
-                    c.scores, c.potential, c.score_seconds = s.scores, s.potential, s.seconds
-                    if s.reason is not None:
-                        c.status, c.reason = Status.FAILED, s.reason
-                else:
-                    c.reason = g.reason
-                if g.image is not None and np.all(np.isfinite(g.image)):
-                    c.image_path = self.store.write_image(keys[i], g.image)
-                out[i] = c
-                computed[i] = True
-                new.append(c)
-            self.store.generated += len(todo)
-        if new:
-            self.store.add(new, condition.describe())
-        return out, computed  # type: ignore[return-value]
+        """Synchronously: candidates for ``recipes`` (seq0, seq0+1, ...) from this search's stored rows, the
+        store's cache, or computed now. Also returns, per candidate, whether this call computed it."""
+        b = self._plan(recipes, condition, search=search, seq0=seq0, role=role, strategy=strategy)
+        computed = self.compute([recipes[i] for i in b.todo], condition) if b.todo else None
+        return self._finish(b, computed), b.computed
 
     def prior(self, condition: Condition, prior_seed: int = DEFAULT_PRIOR_SEED) -> Candidate:
         """Stage 0: the candidate from a fixed seed, generated first; not charged to any search."""
@@ -249,39 +316,92 @@ class Engine:
 
     def run(self, condition: Condition, strategy: Strategy, *, label: str | None = None,
             search_id: str | None = None, prior_seed: int = DEFAULT_PRIOR_SEED) -> SearchResult:
-        label = label or strategy.name
-        search_id = search_id or f"{condition.id}/{label}/b{strategy.budget}/s{strategy.seed}"
-        prior = self.prior(condition, prior_seed)
-        cond = condition.with_prior(prior.image)
-        history: list[Candidate] = []
-        cost = Cost()
-        bar = tqdm(total=strategy.budget, desc=f"{condition.id} {label}", disable=not self.progress,
-                   leave=False, unit="cand")
+        """One search; see ``run_all``."""
+        return self.run_all([Job(condition, strategy, label, search_id, prior_seed)])[0]
+
+    def run_all(self, jobs: Sequence[Job]) -> list[SearchResult]:
+        """Run several searches at once through the executor, so that no worker idles while one search
+        waits on its strategy. Each search's results are told in the order asked and each finished batch
+        is stored before that search is asked again."""
+        if self._executor_started is not self.executor:
+            self.executor.start(self)
+            self._executor_started = self.executor
+        states = []
+        for job in jobs:
+            label = job.label or job.strategy.name
+            sid = job.search_id or f"{job.condition.id}/{label}/b{job.strategy.budget}/s{job.strategy.seed}"
+            prior = self.prior(job.condition, job.prior_seed)
+            states.append(_SearchState(job, label, sid, prior, job.condition.with_prior(prior.image)))
+        total = sum(j.strategy.budget for j in jobs)
+        bar = tqdm(total=total, desc=f"{len(jobs)} search(es)", disable=not self.progress, leave=False,
+                   unit="cand")
+        t0 = time.perf_counter()
         try:
-            while True:
-                stop = strategy.stop()
-                if not stop and self.max_steps is not None and cost.steps >= self.max_steps:
-                    stop = {"max_steps": self.max_steps}
-                if stop:
-                    break
-                recipes = strategy.ask(self.batch_size)
-                if not recipes:
-                    raise StrategyError(f"{strategy.name}: ask() returned nothing, nothing is pending, and stop() "
-                                        "is empty")
-                cands, computed = self.evaluate(recipes, cond, search=search_id, seq0=strategy.asked - len(recipes),
-                                                strategy=label)
-                strategy.tell([c.result for c in cands])
-                for c, new in zip(cands, computed, strict=True):
-                    cost.charge(c, [k.name for k in self.potential_for(c.recipe).criteria], computed=new)
-                history.extend(cands)
-                best = best_of(history)
-                bar.update(len(cands))
-                bar.set_postfix(best=None if best is None else round(best.potential, 3))
+            active = list(states)
+            while active:
+                progressed = False
+                inflight = sum(len(st.inflight) for st in active)
+                for st in list(active):
+                    while st.inflight and (st.inflight[0].future is None or st.inflight[0].future.done()):
+                        self._complete(st, st.inflight.popleft(), bar)
+                        inflight -= 1
+                        progressed = True
+                    if not st.inflight:
+                        stop = st.strategy.stop()
+                        if not stop and self.max_steps is not None and st.cost.steps >= self.max_steps:
+                            stop = {"max_steps": self.max_steps}
+                        if stop:
+                            st.stop = stop
+                            active.remove(st)
+                            progressed = True
+                            continue
+                    can_ahead = not st.inflight or getattr(st.strategy, "ask_ahead", False)
+                    if inflight < self.executor.capacity and can_ahead:
+                        recipes = st.strategy.ask(self.batch_size)
+                        if recipes:
+                            b = self._plan(recipes, st.cond, search=st.search_id, role="search",
+                                           seq0=st.strategy.asked - len(recipes), strategy=st.label)
+                            if b.todo:
+                                b.future = self.executor.submit([recipes[i] for i in b.todo], st.cond)
+                            st.inflight.append(b)
+                            inflight += 1
+                            progressed = True
+                        elif not st.inflight:
+                            raise StrategyError(f"{st.strategy.name}: ask() returned nothing, nothing is pending, "
+                                                "and stop() is empty")
+                if not progressed:
+                    futures = [st.inflight[0].future for st in active if st.inflight and st.inflight[0].future]
+                    if futures:
+                        wait(futures, return_when=FIRST_COMPLETED)
+                bests = [st.best.potential for st in states if st.best is not None]
+                dt = time.perf_counter() - t0
+                bar.set_postfix(best=round(max(bests), 3) if bests else None, workers=self.executor.workers,
+                                cand_s=round(bar.n / dt, 1) if dt > 0 else None, refresh=False)
         finally:
             bar.close()
-        return SearchResult(search_id, condition, label, prior, best_of(history), history, cost, stop)
+        return [SearchResult(st.search_id, st.job.condition, st.label, st.prior, best_of(st.history), st.history,
+                             st.cost, st.stop) for st in states]
+
+    def _complete(self, st: _SearchState, b: _Batch, bar: tqdm) -> None:
+        computed = None
+        if b.future is not None:
+            try:
+                computed = b.future.result()
+            except Exception as exc:
+                reason = f"executor {self.executor.name}: {type(exc).__name__}: {exc}"
+                computed = [(Generated.failed(reason), None) for _ in b.todo]
+        cands = self._finish(b, computed)
+        st.strategy.tell([c.result for c in cands])
+        for c, new in zip(cands, b.computed, strict=True):
+            st.cost.charge(c, [k.name for k in self.potential_for(c.recipe).criteria], computed=new)
+        st.history.extend(cands)
+        st.best = best_of(st.history)
+        bar.update(len(cands))
 
     def close(self) -> None:
+        if self._executor_started is not None:
+            self._executor_started.shutdown()
+            self._executor_started = None
         if self._tmp is not None:
             self.store.close()
             self._tmp.cleanup()

@@ -35,3 +35,8 @@ def register_scorers(register):
 @hookspec
 def register_generators(register):
     """Register generator classes (subclasses of ``eacps.Generator``): ``register(MyGenerator)``."""
+
+
+@hookspec
+def register_executors(register):
+    """Register executor classes (subclasses of ``eacps.executor.Executor``): ``register(MyExecutor)``."""

@@ -22,11 +22,12 @@ import pluggy
 from eacps import hookspecs
 
 GROUP = "eacps"
-Kind = Literal["strategy", "scorer", "generator"]
+Kind = Literal["strategy", "scorer", "generator", "executor"]
 HOOKS: dict[Kind, str] = {
     "strategy": "register_strategies",
     "scorer": "register_scorers",
     "generator": "register_generators",
+    "executor": "register_executors",
 }
 BUILTINS = (
     "eacps.strategies.best_of_n",
@@ -34,6 +35,7 @@ BUILTINS = (
     "eacps.strategies.zero_order",
     "eacps.strategies.adaptive",
     "eacps.strategies.multi_fidelity",
+    "eacps.executor",
 )
 
 

@@ -57,6 +57,10 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = NoParams
+    #: True when ``ask`` never depends on results still pending: whatever it returns while results are in
+    #: flight is what it would have returned after them (it returns ``[]`` when it does need them). The
+    #: engine then asks ahead to overlap generation and scoring; otherwise it asks only when idle.
+    ask_ahead: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None, *, budget: int, seed: int = 0) -> None:
         if budget < 1:

@@ -11,6 +11,7 @@ class BestOfN(Strategy):
     """N independent random seeds (N = the budget). Every ask can run ahead: no result is needed."""
 
     name = "best-of-n"
+    ask_ahead = True
 
     def _ask(self, n: int) -> list[Recipe]:
         return self.fresh_seeds(n)

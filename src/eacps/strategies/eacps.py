@@ -41,6 +41,7 @@ class EACPSParams(Params):
 
 class EACPS(Strategy):
     name = "eacps"
+    ask_ahead = True
     Params = EACPSParams
 
     def __init__(self, params: EACPSParams | None = None, *, budget: int = 20, seed: int = 0) -> None:

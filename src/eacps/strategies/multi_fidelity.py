@@ -60,6 +60,7 @@ def plan(budget: int, n_rungs: int, promote: float) -> list[int]:
 
 class MultiFidelity(Strategy):
     name = "multi-fidelity"
+    ask_ahead = True
     Params = MultiFidelityParams
 
     def __init__(self, params: MultiFidelityParams | None = None, *, budget: int = 20, seed: int = 0) -> None:

@@ -1,0 +1,123 @@
+"""Executors: where batches are generated and scored.
+
+The engine owns the loop and the store; an executor only turns ``(recipes, condition)`` into
+``[(Generated, Scored | None), ...]`` behind a future. ``capacity`` is how many batches it takes in flight.
+
+* ``inline`` computes in the calling thread (no overlap): the reference behaviour.
+* ``local`` (default) overlaps generation and scoring in-process: batch k is scored on a worker thread
+  while batch k+1 is generated; a bounded number of batches in flight keeps memory flat.
+
+Overlap never changes what a strategy asks: the engine asks ahead only strategies that declare
+``ask_ahead = True`` and tells every result in the order asked, so results equal the sequential engine's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from eacps.hookspecs import hookimpl
+from eacps.params import NoParams, Params
+from eacps.recipe import Recipe
+from eacps.types import Condition
+
+if TYPE_CHECKING:
+    from eacps.engine import Engine
+
+
+class Executor(ABC):
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = NoParams
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.engine: Engine | None = None
+
+    def start(self, engine: Engine) -> None:
+        """Called once by the engine before the first submit (load models, start workers...)."""
+        self.engine = engine
+
+    @property
+    def capacity(self) -> int:
+        """Batches accepted in flight at once."""
+        return 1
+
+    @property
+    def workers(self) -> int:
+        """How many generator workers (shown in the progress bar)."""
+        return 1
+
+    @abstractmethod
+    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
+        """A future of ``[(Generated, Scored | None)]``, one pair per recipe, in order."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name, "workers": self.workers}
+
+
+class InlineExecutor(Executor):
+    """Computes each batch in the calling thread."""
+
+    name = "inline"
+
+    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(self.engine.compute(recipes, condition))
+        except BaseException as exc:
+            fut.set_exception(exc)
+        return fut
+
+
+class LocalParams(Params):
+    max_inflight: int = Field(2, ge=1, description="batches in flight (generated but not yet scored) at most")
+
+
+class LocalExecutor(Executor):
+    """One generation thread and one scoring thread: scoring of batch k overlaps generation of batch k+1."""
+
+    name = "local"
+    Params = LocalParams
+
+    def start(self, engine: Engine) -> None:
+        super().start(engine)
+        self._gen = ThreadPoolExecutor(1, thread_name_prefix="eacps-gen")
+        self._score = ThreadPoolExecutor(1, thread_name_prefix="eacps-score")
+
+    @property
+    def capacity(self) -> int:
+        return self.params.max_inflight
+
+    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
+        engine = self.engine
+        gen = self._gen.submit(engine.generate_batch, list(recipes), condition)
+        out: Future = Future()
+
+        def score_when_generated(g: Future) -> None:
+            def score() -> None:
+                try:
+                    out.set_result(engine.score_batch(list(recipes), g.result(), condition))
+                except BaseException as exc:
+                    out.set_exception(exc)
+
+            self._score.submit(score)
+
+        gen.add_done_callback(score_when_generated)
+        return out
+
+    def shutdown(self) -> None:
+        self._gen.shutdown(wait=True)
+        self._score.shutdown(wait=True)
+
+
+@hookimpl
+def register_executors(register):
+    register(InlineExecutor)
+    register(LocalExecutor)
