@@ -1,0 +1,21 @@
+"""Entry point of the ``eacps-digits`` plugin: the ``digits`` generator and its three scorers."""
+
+from __future__ import annotations
+
+from eacps import hookimpl
+
+
+@hookimpl
+def register_generators(register):
+    from eacps_digits.generator import DigitsGenerator
+
+    register(DigitsGenerator)
+
+
+@hookimpl
+def register_scorers(register):
+    from eacps_digits.scorers import DigitsConsistency, DigitsIdentity, DigitsRealism
+
+    register(DigitsConsistency)
+    register(DigitsRealism)
+    register(DigitsIdentity)
