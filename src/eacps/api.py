@@ -17,7 +17,8 @@ from eacps.config import (
     load_config,
     validate_params,
 )
-from eacps.engine import DEFAULT_PRIOR_SEED, Engine, SearchResult
+from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
+from eacps.executor import Executor
 from eacps.generator import Generator
 from eacps.potential import Potential
 from eacps.store import Store, read_only
@@ -63,6 +64,7 @@ def search(
     try:
         result = engine.run(condition, strat, label=label, prior_seed=prior_seed)
     finally:
+        engine.release()
         if store is not None:
             store.close()
     result._engine = engine  # keeps a temporary store (and the images) alive with the result
@@ -76,7 +78,7 @@ class Run:
     run_dir: Path
 
 
-def load_run(path: str | Path) -> tuple[RunConfig, Generator, Potential, list[Condition]]:
+def load_run(path: str | Path) -> tuple[RunConfig, Generator, Potential, list[Condition], Executor]:
     """Parse and build everything a config names, raising ConfigError before any compute."""
     path = Path(path)
     cfg, _ = load_config(path)
@@ -84,20 +86,21 @@ def load_run(path: str | Path) -> tuple[RunConfig, Generator, Potential, list[Co
     return (cfg, *build(cfg, path.parent))
 
 
-def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Condition]]:
+def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Condition], Executor]:
     conditions = build_conditions(cfg, base_dir)
     for s in cfg.all_searches():  # validate strategy names and params before loading any model
         make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)
     potential = build_potential(cfg.potential)
     check_conditions(conditions, potential)
+    executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
-    return generator, potential, conditions
+    return generator, potential, conditions, executor
 
 
 def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool = False,
                argv: list[str] | None = None) -> Run:
     """``eacps run``: one search per condition (and per ``[[search]]`` entry); resumes ``run_dir``."""
-    cfg, generator, potential, conditions = load_run(config_path)
+    cfg, generator, potential, conditions, executor = load_run(config_path)
     run_dir = Path(run_dir)
     current = cfg.model_dump(mode="json")
     if (run_dir / "store.sqlite").exists():  # checked read-only: a refused run writes nothing
@@ -108,11 +111,14 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
             raise ConfigError(f"--out: {run_dir} holds a run of a different config; use another directory")
     with Store.open(run_dir, argv=argv or []) as store:
         store.set_meta("config", current)
-        engine = Engine(generator, potential, store, progress=progress)
+        engine = Engine(generator, potential, store, progress=progress, executor=executor)
         results = []
-        for s in cfg.all_searches():
-            engine.batch_size, engine.max_steps = s.batch_size, s.max_steps
-            for cond in conditions:
-                strat = make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)
-                results.append(engine.run(cond, strat, label=s.label or s.strategy, prior_seed=s.prior_seed))
+        try:
+            for s in cfg.all_searches():  # conditions run concurrently, one search config at a time
+                engine.batch_size, engine.max_steps = s.batch_size, s.max_steps
+                jobs = [Job(cond, make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed),
+                            label=s.label or s.strategy, prior_seed=s.prior_seed) for cond in conditions]
+                results += engine.run_all(jobs)
+        finally:
+            engine.close()
     return Run(cfg, results, run_dir)

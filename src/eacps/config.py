@@ -80,6 +80,11 @@ class GeneratorConfig(Section):
     params: dict[str, Any] = Field(default_factory=dict, description="the generator's parameters")
 
 
+class ExecutorConfig(Section):
+    name: str = Field("local", description="registered executor: local (overlapped, default), inline, or a plugin")
+    params: dict[str, Any] = Field(default_factory=dict, description="the executor's parameters")
+
+
 class PotentialConfig(Section):
     criteria: dict[str, CriterionConfig] = Field(description="criterion name -> scorer, weight, params")
 
@@ -123,6 +128,7 @@ class RunConfig(Section):
     search: SearchConfig | None = Field(None, description="one search per condition ([search])")
     searches: list[SearchConfig] = Field(default_factory=list, description="several searches ([[searches]])")
     conditions: list[ConditionConfig] = Field(min_length=1)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: Literal["images", "none"] = "images"
 
     @model_validator(mode="after")

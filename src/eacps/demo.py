@@ -9,7 +9,7 @@ from typing import Any
 
 from eacps.api import make_strategy
 from eacps.config import ConfigError, create
-from eacps.engine import Engine
+from eacps.engine import Engine, Job
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, Potential
 from eacps.report import write_report
 from eacps.store import Store, read_only
@@ -46,10 +46,12 @@ def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int =
         store.set_meta("config", {"demo": {"tasks": n_tasks, "budget": budget, "seed": seed,
                                            "contestants": CONTESTANTS, "potential": potential.describe()}})
         engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress)
-        for label, name, params in CONTESTANTS:
-            for cond in tasks:
-                strat = make_strategy(name, params, budget=budget, seed=seed)
-                engine.run(cond, strat, label=label)
+        try:
+            for label, name, params in CONTESTANTS:  # tasks run concurrently, one contestant at a time
+                engine.run_all([Job(cond, make_strategy(name, params, budget=budget, seed=seed), label=label)
+                                for cond in tasks])
+        finally:
+            engine.close()
         generated = store.generated
     ro = read_only(out)
     try:

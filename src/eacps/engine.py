@@ -398,10 +398,15 @@ class Engine:
         st.best = best_of(st.history)
         bar.update(len(cands))
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Stop the executor's workers (it restarts on the next run); the store stays open."""
         if self._executor_started is not None:
             self._executor_started.shutdown()
             self._executor_started = None
+
+    def close(self) -> None:
+        """Release the executor and remove a temporary store."""
+        self.release()
         if self._tmp is not None:
             self.store.close()
             self._tmp.cleanup()
