@@ -255,3 +255,17 @@ def test_settings_exclude_operational_knobs(server):
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != judge(server, criterion="realism").fingerprint()
     assert a.fingerprint() != judge(server, model="other").fingerprint()
+
+
+def test_failures_reach_the_potential_as_reasons(server):
+    from eacps.potential import Potential
+
+    def script(req, n):
+        level = float(request_images(req)[-1].mean())
+        return (200, completion(None, refusal="I can't judge this"), 0.0) if level > 0.5 else ok(8)
+
+    server.script = script
+    pot = Potential.from_scorers(consistency=judge(server))
+    good, bad = pot.evaluate([flat(0.2), flat(0.9)], COND)
+    assert good.potential == pytest.approx(8.0) and good.reason is None
+    assert bad.potential is None and "refusal: I can't judge this" in bad.reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from pathlib import Path
 
@@ -64,8 +63,4 @@ def refuse_pickled_only(model: str, use_safetensors: bool = True) -> None:
             )
 
 
-def dumps(obj: object) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
-
-
-__all__ = ["dumps", "refuse_pickled_only", "resolve_device", "resolve_dtype", "weights_fingerprint"]
+__all__ = ["refuse_pickled_only", "resolve_device", "resolve_dtype", "weights_fingerprint"]
