@@ -104,9 +104,17 @@ def test_eacps_annealing_schedule_and_budget():
 
 def test_eacps_budget_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match="k_global"):
-        EACPS(EACPSParams(k_global=8), budget=21)
+        EACPS(EACPSParams(k_global=8, k_local=4), budget=21)
     with pytest.raises(ValueError, match="budget"):
-        EACPS(budget=10)  # 10 - 12 < 1
+        EACPS(EACPSParams(k_local=4), budget=10)  # 10 - 12 < 1
+
+
+@pytest.mark.parametrize("budget, split", [(20, (8, 4)), (8, (5, 1)), (16, (7, 3)), (32, (14, 6)), (64, (28, 12)),
+                                           (4, (1, 1))])
+def test_eacps_scales_with_the_budget_in_the_paper_proportions(budget, split):
+    s = EACPS(budget=budget)
+    assert (s.k_global, s.k_local) == split
+    assert len(drive(s).history) == budget
 
 
 def test_zero_order_moves_only_on_improvement():

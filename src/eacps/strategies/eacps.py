@@ -30,9 +30,9 @@ from eacps.strategy import Strategy
 
 
 class EACPSParams(Params):
-    k_global: int | None = Field(None, ge=1, description="stage-1 random seeds; default: budget - (G-1)·M·K_local")
+    k_global: int | None = Field(None, ge=1, description="stage-1 random seeds (default: derived from the budget)")
     m: int = Field(3, ge=1, description="elites kept per stage")
-    k_local: int = Field(4, ge=1, description="children per elite per stage")
+    k_local: int | None = Field(None, ge=1, description="children per elite per stage (default: derived)")
     neighborhood: Literal["seed-offset", "pcn"] = Field("seed-offset", description="how children are made")
     theta: float = Field(0.3, gt=0, le=math.pi / 2, description="pCN angle (radians) of the first refinement")
     theta_decay: float = Field(1.0, gt=0, le=1, description="angle multiplier per further generation")
@@ -47,17 +47,33 @@ class EACPS(Strategy):
     def __init__(self, params: EACPSParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
         super().__init__(params, budget=budget, seed=seed)
         p = self.params
-        refine = (p.generations - 1) * p.m * p.k_local
-        k_global = p.k_global if p.k_global is not None else budget - refine
-        if k_global < 1 or k_global + refine != budget:
+        k_global, k_local = self.split(budget, p)
+        if k_global < 1 or k_local < 1 or k_global + (p.generations - 1) * p.m * k_local != budget:
             raise ValueError(
                 f"eacps: budget ({budget}) must equal k_global + (generations-1)*m*k_local "
-                f"(= {k_global} + {p.generations - 1}*{p.m}*{p.k_local}); adjust budget or k_global"
+                f"(= {k_global} + {p.generations - 1}*{p.m}*{k_local}); adjust budget, k_global or k_local"
             )
+        self.k_local = k_local
         self.k_global = k_global
         self.generation = 0  # 0: exploration; g >= 1: refinement stage g
         self.queue: list[Recipe] = []
         self.stage_left = k_global  # recipes of the current stage not yet asked
+
+    @staticmethod
+    def split(budget: int, p: EACPSParams) -> tuple[int, int]:
+        """(k_global, k_local) for a budget. Unset values keep the paper's proportions (8 of 20 global):
+        k_global = round(0.4·budget), k_local = the rest split over (G-1)·M elites, leftovers to stage 1.
+        Budget 20 with the defaults gives the paper's 8 + 3×4."""
+        stages = (p.generations - 1) * p.m
+        if p.k_local is not None:
+            k_local = p.k_local
+            k_global = p.k_global if p.k_global is not None else budget - stages * k_local
+        else:
+            k_global = p.k_global if p.k_global is not None else max(1, round(0.4 * budget))
+            k_local = max(1, (budget - k_global) // stages)
+            if p.k_global is None:
+                k_global = budget - stages * k_local
+        return k_global, k_local
 
     def theta_at(self, g: int) -> float:
         return self.params.theta * self.params.theta_decay ** (g - 1)
@@ -78,7 +94,7 @@ class EACPS(Strategy):
         p = self.params
         ok = sorted((r for r in self.history if r.ok), key=lambda r: -r.potential)  # stable: earlier wins ties
         elites = [r.recipe for r in ok[: p.m]]
-        n_children = p.m * p.k_local
+        n_children = p.m * self.k_local
         if not elites:  # nothing scored: fall back to exploration rather than waste the budget
             self.queue = self.fresh_seeds(n_children)
         else:
