@@ -115,3 +115,11 @@ def test_help_mentions_every_command(capsys):
     out = capsys.readouterr().out
     for cmd in ("demo", "run", "show", "report", "plugins"):
         assert cmd in out
+
+
+def test_register_task_sets_gives_conditions_to_configs(tmp_path, toy_plugin):
+    text = 'tasks = { name = "toy", n = 3 }\n' + GOOD.split("[[conditions]]")[0]
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    conds = {r[0] for r in sqlite3.connect(out / "store.sqlite").execute("SELECT DISTINCT condition FROM candidates")}
+    assert conds == {"toy0-0", "toy0-1", "toy0-2"}

@@ -128,3 +128,12 @@ def register_scorers(register):
     register(ToyMeanScorer)
     register(BadScorer)
     register(NeedsPromptScorer)
+
+
+def toy_tasks(n: int, seed: int = 0) -> list[Condition]:
+    return [Condition(f"toy{seed}-{i}", prompt=f"toy task {i}") for i in range(n)]
+
+
+@hookimpl
+def register_task_sets(register):
+    register(toy_tasks, name="toy")

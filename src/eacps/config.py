@@ -122,17 +122,26 @@ class ConditionConfig(Section):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class TasksConfig(Section):
+    name: str = Field(description="registered task set (see `eacps plugins`)")
+    n: int = Field(10, ge=1, description="number of tasks")
+    seed: int = Field(0, ge=0, description="task-set seed")
+
+
 class RunConfig(Section):
     generator: GeneratorConfig
     potential: PotentialConfig
     search: SearchConfig | None = Field(None, description="one search per condition ([search])")
     searches: list[SearchConfig] = Field(default_factory=list, description="several searches ([[searches]])")
-    conditions: list[ConditionConfig] = Field(min_length=1)
+    conditions: list[ConditionConfig] = Field(default_factory=list)
+    tasks: TasksConfig | None = Field(None, description="conditions from a registered task set")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     output: Literal["images", "none"] = "images"
 
     @model_validator(mode="after")
     def _unique(self) -> RunConfig:
+        if not self.conditions and self.tasks is None:
+            raise ValueError("no conditions: add [[conditions]] tables or a tasks = { name = ..., n = ... } entry")
         if self.search is not None and self.searches:
             raise ValueError("use either [search] or [[searches]], not both")
         ids = [c.id for c in self.conditions]
@@ -191,6 +200,15 @@ def build_conditions(cfg: RunConfig, base_dir: Path) -> list[Condition]:
                 raise ConfigError(f"conditions.{i}.reference: cannot read image {str(p)!r}: {exc}") from None
         out.append(Condition(c.id, c.prompt, c.negative_prompt, c.class_label, ref,
                              str(c.reference) if c.reference else None, None, dict(c.extra)))
+    if cfg.tasks is not None:
+        try:
+            fn = plugins.get("tasks", cfg.tasks.name)
+        except plugins.UnknownPluginError as exc:
+            raise ConfigError(f"tasks.name: {exc}") from None
+        out += list(fn(cfg.tasks.n, cfg.tasks.seed))
+    ids = [c.id for c in out]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"conditions: ids must be unique; repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
     return out
 
 

@@ -40,3 +40,10 @@ def register_generators(register):
 @hookspec
 def register_executors(register):
     """Register executor classes (subclasses of ``eacps.executor.Executor``): ``register(MyExecutor)``."""
+
+
+@hookspec
+def register_task_sets(register):
+    """Register task sets: ``register(fn, name="my-tasks")`` where ``fn(n: int, seed: int)`` returns a list of
+    ``eacps.Condition``. A config can then say ``tasks = { name = "my-tasks", n = 30 }`` instead of listing
+    conditions."""

@@ -22,12 +22,13 @@ import pluggy
 from eacps import hookspecs
 
 GROUP = "eacps"
-Kind = Literal["strategy", "scorer", "generator", "executor"]
+Kind = Literal["strategy", "scorer", "generator", "executor", "tasks"]
 HOOKS: dict[Kind, str] = {
     "strategy": "register_strategies",
     "scorer": "register_scorers",
     "generator": "register_generators",
     "executor": "register_executors",
+    "tasks": "register_task_sets",
 }
 BUILTINS = (
     "eacps.strategies.best_of_n",
@@ -78,16 +79,16 @@ class Registry:
             for impl in getattr(self.pm.hook, hook).get_hookimpls():  # registration order
                 plugin = impl.plugin_name
 
-                def register(cls: type, *, _kind: Kind = kind, _plugin: str = plugin) -> None:
-                    self._add(_kind, cls, _plugin)
+                def register(cls: Any, name: str | None = None, *, _kind: Kind = kind, _plugin: str = plugin) -> None:
+                    self._add(_kind, cls, _plugin, name)
 
                 try:
                     impl.function(**{a: register for a in impl.argnames})
                 except Exception as exc:
                     self.problems.append(f"plugin {plugin!r}: {hook} raised {type(exc).__name__}: {exc}")
 
-    def _add(self, kind: Kind, cls: type, plugin: str) -> None:
-        name = getattr(cls, "name", None)
+    def _add(self, kind: Kind, cls: Any, plugin: str, name: str | None = None) -> None:
+        name = name or getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             self.problems.append(f"plugin {plugin!r}: registered a {kind} without a 'name' ({cls!r})")
             return

@@ -31,8 +31,9 @@ class Scorer(ABC):
         self.params = params if params is not None else self.Params()
 
     def check_condition(self, condition: Condition) -> None:
-        """Raise ValueError when ``condition`` lacks what this scorer needs (checked before a run)."""
-        missing = [f for f in self.requires if getattr(condition, f, None) is None]
+        """Raise ValueError when ``condition`` lacks what this scorer needs (checked before a run; the
+        ``prior`` is always supplied by the engine)."""
+        missing = [f for f in self.requires if f != "prior" and getattr(condition, f, None) is None]
         if missing:
             raise ValueError(f"lacks {', '.join(missing)}, required by scorer {self.name!r}")
 
