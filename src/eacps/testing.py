@@ -53,9 +53,10 @@ StrategyFactory = Callable[[int, int], Strategy]
 
 
 def noise_digest(recipe: Recipe) -> str:
-    """A digest of the candidate's small noise: two recipes with equal digests make the same image."""
+    """A digest of the candidate's small noise and its steps: equal digests make the same image."""
     z = recipe.noise(NOISE_SHAPE).numpy().astype(np.float32)
-    return hashlib.blake2b(np.round(z, 5).tobytes(), digest_size=16).hexdigest()
+    data = np.round(z, 5).tobytes() + repr(recipe.steps).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _uniform(recipe: Recipe, salt: bytes) -> float:
@@ -258,4 +259,4 @@ class StrategyConformance:
         _, asked = self._run(make_strategy, n=3, rng=np.random.default_rng(6), objective=objective)
         assert len({r.key for r in asked}) == len(asked), "a recipe was proposed twice"
         digests = [noise_digest(r) for r in asked]
-        assert len(set(digests)) == len(digests), "two different recipes make the same noise"
+        assert len(set(digests)) == len(digests), "two different recipes make the same noise (at the same steps)"

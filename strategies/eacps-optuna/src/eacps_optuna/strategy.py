@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
-from collections.abc import Sequence
+from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +58,18 @@ def make_sampler(name: str, options: dict[str, Any], seed: int) -> optuna.sample
         return SAMPLERS[name](seed=seed, **options)
 
 
+@contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's INFO line for the private in-memory study (the global verbosity is left alone)."""
+    logger = logging.getLogger("optuna")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class _Mirror:
     """Copies finished trials into a persistent study (for optuna-dashboard); idempotent on resume."""
 
@@ -103,7 +117,8 @@ class OptunaStrategy(Strategy):
         p: OptunaParams = self.params
         self.chart = NoiseChart(self.global_seeds, dim=p.dim, bound=p.bound, chart=p.chart)
         sampler_seed = int(np.random.SeedSequence([self.seed, 2]).generate_state(1)[0])
-        self.study = optuna.create_study(direction="maximize", sampler=make_sampler(p.sampler, p.options, sampler_seed))
+        with _quiet_optuna():
+            self.study = optuna.create_study(direction="maximize", sampler=make_sampler(p.sampler, p.options, sampler_seed))
         self.distributions = {f"x{i}": FloatDistribution(-p.bound, p.bound) for i in range(p.dim)}
         self.queue: list[Recipe] = []  # proposed, not yet asked by the engine
         self.batch: dict[Recipe, list[Trial]] = {}  # this batch's recipes (ask order) -> their trials
