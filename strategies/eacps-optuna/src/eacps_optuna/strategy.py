@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -118,7 +118,9 @@ class OptunaStrategy(Strategy):
         self.chart = NoiseChart(self.global_seeds, dim=p.dim, bound=p.bound, chart=p.chart)
         sampler_seed = int(np.random.SeedSequence([self.seed, 2]).generate_state(1)[0])
         with _quiet_optuna():
-            self.study = optuna.create_study(direction="maximize", sampler=make_sampler(p.sampler, p.options, sampler_seed))
+            self.study = optuna.create_study(
+                direction="maximize", sampler=make_sampler(p.sampler, p.options, sampler_seed)
+            )
         self.distributions = {f"x{i}": FloatDistribution(-p.bound, p.bound) for i in range(p.dim)}
         self.queue: list[Recipe] = []  # proposed, not yet asked by the engine
         self.batch: dict[Recipe, list[Trial]] = {}  # this batch's recipes (ask order) -> their trials
