@@ -22,10 +22,17 @@ def test_exact_expected_maximum_matches_known_values_and_monte_carlo():
 
 
 def test_empirical_expected_maximum():
-    xs = [1.0, 2.0, 3.0]
+    xs = [3.0, 1.0, 2.0]
     assert expected_max_empirical(xs, 1) == pytest.approx(2.0)
-    # max of 2 draws from {1,2,3}: P(max=1)=1/9, P(2)=3/9, P(3)=5/9
-    assert expected_max_empirical(xs, 2) == pytest.approx((1 + 6 + 15) / 9)
+    assert expected_max_empirical(xs, 2) == pytest.approx(8 / 3)  # subsets {1,2},{1,3},{2,3}
+    assert expected_max_empirical(xs, 3) == pytest.approx(3.0)
+    assert expected_max_empirical(xs, 2.5) == pytest.approx((8 / 3 + 3) / 2)
+    # beyond the sample size: draws with replacement, P(max=1)=1/81, P(2)=15/81, P(3)=65/81 for n=4
+    assert expected_max_empirical(xs, 4) == pytest.approx((1 + 30 + 195) / 81)
+    # unbiased: averaged over many samples of size 10, it matches the exact normal value for n = 4
+    rng = np.random.default_rng(1)
+    est = np.mean([expected_max_empirical(rng.standard_normal(10), 4) for _ in range(4000)])
+    assert est == pytest.approx(expected_max_std_normal(4), abs=0.02)
 
 
 def test_adaptive_stops_when_the_predicted_gain_is_small():

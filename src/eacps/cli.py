@@ -70,6 +70,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from eacps.compare import format_compare, run_compare
+    from eacps.report import write_report
+
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-compare"
+    summary = run_compare(args.config, out, strategies=args.strategies, budgets=args.budgets, repeats=args.repeats,
+                          progress=not args.quiet)
+    print(format_compare(summary))
+    print(f"{summary['generated']} candidates generated; report: {write_report(out, title='eacps compare')}")
+    return 0
+
+
+def cmd_landscape(args: argparse.Namespace) -> int:
+    from eacps.landscape import format_landscape, run_landscape
+    from eacps.report import write_report
+
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-landscape"
+    summary = run_landscape(args.config, out, neighborhoods=args.neighborhoods, parents=args.parents,
+                            k=args.children, seed=args.seed, progress=not args.quiet)
+    print(format_landscape(summary))
+    print(f"report: {write_report(out, title='eacps landscape')}")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     reg = plugins.get_registry()
     rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
@@ -113,10 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.set_defaults(func=cmd_show)
 
-    rp = sub.add_parser("report", help="(re)generate the HTML report of a run directory")
+    rp = sub.add_parser("report", help="(re)generate the HTML report of a run, comparison or landscape")
     rp.add_argument("run_dir", metavar="RUN_DIR")
     rp.add_argument("--output", help="HTML path (default: RUN_DIR/report.html)")
     rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("compare", help="every strategy on every task at equal cost, with scaling curves",
+                       description="Runs each strategy at each budget (full-candidate equivalents) on every "
+                       "condition of CONFIG, REPEATS times; prints mean best potential with bootstrap 95%% CIs, "
+                       "paired differences and the compute multiplier against best-of-n; writes compare.json "
+                       "and report.html. Reuses the store: a repeated compare regenerates nothing.")
+    c.add_argument("config", help="TOML config (generator, potential, conditions or tasks)")
+    c.add_argument("--strategies", default="eacps,best-of-n",
+                   help="comma-separated strategy names or [[searches]] labels (default: eacps,best-of-n)")
+    c.add_argument("--budgets", default="8,16,32,64", help="comma-separated budgets (default: 8,16,32,64)")
+    c.add_argument("--repeats", type=int, default=1, help="seeds per strategy and budget (default: 1)")
+    c.add_argument("--out", help="run directory (default: runs/<config name>-compare)")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_compare)
+
+    ls = sub.add_parser("landscape", help="parent/child correlations per neighbourhood: is the seed space "
+                        "structured?")
+    ls.add_argument("config", help="TOML config")
+    ls.add_argument("--neighborhoods", default="seed-offset,pcn:0.1,pcn:0.3,pcn:0.6",
+                    help="comma-separated: seed-offset, pcn:THETA (default: seed-offset,pcn:0.1,pcn:0.3,pcn:0.6)")
+    ls.add_argument("--parents", type=int, default=8, help="parents per task (default: 8)")
+    ls.add_argument("--children", type=int, default=4, help="children per parent (default: 4)")
+    ls.add_argument("--seed", type=int, default=0, help="seed of the parents (default: 0)")
+    ls.add_argument("--out", help="run directory (default: runs/<config name>-landscape)")
+    ls.add_argument("--quiet", action="store_true", help="no progress bars")
+    ls.set_defaults(func=cmd_landscape)
 
     pl = sub.add_parser("plugins", help="every strategy, scorer and generator with its distribution")
     pl.add_argument("--json", action="store_true", help="machine-readable output")

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import integrate, stats
+from scipy.special import gammaln
 
 
 @lru_cache(maxsize=4096)
@@ -31,15 +32,30 @@ def expected_max_normal(mu: float, sigma: float, n: int) -> float:
     return mu + sigma * expected_max_std_normal(n)
 
 
-def expected_max_empirical(samples: Sequence[float], n: int) -> float:
-    """E[max of n draws with replacement from ``samples``] = Σ x_(i) [(i/m)^n − ((i−1)/m)^n]."""
+def expected_max_empirical(samples: Sequence[float], n: float) -> float:
+    """Estimate E[max of n draws] from the distribution ``samples`` came from.
+
+    For integer n <= len(samples): the unbiased U-statistic Σ x_(i) C(i−1, n−1) / C(m, n) (the mean of the
+    max over every n-subset). Non-integer n interpolates linearly between neighbours. For n > m it falls
+    back to draws with replacement, Σ x_(i) [(i/m)^n − ((i−1)/m)^n], which underestimates (extrapolation).
+    """
     x = np.sort(np.asarray(samples, dtype=float))
     m = x.size
     if m == 0:
         raise ValueError("no samples")
-    i = np.arange(1, m + 1)
-    w = (i / m) ** n - ((i - 1) / m) ** n
-    return float(np.dot(w, x))
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if n > m:
+        i = np.arange(1, m + 1)
+        return float(np.dot((i / m) ** n - ((i - 1) / m) ** n, x))
+    lo = math.floor(n)
+    if n != lo:
+        frac = n - lo
+        return (1 - frac) * expected_max_empirical(x, lo) + frac * expected_max_empirical(x, min(m, lo + 1))
+    # weights C(i-1, n-1) / C(m, n) for i = n..m, computed in log space
+    i = np.arange(lo, m + 1)
+    logw = (gammaln(i) - gammaln(lo) - gammaln(i - lo + 1)) - (gammaln(m + 1) - gammaln(lo + 1) - gammaln(m - lo + 1))
+    return float(np.dot(np.exp(logw), x[lo - 1 :]))
 
 
 def writeup_approximation(mu: float, sigma: float, n: int) -> float:

@@ -116,6 +116,12 @@ class Strategy(ABC):
     def remaining(self) -> int:
         return self.budget - self.asked
 
+    @classmethod
+    def budget_for(cls, cost: float, *, full_steps: int, params: Params | None = None) -> int:
+        """The candidate budget whose cost equals ``cost`` full-fidelity candidates (for comparisons at
+        equal cost). One candidate per unit unless a strategy asks cheaper previews."""
+        return max(1, int(cost))
+
     # -- to override --------------------------------------------------------------------------
     @abstractmethod
     def _ask(self, n: int) -> Sequence[Recipe]: ...

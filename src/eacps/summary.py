@@ -43,6 +43,12 @@ def load_searches(store: Store) -> list[SearchRecord]:
                 cur = c.potential
             rec.curve.append(cur)
         out.append(rec)
+    sizes: dict[str, set[int]] = defaultdict(set)
+    for r in out:
+        sizes[r.strategy].add(len(r.candidates))
+    for r in out:  # a store holding several budgets of one strategy (eacps compare): keep them apart
+        if len(sizes[r.strategy]) > 1:
+            r.strategy = f"{r.strategy} (n={len(r.candidates)})"
     return out
 
 

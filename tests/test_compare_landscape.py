@@ -1,0 +1,85 @@
+import json
+import sqlite3
+
+import pytest
+
+from eacps.cli import main
+from eacps.compare import compute_multiplier, parse_budgets, parse_contestants
+from eacps.config import ConfigError
+from eacps.landscape import parse_neighborhoods
+
+CFG = """
+tasks = { name = "toy", n = 4 }
+
+[generator]
+name = "toy"
+
+[potential.criteria.realism]
+scorer = "toy-pixel"
+
+[search]
+batch_size = 8
+"""
+
+
+def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CFG)
+    out = tmp_path / "cmp"
+    args = ["compare", str(cfg), "--strategies", "eacps,best-of-n,multi-fidelity", "--budgets", "8,16",
+            "--repeats", "2", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "compare.json").read_text())
+    rows = {(r["strategy"], r["budget"]): r for r in summary["table"]}
+    assert set(rows) == {(s, b) for s in ("eacps", "best-of-n", "multi-fidelity") for b in (8, 16)}
+    # equal cost: every full-fidelity strategy spends B x 10 steps; multi-fidelity fits its previews in that
+    assert rows[("eacps", 16)]["steps"] == rows[("best-of-n", 16)]["steps"] == 160
+    assert rows[("multi-fidelity", 16)]["steps"] <= 160
+    assert rows[("eacps", 8)]["diff_vs_best_of_n"] == pytest.approx(
+        rows[("eacps", 8)]["mean_best"] - rows[("best-of-n", 8)]["mean_best"])
+    # best-of-N's own multiplier at its budget is ~1 (it reaches its own mean with about B samples)
+    assert 0.6 < rows[("best-of-n", 16)]["multiplier"]["multiplier"] < 1.6
+    curve = summary["best_of_n_curve"]
+    assert curve["writeup_approx"][curve["n"].index(2)] > curve["normal_exact"][curve["n"].index(2)]
+    assert "multiplier" in text and (out / "report.html").exists()
+    html = (out / "report.html").read_text()
+    assert "id='compare'" in html and "id='scaling'" in html and "write-up approx" in html
+    # a repeated compare regenerates nothing
+    n_rows = sqlite3.connect(out / "store.sqlite").execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+    assert main(args) == 0
+    assert json.loads((out / "compare.json").read_text())["generated"] == 0
+    assert sqlite3.connect(out / "store.sqlite").execute("SELECT COUNT(*) FROM candidates").fetchone()[0] == n_rows
+
+
+def test_landscape_separates_local_and_seed_offset_neighbours(tmp_path, toy_plugin, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CFG.replace("n = 4", "n = 5"))
+    out = tmp_path / "land"
+    assert main(["landscape", str(cfg), "--neighborhoods", "seed-offset,pcn:0.1,pcn:1.2", "--parents", "10",
+                 "--out", str(out), "--quiet"]) == 0
+    rows = {r["neighborhood"]: r for r in json.loads((out / "landscape.json").read_text())["neighborhoods"]}
+    assert abs(rows["seed-offset"]["noise_r"]) < 0.2  # s+1 is not a neighbour of s
+    assert rows["pcn:0.1"]["noise_r"] == pytest.approx(0.995, abs=0.02)
+    assert rows["pcn:0.1"]["potential_r"] > 0.9 > abs(rows["seed-offset"]["potential_r"])
+    assert rows["pcn:0.1"]["potential_r"] > rows["pcn:1.2"]["potential_r"]
+    assert "id='landscape'" in (out / "report.html").read_text()
+
+
+def test_argument_errors(toy_plugin):
+    with pytest.raises(ConfigError, match="--budgets"):
+        parse_budgets("8,x")
+    with pytest.raises(ConfigError, match="unknown strategy 'nope'"):
+        parse_contestants("eacps,nope")
+    with pytest.raises(ConfigError, match="allowed: seed-offset, pcn:THETA"):
+        parse_neighborhoods("pcn:2")
+
+
+def test_compute_multiplier_inverts_the_best_of_n_curve():
+    samples = {"t": [float(i) for i in range(100)]}
+    m = compute_multiplier(samples, target=90.0, budget=4)
+    from eacps.orderstats import expected_max_empirical
+
+    assert expected_max_empirical(samples["t"], m["n_star"]) == pytest.approx(90.0, abs=0.05)
+    assert m["multiplier"] == pytest.approx(m["n_star"] / 4)
+    assert compute_multiplier(samples, target=200.0, budget=4)["bound"] == ">"
