@@ -33,7 +33,7 @@ def load_searches(store: Store) -> list[SearchRecord]:
     for c in store.candidates(role="search"):
         by_search[c.search].append(c)
     out = []
-    for sid, cands in by_search.items():
+    for sid, cands in sorted(by_search.items(), key=lambda kv: min(c.id for c in kv[1])):  # order of running
         cands.sort(key=lambda c: c.seq)
         rec = SearchRecord(sid, cands[0].condition, cands[0].strategy or "?", cands, priors.get(cands[0].condition))
         rec.best = best_of(cands)
