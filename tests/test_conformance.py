@@ -38,6 +38,7 @@ class _Unseeded(Strategy):
 
 class _ScheduleDependent(Strategy):
     name = "bad-schedule"
+    ask_ahead = True  # claims it, but breaks it
 
     def _ask(self, n):  # the seeds depend on how many results have arrived: not ask-ahead safe
         return [Recipe.from_seed(1000 * len(self.history) + self.asked + i) for i in range(n)]

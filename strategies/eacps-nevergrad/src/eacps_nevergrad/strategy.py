@@ -90,6 +90,7 @@ class NevergradStrategy(Strategy):
     """
 
     name = "nevergrad"
+    ask_ahead = True  # a batch is told only once complete: pending results never change an ask
     Params = NevergradParams
 
     def __init__(self, params: NevergradParams | None = None, *, budget: int = 20, seed: int = 0) -> None:

@@ -110,6 +110,7 @@ class OptunaStrategy(Strategy):
     """
 
     name = "optuna"
+    ask_ahead = True  # a batch is told only once complete: pending results never change an ask
     Params = OptunaParams
 
     def __init__(self, params: OptunaParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
