@@ -123,3 +123,13 @@ def test_register_task_sets_gives_conditions_to_configs(tmp_path, toy_plugin):
     assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
     conds = {r[0] for r in sqlite3.connect(out / "store.sqlite").execute("SELECT DISTINCT condition FROM candidates")}
     assert conds == {"toy0-0", "toy0-1", "toy0-2"}
+
+
+def test_an_unreadable_model_path_is_a_config_error(tmp_path, toy_plugin, capsys):
+    text = GOOD.replace('[generator]\nname = "toy"', f'[generator]\nname = "diffusers"\nparams = {{ model = '
+                                                     f'"{tmp_path}/no-such-model" }}')
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eacps: error: generator.params: diffusers cannot load its model") and "\n" not in err
+    assert not out.exists()

@@ -134,3 +134,36 @@ def test_overlapped_execution_equals_the_sequential_engine(toy_potential):
                 for r in res]
 
     assert run(InlineExecutor()) == run(LocalExecutor(LocalParams(max_inflight=4)))
+
+
+class OOMGenerator(ToyGenerator):
+    """Raises out-of-memory for batches larger than ``limit``; records the batches it saw."""
+
+    name = "toy-oom"
+
+    def __init__(self, limit, kind="torch"):
+        super().__init__()
+        self.limit, self.kind, self.batches = limit, kind, []
+
+    def generate(self, recipes, condition, *, steps=None):
+        self.batches.append(len(recipes))
+        if len(recipes) > self.limit:
+            import torch
+
+            raise torch.OutOfMemoryError("CUDA out of memory") if self.kind == "torch" else RuntimeError(
+                "CUDA error: out of memory")
+        return super().generate(recipes, condition, steps=steps)
+
+
+@pytest.mark.parametrize("kind", ["torch", "runtime"])
+def test_out_of_memory_splits_batches_and_keeps_noises(toy_potential, cond, kind):
+    ref = search(cond, generator=ToyGenerator(), potential=toy_potential, strategy="best-of-n", budget=16,
+                 batch_size=8)
+    gen = OOMGenerator(limit=2, kind=kind)
+    res = search(cond, generator=gen, potential=toy_potential, strategy="best-of-n", budget=16, batch_size=8)
+    assert gen.batches[1:4] == [8, 4, 2]  # after the prior: split until it fits
+    assert [(c.recipe, c.potential) for c in res.history] == [(c.recipe, c.potential) for c in ref.history]
+    zero = OOMGenerator(limit=0, kind=kind)
+    res = search(cond, generator=zero, potential=toy_potential, strategy="best-of-n", budget=4, batch_size=4)
+    assert all(c.status is Status.FAILED and c.reason.startswith("out of memory at batch size 1")
+               for c in res.history)

@@ -94,7 +94,27 @@ def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Co
     check_conditions(conditions, potential)
     executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
+    load_models(generator, potential)
     return generator, potential, conditions, executor
+
+
+def load_models(generator: Generator, potential: Potential) -> None:
+    """Load every model before the run: a model that cannot be loaded is a configuration error."""
+    try:
+        generator.load()
+    except Exception as exc:
+        raise ConfigError(f"generator.params: {generator.name} cannot load its model: {_one_line(exc)}") from None
+    for c in potential.criteria:
+        try:
+            c.scorer.load()
+        except Exception as exc:
+            raise ConfigError(f"potential.criteria.{c.name}.params: {c.scorer.name} cannot load its model: "
+                              f"{_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool = False,

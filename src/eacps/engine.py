@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from eacps.executor import Executor, LocalExecutor
@@ -156,6 +157,18 @@ def best_of(cands: Sequence[Candidate]) -> Candidate | None:
     return best
 
 
+def is_oom(exc: BaseException) -> bool:
+    """``torch.OutOfMemoryError``, or a RuntimeError saying "out of memory" (older torch, other backends)."""
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def clear_device_cache() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _image_problem(image: np.ndarray | None) -> str | None:
     if image is None:
         return "generator returned no image"
@@ -224,13 +237,7 @@ class Engine:
             groups[self.steps_of(r)].append(i)
         for steps, idx in groups.items():
             t0 = time.perf_counter()
-            try:
-                outs = list(self.generator.generate([recipes[i] for i in idx], condition, steps=steps))
-                if len(outs) != len(idx):
-                    raise RuntimeError(f"returned {len(outs)} outputs for {len(idx)} recipes")
-            except Exception as exc:
-                reason = f"generator {self.generator.name}: {type(exc).__name__}: {exc}"
-                outs = [Generated.failed(reason) for _ in idx]
+            outs = self._generate_split([recipes[i] for i in idx], condition, steps)
             dt = (time.perf_counter() - t0) / len(idx)
             for i, g in zip(idx, outs, strict=True):
                 if g.status is Status.OK:
@@ -239,6 +246,24 @@ class Engine:
                 g.seconds = dt
                 gens[i] = g
         return gens  # type: ignore[return-value]
+
+    def _generate_split(self, recipes: list[Recipe], condition: Condition, steps: int) -> list[Generated]:
+        """One generator call; on out-of-memory, split the batch in halves and retry (each recipe's noise
+        is the same whatever the batch), FAILED at batch size 1. Other errors fail the batch."""
+        try:
+            outs = list(self.generator.generate(recipes, condition, steps=steps))
+            if len(outs) != len(recipes):
+                raise RuntimeError(f"returned {len(outs)} outputs for {len(recipes)} recipes")
+            return outs
+        except Exception as exc:
+            if is_oom(exc) and len(recipes) > 1:
+                clear_device_cache()
+                half = len(recipes) // 2
+                return (self._generate_split(recipes[:half], condition, steps)
+                        + self._generate_split(recipes[half:], condition, steps))
+            what = f"out of memory at batch size {len(recipes)}" if is_oom(exc) else "generator"
+            reason = f"{what} ({self.generator.name}): {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            return [Generated.failed(reason) for _ in recipes]
 
     def score_batch(self, recipes: Sequence[Recipe], gens: Sequence[Generated],
                     condition: Condition) -> list[tuple[Generated, Scored | None]]:

@@ -32,6 +32,10 @@ class Generator(ABC):
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load models now. Called before a run starts, so that a missing or unreadable model is a
+        configuration error (exit code 2) rather than a run of FAILED candidates. Default: nothing."""
+
     @abstractmethod
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:
         """Shape of one candidate's initial noise, leading batch dimension 1 included."""

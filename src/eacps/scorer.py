@@ -30,6 +30,9 @@ class Scorer(ABC):
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load models now (called before a run starts; errors become configuration errors)."""
+
     def check_condition(self, condition: Condition) -> None:
         """Raise ValueError when ``condition`` lacks what this scorer needs (checked before a run; the
         ``prior`` is always supplied by the engine)."""

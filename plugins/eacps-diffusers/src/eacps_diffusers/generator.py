@@ -190,6 +190,10 @@ class DiffusersGenerator(Generator):
             return torch.float16
         return torch.float32
 
+    def load(self) -> None:
+        """Load the pipeline now (the engine calls this before a run: load errors are config errors)."""
+        _ = self.pipe
+
     @property
     def pipe(self) -> Any:
         """The pipeline, loaded on first use."""
