@@ -1,0 +1,233 @@
+"""Generate docs/reference.md (config and plugin parameters) and docs/cli.md (every ``--help``).
+
+Both pages are generated from the code: the pydantic models of ``eacps.config`` and each registered
+plugin's ``Params``, and the argparse parser of ``eacps.cli``. ``tests/test_docs.py`` fails when the
+committed pages differ from what this script writes.
+
+    python docs/gen_reference.py          # rewrite both pages
+    python docs/gen_reference.py --check  # exit 1 if either page is stale
+
+Only plugins shipped in this repository (the ``eacps`` distribution and every distribution under
+``plugins/`` and ``strategies/``) are documented, so a third-party plugin installed in the environment
+does not change the pages; a repository distribution that is not installed is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import sys
+import tomllib
+import types
+import typing
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+#: argparse wraps help to the terminal width; the pages (and the test) use this one.
+COLUMNS = "100"
+
+
+def repo_distributions() -> list[str]:
+    """Names of the distributions this repository ships."""
+    names = ["eacps"]
+    for pp in sorted([*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("strategies/*/pyproject.toml")]):
+        names.append(tomllib.loads(pp.read_text())["project"]["name"])
+    return names
+
+
+def type_str(tp: Any) -> str:
+    """A readable type: ``int | None``, ``"a" | "b"``, ``list[int]``, ``Calibration``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is type(None):
+        return "None"
+    if tp is typing.Any:
+        return "Any"
+    if origin is typing.Literal:
+        return " | ".join(f'"{a}"' if isinstance(a, str) else repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_str(a) for a in args)
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else type_str(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def default_str(f: FieldInfo) -> str:
+    if f.is_required():
+        return "(required)"
+    value = f.default_factory() if f.default_factory is not None else f.default  # type: ignore[call-arg]
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    return f"`{value!r}`"
+
+
+def constraints_str(f: FieldInfo) -> str:
+    out = []
+    for m in f.metadata:
+        for attr, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"), ("min_length", "min length")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                out.append(f"{sym} {v}")
+    return ", ".join(out)
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def model_table(model: type[BaseModel]) -> str:
+    if not model.model_fields:
+        return "No parameters.\n"
+    rows = ["| field | type | default | description |", "|---|---|---|---|"]
+    for name, f in model.model_fields.items():
+        t = type_str(f.annotation)
+        c = constraints_str(f)
+        if c:
+            t += f" ({c})"
+        rows.append(f"| `{name}` | {cell(t)} | {cell(default_str(f))} | {cell(f.description or '')} |")
+    return "\n".join(rows) + "\n"
+
+
+def first_line(doc: str | None) -> str:
+    doc = (doc or "").strip()
+    return doc.split("\n\n")[0].replace("\n", " ").strip() if doc else ""
+
+
+CONFIG_SECTIONS = [  # (heading, model name in eacps.config / eacps.potential, text)
+    ("Top level", "RunConfig", "The whole TOML file. Give `conditions` or `tasks` (or both); `[search]` or "
+     "`[[searches]]` (not both; neither means one default `[search]`)."),
+    ("`[generator]`", "GeneratorConfig", "`params` are validated against the generator's own parameters "
+     "(see [Generators](#generators))."),
+    ("`[potential]`", "PotentialConfig", "U(x) = Σ w_k·v_k(x). Criteria named `consistency`, `realism` and "
+     "`identity` get the reference weights 1.0 / 4.0 / 1.5 unless `weight` is set; any other name needs a weight."),
+    ("`[potential.criteria.NAME]`", "CriterionConfig", "One criterion: a registered scorer, its weight and "
+     "parameters (see [Scorers](#scorers))."),
+    ("`calibration`", "Calibration", "Maps a scorer's raw value into [0, 10]: `none` (the value must already be "
+     "in range), `affine` (`scale·raw + offset`, clipped) or `range` (`10·clip((raw − lo)/(hi − lo), 0, 1)`)."),
+    ("`[search]` / `[[searches]]`", "SearchConfig", "`params` are validated against the strategy's own "
+     "parameters (see [Strategies](#strategies))."),
+    ("`[[conditions]]`", "ConditionConfig", "One task. `extra` is passed to generators and scorers as "
+     "`condition.extra` (the digits testbed reads `reference_index`)."),
+    ("`tasks`", "TasksConfig", "Conditions from a registered task set, e.g. `tasks = { name = \"digits\", n = 10 }`."),
+    ("`[executor]`", "ExecutorConfig", "Where batches are generated and scored (see [Executors](#executors))."),
+]
+
+PLUGIN_KINDS = [("strategy", "Strategies"), ("scorer", "Scorers"), ("generator", "Generators"),
+                ("executor", "Executors"), ("tasks", "Task sets")]
+
+
+def reference_markdown() -> str:
+    from eacps import config, plugins, potential
+
+    dists = repo_distributions()
+    reg = plugins.build_registry(autoload=True)
+    loaded = {e.distribution for kind in plugins.HOOKS for e in reg.entries[kind].values()}
+    missing = [d for d in dists if d not in loaded]
+    if missing:
+        raise SystemExit(f"gen_reference: distributions of this repository are not installed or failed to load: "
+                         f"{', '.join(missing)} (problems: {reg.problems}); run `make setup`")
+    out = ["<!-- generated by docs/gen_reference.py from the pydantic models; do not edit -->",
+           "# Configuration reference", "",
+           "A run is described by a TOML file (`eacps run CONFIG.toml`; `examples/digits.toml` is a documented "
+           "example). Every table is a pydantic model that forbids unknown fields: a mistake is reported in one "
+           "line naming the field, the bad value and what is allowed, and the command exits with code 2 before "
+           "any compute.", "", "## Config file", ""]
+    for heading, model_name, text in CONFIG_SECTIONS:
+        model = getattr(config, model_name, None) or getattr(potential, model_name)
+        out += [f"### {heading}", "", text, "", model_table(model)]
+    out += ["## Plugins", "",
+            "Every plugin shipped in this repository, with the parameters its `params` table accepts. "
+            "`eacps plugins` lists what is installed in your environment.", ""]
+    for kind, title in PLUGIN_KINDS:
+        out += [f"### {title}", ""]
+        entries = sorted((e for e in reg.entries[kind].values() if e.distribution in dists),
+                         key=lambda e: (dists.index(e.distribution), e.name))
+        if not entries:
+            out += ["None registered.", ""]
+        for e in entries:
+            out += [f"#### `{e.name}`", "", f"Distribution `{e.distribution}`, plugin module `{e.plugin}`.", ""]
+            doc = first_line(e.cls.__doc__)
+            if doc:
+                out += [doc, ""]
+            params = getattr(e.cls, "Params", None)
+            if params is not None:
+                out += [model_table(params)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _help(parser: argparse.ArgumentParser) -> str:
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = COLUMNS
+    try:
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            parser.print_help()
+        return buf.getvalue()
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    from eacps.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def cli_markdown() -> str:
+    from eacps.cli import build_parser
+
+    out = ["<!-- generated by docs/gen_reference.py from eacps.cli; do not edit -->", "# Command line", "",
+           "Every command is a thin layer over the Python API. Configuration errors are one line on stderr "
+           "(`eacps: error: FIELD: ...`) with exit code 2; an interrupted command exits with 130 and resumes "
+           "when run again. The help texts below are `eacps COMMAND --help`.", "", "## eacps", "",
+           "```text", _help(build_parser()).rstrip(), "```", ""]
+    for name, p in subcommands().items():
+        out += [f"## eacps {name}", "", "```text", _help(p).rstrip(), "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def help_blocks(markdown: str) -> dict[str, str]:
+    """``{command: help text}`` of a generated cli.md (used by the test)."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^## (eacps(?: \S+)?)\n\n```text\n(.*?)\n```", markdown,
+                                                          flags=re.S | re.M)}
+
+
+PAGES = {"reference.md": reference_markdown, "cli.md": cli_markdown}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when a committed page is stale")
+    args = ap.parse_args(argv)
+    stale = []
+    for name, fn in PAGES.items():
+        text = fn()
+        path = DOCS / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"stale: {', '.join(stale)}; run `python docs/gen_reference.py`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
