@@ -62,7 +62,7 @@ class _Stalls(Strategy):
     ("cls", "check"),
     [
         (_Unseeded, "test_deterministic_under_a_seed"),
-        (_ScheduleDependent, "test_asks_do_not_depend_on_the_schedule"),
+        (_ScheduleDependent, "test_schedule_contract"),
         (_SameNoise, "test_never_proposes_the_same_noise_twice"),
         (_Stalls, "test_respects_budget_with_any_batch_size"),
     ],

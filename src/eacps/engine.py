@@ -377,6 +377,7 @@ class Engine:
                             stop = {"max_steps": self.max_steps}
                         if stop:
                             st.stop = stop
+                            st.strategy.close()
                             active.remove(st)
                             progressed = True
                             continue

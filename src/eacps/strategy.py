@@ -116,6 +116,9 @@ class Strategy(ABC):
     def remaining(self) -> int:
         return self.budget - self.asked
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (threads, storages); the engine calls it when the search ends."""
+
     @classmethod
     def budget_for(cls, cost: float, *, full_steps: int, params: Params | None = None) -> int:
         """The candidate budget whose cost equals ``cost`` full-fidelity candidates (for comparisons at

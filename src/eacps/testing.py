@@ -30,10 +30,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
+import torch
 
+from eacps.generator import Generator
 from eacps.recipe import Recipe
+from eacps.scorer import Scorer
 from eacps.strategy import Strategy
-from eacps.types import Result, Status
+from eacps.types import Condition, Generated, Result, Status
 
 __all__ = [
     "NOISE_SHAPE",
@@ -206,18 +209,20 @@ class StrategyConformance:
         assert [r.key for r in a] == [r.key for r in b], "same seed and same results must give the same asks"
         assert [r.key for r in a] != [r.key for r in c], "a different seed must change the search"
 
-    def test_asks_do_not_depend_on_the_schedule(self, make_strategy: StrategyFactory) -> None:
-        """Ask-ahead: how the engine batches asks and when results arrive must not change the recipes.
-
-        Only for strategies that declare ``ask_ahead = True`` (a capability flag of ``Strategy``)."""
-        if not getattr(make_strategy(self.budget, 0), "ask_ahead", False):
-            pytest.skip("the strategy declares ask_ahead = False: the engine asks it only when idle")
-        _, sequential = self._run(make_strategy, n=1)
-        _, whole = self._run(make_strategy, n=self.budget)
-        _, asynchronous = self._run(make_strategy, n=3, rng=np.random.default_rng(1))
-        keys = [r.key for r in sequential]
-        assert [r.key for r in whole] == keys
-        assert [r.key for r in asynchronous] == keys
+    def test_schedule_contract(self, make_strategy: StrategyFactory) -> None:
+        """Ask-ahead strategies (``ask_ahead = True``): how the engine batches asks and when results arrive
+        must not change the recipes. Other strategies: the real engine, even with an executor that takes
+        several batches in flight, never asks them while results are pending."""
+        if getattr(make_strategy(self.budget, 0), "ask_ahead", False):
+            _, sequential = self._run(make_strategy, n=1)
+            _, whole = self._run(make_strategy, n=self.budget)
+            _, asynchronous = self._run(make_strategy, n=3, rng=np.random.default_rng(1))
+            keys = [r.key for r in sequential]
+            assert [r.key for r in whole] == keys
+            assert [r.key for r in asynchronous] == keys
+            return
+        asked_while_pending = run_in_engine(make_strategy(self.budget, 0), batch_size=3)
+        assert asked_while_pending == 0, "the engine asked a strategy without ask_ahead while results were pending"
 
     # -- failures -----------------------------------------------------------------------------
     @pytest.mark.parametrize("status", [Status.FAILED, Status.FILTERED])
@@ -269,3 +274,63 @@ class StrategyConformance:
         assert len({r.key for r in asked}) == len(asked), "a recipe was proposed twice"
         digests = [noise_digest(r) for r in asked]
         assert len(set(digests)) == len(digests), "two different recipes make the same noise (at the same steps)"
+
+
+class _NoiseGenerator(Generator):
+    """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1."""
+
+    name = "conformance-noise"
+
+    def noise_shape(self, condition: Condition) -> tuple[int, ...]:
+        return NOISE_SHAPE
+
+    @property
+    def default_steps(self) -> int:
+        return 1
+
+    def settings(self) -> dict:
+        return {}
+
+    def generate(self, recipes, condition, *, steps=None):
+        z = self.noises(recipes, condition)
+        return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0))) for x in z]
+
+
+class _FakeScorer(Scorer):
+    """Scores the fake objective of the noise behind each image (images are sigmoid(noise))."""
+
+    name = "conformance-fake"
+
+    def score(self, images, condition):
+        out = []
+        for img in images:
+            p = np.clip(np.asarray(img, dtype=np.float64).reshape(-1), 1e-6, 1 - 1e-6)
+            z = np.log(p / (1 - p))
+            out.append(10.0 / (1.0 + np.exp(-float(z @ _W[: z.size]) / 2.0)))
+        return out
+
+
+def run_in_engine(strategy: Strategy, *, batch_size: int = 3) -> int:
+    """Run ``strategy`` through the real engine with an overlapping executor; return how many times it was
+    asked while some of its results were pending."""
+    from eacps.engine import Engine
+    from eacps.executor import LocalExecutor, LocalParams
+    from eacps.potential import Criterion, Potential
+
+    count = 0
+    ask = strategy.ask
+
+    def counting_ask(n: int) -> list[Recipe]:
+        nonlocal count
+        count += bool(strategy.pending)
+        return ask(n)
+
+    strategy.ask = counting_ask  # type: ignore[method-assign]
+    engine = Engine(_NoiseGenerator(), Potential([Criterion("fake", _FakeScorer(), 1.0)]), batch_size=batch_size,
+                    executor=LocalExecutor(LocalParams(max_inflight=4)))
+    try:
+        res = engine.run(Condition("conformance"), strategy)
+    finally:
+        engine.close()
+    assert res.cost.candidates == strategy.asked
+    return count

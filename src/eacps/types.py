@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -83,7 +84,8 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.status is Status.OK and self.potential is not None
+        """OK with a finite potential (a NaN potential is never usable, whatever the status says)."""
+        return self.status is Status.OK and self.potential is not None and math.isfinite(self.potential)
 
     @property
     def eligible(self) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from eacps import Recipe, Result, Strategy
-from eacps_nevergrad._noise import NoiseChart, NoiseParams
+from eacps.noise_space import NoiseChart, NoiseParams
 
 # How a failed candidate is told: its loss is documented below; ``constraint_violation=1`` marks it
 # infeasible (nevergrad keeps it out of its archive and recommendations) and this penalty style

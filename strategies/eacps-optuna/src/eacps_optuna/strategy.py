@@ -16,7 +16,7 @@ from optuna.trial import Trial, TrialState
 from pydantic import Field, field_validator
 
 from eacps import Recipe, Result, Strategy
-from eacps_optuna._noise import NoiseChart, NoiseParams
+from eacps.noise_space import NoiseChart, NoiseParams
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,

@@ -1,4 +1,4 @@
-"""The continuous noise parametrization shared by the optimizer plugins (a local copy; see README).
+"""The continuous noise parametrization shared by the optimizer plugins (optuna, nevergrad).
 
 A point ``x`` in the box ``[-bound, bound]^K`` names a subspace recipe over seeded Gaussian basis
 noises ``z_1..z_K`` (seeds from the strategy's ``SeedStream``, so a seed fixes the basis):
