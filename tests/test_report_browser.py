@@ -1,0 +1,134 @@
+"""The HTML report in a real browser: headless Chromium loads it, every image decodes, the tables are
+there, nothing is fetched from outside the file, and the screenshot shows something.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it). Missing Chromium is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHECK_ID = "eacps-browser-check"
+# Runs after every resource of the page has loaded, and writes what it found into the DOM for --dump-dom.
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const external = [...document.querySelectorAll('[src],[href]')]
+    .map(e => e.getAttribute('src') || e.getAttribute('href'))
+    .filter(u => !(u.startsWith('data:') || u.startsWith('#')));
+  const r = {images: imgs.length,
+             broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.alt),
+             tables: [...document.querySelectorAll('table')].map(t => [t.id, t.rows.length]),
+             svgs: [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width),
+             external: external};
+  const pre = document.createElement('pre');
+  pre.id = '%s';
+  pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+});
+</script>""" % CHECK_ID
+
+
+def chromium() -> str:
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None and Path("/usr/bin/chromium").exists():
+        path = "/usr/bin/chromium"
+    if path is None:
+        pytest.fail("headless Chromium is needed for the report test and was not found: install it with "
+                    "`apt-get update && apt-get install -y chromium` (.ci/run does), or set CHROMIUM=/path/to/it")
+    return path
+
+
+def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def browser_check(html: Path, tmp: Path) -> dict:
+    """Load a copy of ``html`` with the check script injected; return what the script found."""
+    page = tmp / f"check-{html.parent.name}-{html.name}"
+    text = html.read_text()
+    assert "</body>" in text
+    page.write_text(text.replace("</body>", CHECK_SCRIPT + "</body>"))
+    proc = run_chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], tmp / "profile")
+    m = re.search(rf'<pre id="{CHECK_ID}">(.*?)</pre>', proc.stdout, flags=re.S)
+    assert m, f"the check script did not run (chromium rc={proc.returncode}): {proc.stderr[-2000:]}"
+    return json.loads(m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
+                      .replace("&amp;", "&"))
+
+
+def screenshot(html: Path, tmp: Path) -> np.ndarray:
+    shot = tmp / f"{html.parent.name}.png"
+    proc = run_chromium(["--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", html.as_uri()],
+                        tmp / "profile")
+    assert shot.exists(), f"no screenshot (chromium rc={proc.returncode}): {proc.stderr[-2000:]}"
+    return np.asarray(Image.open(shot).convert("RGB"))
+
+
+def assert_nontrivial(img: np.ndarray) -> None:
+    assert img.shape[0] >= 800 and img.shape[1] >= 1000, img.shape
+    ink = (img.min(axis=2) < 200).mean()  # fraction of pixels that are not (near) white
+    colors = len(np.unique(img.reshape(-1, 3), axis=0))
+    assert 0.01 < ink < 0.9, f"screenshot looks blank or flooded: {ink:.3f} of pixels inked"
+    assert colors > 20, f"screenshot has only {colors} colours"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A tiny demo run and a tiny comparison, each with its report.html."""
+    import eacps_digits
+
+    from eacps.compare import run_compare
+    from eacps.demo import run_demo
+    from eacps.report import write_report
+
+    tmp = tmp_path_factory.mktemp("reports")
+    run_demo(tmp / "demo", n_tasks=2, budget=6, progress=False, echo=lambda *a: None)
+    lines = ['[generator]', 'name = "digits"', 'params = { steps = 6 }']
+    for name in ("consistency", "realism", "identity"):
+        lines += [f"[potential.criteria.{name}]", f'scorer = "digits-{name}"']
+    for c in eacps_digits.tasks(2):
+        lines += ["[[conditions]]", f'id = "{c.id}"', f"class_label = {c.class_label}",
+                  f"extra = {{ reference_index = {c.extra['reference_index']} }}"]
+    (tmp / "tiny.toml").write_text("\n".join(lines) + "\n")
+    run_compare(tmp / "tiny.toml", tmp / "compare", strategies="eacps,best-of-n", budgets="4,8")
+    write_report(tmp / "compare", title="eacps compare")
+    return {"demo": tmp / "demo" / "report.html", "compare": tmp / "compare" / "report.html", "tmp": tmp}
+
+
+@pytest.mark.parametrize("kind, tables", [("demo", {"summary"}), ("compare", {"summary", "compare"})])
+def test_report_renders_in_chromium(runs, kind, tables, tmp_path):
+    report = runs[kind]
+    r = browser_check(report, tmp_path)
+    # prior + 3 contestants (demo) or prior + 2 strategies x 2 budgets (compare), for each of 2 tasks
+    expected_images = 2 * (1 + (3 if kind == "demo" else 4))
+    assert r["images"] == expected_images, r
+    assert r["broken"] == [], f"images that did not decode: {r['broken']}"
+    ids = {tid: rows for tid, rows in r["tables"]}
+    assert tables <= set(ids), f"missing tables: {tables - set(ids)}"
+    assert all(ids[t] >= 2 for t in tables), f"a table has no data rows: {ids}"
+    assert r["svgs"] and all(w > 100 for w in r["svgs"]), f"plots missing or collapsed: {r['svgs']}"
+    assert r["external"] == [], f"the report is not self-contained: {r['external']}"
+    assert_nontrivial(screenshot(report, tmp_path))
+
+
+def test_the_check_catches_a_broken_image(runs, tmp_path):
+    """The browser check is able to fail: a report with one undecodable image is caught."""
+    bad = tmp_path / "bad" / "report.html"
+    bad.parent.mkdir()
+    text = runs["demo"].read_text()
+    i = text.index("src='data:image/png;base64,") + len("src='data:image/png;base64,")
+    bad.write_text(text[:i] + "AAAA" + text[i + 40:])
+    r = browser_check(bad, tmp_path)
+    assert len(r["broken"]) == 1, r
