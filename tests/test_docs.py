@@ -66,14 +66,30 @@ def test_cli_help_in_docs_matches_the_command():
     env = {**os.environ, "COLUMNS": gen.COLUMNS}
     eacps = Path(sys.executable).with_name("eacps")
     for cmd in ("eacps", "eacps demo", "eacps compare"):  # the real console script, end to end
-        out = subprocess.run([str(eacps), *cmd.split()[1:], "--help"], env=env, capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            [str(eacps), *cmd.split()[1:], "--help"], env=env, capture_output=True, text=True, check=True
+        ).stdout
         assert out.rstrip() == blocks[cmd], f"`{cmd} --help` differs from docs/cli.md"
 
 
 def test_mkdocs_build_strict(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(tmp_path / "site")], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     site = tmp_path / "site"
     for page in ("concepts", "cli", "reference", "plugins", "strategies", "findings", "notebooks"):

@@ -31,11 +31,11 @@ window.addEventListener('load', () => {
              svgs: [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width),
              external: external};
   const pre = document.createElement('pre');
-  pre.id = '%s';
+  pre.id = 'CHECK_ID';
   pre.textContent = JSON.stringify(r);
   document.body.appendChild(pre);
 });
-</script>""" % CHECK_ID
+</script>""".replace("CHECK_ID", CHECK_ID)
 
 
 def chromium() -> str:
@@ -43,15 +43,28 @@ def chromium() -> str:
     if path is None and Path("/usr/bin/chromium").exists():
         path = "/usr/bin/chromium"
     if path is None:
-        pytest.fail("headless Chromium is needed for the report test and was not found: install it with "
-                    "`apt-get update && apt-get install -y chromium` (.ci/run does), or set CHROMIUM=/path/to/it")
+        pytest.fail(
+            "headless Chromium is needed for the report test and was not found: install it with "
+            "`apt-get update && apt-get install -y chromium` (.ci/run does), or set CHROMIUM=/path/to/it"
+        )
     return path
 
 
 def run_chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args]
+    cmd = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -64,14 +77,14 @@ def browser_check(html: Path, tmp: Path) -> dict:
     proc = run_chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()], tmp / "profile")
     m = re.search(rf'<pre id="{CHECK_ID}">(.*?)</pre>', proc.stdout, flags=re.S)
     assert m, f"the check script did not run (chromium rc={proc.returncode}): {proc.stderr[-2000:]}"
-    return json.loads(m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">")
-                      .replace("&amp;", "&"))
+    return json.loads(m.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
 
 
 def screenshot(html: Path, tmp: Path) -> np.ndarray:
     shot = tmp / f"{html.parent.name}.png"
-    proc = run_chromium(["--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", html.as_uri()],
-                        tmp / "profile")
+    proc = run_chromium(
+        ["--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={shot}", html.as_uri()], tmp / "profile"
+    )
     assert shot.exists(), f"no screenshot (chromium rc={proc.returncode}): {proc.stderr[-2000:]}"
     return np.asarray(Image.open(shot).convert("RGB"))
 
@@ -95,12 +108,16 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
     tmp = tmp_path_factory.mktemp("reports")
     run_demo(tmp / "demo", n_tasks=2, budget=6, progress=False, echo=lambda *a: None)
-    lines = ['[generator]', 'name = "digits"', 'params = { steps = 6 }']
+    lines = ["[generator]", 'name = "digits"', "params = { steps = 6 }"]
     for name in ("consistency", "realism", "identity"):
         lines += [f"[potential.criteria.{name}]", f'scorer = "digits-{name}"']
     for c in eacps_digits.tasks(2):
-        lines += ["[[conditions]]", f'id = "{c.id}"', f"class_label = {c.class_label}",
-                  f"extra = {{ reference_index = {c.extra['reference_index']} }}"]
+        lines += [
+            "[[conditions]]",
+            f'id = "{c.id}"',
+            f"class_label = {c.class_label}",
+            f"extra = {{ reference_index = {c.extra['reference_index']} }}",
+        ]
     (tmp / "tiny.toml").write_text("\n".join(lines) + "\n")
     run_compare(tmp / "tiny.toml", tmp / "compare", strategies="eacps,best-of-n", budgets="4,8")
     write_report(tmp / "compare", title="eacps compare")
@@ -129,6 +146,6 @@ def test_the_check_catches_a_broken_image(runs, tmp_path):
     bad.parent.mkdir()
     text = runs["demo"].read_text()
     i = text.index("src='data:image/png;base64,") + len("src='data:image/png;base64,")
-    bad.write_text(text[:i] + "AAAA" + text[i + 40:])
+    bad.write_text(text[:i] + "AAAA" + text[i + 40 :])
     r = browser_check(bad, tmp_path)
     assert len(r["broken"]) == 1, r
