@@ -133,3 +133,30 @@ def test_an_unreadable_model_path_is_a_config_error(tmp_path, toy_plugin, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("eacps: error: generator.params: diffusers cannot load its model") and "\n" not in err
     assert not out.exists()
+
+
+def test_digits_conditions_are_checked_before_any_compute(tmp_path, capsys):
+    text = """
+[generator]
+name = "digits"
+[potential.criteria.identity]
+scorer = "digits-identity"
+[[conditions]]
+id = "no-label"
+extra = { reference_index = 59 }
+"""
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out)]) == 2
+    assert "conditions.0 ('no-label'): condition 'no-label': the digits testbed needs class_label" in \
+        capsys.readouterr().err
+    text = text.replace('extra = { reference_index = 59 }', "class_label = 3")
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out)]) == 2
+    assert "conditions.0 ('no-label')" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_documented_example_config_runs(tmp_path):
+    example = Path(__file__).parents[1] / "examples" / "digits.toml"
+    assert main(["run", str(example), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    n = sqlite3.connect(tmp_path / "run" / "store.sqlite").execute(
+        "SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0]
+    assert n == 40

@@ -94,6 +94,11 @@ def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Co
     check_conditions(conditions, potential)
     executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
+    for i, cond in enumerate(conditions):
+        try:
+            generator.check_condition(cond)
+        except ValueError as exc:
+            raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
     load_models(generator, potential)
     return generator, potential, conditions, executor
 

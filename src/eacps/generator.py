@@ -36,6 +36,9 @@ class Generator(ABC):
         """Load models now. Called before a run starts, so that a missing or unreadable model is a
         configuration error (exit code 2) rather than a run of FAILED candidates. Default: nothing."""
 
+    def check_condition(self, condition: Condition) -> None:  # noqa: B027 - optional hook
+        """Raise ValueError when ``condition`` lacks what this generator needs (checked before a run)."""
+
     @abstractmethod
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:
         """Shape of one candidate's initial noise, leading batch dimension 1 included."""

@@ -144,7 +144,9 @@ class Store:
         self._lock()
         self.db = sqlite3.connect(self.root / "store.sqlite", isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        # NORMAL in WAL mode: a committed batch survives a killed process (kill -9); only an OS crash or
+        # power loss may roll back the last batches, which a resume then recomputes.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         from eacps.versions import library_versions
 

@@ -51,6 +51,9 @@ class DigitsGenerator(Generator):
         self._unet = load_unet(self._weights.root, p.device)
         self._sched_config = {**self._weights.scheduler_config(), "timestep_spacing": "trailing"}
 
+    def check_condition(self, condition: Condition) -> None:
+        class_label_of(condition)  # a clear ValueError before any compute
+
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:
         return (1, 1, 8, 8)
 

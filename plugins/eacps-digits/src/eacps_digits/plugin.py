@@ -1,4 +1,4 @@
-"""Entry point of the ``eacps-digits`` plugin: the ``digits`` generator and its three scorers."""
+"""Entry point of the ``eacps-digits`` plugin: the ``digits`` generator, its three scorers and task set."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ def register_scorers(register):
     register(DigitsConsistency)
     register(DigitsRealism)
     register(DigitsIdentity)
+
+
+@hookimpl
+def register_task_sets(register):
+    from eacps_digits.tasks import tasks
+
+    register(tasks, name="digits")

@@ -148,6 +148,9 @@ class DigitsIdentity(_DigitsScorer):
 
     name = "digits-identity"
 
+    def check_condition(self, condition: Condition) -> None:
+        reference_of(condition)  # raises a clear ValueError when neither reference is given
+
     @torch.inference_mode()
     def score(self, images: Sequence[Image], condition: Condition) -> list[float]:
         ref = as_batch([reference_of(condition)])
