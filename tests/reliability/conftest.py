@@ -28,7 +28,8 @@ def figures(request):
         for k, v in numbers.items():
             cur[k] = cur.get(k, 0) + v if isinstance(v, int | float) and not isinstance(v, bool) else v
         path = os.environ.get("EACPS_RELIABILITY_FIGURES") or str(
-            request.config._tmp_path_factory.getbasetemp() / "reliability-figures.json")
+            request.config._tmp_path_factory.getbasetemp() / "reliability-figures.json"
+        )
         Path(path).write_text(json.dumps(_FIGURES, indent=2, sort_keys=True))
 
     return record

@@ -18,8 +18,11 @@ def rows(run_dir: Path, cols: str = "search, seq, role, condition, recipe, statu
 
 def digest(run_dir: Path) -> dict[str, str]:
     """sha256 of every file under ``run_dir`` (what "nothing written" compares)."""
-    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file()
+    }
 
 
 TOY = """
@@ -49,11 +52,29 @@ prompt = "second"
 """
 
 
-def toy_config(tmp_path: Path, name: str = "cfg.toml", *, generator: str = "toy", gen_params: str = "{}",
-               scorer: str = "toy-mean", scorer_params: str = "{}", strategy: str = "eacps", budget: int = 20,
-               batch_size: int = 6) -> Path:
+def toy_config(
+    tmp_path: Path,
+    name: str = "cfg.toml",
+    *,
+    generator: str = "toy",
+    gen_params: str = "{}",
+    scorer: str = "toy-mean",
+    scorer_params: str = "{}",
+    strategy: str = "eacps",
+    budget: int = 20,
+    batch_size: int = 6,
+) -> Path:
     """A two-condition toy config (the toy plugin of tests/toy.py must be registered)."""
     p = tmp_path / name
-    p.write_text(TOY.format(generator=generator, gen_params=gen_params, scorer=scorer, scorer_params=scorer_params,
-                            strategy=strategy, budget=budget, batch_size=batch_size))
+    p.write_text(
+        TOY.format(
+            generator=generator,
+            gen_params=gen_params,
+            scorer=scorer,
+            scorer_params=scorer_params,
+            strategy=strategy,
+            budget=budget,
+            batch_size=batch_size,
+        )
+    )
     return p
