@@ -128,9 +128,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 def test_report_renders_in_chromium(runs, kind, tables, tmp_path):
     report = runs[kind]
     r = browser_check(report, tmp_path)
-    # prior + 3 contestants (demo) or prior + 2 strategies x 2 budgets (compare), for each of 2 tasks
-    expected_images = 2 * (1 + (3 if kind == "demo" else 4))
-    assert r["images"] == expected_images, r
+    # per task (2): the reference image (demo tasks carry one; the compare config names a reference_index
+    # only), the prior, the best of each of 3 contestants (demo) or of 2 strategies x 2 budgets (compare),
+    # and the top-5 grid; every image in the HTML must have been decoded by the browser
+    expected_images = 2 * ((1 if kind == "demo" else 0) + 1 + (3 if kind == "demo" else 4) + 5)
+    assert r["images"] == expected_images == report.read_text().count("<img "), r
     assert r["broken"] == [], f"images that did not decode: {r['broken']}"
     ids = {tid: rows for tid, rows in r["tables"]}
     assert tables <= set(ids), f"missing tables: {tables - set(ids)}"

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from eacps.executor import Executor, LocalExecutor
 from eacps.generator import Generator
@@ -209,6 +209,7 @@ class Engine:
         self.preview_potential = preview_potential
         self.executor = executor if executor is not None else LocalExecutor()
         self._executor_started: Executor | None = None
+        self._reference_paths: dict[str, str] = {}
         self._gen_fp = generator.fingerprint()
 
     def potential_for(self, recipe: Recipe) -> Potential:
@@ -322,7 +323,10 @@ class Engine:
             b.new.append(c)
         self.store.generated += len(b.todo)
         if b.new:
-            self.store.add(b.new, b.condition.describe())
+            desc = b.condition.describe()
+            if b.condition.id in self._reference_paths:
+                desc["reference_image"] = self._reference_paths[b.condition.id]
+            self.store.add(b.new, desc)
         return b.cands  # type: ignore[return-value]
 
     def evaluate(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int,
@@ -334,7 +338,14 @@ class Engine:
         return self._finish(b, computed), b.computed
 
     def prior(self, condition: Condition, prior_seed: int = DEFAULT_PRIOR_SEED) -> Candidate:
-        """Stage 0: the candidate from a fixed seed, generated first; not charged to any search."""
+        """Stage 0: the candidate from a fixed seed, generated first; not charged to any search.
+        The condition's reference image, if any, is stored beside it (for reports)."""
+        if condition.reference is not None and "reference_image" not in condition.extra:
+            key = "reference:" + hashlib.sha256(np.ascontiguousarray(condition.reference).tobytes()).hexdigest()
+            path = self.store.image_path_for(key)
+            if not (self.store.root / path).exists():
+                self.store.write_image(key, condition.reference)
+            self._reference_paths[condition.id] = path
         (c,), _ = self.evaluate([Recipe.from_seed(prior_seed)], condition,
                                 search=f"prior/{condition.id}/{prior_seed}", seq0=0, role="prior")
         return c

@@ -8,9 +8,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from eacps.engine import eligible
 from eacps.store import Candidate, read_only
 from eacps.summary import SearchRecord, format_table, load_searches, summarize_store
 
+TOP_K = 5
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 CSS = """
@@ -26,9 +28,12 @@ figure{display:inline-block;margin:4px;text-align:center;font-size:11px}
 def _img(c: Candidate | None, root: Path) -> str:
     if c is None or c.image_path is None:
         return "<div class='noimg'>(no image)</div>"
-    data = base64.b64encode((root / c.image_path).read_bytes()).decode()
-    alt = html.escape(f"{c.condition} {c.recipe.key}")
-    return f"<img class='cand' alt='{alt}' src='data:image/png;base64,{data}'>"
+    return _png(root / c.image_path, f"{c.condition} {c.recipe.key}")
+
+
+def _png(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<img class='cand' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
 
 
 def _fig(c: Candidate | None, root: Path, caption: str) -> str:
@@ -84,7 +89,7 @@ def _axes(w: int, h: int, xlabel: str, ylo: float, yhi: float) -> list[str]:
             f"<text x='4' y='{h - 40}' font-size='10'>{ylo:.2f}</text>"]
 
 
-def scaling_svg(summary: dict, w: int = 620, h: int = 340) -> str:
+def scaling_svg(summary: dict, w: int = 820, h: int = 340) -> str:
     """Mean best potential vs log budget per strategy (with CIs), beside the best-of-N predictions."""
     import math
 
@@ -105,7 +110,7 @@ def scaling_svg(summary: dict, w: int = 620, h: int = 340) -> str:
     yhi = yhi if yhi > ylo else ylo + 1
     xlo, xhi = math.log2(max(1, min(xs))), math.log2(max(xs))
     xhi = xhi if xhi > xlo else xlo + 1
-    px = lambda n: 50 + (w - 200) * (math.log2(n) - xlo) / (xhi - xlo)  # noqa: E731
+    px = lambda n: 50 + (w - 330) * (math.log2(n) - xlo) / (xhi - xlo)  # noqa: E731
     py = lambda v: h - 40 - (h - 60) * (v - ylo) / (yhi - ylo)  # noqa: E731
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' class='plot' "
              "id='scaling'>", *_axes(w, h, "budget (log scale)", ylo, yhi)]
@@ -119,7 +124,7 @@ def scaling_svg(summary: dict, w: int = 620, h: int = 340) -> str:
         color, dash, text = styles[key]
         poly = " ".join(f"{px(n):.1f},{py(v):.1f}" for n, v in pts)
         parts.append(f"<polyline fill='none' stroke='{color}' stroke-dasharray='{dash}' points='{poly}'/>")
-        parts.append(f"<text x='{w - 145}' y='{30 + 14 * k}' font-size='10' fill='{color}'>{html.escape(text)}</text>")
+        parts.append(f"<text x='{w - 265}' y='{30 + 14 * k}' font-size='10' fill='{color}'>{html.escape(text)}</text>")
         k += 1
     for i, (label, pts) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
@@ -130,7 +135,7 @@ def scaling_svg(summary: dict, w: int = 620, h: int = 340) -> str:
             if not (math.isnan(lo) or math.isnan(hi)):
                 parts.append(f"<line x1='{px(b):.1f}' x2='{px(b):.1f}' y1='{py(lo):.1f}' y2='{py(hi):.1f}' "
                              f"stroke='{color}'/>")
-        parts.append(f"<text x='{w - 145}' y='{30 + 14 * k}' font-size='12' fill='{color}'>{html.escape(label)}</text>")
+        parts.append(f"<text x='{w - 265}' y='{30 + 14 * k}' font-size='12' fill='{color}'>{html.escape(label)}</text>")
         k += 1
     parts.append("</svg>")
     return "".join(parts)
@@ -204,6 +209,7 @@ def render(run_dir: str | Path, title: str = "eacps report") -> str:
         recs = load_searches(store)
         summary = summarize_store(store)
         config = store.get_meta("config")
+        conditions = {r.condition: store.condition_json(r.condition) for r in recs}
     finally:
         store.close()
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -228,10 +234,20 @@ def render(run_dir: str | Path, title: str = "eacps report") -> str:
         by_cond[r.condition].append(r)
     for cond, rs in by_cond.items():
         out.append(f"<div class='task'><h3>{html.escape(cond)}</h3>")
+        ref = conditions.get(cond, {}).get("reference_image")
+        if ref and (root / ref).exists():
+            out.append(f"<figure>{_png(root / ref, f'{cond} reference')}<figcaption>reference</figcaption></figure>")
         out.append(_fig(rs[0].prior, root, "prior"))
         for r in rs:
             out.append(_fig(r.best, root, f"best: {r.strategy}"))
-        out.append("</div>")
+        seen, top = set(), []
+        for c in sorted((c for r in rs for c in r.candidates if eligible(c)), key=lambda c: -c.potential):
+            if c.cache_key not in seen:
+                seen.add(c.cache_key)
+                top.append(c)
+        out.append(f"<div class='topk'><b>top {min(TOP_K, len(top))} of {len(seen)} distinct candidates</b><br>")
+        out += [_fig(c, root, f"#{i + 1} {c.strategy}") for i, c in enumerate(top[:TOP_K])]
+        out.append("</div></div>")
     if config is not None:
         out.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
     out.append("</body></html>")

@@ -258,6 +258,12 @@ class Store:
             q, args = q + " AND role = ?", [*args, role]
         return [self._row(r) for r in self.db.execute(q + " ORDER BY search, role, seq", args)]
 
+    def condition_json(self, condition: str) -> dict[str, Any]:
+        """The stored description of a condition (as first written)."""
+        row = self.db.execute("SELECT condition_json FROM candidates WHERE condition = ? ORDER BY id LIMIT 1",
+                              (condition,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
     def searches(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
