@@ -35,9 +35,9 @@ scorer = "digits-realism"
 
 [search]
 strategy = "eacps"
-budget = 38
+budget = 54
 batch_size = 2
-params = { k_global = 6, m = 2, k_local = 4, generations = 5 }
+params = { k_global = 6, m = 2, k_local = 4, generations = 7 }
 
 [[conditions]]
 id = "three"
@@ -47,7 +47,7 @@ class_label = 3
 id = "seven"
 class_label = 7
 """
-TOTAL = 2 * (1 + 38)  # a prior and 24 candidates per condition (k_global + 4 refinements x m x k_local)
+TOTAL = 2 * (1 + 54)  # a prior and 54 candidates per condition (k_global + 6 refinements x m x k_local)
 
 # A fork server: imports eacps and the digits plugin (torch, diffusers) once, then forks one process per
 # ``run`` command, so that each of the 21 processes does not pay the imports. Each child is a real process
@@ -164,7 +164,7 @@ def test_kill_9_at_20_random_points_then_resume(tmp_path, figures):
             if session == KILLS:  # the last process runs to the end
                 assert runs.wait(pid) == 0, err(log)
             else:  # a random row count past what is stored, then a random delay that lands inside the next batch
-                k = min(len(before) + rng.randint(1, 3), TOTAL - 3)  # the last batch (2 rows) would end the run
+                k = min(len(before) + rng.randint(1, 3), TOTAL - 12)  # leave the run more than the delay can finish
                 t0 = time.time()
                 while count(out) < k:
                     assert alive(pid), f"run ended before row {k}: {err(log)}"
