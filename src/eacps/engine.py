@@ -179,55 +179,23 @@ def _image_problem(image: np.ndarray | None) -> str | None:
     return None
 
 
-class Engine:
-    """Runs searches for one generator and potential, writing every finished batch to ``store``."""
+class BatchComputer:
+    """Generates and scores one batch: the engine's batch code, without a store or a loop. Executors that
+    run elsewhere (e.g. Ray actors) build one from the same generator and potential."""
 
-    def __init__(
-        self,
-        generator: Generator,
-        potential: Potential,
-        store: Store | None = None,
-        *,
-        batch_size: int = 8,
-        progress: bool = False,
-        max_steps: int | None = None,
-        preview_potential: Potential | None = None,
-        executor: Executor | None = None,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    def __init__(self, generator: Generator | None, potential: Potential | None,
+                 preview_potential: Potential | None = None) -> None:
         self.generator = generator
         self.potential = potential
-        self._tmp: tempfile.TemporaryDirectory | None = None
-        if store is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="eacps-")
-            store = Store(Path(self._tmp.name))
-        self.store = store
-        self.batch_size = batch_size
-        self.progress = progress
-        self.max_steps = max_steps
         self.preview_potential = preview_potential
-        self.executor = executor if executor is not None else LocalExecutor()
-        self._executor_started: Executor | None = None
-        self._reference_paths: dict[str, str] = {}
-        self._gen_fp = generator.fingerprint()
 
     def potential_for(self, recipe: Recipe) -> Potential:
         """Previews are scored by ``preview_potential`` when one is set (a scoring cascade)."""
         return self.preview_potential if recipe.is_preview and self.preview_potential else self.potential
 
-    # -- keys ---------------------------------------------------------------------------------
     def steps_of(self, recipe: Recipe) -> int:
         return recipe.steps if recipe.steps is not None else self.generator.default_steps
 
-    def cache_key(self, recipe: Recipe, condition: Condition) -> str:
-        ref = None if condition.reference is None else hashlib.sha256(
-            np.ascontiguousarray(condition.reference).tobytes()).hexdigest()[:16]
-        spec = [self._gen_fp, self.potential_for(recipe).fingerprint(), condition.describe(), ref,
-                recipe.with_steps(None).key, self.steps_of(recipe)]
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-
-    # -- evaluation ---------------------------------------------------------------------------
     def generate_batch(self, recipes: Sequence[Recipe], condition: Condition) -> list[Generated]:
         """Generate (grouped by steps). Generator errors fail their group; images are quantized to 8 bits
         (what is stored is what is scored); black/NaN images are FILTERED."""
@@ -288,6 +256,48 @@ class Engine:
         """Generate and score one batch; no store involved."""
         return self.score_batch(recipes, self.generate_batch(recipes, condition), condition)
 
+
+
+class Engine(BatchComputer):
+    """Runs searches for one generator and potential, writing every finished batch to ``store``."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        potential: Potential,
+        store: Store | None = None,
+        *,
+        batch_size: int = 8,
+        progress: bool = False,
+        max_steps: int | None = None,
+        preview_potential: Potential | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        super().__init__(generator, potential, preview_potential)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        if store is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="eacps-")
+            store = Store(Path(self._tmp.name))
+        self.store = store
+        self.batch_size = batch_size
+        self.progress = progress
+        self.max_steps = max_steps
+        self.executor = executor if executor is not None else LocalExecutor()
+        self._executor_started: Executor | None = None
+        self._reference_paths: dict[str, str] = {}
+        self._gen_fp = generator.fingerprint()
+
+    # -- keys ---------------------------------------------------------------------------------
+    def cache_key(self, recipe: Recipe, condition: Condition) -> str:
+        ref = None if condition.reference is None else hashlib.sha256(
+            np.ascontiguousarray(condition.reference).tobytes()).hexdigest()[:16]
+        spec = [self._gen_fp, self.potential_for(recipe).fingerprint(), condition.describe(), ref,
+                recipe.with_steps(None).key, self.steps_of(recipe)]
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+    # -- the run loop --------------------------------------------------------------------------
     def _plan(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int, role: str,
               strategy: str | None) -> _Batch:
         """Resolve what the store already has; the rest is ``todo`` (to compute)."""
@@ -337,18 +347,51 @@ class Engine:
         computed = self.compute([recipes[i] for i in b.todo], condition) if b.todo else None
         return self._finish(b, computed), b.computed
 
+    def _stash_reference(self, condition: Condition) -> None:
+        """Store the condition's reference image once (reports show it beside the prior)."""
+        if condition.reference is None or condition.id in self._reference_paths:
+            return
+        key = "reference:" + hashlib.sha256(np.ascontiguousarray(condition.reference).tobytes()).hexdigest()
+        path = self.store.image_path_for(key)
+        if not (self.store.root / path).exists():
+            self.store.write_image(key, condition.reference)
+        self._reference_paths[condition.id] = path
+
+    @staticmethod
+    def prior_search(condition: Condition, prior_seed: int) -> str:
+        return f"prior/{condition.id}/{prior_seed}"
+
     def prior(self, condition: Condition, prior_seed: int = DEFAULT_PRIOR_SEED) -> Candidate:
-        """Stage 0: the candidate from a fixed seed, generated first; not charged to any search.
-        The condition's reference image, if any, is stored beside it (for reports)."""
-        if condition.reference is not None and "reference_image" not in condition.extra:
-            key = "reference:" + hashlib.sha256(np.ascontiguousarray(condition.reference).tobytes()).hexdigest()
-            path = self.store.image_path_for(key)
-            if not (self.store.root / path).exists():
-                self.store.write_image(key, condition.reference)
-            self._reference_paths[condition.id] = path
+        """Stage 0: the candidate from a fixed seed, generated first; not charged to any search."""
+        self._stash_reference(condition)
         (c,), _ = self.evaluate([Recipe.from_seed(prior_seed)], condition,
-                                search=f"prior/{condition.id}/{prior_seed}", seq0=0, role="prior")
+                                search=self.prior_search(condition, prior_seed), seq0=0, role="prior")
         return c
+
+    def _priors(self, jobs: Sequence[Job]) -> dict[str, Candidate]:
+        """The priors of many searches at once, through the executor (one batch per condition)."""
+        batches: dict[str, _Batch] = {}
+        for job in jobs:
+            sid = self.prior_search(job.condition, job.prior_seed)
+            if sid in batches:
+                continue
+            self._stash_reference(job.condition)
+            b = self._plan([Recipe.from_seed(job.prior_seed)], job.condition, search=sid, seq0=0, role="prior",
+                           strategy=None)
+            if b.todo:
+                b.future = self.executor.submit([b.recipes[i] for i in b.todo], job.condition)
+            batches[sid] = b
+        return {sid: self._finish(b, self._result(b))[0] for sid, b in batches.items()}
+
+    def _result(self, b: _Batch) -> list[tuple[Generated, Scored | None]] | None:
+        """A batch's computed results; an executor failure fails the batch (the run goes on)."""
+        if b.future is None:
+            return None
+        try:
+            return b.future.result()
+        except Exception as exc:
+            reason = f"executor {self.executor.name}: {type(exc).__name__}: {exc}"
+            return [(Generated.failed(reason), None) for _ in b.todo]
 
     def run(self, condition: Condition, strategy: Strategy, *, label: str | None = None,
             search_id: str | None = None, prior_seed: int = DEFAULT_PRIOR_SEED) -> SearchResult:
@@ -362,11 +405,12 @@ class Engine:
         if self._executor_started is not self.executor:
             self.executor.start(self)
             self._executor_started = self.executor
+        priors = self._priors(jobs)
         states = []
         for job in jobs:
             label = job.label or job.strategy.name
             sid = job.search_id or f"{job.condition.id}/{label}/b{job.strategy.budget}/s{job.strategy.seed}"
-            prior = self.prior(job.condition, job.prior_seed)
+            prior = priors[self.prior_search(job.condition, job.prior_seed)]
             states.append(_SearchState(job, label, sid, prior, job.condition.with_prior(prior.image)))
         total = sum(j.strategy.budget for j in jobs)
         bar = tqdm(total=total, desc=f"{len(jobs)} search(es)", disable=not self.progress, leave=False,
@@ -420,13 +464,7 @@ class Engine:
                              st.cost, st.stop) for st in states]
 
     def _complete(self, st: _SearchState, b: _Batch, bar: tqdm) -> None:
-        computed = None
-        if b.future is not None:
-            try:
-                computed = b.future.result()
-            except Exception as exc:
-                reason = f"executor {self.executor.name}: {type(exc).__name__}: {exc}"
-                computed = [(Generated.failed(reason), None) for _ in b.todo]
+        computed = self._result(b)
         cands = self._finish(b, computed)
         st.strategy.tell([c.result for c in cands])
         for c, new in zip(cands, b.computed, strict=True):

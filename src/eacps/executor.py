@@ -77,7 +77,7 @@ class InlineExecutor(Executor):
 
 
 class LocalParams(Params):
-    max_inflight: int = Field(2, ge=1, description="batches in flight (generated but not yet scored) at most")
+    max_inflight: int = Field(3, ge=1, description="batches in flight (generated but not yet scored) at most")
 
 
 class LocalExecutor(Executor):

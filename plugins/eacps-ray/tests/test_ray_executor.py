@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import toy
-from conftest import PYTHONPATH
+from .conftest import PYTHONPATH
 from crashy import CrashyGenerator, CrashyParams, DriftGenerator
 from eacps_ray import RayExecutor, RayParams, SpecError
 from eacps_ray.executor import RayExecutorError
@@ -205,7 +205,8 @@ def test_batch_failed_with_reason_after_retry_bound(ray_session, test_plugins, t
         return [Job(c, BestOfN(budget=3, seed=0)) for c in conds]
 
     local, _, _, _ = run(tmp_path / "local", CrashyGenerator(), toy_potential(), LocalExecutor(), jobs())
-    ex = RayExecutor(RayParams(num_generators=1, num_scorers=0, max_restarts=2, max_task_retries=1, **FAST))
+    # the doomed condition's prior and its one search batch each kill the actor twice: 4 restarts
+    ex = RayExecutor(RayParams(num_generators=1, num_scorers=0, max_restarts=4, max_task_retries=1, **FAST))
     doomed_gen = CrashyGenerator(CrashyParams(doomed="doomed"))
     remote, rows, results, workers = run(tmp_path / "ray", doomed_gen, toy_potential(), ex, jobs())
     assert_stored_once(rows, n_search=6, n_prior=2)
@@ -214,7 +215,8 @@ def test_batch_failed_with_reason_after_retry_bound(ray_session, test_plugins, t
     assert all(c.status is Status.FAILED for c in doomed.history) and doomed.best is None
     assert all("failed this batch 2 time(s) (max_task_retries=1)" in c.reason for c in doomed.history)
     assert "ActorDiedError" in doomed.history[0].reason
-    assert ex.stats["restarts"] == 2 and workers == 1
+    assert doomed.prior.status is Status.FAILED and "max_task_retries=1" in doomed.prior.reason
+    assert ex.stats["restarts"] == 4 and workers == 1
 
     # no restarts left to spend: the actor dies for good and nothing else can run
     ex = RayExecutor(RayParams(num_generators=1, num_scorers=0, max_restarts=0, max_task_retries=0, **FAST))

@@ -12,26 +12,13 @@ import socket
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from eacps.engine import Engine
-from eacps.generator import Generator
-from eacps.potential import Potential, Scored
+from eacps.engine import BatchComputer
+from eacps.potential import Scored
 from eacps.recipe import Recipe
 from eacps.types import Condition, Generated
 from eacps_ray.specs import WorkerSpec
 
 Role = Literal["generator", "scorer", "both"]
-
-
-class _BatchEngine(Engine):
-    """The engine's own batch computation (``generate_batch``, ``score_batch``, ``compute``), without a
-    store or a loop: only the models are set. Whatever the core's batch code does (grouping by steps,
-    OOM splitting, 8-bit quantization, FILTERED images, preview potentials), an actor does the same."""
-
-    def __init__(
-        self, generator: Generator | None, potential: Potential | None, preview: Potential | None
-    ) -> None:  # no super().__init__: no store, no executor
-        self.generator, self.potential, self.preview_potential = generator, potential, preview
-        self.max_steps, self.batch_size, self.progress = None, 1, False
 
 
 def _load(obj: object) -> None:
@@ -54,7 +41,7 @@ class Worker:
         for pot in (self.potential, self.preview_potential):
             for c in pot.criteria if pot is not None else ():
                 _load(c.scorer)
-        self.engine = _BatchEngine(self.generator, self.potential, self.preview_potential)
+        self.engine = BatchComputer(self.generator, self.potential, self.preview_potential)
 
     def ready(self) -> dict[str, Any]:
         """Fingerprints of what was built (checked against the driver's), and where this actor runs."""
