@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--strategies", default="best-of-n,eacps,eacps-pcn,eacps-anneal,zero-order,multi-fidelity,"
                                             "optuna-tpe,nevergrad")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--pool", type=int, default=256, help="best-of-N reference samples per task for the curve")
     ap.add_argument("--out", default="runs/bench-strategies")
     args = ap.parse_args()
     out = Path(args.out)
@@ -86,7 +87,7 @@ def main() -> None:
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks))
     summary = run_compare(cfg, out, strategies=args.strategies, budgets=args.budgets, repeats=args.repeats,
-                          progress=True)
+                          pool=args.pool, progress=True)
     print(format_compare(summary))
     print(f"report: {write_report(out, title='eacps strategies benchmark (digits)')}")
 

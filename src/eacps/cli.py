@@ -76,7 +76,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-compare"
     summary = run_compare(args.config, out, strategies=args.strategies, budgets=args.budgets, repeats=args.repeats,
-                          progress=not args.quiet)
+                          pool=args.pool, progress=not args.quiet)
     print(format_compare(summary))
     print(f"{summary['generated']} candidates generated; report: {write_report(out, title='eacps compare')}")
     return 0
@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated strategy names or [[searches]] labels (default: eacps,best-of-n)")
     c.add_argument("--budgets", default="8,16,32,64", help="comma-separated budgets (default: 8,16,32,64)")
     c.add_argument("--repeats", type=int, default=1, help="seeds per strategy and budget (default: 1)")
+    c.add_argument("--pool", type=int, default=0,
+                   help="extra best-of-N samples per task feeding the best-of-N curve, so compute multipliers can "
+                   "be measured beyond the largest budget (default: 0)")
     c.add_argument("--out", help="run directory (default: runs/<config name>-compare)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_compare)

@@ -27,6 +27,7 @@ from eacps.stats import bootstrap_ci
 from eacps.store import Store
 
 REFERENCE = "best-of-n"
+POOL = "best-of-n-pool"  # the reference pool's label: feeds the curve, not the table
 
 
 @dataclass
@@ -69,9 +70,13 @@ def parse_budgets(spec: str) -> list[int]:
 
 
 def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets: str, repeats: int = 1,
-                progress: bool = False) -> dict[str, Any]:
+                pool: int = 0, progress: bool = False) -> dict[str, Any]:
+    """``pool`` > 0 adds, per task and repeat, a best-of-N reference search of that many candidates whose
+    samples only feed the best-of-N curve (so multipliers can be measured beyond the largest budget)."""
     if repeats < 1:
         raise ConfigError(f"--repeats: must be >= 1, got {repeats}")
+    if pool < 0:
+        raise ConfigError(f"--pool: must be >= 0, got {pool}")
     cfg, generator, potential, conditions, executor = load_run(config)
     contestants = parse_contestants(strategies, cfg)
     bs = parse_budgets(budgets)
@@ -84,6 +89,8 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
             n = cls.budget_for(b, full_steps=generator.default_steps, params=params)
             make_strategy(c.strategy, c.params, budget=n, seed=0)
             plan.append((c, b, n))
+    if pool:
+        plan.append((Contestant(POOL, REFERENCE), pool, pool))
     out = Path(out)
     records = []
     with Store.open(out, argv=["compare", str(config)]) as store:
@@ -113,6 +120,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
         unit = measured_unit_costs(store)
         generated = store.generated
     summary = analyze(records, [c.label for c in contestants], bs, unit)
+    summary["pool"] = pool
     summary["generated"] = generated  # computed by this invocation (0 when everything was in the store)
     (out / "compare.json").write_text(json.dumps(summary, indent=2))
     return summary
