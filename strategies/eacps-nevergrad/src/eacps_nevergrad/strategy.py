@@ -7,15 +7,14 @@ import math
 import threading
 import warnings
 import weakref
-from collections.abc import Sequence
 from typing import Any
 
 import nevergrad as ng
 import numpy as np
 from pydantic import Field, field_validator
 
-from eacps import Recipe, Result, Strategy
-from eacps.noise_space import NoiseChart, NoiseParams
+from eacps import Result
+from eacps.noise_space import ChartOptimizer, NoiseChart, NoiseParams
 
 # How a failed candidate is told: its loss is documented below; ``constraint_violation=1`` marks it
 # infeasible (nevergrad keeps it out of its archive and recommendations) and this penalty style
@@ -71,7 +70,7 @@ def _stop_later(ref: weakref.ref) -> None:
         _stop_threads(strategy.optimizer)
 
 
-class NevergradStrategy(Strategy):
+class NevergradStrategy(ChartOptimizer):
     """Nevergrad's ask/tell over ``x ∈ [-bound, bound]^dim`` (see ``eacps_nevergrad._noise``); it minimizes
     ``-potential``.
 
@@ -90,7 +89,6 @@ class NevergradStrategy(Strategy):
     """
 
     name = "nevergrad"
-    ask_ahead = True  # a batch is told only once complete: pending results never change an ask
     Params = NevergradParams
 
     def __init__(self, params: NevergradParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
@@ -104,59 +102,26 @@ class NevergradStrategy(Strategy):
             self.optimizer = ng.optimizers.registry[p.optimizer](
                 parametrization=parametrization, budget=budget, num_workers=p.num_workers
             )
-        self.queue: list[Recipe] = []
-        self.batch: dict[Recipe, list[Any]] = {}  # this batch's recipes (ask order) -> their candidates
-        self.batch_keys: dict[tuple[float, ...], Recipe] = {}
-        self.results: dict[Recipe, Result] = {}
-        self.known: dict[tuple[float, ...], Result] = {}
         self.worst_ok: float | None = None
         self.failures_told = 0
-        self.exhausted: str | None = None
         # stop recast threads at exit even if this strategy is still referenced (runs before joining threads)
         register_atexit = getattr(threading, "_register_atexit", None)
         if register_atexit is not None:
             register_atexit(_stop_later, weakref.ref(self))
 
-    def _ask(self, n: int) -> list[Recipe]:
-        if not self.queue:
-            if self.pending or self.exhausted:
-                return []
-            self._propose(min(self.params.num_workers, self.remaining))
-        out, self.queue = self.queue[:n], self.queue[n:]
-        return out
+    def proposal_size(self) -> int:
+        return self.params.num_workers
 
-    def _propose(self, size: int) -> None:
-        tries = 0
-        while len(self.queue) < size and tries < 20 * size + 20:
-            tries += 1
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cand = self.optimizer.ask()
-            recipe = self.chart.recipe(np.asarray(cand.value, dtype=float).tolist())
-            key = self.chart.same_noise_key(recipe)
-            if key in self.known:
-                self._tell_candidate(cand, self.known[key])
-            elif key in self.batch_keys:
-                self.batch[self.batch_keys[key]].append(cand)
-            else:
-                self.batch_keys[key] = recipe
-                self.batch[recipe] = [cand]
-                self.queue.append(recipe)
-        if not self.queue:
-            self.exhausted = f"{self.params.optimizer} proposed only evaluated noise in {tries} tries"
-            self.close()
+    def _propose_one(self) -> tuple[list[float], Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cand = self.optimizer.ask()
+        return np.asarray(cand.value, dtype=float).tolist(), cand
 
-    def _tell(self, results: Sequence[Result]) -> None:
-        for r in results:
-            self.results[r.recipe] = r
-        if self.queue or len(self.results) < len(self.batch):
-            return
-        for recipe, cands in self.batch.items():
-            res = self.results[recipe]
-            self.known[self.chart.same_noise_key(recipe)] = res
-            for cand in cands:
-                self._tell_candidate(cand, res)
-        self.batch, self.batch_keys, self.results = {}, {}, {}
+    def _on_exhausted(self) -> None:
+        self.close()
+
+    def _on_batch_told(self) -> None:
         if self.asked >= self.budget:
             self.close()
 
@@ -164,7 +129,7 @@ class NevergradStrategy(Strategy):
         """The loss told for a failed candidate: as bad as the worst success so far (0.0 before any)."""
         return -(self.worst_ok if self.worst_ok is not None else 0.0)
 
-    def _tell_candidate(self, cand: Any, res: Result) -> None:
+    def _tell_token(self, cand: Any, res: Result) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if res.ok and math.isfinite(res.potential):
@@ -180,5 +145,3 @@ class NevergradStrategy(Strategy):
         """Stop nevergrad's background threads (called when the search ends; safe to call twice)."""
         _stop_threads(self.optimizer)
 
-    def _stop(self) -> dict[str, Any]:
-        return {"exhausted": self.exhausted} if self.exhausted and not self.queue else {}

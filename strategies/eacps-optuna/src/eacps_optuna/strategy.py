@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -15,8 +15,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import Trial, TrialState
 from pydantic import Field, field_validator
 
-from eacps import Recipe, Result, Strategy
-from eacps.noise_space import NoiseChart, NoiseParams
+from eacps import Result
+from eacps.noise_space import ChartOptimizer, NoiseChart, NoiseParams
 
 SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler,
@@ -97,8 +97,8 @@ class _Mirror:
         )
 
 
-class OptunaStrategy(Strategy):
-    """Optuna's ask/tell over ``x ∈ [-bound, bound]^dim`` (see ``eacps_optuna._noise``), maximizing the potential.
+class OptunaStrategy(ChartOptimizer):
+    """Optuna's ask/tell over ``x ∈ [-bound, bound]^dim`` (see ``eacps.noise_space``), maximizing the potential.
 
     Trials are proposed ``batch_size`` at a time and told together, in trial order, once every result
     of the batch is in: the asks then depend only on the results, not on how the engine batches its
@@ -110,7 +110,6 @@ class OptunaStrategy(Strategy):
     """
 
     name = "optuna"
-    ask_ahead = True  # a batch is told only once complete: pending results never change an ask
     Params = OptunaParams
 
     def __init__(self, params: OptunaParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
@@ -123,56 +122,23 @@ class OptunaStrategy(Strategy):
                 direction="maximize", sampler=make_sampler(p.sampler, p.options, sampler_seed)
             )
         self.distributions = {f"x{i}": FloatDistribution(-p.bound, p.bound) for i in range(p.dim)}
-        self.queue: list[Recipe] = []  # proposed, not yet asked by the engine
-        self.batch: dict[Recipe, list[Trial]] = {}  # this batch's recipes (ask order) -> their trials
-        self.batch_keys: dict[tuple[float, ...], Recipe] = {}
-        self.results: dict[Recipe, Result] = {}  # results of this batch so far
-        self.known: dict[tuple[float, ...], Result] = {}  # every told result, by noise
-        self.exhausted: str | None = None
         self.mirror = (
             _Mirror(p.storage, p.study_name, {"eacps_basis": list(self.chart.basis), "eacps_chart": p.chart})
             if p.storage
             else None
         )
 
-    def _ask(self, n: int) -> list[Recipe]:
-        if not self.queue:
-            if self.pending or self.exhausted:
-                return []
-            self._propose(min(self.params.batch_size, self.remaining))
-        out, self.queue = self.queue[:n], self.queue[n:]
-        return out
+    def proposal_size(self) -> int:
+        return self.params.batch_size
 
-    def _propose(self, size: int) -> None:
-        tries = 0
-        while len(self.queue) < size and tries < 20 * size + 20:
-            tries += 1
-            trial = self.study.ask(self.distributions)
-            recipe = self.chart.recipe([trial.params[f"x{i}"] for i in range(self.chart.dim)])
-            key = self.chart.same_noise_key(recipe)
-            trial.set_user_attr("recipe", recipe.key)
-            if key in self.known:  # already evaluated: the sampler learns the known result
-                self._tell_trial(trial, self.known[key])
-            elif key in self.batch_keys:  # in flight: told with the original
-                self.batch[self.batch_keys[key]].append(trial)
-            else:
-                self.batch_keys[key] = recipe
-                self.batch[recipe] = [trial]
-                self.queue.append(recipe)
-        if not self.queue:
-            self.exhausted = f"the {self.params.sampler} sampler proposed only evaluated noise in {tries} tries"
+    def _propose_one(self) -> tuple[list[float], Trial]:
+        trial = self.study.ask(self.distributions)
+        x = [trial.params[f"x{i}"] for i in range(self.chart.dim)]
+        trial.set_user_attr("recipe", self.chart.recipe(x).key)
+        return x, trial
 
-    def _tell(self, results: Sequence[Result]) -> None:
-        for r in results:
-            self.results[r.recipe] = r
-        if self.queue or len(self.results) < len(self.batch):
-            return
-        for recipe, trials in self.batch.items():
-            res = self.results[recipe]
-            self.known[self.chart.same_noise_key(recipe)] = res
-            for trial in trials:
-                self._tell_trial(trial, res)
-        self.batch, self.batch_keys, self.results = {}, {}, {}
+    def _tell_token(self, trial: Trial, res: Result) -> None:
+        self._tell_trial(trial, res)
 
     def _tell_trial(self, trial: Trial, res: Result) -> None:
         trial.set_user_attr("status", res.status.value)
@@ -185,5 +151,3 @@ class OptunaStrategy(Strategy):
         if self.mirror is not None:
             self.mirror.add(frozen)
 
-    def _stop(self) -> dict[str, Any]:
-        return {"exhausted": self.exhausted} if self.exhausted and not self.queue else {}
