@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import toy
-from .conftest import PYTHONPATH
 from crashy import CrashyGenerator, CrashyParams, DriftGenerator
 from eacps_ray import RayExecutor, RayParams, SpecError
 from eacps_ray.executor import RayExecutorError
@@ -25,6 +24,8 @@ from eacps.potential import Calibration, Criterion, Potential
 from eacps.store import Store
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.eacps import EACPS
+
+from .conftest import PYTHONPATH
 
 FAST = {"cpus_per_actor": 0.5, "pythonpath": PYTHONPATH}
 

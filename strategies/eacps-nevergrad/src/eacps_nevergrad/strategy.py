@@ -71,7 +71,7 @@ def _stop_later(ref: weakref.ref) -> None:
 
 
 class NevergradStrategy(ChartOptimizer):
-    """Nevergrad's ask/tell over ``x ∈ [-bound, bound]^dim`` (see ``eacps_nevergrad._noise``); it minimizes
+    """Nevergrad's ask/tell over ``x ∈ [-bound, bound]^dim`` (see ``eacps.noise_space``); it minimizes
     ``-potential``.
 
     ``num_workers`` candidates are asked together and told together, in ask order, once every result
