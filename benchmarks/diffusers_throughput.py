@@ -5,7 +5,7 @@ alike; the ratio plugin/plain is the plugin's overhead (target >= 0.98). Through
 fastest round of each (timeit practice: on a shared machine slower rounds measure other processes);
 the median-based ratio is printed too.
 
-    python plugins/eacps-diffusers/benchmarks/diffusers_throughput.py --family sd --batch 8 --rounds 6
+    python benchmarks/diffusers_throughput.py --family sd --batch 8 --rounds 6
 """
 
 from __future__ import annotations
