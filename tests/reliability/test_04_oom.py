@@ -1,0 +1,165 @@
+"""Promise 4: out-of-memory injected at batch size B splits the batch (B -> B/2 -> ... -> 1), every candidate's
+noise handed to the model is bit-identical to a run without out-of-memory, the stored results equal that
+run's, and a candidate is FAILED only when batch size 1 does not fit.
+
+"Equal" is exact for recipes, statuses, cache keys and image names, and for every candidate whose 8-bit PNG
+is byte-identical. The UNet's float output itself depends on the batch size at the 1e-7 level (CPU
+convolutions sum in a batch-dependent order: measured 3e-7 between one batch of 8 and two of 4), so a
+pixel that sits on an 8-bit rounding boundary can land one level off; the test bounds that to one level
+and counts the images it touched.
+
+End to end: ``eacps run`` on the digits testbed with a digits generator subclass that raises
+``torch.OutOfMemoryError`` for calls larger than ``fits`` and records the noises it hands to the UNet.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+
+import pytest
+import torch
+from eacps_digits.generator import DigitsGenerator, DigitsParams
+from relhelp import digest, rows
+
+from eacps.store import load_png
+
+from eacps import hookimpl, plugins
+from eacps.cli import main
+
+#: per run name: the batch sizes asked for, and the noise each recipe key was handed to the model with
+CALLS: dict[str, list[int]] = {}
+NOISES: dict[str, dict[str, torch.Tensor]] = {}
+
+
+class OOMParams(DigitsParams):
+    fits: int = 1_000_000  # the largest batch that "fits in memory" (0: none does)
+    tag: str = "ref"  # which record this run writes to (not part of settings(): same fingerprint)
+
+
+class OOMDigits(DigitsGenerator):
+    """``digits`` whose calls above ``fits`` candidates raise out-of-memory, as a GPU would."""
+
+    name = "digits-oom"
+    Params = OOMParams
+
+    def generate(self, recipes, condition, *, steps=None):
+        p: OOMParams = self.params  # type: ignore[assignment]
+        CALLS.setdefault(p.tag, []).append(len(recipes))
+        if len(recipes) > p.fits:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected at batch size {len(recipes)})")
+        return super().generate(recipes, condition, steps=steps)
+
+    def noises(self, recipes, condition):  # what DigitsGenerator.generate feeds the UNet
+        z = super().noises(recipes, condition)
+        seen = NOISES.setdefault(self.params.tag, {})  # type: ignore[attr-defined]
+        for r, zi in zip(recipes, z, strict=True):
+            assert r.key not in seen or torch.equal(seen[r.key], zi)
+            seen[r.key] = zi.clone()
+        return z
+
+
+CONFIG = """
+[generator]
+name = "digits-oom"
+params = {{ steps = 3, fits = {fits}, tag = "{tag}" }}
+
+[potential.criteria.consistency]
+scorer = "digits-consistency"
+
+[potential.criteria.realism]
+scorer = "digits-realism"
+
+[search]
+strategy = "eacps"
+budget = 16
+batch_size = 8
+params = {{ k_global = 8, m = 2, k_local = 4, neighborhood = "pcn" }}
+
+[[conditions]]
+id = "three"
+class_label = 3
+"""
+COLS = "search, seq, role, condition, recipe, steps, cache_key, status, potential, reason, scores, image"
+
+
+@pytest.fixture
+def oom_plugin(monkeypatch):
+    monkeypatch.setenv("EACPS_LOAD_PLUGINS", "eacps-digits")
+    mod = types.ModuleType("rel_oom")
+    mod.register_generators = hookimpl(lambda register: register(OOMDigits))
+    sys.modules["rel_oom"] = mod
+    plugins.register_plugin(mod)
+    CALLS.clear()
+    NOISES.clear()
+    try:
+        yield
+    finally:
+        plugins.unregister_plugin(mod)
+        sys.modules.pop("rel_oom")
+
+
+def run(tmp_path, tag: str, fits: int) -> list:
+    cfg = tmp_path / f"{tag}.toml"
+    cfg.write_text(CONFIG.format(fits=fits, tag=tag))
+    assert main(["run", str(cfg), "--out", str(tmp_path / tag), "--quiet"]) == 0
+    return rows(tmp_path / tag, COLS)
+
+
+def compare_stores(ref_dir, ref: list, got_dir, got: list) -> int:
+    """Exact equality, except where an image's PNG differs by float rounding (then at most one 8-bit level per
+    pixel, and only that candidate's potential/scores differ). Returns the number of such images."""
+    assert len(got) == len(ref)
+    ref_png, got_png = digest(ref_dir), digest(got_dir)
+    touched = 0
+    for a, b in zip(ref, got, strict=True):
+        assert a[:8] == b[:8] and a[9] == b[9] and a[11] == b[11]  # ids, recipe, steps, cache key, status, image
+        if ref_png[a[11]] == got_png[b[11]]:
+            assert a == b  # same image, same scores and potential, bit for bit
+            continue
+        touched += 1
+        diff = np.abs(load_png(ref_dir / a[11]).astype(np.float64) - load_png(got_dir / b[11]))
+        assert diff.max() <= 1.5 / 255, diff.max() * 255
+        assert abs(a[8] - b[8]) < 0.1
+    best = [max((r for r in rs if r[2] == "search"), key=lambda r: r[8])[4] for rs in (ref, got)]
+    assert best[0] == best[1]  # the same winner
+    return touched
+
+
+def test_oom_splits_batches_noises_bit_identical_failed_only_at_1(tmp_path, oom_plugin, capsys, figures):
+    ref = run(tmp_path, "ref", 1_000_000)
+    assert len(ref) == 17 and all(r[7] == "OK" for r in ref)  # the prior + a budget of 16
+    assert max(CALLS["ref"]) == 8  # the reference really generates batches of 8
+    split, touched = {}, 0
+    for fits in (4, 1):
+        tag = f"fits{fits}"
+        got = run(tmp_path, tag, fits)
+        touched += compare_stores(tmp_path / "ref", ref, tmp_path / tag, got)
+        sizes = CALLS[tag]
+        assert max(s for s in sizes if s <= fits) == fits and 8 in sizes  # asked for 8, split down to what fits
+        if fits == 1:
+            assert {8, 4, 2, 1} <= set(sizes)
+        assert NOISES[tag].keys() == NOISES["ref"].keys() and len(NOISES[tag]) == 17
+        for key, z in NOISES["ref"].items():  # the noise of every candidate, bit for bit
+            assert torch.equal(NOISES[tag][key], z), key
+        split[fits] = sum(1 for s in sizes if s > fits)
+    # OOM always: nothing fits, every candidate FAILED naming batch size 1; the run still finishes
+    never = run(tmp_path, "never", 0)
+    assert len(never) == 17
+    assert all(r[7] == "FAILED" and r[8] is None for r in never)
+    assert all(r[9].startswith("out of memory at batch size 1 (digits-oom): OutOfMemoryError") for r in never)
+    assert min(CALLS["never"]) == 1 and 8 in CALLS["never"]
+    capsys.readouterr()
+    figures(
+        "4-oom",
+        runs=4,
+        candidates_checked=3 * 17,
+        noises_compared=2 * 17,
+        noise_differences=0,
+        images_one_level_off=touched,
+        ooms_injected=split[4] + split[1] + len(CALLS["never"]),
+        failed_when_size_1_fits=0,
+        failed_when_nothing_fits=len(never),
+    )
