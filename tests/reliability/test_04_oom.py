@@ -18,16 +18,14 @@ import sys
 import types
 
 import numpy as np
-
 import pytest
 import torch
 from eacps_digits.generator import DigitsGenerator, DigitsParams
 from relhelp import digest, rows
 
-from eacps.store import load_png
-
 from eacps import hookimpl, plugins
 from eacps.cli import main
+from eacps.store import load_png
 
 #: per run name: the batch sizes asked for, and the noise each recipe key was handed to the model with
 CALLS: dict[str, list[int]] = {}
