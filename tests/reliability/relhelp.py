@@ -78,3 +78,19 @@ def toy_config(
         )
     )
     return p
+
+
+def vlm_test_helpers():
+    """The vlm plugin's test helpers (tiny LLaVA builder, fake chat-completions server), imported by path:
+    ``plugins/eacps-vlm/tests/conftest.py`` is reused, not copied."""
+    import importlib.util
+    import sys
+
+    name = "eacps_vlm_test_helpers"
+    if name not in sys.modules:
+        path = Path(__file__).parents[2] / "plugins" / "eacps-vlm" / "tests" / "conftest.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules[name] = mod
+    return sys.modules[name]
