@@ -160,3 +160,14 @@ def test_the_documented_example_config_runs(tmp_path):
     n = sqlite3.connect(tmp_path / "run" / "store.sqlite").execute(
         "SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0]
     assert n == 40
+
+
+def test_standardized_criteria_from_config(tmp_path, toy_plugin):
+    text = GOOD.replace('scorer = "toy-pixel"', 'scorer = "toy-pixel"\ncalibration = { kind = "standardize" }')
+    text = text.replace("[potential.criteria.realism]", "[potential]\ncalibration_samples = 5\n\n"
+                                                        "[potential.criteria.realism]")
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    db = sqlite3.connect(out / "store.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'calibration'").fetchone()[0] == 2 * 5
+    assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0] == 40

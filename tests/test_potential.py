@@ -66,3 +66,40 @@ def test_fingerprint_changes_with_weights_and_params():
     from toy import ToyScoreParams
     c = Potential([Criterion("realism", ToyScorer(ToyScoreParams(pixel=3)), 4.0)]).fingerprint()
     assert len({a, b, c}) == 3
+
+
+def test_per_condition_standardization(tmp_path, cond):
+    """calibration.kind = 'standardize': 10·Phi((raw - mu_c) / sigma_c) from the condition's calibration set."""
+    from scipy.stats import norm
+    from toy import ToyGenerator
+
+    from eacps import Condition, Recipe, search
+    from eacps.engine import Engine
+    from eacps.store import Store
+
+    std = Calibration(kind="standardize")
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0, std)], calibration_samples=16)
+    gen = ToyGenerator()
+    res = search(cond, generator=gen, potential=pot, strategy="best-of-n", budget=10, run_dir=tmp_path)
+    mu, sd = pot.condition_stats[cond.id]["realism"]
+    # the calibration set is the prior's seed and 15 fixed seeds, scored raw
+    with Store.open(tmp_path) as store:
+        rows = store.candidates(role="calibration")
+    raws = [r.scores["realism"] for r in rows]
+    assert len(rows) == 16 and rows[0].recipe == Recipe.from_seed(0)
+    assert mu == pytest.approx(np.mean(raws)) and sd == pytest.approx(np.std(raws, ddof=1))
+    for c in res.history:
+        raw = 10 * float(ToyGenerator().generate([c.recipe], cond)[0].image[0, 0, 0])
+        assert c.scores["realism"] == pytest.approx(10 * norm.cdf((raw - mu) / sd), abs=0.05)
+    assert 3.0 < np.mean([10 * norm.cdf((r - mu) / sd) for r in raws]) < 7.0  # "typical" is about 5
+    # conditions get their own statistics
+    other = Condition("other", class_label=1)
+    e = Engine(gen, pot)
+    e.calibrate(other)
+    assert set(pot.condition_stats) == {cond.id, "other"}
+    e.close()
+    # a resumed run reads the calibration set back instead of generating it again
+    before = gen.generated
+    pot2 = Potential([Criterion("realism", ToyScorer(), 4.0, std)], calibration_samples=16)
+    search(cond, generator=gen, potential=pot2, strategy="best-of-n", budget=10, run_dir=tmp_path)
+    assert gen.generated == before and pot2.condition_stats[cond.id]["realism"] == (mu, sd)

@@ -87,6 +87,8 @@ class ExecutorConfig(Section):
 
 class PotentialConfig(Section):
     criteria: dict[str, CriterionConfig] = Field(description="criterion name -> scorer, weight, params")
+    calibration_samples: int = Field(8, ge=2, le=256, description="fixed seeds per condition scored to calibrate "
+                                     "criteria with calibration.kind = 'standardize'")
 
     @model_validator(mode="after")
     def _weights(self) -> PotentialConfig:
@@ -183,7 +185,7 @@ def build_potential(cfg: PotentialConfig) -> Potential:
         scorer = create("scorer", c.scorer, c.params, section=f"potential.criteria.{name}", field="scorer")
         weight = c.weight if c.weight is not None else REFERENCE_WEIGHTS[name]
         criteria.append(Criterion(name, scorer, weight, c.calibration))
-    return Potential(criteria)
+    return Potential(criteria, calibration_samples=cfg.calibration_samples)
 
 
 def build_conditions(cfg: RunConfig, base_dir: Path) -> list[Condition]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import time
 from collections import defaultdict, deque
@@ -26,13 +27,14 @@ from tqdm.std import tqdm
 
 from eacps.executor import Executor, LocalExecutor
 from eacps.generator import Generator
-from eacps.potential import Potential, Scored
+from eacps.potential import Potential, Scored, ScoreError
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, quantize
-from eacps.strategy import Strategy, StrategyError
+from eacps.strategy import SeedStream, Strategy, StrategyError
 from eacps.types import Condition, Generated, Status
 
 DEFAULT_PRIOR_SEED = 0
+CALIBRATION_SEED = 0xCA1B
 
 
 @dataclass
@@ -347,6 +349,46 @@ class Engine(BatchComputer):
         computed = self.compute([recipes[i] for i in b.todo], condition) if b.todo else None
         return self._finish(b, computed), b.computed
 
+    def calibrate(self, condition: Condition, prior_seed: int = DEFAULT_PRIOR_SEED) -> None:
+        """Per-condition standardization: score the condition's calibration set (the prior's seed and
+        ``calibration_samples - 1`` fixed seeds) with the raw scorers of every ``standardize`` criterion and
+        record their mean and std. Stored as role ``calibration`` rows, so a resumed run reads them back."""
+        pot = self.potential
+        crits = pot.standardizes
+        if not crits or condition.id in pot.condition_stats:
+            return
+        sid = f"calibration/{condition.id}/{prior_seed}"
+        rows = self.store.candidates(search=sid, role="calibration")
+        if len(rows) == pot.calibration_samples:
+            raw = {c.name: [r.scores.get(c.name) for r in rows if r.status is Status.OK] for c in crits}
+        else:
+            seeds = [prior_seed, *SeedStream(CALIBRATION_SEED, prior_seed).take(pot.calibration_samples - 1)]
+            recipes = [Recipe.from_seed(s) for s in seeds]
+            gens = self.generate_batch(recipes, condition)
+            first = gens[0].image if gens[0].status is Status.OK else None
+            cond = condition.with_prior(first)
+            ok = [i for i, g in enumerate(gens) if g.status is Status.OK]
+            raw_ok = pot.raw_scores([gens[i].image for i in ok], cond, crits)
+            raw = {name: list(values) for name, values in raw_ok.items()}
+            new = []
+            for i, (r, g) in enumerate(zip(recipes, gens, strict=True)):
+                scores = {}
+                if i in ok:
+                    j = ok.index(i)
+                    for name in raw:
+                        v = raw[name][j]
+                        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                            scores[name] = float(v)
+                key = f"calibration:{self.cache_key(r, condition)}"  # never served as a search candidate
+                new.append(Candidate(sid, i, "calibration", condition.id, r, self.steps_of(r),
+                                     g.status if i in ok else Status.FAILED, None, scores,
+                                     None if i in ok else g.reason, cache_key=key, gen_seconds=g.seconds))
+            self.store.add(new, condition.describe())
+        try:
+            pot.set_condition_stats(condition.id, raw)
+        except ScoreError as exc:
+            raise RuntimeError(f"cannot calibrate condition {condition.id!r}: {exc}") from None
+
     def _stash_reference(self, condition: Condition) -> None:
         """Store the condition's reference image once (reports show it beside the prior)."""
         if condition.reference is None or condition.id in self._reference_paths:
@@ -363,6 +405,7 @@ class Engine(BatchComputer):
 
     def prior(self, condition: Condition, prior_seed: int = DEFAULT_PRIOR_SEED) -> Candidate:
         """Stage 0: the candidate from a fixed seed, generated first; not charged to any search."""
+        self.calibrate(condition, prior_seed)
         self._stash_reference(condition)
         (c,), _ = self.evaluate([Recipe.from_seed(prior_seed)], condition,
                                 search=self.prior_search(condition, prior_seed), seq0=0, role="prior")
@@ -375,6 +418,7 @@ class Engine(BatchComputer):
             sid = self.prior_search(job.condition, job.prior_seed)
             if sid in batches:
                 continue
+            self.calibrate(job.condition, job.prior_seed)
             self._stash_reference(job.condition)
             b = self._plan([Recipe.from_seed(job.prior_seed)], job.condition, search=sid, seq0=0, role="prior",
                            strategy=None)

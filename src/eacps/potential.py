@@ -31,9 +31,14 @@ class Calibration(Params):
     * ``none``: the raw value must already be in [0, 10] (else FAILED).
     * ``affine``: ``scale * raw + offset``, clipped to [0, 10].
     * ``range``: ``10 * clip((raw - lo) / (hi - lo), 0, 1)``.
+    * ``standardize``: per-condition standardization, ``10 * Phi((raw - mu_c) / sigma_c)`` where ``mu_c`` and
+      ``sigma_c`` are the mean and standard deviation of this criterion's raw values on the condition's
+      calibration set (``Potential.calibration_samples`` fixed seeds, scored before the search). A value
+      of 5 is then "typical for this condition", 8.4 is one sigma above it, whatever the scorer's own scale
+      or the condition's difficulty.
     """
 
-    kind: Literal["none", "affine", "range"] = "none"
+    kind: Literal["none", "affine", "range", "standardize"] = "none"
     scale: float = 1.0
     offset: float = 0.0
     lo: float = 0.0
@@ -45,7 +50,12 @@ class Calibration(Params):
             raise ValueError(f"calibration range needs hi > lo, got lo={self.lo}, hi={self.hi}")
         return self
 
-    def apply(self, raw: float) -> float:
+    def apply(self, raw: float, stats: tuple[float, float] | None = None) -> float:
+        if self.kind == "standardize":
+            if stats is None:
+                raise ScoreError("no calibration statistics for this condition")
+            mu, sd = stats
+            return SCORE_MAX * float(_normal_cdf((raw - mu) / sd))
         if self.kind == "affine":
             return min(SCORE_MAX, max(SCORE_MIN, self.scale * raw + self.offset))
         if self.kind == "range":
@@ -57,7 +67,12 @@ class ScoreError(Exception):
     """A scorer returned something that is not a valid score."""
 
 
-def check_value(value: Any, calibration: Calibration | None = None) -> float:
+def _normal_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def check_value(value: Any, calibration: Calibration | None = None,
+                stats: tuple[float, float] | None = None) -> float:
     """The validated (calibrated) score, or ScoreError with a human-readable reason."""
     if isinstance(value, BaseException):
         raise ScoreError(f"{type(value).__name__}: {value}")
@@ -71,7 +86,7 @@ def check_value(value: Any, calibration: Calibration | None = None) -> float:
     if math.isinf(v):
         raise ScoreError(f"returned {v}")
     if calibration is not None:
-        v = calibration.apply(v)
+        v = calibration.apply(v, stats)
     if not SCORE_MIN <= v <= SCORE_MAX:
         raise ScoreError(f"out of range [0, 10]: {v}")
     return v
@@ -107,7 +122,7 @@ class CriterionConfig(Params):
 class Potential:
     """Weighted criteria. ``evaluate`` scores a batch and returns one ``Scored`` per image."""
 
-    def __init__(self, criteria: Sequence[Criterion]) -> None:
+    def __init__(self, criteria: Sequence[Criterion], *, calibration_samples: int = 8) -> None:
         if not criteria:
             raise PotentialConfigError("a potential needs at least one criterion")
         names = [c.name for c in criteria]
@@ -117,6 +132,35 @@ class Potential:
             raise PotentialConfigError("potential weights are all zero")
         self.criteria = list(criteria)
         self.calls: dict[str, int] = {c.name: 0 for c in criteria}
+        if calibration_samples < 2:
+            raise PotentialConfigError("calibration_samples must be >= 2")
+        self.calibration_samples = calibration_samples
+        #: per condition id: {criterion: (mean, std)} of raw values on the calibration set
+        self.condition_stats: dict[str, dict[str, tuple[float, float]]] = {}
+
+    @property
+    def standardizes(self) -> list[Criterion]:
+        """Criteria calibrated per condition (they need a calibration set before scoring)."""
+        return [c for c in self.criteria if c.calibration.kind == "standardize"]
+
+    def raw_scores(self, images: Sequence[Image], condition: Condition, criteria: Sequence[Criterion]
+                   ) -> dict[str, list[Any]]:
+        """Uncalibrated values per criterion (for calibration sets)."""
+        return {c.name: self._score_criterion(c, images, condition) for c in criteria}
+
+    def set_condition_stats(self, condition_id: str, raw: dict[str, Sequence[Any]]) -> dict[str, tuple[float, float]]:
+        """Record mean and std of each criterion's valid raw values on the condition's calibration set."""
+        stats = {}
+        for name, values in raw.items():
+            vals = [float(v) for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                    and math.isfinite(float(v))]
+            if len(vals) < 2:
+                raise ScoreError(f"criterion {name!r}: fewer than 2 valid calibration scores for {condition_id!r}")
+            mu = float(np.mean(vals))
+            sd = max(float(np.std(vals, ddof=1)), 1e-6)
+            stats[name] = (mu, sd)
+        self.condition_stats[condition_id] = stats
+        return stats
 
     @classmethod
     def from_scorers(cls, weights: dict[str, float] | None = None, **scorers: Scorer) -> Potential:
@@ -130,6 +174,8 @@ class Potential:
 
     def fingerprint(self) -> str:
         spec = [(c.name, c.scorer.fingerprint(), c.weight, c.calibration.model_dump()) for c in self.criteria]
+        if self.standardizes:
+            spec.append(("calibration_samples", self.calibration_samples))
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> list[dict[str, Any]]:
@@ -162,7 +208,8 @@ class Potential:
         for c in self.criteria:
             for i, value in enumerate(self._score_criterion(c, images, condition)):
                 try:
-                    out[i].scores[c.name] = check_value(value, c.calibration)
+                    stats = self.condition_stats.get(condition.id, {}).get(c.name)
+                    out[i].scores[c.name] = check_value(value, c.calibration, stats)
                 except ScoreError as exc:
                     reasons[i].append(f"{c.name} ({c.scorer.name}): {exc}")
         for o, r in zip(out, reasons, strict=True):
