@@ -80,17 +80,16 @@ def toy_config(
     return p
 
 
-def vlm_test_helpers():
-    """The vlm plugin's test helpers (tiny LLaVA builder, fake chat-completions server), imported by path:
-    ``plugins/eacps-vlm/tests/conftest.py`` is reused, not copied."""
-    import importlib.util
+def vlm_test_helpers(module: str = "conftest"):
+    """A module of the vlm plugin's tests (``conftest``: tiny LLaVA builder, fake chat-completions server;
+    ``test_injection``: the injection scenes, judge and thresholds), imported by path as the package
+    ``eacps_vlm_tests`` so their relative imports work: reused, not copied."""
+    import importlib
     import sys
+    import types
 
-    name = "eacps_vlm_test_helpers"
-    if name not in sys.modules:
-        path = Path(__file__).parents[2] / "plugins" / "eacps-vlm" / "tests" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        sys.modules[name] = mod
-    return sys.modules[name]
+    if "eacps_vlm_tests" not in sys.modules:
+        pkg = types.ModuleType("eacps_vlm_tests")
+        pkg.__path__ = [str(Path(__file__).parents[2] / "plugins" / "eacps-vlm" / "tests")]
+        sys.modules["eacps_vlm_tests"] = pkg
+    return importlib.import_module(f"eacps_vlm_tests.{module}")
