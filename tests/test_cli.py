@@ -171,3 +171,30 @@ def test_standardized_criteria_from_config(tmp_path, toy_plugin):
     db = sqlite3.connect(out / "store.sqlite")
     assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'calibration'").fetchone()[0] == 2 * 5
     assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0] == 40
+
+
+def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
+    from eacps.store import read_only
+    from eacps.summary import summarize_store
+
+    text = GOOD + "\n[cost]\nseconds_per_step = 0.01\nseconds_per_call = { realism = 0.1, consistency = 0.2 }\n"
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert "cost model: config" in capsys.readouterr().out
+    store = read_only(out)
+    summary = summarize_store(store)
+    c = summary["strategies"]["eacps"]["cost_per_search"]
+    assert c["steps"] == 200 and c["scorer_calls"] == {"realism": 20, "consistency": 20}
+    assert c["seconds"] == pytest.approx(200 * 0.01 + 20 * 0.1 + 20 * 0.2)
+    units = store.get_meta("unit_costs")  # measured as well, whatever the config says
+    store.close()
+    # every computed candidate counts, the two priors included
+    assert units["steps"] == 2 * (200 + 10) and units["calls"] == {"realism": 42, "consistency": 42}
+    # without [cost], the figure comes from the measured unit costs
+    out2 = tmp_path / "run2"
+    assert main(["run", str(write(tmp_path, GOOD)), "--out", str(out2), "--quiet"]) == 0
+    store = read_only(out2)
+    s2 = summarize_store(store)
+    store.close()
+    assert s2["cost_model"]["kind"] == "measured" and s2["cost_model"]["seconds_per_step"] > 0
+    assert s2["strategies"]["eacps"]["cost_per_search"]["seconds"] > 0

@@ -36,6 +36,8 @@ def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin, capsys):
     # equal cost: every full-fidelity strategy spends B x 10 steps; multi-fidelity fits its previews in that
     assert rows[("eacps", 16)]["steps"] == rows[("best-of-n", 16)]["steps"] == 160
     assert rows[("multi-fidelity", 16)]["steps"] <= 160
+    # how well previews ranked the finals is recorded (Spearman; toy images only sharpen with more steps)
+    assert rows[("multi-fidelity", 16)]["diagnostics"]["preview_rank_spearman"] > 0.95  # monotone up to 8-bit ties
     assert rows[("eacps", 8)]["diff_vs_best_of_n"] == pytest.approx(
         rows[("eacps", 8)]["mean_best"] - rows[("best-of-n", 8)]["mean_best"])
     m = rows[("best-of-n", 16)]["multiplier"]

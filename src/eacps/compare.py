@@ -21,6 +21,7 @@ import numpy as np
 from eacps import plugins
 from eacps.api import load_run, make_strategy
 from eacps.config import ConfigError, RunConfig, validate_params
+from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job
 from eacps.orderstats import expected_max_empirical, expected_max_std_normal
 from eacps.stats import bootstrap_ci
@@ -110,6 +111,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
                             "best": None if res.best is None else res.best.potential,
                             "prior": res.prior.potential, "candidates": res.cost.candidates,
                             "steps": res.cost.steps, "scorer_calls": res.cost.scorer_calls,
+                            "diagnostics": res.diagnostics,
                             "samples": [h.potential for h in res.history if h.potential is not None
                                         and not h.recipe.is_preview] if c.strategy == REFERENCE else [],
                             "sample_keys": [h.recipe.key for h in res.history if h.potential is not None
@@ -117,23 +119,13 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
                         })
         finally:
             engine.close()
-        unit = measured_unit_costs(store)
+        unit = unit_costs(store, cfg.cost)
         generated = store.generated
     summary = analyze(records, [c.label for c in contestants], bs, unit)
     summary["pool"] = pool
     summary["generated"] = generated  # computed by this invocation (0 when everything was in the store)
     (out / "compare.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def measured_unit_costs(store: Store) -> dict[str, Any]:
-    """Seconds per denoising step and per scored candidate, measured on the candidates computed in this store."""
-    rows = store.db.execute(
-        "SELECT SUM(gen_seconds), SUM(steps), SUM(score_seconds), SUM(CASE WHEN potential IS NOT NULL OR "
-        "scores != '{}' THEN 1 ELSE 0 END) FROM candidates WHERE reused_from IS NULL").fetchone()
-    gs, steps, ss, scored = (x or 0 for x in rows)
-    return {"seconds_per_step": gs / steps if steps else None,
-            "seconds_per_scored_candidate": ss / scored if scored else None}
 
 
 def _expected_max_curve(samples_by_task: dict[str, list[float]], ns: list[float]) -> dict[str, list[float]]:
@@ -178,8 +170,6 @@ def analyze(records: list[dict], labels: list[str], budgets: list[int], unit: di
         for k, v in zip(r["sample_keys"], r["samples"], strict=True):
             samples[r["task"]][k] = v  # distinct best-of-N candidates per task (budgets share seeds)
     sample_lists = {t: list(v.values()) for t, v in samples.items() if len(v) >= 2}
-    s_step = unit.get("seconds_per_step") or 0.0
-    s_call = unit.get("seconds_per_scored_candidate") or 0.0
     table = []
     for label in labels:
         for b in budgets:
@@ -194,13 +184,20 @@ def analyze(records: list[dict], labels: list[str], budgets: list[int], unit: di
             row = {"strategy": label, "budget": b, "n_tasks": len(vals),
                    "mean_best": float(np.mean(vals)) if vals else None, "ci95": list(bootstrap_ci(vals)),
                    "steps": steps, "scorer_calls": dict(calls),
-                   "cost_seconds": steps * s_step + max(calls.values(), default=0.0) * s_call}
+                   "cost_seconds": figure(steps, calls, unit)}
             ref = {t: float(np.mean(v)) for t, v in per[(REFERENCE, b)].items()}
             common = [t for t in by_task if t in ref]
             if label != REFERENCE and common:
                 diffs = [by_task[t] - ref[t] for t in common]
                 row["diff_vs_best_of_n"] = float(np.mean(diffs))
                 row["diff_ci95"] = list(bootstrap_ci(diffs))
+            numeric = defaultdict(list)
+            for r in recs:
+                for k, v in (r.get("diagnostics") or {}).items():
+                    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                        numeric[k].append(float(v))
+            if numeric:  # e.g. multi-fidelity's preview_rank_spearman, averaged over searches
+                row["diagnostics"] = {k: float(np.mean(v)) for k, v in numeric.items()}
             if sample_lists and row["mean_best"] is not None:
                 row["multiplier"] = compute_multiplier(sample_lists, row["mean_best"], b)
             table.append(row)
@@ -208,26 +205,27 @@ def analyze(records: list[dict], labels: list[str], budgets: list[int], unit: di
     curve_ns = [n for n in curve_ns if n <= max((len(v) for v in sample_lists.values()), default=1)]
     return {
         "tasks": len(tasks), "budgets": budgets, "strategies": labels, "table": table,
-        "cost_model": {"kind": "measured", **unit, "note": "single figure = steps x seconds_per_step"
-                       " + scored candidates x seconds_per_scored_candidate"},
+        "cost_model": {**unit, "note": "single figure = steps x seconds_per_step"
+                       " + sum over criteria of calls x seconds_per_call"},
         "best_of_n_curve": {"n": curve_ns, **(_expected_max_curve(sample_lists, curve_ns) if sample_lists else {})},
     }
 
 
 def format_compare(summary: dict[str, Any]) -> str:
-    lines = [f"{summary['tasks']} tasks; cost model: measured "
-             f"({_fmt(summary['cost_model'].get('seconds_per_step'), '.2e')} s/step, "
-             f"{_fmt(summary['cost_model'].get('seconds_per_scored_candidate'), '.2e')} s/scored candidate)",
+    u = summary["cost_model"]
+    per_call = ", ".join(f"{k} {v:.2e} s" for k, v in u.get("seconds_per_call", {}).items())
+    lines = [f"{summary['tasks']} tasks; cost model: {u.get('kind')} "
+             f"({_fmt(u.get('seconds_per_step'), '.2e')} s/step; per scorer call: {per_call})",
              f"{'strategy':<16} {'B':>4} {'mean best':>10} {'95% CI':>20} {'vs best-of-n':>13} {'multiplier':>11} "
-             f"{'steps':>7} {'calls':>7}"]
+             f"{'steps':>7} {'calls':>7} {'cost (s)':>9}"]
     for r in summary["table"]:
         ci = f"[{_fmt(r['ci95'][0])}, {_fmt(r['ci95'][1])}]"
         diff = f"{r['diff_vs_best_of_n']:+.3f}" if "diff_vs_best_of_n" in r else "-"
         m = r.get("multiplier")
         mult = "-" if m is None else f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}x"
-        calls = max(r["scorer_calls"].values(), default=0)
+        calls = sum(r["scorer_calls"].values())
         lines.append(f"{r['strategy']:<16} {r['budget']:>4} {_fmt(r['mean_best']):>10} {ci:>20} {diff:>13} "
-                     f"{mult:>11} {r['steps']:>7.0f} {calls:>7.0f}")
+                     f"{mult:>11} {r['steps']:>7.0f} {calls:>7.0f} {_fmt(r['cost_seconds']):>9}")
     return "\n".join(lines)
 
 

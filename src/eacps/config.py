@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eacps import plugins
+from eacps.cost import CostConfig
 from eacps.params import Params
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
 from eacps.types import Condition
@@ -138,6 +139,8 @@ class RunConfig(Section):
     conditions: list[ConditionConfig] = Field(default_factory=list)
     tasks: TasksConfig | None = Field(None, description="conditions from a registered task set")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    cost: CostConfig = Field(default_factory=CostConfig, description="per-unit costs of the single cost figure "
+                             "(default: measured in the run)")
     output: Literal["images", "none"] = "images"
 
     @model_validator(mode="after")

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from tqdm.std import tqdm
 
+from eacps.cost import META_KEY as COST_META
+from eacps.cost import accumulate, empty_totals
 from eacps.executor import Executor, LocalExecutor
 from eacps.generator import Generator
 from eacps.potential import Potential, Scored, ScoreError
@@ -43,6 +45,7 @@ class Cost:
     steps: int = 0  # charged: denoising steps of those candidates
     scorer_calls: dict[str, int] = field(default_factory=dict)  # charged: per criterion
     generated: int = 0  # spent: candidates computed by this process
+    generated_steps: int = 0  # spent: denoising steps of those
     reused: int = 0  # served from the store
     gen_seconds: float = 0.0  # of the candidates computed
     score_seconds: float = 0.0
@@ -55,6 +58,7 @@ class Cost:
                 self.scorer_calls[name] = self.scorer_calls.get(name, 0) + 1
         if computed:
             self.generated += 1
+            self.generated_steps += c.steps
             self.gen_seconds += c.gen_seconds
             self.score_seconds += c.score_seconds
         else:
@@ -78,6 +82,7 @@ class SearchResult:
     history: list[Candidate]
     cost: Cost
     stop: dict[str, Any]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def improvement(self) -> float | None:
@@ -143,6 +148,7 @@ class _SearchState:
     cost: Cost = field(default_factory=Cost)
     inflight: deque[_Batch] = field(default_factory=deque)
     stop: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
     best: Candidate | None = None
 
     @property
@@ -289,6 +295,8 @@ class Engine(BatchComputer):
         self.executor = executor if executor is not None else LocalExecutor()
         self._executor_started: Executor | None = None
         self._reference_paths: dict[str, str] = {}
+        self._unit_totals = store.get_meta(COST_META, empty_totals())
+        self._pot_snapshot: dict[tuple[int, str], tuple[int, float]] = {}
         self._gen_fp = generator.fingerprint()
 
     # -- keys ---------------------------------------------------------------------------------
@@ -338,7 +346,9 @@ class Engine(BatchComputer):
             desc = b.condition.describe()
             if b.condition.id in self._reference_paths:
                 desc["reference_image"] = self._reference_paths[b.condition.id]
-            self.store.add(b.new, desc)
+            computed = [c for c, new in zip(b.cands, b.computed, strict=True) if new]
+            meta = {COST_META: self._measurements(computed)} if computed else None
+            self.store.add(b.new, desc, meta)
         return b.cands  # type: ignore[return-value]
 
     def evaluate(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int,
@@ -476,6 +486,9 @@ class Engine(BatchComputer):
                             stop = {"max_steps": self.max_steps}
                         if stop:
                             st.stop = stop
+                            st.diagnostics = st.strategy.diagnostics()
+                            if st.diagnostics:
+                                self.store.set_meta(f"diagnostics/{st.search_id}", st.diagnostics)
                             st.strategy.close()
                             active.remove(st)
                             progressed = True
@@ -505,7 +518,28 @@ class Engine(BatchComputer):
         finally:
             bar.close()
         return [SearchResult(st.search_id, st.job.condition, st.label, st.prior, best_of(st.history), st.history,
-                             st.cost, st.stop) for st in states]
+                             st.cost, st.stop, st.diagnostics) for st in states]
+
+    def _measurements(self, computed: Sequence[Candidate]) -> dict[str, Any]:
+        """The running unit-cost totals including ``computed`` (the candidates this batch computed)."""
+        calls: dict[str, int] = defaultdict(int)
+        seconds: dict[str, float] = defaultdict(float)
+        for p in (self.potential, self.preview_potential):
+            if p is None:
+                continue
+            for k, n in p.calls.items():
+                snap_n, snap_s = self._pot_snapshot.get((id(p), k), (0, 0.0))
+                calls[k] += n - snap_n
+                seconds[k] += p.seconds.get(k, 0.0) - snap_s
+                self._pot_snapshot[(id(p), k)] = (n, p.seconds.get(k, 0.0))
+        local = any(n for p in (self.potential, self.preview_potential) if p is not None for n in p.calls.values())
+        if not local:  # scored elsewhere (e.g. Ray actors): split candidates' scoring time evenly
+            for c in computed:
+                for k in c.scores:
+                    calls[k] += 1
+                    seconds[k] += c.score_seconds / len(c.scores)
+        return accumulate(self._unit_totals, gen_seconds=sum(c.gen_seconds for c in computed),
+                          steps=sum(c.steps for c in computed), calls=calls, score_seconds=seconds)
 
     def _complete(self, st: _SearchState, b: _Batch, bar: tqdm) -> None:
         computed = self._result(b)

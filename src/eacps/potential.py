@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import numbers
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -131,7 +132,8 @@ class Potential:
         if not any(c.weight > 0 for c in criteria):
             raise PotentialConfigError("potential weights are all zero")
         self.criteria = list(criteria)
-        self.calls: dict[str, int] = {c.name: 0 for c in criteria}
+        self.calls: dict[str, int] = {c.name: 0 for c in criteria}  # scorer calls (images) per criterion
+        self.seconds: dict[str, float] = {}  # scoring time per criterion, for the measured cost model
         if calibration_samples < 2:
             raise PotentialConfigError("calibration_samples must be >= 2")
         self.calibration_samples = calibration_samples
@@ -185,6 +187,13 @@ class Potential:
         ]
 
     def _score_criterion(self, c: Criterion, images: Sequence[Image], condition: Condition) -> list[Any]:
+        t0 = time.perf_counter()
+        try:
+            return self._score_criterion_timed(c, images, condition)
+        finally:
+            self.seconds[c.name] = self.seconds.get(c.name, 0.0) + time.perf_counter() - t0
+
+    def _score_criterion_timed(self, c: Criterion, images: Sequence[Image], condition: Condition) -> list[Any]:
         try:
             values = list(c.scorer.score(images, condition))
             if len(values) != len(images):

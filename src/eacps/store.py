@@ -224,10 +224,12 @@ class Store:
         save_png(image, self.root / rel)
         return rel
 
-    def add(self, cands: list[Candidate], condition_json: dict[str, Any]) -> None:
-        """Insert a finished batch in one transaction."""
+    def add(self, cands: list[Candidate], condition_json: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        """Insert a finished batch (and any ``meta`` updates that belong to it) in one transaction."""
         now = time.time()
         with self.transaction():
+            for key, value in (meta or {}).items():
+                self.set_meta(key, value)
             for c in cands:
                 cur = self.db.execute(
                     "INSERT INTO candidates (search, seq, role, condition, condition_json, strategy, recipe, steps,"

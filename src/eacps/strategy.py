@@ -116,6 +116,10 @@ class Strategy(ABC):
     def remaining(self) -> int:
         return self.budget - self.asked
 
+    def diagnostics(self) -> dict[str, Any]:
+        """JSON-serializable facts about the finished search (stored with it, aggregated by compare)."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, storages); the engine calls it when the search ends."""
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from eacps.cost import CostConfig, figure, unit_costs
 from eacps.engine import best_of, eligible
 from eacps.stats import bootstrap_ci
 from eacps.store import Candidate, Store
@@ -59,7 +60,12 @@ def summarize_store(store: Store) -> dict[str, Any]:
     for r in recs:
         by_strategy[r.strategy].append(r)
     priors = {r.condition: r.prior.potential for r in recs if r.prior is not None and r.prior.potential is not None}
+    config = store.get_meta("config") or {}
+    units = unit_costs(store, CostConfig(**config["cost"]) if isinstance(config.get("cost"), dict) else None)
+    full_keys = {k for r in recs for c in r.candidates if not c.recipe.is_preview for k in c.scores}
+    preview_keys = {k for r in recs for c in r.candidates if c.recipe.is_preview for k in c.scores}
     out: dict[str, Any] = {
+        "cost_model": units,
         "budget": max((len(r.candidates) for r in recs), default=0),
         "n_tasks": len({r.condition for r in recs}),
         "prior_mean": sum(priors.values()) / len(priors) if priors else None,
@@ -70,6 +76,13 @@ def summarize_store(store: Store) -> dict[str, Any]:
         imps = [r.best.potential - priors[r.condition] for r in rs if r.best is not None and r.condition in priors]
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
+        steps = sum(c.steps for r in rs for c in r.candidates) / len(rs)
+        calls: dict[str, float] = defaultdict(float)
+        for r in rs:
+            for c in r.candidates:
+                if c.image_path is not None and c.status is not Status.FILTERED:  # it reached the scorers
+                    for k in preview_keys if c.recipe.is_preview else full_keys:
+                        calls[k] += 1 / len(rs)
         lo, hi = bootstrap_ci(bests)
         ilo, ihi = bootstrap_ci(imps)
         out["strategies"][label] = {
@@ -81,21 +94,29 @@ def summarize_store(store: Store) -> dict[str, Any]:
             "candidates": n,
             "failure_rate": failed / n if n else 0.0,
             "no_result": sum(r.best is None for r in rs),
+            "cost_per_search": {"steps": steps, "scorer_calls": dict(calls), "seconds": figure(steps, calls, units)},
         }
     return out
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    rows = [("strategy", "mean best", "95% CI", "vs prior", "failed")]
+    rows = [("strategy", "mean best", "95% CI", "vs prior", "failed", "steps", "calls", "cost (s)")]
     for label, s in summary["strategies"].items():
         mb = "-" if s["mean_best"] is None else f"{s['mean_best']:.3f}"
         ci = f"[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
         imp = "-" if s["improvement_over_prior"] is None else f"{s['improvement_over_prior']:+.3f}"
-        rows.append((label, mb, ci, imp, f"{100 * s['failure_rate']:.1f}%"))
+        c = s["cost_per_search"]
+        secs = "-" if c["seconds"] is None else f"{c['seconds']:.3f}"
+        rows.append((label, mb, ci, imp, f"{100 * s['failure_rate']:.1f}%", f"{c['steps']:.0f}",
+                     f"{sum(c['scorer_calls'].values()):.0f}", secs))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     prior = summary.get("prior_mean")
     head = (f"{summary['n_tasks']} tasks, budget {summary['budget']}"
             + ("" if prior is None else f", prior mean {prior:.3f}"))
-    return "\n".join([head, *lines])
+    u = summary.get("cost_model") or {}
+    step = u.get("seconds_per_step")
+    model = (f"cost model: {u.get('kind')} ({'-' if step is None else f'{step:.2e}'} s/step; per scorer call: "
+             + ", ".join(f"{k} {v:.2e} s" for k, v in (u.get("seconds_per_call") or {}).items()) + ")")
+    return "\n".join([head, *lines, "cost per search: steps, scorer calls, single figure; " + model])

@@ -85,12 +85,6 @@ def test_pickled_diffusers_pipeline_is_refused(tmp_path, toy_plugin, capsys, fig
     figures("8-checkpoints", pickles_refused=1, canaries_created=0, library_stderr_lines=len(noise))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: DiffusersGenerator._load lets diffusers print its 'Loading pipeline components' progress "
-    "bar and a logger.error line before eacps' one-line error (fix: silence diffusers logging/progress during "
-    "from_pretrained; see docs/reliability.md)",
-)
 def test_diffusers_refusal_is_the_only_stderr_line(tmp_path, toy_plugin, capsys):
     cfg, _, canary = pickled_sd(tmp_path)
     _, noise = refused(tmp_path, capsys, cfg, canary, "generator.params: diffusers cannot load its model")

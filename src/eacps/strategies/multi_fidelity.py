@@ -112,6 +112,9 @@ class MultiFidelity(Strategy):
         done = self.rung + 1 >= len(self.sizes) and not self.queue and not self.pending
         return {"plan": self.sizes} if done and self.asked < self.budget else {}
 
+    def diagnostics(self) -> dict[str, Any]:
+        return {"plan": self.sizes, "preview_rank_spearman": self.preview_rank_correlation()}
+
     def preview_rank_correlation(self, rung: int = 0) -> float | None:
         """Spearman correlation between rung-``rung`` preview potentials and final potentials of the same noise."""
         from scipy.stats import spearmanr

@@ -217,7 +217,7 @@ class DiffusersGenerator(Generator):
         p = self.params
         cls = self._pipeline_cls()
         kwargs: dict[str, Any] = {
-            "torch_dtype": self.torch_dtype,
+            "dtype": self.torch_dtype,
             "local_files_only": p.local_files_only,
             "trust_remote_code": p.trust_remote_code,
             "use_safetensors": None if p.allow_pickle_weights else True,
@@ -225,6 +225,11 @@ class DiffusersGenerator(Generator):
         for k in ("revision", "variant", "cache_dir"):
             if getattr(p, k) is not None:
                 kwargs[k] = getattr(p, k)
+        from diffusers.utils import logging as dlog
+        verbosity = dlog.get_verbosity()
+        bars = dlog.is_progress_bar_enabled() if hasattr(dlog, "is_progress_bar_enabled") else True
+        dlog.set_verbosity(dlog.CRITICAL)  # a refused model is one line from us, not diffusers' own log lines
+        dlog.disable_progress_bar()
         try:
             return cls.from_pretrained(p.model, **kwargs)
         except Exception as exc:
@@ -237,6 +242,10 @@ class DiffusersGenerator(Generator):
             raise ModelLoadError(
                 f"cannot load diffusers model {p.model!r}{hint}: {type(exc).__name__}: {_one_line(exc)}"
             ) from None
+        finally:
+            dlog.set_verbosity(verbosity)
+            if bars:
+                dlog.enable_progress_bar()
 
     def _prepare(self, pipe: Any, *, move: bool) -> None:
         import diffusers
