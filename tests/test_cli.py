@@ -198,3 +198,20 @@ def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
     store.close()
     assert s2["cost_model"]["kind"] == "measured" and s2["cost_model"]["seconds_per_step"] > 0
     assert s2["strategies"]["eacps"]["cost_per_search"]["seconds"] > 0
+
+
+def test_preview_potential_cascade_from_config(tmp_path, toy_plugin):
+    text = GOOD.replace('strategy = "eacps"', 'strategy = "multi-fidelity"').replace("[search]", """
+[preview_potential.criteria.cheap]
+scorer = "toy-mean"
+weight = 1.0
+
+[search]""")
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    db = sqlite3.connect(out / "store.sqlite")
+    rows = db.execute("SELECT recipe, scores FROM candidates WHERE role = 'search'").fetchall()
+    previews = [json.loads(s) for r, s in rows if '"steps"' in r]
+    finals = [json.loads(s) for r, s in rows if '"steps"' not in r]
+    assert previews and all(set(s) == {"cheap"} for s in previews)  # screened by the cheap scorer only
+    assert finals and all(set(s) == {"realism", "consistency"} for s in finals)

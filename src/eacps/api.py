@@ -91,6 +91,9 @@ def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Co
     for s in cfg.all_searches():  # validate strategy names and params before loading any model
         make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)
     potential = build_potential(cfg.potential)
+    if cfg.preview_potential is not None:
+        potential.preview = build_potential(cfg.preview_potential, section="preview_potential")
+        check_conditions(conditions, potential.preview)
     check_conditions(conditions, potential)
     executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
@@ -136,7 +139,8 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
             raise ConfigError(f"--out: {run_dir} holds a run of a different config; use another directory")
     with Store.open(run_dir, argv=argv or []) as store:
         store.set_meta("config", current)
-        engine = Engine(generator, potential, store, progress=progress, executor=executor)
+        engine = Engine(generator, potential, store, progress=progress, executor=executor,
+                        preview_potential=potential.preview)
         results = []
         try:
             for s in cfg.all_searches():  # conditions run concurrently, one search config at a time

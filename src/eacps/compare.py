@@ -98,6 +98,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
         store.set_meta("compare", {"config": cfg.model_dump(mode="json"), "strategies": strategies,
                                    "budgets": bs, "repeats": repeats})
         engine = Engine(generator, potential, store, batch_size=search_cfg.batch_size, progress=progress,
+                        preview_potential=potential.preview,
                         executor=executor)
         try:
             for c, b, n in plan:

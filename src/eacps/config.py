@@ -134,6 +134,9 @@ class TasksConfig(Section):
 class RunConfig(Section):
     generator: GeneratorConfig
     potential: PotentialConfig
+    preview_potential: PotentialConfig | None = Field(
+        None, description="scores previews (recipes with reduced steps, e.g. multi-fidelity rungs) instead of "
+        "`potential`: a cheap screen before the expensive potential scores the finalists")
     search: SearchConfig | None = Field(None, description="one search per condition ([search])")
     searches: list[SearchConfig] = Field(default_factory=list, description="several searches ([[searches]])")
     conditions: list[ConditionConfig] = Field(default_factory=list)
@@ -182,10 +185,10 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(err)) from None
 
 
-def build_potential(cfg: PotentialConfig) -> Potential:
+def build_potential(cfg: PotentialConfig, section: str = "potential") -> Potential:
     criteria = []
     for name, c in cfg.criteria.items():
-        scorer = create("scorer", c.scorer, c.params, section=f"potential.criteria.{name}", field="scorer")
+        scorer = create("scorer", c.scorer, c.params, section=f"{section}.criteria.{name}", field="scorer")
         weight = c.weight if c.weight is not None else REFERENCE_WEIGHTS[name]
         criteria.append(Criterion(name, scorer, weight, c.calibration))
     return Potential(criteria, calibration_samples=cfg.calibration_samples)

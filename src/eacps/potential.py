@@ -137,6 +137,8 @@ class Potential:
         if calibration_samples < 2:
             raise PotentialConfigError("calibration_samples must be >= 2")
         self.calibration_samples = calibration_samples
+        #: the cascade's preview potential, when the config sets one (see ``Engine(preview_potential=...)``)
+        self.preview: Potential | None = None
         #: per condition id: {criterion: (mean, std)} of raw values on the calibration set
         self.condition_stats: dict[str, dict[str, tuple[float, float]]] = {}
 
