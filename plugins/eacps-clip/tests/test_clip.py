@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 from eacps_clip import Calibration, ClipTextScorer, ImageSimilarityScorer
-from eacps_clip.common import to_pil
 
+from eacps.checkpoints import to_pil
 from eacps.plugins import build_registry
 from eacps.types import Condition
 

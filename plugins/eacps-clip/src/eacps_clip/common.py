@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from PIL import Image as PILImage
 from pydantic import Field
 
+from eacps.checkpoints import refuse_pickled_only, weights_fingerprint
 from eacps.params import Params
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -32,17 +28,6 @@ class ModelParams(Params):
 RUNTIME = ("device", "batch_size", "local_files_only")
 
 
-def to_pil(image: np.ndarray) -> PILImage.Image:
-    """A float HWC (or HW) array in [0, 1] with 1, 3 or 4 channels as an RGB PIL image."""
-    a = np.asarray(image, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an HWC image with 1, 3 or 4 channels, got shape {a.shape}")
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    a = np.nan_to_num(a[:, :, :3], nan=0.0, posinf=1.0, neginf=0.0)
-    return PILImage.fromarray(np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8), mode="RGB")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -57,35 +42,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def refuse_pickled_only(model: str) -> None:
-    path = Path(model)
-    if path.is_dir():
-        has_st = any(path.glob("*.safetensors"))
-        pickled = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
-        if not has_st and pickled:
-            raise ValueError(
-                f"{model} holds only pickled weights ({', '.join(pickled[:3])}); eacps loads safetensors only"
-            )
 
 
-def weights_fingerprint(model: str, sample: int = 1 << 16) -> str | None:
-    """Local folders: a hash of config.json and each safetensors file's header, size and three data samples."""
-    path = Path(model)
-    if not path.is_dir():
-        return None
-    h = hashlib.sha256()
-    if (path / "config.json").is_file():
-        h.update((path / "config.json").read_bytes())
-    for f in sorted(path.glob("*.safetensors")):
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}".encode())
-        with f.open("rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            h.update(fh.read(n))
-            for off in (8 + n, max(8 + n, (size - sample) // 2), max(8 + n, size - sample)):
-                fh.seek(off)
-                h.update(fh.read(sample))
-    return h.hexdigest()[:16]
 
 
 def load_model(p: ModelParams) -> tuple[Any, Any, torch.device, torch.dtype]:

@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from eacps.checkpoints import to_pil
 from eacps.scorer import Scorer
 from eacps.types import Condition
 from eacps_clip.calibration import Calibration
-from eacps_clip.common import ModelParams, load_model, pooled, settings, to_pil
+from eacps_clip.common import ModelParams, load_model, pooled, settings
 
 
 class ImageSimilarityParams(ModelParams):

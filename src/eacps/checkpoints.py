@@ -1,0 +1,66 @@
+"""Helpers for plugins that load model checkpoints and turn eacps images into model inputs.
+
+One place for the safety and identity rules every model-loading plugin follows: safetensors only (a
+folder holding only pickled weights is refused with a clear error), a cheap fingerprint of local weights
+for cache keys, and the conversion of an eacps image (float HWC in [0, 1]) to an RGB PIL image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def refuse_pickled_only(model: str, use_safetensors: bool = True) -> None:
+    """A clear ValueError for a local folder that holds only pickled (``.bin``/``.pt``) weights."""
+    path = Path(model)
+    if use_safetensors and path.is_dir():
+        has_st = any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file()
+        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if not has_st and pickled:
+            raise ValueError(
+                f"{model} holds only pickled weights ({', '.join(sorted(pickled)[:3])}); eacps loads safetensors "
+                "only. Convert the checkpoint (save_pretrained(..., safe_serialization=True))."
+            )
+
+
+def weights_fingerprint(model: str, sample: int = 1 << 16) -> str | None:
+    """For a local checkpoint folder: a hash of every ``*.safetensors`` file's header, size and three sampled
+    chunks of its data (start, middle, end), plus ``config.json``. Cheap on multi-GB checkpoints, and changes
+    when weights are fine-tuned or swapped. None for hub ids (their ``revision`` identifies them)."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    h = hashlib.sha256()
+    cfg = path / "config.json"
+    if cfg.is_file():
+        h.update(cfg.read_bytes())
+    for f in sorted(path.glob("*.safetensors")):
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with f.open("rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            h.update(fh.read(n))
+            for off in (8 + n, max(8 + n, (size - sample) // 2), max(8 + n, size - sample)):
+                fh.seek(off)
+                h.update(fh.read(sample))
+    return h.hexdigest()[:16]
+
+
+def to_pil(image: np.ndarray) -> PILImage.Image:
+    """A float HWC (or HW) array in [0, 1] with 1, 3 or 4 channels as an RGB PIL image."""
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an HWC image with 1, 3 or 4 channels, got shape {a.shape}")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    a = np.nan_to_num(a[:, :, :3], nan=0.0, posinf=1.0, neginf=0.0)
+    return PILImage.fromarray(np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8), mode="RGB")
