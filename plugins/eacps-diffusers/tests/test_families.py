@@ -14,7 +14,7 @@ from eacps_diffusers.tiny import vanilla as _vanilla
 from eacps import Recipe, Status
 
 SIZE, STEPS, PROMPT = 32, 2, "a photo of a cat"
-FAMILY_KWARGS = {f: CALL_KWARGS[f] for f in ("sd", "sdxl", "sd3", "flux", "pixart-sigma")}
+FAMILY_KWARGS = {f: CALL_KWARGS[f] for f in ("sd", "sdxl", "sd3", "flux", "pixart-sigma", "pixart-alpha")}
 
 
 def vanilla(pipe, seed, steps=STEPS, **kw):
