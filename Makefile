@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # torch is pinned to the CPU build (an open range would pull a multi-GB CUDA build).
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup browser demo test lint bench clean
 
 $(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(DISTS)) Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,13 +19,20 @@ $(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(DISTS)) Makefile
 
 setup: $(STAMP)
 
+# headless Chromium (Debian's package) for tests/test_report_browser.py; nothing to do when present
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 demo: setup
 	$(VENV)/bin/eacps demo
 
 lint: setup
 	$(VENV)/bin/ruff check src tests plugins strategies benchmarks
 
-test: setup lint
+test: setup browser lint
 	$(PY) -m pytest
 
 bench: setup
