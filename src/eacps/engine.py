@@ -467,7 +467,8 @@ class Engine(BatchComputer):
             prior = priors[self.prior_search(job.condition, job.prior_seed)]
             states.append(_SearchState(job, label, sid, prior, job.condition.with_prior(prior.image)))
         total = sum(j.strategy.budget for j in jobs)
-        bar = tqdm(total=total, desc=f"{len(jobs)} search(es)", disable=not self.progress, leave=False,
+        # disable=None: a bar only on a terminal (no bar spam in logs and pipes)
+        bar = tqdm(total=total, desc=f"{len(jobs)} search(es)", disable=None if self.progress else True, leave=False,
                    unit="cand")
         t0 = time.perf_counter()
         try:
