@@ -19,6 +19,7 @@ class ToyGeneratorParams(Params):
     black_below: float | None = Field(None, description="images whose noise mean is below this are all black")
     fail_all: bool = False
     log: str | None = Field(None, description="append the key of every generated recipe to this file")
+    pid_file: str | None = Field(None, description="write the generating process's pid here at each batch start")
 
 
 class ToyGenerator(Generator):
@@ -40,10 +41,17 @@ class ToyGenerator(Generator):
         return self.params.steps
 
     def settings(self):
-        return self.params.model_dump(exclude={"log", "sleep"})
+        return self.params.model_dump(exclude={"log", "sleep", "pid_file"})
 
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None):
         self.calls += 1
+        if self.params.pid_file:
+            import os
+
+            tmp = f"{self.params.pid_file}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(str(os.getpid()))
+            os.replace(tmp, self.params.pid_file)
         if self.params.fail_all:
             raise RuntimeError("toy generator exploded")
         if self.params.sleep:

@@ -238,3 +238,52 @@ def test_refuses_actors_whose_rebuilt_models_differ(ray_session, test_plugins):
     with pytest.raises(RayExecutorError, match="fingerprint"):
         eng.run(Condition("c"), BestOfN(budget=3, seed=0))
     eng.close()
+
+
+def test_worker_sigkill_at_20_random_points(ray_session, test_plugins, tmp_path):
+    """Reliability promise 1 for Ray workers: the generator actor's process is killed with SIGKILL at 20
+    random points of a run (seeded); the run finishes, every candidate is stored exactly once, and the
+    results equal the local executor's."""
+    import contextlib
+    import random
+    import signal
+
+    conds = [Condition(f"k{i}") for i in range(4)]
+
+    def jobs():
+        return [Job(c, EACPS(budget=20, seed=i)) for i, c in enumerate(conds)]
+
+    log, pid_file = tmp_path / "gen.log", tmp_path / "gen.pid"
+    local, _, _, _ = run(tmp_path / "local", toy.ToyGenerator(), toy_potential(), LocalExecutor(), jobs(),
+                         batch_size=2)
+    ex = RayExecutor(RayParams(num_generators=1, num_scorers=0, max_restarts=40, max_task_retries=40, **FAST))
+    gen = toy.ToyGenerator(toy.ToyGeneratorParams(sleep=0.05, log=str(log), pid_file=str(pid_file)))
+    rng = random.Random(20)
+    points = sorted(rng.sample(range(2, 40), 20))  # kill when the generation log reaches these lengths
+    kills: list[int] = []
+    done = threading.Event()
+
+    def killer():
+        for point in points:
+            while not done.is_set():  # a batch in progress past this point, in a process not killed yet
+                n = len(log.read_text().splitlines()) if log.exists() else 0
+                pid = int(pid_file.read_text()) if pid_file.exists() else None
+                if n >= point and pid is not None and pid not in kills:
+                    with contextlib.suppress(ProcessLookupError):  # it may have just finished and died
+                        os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+                    break
+                time.sleep(0.005)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    try:
+        remote, rows, _, _ = run(tmp_path / "ray", gen, toy_potential(), ex, jobs(), batch_size=2)
+    finally:
+        done.set()
+        t.join()
+    n_log = len(log.read_text().splitlines())
+    assert len(kills) == 20 and len(set(kills)) == 20, (kills, n_log, points, ex.stats)  # 20 processes killed
+    assert ex.stats["restarts"] >= 19 and ex.stats["requeued"] >= 1
+    assert remote == local  # nothing lost, nothing changed, same order
+    assert_stored_once(rows, n_search=80, n_prior=4)
