@@ -67,7 +67,8 @@ def search(
         engine.release()
         if store is not None:
             store.close()
-    result._engine = engine  # keeps a temporary store (and the images) alive with the result
+    if run_dir is None:
+        result.keepalive = engine  # the temporary store (and the images) lives as long as the result
     return result
 
 

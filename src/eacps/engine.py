@@ -83,6 +83,8 @@ class SearchResult:
     cost: Cost
     stop: dict[str, Any]
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    #: keeps a temporary store (and so the candidates' images) alive as long as the result
+    keepalive: Any = field(default=None, repr=False, compare=False)
 
     @property
     def improvement(self) -> float | None:
