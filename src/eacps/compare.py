@@ -184,7 +184,7 @@ def analyze(records: list[dict], labels: list[str], budgets: list[int], unit: di
                     calls[k] += v / len(recs)
             row = {"strategy": label, "budget": b, "n_tasks": len(vals),
                    "mean_best": float(np.mean(vals)) if vals else None, "ci95": list(bootstrap_ci(vals)),
-                   "steps": steps, "scorer_calls": dict(calls),
+                   "steps": steps, "scorer_calls": {k: round(v, 3) for k, v in calls.items()},
                    "cost_seconds": figure(steps, calls, unit)}
             ref = {t: float(np.mean(v)) for t, v in per[(REFERENCE, b)].items()}
             common = [t for t in by_task if t in ref]

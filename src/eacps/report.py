@@ -214,6 +214,9 @@ def render(run_dir: str | Path, title: str = "eacps report") -> str:
         store.close()
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    for name, section in (("compare.json", compare_section), ("landscape.json", landscape_section)):
+        if (root / name).exists():  # a comparison or landscape leads; the per-search summary follows
+            out.append(section(json.loads((root / name).read_text())))
     out.append("<h2>Summary</h2><table id='summary'><tr><th>strategy</th><th>searches</th><th>mean best</th>"
                "<th>95% CI</th><th>improvement over prior</th><th>failure rate</th></tr>")
     for label, s in summary["strategies"].items():
@@ -224,9 +227,6 @@ def render(run_dir: str | Path, title: str = "eacps report") -> str:
                    f"<td>{100 * s['failure_rate']:.1f}%</td></tr>")
     out.append("</table>")
     out.append(f"<pre>{html.escape(format_table(summary))}</pre>")
-    for name, section in (("compare.json", compare_section), ("landscape.json", landscape_section)):
-        if (root / name).exists():
-            out.append(section(json.loads((root / name).read_text())))
     out.append("<h2>Best-so-far (mean over tasks)</h2>" + curves_svg(recs))
     out.append("<h2>Tasks: prior vs best</h2>")
     by_cond: dict[str, list[SearchRecord]] = defaultdict(list)
