@@ -94,7 +94,8 @@ def summarize_store(store: Store) -> dict[str, Any]:
             "candidates": n,
             "failure_rate": failed / n if n else 0.0,
             "no_result": sum(r.best is None for r in rs),
-            "cost_per_search": {"steps": steps, "scorer_calls": {k: round(v, 3) for k, v in calls.items()}, "seconds": figure(steps, calls, units)},
+            "cost_per_search": {"steps": steps, "scorer_calls": {k: round(v, 3) for k, v in calls.items()},
+                                "seconds": figure(steps, calls, units)},
         }
     return out
 
