@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 from eacps_diffusers import DiffusersGenerator
-from eacps_diffusers.tiny import CALL_KWARGS, tiny_pipeline
+from eacps_diffusers.tiny import CALL_KWARGS, sana_components, tiny_pipeline
 from eacps_diffusers.tiny import vanilla as _vanilla
 
 from eacps import Recipe, Status
 
 SIZE, STEPS, PROMPT = 32, 2, "a photo of a cat"
-FAMILY_KWARGS = {f: CALL_KWARGS[f] for f in ("sd", "sdxl", "sd3", "flux", "pixart-sigma", "pixart-alpha")}
+FAMILY_KWARGS = {f: CALL_KWARGS[f] for f in ("sd", "sdxl", "sd3", "flux", "pixart-sigma", "pixart-alpha", "sana")}
 
 
 def vanilla(pipe, seed, steps=STEPS, **kw):
@@ -132,3 +132,51 @@ def test_pixart_resolution_binning_without_a_table_is_a_clear_error(condition):
     _, gen = make("pixart-sigma", call_kwargs={"max_sequence_length": 16, "clean_caption": False})
     with pytest.raises(ValueError, match="use_resolution_binning"):
         gen.noise_shape(condition)
+
+
+class _Drawn(Exception):
+    """Raised by the randn_tensor spy: the pipeline's initial draw is all a test needs, not the denoising."""
+
+
+def _pipeline_draw(pipe, monkeypatch, **kw) -> tuple[tuple[int, ...], torch.dtype]:
+    """(shape, dtype) of the initial noise the vanilla call draws; the call is stopped right there."""
+    module = sys.modules[type(pipe).__module__]
+
+    def spy(shape, *a, **k):
+        raise _Drawn(tuple(shape), k.get("dtype"))
+
+    monkeypatch.setattr(module, "randn_tensor", spy)
+    with pytest.raises(_Drawn) as drawn:
+        _vanilla(pipe, PROMPT, 0, steps=STEPS, size=None, **kw)
+    monkeypatch.undo()
+    return drawn.value.args
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 48), (96, 32)])
+def test_sana_resolution_binning_noise_shape_is_the_pipelines(height, width, condition, monkeypatch):
+    """With bins on (Sana's default), the noise has the binned size: 1024-px bins for sample_size 32."""
+    pipe = tiny_pipeline("sana")
+    kwargs = {"max_sequence_length": 16}  # use_resolution_binning left at the pipeline's default (True)
+    gen = DiffusersGenerator.from_pipe(pipe, steps=STEPS, height=height, width=width, call_kwargs=kwargs)
+    shape, dtype = _pipeline_draw(pipe, monkeypatch, height=height, width=width, **kwargs)
+    assert (shape, dtype) == (gen.noise_shape(condition), gen.noise_dtype)
+    assert shape[2] * pipe.vae_scale_factor >= 512 and shape[2] != shape[3]  # binned, aspect kept
+    unbinned = DiffusersGenerator.from_pipe(
+        pipe, steps=STEPS, height=height, width=width, call_kwargs={**kwargs, "use_resolution_binning": False}
+    )
+    assert unbinned.noise_shape(condition) == (1, 4, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+
+
+def test_sana_bfloat16_draws_float32_noise_and_reproduces_vanilla(condition, monkeypatch):
+    """Sana draws its initial noise in float32 whatever the model dtype; the plugin must draw the same."""
+    import diffusers
+
+    pipe = diffusers.SanaPipeline(**sana_components()).to(torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    gen = DiffusersGenerator.from_pipe(pipe, steps=STEPS, height=SIZE, width=SIZE, call_kwargs=FAMILY_KWARGS["sana"])
+    assert gen.torch_dtype == torch.bfloat16
+    shape, dtype = _pipeline_draw(pipe, monkeypatch, height=SIZE, width=SIZE, **FAMILY_KWARGS["sana"])
+    assert dtype == torch.float32 and (shape, dtype) == (gen.noise_shape(condition), gen.noise_dtype)
+    (g,) = gen.generate([Recipe.from_seed(7)], condition)
+    assert g.status is Status.OK
+    assert np.array_equal(g.image, vanilla(pipe, 7, **FAMILY_KWARGS["sana"]))

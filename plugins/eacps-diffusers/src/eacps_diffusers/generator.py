@@ -226,6 +226,7 @@ class DiffusersGenerator(Generator):
             if getattr(p, k) is not None:
                 kwargs[k] = getattr(p, k)
         from diffusers.utils import logging as dlog
+
         verbosity = dlog.get_verbosity()
         bars = dlog.is_progress_bar_enabled() if hasattr(dlog, "is_progress_bar_enabled") else True
         dlog.set_verbosity(dlog.CRITICAL)  # a refused model is one line from us, not diffusers' own log lines

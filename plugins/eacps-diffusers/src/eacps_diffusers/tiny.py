@@ -2,8 +2,9 @@
 
 The components follow diffusers' own ``get_dummy_components()`` tests (tiny UNet/transformer, tiny VAE,
 tiny text encoders), but nothing comes from the hub: the CLIP BPE tokenizer is written to a folder
-(``vocab.json`` + ``merges.txt``) and the T5 tokenizer is a ``tokenizers`` Unigram model. The weights are
-random; the pipelines are only good for checking plumbing, shapes and exact reproduction.
+(``vocab.json`` + ``merges.txt``), the T5 tokenizer is a ``tokenizers`` Unigram model and the Gemma tokenizer
+(Sana) a ``tokenizers`` byte-fallback BPE model. The weights are random; the pipelines are only good for
+checking plumbing, shapes and exact reproduction.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 CLIP_VOCAB = 1000
 T5_VOCAB = 400
+GEMMA_VOCAB = 512
 
 
 def _bytes_to_unicode() -> list[str]:
@@ -83,6 +85,41 @@ def t5_tokenizer() -> Any:
     pieces += [(c, -7.0) for c in "0123456789.,!?'-"]
     tok = T5Tokenizer(vocab=pieces, extra_ids=0)
     tok.model_max_length = 512
+    return tok
+
+
+def gemma_tokenizer() -> Any:
+    """A tiny Gemma-style tokenizer: byte-fallback BPE, spaces as ``▁``, ``<bos>`` prepended, ``<pad>`` = 0.
+
+    Built in memory with ``tokenizers`` (no sentencepiece file) and wrapped in ``GemmaTokenizerFast``; ids stay
+    below ``GEMMA_VOCAB``. Text outside the few merged words falls back to characters, then to UTF-8 bytes.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import GemmaTokenizerFast
+
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<mask>": 4}
+    vocab.update({f"<0x{b:02X}>": 5 + b for b in range(256)})
+    for c in "▁abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-\n":
+        vocab.setdefault(c, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for w in WORDS:  # "▁" + word, merged left to right
+        cur = "▁"
+        for ch in w:
+            merges.append((cur, ch))
+            cur += ch
+            vocab.setdefault(cur, len(vocab))
+    assert len(vocab) <= GEMMA_VOCAB
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    bpe.normalizer = normalizers.Replace(" ", "▁")
+    bpe.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    bpe.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    bpe.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    tok = GemmaTokenizerFast(
+        tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>", pad_token="<pad>"
+    )
+    tok.model_max_length = 8192
     return tok
 
 
@@ -339,6 +376,70 @@ def pixart_components() -> dict[str, Any]:
     }
 
 
+def sana_components() -> dict[str, Any]:
+    """Sana-style: linear-attention DiT, deep-compression autoencoder (AutoencoderDC), Gemma2 encoder, flow matching."""
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    transformer = SanaTransformer2DModel(
+        patch_size=1,
+        in_channels=4,
+        out_channels=4,
+        num_layers=1,
+        num_attention_heads=2,
+        attention_head_dim=4,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=4,
+        cross_attention_dim=8,
+        caption_channels=8,
+        sample_size=32,
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderDC(
+        in_channels=3,
+        latent_channels=4,
+        attention_head_dim=2,
+        encoder_block_types=("ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "EfficientViTBlock"),
+        encoder_block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8),
+        encoder_qkv_multiscales=((), (5,)),
+        decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1),
+        decoder_layers_per_block=(1, 1),
+        downsample_block_type="conv",
+        upsample_block_type="interpolate",
+        decoder_norm_types="rms_norm",
+        decoder_act_fns="silu",
+        scaling_factor=0.41407,
+    )
+    torch.manual_seed(0)
+    cfg = Gemma2Config(
+        head_dim=16,
+        hidden_size=8,  # = transformer caption_channels
+        initializer_range=0.02,
+        intermediate_size=64,
+        max_position_embeddings=8192,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        num_key_value_heads=2,
+        vocab_size=GEMMA_VOCAB,  # diffusers' test uses 8, which only fits the empty prompt
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        attn_implementation="eager",
+    )
+    text_encoder = Gemma2Model(cfg).eval()
+    return {
+        "transformer": transformer.eval(),
+        "vae": vae.eval(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
+        "text_encoder": text_encoder,
+        "tokenizer": gemma_tokenizer(),
+    }
+
+
 BUILDERS = {
     "sd": ("StableDiffusionPipeline", sd_components),
     "sd-img2img": ("StableDiffusionImg2ImgPipeline", sd_components),
@@ -347,6 +448,7 @@ BUILDERS = {
     "flux": ("FluxPipeline", flux_components),
     "pixart-sigma": ("PixArtSigmaPipeline", pixart_components),
     "pixart-alpha": ("PixArtAlphaPipeline", pixart_components),
+    "sana": ("SanaPipeline", sana_components),
 }
 
 
@@ -380,8 +482,12 @@ CALL_KWARGS: dict[str, dict[str, Any]] = {
     "flux": {"max_sequence_length": 16},
     "pixart-sigma": {"max_sequence_length": 16, "use_resolution_binning": False, "clean_caption": False},
     "pixart-alpha": {"max_sequence_length": 16, "use_resolution_binning": False, "clean_caption": False},
+    "sana": {"max_sequence_length": 16, "use_resolution_binning": False},
 }
-"""Call kwargs the tiny pipelines need: short T5 sequences, no resolution bins (tiny sample sizes)."""
+"""Call kwargs the tiny pipelines need: short T5/Gemma sequences, no resolution bins (tiny sample sizes).
+
+Sana keeps its default ``complex_human_instruction`` (the long instruction is prepended to the prompt and run
+through the tokenizer and Gemma2), as a plain ``pipe(prompt)`` call does."""
 
 
 def vanilla(pipe: Any, prompt: str, seed: int, *, steps: int = 2, size: int | None = 32, **kw: Any) -> Any:
