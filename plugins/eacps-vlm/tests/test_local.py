@@ -1,4 +1,5 @@
-"""The ``vlm`` scorer on a tiny random LLaVA loaded through the real ``from_pretrained`` path."""
+"""The ``vlm`` scorer on tiny random LLaVA and Idefics3 (SmolVLM) checkpoints loaded through the real
+``from_pretrained`` path."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from eacps.types import Condition
 from .conftest import build_tiny_vlm
 
 COND = Condition(id="c0", prompt="a red cube on a table")
+MODEL_CLASS = {"llava": "LlavaForConditionalGeneration", "idefics3": "Idefics3ForConditionalGeneration"}
+#: what the answer starts with after the generation prompt: the SmolVLM-style template ends in "Assistant:"
+#: and its tokenizer splits " 7" into a space token and "7", so the score is read after the space
+PREFIX = {"llava": "", "idefics3": " "}
 
 
 def images(n: int, seed: int = 0, shape=(40, 36, 3)) -> list[np.ndarray]:
@@ -29,26 +34,30 @@ def scorer(path, **kw) -> VLMScorer:
     return VLMScorer(VLMScorer.Params(model=str(path), **kw))
 
 
-def hand_logits(s: VLMScorer, image: np.ndarray, suffix: str = "") -> torch.Tensor:
+def hand_logits(s: VLMScorer, image: np.ndarray, suffix: str = "", prefix: str = "") -> torch.Tensor:
     """Next-token logits after the chat prompt (+ suffix), from a direct forward of one unpadded prompt."""
     parts = build_prompt(resolve("consistency", COND), COND, image, answer="integer")
     content = [{"type": "image"} if k == "image" else {"type": "text", "text": v} for k, v in parts]
     text = s.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    enc = s.processor(text=[text + suffix], images=[[to_pil(image)]], return_tensors="pt")
+    enc = s.processor(text=[text + prefix + suffix], images=[[to_pil(image)]], return_tensors="pt")
     with torch.no_grad():
         return s.model(**enc).logits[0, -1].double()
 
 
-def test_expected_score_matches_hand_computation_when_10_is_two_tokens(tiny_vlm):
-    s = scorer(tiny_vlm)
+def test_expected_score_matches_hand_computation_when_10_is_two_tokens(any_vlm):
+    arch, path = any_vlm
+    s = scorer(path)
     imgs = images(3)
     got = s.score(imgs, COND)
+    assert type(s.model).__name__ == MODEL_CLASS[arch]  # loaded through AutoModelForImageTextToText
+    assert s.answer_prefix == PREFIX[arch]
     tok = s.processor.tokenizer
     digit_ids = tok.convert_tokens_to_ids([str(d) for d in range(10)])
     assert tok.encode("10", add_special_tokens=False) == [digit_ids[1], digit_ids[0]]
     for img, value in zip(imgs, got, strict=True):
-        p = torch.softmax(hand_logits(s, img)[digit_ids], dim=0)
-        q = torch.softmax(hand_logits(s, img, suffix="1"), dim=0)[digit_ids[0]]  # P("0" | ..., "1")
+        p = torch.softmax(hand_logits(s, img, prefix=PREFIX[arch])[digit_ids], dim=0)
+        after_one = hand_logits(s, img, suffix="1", prefix=PREFIX[arch])
+        q = torch.softmax(after_one, dim=0)[digit_ids[0]]  # P("0" | ..., "1")
         expected = sum(v * p[v] for v in range(10)) - p[1] + p[1] * (1 - q) + 10 * p[1] * q
         assert isinstance(value, float)
         assert value == pytest.approx(float(expected), abs=1e-4)
@@ -56,31 +65,65 @@ def test_expected_score_matches_hand_computation_when_10_is_two_tokens(tiny_vlm)
     assert len({round(v, 6) for v in got}) == 3  # the images change the score
 
 
-def test_expected_score_with_a_single_10_token(tiny_vlm_ten):
-    s = scorer(tiny_vlm_ten)
+def test_expected_score_with_a_single_10_token(any_vlm_ten):
+    arch, path = any_vlm_ten
+    s = scorer(path)
     img = images(1, seed=5)[0]
     (value,) = s.score([img], COND)
     tok = s.processor.tokenizer
     ids = tok.convert_tokens_to_ids([str(v) for v in range(11)])
     assert len(set(ids)) == 11 and tok.unk_token_id not in ids
-    p = torch.softmax(hand_logits(s, img)[ids], dim=0)
+    p = torch.softmax(hand_logits(s, img, prefix=PREFIX[arch])[ids], dim=0)
     assert value == pytest.approx(float(sum(v * p[v] for v in range(11))), abs=1e-4)
 
 
-def test_padded_batch_equals_one_by_one(tiny_vlm):
-    s = scorer(tiny_vlm)
-    imgs = images(3, seed=2)
+def test_score_is_read_after_a_space_the_tokenizer_splits_off(tiny_idefics3, tiny_vlm):
+    """SmolVLM answers "Assistant:" with " 7" = a space token then "7": at "Assistant:" the model puts its
+    mass on the space, so reading the score there would be off-format; the scorer reads it after the space."""
+    s = scorer(tiny_idefics3)
+    s.load()
+    assert s.answer_prefix == " " and scorer(tiny_vlm).load() is None
+    tok = s.processor.tokenizer
+    space = tok.encode(" ", add_special_tokens=False)
+    assert len(space) == 1 and tok.encode(": 7", add_special_tokens=False)[-2:] == [*space, *s.tokens.ids[7]]
+    img = images(1, seed=6)[0]
+    digits = [i for v in range(10) for i in s.tokens.ids[v]]
+    at_colon = torch.softmax(hand_logits(s, img), dim=0)  # right after "Assistant:"
+    after_space = torch.softmax(hand_logits(s, img, prefix=" "), dim=0)
+    mass_colon, mass_space = float(at_colon[digits].sum()), float(after_space[digits].sum())
+    assert float(at_colon[space[0]]) > 100 * mass_colon  # the model answers with a space first
+    assert mass_space > 10 * mass_colon
+    gate = math.sqrt(mass_colon * mass_space)
+    (value,) = scorer(tiny_idefics3, min_score_mass=gate).score([img], COND)
+    assert isinstance(value, float)
+    plain = scorer(tiny_idefics3, min_score_mass=gate)
+    plain.load()
+    plain.answer_prefix = ""  # what the scorer did before: read the token after "Assistant:"
+    (off,) = plain.score([img], COND)
+    assert isinstance(off, JudgeError) and off.kind == "off-format"
+
+
+def test_padded_batch_equals_one_by_one(any_vlm):
+    arch, path = any_vlm
+    s = scorer(path)
+    # different sizes: Idefics3 splits them into different numbers of tiles (5, 3, 5), padded per batch
+    imgs = [images(1, seed=2 + i, shape=shape)[0] for i, shape in enumerate([(40, 36, 3), (20, 60, 3), (64, 64, 3)])]
     texts = ["short", "a much longer custom instruction about the image " * 3, "medium length text here"]
     prompts = [[("text", t), ("image", im)] for t, im in zip(texts, imgs, strict=True)]
     s.load()
     batched = s._score_batch(prompts)
     single = [s._score_batch([p])[0] for p in prompts]
     assert batched == pytest.approx(single, abs=1e-4)
-    assert s.score(imgs, COND) == pytest.approx(scorer(tiny_vlm, batch_size=1).score(imgs, COND), abs=1e-4)
+    assert s.score(imgs, COND) == pytest.approx(scorer(path, batch_size=1).score(imgs, COND), abs=1e-4)
+    assert len({round(v, 6) for v in batched}) == 3
+    if arch == "idefics3":
+        enc = s.encode(prompts)
+        assert enc["pixel_values"].shape[:2] == (3, 5) and enc["pixel_attention_mask"][1, 3:].sum() == 0
 
 
-def test_identity_shows_reference_and_candidate(tiny_vlm):
-    s = scorer(tiny_vlm, criterion="identity")
+def test_identity_shows_reference_and_candidate(any_vlm):
+    arch, path = any_vlm
+    s = scorer(path, criterion="identity")
     assert s.requires == ("reference",)
     ref = images(1, seed=9)[0]
     cond = Condition(id="c1", reference=ref)
@@ -88,7 +131,11 @@ def test_identity_shows_reference_and_candidate(tiny_vlm):
     parts = build_prompt(resolve("identity", cond), cond, imgs[0], answer="integer")
     s.load()
     enc = s.encode([parts])
-    assert enc["pixel_values"].shape[0] == 2  # reference + candidate in one prompt
+    if arch == "llava":
+        assert enc["pixel_values"].shape[0] == 2  # reference + candidate in one prompt
+    else:  # one row of 2 images x (2x2 tiles + the global image)
+        assert enc["pixel_values"].shape[:2] == (1, 10)
+        assert (enc["input_ids"] == s.processor.tokenizer.convert_tokens_to_ids("<global-img>")).sum() == 2
     values = s.score(imgs, cond)
     assert all(isinstance(v, float) and 0 <= v <= 10 for v in values)
     # the reference is really read: another reference moves the score
@@ -98,7 +145,8 @@ def test_identity_shows_reference_and_candidate(tiny_vlm):
     assert all(isinstance(v, JudgeError) and v.kind == "missing-input" for v in missing)
 
 
-def test_consistency_uses_prior_and_custom_criterion(tiny_vlm):
+def test_consistency_uses_prior_and_custom_criterion(any_vlm):
+    tiny_vlm = any_vlm[1]
     prior = images(1, seed=11)[0]
     img = images(1, seed=12)
     plain = scorer(tiny_vlm).score(img, COND)
@@ -121,8 +169,8 @@ def test_off_format_answers_fail_instead_of_scoring(tiny_vlm):
     assert s.stats.failure_rate == 1.0 and s.stats.failed["off-format"] == 2
 
 
-def test_grayscale_and_rgba_inputs(tiny_vlm):
-    s = scorer(tiny_vlm)
+def test_grayscale_and_rgba_inputs(any_vlm):
+    s = scorer(any_vlm[1])
     gray = images(1, seed=4, shape=(40, 36, 1))[0]
     rgba = np.concatenate([np.repeat(gray, 3, axis=2), np.ones_like(gray)], axis=2)
     a, b, c = s.score([gray, np.repeat(gray, 3, axis=2), rgba], COND)
@@ -154,7 +202,7 @@ def test_settings_track_weights_and_prompts_not_runtime(tiny_vlm, tmp_path):
     a = scorer(tiny_vlm)
     assert a.fingerprint() == scorer(tiny_vlm, batch_size=7, device="cuda:3").fingerprint()
     assert a.fingerprint() != scorer(tiny_vlm, criterion="realism").fingerprint()
-    assert a.settings()["prompt_version"] and a.settings()["weights"]
+    assert a.settings()["prompt_version"] and a.settings()["weights"] and a.settings()["reader_version"] == "2"
     other = build_tiny_vlm(tmp_path / "other", seed=3)
     assert scorer(other).settings()["weights"] != a.settings()["weights"]
     assert "tiny" in repr(a) or "vlm" in repr(a).lower()

@@ -22,6 +22,9 @@ from eacps_vlm.weights import refuse_pickled_only, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 
+#: how the score is read from the model (part of the settings): 2 = after a split-off leading space
+READER_VERSION = "2"
+
 
 class VLMParams(Params):
     criterion: CriterionName = "consistency"
@@ -63,6 +66,7 @@ class VLMScorer(Scorer):
         self.model: Any = None
         self.processor: Any = None
         self.tokens: ScoreTokens | None = None
+        self.answer_prefix = ""
         self.stats = FailureStats()
 
     def __repr__(self) -> str:
@@ -71,6 +75,7 @@ class VLMScorer(Scorer):
     def settings(self) -> dict[str, Any]:
         s = {k: v for k, v in self.params.model_dump(mode="json").items() if k not in self._RUNTIME}
         s["prompt_version"] = PROMPT_VERSION
+        s["reader_version"] = READER_VERSION
         fp = weights_fingerprint(self.params.model)
         if fp is not None:
             s["weights"] = fp
@@ -97,6 +102,7 @@ class VLMScorer(Scorer):
             tokenizer.pad_token = tokenizer.eos_token
         self.tokens = ScoreTokens.from_tokenizer(tokenizer)
         self.processor, self.model, self.device, self.dtype = processor, model, device, dtype
+        self.answer_prefix = answer_prefix(processor, tokenizer, self.tokens)
         self._keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     # -- scoring ------------------------------------------------------------------------------------------
@@ -125,10 +131,10 @@ class VLMScorer(Scorer):
         texts, imgs = [], []
         for parts in prompts:
             content = [{"type": "image"} if k == "image" else {"type": "text", "text": v} for k, v in parts]
+            chat = [{"role": "user", "content": content}]
             texts.append(
-                self.processor.apply_chat_template(
-                    [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-                )
+                self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+                + self.answer_prefix
             )
             imgs.append([to_pil(v) for k, v in parts if k == "image"])
         enc = self.processor(text=texts, images=imgs, padding=True, return_tensors="pt")
@@ -193,3 +199,33 @@ class VLMScorer(Scorer):
         ext["attention_mask"][rows, pos] = 1
         nxt = self._last_logits(ext, pos)
         return torch.softmax(nxt, dim=-1)[:, list(self.tokens.zero_ids)].sum(-1)
+
+
+def answer_prefix(processor: Any, tokenizer: Any, tokens: ScoreTokens) -> str:
+    """A space when the answer starts with a space that the tokenizer keeps as a token of its own, else "".
+
+    Templates whose generation prompt ends without whitespace ("Assistant:" in SmolVLM/Idefics3,
+    "ASSISTANT:" in LLaVA-1.5) are answered " 7"; a tokenizer that splits digits off (SmolLM2, Llama 2) makes
+    that a space token then "7", so the score is the token *after* the space and the space must be part of
+    the prompt. Tokenizers that merge the space into the digit ("Ġ7") need nothing: those are score tokens.
+    """
+    chat = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
+    try:
+        text = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    except Exception:  # a template that cannot render this probe: keep the plain prompt
+        return ""
+    if not text or text[-1].isspace():
+        return ""
+    base = tokenizer(text, add_special_tokens=False)["input_ids"]
+    answer = tokenizer(text + " 7", add_special_tokens=False)["input_ids"]
+    spaced = tokenizer(text + " ", add_special_tokens=False)["input_ids"]
+    extra = answer[len(base) :]
+    if (
+        answer[: len(base)] == base
+        and len(extra) == 2
+        and tokenizer.decode(extra[:1]).strip() == ""
+        and extra[1] in tokens.ids[7]
+        and spaced == base + extra[:1]
+    ):
+        return " "
+    return ""
