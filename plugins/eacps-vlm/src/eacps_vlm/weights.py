@@ -25,8 +25,4 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-
-
-
-
 __all__ = ["refuse_pickled_only", "resolve_device", "resolve_dtype", "weights_fingerprint"]
