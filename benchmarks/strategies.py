@@ -5,7 +5,7 @@ Cost model: budgets are in full-fidelity candidate equivalents; every full-fidel
 budget x 15 denoising steps and budget x 3 scorer calls, multi-fidelity fits its previews in the same
 steps (it makes more scorer calls; the table shows both counts and the measured single figure).
 
-    python benchmarks/strategies.py [--tasks 30] [--budgets 8,16,20,32,64] [--out runs/bench-strategies]
+    python benchmarks/strategies.py [--tasks 30] [--budgets 8,16,20,32,64] [--repeats 2] [--out runs/bench-strategies]
 
 Runs through `eacps compare`, so it resumes and reuses the store; prints the table and writes
 OUT/compare.json and OUT/report.html.
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="8,16,20,32,64")
     ap.add_argument("--strategies", default="best-of-n,eacps,eacps-pcn,eacps-anneal,zero-order,multi-fidelity,"
                                             "optuna-tpe,nevergrad")
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2, help="seeds per strategy (one is too noisy to rank)")
     ap.add_argument("--pool", type=int, default=256, help="best-of-N reference samples per task for the curve")
     ap.add_argument("--out", default="runs/bench-strategies")
     args = ap.parse_args()
