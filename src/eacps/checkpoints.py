@@ -1,8 +1,10 @@
 """Helpers for plugins that load model checkpoints and turn eacps images into model inputs.
 
-One place for the safety and identity rules every model-loading plugin follows: safetensors only (a
-folder holding only pickled weights is refused with a clear error), a cheap fingerprint of local weights
-for cache keys, and the conversion of an eacps image (float HWC in [0, 1]) to an RGB PIL image.
+One place for the safety and identity rules every model-loading plugin follows: the common loading
+parameters (``CheckpointParams``: remote code off, local files optional), safetensors only (a folder
+holding only pickled weights is refused with a clear error), device/dtype resolution, a cheap fingerprint
+of local weights for cache keys, and the conversion of an eacps image (float HWC in [0, 1]) to an RGB PIL
+image.
 """
 
 from __future__ import annotations
@@ -10,11 +12,47 @@ from __future__ import annotations
 import hashlib
 import struct
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import torch
 from PIL import Image as PILImage
+from pydantic import Field
+
+from eacps.params import Params
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class CheckpointParams(Params):
+    """Where and how to load a transformers checkpoint (safetensors only; remote code only when asked)."""
+
+    model: str
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    local_files_only: bool = False
+    trust_remote_code: bool = False
+    batch_size: int = Field(16, ge=1)
+
+
+def resolve_device(device: str, *, mps: bool = True) -> torch.device:
+    """``auto``: CUDA if available, else Apple MPS (when ``mps``), else CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device, *, cuda_auto: torch.dtype = torch.bfloat16) -> torch.dtype:
+    """``auto``: ``cuda_auto`` on CUDA, float32 elsewhere."""
+    if dtype == "auto":
+        return cuda_auto if device.type == "cuda" else torch.float32
+    return DTYPES[dtype]
 
 
 def refuse_pickled_only(model: str, use_safetensors: bool = True) -> None:

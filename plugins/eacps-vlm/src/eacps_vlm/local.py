@@ -5,20 +5,19 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from eacps.params import Params
+from eacps.checkpoints import CheckpointParams, refuse_pickled_only, resolve_device, resolve_dtype, weights_fingerprint
 from eacps.scorer import Scorer
 from eacps.types import Condition
 from eacps_vlm.criteria import PROMPT_VERSION, CriterionName, ImageSource, Part, build_prompt, resolve
 from eacps_vlm.errors import JudgeError
 from eacps_vlm.images import to_pil
 from eacps_vlm.scoring import FailureStats, ScoreTokens, expected_score, score_distribution, score_mass
-from eacps_vlm.weights import refuse_pickled_only, resolve_device, resolve_dtype, weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,9 @@ log = logging.getLogger(__name__)
 READER_VERSION = "2"
 
 
-class VLMParams(Params):
+class VLMParams(CheckpointParams):
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    batch_size: int = Field(4, ge=1)
     criterion: CriterionName = "consistency"
     #: the instruction of a ``custom`` criterion; ``{prompt}`` is replaced by the condition's prompt
     prompt: str | None = None
@@ -34,13 +35,6 @@ class VLMParams(Params):
     images: tuple[ImageSource, ...] = ()
     #: consistency also compares with ``condition.prior`` (the stage-0 image) when there is one
     use_prior: bool = True
-    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
-    revision: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
-    local_files_only: bool = False
-    trust_remote_code: bool = False
-    batch_size: int = Field(4, ge=1)
     #: candidates whose score tokens hold less of the next-token probability are FAILED (off-format/refusal)
     min_score_mass: float = Field(0.05, ge=0.0, le=1.0)
     #: tell the judge to ignore text inside images
