@@ -8,14 +8,14 @@ the stored results (no pickles of live objects).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from eacps.params import NoParams, Params
 from eacps.recipe import SEED_MAX, Recipe
-from eacps.types import Result
+from eacps.types import Result, Status
 
 
 class SeedStream:
@@ -148,3 +148,25 @@ class Strategy(ABC):
             if r not in self.seen:
                 out.append(r)
         return out
+
+    def optimize(self, objective: Callable[[Recipe], Result | float], *, batch_size: int = 1) -> Result | None:
+        """Run the search to its end, as pycma's ``OOOptimizer.optimize``: built only from ``ask``, ``tell`` and
+        ``stop``, every result told before the next ask. ``objective`` returns a :class:`Result` or a number (a
+        non-finite number is FAILED). Returns :attr:`best` (None when no candidate succeeded)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        while not self.stop():
+            recipes = self.ask(batch_size)
+            if not recipes:
+                raise StrategyError(f"{self.name}: ask returned nothing, with {len(self.pending)} result(s) pending "
+                                    "and no stop reason")
+            results = []
+            for r in recipes:
+                v = objective(r)
+                if not isinstance(v, Result):
+                    v = float(v)
+                    ok = bool(np.isfinite(v))
+                    v = Result(r, Status.OK, v) if ok else Result(r, Status.FAILED, None, reason=f"objective gave {v}")
+                results.append(v)
+            self.tell(results)
+        return self.best
