@@ -174,10 +174,41 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plugins", help="every strategy, scorer and generator with its distribution")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.set_defaults(func=cmd_plugins)
+    for name, text in CLICK_COMMANDS.items():  # listed in --help; main runs them (see run_click_command)
+        sub.add_parser(name, help=text, add_help=False)
     return p
 
 
+#: commands written with click (each module's ``command()``), run as they are by ``main``
+CLICK_COMMANDS = {
+    "generate": "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)",
+    "doctor": "Python, torch, devices, libraries, plugins; with CONFIG: exit 1 when something it needs is missing",
+    "serve": "a live read-only page of a run (best-so-far, best images, candidates), refreshing as batches land",
+}
+
+
+def run_click_command(name: str, argv: list[str]) -> int:
+    import importlib
+
+    import click
+
+    cmd = importlib.import_module(f"eacps.{name}").command()
+    try:
+        rv = cmd.main(argv, prog_name=f"eacps {name}", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return rv if isinstance(rv, int) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in CLICK_COMMANDS:
+        return run_click_command(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
