@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from diffusers import StableDiffusionPipeline
 from eacps_diffusers import DiffusersGenerator, ModelLoadError
-from eacps_diffusers.tiny import tiny_pipeline
+from eacps_diffusers.tiny import CALL_KWARGS, _clip_config, sd_components, tiny_pipeline
+from pydantic import ValidationError
+from transformers import CLIPTextModel
 
-from eacps import Condition, Recipe, plugins
+from eacps import Condition, Recipe, Status, plugins
 
 COND = Condition(id="c", prompt="a photo of a cat")
 BASE = dict(steps=2, height=32, width=32, device="cpu", dtype="float32")
@@ -72,7 +76,85 @@ def test_missing_model_is_a_quick_one_line_error(model):
         _ = DiffusersGenerator(model=model, **BASE).pipe
     assert time.perf_counter() - t0 < 10
     msg = str(info.value)
-    assert "\n" not in msg and model in msg and "local_files_only" in msg
+    assert "\n" not in msg and model in msg
+
+
+def test_download_hint_only_for_a_hub_id_missing_offline(saved, tmp_path):
+    with pytest.raises(ModelLoadError, match=r"not in the local cache and local_files_only=true: download it first"):
+        _ = DiffusersGenerator(model="nobody-here/no-such-model-eacps", **BASE).pipe
+    with pytest.raises(ModelLoadError) as info:
+        _ = DiffusersGenerator(model="/nonexistent/eacps/model", **BASE).pipe
+    assert "no such local folder" in str(info.value) and "download it" not in str(info.value)
+    # a local folder with a damaged config: the cause, not advice to download
+    _, folder = saved
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "unet" / "config.json").write_text("{broken")
+    with pytest.raises(ModelLoadError) as info:
+        _ = DiffusersGenerator(model=str(broken), **BASE).pipe
+    msg = str(info.value)
+    assert "\n" not in msg and "config.json" in msg and "download it" not in msg and "allow_pickle" not in msg
+    # a local folder missing its weights (no .bin either): no advice to download or to accept pickles
+    (broken / "unet" / "config.json").write_text((folder / "unet" / "config.json").read_text())
+    (broken / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(ModelLoadError) as info:
+        _ = DiffusersGenerator(model=str(broken), **BASE).pipe
+    msg = str(info.value)
+    assert "diffusion_pytorch_model.safetensors" in msg and "download it" not in msg and "allow_pickle" not in msg
+
+
+@pytest.fixture(scope="module")
+def saved_sd3(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sd3-tiny")
+    tiny_pipeline("sd3").save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_component_overrides_load_sd3_without_t5(saved_sd3):
+    kw = {**BASE, "call_kwargs": CALL_KWARGS["sd3"]}
+    full = DiffusersGenerator(model=str(saved_sd3), **kw)
+    no_t5 = DiffusersGenerator(model=str(saved_sd3), components={"text_encoder_3": None, "tokenizer_3": "none"}, **kw)
+    assert no_t5.fingerprint() != full.fingerprint()
+    assert no_t5.pipe.text_encoder_3 is None and no_t5.pipe.tokenizer_3 is None
+    assert full.pipe.text_encoder_3 is not None
+    (a,) = no_t5.generate([Recipe.from_seed(4)], COND)
+    (b,) = full.generate([Recipe.from_seed(4)], COND)
+    assert a.status is Status.OK and b.status is Status.OK
+    assert not np.allclose(a.image, b.image, atol=1e-5)  # the T5 embeddings are zeros without it
+    (again,) = DiffusersGenerator(model=str(saved_sd3), components={"text_encoder_3": "none", "tokenizer_3": None},
+                                  **kw).generate([Recipe.from_seed(4)], COND)
+    assert np.array_equal(a.image, again.image)
+
+
+def test_component_overrides_refuse_unknown_names_and_values(saved_sd3):
+    with pytest.raises(ModelLoadError) as info:
+        _ = DiffusersGenerator(model=str(saved_sd3), components={"text_encoder_9": None}, **BASE).pipe
+    msg = str(info.value)
+    assert "\n" not in msg and msg.startswith("components: ['text_encoder_9']") and "text_encoder_3" in msg
+    with pytest.raises(ValidationError, match="components"):
+        DiffusersGenerator(model=str(saved_sd3), components={"vae": "other/vae"}, **BASE)
+    with pytest.raises(ValueError, match="components: applies when loading"):
+        DiffusersGenerator.from_pipe(tiny_pipeline("sd3"), components={"text_encoder_3": None})
+
+
+def test_from_pipe_puts_training_modules_in_eval_mode_so_regeneration_is_exact():
+    comps = dict(sd_components())
+    torch.manual_seed(0)
+    comps["text_encoder"] = CLIPTextModel(_clip_config(dropout=0.5, attention_dropout=0.5))
+    pipe = StableDiffusionPipeline(**comps)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.text_encoder.train()
+    pipe.unet.train()
+    gen = DiffusersGenerator.from_pipe(pipe, steps=2, height=32, width=32)
+    assert not any(m.training for m in pipe.text_encoder.modules()) and not pipe.unet.training
+    (a,) = gen.generate([Recipe.from_seed(2)], COND)
+    pipe.text_encoder.train()  # switched back after wrapping (a notebook): generate puts it back
+    (b,) = gen.generate([Recipe.from_seed(2)], COND)
+    assert not pipe.text_encoder.training
+    assert np.array_equal(a.image, b.image)
+    # and the image is the eval-mode one: a fresh generator over the same weights gives the same pixels
+    (c,) = DiffusersGenerator.from_pipe(pipe, steps=2, height=32, width=32).generate([Recipe.from_seed(2)], COND)
+    assert np.array_equal(a.image, c.image)
 
 
 def test_fingerprint_separates_setups():

@@ -21,6 +21,7 @@ import inspect
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -63,6 +64,10 @@ class DiffusersParams(Params):
     trust_remote_code: bool = Field(False, description="allow custom pipeline/component code from the repo")
     allow_pickle_weights: bool = Field(False, description="accept .bin/.ckpt (pickle) weights; default safetensors")
     cache_dir: str | None = None
+    components: dict[str, Literal["none"] | None] = Field(
+        default_factory=dict,
+        description="components loaded as None, e.g. {text_encoder_3 = 'none', tokenizer_3 = 'none'}: SD3 without T5",
+    )
     max_batch_size: int = Field(8, ge=1, description="candidates per pipeline call (halved on out-of-memory)")
     noise_mode: Literal["auto", "latents", "generator"] = Field(
         "auto", description="auto: latents= for known text-to-image families, per-candidate generators otherwise"
@@ -163,11 +168,16 @@ class DiffusersGenerator(Generator):
         self._in_memory = pipe is not None
         self._batch_limit = params.max_batch_size
         if pipe is not None:
+            if params.components:
+                raise ValueError("components: applies when loading a model; build the in-memory pipeline without them")
             self._prepare(pipe, move=params.device is not None or params.cpu_offload)
 
     @classmethod
     def from_pipe(cls, pipe: Any, **params: Any) -> DiffusersGenerator:
-        """Wrap an already built pipeline (notebooks, tests). ``model`` labels it in the fingerprint."""
+        """Wrap an already built pipeline (notebooks, tests). ``model`` labels it in the fingerprint.
+
+        Its torch modules are put in eval mode (here and before every call): dropout would break exact regeneration.
+        """
         params.setdefault("model", f"in-memory:{type(pipe).__name__}:{id(pipe):x}")
         if "dtype" not in params:
             dt = _module_dtype(pipe)
@@ -225,6 +235,7 @@ class DiffusersGenerator(Generator):
         for k in ("revision", "variant", "cache_dir"):
             if getattr(p, k) is not None:
                 kwargs[k] = getattr(p, k)
+        kwargs.update(dict.fromkeys(p.components))  # every override loads the pipeline without that component
         from diffusers.utils import logging as dlog
 
         verbosity = dlog.get_verbosity()
@@ -232,21 +243,21 @@ class DiffusersGenerator(Generator):
         dlog.set_verbosity(dlog.CRITICAL)  # a refused model is one line from us, not diffusers' own log lines
         dlog.disable_progress_bar()
         try:
-            return cls.from_pretrained(p.model, **kwargs)
+            pipe = cls.from_pretrained(p.model, **kwargs)
         except Exception as exc:
-            hint = ""
-            msg = str(exc)
-            if "safetensors" in msg.lower() and not p.allow_pickle_weights:
-                hint = " (only safetensors weights are loaded; set allow_pickle_weights=true to accept .bin files)"
-            elif p.local_files_only:
-                hint = " (local_files_only=true: download it first, or set local_files_only=false)"
             raise ModelLoadError(
-                f"cannot load diffusers model {p.model!r}{hint}: {type(exc).__name__}: {_one_line(exc)}"
+                f"cannot load diffusers model {p.model!r}{_load_hint(exc, p)}: {type(exc).__name__}: {_one_line(exc)}"
             ) from None
         finally:
             dlog.set_verbosity(verbosity)
             if bars:
                 dlog.enable_progress_bar()
+        unknown = sorted(set(p.components) - set(pipe.components))
+        if unknown:
+            raise ModelLoadError(
+                f"components: {unknown} are not components of {type(pipe).__name__}; known: {sorted(pipe.components)}"
+            )
+        return pipe
 
     def _prepare(self, pipe: Any, *, move: bool) -> None:
         import diffusers
@@ -266,6 +277,7 @@ class DiffusersGenerator(Generator):
                 pipe.to(self.device)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
+        _eval_mode(pipe)
         self._signature = inspect.signature(type(pipe).__call__).parameters
 
     # -- families and noise ------------------------------------------------------------------------
@@ -409,6 +421,7 @@ class DiffusersGenerator(Generator):
             if bad:
                 raise ValueError(f"{type(self.pipe).__name__} accepts seed-only recipes; got {bad[:3]}")
         kwargs = self._kwargs(condition, int(steps or self.default_steps))
+        _eval_mode(self.pipe)  # a module switched to training since (dropout) would break exact regeneration
         out: list[Generated] = []
         for i in range(0, len(recipes), self._batch_limit):
             out.extend(self._run_split(recipes[i : i + self._batch_limit], condition, kwargs))
@@ -463,12 +476,45 @@ class DiffusersGenerator(Generator):
         return Generated(np.ascontiguousarray(image))
 
 
+def _eval_mode(pipe: Any) -> None:
+    """Every torch module of the pipeline in inference mode: dropout in training mode makes images random."""
+    for mod in getattr(pipe, "components", {}).values():
+        if isinstance(mod, torch.nn.Module) and any(m.training for m in mod.modules()):
+            mod.eval()
+
+
 def _module_dtype(pipe: Any) -> torch.dtype:
     for name in ("text_encoder", "unet", "transformer", "vae"):
         mod = getattr(pipe, name, None)
         if isinstance(mod, torch.nn.Module):
             return next(mod.parameters()).dtype
     return torch.float32
+
+
+def _is_path(model: str) -> bool:
+    """A local path rather than a hub id ('org/name'): absolute, relative with ./ ../ ~, or deeper than org/name."""
+    return model.startswith(("/", ".", "~", "\\")) or model.count("/") > 1 or (len(model) > 1 and model[1] == ":")
+
+
+def _load_hint(exc: BaseException, p: DiffusersParams) -> str:
+    """What to do about a failed ``from_pretrained``; "download it first" only for a hub id missing offline."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    msg = str(exc).lower()
+    folder = Path(p.model).expanduser()
+    if folder.is_dir():
+        pickled = any(f.suffix in (".bin", ".ckpt", ".pt", ".pth") for f in folder.rglob("*"))
+        if "safetensors" in msg and pickled and not p.allow_pickle_weights:
+            return " (only safetensors weights are loaded; set allow_pickle_weights=true to accept .bin files)"
+        return ""  # a local folder: the cause says what is wrong with it
+    if _is_path(p.model):
+        return " (no such local folder)"
+    if "safetensors" in msg and not p.allow_pickle_weights:
+        return " (only safetensors weights are loaded; set allow_pickle_weights=true to accept .bin files)"
+    offline_miss = isinstance(exc, LocalEntryNotFoundError) or "outgoing traffic has been disabled" in msg
+    if p.local_files_only and offline_miss:
+        return " (not in the local cache and local_files_only=true: download it first, or set local_files_only=false)"
+    return ""
 
 
 def _key_seed(recipe: Recipe) -> int:
