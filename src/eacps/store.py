@@ -8,6 +8,7 @@ uses it, so two runs cannot write the same store.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -35,13 +36,20 @@ CREATE TABLE IF NOT EXISTS sessions (
     argv TEXT,
     versions TEXT
 );
+CREATE TABLE IF NOT EXISTS conditions (
+    id TEXT PRIMARY KEY,           -- condition id
+    json TEXT NOT NULL             -- its description (prompt, class label, reference path, extra), stored once
+);
+CREATE TABLE IF NOT EXISTS searches (
+    search TEXT PRIMARY KEY,       -- search id
+    prior TEXT NOT NULL            -- the search id of the prior it was run against (prior/<condition>/<seed>)
+);
 CREATE TABLE IF NOT EXISTS candidates (
     id INTEGER PRIMARY KEY,
-    search TEXT NOT NULL,          -- search id (condition / strategy label / budget / seed)
+    search TEXT NOT NULL,          -- search id (see search_id(): condition / label / budget / seed, escaped)
     seq INTEGER NOT NULL,          -- order asked within the search; the prior has role 'prior'
     role TEXT NOT NULL,            -- 'prior' | 'search'
-    condition TEXT NOT NULL,       -- condition id
-    condition_json TEXT NOT NULL,
+    condition TEXT NOT NULL,       -- condition id (its description: the conditions table)
     strategy TEXT,
     recipe TEXT NOT NULL,          -- canonical JSON of the recipe: regenerates the noise exactly
     steps INTEGER NOT NULL,        -- denoising steps used
@@ -65,6 +73,26 @@ CREATE INDEX IF NOT EXISTS candidates_search_recipe ON candidates (search, recip
 
 class RunLockedError(RuntimeError):
     pass
+
+
+class StoreError(RuntimeError):
+    """A run directory that cannot be used as it is (damaged store, missing images, unwritable); one line."""
+
+
+def search_id(*parts: object) -> str:
+    """An unambiguous search id from its parts, joined by ``/``: each part is percent-escaped (``%`` and ``/``),
+    so condition ``p`` with label ``q/r`` and condition ``p/q`` with label ``r`` get different ids. Parts without
+    those characters are unchanged (``a/eacps/b20/s0``)."""
+    return "/".join(str(p).replace("%", "%25").replace("/", "%2F") for p in parts)
+
+
+def describe_os_error(exc: OSError, where: Path | str) -> str:
+    """One line for a filesystem error (full disk, read-only filesystem, a file where a folder belongs)."""
+    hints = {errno.ENOSPC: "the disk is full", errno.EFBIG: "file size limit reached", errno.EROFS:
+             "read-only filesystem", errno.EACCES: "permission denied", errno.ENOTDIR: "not a directory",
+             errno.EEXIST: "exists and is not a directory", errno.EDQUOT: "disk quota exceeded"}
+    what = hints.get(exc.errno or -1, exc.strerror or type(exc).__name__)
+    return f"cannot write {where}: {what} ({exc.__class__.__name__}: {exc.strerror or exc})"
 
 
 @dataclass
@@ -100,7 +128,12 @@ class Candidate:
     def image(self) -> Image | None:
         if self.image_path is None or self.root is None:
             return None
-        return load_png(self.root / self.image_path)
+        path = self.root / self.image_path
+        try:
+            return load_png(path)
+        except FileNotFoundError:
+            raise StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
+                             "restore it, or use another run directory") from None
 
 
 def to_uint8(image: Image) -> np.ndarray:
@@ -117,8 +150,12 @@ def save_png(image: Image, path: Path) -> None:
     if u8.ndim == 3 and u8.shape[2] == 1:
         u8 = u8[:, :, 0]
     tmp = path.with_suffix(".tmp.png")
-    PILImage.fromarray(u8).save(tmp)
-    os.replace(tmp, path)
+    try:
+        PILImage.fromarray(u8).save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_png(path: Path) -> Image:
@@ -134,20 +171,45 @@ class Store:
         self._lock_fd: int | None = None
         self.session = 0
         self.generated = 0  # candidates computed (not served from the store) by this session
+        path = self.root / "store.sqlite"
         if readonly:
-            if not (self.root / "store.sqlite").exists():
-                raise FileNotFoundError(f"no run store at {self.root / 'store.sqlite'}")
-            self.db = sqlite3.connect(f"file:{self.root / 'store.sqlite'}?mode=ro", uri=True, isolation_level=None)
+            if not path.exists():
+                raise FileNotFoundError(f"no run store at {path}")
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            self._check_readable(require_candidates=True)
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "images").mkdir(exist_ok=True)
+        existed = path.exists()
+        self._make_dirs(existed)
         self._lock()
-        self.db = sqlite3.connect(self.root / "store.sqlite", isolation_level=None)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self._check_readable(require_candidates=False)
+            self._setup(argv)
+        except sqlite3.Error as exc:
+            self._unlock()
+            raise StoreError(f"{path}: cannot open the run store for writing: {exc}") from None
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _make_dirs(self, existed: bool) -> None:
+        """The run directory and its images/ folder; refuses a store whose images/ folder was deleted."""
+        if existed and not (self.root / "images").is_dir() and _has_images(self.root / "store.sqlite"):
+            raise StoreError(f"{self.root / 'images'}: the images of this run store are missing (folder deleted or "
+                             "moved); restore it, or use another run directory")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / "images").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, self.root)) from None
+
+    def _setup(self, argv: Iterable[str]) -> None:
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed batch survives a killed process (kill -9); only an OS crash or
         # power loss may roll back the last batches, which a resume then recomputes.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         from eacps.versions import library_versions
 
         cur = self.db.execute(
@@ -156,12 +218,33 @@ class Store:
         )
         self.session = int(cur.lastrowid)
 
+    def _check_readable(self, *, require_candidates: bool) -> None:
+        """Fail in one line on a file that is not a (readable) SQLite database or not a run store."""
+        where = self.root / "store.sqlite"
+        try:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreError(f"{where}: damaged or not an eacps run store ({exc}); keep it for inspection and use "
+                             "another run directory") from None
+        if require_candidates and "candidates" not in tables:
+            self.db.close()
+            raise StoreError(f"{where}: not an eacps run store (no candidates table)")
+        self._tables = tables
+        self._legacy = "candidates" in tables and self._has_column("candidates", "condition_json")
+
+    def _has_column(self, table: str, column: str) -> bool:
+        return any(r[1] == column for r in self.db.execute(f"PRAGMA table_info({table})"))
+
     @classmethod
     def open(cls, root: str | Path, **kw: Any) -> Store:
         return cls(Path(root), **kw)
 
     def _lock(self) -> None:
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(describe_os_error(exc, self.root / ".lock")) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -175,6 +258,9 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
@@ -221,26 +307,49 @@ class Store:
 
     def write_image(self, cache_key: str, image: Image) -> str:
         rel = self.image_path_for(cache_key)
-        save_png(image, self.root / rel)
+        try:
+            save_png(image, self.root / rel)
+        except OSError as exc:  # full disk, read-only filesystem: nothing of this batch is stored
+            raise StoreError(describe_os_error(exc, self.root / rel)) from None
         return rel
 
-    def add(self, cands: list[Candidate], condition_json: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        """Insert a finished batch (and any ``meta`` updates that belong to it) in one transaction."""
+    def add(self, cands: list[Candidate], condition_json: dict[str, Any], meta: dict[str, Any] | None = None,
+            *, computed: int = 0) -> None:
+        """Insert a finished batch (and any ``meta`` updates that belong to it) in one transaction. The
+        condition's description is stored once per condition (the first one written wins). ``computed``: how
+        many of these candidates this process computed (counted in ``generated``)."""
         now = time.time()
-        with self.transaction():
-            for key, value in (meta or {}).items():
-                self.set_meta(key, value)
-            for c in cands:
-                cur = self.db.execute(
-                    "INSERT INTO candidates (search, seq, role, condition, condition_json, strategy, recipe, steps,"
-                    " cache_key, status, potential, reason, scores, image, gen_seconds, score_seconds, session,"
-                    " reused_from, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (c.search, c.seq, c.role, c.condition, json.dumps(condition_json, sort_keys=True), c.strategy,
-                     c.recipe.key, c.steps, c.cache_key, c.status.value, c.potential, c.reason,
-                     json.dumps(c.scores, sort_keys=True), c.image_path, c.gen_seconds, c.score_seconds,
-                     self.session, c.reused_from, now),
-                )
-                c.id, c.session, c.root = int(cur.lastrowid), self.session, self.root
+        desc = json.dumps(condition_json, sort_keys=True)
+        cols = ("search, seq, role, condition, strategy, recipe, steps, cache_key, status, potential, reason, scores,"
+                " image, gen_seconds, score_seconds, session, reused_from, created")
+        if self._legacy:  # a store written before the conditions table: keep its format
+            cols += ", condition_json"
+        sql = f"INSERT INTO candidates ({cols}) VALUES ({', '.join('?' * (cols.count(',') + 1))})"
+        try:
+            with self.transaction():
+                for key, value in (meta or {}).items():
+                    self.set_meta(key, value)
+                for c in cands:
+                    self.db.execute("INSERT OR IGNORE INTO conditions (id, json) VALUES (?, ?)", (c.condition, desc))
+                    row = (c.search, c.seq, c.role, c.condition, c.strategy, c.recipe.key, c.steps, c.cache_key,
+                           c.status.value, c.potential, c.reason, json.dumps(c.scores, sort_keys=True), c.image_path,
+                           c.gen_seconds, c.score_seconds, self.session, c.reused_from, now)
+                    cur = self.db.execute(sql, (*row, desc) if self._legacy else row)
+                    c.id, c.session, c.root = int(cur.lastrowid), self.session, self.root
+            self.generated += computed
+        except sqlite3.OperationalError as exc:  # full disk, I/O error: the transaction was rolled back
+            raise StoreError(f"{self.root / 'store.sqlite'}: cannot write: {exc} (the store keeps every batch "
+                             "committed before)") from None
+
+    def link_prior(self, search: str, prior_search: str) -> None:
+        """Record which prior a search was run against (summaries compare each search with its own prior)."""
+        self.db.execute("INSERT OR IGNORE INTO searches (search, prior) VALUES (?, ?)", (search, prior_search))
+
+    def prior_links(self) -> dict[str, str]:
+        """``{search id: prior search id}`` as recorded by ``link_prior`` (empty for older stores)."""
+        if "searches" not in self._tables:
+            return {}
+        return dict(self.db.execute("SELECT search, prior FROM searches").fetchall())
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -262,13 +371,29 @@ class Store:
 
     def condition_json(self, condition: str) -> dict[str, Any]:
         """The stored description of a condition (as first written)."""
-        row = self.db.execute("SELECT condition_json FROM candidates WHERE condition = ? ORDER BY id LIMIT 1",
-                              (condition,)).fetchone()
+        row = None
+        if "conditions" in self._tables:
+            row = self.db.execute("SELECT json FROM conditions WHERE id = ?", (condition,)).fetchone()
+        if row is None and self._legacy:
+            row = self.db.execute("SELECT condition_json FROM candidates WHERE condition = ? ORDER BY id LIMIT 1",
+                                  (condition,)).fetchone()
         return json.loads(row[0]) if row else {}
 
     def searches(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
+
+
+def _has_images(db_path: Path) -> bool:
+    """Whether a store references any image (read without writing; False for a damaged file)."""
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT 1 FROM candidates WHERE image IS NOT NULL LIMIT 1").fetchone() is not None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
 
 
 def read_only(root: str | Path) -> Store:
