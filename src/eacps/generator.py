@@ -12,6 +12,7 @@ import torch
 
 from eacps.params import NoParams, Params
 from eacps.recipe import Recipe
+from eacps.stepping import Trajectory
 from eacps.types import Condition, Generated
 
 
@@ -28,6 +29,10 @@ class Generator(ABC):
     Params: ClassVar[type[Params]] = NoParams
     #: False for pipelines whose ``latents=`` is not the initial noise (img2img): seed-only recipes.
     supports_noise_recipes: ClassVar[bool] = True
+    #: True when the generator implements ``start``/``advance``/``decode``/``marginal`` (see ``eacps.stepping``):
+    #: path recipes (branches, previews part way) and trajectory strategies need it. A generator whose support
+    #: depends on the loaded model (e.g. the scheduler) overrides ``stepping_problem``.
+    supports_stepping: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -66,8 +71,18 @@ class Generator(ABC):
         shape = self.noise_shape(condition)
         return torch.cat([r.noise(shape, self.noise_dtype) for r in recipes], dim=0)
 
+    def stepping_problem(self) -> str | None:
+        """Why this generator cannot step (None when it can)."""
+        return None if self.supports_stepping else f"generator {self.name!r} has no stepping capability"
+
     def check(self, recipes: Sequence[Recipe]) -> None:
         """Refuse, before any compute, recipes this generator cannot honour."""
+        paths = [r.key for r in recipes if r.is_path]
+        if paths and (problem := self.stepping_problem()) is not None:
+            raise ValueError(f"{problem}: it cannot compute path recipes (branches/until) {paths[:3]}")
+        for r in recipes:
+            if r.is_path:
+                r.check_schedule(r.steps if r.steps is not None else self.default_steps)
         if not self.supports_noise_recipes:
             bad = [r.key for r in recipes if not r.is_seed_only]
             if bad:
@@ -75,6 +90,31 @@ class Generator(ABC):
                     f"generator {self.name!r} accepts seed-only recipes (its latents are not the "
                     f"initial noise); got noise-space recipe(s) {bad[:3]}"
                 )
+
+    # -- stepping (only when ``supports_stepping``; see eacps.stepping) ------------------------------
+    def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:
+        """The initial states of ``recipes`` (step 0 of a ``steps``-call schedule): what ``generate`` starts from."""
+        raise NotImplementedError(f"generator {self.name!r} cannot step")
+
+    def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
+        """Model calls ``traj.step .. until - 1`` for the whole batch; ``x0`` = the last call's clean prediction."""
+        raise NotImplementedError(f"generator {self.name!r} cannot step")
+
+    def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
+        """Latents (a clean prediction, or final latents) to images, one per row."""
+        raise NotImplementedError(f"generator {self.name!r} cannot step")
+
+    def marginal(self, traj: Trajectory) -> tuple[float, float]:
+        """``(a, b)`` with ``x_k = a·x0 + b·eps`` at ``traj.step`` under this generator's scheduler."""
+        raise NotImplementedError(f"generator {self.name!r} cannot step")
+
+    def generate_stepwise(self, recipes: Sequence[Recipe], condition: Condition, *,
+                          steps: int | None = None) -> list[Generated]:
+        """``generate`` as the composition start -> advance(T) -> decode (a stepping generator may use it as
+        its ``generate``; path recipes go through ``eacps.stepping.generate_paths``)."""
+        total = int(steps) if steps is not None else self.default_steps
+        traj = self.advance(self.start(recipes, condition, steps=total), condition, total)
+        return self.decode(traj.latents, condition)
 
     @abstractmethod
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> list[Generated]:

@@ -4,6 +4,13 @@ A recipe never stores a tensor. Its root is either one seed or a *subspace* (K b
 coefficients); a chain of noise-space moves may follow. ``steps`` (the denoising-step fidelity) is
 part of the recipe because it is needed to regenerate the image exactly.
 
+A recipe is also a *path* through the denoising chain (generators with the stepping capability, see
+``eacps.stepping``): ``branches`` is an ordered list of seeded moves applied to the intermediate state at a
+given step (``Branch``), and ``until`` stops the trajectory after that many model calls and returns the
+model's prediction of the clean image there (a preview). A final image regenerates exactly from its recipe
+alone, through the same stepping code; two recipes with the same root and the same branches before step k
+share their first k model calls.
+
 Materialization of a seed is ``torch.randn(shape, generator=torch.Generator("cpu").manual_seed(seed),
 dtype=dtype)``, i.e. the same numbers diffusers draws for ``generator=torch.Generator("cpu")
 .manual_seed(seed)`` at batch size 1 when ``shape`` includes the leading batch dimension of 1.
@@ -13,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -63,6 +70,36 @@ MOVES: dict[str, type] = {"pcn": PCN}
 
 
 @dataclass(frozen=True)
+class Branch:
+    """A seeded move applied to a trajectory's state after ``step`` model calls (``1 <= step < T``).
+
+    ``renoise`` (the only op): with the generator's marginal ``x_k = a·x0 + b·eps`` at that step and the latest
+    clean prediction ``x0_hat``, the implied noise ``eps_hat = (x_k - a·x0_hat)/b`` takes a pCN move,
+    ``x_k' = a·x0_hat + b·(cos(theta)·eps_hat + sin(theta)·xi)`` with ``xi`` drawn from ``seed``. Small
+    ``theta`` keeps the branch near its parent; ``theta = pi/2`` re-noises the prediction completely (the
+    "denoise, re-noise, branch" move of search over paths). It is a seeded stochastic transition, so it
+    branches deterministic (ODE) samplers too.
+    """
+
+    step: int
+    theta: float
+    seed: int
+    op: str = "renoise"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.step, bool) or not isinstance(self.step, int) or self.step < 1:
+            raise ValueError(f"branch step must be an int >= 1 (after at least one model call), got {self.step!r}")
+        _check_seed(self.seed, "branch seed")
+        if not (math.isfinite(self.theta) and 0.0 < self.theta <= math.pi / 2):
+            raise ValueError(f"branch theta must be in (0, pi/2], got {self.theta}")
+        if self.op != "renoise":
+            raise ValueError(f"unknown branch op {self.op!r}; known: ['renoise']")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "op": self.op, "theta": self.theta, "seed": self.seed}
+
+
+@dataclass(frozen=True)
 class Recipe:
     """How a candidate's initial noise is made. Frozen and hashable; ``key`` is its canonical JSON.
 
@@ -75,6 +112,8 @@ class Recipe:
     coeffs: tuple[float, ...] = ()
     moves: tuple[PCN, ...] = ()
     steps: int | None = None
+    branches: tuple[Branch, ...] = ()
+    until: int | None = None
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -94,38 +133,99 @@ class Recipe:
             object.__setattr__(self, "coeffs", tuple(float(c) for c in self.coeffs))
         object.__setattr__(self, "basis", tuple(self.basis))
         object.__setattr__(self, "moves", tuple(self.moves))
-        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                                       or self.steps < 1):
             raise ValueError(f"steps must be a positive int or None, got {self.steps!r}")
+        object.__setattr__(self, "branches", tuple(self.branches))
+        for prev, nxt in zip(self.branches, self.branches[1:], strict=False):
+            if nxt.step <= prev.step:
+                raise ValueError(f"branch steps must be strictly increasing, got {prev.step} then {nxt.step}")
+        if self.until is not None:
+            if isinstance(self.until, bool) or not isinstance(self.until, int) or self.until < 1:
+                raise ValueError(f"until must be an int >= 1 (model calls) or None, got {self.until!r}")
+            if self.branches and self.branches[-1].step >= self.until:
+                raise ValueError(f"a branch at step {self.branches[-1].step} is not before until={self.until}")
+        total = self.steps
+        if total is not None:
+            self.check_schedule(total)
 
+    def check_schedule(self, total: int) -> None:
+        """Refuse branches or an ``until`` outside a schedule of ``total`` model calls (with the reason)."""
+        for b in self.branches:
+            if b.step >= total:
+                raise ValueError(f"branch at step {b.step} is outside the schedule: it needs 1 <= step < {total}")
+        if self.until is not None and self.until >= total:
+            raise ValueError(f"until={self.until} is outside the schedule: a preview needs 1 <= until < {total} "
+                             "(until=None finishes the trajectory)")
     # -- constructors -------------------------------------------------------------------------
     @classmethod
     def from_seed(cls, seed: int, steps: int | None = None) -> Recipe:
         return cls(seed=int(seed), steps=steps)
 
     def pcn(self, theta: float, seed: int) -> Recipe:
-        """A child of this recipe one pCN step away."""
-        return Recipe(self.seed, self.basis, self.coeffs, (*self.moves, PCN(float(theta), int(seed))), self.steps)
+        """A child of this recipe one pCN step away (on the initial noise)."""
+        return replace(self, moves=(*self.moves, PCN(float(theta), int(seed))))
 
     def with_steps(self, steps: int | None) -> Recipe:
-        return Recipe(self.seed, self.basis, self.coeffs, self.moves, steps)
+        return replace(self, steps=steps)
+
+    def with_until(self, until: int | None) -> Recipe:
+        """The same path stopped after ``until`` model calls (a preview), or finished (``None``)."""
+        return replace(self, until=until)
+
+    def branch(self, step: int, theta: float, seed: int) -> Recipe:
+        """A child path: this path's trajectory, re-noised at ``step`` by a seeded move (see ``Branch``).
+        ``until`` is cleared (the child runs to the end unless told otherwise)."""
+        return replace(self, branches=(*self.branches, Branch(int(step), float(theta), int(seed))), until=None)
+
+    def prefix_branches(self, k: int) -> tuple[Branch, ...]:
+        """The branches applied before model call ``k`` (those at steps <= k)."""
+        return tuple(b for b in self.branches if b.step <= k)
+
+    def shared_calls(self, other: Recipe) -> int:
+        """How many leading model calls this path and ``other`` share (same root noise, schedule and branches).
+
+        Model call ``i`` sees every branch at steps <= i; two paths agree on call i when their branches at
+        steps <= i agree. Bounded by each path's own length (``until``; ``None`` counts as unbounded here,
+        the caller caps it by the schedule)."""
+        if replace(self, branches=(), until=None) != replace(other, branches=(), until=None):
+            return 0
+        limit = min(x for x in (self.until, other.until, 1 << 30) if x is not None)
+        mine, theirs = self.branches, other.branches
+        n = 0
+        while n < min(len(mine), len(theirs)) and mine[n] == theirs[n]:
+            n += 1
+        first_diff = min([b.step for b in (*mine[n:n + 1], *theirs[n:n + 1])], default=limit)
+        return min(limit, first_diff)
+
+    @property
+    def root(self) -> Recipe:
+        """The recipe's initial noise alone (no branches, no ``until``)."""
+        return replace(self, branches=(), until=None)
 
     # -- properties ---------------------------------------------------------------------------
     @property
     def is_preview(self) -> bool:
-        """A reduced-fidelity candidate (explicit ``steps``): scored, never returned as the best."""
-        return self.steps is not None
+        """A reduced-fidelity candidate (explicit ``steps``) or a partial trajectory (``until``): scored,
+        never returned as the best."""
+        return self.steps is not None or self.until is not None
+
+    @property
+    def is_path(self) -> bool:
+        """Needs the stepping capability: it branches or stops part way."""
+        return bool(self.branches) or self.until is not None
 
     @property
     def is_seed_only(self) -> bool:
-        """True when the noise is a plain seed draw (usable as ``generator=manual_seed(seed)``)."""
-        return self.seed is not None and not self.moves
+        """True when the whole candidate is a plain seed draw run to the end (usable as
+        ``generator=manual_seed(seed)`` in a plain pipeline call)."""
+        return self.seed is not None and not self.moves and not self.branches and self.until is None
 
-    # -- materialization ----------------------------------------------------------------------
     def noise(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The exact initial noise, on CPU. Seed-only recipes are drawn directly in ``dtype`` (bit-equal
         to diffusers); composite recipes are computed in float32 and cast once at the end."""
         shape = tuple(int(s) for s in shape)
-        if self.is_seed_only:
+        if self.seed is not None and not self.moves:
             return gaussian(self.seed, shape, dtype)  # type: ignore[arg-type]
         if self.seed is not None:
             z = gaussian(self.seed, shape, torch.float32)
@@ -150,6 +250,10 @@ class Recipe:
             d["moves"] = [m.to_json() for m in self.moves]
         if self.steps is not None:
             d["steps"] = self.steps
+        if self.branches:
+            d["branches"] = [b.to_json() for b in self.branches]
+        if self.until is not None:
+            d["until"] = self.until
         return d
 
     @property
@@ -161,7 +265,7 @@ class Recipe:
     def from_json(cls, data: dict[str, Any] | str) -> Recipe:
         if isinstance(data, str):
             data = json.loads(data)
-        unknown = set(data) - {"seed", "basis", "coeffs", "moves", "steps"}
+        unknown = set(data) - {"seed", "basis", "coeffs", "moves", "steps", "branches", "until"}
         if unknown:
             raise ValueError(f"unknown recipe fields: {sorted(unknown)}")
         moves = []
@@ -177,6 +281,8 @@ class Recipe:
             coeffs=tuple(data.get("coeffs", ())),
             moves=tuple(moves),
             steps=data.get("steps"),
+            branches=tuple(Branch(**b) for b in data.get("branches", ())),
+            until=data.get("until"),
         )
 
     def __str__(self) -> str:

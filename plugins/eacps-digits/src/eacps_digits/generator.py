@@ -10,6 +10,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
+from eacps.stepping import Trajectory
 from eacps_digits.models import NULL_CLASS, load_unet, weights
 
 
@@ -37,11 +38,12 @@ class DigitsGenerator(Generator):
 
     eta = 0 and trailing timestep spacing: the initial noise alone determines the image. All recipes of a
     call go through one UNet call per step (two batches' worth when ``guidance != 1``). Output images are
-    float32 (8, 8, 1) in [0, 1].
+    float32 (8, 8, 1) in [0, 1]. It can step (``eacps.stepping``): ``generate`` is start -> advance -> decode.
     """
 
     name = "digits"
     Params = DigitsParams
+    supports_stepping = True
 
     def __init__(self, params: DigitsParams | None = None) -> None:
         super().__init__(params)
@@ -50,6 +52,7 @@ class DigitsGenerator(Generator):
         self._device = torch.device(p.device)
         self._unet = load_unet(self._weights.root, p.device)
         self._sched_config = {**self._weights.scheduler_config(), "timestep_spacing": "trailing"}
+        self._schedulers: dict[int, Any] = {}
 
     def check_condition(self, condition: Condition) -> None:
         class_label_of(condition)  # a clear ValueError before any compute
@@ -75,34 +78,60 @@ class DigitsGenerator(Generator):
     def _scheduler(self, steps: int):
         from diffusers import DDIMScheduler
 
-        sched = DDIMScheduler.from_config(self._sched_config)
-        sched.set_timesteps(steps)
+        if (sched := self._schedulers.get(steps)) is None:
+            sched = DDIMScheduler.from_config(self._sched_config)
+            sched.set_timesteps(steps)
+            self._schedulers[steps] = sched  # DDIM's step() reads no per-call state: safe to share
         return sched
 
-    @torch.inference_mode()
-    def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> list[Generated]:
-        label = class_label_of(condition)
-        self.check(recipes)
-        if not recipes:
-            return []
-        n_steps = int(steps) if steps is not None else self.default_steps
-        if n_steps < 1:
-            raise ValueError(f"steps must be >= 1, got {n_steps}")
-        guidance = float(self.params.guidance)  # type: ignore[attr-defined]
+    # -- stepping: start / advance / decode / marginal (eacps.stepping) --------------------------------
+    def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:
+        class_label_of(condition)
+        total = int(steps) if steps is not None else self.default_steps
+        if total < 1:
+            raise ValueError(f"steps must be >= 1, got {total}")
         x = self.noises(recipes, condition).to(self._device, torch.float32)
-        sched = self._scheduler(n_steps)
-        x = x * sched.init_noise_sigma
-        b = x.shape[0]
-        labels = torch.full((b,), label, dtype=torch.long, device=self._device)
+        return Trajectory(x * self._scheduler(total).init_noise_sigma, None, 0, total)
+
+    @torch.inference_mode()
+    def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
+        if not traj.step <= until <= traj.total:
+            raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
+        label = class_label_of(condition)
+        guidance = float(self.params.guidance)  # type: ignore[attr-defined]
+        sched = self._scheduler(traj.total)
+        x, x0 = traj.latents, traj.x0
+        labels = torch.full((x.shape[0],), label, dtype=torch.long, device=self._device)
         if guidance != 1.0:
             labels = torch.cat([torch.full_like(labels, NULL_CLASS), labels])
-        for t in sched.timesteps:
+        for t in sched.timesteps[traj.step:until]:
             tt = torch.full((labels.shape[0],), int(t), dtype=torch.long, device=self._device)
             inp = x if guidance == 1.0 else torch.cat([x, x])
             eps = self._unet(inp, tt, class_labels=labels).sample
             if guidance != 1.0:
                 uncond, cond = eps.chunk(2)
                 eps = uncond + guidance * (cond - uncond)
-            x = sched.step(eps, t, x, eta=0.0).prev_sample
-        images = ((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
+            out = sched.step(eps, t, x, eta=0.0)
+            x, x0 = out.prev_sample, out.pred_original_sample
+        return Trajectory(x, x0, until, traj.total)
+
+    def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
+        images = ((latents.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
         return [Generated(np.ascontiguousarray(img)) for img in images]
+
+    def marginal(self, traj: Trajectory) -> tuple[float, float]:
+        """DDIM (eta = 0) wrote x_k with the cumulative alpha of the previous step's ``prev_timestep``:
+        x_k = sqrt(abar)·x0_hat + sqrt(1 - abar)·eps_hat exactly."""
+        if not 1 <= traj.step < traj.total:
+            raise ValueError(f"no branch at step {traj.step} of {traj.total}")
+        sched = self._scheduler(traj.total)
+        prev_t = int(sched.timesteps[traj.step - 1]) - sched.config.num_train_timesteps // sched.num_inference_steps
+        abar = float(sched.alphas_cumprod[prev_t]) if prev_t >= 0 else float(sched.final_alpha_cumprod)
+        return abar**0.5, (1.0 - abar) ** 0.5
+
+    def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> list[Generated]:
+        class_label_of(condition)
+        self.check(recipes)
+        if not recipes:
+            return []
+        return self.generate_stepwise(recipes, condition, steps=steps)
