@@ -22,32 +22,39 @@ batch_size = 8
 """
 
 
-def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin, capsys):
+def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin):
     cfg = tmp_path / "c.toml"
     cfg.write_text(CFG)
     out = tmp_path / "cmp"
     args = ["compare", str(cfg), "--strategies", "eacps,best-of-n,multi-fidelity", "--budgets", "8,16",
             "--repeats", "2", "--pool", "24", "--out", str(out), "--quiet"]
     assert main(args) == 0
-    text = capsys.readouterr().out
     summary = json.loads((out / "compare.json").read_text())
     rows = {(r["strategy"], r["budget"]): r for r in summary["table"]}
     assert set(rows) == {(s, b) for s in ("eacps", "best-of-n", "multi-fidelity") for b in (8, 16)}
-    # equal cost: every full-fidelity strategy spends B x 10 steps; multi-fidelity fits its previews in that
+    # charged cost: every full-fidelity candidate is 10 steps and one potential evaluation
     assert rows[("eacps", 16)]["steps"] == rows[("best-of-n", 16)]["steps"] == 160
-    assert rows[("multi-fidelity", 16)]["steps"] <= 160
+    assert rows[("best-of-n", 16)]["evaluations"] == 16 and rows[("best-of-n", 16)]["scorer_calls"] == {"realism": 16}
     # how well previews ranked the finals is recorded (Spearman; toy images only sharpen with more steps)
     assert rows[("multi-fidelity", 16)]["diagnostics"]["preview_rank_spearman"] > 0.95  # monotone up to 8-bit ties
     assert rows[("eacps", 8)]["diff_vs_best_of_n"] == pytest.approx(
         rows[("eacps", 8)]["mean_best"] - rows[("best-of-n", 8)]["mean_best"])
-    m = rows[("best-of-n", 16)]["multiplier"]
-    assert m["multiplier"] == pytest.approx(m["n_star"] / 16)
+    # the multiplier divides N* by the *charged* cost in best-of-N-candidate equivalents, under each cost model
+    for label in ("best-of-n", "multi-fidelity"):
+        mf = rows[(label, 16)]
+        judge = mf["multipliers"]["scorer_cost=1"]
+        assert judge["equivalents"] == pytest.approx((mf["steps"] / 10 + mf["evaluations"]) / 2)
+        if judge["bound"] == "=":
+            assert judge["multiplier"] == pytest.approx(judge["n_star"] / judge["equivalents"])
+    assert rows[("best-of-n", 16)]["multipliers"]["measured"]["equivalents"] == pytest.approx(16)
+    # the reference pool: its own stream, 24 samples per task, never a contestant; the curve stops at the pool
     curve = summary["best_of_n_curve"]
-    # the reference pool (24 per task and repeat, 2 repeats) extends the curve beyond the largest budget
-    assert summary["pool"] == 24 and max(curve["n"]) == 32 and "best-of-n-pool" not in {r["strategy"] for r in
-                                                                                          summary["table"]}
+    assert summary["pool"]["size"] == 24 and max(curve["n"]) == 16
+    assert "best-of-n-pool" not in {r["strategy"] for r in summary["table"]}
+    assert summary["protocol"]["pool"]["seed"] >= 2**32 > max(summary["protocol"]["strategy_seeds"])
     assert curve["writeup_approx"][curve["n"].index(2)] > curve["normal_exact"][curve["n"].index(2)]
-    assert "multiplier" in text and (out / "report.html").exists()
+    # 4 tasks and 2 seeds: both say so
+    assert any("only 4 tasks" in w for w in summary["warnings"]) and any("2 seed(s)" in w for w in summary["warnings"])
     html = (out / "report.html").read_text()
     assert "id='compare'" in html and "id='scaling'" in html and "write-up approx" in html
     # a repeated compare regenerates nothing
@@ -82,12 +89,13 @@ def test_argument_errors(toy_plugin):
 
 def test_compute_multiplier_inverts_the_best_of_n_curve():
     samples = {"t": [float(i) for i in range(100)]}
-    m = compute_multiplier(samples, target=90.0, budget=4)
+    m = compute_multiplier(samples, target=90.0, equivalents=4)
     from eacps.orderstats import expected_max_empirical
 
-    assert expected_max_empirical(samples["t"], m["n_star"]) == pytest.approx(90.0, abs=0.05)
-    assert m["multiplier"] == pytest.approx(m["n_star"] / 4)
-    assert compute_multiplier(samples, target=200.0, budget=4)["bound"] == ">"
+    assert expected_max_empirical(samples["t"], m["n_star"]) == pytest.approx(90.0, abs=1e-6)
+    assert m["multiplier"] == pytest.approx(m["n_star"] / 4) and m["bound"] == "="
+    assert compute_multiplier(samples, target=200.0, equivalents=4)["bound"] == ">"
+    assert compute_multiplier(samples, target=10.0, equivalents=4)["bound"] == "<="
 
 
 def test_best_of_n_multiplier_of_itself_is_one_on_average():

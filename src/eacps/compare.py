@@ -1,10 +1,19 @@
-"""``eacps compare``: every strategy on every task at equal cost, with scaling curves.
+"""``eacps compare``: every strategy on every task, its charged cost, and how much best-of-N it is worth.
 
-For each strategy and budget B (in full-fidelity candidate equivalents) and repeat r, one search per task
-with seed r. Reported: mean best potential with bootstrap 95% CIs over tasks, paired differences against
-best-of-N, the compute multiplier against best-of-N (the N best-of-N needs to reach the strategy's mean,
-over B), cost in denoising steps and scorer calls, and the order-statistics predictions of the best-of-N
-curve. Everything lives in one run store, so a repeated compare regenerates nothing already done.
+For each contestant, budget B and strategy seed, one search per task of the reported split. Each search is
+charged what it asked (denoising steps, scorer calls per criterion, potential evaluations, previews
+included). Reported per (strategy, B), with paired bootstrap 95% CIs over tasks (tasks resampled jointly
+for every strategy): mean best potential, the paired difference against best-of-N and the *compute
+multiplier* N*/cost. N* is the best-of-N size whose expected best (from a reference pool of best-of-N
+samples per task, drawn on a seed stream no contestant uses) equals the strategy's mean best; cost is the
+charged cost in best-of-N-candidate equivalents (one candidate = T steps + one potential evaluation) under
+(a) the run's cost model (measured or ``[cost]``) and (b) an expensive judge, one potential evaluation
+costing ``scorer_cost`` generations. A multiplier the pool cannot resolve prints as ``>pool``.
+
+Protocol: the config's conditions split in order into a tuning split (the first ``tune_tasks``, where
+parameters may be chosen) and an evaluation split (the rest); compare reports one split and says which.
+``seed_offset`` gives fresh strategy seeds on the same tasks. Everything lives in one run store, so a
+repeated compare regenerates nothing already done.
 """
 
 from __future__ import annotations
@@ -14,21 +23,30 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from eacps import plugins
 from eacps.api import load_run, make_strategy
-from eacps.config import ConfigError, RunConfig, validate_params
+from eacps.config import ConfigError, RunConfig, SearchConfig
 from eacps.cost import figure, unit_costs
-from eacps.engine import Engine, Job
-from eacps.orderstats import expected_max_empirical, expected_max_std_normal
-from eacps.stats import bootstrap_ci
-from eacps.store import Store
+from eacps.engine import Engine, Job, SearchResult
+from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
+from eacps.stats import percentile_interval, task_weights
+from eacps.store import Store, read_only
+from eacps.types import Status
 
 REFERENCE = "best-of-n"
-POOL = "best-of-n-pool"  # the reference pool's label: feeds the curve, not the table
+POOL = "best-of-n-pool"  # the reference pool's label: feeds N* and the curve, never a contestant
+#: The pool's strategy seed. Contestants use seeds < 2^32 (``seed_offset + r``), so ``SeedStream(POOL_SEED)``
+#: shares no stream with any of them (best-of-N at seed r draws from ``SeedStream(r)``).
+POOL_SEED = 2**32 + 0x5EED
+#: Default pool: 16x the largest budget (resolves multipliers up to about 16x there, more at smaller budgets),
+#: capped at 1024 per task (beyond that the pool dominates the cost of a compare).
+POOL_PER_BUDGET, POOL_CAP = 16, 1024
+MIN_TASKS, MIN_REPEATS = 10, 4  # below these a figure gets a warning
+N_BOOT = 2000
 
 
 @dataclass
@@ -36,23 +54,55 @@ class Contestant:
     label: str
     strategy: str
     params: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 8
+    max_steps: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """What makes this label's results: stored per run directory, a label may not change it."""
+        return {"strategy": self.strategy, "params": self.params, "max_steps": self.max_steps}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which tasks and seeds a compare reports on. The config's conditions split in order: the first
+    ``tune_tasks`` form the tuning split, the rest the evaluation split; ``report`` picks the one to run
+    and report. Strategy seeds are ``seed_offset + r`` for r < repeats."""
+
+    tune_tasks: int = 0
+    report: Literal["evaluation", "tuning"] = "evaluation"
+    seed_offset: int = 0
+
+    def select(self, conditions: list) -> list:
+        if self.report not in ("evaluation", "tuning"):
+            raise ConfigError(f"--split: {self.report!r}; allowed: evaluation, tuning")
+        if not 0 <= self.tune_tasks <= len(conditions):
+            raise ConfigError(f"--tune-tasks: must be between 0 and the config's {len(conditions)} conditions, "
+                              f"got {self.tune_tasks}")
+        chosen = conditions[:self.tune_tasks] if self.report == "tuning" else conditions[self.tune_tasks:]
+        if not chosen:
+            raise ConfigError(f"--tune-tasks: {self.tune_tasks} leaves the {self.report} split empty "
+                              f"({len(conditions)} conditions)")
+        return chosen
 
 
 def parse_contestants(spec: str, cfg: RunConfig | None = None) -> list[Contestant]:
-    """Comma-separated labels of the config's ``[[searches]]`` or registered strategy names (default params)."""
-    by_label = {s.label or s.strategy: s for s in (cfg.all_searches() if cfg else [])} if cfg and cfg.searches else {}
+    """Comma-separated labels of the config's searches or registered strategy names. A label takes its
+    entry's params, batch_size and max_steps; a bare name default params and ``[search]``'s settings."""
+    real = cfg is not None and (cfg.searches or cfg.search is not None)
+    entries = {s.label or s.strategy: s for s in cfg.all_searches()} if real else {}
+    base = cfg.search if cfg is not None and cfg.search is not None else SearchConfig()
     out = []
     for item in [x.strip() for x in spec.split(",") if x.strip()]:
-        if item in by_label:
-            s = by_label[item]
-            out.append(Contestant(item, s.strategy, dict(s.params)))
-        else:
-            try:
-                plugins.get("strategy", item)
-            except plugins.UnknownPluginError as exc:
-                labels = f"; config labels: {', '.join(by_label)}" if by_label else ""
-                raise ConfigError(f"--strategies: {exc}{labels}") from None
-            out.append(Contestant(item, item))
+        if item in entries:
+            s = entries[item]
+            out.append(Contestant(item, s.strategy, dict(s.params), s.batch_size, s.max_steps))
+            continue
+        try:
+            plugins.get("strategy", item)
+        except plugins.UnknownPluginError as exc:
+            labels = f"; config labels: {', '.join(entries)}" if entries else ""
+            raise ConfigError(f"--strategies: {exc}{labels}") from None
+        out.append(Contestant(item, item, {}, base.batch_size, base.max_steps))
     if not out:
         raise ConfigError("--strategies: give at least one strategy")
     if len({c.label for c in out}) != len(out):
@@ -70,165 +120,385 @@ def parse_budgets(spec: str) -> list[int]:
     return budgets
 
 
-def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets: str, repeats: int = 1,
-                pool: int = 0, progress: bool = False) -> dict[str, Any]:
-    """``pool`` > 0 adds, per task and repeat, a best-of-N reference search of that many candidates whose
-    samples only feed the best-of-N curve (so multipliers can be measured beyond the largest budget)."""
+def shared_prior_seed(cfg: RunConfig) -> int:
+    """The one prior seed of the config's searches: the potential scores against the prior, so searches
+    with different priors optimize different potentials and cannot be compared or pooled."""
+    seeds = [s.prior_seed for s in cfg.all_searches()]
+    for i, s in enumerate(seeds):
+        if s != seeds[0]:
+            raise ConfigError(f"searches.{i}.prior_seed: compare and landscape need one prior seed for every "
+                              f"search (the potential scores against the prior); got {seeds[0]} and {s}")
+    return seeds[0]
+
+
+def default_pool(budgets: list[int]) -> int:
+    return min(POOL_CAP, POOL_PER_BUDGET * max(budgets))
+
+
+def identity(cfg: RunConfig) -> dict[str, Any]:
+    """What makes a run directory's results: the config without its search tables (labels are checked
+    one by one, so a compare may add strategies to a directory but never change one)."""
+    return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("search", "searches")}
+
+
+def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] | None = None) -> None:
+    """Refuse (read-only, before any compute) a run directory that holds results of another config, or a
+    label run with other settings: their results would mix."""
+    if not (out / "store.sqlite").exists():
+        return
+    ro = read_only(out)
+    try:
+        stored = [ro.get_meta("config"), (ro.get_meta("compare") or {}).get("config"),
+                  (ro.get_meta("landscape") or {}).get("config")]
+        old_labels = ro.get_meta("compare/contestants") or {}
+    finally:
+        ro.close()
+    mine = identity(cfg)
+    for s in stored:
+        if s is not None and _stored_identity(s) != mine:
+            raise ConfigError(f"--out: {out} holds results of a different config; use another directory")
+    for label, settings in (labels or {}).items():
+        if label in old_labels and old_labels[label] != settings:
+            raise ConfigError(f"--strategies: {label!r} was run in {out} with other settings "
+                              f"({json.dumps(old_labels[label])}); use another label or directory")
+
+
+def _stored_identity(raw: dict[str, Any]) -> dict[str, Any] | None:
+    try:  # re-validated, so a field added since (with its default) does not count as a difference
+        return identity(RunConfig(**raw))
+    except ValueError:
+        return None
+
+
+def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets: str, repeats: int = MIN_REPEATS,
+                pool: int | None = None, split: Split = Split(), scorer_cost: float = 1.0,
+                progress: bool = False) -> dict[str, Any]:
+    """Run and analyze a comparison; writes ``out/compare.json``. ``pool=None`` draws the default reference
+    pool (see ``default_pool``); 0 draws none (then no multipliers)."""
     if repeats < 1:
         raise ConfigError(f"--repeats: must be >= 1, got {repeats}")
-    if pool < 0:
+    if pool is not None and pool < 0:
         raise ConfigError(f"--pool: must be >= 0, got {pool}")
-    cfg, generator, potential, conditions, executor = load_run(config)
+    if not (math.isfinite(scorer_cost) and scorer_cost >= 0):
+        raise ConfigError(f"--scorer-cost: a finite number >= 0 (generations per potential evaluation), "
+                          f"got {scorer_cost}")
+    if not 0 <= split.seed_offset <= 2**32 - repeats:
+        raise ConfigError(f"--seed-offset: between 0 and 2^32 - repeats, got {split.seed_offset}")
+    setup = load_run(config)
+    cfg, generator, potential, conditions, _ = setup
     contestants = parse_contestants(strategies, cfg)
     bs = parse_budgets(budgets)
-    search_cfg = cfg.all_searches()[0]
-    plan: list[tuple[Contestant, int, int]] = []
+    prior_seed = shared_prior_seed(cfg)
+    tasks = split.select(conditions)
+    n_pool = default_pool(bs) if pool is None else pool
+    seeds = [split.seed_offset + r for r in range(repeats)]
     for c in contestants:  # validate every (strategy, budget) before computing anything
-        cls = plugins.get("strategy", c.strategy)
-        params = validate_params(cls.Params, c.params, f"--strategies {c.label}")
         for b in bs:
-            n = cls.budget_for(b, full_steps=generator.default_steps, params=params)
-            make_strategy(c.strategy, c.params, budget=n, seed=0)
-            plan.append((c, b, n))
-    if pool:
-        plan.append((Contestant(POOL, REFERENCE), pool, pool))
+            make_strategy(c.strategy, c.params, budget=b, seed=seeds[0])
     out = Path(out)
-    records = []
+    check_run_dir(out, cfg, {c.label: c.settings() for c in contestants})
+    protocol = {"reported": split.report, "tuning_tasks": [c.id for c in conditions[:split.tune_tasks]],
+                "evaluation_tasks": [c.id for c in conditions[split.tune_tasks:]], "strategy_seeds": seeds,
+                "pool": {"size": n_pool, "seed": POOL_SEED, "strategy": REFERENCE}, "prior_seed": prior_seed}
     with Store.open(out, argv=["compare", str(config)]) as store:
         store.set_meta("compare", {"config": cfg.model_dump(mode="json"), "strategies": strategies,
-                                   "budgets": bs, "repeats": repeats})
-        engine = Engine(generator, potential, store, batch_size=search_cfg.batch_size, progress=progress,
-                        preview_potential=potential.preview,
-                        executor=executor)
-        try:
-            for c, b, n in plan:
-                for r in range(repeats):
-                    jobs = [Job(cond, make_strategy(c.strategy, c.params, budget=n, seed=r), label=c.label,
-                                search_id=f"{cond.id}/{c.label}/B{b}/r{r}", prior_seed=search_cfg.prior_seed)
-                            for cond in conditions]
-                    for res in engine.run_all(jobs):
-                        records.append({
-                            "strategy": c.label, "budget": b, "repeat": r, "task": res.condition.id,
-                            "best": None if res.best is None else res.best.potential,
-                            "prior": res.prior.potential, "candidates": res.cost.candidates,
-                            "steps": res.cost.steps, "scorer_calls": res.cost.scorer_calls,
-                            "diagnostics": res.diagnostics,
-                            "samples": [h.potential for h in res.history if h.potential is not None
-                                        and not h.recipe.is_preview] if c.strategy == REFERENCE else [],
-                            "sample_keys": [h.recipe.key for h in res.history if h.potential is not None
-                                            and not h.recipe.is_preview] if c.strategy == REFERENCE else [],
-                        })
-        finally:
-            engine.close()
+                                   "budgets": bs, "repeats": repeats, "protocol": protocol})
+        store.set_meta("compare/contestants", {**(store.get_meta("compare/contestants") or {}),
+                                               **{c.label: c.settings() for c in contestants}})
+
+        def engine_for(batch_size: int, max_steps: int | None) -> Engine:
+            return setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress)
+
+        pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants)
+        records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed)
         unit = unit_costs(store, cfg.cost)
         generated = store.generated
-    summary = analyze(records, [c.label for c in contestants], bs, unit)
-    summary["pool"] = pool
+    summary = analyze(records, pools, [c.label for c in contestants], bs, unit, full_steps=generator.default_steps,
+                      criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost)
+    summary["protocol"] = protocol
+    summary["prior"] = {"seed": prior_seed, "steps": generator.default_steps, "evaluations": 1,
+                        "calibration_samples": potential.calibration_samples if potential.standardizes else 0}
+    summary["warnings"] = warnings(summary, repeats, split)
     summary["generated"] = generated  # computed by this invocation (0 when everything was in the store)
+    summary["searches"] = records
+    summary["pool_samples"] = pools
     (out / "compare.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _expected_max_curve(samples_by_task: dict[str, list[float]], ns: list[float]) -> dict[str, list[float]]:
-    emp, norm, approx = [], [], []
-    for n in ns:
-        e, f, a = [], [], []
-        for xs in samples_by_task.values():
-            mu, sd = float(np.mean(xs)), float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
-            e.append(expected_max_empirical(xs, n))
-            f.append(mu + sd * expected_max_std_normal(max(1, round(n))))
-            a.append(mu + sd * math.sqrt(2 * math.log(n)) if n > 1 else mu)
-        emp.append(float(np.mean(e)))
-        norm.append(float(np.mean(f)))
-        approx.append(float(np.mean(a)))
-    return {"empirical": emp, "normal_exact": norm, "writeup_approx": approx}
+def _run_pool(engine_for, tasks: list, n_pool: int, prior_seed: int,
+              contestants: list[Contestant]) -> dict[str, list[float]]:
+    """Per task, ``n_pool`` best-of-N samples from the pool's own seed stream (potentials in asked order)."""
+    if not n_pool:
+        return {}
+    ref = [c.batch_size for c in contestants if c.strategy == REFERENCE]
+    engine = engine_for(ref[0] if ref else min(c.batch_size for c in contestants), None)
+    try:
+        results = engine.run_all([Job(cond, make_strategy(REFERENCE, {}, budget=n_pool, seed=POOL_SEED),
+                                      label=POOL, search_id=f"{cond.id}/{POOL}/N{n_pool}", prior_seed=prior_seed)
+                                  for cond in tasks])
+    finally:
+        engine.close()
+    return {res.condition.id: [h.potential for h in res.history if h.potential is not None
+                               and h.status is Status.OK and not h.recipe.is_preview] for res in results}
 
 
-def compute_multiplier(samples_by_task: dict[str, list[float]], target: float, budget: int) -> dict[str, Any]:
-    """N* such that best-of-N* (from the tasks' empirical score distributions) reaches ``target``; N*/budget."""
-    n_max = min(len(xs) for xs in samples_by_task.values())
-    f = lambda n: float(np.mean([expected_max_empirical(xs, n) for xs in samples_by_task.values()]))  # noqa: E731
-    if target <= f(1):
-        return {"n_star": 1.0, "multiplier": 1.0 / budget, "bound": "<="}
-    if target > f(n_max):
-        return {"n_star": float(n_max), "multiplier": n_max / budget, "bound": ">"}
-    lo, hi = 1.0, float(n_max)
-    for _ in range(60):
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if f(mid) < target else (lo, mid)
-    return {"n_star": hi, "multiplier": hi / budget, "bound": "="}
+def _run_contestants(engine_for, tasks: list, contestants: list[Contestant], budgets: list[int], seeds: list[int],
+                     prior_seed: int) -> list[dict[str, Any]]:
+    records = []
+    for c in contestants:
+        engine = engine_for(c.batch_size, c.max_steps)
+        try:
+            for b in budgets:
+                for r, seed in enumerate(seeds):
+                    jobs = [Job(cond, make_strategy(c.strategy, c.params, budget=b, seed=seed), label=c.label,
+                                search_id=f"{cond.id}/{c.label}/B{b}/r{seed}", prior_seed=prior_seed)
+                            for cond in tasks]
+                    records += [search_record(res, c.label, b, r, seed) for res in engine.run_all(jobs)]
+        finally:
+            engine.close()
+    return records
 
 
-def analyze(records: list[dict], labels: list[str], budgets: list[int], unit: dict[str, Any]) -> dict[str, Any]:
-    tasks = sorted({r["task"] for r in records})
-    per: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    cost: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    samples: dict[str, dict[str, float]] = defaultdict(dict)
+def evaluations(res: SearchResult) -> int:
+    """Potential evaluations charged to a search (previews included): candidates that reached the scorers."""
+    charged = getattr(res.cost, "evaluations", None)
+    if charged is not None:
+        return int(charged)
+    return sum(1 for h in res.history if h.image_path is not None and h.status is not Status.FILTERED)
+
+
+def search_record(res: SearchResult, label: str, budget: int, repeat: int, seed: int) -> dict[str, Any]:
+    return {"strategy": label, "budget": budget, "repeat": repeat, "seed": seed, "task": res.condition.id,
+            "best": None if res.best is None else res.best.potential,
+            "prior": res.prior.potential, "candidates": res.cost.candidates, "steps": res.cost.steps,
+            "scorer_calls": dict(res.cost.scorer_calls), "evaluations": evaluations(res),
+            "stop": {k: v for k, v in res.stop.items() if isinstance(v, int | float | str)},
+            "diagnostics": res.diagnostics}
+
+
+# -- analysis -----------------------------------------------------------------------------------------
+
+
+def cost_models(unit: dict[str, Any], full_steps: int, criteria: list[str], scorer_cost: float) -> dict[str, Any]:
+    """Per cost model, a function (steps, calls, evaluations) -> best-of-N-candidate equivalents."""
+    one = figure(full_steps, dict.fromkeys(criteria, 1), unit)
+    models: dict[str, Any] = {}
+    if one:
+        models["measured"] = lambda s, calls, e: figure(s, calls, unit) / one
+    k = scorer_cost
+    models[f"scorer_cost={k:g}"] = lambda s, calls, e: (s / full_steps + k * e) / (1 + k)
+    return models
+
+
+def _wmean(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per replicate (row of ``w``), the weighted mean of ``v`` over its non-NaN tasks."""
+    ok = ~np.isnan(v)
+    wm = w * ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (wm @ np.where(ok, v, 0.0)) / wm.sum(axis=1)
+
+
+def _per_task(records: list[dict], tasks: list[str]) -> dict[str, Any]:
+    """Per task (mean over seeds): best (NaN when no seed found one), steps, evaluations, calls."""
+    by: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        if r["best"] is not None:
-            per[(r["strategy"], r["budget"])][r["task"]].append(r["best"])
-        cost[(r["strategy"], r["budget"])].append(r)
-        for k, v in zip(r["sample_keys"], r["samples"], strict=True):
-            samples[r["task"]][k] = v  # distinct best-of-N candidates per task (budgets share seeds)
-    sample_lists = {t: list(v.values()) for t, v in samples.items() if len(v) >= 2}
+        by[r["task"]].append(r)
+    best = np.full(len(tasks), np.nan)
+    steps, evals = np.zeros(len(tasks)), np.zeros(len(tasks))
+    calls: list[dict[str, float]] = []
+    for i, t in enumerate(tasks):
+        rs = by.get(t, [])
+        ok = [r["best"] for r in rs if r["best"] is not None]
+        best[i] = np.mean(ok) if ok else np.nan
+        steps[i] = np.mean([r["steps"] for r in rs]) if rs else np.nan
+        evals[i] = np.mean([r["evaluations"] for r in rs]) if rs else np.nan
+        c: dict[str, float] = defaultdict(float)
+        for r in rs:
+            for k, v in r["scorer_calls"].items():
+                c[k] += v / len(rs)
+        calls.append(dict(c))
+    return {"best": best, "steps": steps, "evaluations": evals, "calls": calls}
+
+
+def _multiplier(curves: np.ndarray, means: np.ndarray, eq: np.ndarray, m: int) -> dict[str, Any]:
+    """N* and N*/cost; row 0 of every array is the point estimate, the rest bootstrap replicates."""
+    n_star = invert_curves(curves, means)
+    mult = n_star / eq
+    bound = "<=" if n_star[0] <= 1.0 else (">" if math.isinf(n_star[0]) else "=")
+    lo, hi = percentile_interval(mult[1:])
+    nlo, nhi = percentile_interval(n_star[1:])
+    fin = lambda x: None if math.isinf(x) or math.isnan(x) else float(x)  # noqa: E731 - JSON has no inf
+    return {"equivalents": float(eq[0]), "n_star": float(min(n_star[0], m)), "n_star_ci95": [fin(nlo), fin(nhi)],
+            "multiplier": float(min(n_star[0], m) / eq[0]), "bound": bound, "ci95": [fin(lo), fin(hi)],
+            "pool": m}
+
+
+def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: np.ndarray,
+         curves_of, models: dict[str, Any], m: int) -> dict[str, Any]:
+    means = _wmean(w, t["best"])
+    n = int(np.sum(~np.isnan(t["best"])))
+    steps, evals = float(np.nanmean(t["steps"])), float(np.nanmean(t["evaluations"]))
+    calls = {k: float(np.mean([c.get(k, 0.0) for c in t["calls"]])) for k in {k for c in t["calls"] for k in c}}
+    row: dict[str, Any] = {
+        "strategy": label, "budget": b, "n_tasks": n, "mean_best": None if n == 0 else float(means[0]),
+        "ci95": list(percentile_interval(means[1:])), "steps": steps, "evaluations": evals,
+        "scorer_calls": {k: round(v, 3) for k, v in calls.items()}}
+    if ref is not None:
+        d = _wmean(w, t["best"] - ref["best"])
+        if not np.isnan(d[0]):
+            row["diff_vs_best_of_n"], row["diff_ci95"] = float(d[0]), list(percentile_interval(d[1:]))
+    if curves_of is not None and n:
+        curves = curves_of(~np.isnan(t["best"]))
+        row["multipliers"] = {}
+        for name, f in models.items():
+            eq_t = np.array([f(s, c, e) if ok else np.nan for s, c, e, ok in
+                             zip(t["steps"], t["calls"], t["evaluations"], ~np.isnan(t["best"]), strict=True)])
+            row["multipliers"][name] = _multiplier(curves, means, _wmean(w, eq_t), m)
+        row["multiplier"] = next(iter(row["multipliers"].values()))  # the run's own cost model first
+    return row
+
+
+def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str], budgets: list[int],
+            unit: dict[str, Any], *, full_steps: int, criteria: list[str], scorer_cost: float = 1.0,
+            n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
+    """The comparison's figures from per-search records and per-task pools (potentials in asked order)."""
+    tasks = sorted({r["task"] for r in records})
+    w = np.vstack([np.ones(len(tasks)), task_weights(len(tasks), n_boot=n_boot, seed=seed)])
+    pooled = bool(tasks) and all(len(pools.get(t, [])) >= 2 for t in tasks)
+    m = min(len(pools[t]) for t in tasks) if pooled else 0
+    curves_of = None
+    if pooled:  # the first m samples of every task's pool (asked order is random): unbiased U-statistics
+        big_f = np.stack([expected_max_curve(pools[t][:m]) for t in tasks])
+        curves_of = lambda ok: (w * ok) @ big_f / (w * ok).sum(axis=1, keepdims=True)  # noqa: E731
+    models = cost_models(unit, full_steps, criteria, scorer_cost)
+    per = {(lab, b): _per_task([r for r in records if r["strategy"] == lab and r["budget"] == b], tasks)
+           for lab in labels for b in budgets}
     table = []
     for label in labels:
         for b in budgets:
-            by_task = {t: float(np.mean(v)) for t, v in per[(label, b)].items()}
-            vals = list(by_task.values())
-            recs = cost[(label, b)]
-            steps = float(np.mean([r["steps"] for r in recs])) if recs else 0.0
-            calls = defaultdict(float)
-            for r in recs:
-                for k, v in r["scorer_calls"].items():
-                    calls[k] += v / len(recs)
-            row = {"strategy": label, "budget": b, "n_tasks": len(vals),
-                   "mean_best": float(np.mean(vals)) if vals else None, "ci95": list(bootstrap_ci(vals)),
-                   "steps": steps, "scorer_calls": {k: round(v, 3) for k, v in calls.items()},
-                   "cost_seconds": figure(steps, calls, unit)}
-            ref = {t: float(np.mean(v)) for t, v in per[(REFERENCE, b)].items()}
-            common = [t for t in by_task if t in ref]
-            if label != REFERENCE and common:
-                diffs = [by_task[t] - ref[t] for t in common]
-                row["diff_vs_best_of_n"] = float(np.mean(diffs))
-                row["diff_ci95"] = list(bootstrap_ci(diffs))
-            numeric = defaultdict(list)
-            for r in recs:
-                for k, v in (r.get("diagnostics") or {}).items():
-                    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-                        numeric[k].append(float(v))
-            if numeric:  # e.g. multi-fidelity's preview_rank_spearman, averaged over searches
-                row["diagnostics"] = {k: float(np.mean(v)) for k, v in numeric.items()}
-            if sample_lists and row["mean_best"] is not None:
-                row["multiplier"] = compute_multiplier(sample_lists, row["mean_best"], b)
+            ref = per.get((REFERENCE, b)) if label != REFERENCE else None
+            row = _row(label, b, per[(label, b)], ref, w, curves_of, models, m)
+            diag = _diagnostics([r for r in records if r["strategy"] == label and r["budget"] == b])
+            row["cost_seconds"] = figure(row["steps"], row["scorer_calls"], unit)
+            if diag:  # e.g. multi-fidelity's preview_rank_spearman, averaged over searches
+                row["diagnostics"] = diag
             table.append(row)
-    curve_ns = sorted({1, 2, *budgets, *(2**k for k in range(1, 11))})
-    curve_ns = [n for n in curve_ns if n <= max((len(v) for v in sample_lists.values()), default=1)]
     return {
-        "tasks": len(tasks), "budgets": budgets, "strategies": labels, "table": table,
-        "cost_model": {**unit, "note": "single figure = steps x seconds_per_step"
-                       " + sum over criteria of calls x seconds_per_call"},
-        "best_of_n_curve": {"n": curve_ns, **(_expected_max_curve(sample_lists, curve_ns) if sample_lists else {})},
+        "tasks": len(tasks), "budgets": budgets, "strategies": labels, "table": table, "full_steps": full_steps,
+        "repeats": len({r["seed"] for r in records}) if records else 0, "bootstrap": {"replicates": n_boot,
+                                                                                       "seed": seed},
+        "cost_model": {**unit, "note": "single figure = steps x seconds_per_step + sum over criteria of calls x "
+                       "seconds_per_call; one best-of-N candidate = T steps + one call per criterion"},
+        "cost_models": list(models), "scorer_cost": scorer_cost,
+        "pool": {"size": m, "tasks": len(tasks) if pooled else 0},
+        "best_of_n_curve": _curve(pools, tasks, m, budgets),
     }
 
 
-def format_compare(summary: dict[str, Any]) -> str:
-    u = summary["cost_model"]
-    per_call = ", ".join(f"{k} {v:.2e} s" for k, v in u.get("seconds_per_call", {}).items())
-    lines = [f"{summary['tasks']} tasks; cost model: {u.get('kind')} "
-             f"({_fmt(u.get('seconds_per_step'), '.2e')} s/step; per scorer call: {per_call})",
-             f"{'strategy':<16} {'B':>4} {'mean best':>10} {'95% CI':>20} {'vs best-of-n':>13} {'multiplier':>11} "
-             f"{'steps':>7} {'calls':>7} {'cost (s)':>9}"]
-    for r in summary["table"]:
-        ci = f"[{_fmt(r['ci95'][0])}, {_fmt(r['ci95'][1])}]"
-        diff = f"{r['diff_vs_best_of_n']:+.3f}" if "diff_vs_best_of_n" in r else "-"
-        m = r.get("multiplier")
-        mult = "-" if m is None else f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}x"
-        calls = sum(r["scorer_calls"].values())
-        lines.append(f"{r['strategy']:<16} {r['budget']:>4} {_fmt(r['mean_best']):>10} {ci:>20} {diff:>13} "
-                     f"{mult:>11} {r['steps']:>7.0f} {calls:>7.0f} {_fmt(r['cost_seconds']):>9}")
-    return "\n".join(lines)
+def _diagnostics(recs: list[dict]) -> dict[str, float]:
+    numeric = defaultdict(list)
+    for r in recs:
+        for k, v in (r.get("diagnostics") or {}).items():
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                numeric[k].append(float(v))
+    return {k: float(np.mean(v)) for k, v in numeric.items()}
+
+
+def _curve(pools: dict[str, list[float]], tasks: list[str], m: int, budgets: list[int]) -> dict[str, list[float]]:
+    """The best-of-N curve of the pool: empirical (exact U-statistic), a normal fit's exact E[max], and the
+    write-up's mu + sigma sqrt(2 ln N), averaged over tasks."""
+    ns = [n for n in sorted({1, 2, *budgets, *(2**k for k in range(1, 11))}) if n <= m]
+    if not ns:
+        return {"n": []}
+    xs = [np.asarray(pools[t][:m], dtype=float) for t in tasks]
+    emp = np.mean([expected_max_curve(x)[np.array(ns) - 1] for x in xs], axis=0)
+    mu, sd = np.array([x.mean() for x in xs]), np.array([x.std(ddof=1) for x in xs])
+    norm = [float(np.mean(mu + sd * expected_max_std_normal(n))) for n in ns]
+    approx = [float(np.mean(mu + sd * math.sqrt(2 * math.log(n)))) for n in ns]
+    return {"n": ns, "empirical": [float(v) for v in emp], "normal_exact": norm, "writeup_approx": approx}
+
+
+def compute_multiplier(samples_by_task: dict[str, list[float]], target: float, equivalents: float) -> dict[str, Any]:
+    """Point estimate: N* at which best-of-N (the tasks' pools, the first m samples each) reaches ``target``,
+    and N*/``equivalents``. ``bound``: '=' resolved, '<=' at or below N = 1, '>' beyond the pool."""
+    m = min(len(v) for v in samples_by_task.values())
+    curve = np.mean([expected_max_curve(v[:m]) for v in samples_by_task.values()], axis=0)
+    n_star = float(invert_curves(curve[None, :], np.array([target]))[0])
+    bound = "<=" if n_star <= 1.0 else (">" if math.isinf(n_star) else "=")
+    return {"n_star": min(n_star, m), "multiplier": min(n_star, m) / equivalents, "bound": bound}
+
+
+def warnings(summary: dict[str, Any], repeats: int, split: Split) -> list[str]:
+    out = []
+    if summary["tasks"] < MIN_TASKS:
+        out.append(f"only {summary['tasks']} tasks: a 95% CI over tasks needs about {MIN_TASKS} or more to mean "
+                   "much; treat every interval here as rough")
+    if repeats < MIN_REPEATS:
+        out.append(f"{repeats} seed(s) per strategy: use --repeats {MIN_REPEATS} or more before claiming a ranking")
+    if not summary["pool"]["size"]:
+        out.append("no reference pool: no multipliers (use --pool, default 16x the largest budget)")
+    if split.report == "evaluation" and split.tune_tasks == 0 and split.seed_offset == 0:
+        out.append("no tuning split (--tune-tasks) and no --seed-offset: if any parameter was chosen on these "
+                   "tasks and seeds, the figures carry a winner's curse")
+    if split.report == "tuning":
+        out.append("these figures come from the tuning split: use them to choose parameters, not to claim")
+    return out
+
+
+# -- text ---------------------------------------------------------------------------------------------
 
 
 def _fmt(x: float | None, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _fmt_mult(m: dict[str, Any] | None) -> str:
+    """'2.11x [1.59, 2.91]'; '>pool' where the pool cannot resolve N*, '<=' at N* = 1."""
+    if m is None:
+        return "-"
+    x = ">pool" if m["bound"] == ">" else f"{'<=' if m['bound'] == '<=' else ''}{m['multiplier']:.2f}x"
+    lo, hi = m.get("ci95", [None, None])
+    if "ci95" not in m:
+        return x
+    return f"{x} [{'>pool' if lo is None else f'{lo:.2f}'}, {'>pool' if hi is None else f'{hi:.2f}'}]"
+
+
+def _header(summary: dict[str, Any]) -> list[str]:
+    p = summary.get("protocol", {})
+    u = summary["cost_model"]
+    per_call = ", ".join(f"{k} {v:.2e} s" for k, v in u.get("seconds_per_call", {}).items())
+    seeds = p.get("strategy_seeds", [])
+    tune = len(p.get("tuning_tasks", []))
+    lines = [f"{p.get('reported', 'evaluation')} split: {summary['tasks']} tasks"
+             + (f" (tuning split: {tune} tasks, not reported here)" if tune and p.get("reported") != "tuning" else "")
+             + (f"; strategy seeds {seeds[0]}..{seeds[-1]}" if seeds else ""),
+             f"reference pool: {summary['pool']['size']} best-of-N samples per task on its own seed stream "
+             f"(seed {p.get('pool', {}).get('seed', '-')}), never a contestant; '>pool': N* beyond the pool",
+             f"cost (a) {u.get('kind')}: {_fmt(u.get('seconds_per_step'), '.2e')} s/step; per scorer call: "
+             f"{per_call or '-'}; (b) {', '.join(summary.get('cost_models', [])[-1:])} generation(s) per potential "
+             "evaluation; both in best-of-N-candidate equivalents (T steps + 1 evaluation)"]
+    if "prior" in summary:
+        pr = summary["prior"]
+        cal = f" + {pr['calibration_samples']} calibration samples" if pr["calibration_samples"] else ""
+        lines.append(f"stage-0 prior (seed {pr['seed']}): charged to each task once, {pr['steps']} steps + 1 "
+                     f"evaluation{cal}, the same for every strategy and the pool; not in the multipliers")
+    return lines
+
+
+def format_compare(summary: dict[str, Any]) -> str:
+    names = summary.get("cost_models", ["measured"])
+    lines = _header(summary)
+    lines.append(f"{'strategy':<18} {'B':>4} {'mean best [95% CI]':>26} {'vs best-of-n [95% CI]':>26} {'steps':>7} "
+                 f"{'evals':>6} " + " ".join(f"{'equiv':>6} {'multiplier ' + n:>28}" for n in names))
+    for r in summary["table"]:
+        mb = f"{_fmt(r['mean_best'])} [{_fmt(r['ci95'][0])}, {_fmt(r['ci95'][1])}]"
+        diff = (f"{r['diff_vs_best_of_n']:+.3f} [{r['diff_ci95'][0]:+.3f}, {r['diff_ci95'][1]:+.3f}]"
+                if "diff_vs_best_of_n" in r else "-")
+        ms = r.get("multipliers", {})
+        cols = " ".join(f"{_fmt(ms[n]['equivalents'], '.1f') if n in ms else '-':>6} {_fmt_mult(ms.get(n)):>28}"
+                        for n in names)
+        lines.append(f"{r['strategy']:<18} {r['budget']:>4} {mb:>26} {diff:>26} {r['steps']:>7.0f} "
+                     f"{r.get('evaluations', 0):>6.1f} {cols}")
+    lines += [f"warning: {w}" for w in summary.get("warnings", [])]
+    return "\n".join(lines)

@@ -61,3 +61,38 @@ def expected_max_empirical(samples: Sequence[float], n: float) -> float:
 def writeup_approximation(mu: float, sigma: float, n: int) -> float:
     """μ + σ·sqrt(2 ln N): the write-up's approximation (labelled as such wherever it is drawn)."""
     return mu + sigma * math.sqrt(2 * math.log(n)) if n > 1 else mu
+
+
+@lru_cache(maxsize=8)
+def _max_weights(m: int) -> np.ndarray:
+    """W[n-1, i-1] = C(i-1, n-1) / C(m, n) for i >= n, else 0 (the U-statistic weights for every n)."""
+    n = np.arange(1, m + 1)[:, None]
+    i = np.arange(1, m + 1)[None, :]
+    logw = (gammaln(i) - gammaln(n) - gammaln(np.maximum(i - n + 1, 1))) - (
+        gammaln(m + 1) - gammaln(n + 1) - gammaln(m - n + 1))
+    w = np.where(i >= n, np.exp(np.minimum(logw, 0.0)), 0.0)
+    w.setflags(write=False)
+    return w
+
+
+def expected_max_curve(samples: Sequence[float]) -> np.ndarray:
+    """``expected_max_empirical(samples, n)`` for every n = 1..m at once (entry n-1), as one matrix product."""
+    x = np.sort(np.asarray(samples, dtype=float))
+    if x.size == 0:
+        raise ValueError("no samples")
+    return _max_weights(x.size) @ x
+
+
+def invert_curves(curves: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """N* per row: the n at which the (nondecreasing) row ``curves[r]`` (E[max of n] for n = 1..m, linear
+    between integers) reaches ``targets[r]``. 1.0 when the target is at or below n = 1; inf beyond n = m."""
+    curves = np.atleast_2d(np.asarray(curves, dtype=float))
+    targets = np.asarray(targets, dtype=float).reshape(-1)
+    k = (curves < targets[:, None]).sum(axis=1)  # points strictly below the target (monotone rows)
+    out = np.empty(len(targets))
+    out[k == 0] = 1.0
+    out[k == curves.shape[1]] = np.inf
+    mid = np.flatnonzero((k > 0) & (k < curves.shape[1]))
+    lo, hi = curves[mid, k[mid] - 1], curves[mid, k[mid]]
+    out[mid] = k[mid] + (targets[mid] - lo) / (hi - lo)
+    return out
