@@ -73,18 +73,24 @@ def test_per_condition_standardization(tmp_path, cond):
     from scipy.stats import norm
     from toy import ToyGenerator
 
-    from eacps import Condition, Recipe, search
+    from eacps import Condition, Recipe
     from eacps.engine import Engine
     from eacps.store import Store
+    from eacps.strategies.best_of_n import BestOfN
 
     std = Calibration(kind="standardize")
     pot = Potential([Criterion("realism", ToyScorer(), 4.0, std)], calibration_samples=16)
     gen = ToyGenerator()
-    res = search(cond, generator=gen, potential=pot, strategy="best-of-n", budget=10, run_dir=tmp_path)
-    mu, sd = pot.condition_stats[cond.id]["realism"]
-    # the calibration set is the prior's seed and 15 fixed seeds, scored raw
     with Store.open(tmp_path) as store:
+        eng = Engine(gen, pot, store)
+        res = eng.run(cond, BestOfN(budget=10))
+        mu, sd = eng.calibrator.stats[(cond.id, 0, "potential")]["realism"]
         rows = store.candidates(role="calibration")
+        # conditions get their own statistics
+        eng.prior(Condition("other", class_label=1))
+        assert {k[0] for k in eng.calibrator.stats} == {cond.id, "other"}
+        eng.close()
+    # the calibration set is the prior's seed and 15 fixed seeds, scored raw
     raws = [r.scores["realism"] for r in rows]
     assert len(rows) == 16 and rows[0].recipe == Recipe.from_seed(0)
     assert mu == pytest.approx(np.mean(raws)) and sd == pytest.approx(np.std(raws, ddof=1))
@@ -92,14 +98,64 @@ def test_per_condition_standardization(tmp_path, cond):
         raw = 10 * float(ToyGenerator().generate([c.recipe], cond)[0].image[0, 0, 0])
         assert c.scores["realism"] == pytest.approx(10 * norm.cdf((raw - mu) / sd), abs=0.05)
     assert 3.0 < np.mean([10 * norm.cdf((r - mu) / sd) for r in raws]) < 7.0  # "typical" is about 5
-    # conditions get their own statistics
-    other = Condition("other", class_label=1)
-    e = Engine(gen, pot)
-    e.calibrate(other)
-    assert set(pot.condition_stats) == {cond.id, "other"}
-    e.close()
     # a resumed run reads the calibration set back instead of generating it again
     before = gen.generated
     pot2 = Potential([Criterion("realism", ToyScorer(), 4.0, std)], calibration_samples=16)
-    search(cond, generator=gen, potential=pot2, strategy="best-of-n", budget=10, run_dir=tmp_path)
-    assert gen.generated == before and pot2.condition_stats[cond.id]["realism"] == (mu, sd)
+    with Store.open(tmp_path) as store:
+        eng = Engine(gen, pot2, store)
+        eng.run(cond, BestOfN(budget=10))
+        assert eng.calibrator.stats[(cond.id, 0, "potential")]["realism"] == (mu, sd)
+        eng.close()
+    assert gen.generated == before
+
+
+def test_a_potential_is_a_pure_function_of_images_condition_and_stats(cond):
+    """No side channel: the statistics are an argument, nothing is kept between calls, costs come back
+    with the scores."""
+    std = Calibration(kind="standardize")
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0, std), Criterion("consistency", ToyMeanScorer(), 1.0)])
+    img = np.full((4, 4, 1), 0.5, dtype=np.float32)
+    (missing,) = pot.evaluate([img], cond)
+    assert missing.potential is None and "no calibration statistics" in missing.reason
+    a = pot.evaluate([img, img], cond, {"realism": (4.0, 1.0)})
+    b = pot.evaluate([img, img], cond, {"realism": (6.0, 1.0)})
+    assert a[0].scores["realism"] == pytest.approx(10 * 0.8413, abs=1e-3)  # 10·Phi(1)
+    assert b[0].scores["realism"] == pytest.approx(10 * 0.1587, abs=1e-3)  # 10·Phi(-1): nothing carried over
+    assert pot.evaluate([img], cond, {"realism": (4.0, 1.0)})[0].scores == a[0].scores
+    assert set(a[0].criterion_seconds) == {"realism", "consistency"}
+    assert a[0].seconds == pytest.approx(sum(a[0].criterion_seconds.values()))
+    assert not hasattr(pot, "condition_stats") and not hasattr(pot, "calls") and not hasattr(pot, "preview")
+
+
+def test_stats_from_raw_needs_two_valid_values():
+    from eacps.potential import ScoreError, stats_from_raw
+
+    mu, sd = stats_from_raw({"r": [1.0, 3.0, float("nan"), None]}, "c")["r"]
+    assert (mu, sd) == (2.0, pytest.approx(np.sqrt(2.0)))
+    with pytest.raises(ScoreError, match="fewer than 2 valid"):
+        stats_from_raw({"r": [1.0, "x"]}, "c")
+
+
+def test_a_scorer_that_never_returns_fails_its_candidates_after_the_time_limit(cond):
+    import threading
+
+    from eacps import Scorer
+
+    release = threading.Event()
+
+    class Hangs(Scorer):
+        name = "hangs"
+
+        def score(self, images, condition):
+            release.wait()  # "forever": until the test ends
+            return [1.0 for _ in images]
+
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("stuck", Hangs(), 1.0)])
+    img = np.full((4, 4, 1), 0.5, dtype=np.float32)
+    try:
+        out = pot.evaluate([img, img], cond, timeout_s=0.2)
+    finally:
+        release.set()
+    assert all(o.potential is None and "stuck (hangs): CallTimeout: scorer 'hangs' timed out after 0.2 s" in o.reason
+               for o in out)
+    assert all("realism" in o.scores for o in out)  # the other criteria are kept

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eacps import plugins
+from eacps import capabilities, plugins
 from eacps.config import (
     ConfigError,
     RunConfig,
@@ -18,12 +19,13 @@ from eacps.config import (
     validate_params,
 )
 from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
+from eacps.errors import one_line
 from eacps.executor import Executor
 from eacps.generator import Generator
 from eacps.potential import Potential
 from eacps.store import Store, read_only
 from eacps.strategy import Strategy
-from eacps.types import Condition
+from eacps.types import Condition, Status
 
 
 def make_strategy(strategy: str | type[Strategy] | Strategy, params: dict[str, Any] | None = None, *,
@@ -35,6 +37,12 @@ def make_strategy(strategy: str | type[Strategy] | Strategy, params: dict[str, A
         return create("strategy", strategy, params, section="search", field="strategy", budget=budget, seed=seed)
     p = validate_params(strategy.Params, params or {}, "search.params")
     return strategy(p, budget=budget, seed=seed)
+
+
+def check_compatible(strategy: Strategy, generator: Generator, where: str = "search.strategy") -> None:
+    """ConfigError (one line) when ``strategy`` needs a capability ``generator`` does not offer."""
+    if (why := capabilities.problem(strategy, generator)) is not None:
+        raise ConfigError(f"{where}: {why}")
 
 
 def search(
@@ -51,16 +59,21 @@ def search(
     run_dir: str | Path | None = None,
     label: str | None = None,
     progress: bool = False,
+    preview_potential: Potential | None = None,
+    timeout_s: float | None = None,
 ) -> SearchResult:
     """Search the noise of ``generator`` for the candidate that maximizes ``potential`` on ``condition``.
 
     Returns the best candidate (``result.best``: recipe, potential, sub-scores, image), the prior and the
     whole history. With ``run_dir`` every candidate is stored there and a repeated call resumes;
-    without it a temporary store lives as long as the result.
+    without it a temporary store lives as long as the result. ``timeout_s`` limits each generator and scorer
+    call. A strategy that needs what the generator cannot do is a ConfigError before any compute.
     """
     strat = make_strategy(strategy, params, budget=budget, seed=seed)
+    check_compatible(strat, generator)
     store = Store.open(run_dir) if run_dir is not None else None
-    engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress)
+    engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
+                    preview_potential=preview_potential, timeout_s=timeout_s)
     try:
         result = engine.run(condition, strat, label=label, prior_seed=prior_seed)
     finally:
@@ -73,28 +86,57 @@ def search(
 
 
 @dataclass
+class Setup:
+    """Everything a config builds, checked before any compute. Unpacks as the older 5-tuple
+    ``(config, generator, potential, conditions, executor)``."""
+
+    config: RunConfig
+    generator: Generator
+    potential: Potential
+    conditions: list[Condition]
+    executor: Executor
+    preview_potential: Potential | None = None
+    timeout_s: float | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.config, self.generator, self.potential, self.conditions, self.executor))
+
+    def engine(self, store: Store | None, **kw: Any) -> Engine:
+        """An engine with every per-config setting (executor, preview potential, time limit)."""
+        return Engine(self.generator, self.potential, store, executor=self.executor,
+                      preview_potential=self.preview_potential, timeout_s=self.timeout_s, **kw)
+
+
+@dataclass
 class Run:
     config: RunConfig
     results: list[SearchResult]
     run_dir: Path
 
+    @property
+    def all_failed(self) -> bool:
+        """No candidate of any search (priors included) is OK: the CLI exits non-zero."""
+        return bool(self.results) and not any(
+            c.status is Status.OK for r in self.results for c in [r.prior, *r.history])
 
-def load_run(path: str | Path) -> tuple[RunConfig, Generator, Potential, list[Condition], Executor]:
+
+def load_run(path: str | Path) -> Setup:
     """Parse and build everything a config names, raising ConfigError before any compute."""
     path = Path(path)
     cfg, _ = load_config(path)
     plugins.report_problems()
-    return (cfg, *build(cfg, path.parent))
+    return build(cfg, path.parent)
 
 
-def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Condition], Executor]:
+def build(cfg: RunConfig, base_dir: Path) -> Setup:
     conditions = build_conditions(cfg, base_dir)
-    for s in cfg.all_searches():  # validate strategy names and params before loading any model
-        make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)
+    strategies = [make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)  # validated before any model
+                  for s in cfg.all_searches()]
     potential = build_potential(cfg.potential)
+    preview = None
     if cfg.preview_potential is not None:
-        potential.preview = build_potential(cfg.preview_potential, section="preview_potential")
-        check_conditions(conditions, potential.preview)
+        preview = build_potential(cfg.preview_potential, section="preview_potential")
+        check_conditions(conditions, preview)
     check_conditions(conditions, potential)
     executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
@@ -103,33 +145,40 @@ def build(cfg: RunConfig, base_dir: Path) -> tuple[Generator, Potential, list[Co
             generator.check_condition(cond)
         except ValueError as exc:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
-    load_models(generator, potential)
-    return generator, potential, conditions, executor
+    load_models(generator, potential, preview)
+    for i, strat in enumerate(strategies):
+        check_compatible(strat, generator, "search.strategy" if len(strategies) == 1 else f"searches.{i}.strategy")
+    return Setup(cfg, generator, potential, conditions, executor, preview, getattr(cfg.executor, "timeout_s", None))
 
 
-def load_models(generator: Generator, potential: Potential) -> None:
-    """Load every model before the run: a model that cannot be loaded is a configuration error."""
+def load_models(generator: Generator, potential: Potential, preview: Potential | None = None) -> None:
+    """Load every model, then run every scorer's ``preflight`` (credentials, reachability) before the run: a
+    model that cannot be loaded or a judge that cannot be reached is a configuration error."""
     try:
         generator.load()
     except Exception as exc:
-        raise ConfigError(f"generator.params: {generator.name} cannot load its model: {_one_line(exc)}") from None
-    for c in potential.criteria:
-        try:
-            c.scorer.load()
-        except Exception as exc:
-            raise ConfigError(f"potential.criteria.{c.name}.params: {c.scorer.name} cannot load its model: "
-                              f"{_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
+        raise ConfigError(f"generator.params: {generator.name} cannot load its model: {one_line(exc)}") from None
+    for section, pot in (("potential", potential), ("preview_potential", preview)):
+        for c in pot.criteria if pot is not None else ():
+            where = f"{section}.criteria.{c.name}.params: {c.scorer.name}"
+            try:
+                c.scorer.load()
+            except Exception as exc:
+                raise ConfigError(f"{where} cannot load its model: {one_line(exc)}") from None
+            preflight = getattr(c.scorer, "preflight", None)
+            try:
+                if callable(preflight):
+                    preflight()
+            except Exception as exc:
+                raise ConfigError(f"{where} is not ready: {one_line(exc)}") from None
 
 
 def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool = False,
                argv: list[str] | None = None) -> Run:
-    """``eacps run``: one search per condition (and per ``[[search]]`` entry); resumes ``run_dir``."""
-    cfg, generator, potential, conditions, executor = load_run(config_path)
+    """``eacps run``: one search per condition (and per ``[[search]]`` entry); resumes ``run_dir``.
+    ``Run.all_failed`` tells whether no candidate at all was OK."""
+    setup = load_run(config_path)
+    cfg = setup.config
     run_dir = Path(run_dir)
     current = cfg.model_dump(mode="json")
     if (run_dir / "store.sqlite").exists():  # checked read-only: a refused run writes nothing
@@ -140,15 +189,13 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
             raise ConfigError(f"--out: {run_dir} holds a run of a different config; use another directory")
     with Store.open(run_dir, argv=argv or []) as store:
         store.set_meta("config", current)
-        engine = Engine(generator, potential, store, progress=progress, executor=executor,
-                        preview_potential=potential.preview)
+        engine = setup.engine(store, progress=progress)
         results = []
         try:
             for s in cfg.all_searches():  # conditions run concurrently, one search config at a time
-                engine.batch_size, engine.max_steps = s.batch_size, s.max_steps
                 jobs = [Job(cond, make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed),
-                            label=s.label or s.strategy, prior_seed=s.prior_seed) for cond in conditions]
-                results += engine.run_all(jobs)
+                            label=s.label or s.strategy, prior_seed=s.prior_seed) for cond in setup.conditions]
+                results += engine.run_all(jobs, batch_size=s.batch_size, max_steps=s.max_steps)
         finally:
             engine.close()
     return Run(cfg, results, run_dir)

@@ -1,7 +1,12 @@
 """Executors: where batches are generated and scored.
 
-The engine owns the loop and the store; an executor only turns ``(recipes, condition)`` into
-``[(Generated, Scored | None), ...]`` behind a future. ``capacity`` is how many batches it takes in flight.
+The contract: the engine calls ``start(computer)`` once with its ``BatchComputer`` (an executor never sees
+the engine, the store or the loop), then ``submit(batch)`` with an ``eacps.batch.Batch`` and gets a future of
+``[(Generated, Scored | None), ...]``, one pair per recipe, in order; exactly what ``computer.compute(batch)``
+returns. An executor that computes elsewhere (Ray actors) builds its own computer from specs of
+``computer.generator``/``potential``/``preview_potential`` (and ``timeout_s``). ``capacity`` is how many
+batches it takes in flight; ``shutdown()`` releases its workers (``start`` may be called again after it).
+A future that raises fails its batch (every candidate FAILED with the error), the run goes on.
 
 * ``inline`` computes in the calling thread (no overlap): the reference behaviour.
 * ``local`` (default) overlaps generation and scoring in-process: batch k is scored on a worker thread
@@ -14,7 +19,6 @@ Overlap never changes what a strategy asks: the engine asks ahead only strategie
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,11 +26,9 @@ from pydantic import Field
 
 from eacps.hookspecs import hookimpl
 from eacps.params import NoParams, Params
-from eacps.recipe import Recipe
-from eacps.types import Condition
 
 if TYPE_CHECKING:
-    from eacps.engine import Engine
+    from eacps.batch import Batch, BatchComputer
 
 
 class Executor(ABC):
@@ -35,11 +37,11 @@ class Executor(ABC):
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
-        self.engine: Engine | None = None
+        self.computer: BatchComputer | None = None
 
-    def start(self, engine: Engine) -> None:
-        """Called once by the engine before the first submit (load models, start workers...)."""
-        self.engine = engine
+    def start(self, computer: BatchComputer) -> None:
+        """Called before the first submit (load models, start workers...) with the batch computer to use."""
+        self.computer = computer
 
     @property
     def capacity(self) -> int:
@@ -52,8 +54,8 @@ class Executor(ABC):
         return 1
 
     @abstractmethod
-    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
-        """A future of ``[(Generated, Scored | None)]``, one pair per recipe, in order."""
+    def submit(self, batch: Batch) -> Future:
+        """A future of ``[(Generated, Scored | None)]``, one pair per recipe of ``batch``, in order."""
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -67,11 +69,11 @@ class InlineExecutor(Executor):
 
     name = "inline"
 
-    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
+    def submit(self, batch: Batch) -> Future:
         fut: Future = Future()
         try:
-            fut.set_result(self.engine.compute(recipes, condition))
-        except BaseException as exc:
+            fut.set_result(self.computer.compute(batch))
+        except Exception as exc:
             fut.set_exception(exc)
         return fut
 
@@ -86,8 +88,8 @@ class LocalExecutor(Executor):
     name = "local"
     Params = LocalParams
 
-    def start(self, engine: Engine) -> None:
-        super().start(engine)
+    def start(self, computer: BatchComputer) -> None:
+        super().start(computer)
         self._gen = ThreadPoolExecutor(1, thread_name_prefix="eacps-gen")
         self._score = ThreadPoolExecutor(1, thread_name_prefix="eacps-score")
 
@@ -95,15 +97,15 @@ class LocalExecutor(Executor):
     def capacity(self) -> int:
         return self.params.max_inflight
 
-    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
-        engine = self.engine
-        gen = self._gen.submit(engine.generate_batch, list(recipes), condition)
+    def submit(self, batch: Batch) -> Future:
+        computer = self.computer
+        gen = self._gen.submit(computer.generate, batch)
         out: Future = Future()
 
         def score_when_generated(g: Future) -> None:
             def score() -> None:
                 try:
-                    out.set_result(engine.score_batch(list(recipes), g.result(), condition))
+                    out.set_result(computer.score(batch, g.result()))
                 except BaseException as exc:
                     out.set_exception(exc)
 

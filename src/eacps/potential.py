@@ -1,7 +1,11 @@
 """The potential U(x) = sum_k w_k * v_k(x): a weighted sum of named criteria, each backed by a scorer.
 
-Every sub-score is recorded, not only the sum. A criterion whose scorer raises, or returns anything
+Every sub-score is recorded, not only the sum. A criterion whose scorer raises, times out, or returns anything
 but a finite number in [0, 10] (after calibration), marks the candidate FAILED with that reason.
+
+A potential is a pure function of (images, condition, per-condition statistics): ``evaluate`` takes the
+statistics of ``standardize`` criteria as an argument (``stats_from_raw`` computes them from a calibration
+set) and returns, with each ``Scored``, the scoring time per criterion (the cost meter adds them up).
 """
 
 from __future__ import annotations
@@ -11,19 +15,23 @@ import json
 import math
 import numbers
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
+from eacps.errors import CallTimeout, call_with_timeout, one_line
 from eacps.params import Params
 from eacps.scorer import SCORE_MAX, SCORE_MIN, Scorer
 from eacps.types import Condition, Image
 
 #: The write-up's reference weights (consistency, realism, identity).
 REFERENCE_WEIGHTS: dict[str, float] = {"consistency": 1.0, "realism": 4.0, "identity": 1.5}
+
+#: per-condition statistics of ``standardize`` criteria: {criterion: (mean, std)} of raw calibration values
+Stats = Mapping[str, tuple[float, float]]
 
 
 class Calibration(Params):
@@ -72,11 +80,10 @@ def _normal_cdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
-def check_value(value: Any, calibration: Calibration | None = None,
-                stats: tuple[float, float] | None = None) -> float:
-    """The validated (calibrated) score, or ScoreError with a human-readable reason."""
+def finite_number(value: Any) -> float:
+    """``value`` as a float, or ScoreError when it is not a finite real number (an exception, None, NaN...)."""
     if isinstance(value, BaseException):
-        raise ScoreError(f"{type(value).__name__}: {value}")
+        raise ScoreError(one_line(value))
     if value is None:
         raise ScoreError("returned None")
     if isinstance(value, bool) or not isinstance(value, numbers.Real | np.floating | np.integer):
@@ -86,6 +93,13 @@ def check_value(value: Any, calibration: Calibration | None = None,
         raise ScoreError("returned NaN")
     if math.isinf(v):
         raise ScoreError(f"returned {v}")
+    return v
+
+
+def check_value(value: Any, calibration: Calibration | None = None,
+                stats: tuple[float, float] | None = None) -> float:
+    """The validated (calibrated) score, or ScoreError with a human-readable reason."""
+    v = finite_number(value)
     if calibration is not None:
         v = calibration.apply(v, stats)
     if not SCORE_MIN <= v <= SCORE_MAX:
@@ -103,10 +117,14 @@ class Criterion:
 
 @dataclass
 class Scored:
+    """One image's scores. ``criterion_seconds``: this image's share of each criterion's scoring time (one
+    scorer call per criterion listed); ``seconds`` is their sum."""
+
     scores: dict[str, float]
     potential: float | None
     reason: str | None
     seconds: float = 0.0
+    criterion_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class PotentialConfigError(ValueError):
@@ -132,39 +150,14 @@ class Potential:
         if not any(c.weight > 0 for c in criteria):
             raise PotentialConfigError("potential weights are all zero")
         self.criteria = list(criteria)
-        self.calls: dict[str, int] = {c.name: 0 for c in criteria}  # scorer calls (images) per criterion
-        self.seconds: dict[str, float] = {}  # scoring time per criterion, for the measured cost model
         if calibration_samples < 2:
             raise PotentialConfigError("calibration_samples must be >= 2")
         self.calibration_samples = calibration_samples
-        #: the cascade's preview potential, when the config sets one (see ``Engine(preview_potential=...)``)
-        self.preview: Potential | None = None
-        #: per condition id: {criterion: (mean, std)} of raw values on the calibration set
-        self.condition_stats: dict[str, dict[str, tuple[float, float]]] = {}
 
     @property
     def standardizes(self) -> list[Criterion]:
         """Criteria calibrated per condition (they need a calibration set before scoring)."""
         return [c for c in self.criteria if c.calibration.kind == "standardize"]
-
-    def raw_scores(self, images: Sequence[Image], condition: Condition, criteria: Sequence[Criterion]
-                   ) -> dict[str, list[Any]]:
-        """Uncalibrated values per criterion (for calibration sets)."""
-        return {c.name: self._score_criterion(c, images, condition) for c in criteria}
-
-    def set_condition_stats(self, condition_id: str, raw: dict[str, Sequence[Any]]) -> dict[str, tuple[float, float]]:
-        """Record mean and std of each criterion's valid raw values on the condition's calibration set."""
-        stats = {}
-        for name, values in raw.items():
-            vals = [float(v) for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)
-                    and math.isfinite(float(v))]
-            if len(vals) < 2:
-                raise ScoreError(f"criterion {name!r}: fewer than 2 valid calibration scores for {condition_id!r}")
-            mu = float(np.mean(vals))
-            sd = max(float(np.std(vals, ddof=1)), 1e-6)
-            stats[name] = (mu, sd)
-        self.condition_stats[condition_id] = stats
-        return stats
 
     @classmethod
     def from_scorers(cls, weights: dict[str, float] | None = None, **scorers: Scorer) -> Potential:
@@ -188,44 +181,74 @@ class Potential:
             for c in self.criteria
         ]
 
-    def _score_criterion(self, c: Criterion, images: Sequence[Image], condition: Condition) -> list[Any]:
-        t0 = time.perf_counter()
-        try:
-            return self._score_criterion_timed(c, images, condition)
-        finally:
-            self.seconds[c.name] = self.seconds.get(c.name, 0.0) + time.perf_counter() - t0
+    def raw_scores(self, images: Sequence[Image], condition: Condition, criteria: Sequence[Criterion] | None = None,
+                   *, timeout_s: float | None = None) -> list[Scored]:
+        """Uncalibrated values of ``criteria`` (default: the ``standardize`` ones), for calibration sets: the
+        valid ones in ``scores``, the others in ``reason``; ``potential`` is None."""
+        return self._evaluate(images, condition, criteria or self.standardizes, timeout_s, raw=True)
 
-    def _score_criterion_timed(self, c: Criterion, images: Sequence[Image], condition: Condition) -> list[Any]:
-        try:
-            values = list(c.scorer.score(images, condition))
-            if len(values) != len(images):
-                raise ScoreError(f"returned {len(values)} values for {len(images)} images")
-        except Exception:
-            values = []
-            for img in images:
-                try:
-                    v = list(c.scorer.score([img], condition))
-                    values.append(v[0] if len(v) == 1 else ScoreError(f"returned {len(v)} values for 1 image"))
-                except Exception as exc:
-                    values.append(exc)
-        self.calls[c.name] += len(images)
-        return values
+    def evaluate(self, images: Sequence[Image], condition: Condition, stats: Stats | None = None, *,
+                 timeout_s: float | None = None) -> list[Scored]:
+        """One ``Scored`` per image. ``stats``: the condition's statistics of ``standardize`` criteria."""
+        out = self._evaluate(images, condition, self.criteria, timeout_s, stats=stats or {})
+        for o in out:
+            if o.reason is None:
+                o.potential = float(sum(c.weight * o.scores[c.name] for c in self.criteria))
+        return out
 
-    def evaluate(self, images: Sequence[Image], condition: Condition) -> list[Scored]:
+    def _evaluate(self, images: Sequence[Image], condition: Condition, criteria: Sequence[Criterion],
+                  timeout_s: float | None, *, stats: Stats | None = None, raw: bool = False) -> list[Scored]:
         out = [Scored({}, None, None) for _ in images]
         reasons: list[list[str]] = [[] for _ in images]
-        if not images:
-            return out
-        for c in self.criteria:
-            for i, value in enumerate(self._score_criterion(c, images, condition)):
+        for c in criteria if images else ():
+            t0 = time.perf_counter()
+            values = self._score_criterion(c, images, condition, timeout_s)
+            share = (time.perf_counter() - t0) / len(images)
+            for i, value in enumerate(values):
+                out[i].criterion_seconds[c.name] = share
                 try:
-                    stats = self.condition_stats.get(condition.id, {}).get(c.name)
-                    out[i].scores[c.name] = check_value(value, c.calibration, stats)
+                    out[i].scores[c.name] = (finite_number(value) if raw
+                                             else check_value(value, c.calibration, stats.get(c.name)))
                 except ScoreError as exc:
                     reasons[i].append(f"{c.name} ({c.scorer.name}): {exc}")
         for o, r in zip(out, reasons, strict=True):
-            if r:
-                o.reason = "; ".join(r)
-            else:
-                o.potential = float(sum(c.weight * o.scores[c.name] for c in self.criteria))
+            o.seconds = sum(o.criterion_seconds.values())
+            o.reason = "; ".join(r) if r else None
         return out
+
+    @staticmethod
+    def _score_criterion(c: Criterion, images: Sequence[Image], condition: Condition,
+                         timeout_s: float | None) -> list[Any]:
+        """The scorer's values for the batch; if the batch call raises, one image at a time (isolating the
+        failure). A call that times out fails its images without a retry."""
+        what = f"scorer {c.scorer.name!r}"
+        try:
+            values = list(call_with_timeout(lambda: c.scorer.score(images, condition), timeout_s, what))
+            if len(values) != len(images):
+                raise ScoreError(f"returned {len(values)} values for {len(images)} images")
+            return values
+        except CallTimeout as exc:
+            return [exc for _ in images]
+        except Exception:
+            pass
+        values = []
+        for img in images:
+            try:
+                v = list(call_with_timeout(lambda img=img: c.scorer.score([img], condition), timeout_s, what))
+                values.append(v[0] if len(v) == 1 else ScoreError(f"returned {len(v)} values for 1 image"))
+            except Exception as exc:
+                values.append(exc)
+        return values
+
+
+def stats_from_raw(raw: Mapping[str, Sequence[Any]], condition_id: str) -> dict[str, tuple[float, float]]:
+    """Mean and std of each criterion's valid raw values on a condition's calibration set (ScoreError when a
+    criterion has fewer than 2 valid values)."""
+    stats = {}
+    for name, values in raw.items():
+        vals = [float(v) for v in values if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                and math.isfinite(float(v))]
+        if len(vals) < 2:
+            raise ScoreError(f"criterion {name!r}: fewer than 2 valid calibration scores for {condition_id!r}")
+        stats[name] = (float(np.mean(vals)), max(float(np.std(vals, ddof=1)), 1e-6))
+    return stats
