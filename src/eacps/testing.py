@@ -1,8 +1,18 @@
-"""A conformance suite that every strategy passes, built-in or third-party.
+"""Conformance suites that every plugin passes, built-in or third-party: one per plugin kind.
 
-Subclass :class:`StrategyConformance` in a test module and supply one fixture, ``make_strategy``,
-returning a factory ``(budget, seed) -> Strategy`` (the way ``optuna.testing.pytest_samplers`` asks
-samplers for one fixture)::
+Each suite is a plain class of ``test_*`` methods; a test module subclasses it and supplies one pytest fixture
+(the way ``optuna.testing.pytest_samplers`` asks samplers for one fixture):
+
+===========================  ==================  ======================================================
+suite                        fixture             returns
+===========================  ==================  ======================================================
+:class:`StrategyConformance`  ``make_strategy``   ``(budget, seed) -> Strategy``
+:class:`ScorerConformance`    ``scorer_case``     a :class:`ScorerCase`
+:class:`GeneratorConformance` ``generator_case``  a :class:`GeneratorCase`
+:class:`ExecutorConformance`  ``make_executor``   ``() -> Executor``
+===========================  ==================  ======================================================
+
+::
 
     import pytest
     from eacps.testing import StrategyConformance
@@ -15,32 +25,43 @@ samplers for one fixture)::
         def make_strategy(self):
             return lambda budget, seed: MyStrategy(budget=budget, seed=seed)
 
-The objective is a fast numpy function of the candidate's noise (``recipe.noise((1, 1, 4, 4))``), so
-no model runs; a fixed, seeded fraction of candidates fails. The checks are the ask/tell contract of
-:class:`eacps.Strategy`: the budget is respected exactly, asks are deterministic under a seed and do
-not depend on how the engine batches asks and tells (ask-ahead), failed candidates are handled and
-never best, a fresh instance replaying stored results asks the same recipes (resume), and no
-candidate noise is proposed twice.
+This module imports without pytest: parametrization goes through the class's ``pytest_generate_tests`` and
+pytest itself is imported only to skip a check that does not apply. A suite's methods can also be called
+directly with a factory (``StrategyConformance().test_deterministic_under_a_seed(make)``).
+
+The strategy suite's objective is a fast numpy function of the candidate's noise (``recipe.noise((1, 1, 4,
+4))``), so no model runs; a fixed, seeded fraction of candidates fails. It checks the ask/tell contract of
+:class:`eacps.Strategy`: the budget is respected exactly (or the search says why it stopped early, with a
+reason the test module declared), asks are deterministic under a seed and do not depend on how the engine
+batches asks and tells (ask-ahead), failed candidates are handled and never best, a fresh instance replaying
+stored results asks the same recipes (resume), and no candidate noise is proposed twice.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import pytest
 import torch
 
 from eacps.generator import Generator
 from eacps.recipe import Recipe
 from eacps.scorer import Scorer
-from eacps.strategy import Strategy
-from eacps.types import Condition, Generated, Result, Status
+from eacps.strategy import Strategy, StrategyError
+from eacps.types import Condition, Generated, Image, Result, Status
 
 __all__ = [
     "NOISE_SHAPE",
+    "ExecutorConformance",
+    "GeneratorCase",
+    "GeneratorConformance",
     "Objective",
+    "ScorerCase",
+    "ScorerConformance",
     "StrategyConformance",
     "drive",
     "fake_objective",
@@ -53,6 +74,13 @@ _W = np.linspace(-1.0, 1.0, 16, dtype=np.float64)  # the fake objective's prefer
 
 Objective = Callable[[Recipe], Result]
 StrategyFactory = Callable[[int, int], Strategy]
+
+
+def _skip(reason: str) -> None:
+    """Skip the running check (pytest is imported only here, when a suite runs under it)."""
+    import pytest
+
+    pytest.skip(reason)
 
 
 def noise_digest(recipe: Recipe) -> str:
@@ -96,14 +124,14 @@ def drive(
     until: int | None = None,
     max_rounds: int = 100_000,
 ) -> list[Recipe]:
-    """Run the engine's ask/tell loop and check the contract at every step; return the asked recipes.
+    """The engine's *asynchronous* schedule, checking the contract at every step; returns the asked recipes.
 
-    Each round asks ``n``; without ``rng`` every pending result is told at once, in ask order. With
-    ``rng`` the loop behaves like an asynchronous engine: a random non-empty subset of the pending
-    results is told, in random order, while the rest stay in flight (only for strategies that declare
-    ``ask_ahead = True``; the others are told every result, in random order, before the next ask, since
-    the engine never asks them while results are in flight). ``until`` stops the
-    loop once that many recipes were asked and every one was told (for resume tests).
+    (To run a search to its end with every result told before the next ask, use ``Strategy.optimize``.)
+    Each round asks ``n``; without ``rng`` every pending result is told at once, in ask order. With ``rng`` a
+    random non-empty subset of the pending results is told, in random order, while the rest stay in flight
+    (only for strategies that declare ``ask_ahead = True``; the others are told every result, in random
+    order, before the next ask, since the engine never asks them while results are in flight). ``until``
+    stops the loop once that many recipes were asked and every one was told (for resume tests).
     """
     asked: list[Recipe] = []
     pending: list[Recipe] = []
@@ -157,49 +185,79 @@ def replay(strategy: Strategy, results: Sequence[Result]) -> None:
         strategy.tell([stored[r] for r in strategy.pending if r in stored])
 
 
+# ================================================================================================
+# strategies
+# ================================================================================================
 class StrategyConformance:
-    """Mixin of contract tests; subclasses provide the ``make_strategy`` fixture (see module doc)."""
+    """Contract tests of a strategy; subclasses provide the ``make_strategy`` fixture (see module doc).
+
+    A strategy that may stop before its budget lists the ``stop()`` reasons it does so with in
+    ``early_stop_reasons`` (or overrides :meth:`allowed_stop_reasons`); stopping early for any other reason,
+    or for none, fails the suite.
+    """
 
     budget: int = 20
+    early_stop_reasons: tuple[str, ...] = ()
 
-    @pytest.fixture
-    def make_strategy(self) -> StrategyFactory:  # pragma: no cover - subclasses override
-        raise NotImplementedError("define a `make_strategy` fixture returning (budget, seed) -> Strategy")
+    def pytest_generate_tests(self, metafunc: Any) -> None:
+        if "batch" in metafunc.fixturenames:
+            metafunc.parametrize("batch", [1, 2, 3, 7, 0])  # 0 stands for "the whole budget"
+        if "status" in metafunc.fixturenames:
+            metafunc.parametrize("status", [Status.FAILED, Status.FILTERED])
+
+    def allowed_stop_reasons(self, strategy: Strategy) -> set[str]:
+        """The reasons ``strategy`` may give for stopping before its budget is spent."""
+        return set(self.early_stop_reasons)
 
     # -- helpers ------------------------------------------------------------------------------
-    def _run(self, make: StrategyFactory, seed: int = 0, **kw) -> tuple[Strategy, list[Recipe]]:
+    def _run(self, make: StrategyFactory, seed: int = 0, *, n: int = 4, objective: Objective | None = None,
+             rng: np.random.Generator | None = None) -> tuple[Strategy, list[Recipe]]:
+        """One whole search: ``Strategy.optimize`` (results told before each ask), or with ``rng`` the
+        engine's asynchronous schedule (:func:`drive`)."""
         s = make(self.budget, seed)
-        kw.setdefault("n", 4)
-        objective = kw.pop("objective", fake_objective())
-        asked = drive(s, objective, **kw)
-        return s, asked
+        objective = objective or fake_objective()
+        if rng is not None:
+            return s, drive(s, objective, n=n, rng=rng)
+        try:
+            s.optimize(objective, batch_size=n)
+        except StrategyError as exc:  # optimize's own contract check: report it as a conformance failure
+            raise AssertionError(str(exc)) from exc
+        return s, [r.recipe for r in s.history]
 
-    # -- budget -------------------------------------------------------------------------------
-    @pytest.mark.parametrize("batch", [1, 2, 3, 7, 0])  # 0 stands for "the whole budget"
-    def test_respects_budget_with_any_batch_size(self, make_strategy: StrategyFactory, batch: int) -> None:
-        n = batch or self.budget
-        s, asked = self._run(make_strategy, n=n)
+    def _check_stopped(self, s: Strategy, asked: Sequence[Recipe]) -> None:
+        """The search is over: the whole budget was used, or the strategy said why not with a declared reason."""
         reasons = s.stop()
         assert reasons, "stop() must give a reason once the search is over"
         assert len(asked) == s.asked <= self.budget
-        if "budget" in reasons:
-            assert s.asked == self.budget
-        else:
-            assert set(reasons), "a strategy that leaves budget unused must say why"
+        if s.asked == self.budget:
+            assert reasons.get("budget") == self.budget, f"budget spent but stop() says {reasons}"
+            return
+        assert "budget" not in reasons, f"stop() says budget with {s.asked} of {self.budget} asked"
+        allowed = self.allowed_stop_reasons(s)
+        undeclared = set(reasons) - allowed
+        assert not undeclared, (
+            f"{s.name} stopped after {s.asked} of {self.budget} candidates with undeclared reason(s) "
+            f"{sorted(undeclared)}; a strategy that stops early declares its reasons (allowed: {sorted(allowed)})"
+        )
+
+    # -- budget -------------------------------------------------------------------------------
+    def test_respects_budget_with_any_batch_size(self, make_strategy: StrategyFactory, batch: int) -> None:
+        n = batch or self.budget
+        s, asked = self._run(make_strategy, n=n)
+        self._check_stopped(s, asked)
         assert len(s.history) == len(asked)
         assert s.ask(3) == [] and not s.pending, "a finished strategy must not ask again"
 
     def test_uses_the_whole_budget_or_says_why(self, make_strategy: StrategyFactory) -> None:
-        s, asked = self._run(make_strategy, n=5)
-        reasons = s.stop()
-        assert len(asked) == self.budget or (reasons and "budget" not in reasons)
-        if len(asked) == self.budget:
-            assert reasons.get("budget") == self.budget
+        for rng in (None, np.random.default_rng(8)):
+            s, asked = self._run(make_strategy, n=5, rng=rng)
+            self._check_stopped(s, asked)
 
     def test_ask_returns_empty_only_with_pending(self, make_strategy: StrategyFactory) -> None:
         # drive() asserts it on every round; here with a random, asynchronous schedule
         s, asked = self._run(make_strategy, n=3, rng=np.random.default_rng(7))
-        assert asked and s.stop()
+        assert asked
+        self._check_stopped(s, asked)
 
     # -- determinism --------------------------------------------------------------------------
     def test_deterministic_under_a_seed(self, make_strategy: StrategyFactory) -> None:
@@ -225,16 +283,15 @@ class StrategyConformance:
         assert asked_while_pending == 0, "the engine asked a strategy without ask_ahead while results were pending"
 
     # -- failures -----------------------------------------------------------------------------
-    @pytest.mark.parametrize("status", [Status.FAILED, Status.FILTERED])
     def test_handles_failed_candidates(self, make_strategy: StrategyFactory, status: Status) -> None:
         objective = fake_objective(0.3, status=status)
         s, asked = self._run(make_strategy, n=3, rng=np.random.default_rng(2), objective=objective)
         failed = [r for r in s.history if not r.ok]
         assert failed, "the fake objective should have failed some candidates"
-        assert len(asked) == self.budget or "budget" not in s.stop()
+        self._check_stopped(s, asked)
         best = s.best
         assert best is not None and best.ok and best.status is Status.OK
-        assert best.potential == max(r.potential for r in s.history if r.ok)
+        assert best.potential == max(r.potential for r in s.history if r.eligible)
 
     def test_survives_all_candidates_failing(self, make_strategy: StrategyFactory) -> None:
         s, asked = self._run(make_strategy, n=4, objective=fake_objective(1.0))
@@ -276,6 +333,314 @@ class StrategyConformance:
         assert len(set(digests)) == len(digests), "two different recipes make the same noise (at the same steps)"
 
 
+# ================================================================================================
+# shared by the scorer and generator suites
+# ================================================================================================
+def _check_settings(make: Callable[..., Any], changes: Mapping[str, Any], runtime: Mapping[str, Any]) -> None:
+    """``settings()`` is JSON, the fingerprint is stable across instances, every ``changes`` override
+    changes it and no ``runtime`` override does."""
+    a = make()
+    json.dumps(a.settings(), sort_keys=True)  # plain JSON, no default=str needed
+    assert a.fingerprint() == make().fingerprint(), "two instances with the same params differ in fingerprint"
+    fields = set(type(a.params).model_fields) - set(runtime)
+    if fields:
+        assert changes, f"{type(a).__name__} has params {sorted(fields)}: declare in `changes` which ones change " \
+                        "its output, so the suite checks that settings() tracks them"
+    for k, v in changes.items():
+        assert make(**{k: v}).fingerprint() != a.fingerprint(), f"params {k}={v!r} does not change the fingerprint"
+    for k, v in runtime.items():
+        assert make(**{k: v}).fingerprint() == a.fingerprint(), f"runtime param {k}={v!r} changes the fingerprint"
+
+
+def _strip(condition: Condition, keep: Sequence[str]) -> Condition:
+    """``condition`` without every optional field not in ``keep`` (``id``, ``prior`` and ``extra`` stay)."""
+    from dataclasses import replace
+
+    optional = ("prompt", "negative_prompt", "class_label", "reference", "reference_path")
+    return replace(condition, **{f: None for f in optional if f not in keep})
+
+
+# ================================================================================================
+# scorers
+# ================================================================================================
+@dataclass
+class ScorerCase:
+    """What :class:`ScorerConformance` needs of one scorer."""
+
+    #: ``make(**param_overrides)``: a fresh scorer
+    make: Callable[..., Scorer]
+    #: a condition holding everything the scorer ``requires``
+    condition: Condition
+    #: two or more distinct, valid images, each of which the scorer gives a valid score
+    images: Sequence[Image]
+    #: params overrides that must change ``settings()`` (every scorer with params declares at least one)
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    #: params overrides that must not (device, batch size, timeouts...)
+    runtime: Mapping[str, Any] = field(default_factory=dict)
+    #: images the scorer must fail, as data (a non-score value, or an exception the potential isolates)
+    bad_images: Sequence[Image] = ()
+    #: params under which the scorer fails every image (e.g. an impossible threshold); None: none known
+    failing: Mapping[str, Any] | None = None
+    #: largest difference allowed between an image's score in a batch and alone
+    tolerance: float = 1e-4
+    #: the calibration a potential applies to this scorer's raw values (None: raw values are in [0, 10])
+    calibration: Any = None
+    #: False for a scorer that may give the same value to every case image (e.g. saturated at 10)
+    varies: bool = True
+
+
+class ScorerConformance:
+    """Contract tests of a scorer; subclasses provide the ``scorer_case`` fixture returning a :class:`ScorerCase`.
+
+    Checks: one valid value per image, in order; deterministic (same instance, fresh instance) and
+    independent of batch composition and order; failures come back as data (FAILED with a reason, the other
+    images of the batch keep their scores); ``settings()``/fingerprint follow the params; ``requires`` is
+    honest (a condition lacking a required field is refused naming it, and one lacking every field the
+    scorer does not require is scored).
+    """
+
+    def _values(self, case: ScorerCase, scorer: Scorer, images: Sequence[Image], condition: Condition | None = None
+                ) -> list[float]:
+        from eacps.potential import ScoreError, check_value
+
+        values = list(scorer.score(list(images), condition or case.condition))
+        assert len(values) == len(images), f"{len(values)} values for {len(images)} images"
+        out = []
+        for i, v in enumerate(values):
+            try:
+                out.append(check_value(v, case.calibration))
+            except ScoreError as exc:
+                raise AssertionError(f"image {i} of the case got no valid score: {exc}") from exc
+        return out
+
+    def test_one_valid_value_per_image(self, scorer_case: ScorerCase) -> None:
+        case = scorer_case
+        assert len(case.images) >= 2, "give the suite at least two distinct images"
+        s = case.make()
+        assert isinstance(s, Scorer) and s.name
+        values = self._values(case, s, case.images)
+        assert len(self._values(case, s, case.images[:1])) == 1
+        if case.varies:
+            assert len(set(values)) > 1, f"every image got {values[0]}: does {s.name} look at the image?"
+
+    def test_deterministic_and_batch_independent(self, scorer_case: ScorerCase) -> None:
+        case = scorer_case
+        s = case.make()
+        a = self._values(case, s, case.images)
+        assert self._values(case, s, case.images) == a, "the same call twice gave different scores"
+        assert self._values(case, case.make(), case.images) == a, "a fresh instance gave different scores"
+        singles = [self._values(case, s, [im])[0] for im in case.images]
+        backwards = self._values(case, s, case.images[::-1])[::-1]
+        for other, what in ((singles, "one at a time"), (backwards, "in reverse order")):
+            gap = max(abs(x - y) for x, y in zip(a, other, strict=True))
+            assert gap <= case.tolerance, f"scores {what} differ from the batch's by {gap} > {case.tolerance}"
+
+    def test_failures_are_data(self, scorer_case: ScorerCase) -> None:
+        from eacps.potential import Criterion, Potential
+
+        case = scorer_case
+        if not case.bad_images and case.failing is None:
+            _skip("the case declares no way to make this scorer fail (bad_images or failing params)")
+        s = case.make()
+        kw = {} if case.calibration is None else {"calibration": case.calibration}
+        good = list(case.images[:2])
+        alone = Potential([Criterion("c", s, 1.0, **kw)]).evaluate(good, case.condition)
+        if case.bad_images:
+            bad = list(case.bad_images)
+            mixed = [good[0], *bad, good[1]]
+            out = Potential([Criterion("c", s, 1.0, **kw)]).evaluate(mixed, case.condition)
+            assert len(out) == len(mixed)
+            for i, o in enumerate(out[1:-1]):
+                assert o.potential is None and o.reason, f"bad image {i} was scored {o.scores} instead of failing"
+            for o, ref in ((out[0], alone[0]), (out[-1], alone[1])):
+                assert o.reason is None and abs(o.potential - ref.potential) <= case.tolerance, (
+                    f"a failing image in the batch changed a good image's score ({ref.potential} -> {o.potential}, "
+                    f"reason {o.reason})")
+        if case.failing is not None:
+            out = Potential([Criterion("c", case.make(**case.failing), 1.0, **kw)]).evaluate(good, case.condition)
+            for o in out:
+                assert o.potential is None and o.reason, f"params {dict(case.failing)} should fail every image"
+
+    def test_settings_track_params(self, scorer_case: ScorerCase) -> None:
+        _check_settings(scorer_case.make, scorer_case.changes, scorer_case.runtime)
+
+    def test_requires_is_honest(self, scorer_case: ScorerCase) -> None:
+        case = scorer_case
+        s = case.make()
+        s.check_condition(case.condition)
+        for f in s.requires:
+            if f == "prior":
+                continue
+            lacking = _strip(case.condition, [k for k in s.requires if k != f])
+            try:
+                s.check_condition(lacking)
+            except ValueError as exc:
+                assert f in str(exc), f"refusing a condition without {f}, the error does not name it: {exc}"
+            else:
+                raise AssertionError(f"{s.name} requires {f} but accepts a condition without it")
+        bare = _strip(case.condition, s.requires)
+        s.check_condition(bare)
+        self._values(case, s, case.images, bare)  # scored without any field it did not declare
+
+
+# ================================================================================================
+# generators
+# ================================================================================================
+@dataclass
+class GeneratorCase:
+    """What :class:`GeneratorConformance` needs of one generator."""
+
+    #: ``make(**param_overrides)``: a fresh generator
+    make: Callable[..., Generator]
+    condition: Condition
+    #: seeds of the recipes generated (three at least: one batch, and each alone)
+    seeds: Sequence[int] = (0, 1, 2)
+    #: largest pixel difference allowed between a recipe's image in a batch and alone (CPU convolutions of
+    #: different batch sizes may differ in the last bits); regeneration in the same batch is always exact
+    tolerance: float = 0.0
+    #: params overrides that must change ``settings()`` (every generator with params declares at least one)
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    #: params overrides that must not
+    runtime: Mapping[str, Any] = field(default_factory=dict)
+    #: a reduced fidelity (denoising steps) to try; None: skip
+    preview_steps: int | None = None
+
+
+def _images(outs: Sequence[Generated], n: int) -> list[np.ndarray]:
+    assert len(outs) == n, f"{len(outs)} outputs for {n} recipes"
+    images = []
+    for i, g in enumerate(outs):
+        assert isinstance(g, Generated), f"output {i} is a {type(g).__name__}, not Generated"
+        assert g.status is Status.OK, f"recipe {i} came back {g.status}: {g.reason}"
+        img = np.asarray(g.image)
+        assert img.ndim == 3 and img.dtype == np.float32, f"image {i}: shape {img.shape}, dtype {img.dtype}"
+        assert np.isfinite(img).all() and img.min() >= 0.0 and img.max() <= 1.0, f"image {i} is not in [0, 1]"
+        images.append(img)
+    return images
+
+
+class GeneratorConformance:
+    """Contract tests of a generator; subclasses provide the ``generator_case`` fixture returning a
+    :class:`GeneratorCase`.
+
+    Checks: one float image in [0, 1] per recipe; a recipe (through its JSON) regenerates bit-identically in
+    a fresh instance; batch equals singles within the declared tolerance; ``noises()`` has the declared
+    shape; the noise-recipe capability is honest (a generator that takes noise recipes draws its image from
+    ``noises()``: a pCN child differs from its parent and the same noise gives the same image; one that does
+    not refuses them in ``check`` before any compute); ``steps=None`` is ``default_steps``;
+    ``settings()``/fingerprint follow the params; and, for generators that declare stepping, the stepping
+    section (:meth:`check_stepping`).
+    """
+
+    def _recipes(self, case: GeneratorCase) -> list[Recipe]:
+        assert len(case.seeds) >= 3, "give the suite three seeds at least"
+        return [Recipe.from_seed(s) for s in case.seeds]
+
+    def test_one_image_per_recipe(self, generator_case: GeneratorCase) -> None:
+        case = generator_case
+        gen = case.make()
+        gen.check_condition(case.condition)
+        recipes = self._recipes(case)
+        images = _images(gen.generate(recipes, case.condition), len(recipes))
+        assert len({im.shape for im in images}) == 1, "images of one batch differ in shape"
+        assert not np.array_equal(images[0], images[1]), "two seeds gave the same image"
+
+    def test_regeneration_is_bit_identical(self, generator_case: GeneratorCase) -> None:
+        case = generator_case
+        recipes = self._recipes(case)
+        a = _images(case.make().generate(recipes, case.condition), len(recipes))
+        again = [Recipe.from_json(r.key) for r in recipes]
+        b = _images(case.make().generate(again, case.condition), len(recipes))
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert np.array_equal(x, y), f"recipe {recipes[i].key} regenerated differently (fresh instance, " \
+                                         f"same batch): max diff {np.abs(x - y).max()}"
+
+    def test_batch_equals_singles(self, generator_case: GeneratorCase) -> None:
+        case = generator_case
+        gen = case.make()
+        recipes = self._recipes(case)
+        batch = _images(gen.generate(recipes, case.condition), len(recipes))
+        for r, img in zip(recipes, batch, strict=True):
+            alone = _images(gen.generate([r], case.condition), 1)[0]
+            gap = float(np.abs(alone - img).max())
+            assert gap <= case.tolerance, f"{r.key} alone differs from its batch image by {gap} > {case.tolerance}"
+
+    def test_noise_shape(self, generator_case: GeneratorCase) -> None:
+        case = generator_case
+        gen = case.make()
+        shape = tuple(gen.noise_shape(case.condition))
+        assert shape[0] == 1, f"noise_shape {shape} must include the leading batch dimension of 1"
+        recipes = self._recipes(case)
+        z = gen.noises(recipes, case.condition)
+        assert tuple(z.shape) == (len(recipes), *shape[1:]) and z.dtype == gen.noise_dtype
+        assert torch.equal(z, gen.noises(recipes, case.condition)), "noises() is not deterministic"
+
+    def test_noise_recipe_capability_is_honest(self, generator_case: GeneratorCase) -> None:
+        case = generator_case
+        gen = case.make()
+        parent = Recipe.from_seed(case.seeds[0])
+        child = parent.pcn(0.5, case.seeds[1])
+        gen.check([parent])
+        if not gen.supports_noise_recipes:
+            try:
+                gen.check([parent, child])
+            except ValueError:
+                return
+            raise AssertionError(f"{gen.name} says it takes seed-only recipes but check() accepts {child.key}")
+        gen.check([child])
+        same = Recipe(basis=(case.seeds[0],), coeffs=(1.0,))  # the parent's noise, reached another way
+        images = _images(gen.generate([parent, child, same], case.condition), 3)
+        assert not np.array_equal(images[0], images[1]), "a pCN child gave its parent's image: the generator " \
+                                                         "reads the seed, not noises()"
+        if torch.equal(*gen.noises([parent, same], case.condition)):
+            gap = float(np.abs(images[0] - images[2]).max())
+            assert gap <= case.tolerance, f"the same initial noise gave a different image (by {gap})"
+
+    def test_default_steps(self, generator_case: GeneratorCase) -> None:
+        case = generator_case
+        gen = case.make()
+        recipes = self._recipes(case)
+        a = _images(gen.generate(recipes, case.condition), len(recipes))
+        b = _images(gen.generate(recipes, case.condition, steps=gen.default_steps), len(recipes))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)), "steps=None is not default_steps"
+        if case.preview_steps is not None:
+            c = _images(gen.generate(recipes, case.condition, steps=case.preview_steps), len(recipes))
+            assert c[0].shape == a[0].shape
+            assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True)), "steps has no effect"
+
+    def test_settings_track_params(self, generator_case: GeneratorCase) -> None:
+        _check_settings(generator_case.make, generator_case.changes, generator_case.runtime)
+
+    # -- stepping -------------------------------------------------------------------------------
+    def test_stepping_contract(self, generator_case: GeneratorCase) -> None:
+        """Runs only for generators that declare stepping (``supports_stepping`` and no ``stepping_problem``)."""
+        gen = generator_case.make()
+        problem = gen.stepping_problem() if hasattr(gen, "stepping_problem") else "no stepping interface"
+        if not getattr(gen, "supports_stepping", False) or problem is not None:
+            _skip(f"{gen.name} does not step ({problem})")
+        self.check_stepping(gen, generator_case)
+
+    def check_stepping(self, gen: Generator, case: GeneratorCase) -> None:
+        """The stepping section (hook: trajectory checks of ``eacps.stepping`` go here). Today: the
+        composition start -> advance(T) -> decode is ``generate``."""
+        recipes = self._recipes(case)
+        direct = _images(gen.generate(recipes, case.condition), len(recipes))
+        stepwise = _images(gen.generate_stepwise(recipes, case.condition), len(recipes))
+        for r, x, y in zip(recipes, direct, stepwise, strict=True):
+            gap = float(np.abs(x - y).max())
+            assert gap <= case.tolerance, f"{r.key}: start/advance/decode differs from generate by {gap}"
+
+
+# ================================================================================================
+# executors
+# ================================================================================================
+class ExecutorConformance:
+    """Placeholder, filled in below once the executor contract is settled."""
+
+
+# ================================================================================================
+# the numpy-fast generator and scorer the strategy suite runs in the real engine
+# ================================================================================================
 class _NoiseGenerator(Generator):
     """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1."""
 
@@ -334,3 +699,5 @@ def run_in_engine(strategy: Strategy, *, batch_size: int = 3) -> int:
         engine.close()
     assert res.cost.candidates == strategy.asked
     return count
+
+
