@@ -1,8 +1,9 @@
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
-from toy import BadParams, BadScorer, ToyGenerator, ToyGeneratorParams
+from toy import BadParams, BadScorer, ToyGenerator, ToyGeneratorParams, ToyScorer
 
 from eacps import Condition, Recipe, Status, search
 from eacps.engine import Engine
@@ -167,3 +168,253 @@ def test_out_of_memory_splits_batches_and_keeps_noises(toy_potential, cond, kind
     res = search(cond, generator=zero, potential=toy_potential, strategy="best-of-n", budget=4, batch_size=4)
     assert all(c.status is Status.FAILED and c.reason.startswith("out of memory at batch size 1")
                for c in res.history)
+
+
+# -- the parts and their one-way flow (issue 13), and the engine defects of issue 12 -----------------------------
+
+class PriorDistance(ToyScorer):
+    """10 x mean |image - prior|: depends on the search's prior (0 when there is none)."""
+
+    name = "toy-prior-distance"
+    requires = ("prior",)
+
+    def score(self, images, condition):
+        if condition.prior is None:
+            return [0.0 for _ in images]
+        return [10.0 * float(np.mean(np.abs(img - condition.prior))) for img in images]
+
+
+def test_the_prior_is_part_of_the_cache_key(tmp_path, toy_potential, cond):
+    """Regression (issue 12): a search with prior_seed=1 reused the candidates scored against prior_seed=0."""
+    pot = Potential([*toy_potential.criteria, Criterion("identity", PriorDistance(), 1.5)])
+    with Store.open(tmp_path) as store:
+        eng = Engine(ToyGenerator(), pot, store, batch_size=5)
+        r0 = eng.run(cond, BestOfN(budget=10, seed=0), label="p0", prior_seed=0)
+        r1 = eng.run(cond, BestOfN(budget=10, seed=0), label="p1", prior_seed=1)
+        again = eng.run(cond, BestOfN(budget=10, seed=0), label="p0-again", prior_seed=0)
+        eng.close()
+    assert r0.prior.recipe != r1.prior.recipe
+    assert r1.cost.reused == 0 and r1.cost.generated == 10  # nothing served from the other prior's search
+    prior1 = r1.prior.image
+    for c in r1.history:  # scored against its own prior
+        want = 10.0 * float(np.mean(np.abs(c.image - prior1)))
+        assert c.scores["identity"] == pytest.approx(want, abs=1e-5)
+    assert again.cost.reused == 10  # the same prior still shares the store
+    assert [c.potential for c in again.history] == [c.potential for c in r0.history]
+
+
+class Previews(BestOfN):
+    """Best-of-N whose every other candidate is a 3-step preview."""
+
+    name = "toy-previews"
+
+    def _ask(self, n):
+        return [r.with_steps(3) if (self.asked + i) % 2 else r for i, r in enumerate(self.fresh_seeds(n))]
+
+
+def test_a_standardized_preview_potential_is_calibrated(toy_potential, cond):
+    """Regression (issue 12): with calibration.kind = "standardize" in the preview potential every preview
+    FAILED ("no calibration statistics") and multi-fidelity silently promoted fresh seeds."""
+    from eacps.potential import Calibration
+
+    preview = Potential([Criterion("realism", ToyScorer(), 1.0, Calibration(kind="standardize"))],
+                        calibration_samples=6)
+    eng = Engine(ToyGenerator(), toy_potential, preview_potential=preview, batch_size=4)
+    res = eng.run(cond, Previews(budget=12, seed=0))
+    previews = [c for c in res.history if c.recipe.is_preview]
+    assert len(previews) == 6 and all(c.status is Status.OK and 0 <= c.scores["realism"] <= 10 for c in previews)
+    assert all(set(c.scores) == {"realism"} for c in previews)  # scored by the preview potential
+    assert res.best is not None and not res.best.recipe.is_preview
+    stats = eng.calibrator.stats[(cond.id, 0, "preview")]["realism"]
+    assert stats[1] > 0
+    rows = eng.store.candidates(search=f"calibration-preview/{cond.id}/0")
+    assert len(rows) == 6 and all("realism" in r.scores for r in rows)
+    eng.close()
+
+
+class Recording:
+    """An executor that records what it is given: the batch computer at start, Batches at submit."""
+
+    name = "recording"
+
+    def __init__(self):
+        from eacps.executor import InlineExecutor
+
+        self.inner = InlineExecutor()
+        self.started, self.batches = [], []
+        self.capacity, self.workers = 1, 1
+
+    def start(self, computer):
+        self.started.append(computer)
+        self.inner.start(computer)
+
+    def submit(self, batch):
+        self.batches.append(batch)
+        return self.inner.submit(batch)
+
+    def shutdown(self):
+        pass
+
+
+def test_executors_get_the_batch_computer_and_every_batch_including_calibration_and_priors(cond):
+    from eacps.batch import Batch, BatchComputer
+    from eacps.potential import Calibration
+
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0, Calibration(kind="standardize")),
+                     Criterion("identity", PriorDistance(), 1.0)], calibration_samples=4)
+    ex = Recording()
+    eng = Engine(ToyGenerator(), pot, executor=ex, batch_size=5)
+    res = eng.run(cond, BestOfN(budget=10))
+    prior_image = res.prior.image
+    eng.close()
+    assert len(ex.started) == 1 and type(ex.started[0]) is BatchComputer
+    assert all(type(b) is Batch for b in ex.batches)
+    kinds = [b.calibrate or ("prior" if b.prior is None else "search") for b in ex.batches]
+    assert kinds == ["potential", "prior", "search", "search"]
+    assert len(ex.batches[0].recipes) == 4 and ex.batches[0].recipes[0] == Recipe.from_seed(0)
+    search = ex.batches[2]
+    assert np.array_equal(search.prior, prior_image) and set(search.stats) == {"realism"}
+    assert search.scoring_condition.prior is search.prior and cond.prior is None  # the caller's is untouched
+
+
+def test_unit_costs_come_with_the_results(tmp_path, toy_potential, cond):
+    """The meter adds up per-criterion seconds returned with each Scored (no counters read off a potential)."""
+    from eacps.cost import META_KEY
+
+    with Store.open(tmp_path) as store:
+        eng = Engine(ToyGenerator(), toy_potential, store, batch_size=4)
+        eng.run(cond, BestOfN(budget=12))
+        totals = store.get_meta(META_KEY)
+        assert eng.generated == store.generated == 13
+        eng.close()
+    assert totals["calls"] == {"realism": 13, "consistency": 13} and totals["steps"] == 130
+    assert all(v > 0 for v in totals["score_seconds"].values())
+
+
+class Forever:
+    """A release-able 'forever' (the hung threads end with the test)."""
+
+    release = threading.Event()
+
+
+class HangingScorer(ToyScorer):
+    name = "toy-hangs"
+
+    def score(self, images, condition):
+        Forever.release.wait(60)
+        return super().score(images, condition)
+
+
+class HangingGenerator(ToyGenerator):
+    name = "toy-hangs"
+
+    def generate(self, recipes, condition, *, steps=None):
+        Forever.release.wait(60)
+        return super().generate(recipes, condition, steps=steps)
+
+
+@pytest.mark.parametrize("what", ["scorer", "generator"])
+def test_a_plugin_that_never_returns_fails_its_candidates_and_the_run_ends(toy_potential, cond, what):
+    gen = HangingGenerator() if what == "generator" else ToyGenerator()
+    pot = toy_potential if what == "generator" else Potential([*toy_potential.criteria,
+                                                               Criterion("identity", HangingScorer(), 1.0)])
+    try:
+        res = search(cond, generator=gen, potential=pot, strategy="best-of-n", budget=6, batch_size=3,
+                     timeout_s=0.3)
+    finally:
+        Forever.release.set()
+        Forever.release.clear()
+    assert res.best is None and len(res.history) == 6
+    reason = f"{what} 'toy-hangs' timed out after 0.3 s"
+    assert all(c.status is Status.FAILED and reason in c.reason for c in [res.prior, *res.history])
+
+
+class SeedOnly(ToyGenerator):
+    name = "toy-seed-only"
+    supports_noise_recipes = False
+
+
+@pytest.mark.parametrize("strategy, params", [("zero-order", {}), ("eacps", {"neighborhood": "pcn"}),
+                                              ("adaptive", {"strategy": "zero-order"})])
+def test_a_strategy_the_generator_cannot_serve_is_refused_before_any_compute(toy_potential, cond, strategy, params):
+    """Regression (issue 12): pCN or zero-order on a seed-only generator ended with every candidate FAILED."""
+    from eacps.config import ConfigError
+
+    gen = SeedOnly()
+    with pytest.raises(ConfigError, match=f"search.strategy: strategy '{strategy}' needs noise_recipes, which "
+                                          "generator 'toy-seed-only' does not offer"):
+        search(cond, generator=gen, potential=toy_potential, strategy=strategy, params=params, budget=12)
+    assert gen.calls == 0
+    ok = search(cond, generator=gen, potential=toy_potential, strategy="eacps", budget=12)  # seed-offset: fine
+    assert ok.best is not None
+
+
+def test_capabilities_are_checked_by_the_config_before_any_compute(tmp_path, toy_plugin, capsys):
+    from test_cli import GOOD, write
+
+    from eacps import hookimpl, plugins
+    from eacps.cli import main
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_generators(register):
+            register(SeedOnly)
+
+    plugins.register_plugin(Plugin)
+    try:
+        cfg = write(tmp_path, GOOD.replace('name = "toy"', 'name = "toy-seed-only"').replace(
+            'strategy = "eacps"', 'strategy = "zero-order"').replace("budget = 20", "budget = 10"))
+        assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    finally:
+        plugins.unregister_plugin(Plugin)
+    err = capsys.readouterr().err.strip()
+    assert err == ("eacps: error: search.strategy: strategy 'zero-order' needs noise_recipes, which generator "
+                   "'toy-seed-only' does not offer (it offers: none)")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_whose_every_candidate_failed_exits_non_zero(tmp_path, toy_plugin, capsys):
+    from test_cli import GOOD, write
+
+    from eacps.api import run_config
+    from eacps.cli import main
+
+    cfg = write(tmp_path, GOOD.replace('name = "toy"', 'name = "toy"\nparams = { fail_all = true }'))
+    assert run_config(cfg, tmp_path / "api").all_failed
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 1
+    assert "every candidate FAILED" in capsys.readouterr().err
+    good = write(tmp_path, GOOD)
+    assert not run_config(good, tmp_path / "good").all_failed
+
+
+def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_path, toy_plugin, capsys):
+    from test_cli import GOOD, write
+
+    from eacps import hookimpl, plugins
+    from eacps.cli import main
+
+    class NoKey(ToyScorer):
+        name = "toy-no-key"
+
+        def preflight(self):
+            raise RuntimeError("environment variable TOY_KEY is not set")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_scorers(register):
+            register(NoKey)
+
+    plugins.register_plugin(Plugin)
+    log = tmp_path / "gen.log"
+    try:
+        cfg = write(tmp_path, GOOD.replace('scorer = "toy-mean"', 'scorer = "toy-no-key"').replace(
+            'name = "toy"', f'name = "toy"\nparams = {{ log = "{log}" }}'))
+        assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    finally:
+        plugins.unregister_plugin(Plugin)
+    assert capsys.readouterr().err.strip() == (
+        "eacps: error: potential.criteria.consistency.params: toy-no-key is not ready: RuntimeError: environment "
+        "variable TOY_KEY is not set")
+    assert not log.exists()  # nothing generated

@@ -148,7 +148,7 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
     load_models(generator, potential, preview)
     for i, strat in enumerate(strategies):
         check_compatible(strat, generator, "search.strategy" if len(strategies) == 1 else f"searches.{i}.strategy")
-    return Setup(cfg, generator, potential, conditions, executor, preview, getattr(cfg.executor, "timeout_s", None))
+    return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
 
 
 def load_models(generator: Generator, potential: Potential, preview: Potential | None = None) -> None:

@@ -33,6 +33,10 @@ class Scorer(ABC):
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load models now (called before a run starts; errors become configuration errors)."""
 
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Check what scoring will need at run time (credentials, a reachable endpoint) after ``load`` and
+        before the first batch; raise with a one-line reason (a configuration error, exit code 2)."""
+
     def check_condition(self, condition: Condition) -> None:
         """Raise ValueError when ``condition`` lacks what this scorer needs (checked before a run; the
         ``prior`` is always supplied by the engine)."""

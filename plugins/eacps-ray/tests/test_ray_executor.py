@@ -142,9 +142,9 @@ def test_digits_same_results_as_local_executor(ray_session, one_thread, tmp_path
     gen, pot = build()
     orig = ex.submit
 
-    def submit(recipes, condition):
+    def submit(batch):
         seen_workers.append(ex.workers)
-        return orig(recipes, condition)
+        return orig(batch)
 
     ex.submit = submit
     remote, rows, results, workers = run(tmp_path / "ray", gen, pot, ex, jobs(), batch_size=4)

@@ -43,6 +43,11 @@ class Adaptive(Strategy):
         self.inner: Strategy = cls(cls.Params(**self.params.params), budget=budget, seed=seed)
         self.predicted_gain: float | None = None
 
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        """What the wrapped strategy needs."""
+        return frozenset(getattr(self.inner, "requires", ()))
+
     def predict_gain(self) -> float | None:
         ys = [r.potential for r in self.history if r.ok]
         n = len(ys)

@@ -59,6 +59,11 @@ class EACPS(Strategy):
         self.queue: list[Recipe] = []
         self.stage_left = k_global  # recipes of the current stage not yet asked
 
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        """pCN children are noise-space recipes; seed-offset children are plain seeds."""
+        return frozenset({"noise_recipes"}) if self.params.neighborhood == "pcn" else frozenset()
+
     @staticmethod
     def split(budget: int, p: EACPSParams) -> tuple[int, int]:
         """(k_global, k_local) for a budget. Unset values keep the paper's proportions (8 of 20 global):

@@ -29,6 +29,7 @@ class ZeroOrderParams(Params):
 class ZeroOrder(Strategy):
     name = "zero-order"
     ask_ahead = True
+    requires = frozenset({"noise_recipes"})  # pCN neighbours
     Params = ZeroOrderParams
 
     def __init__(self, params: ZeroOrderParams | None = None, *, budget: int = 20, seed: int = 0) -> None:

@@ -24,9 +24,8 @@ import contextlib
 import queue
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -35,12 +34,12 @@ from eacps.executor import Executor
 from eacps.params import Params
 from eacps.potential import Scored
 from eacps.recipe import Recipe
-from eacps.types import Condition, Generated, Status
+from eacps.types import Generated, Status
 from eacps_ray.specs import WorkerSpec, worker_spec
 from eacps_ray.worker import Role, Worker
 
 if TYPE_CHECKING:
-    from eacps.engine import Engine
+    from eacps.batch import Batch, BatchComputer
 
 
 class RayParams(Params):
@@ -94,7 +93,7 @@ class _Slot:
 @dataclass(eq=False)
 class _Task:
     recipes: list[Recipe]
-    cond_ref: Any
+    context_ref: Any  # the Batch without its recipes, in the object store (condition, prior, statistics)
     future: Future
     stage: str = "gen"  # "gen", then "score" when scorer actors exist
     attempts: int = 0  # deaths of the actor running it, at this stage
@@ -135,24 +134,25 @@ class RayExecutor(Executor):
         self._pending: dict[str, deque[_Task]] = {"gen": deque(), "score": deque()}
         self._open: set[Future] = set()
         self._lock = threading.Lock()
-        self._cond_refs: OrderedDict[int, tuple[Condition, Any]] = OrderedDict()
+        self._contexts: OrderedDict[tuple, tuple[Batch, Any]] = OrderedDict()
         self._owns_ray = False
         self._spec: WorkerSpec | None = None
         self.actor_info: list[dict[str, Any]] = []
         self.stats = {"batches": 0, "requeued": 0, "restarts": 0, "failed_batches": 0}
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self, engine: Engine) -> None:
+    def start(self, computer: BatchComputer) -> None:
         import ray
 
-        super().start(engine)
+        super().start(computer)
         p: RayParams = self.params
         self._spec = worker_spec(
-            engine.generator,
-            engine.potential,
-            engine.preview_potential,
+            computer.generator,
+            computer.potential,
+            computer.preview_potential,
             plugin_modules=p.plugin_modules,
             pythonpath=p.pythonpath,
+            timeout_s=computer.timeout_s,
         )
         if not ray.is_initialized():
             ray.init(address=p.address, **p.init_kwargs)
@@ -211,9 +211,9 @@ class RayExecutor(Executor):
             self.shutdown()
             raise RayExecutorError(f"ray executor: an actor failed to build its models: {exc}") from None
         want = {
-            "generator": self.engine.generator.fingerprint(),
-            "potential": self.engine.potential.fingerprint(),
-            "preview": self.engine.preview_potential.fingerprint() if self.engine.preview_potential else None,
+            "generator": self.computer.generator.fingerprint(),
+            "potential": self.computer.potential.fingerprint(),
+            "preview": self.computer.preview_potential.fingerprint() if self.computer.preview_potential else None,
         }
         for info in infos:
             for key, fp in want.items():
@@ -243,7 +243,7 @@ class RayExecutor(Executor):
                 with contextlib.suppress(Exception):  # already gone
                     ray.kill(s.handle, no_restart=True)
         self._gens, self._scorers = [], []
-        self._cond_refs.clear()
+        self._contexts.clear()
         self._release_ray()
 
     def _release_ray(self) -> None:
@@ -271,30 +271,32 @@ class RayExecutor(Executor):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "scorers": sum(s.alive for s in self._scorers), **self.stats}
 
-    def submit(self, recipes: Sequence[Recipe], condition: Condition) -> Future:
+    def submit(self, batch: Batch) -> Future:
         fut: Future = Future()
-        if not recipes:
+        if not batch.recipes:
             fut.set_result([])
             return fut
         if self._thread is None:
             raise RayExecutorError("ray executor: submit() before start()")
         with self._lock:
             self._open.add(fut)
-        self._events.put(("submit", _Task(list(recipes), self._cond_ref(condition), fut)))
+        self._events.put(("submit", _Task(list(batch.recipes), self._context_ref(batch), fut)))
         return fut
 
-    def _cond_ref(self, condition: Condition) -> Any:
-        """One object-store copy per condition (its reference and prior images travel once)."""
+    def _context_ref(self, batch: Batch) -> Any:
+        """One object-store copy per batch context: a search's condition, prior and statistics travel once."""
         import ray
 
-        hit = self._cond_refs.get(id(condition))
-        if hit is not None and hit[0] is condition:
-            self._cond_refs.move_to_end(id(condition))
+        key = (id(batch.condition), id(batch.prior), id(batch.stats), id(batch.preview_stats), batch.calibrate)
+        hit = self._contexts.get(key)
+        if hit is not None:
+            self._contexts.move_to_end(key)
             return hit[1]
-        ref = ray.put(condition)
-        self._cond_refs[id(condition)] = (condition, ref)
-        while len(self._cond_refs) > 4096:
-            self._cond_refs.popitem(last=False)
+        context = replace(batch, recipes=())
+        ref = ray.put(context)
+        self._contexts[key] = (batch, ref)  # keeps the keyed objects alive, so their ids stay theirs
+        while len(self._contexts) > 4096:
+            self._contexts.popitem(last=False)
         return ref
 
     # -- the dispatch thread --------------------------------------------------------------------
@@ -344,11 +346,11 @@ class RayExecutor(Executor):
         slot.inflight.append(task)
         h = slot.handle
         if task.stage == "score":
-            ref = h.score.remote(task.recipes, task.gen_ref, task.cond_ref)
+            ref = h.score.remote(task.context_ref, task.recipes, task.gen_ref)
         elif self._scorers:
-            ref = h.generate.remote(task.recipes, task.cond_ref)
+            ref = h.generate.remote(task.context_ref, task.recipes)
         else:
-            ref = h.run.remote(task.recipes, task.cond_ref)
+            ref = h.run.remote(task.context_ref, task.recipes)
         task.ref = ref
         task.ref_future = ref.future()
         token = task.token

@@ -52,10 +52,12 @@ class CriterionSpec:
 @dataclass(frozen=True)
 class PotentialSpec:
     criteria: tuple[CriterionSpec, ...]
+    calibration_samples: int = 8
 
     def build(self) -> Potential:
         return Potential(
-            [Criterion(c.name, c.scorer.build(), c.weight, Calibration(**c.calibration)) for c in self.criteria]
+            [Criterion(c.name, c.scorer.build(), c.weight, Calibration(**c.calibration)) for c in self.criteria],
+            calibration_samples=self.calibration_samples,
         )
 
 
@@ -71,6 +73,8 @@ class WorkerSpec:
     plugin_modules: tuple[str, ...] = ()
     pythonpath: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    #: limit of each generator and scorer call in the actor (the driver's ``BatchComputer.timeout_s``)
+    timeout_s: float | None = None
 
     def prepare(self) -> None:
         """In the actor, before building: sys.path, which plugins load, in-process plugin modules."""
@@ -114,7 +118,7 @@ def potential_spec(pot: Potential) -> tuple[PotentialSpec, list[Entry]]:
         spec, entry = plugin_spec("scorer", c.scorer)
         crits.append(CriterionSpec(c.name, spec, c.weight, c.calibration.model_dump()))
         entries.append(entry)
-    return PotentialSpec(tuple(crits)), entries
+    return PotentialSpec(tuple(crits), pot.calibration_samples), entries
 
 
 def worker_spec(
@@ -125,6 +129,7 @@ def worker_spec(
     plugin_modules: list[str] = (),
     pythonpath: list[str] = (),
     env: dict[str, str] | None = None,
+    timeout_s: float | None = None,
 ) -> WorkerSpec:
     """Specs of an engine's objects, plus the entry points and in-process plugin modules that hold them."""
     gen, gen_entry = plugin_spec("generator", generator)
@@ -145,4 +150,4 @@ def worker_spec(
                 modules.append(e.plugin)
         elif e.plugin not in eps:
             eps.append(e.plugin)
-    return WorkerSpec(gen, pot, prev, tuple(eps), tuple(modules), tuple(pythonpath), dict(env or {}))
+    return WorkerSpec(gen, pot, prev, tuple(eps), tuple(modules), tuple(pythonpath), dict(env or {}), timeout_s)

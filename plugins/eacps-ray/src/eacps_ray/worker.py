@@ -1,8 +1,9 @@
 """The actor body: builds the generator and/or potential once, then generates and scores batches.
 
-Generation and scoring reuse the engine's own ``generate_batch`` / ``score_batch`` (grouping by steps,
-8-bit quantization, FILTERED black/NaN images, preview potentials), so an actor computes exactly what the
-in-process executors compute.
+Generation and scoring go through the core's ``BatchComputer`` (grouping by steps, out-of-memory splitting,
+time limits, 8-bit quantization, FILTERED black/NaN images, preview potentials, calibration statistics), so an
+actor computes exactly what the in-process executors compute. Each call gets the batch's context (a ``Batch``
+without recipes: condition, prior, statistics) and its recipes.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
-from eacps.engine import BatchComputer
+from eacps.batch import Batch, BatchComputer
 from eacps.potential import Scored
 from eacps.recipe import Recipe
-from eacps.types import Condition, Generated
+from eacps.types import Generated
 from eacps_ray.specs import WorkerSpec
 
 Role = Literal["generator", "scorer", "both"]
@@ -41,7 +43,7 @@ class Worker:
         for pot in (self.potential, self.preview_potential):
             for c in pot.criteria if pot is not None else ():
                 _load(c.scorer)
-        self.engine = BatchComputer(self.generator, self.potential, self.preview_potential)
+        self.computer = BatchComputer(self.generator, self.potential, self.preview_potential, timeout_s=spec.timeout_s)
 
     def ready(self) -> dict[str, Any]:
         """Fingerprints of what was built (checked against the driver's), and where this actor runs."""
@@ -57,13 +59,13 @@ class Worker:
             "preview": self.preview_potential.fingerprint() if self.preview_potential is not None else None,
         }
 
-    def generate(self, recipes: Sequence[Recipe], condition: Condition) -> list[Generated]:
-        return self.engine.generate_batch(recipes, condition)
+    def generate(self, context: Batch, recipes: Sequence[Recipe]) -> list[Generated]:
+        return self.computer.generate(replace(context, recipes=tuple(recipes)))
 
-    def score(self, recipes: Sequence[Recipe], gens: Sequence[Generated], condition: Condition) -> list[Scored | None]:
+    def score(self, context: Batch, recipes: Sequence[Recipe], gens: Sequence[Generated]) -> list[Scored | None]:
         """Scores only: the images are already on the driver, so they are not sent back."""
-        return [sc for _, sc in self.engine.score_batch(recipes, gens, condition)]
+        return [sc for _, sc in self.computer.score(replace(context, recipes=tuple(recipes)), gens)]
 
-    def run(self, recipes: Sequence[Recipe], condition: Condition) -> list[tuple[Generated, Scored | None]]:
+    def run(self, context: Batch, recipes: Sequence[Recipe]) -> list[tuple[Generated, Scored | None]]:
         """Generate and score in this actor (``num_scorers = 0``)."""
-        return self.engine.compute(recipes, condition)
+        return self.computer.compute(replace(context, recipes=tuple(recipes)))

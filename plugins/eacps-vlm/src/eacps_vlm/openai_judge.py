@@ -127,6 +127,24 @@ class OpenAIJudge(Scorer):
                 self._client = openai.OpenAI(api_key=key, base_url=p.base_url, timeout=p.timeout, max_retries=0)
             return self._client
 
+    def preflight(self) -> None:
+        """Before the first batch: the key's environment variable is set, and the endpoint answers and
+        accepts the key (a server without ``/models`` still counts as reachable)."""
+        import openai
+
+        p: OpenAIJudgeParams = self.params
+        client = self._get_client()
+        try:
+            client.with_options(timeout=min(p.timeout, 10.0), max_retries=0).models.list()
+        except openai.AuthenticationError as e:
+            raise RuntimeError(f"openai-judge: the endpoint refused the key in {p.api_key_env}: "
+                               f"{self._redact(str(e))[:200]}") from None
+        except openai.APIConnectionError as e:
+            where = p.base_url or "the OpenAI API"
+            raise RuntimeError(f"openai-judge: cannot reach {where} ({type(e).__name__})") from None
+        except openai.APIStatusError:
+            pass  # it answered
+
     def _redact(self, text: str) -> str:
         s = self._secret
         return text.replace(s, "***") if s and len(s) >= 4 else text
