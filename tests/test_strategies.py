@@ -14,11 +14,9 @@ def objective(r: Recipe) -> float:
 
 
 def drive(strategy, f=objective, batch=8, fail=lambda r: False):
-    while not strategy.stop():
-        rs = strategy.ask(batch)
-        assert rs, "a strategy that has not stopped must ask something"
-        strategy.tell([Result(r, Status.FAILED, None, reason="x") if fail(r) else Result(r, Status.OK, f(r))
-                       for r in rs])
+    """Run ``strategy`` to its end with ``Strategy.optimize``: ``f`` as potential, FAILED where ``fail``."""
+    strategy.optimize(lambda r: Result(r, Status.FAILED, None, reason="x") if fail(r) else Result(r, Status.OK, f(r)),
+                      batch_size=batch)
     return strategy
 
 
