@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from eacps.api import load_run
-from eacps.config import ConfigError
-from eacps.engine import Engine
+from eacps.compare import check_run_dir, shared_prior_seed
+from eacps.config import ConfigError, RunConfig
+from eacps.engine import Job
 from eacps.recipe import SEED_MAX, Recipe
 from eacps.store import Store
-from eacps.strategy import SeedStream
+from eacps.strategy import SeedStream, Strategy
 
 
 def parse_neighborhoods(spec: str) -> list[tuple[str, float | None]]:
@@ -54,61 +55,101 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+class Listed(Strategy):
+    """Asks exactly ``recipes``, in order: landscape parents or children, run as ordinary searches (so the
+    engine batches them with the config's batch size, against the config's prior)."""
+
+    name = "landscape"
+    ask_ahead = True
+
+    def __init__(self, recipes: list[Recipe]) -> None:
+        super().__init__(budget=len(recipes), seed=0)
+        self.todo = list(recipes)
+
+    def _ask(self, n: int) -> list[Recipe]:
+        out, self.todo = self.todo[:n], self.todo[n:]
+        return out
+
+
+def landscape_settings(cfg: RunConfig) -> tuple[int, int]:
+    """(prior seed, batch size) of the config's searches: one prior seed (the potential scores against the
+    prior), and the smallest batch size (a memory limit every search runs within)."""
+    return shared_prior_seed(cfg), min(s.batch_size for s in cfg.all_searches())
+
+
 def run_landscape(config: str | Path, out: str | Path, *, neighborhoods: str, parents: int = 8, k: int = 4,
                   seed: int = 0, progress: bool = False) -> dict[str, Any]:
     if parents < 3 or k < 1:
         raise ConfigError("--parents must be >= 3 and --children >= 1")
-    _, generator, potential, conditions, executor = load_run(config)
+    setup = load_run(config)
+    cfg, generator, _, conditions, _ = setup
     nbs = parse_neighborhoods(neighborhoods)
+    prior_seed, batch_size = landscape_settings(cfg)
     out = Path(out)
-    rows = []
+    check_run_dir(out, cfg)
     with Store.open(out, argv=["landscape", str(config)]) as store:
-        engine = Engine(generator, potential, store, executor=executor, progress=progress)
+        store.set_meta("landscape", {"config": cfg.model_dump(mode="json"), "neighborhoods": neighborhoods,
+                                     "parents": parents, "children": k, "seed": seed})
+        engine = setup.engine(store, batch_size=batch_size, progress=progress)
         try:
-            pairs: dict[str, list[tuple[str, float, float, float]]] = {n[0]: [] for n in nbs}
-            for cond in conditions:
-                prior = engine.prior(cond)
-                c = cond.with_prior(prior.image)
-                ps = [Recipe.from_seed(s) for s in SeedStream(seed).take(parents)]
-                pc, _ = engine.evaluate(ps, c, search=f"landscape/{cond.id}/parents", seq0=0,
-                                        strategy="landscape parents")
-                shape = generator.noise_shape(c)
-                for nb in nbs:
-                    stream = SeedStream(seed, 2)
-                    kids = [ch for p in ps for ch in children(p, nb, k, stream)]
-                    kc, _ = engine.evaluate(kids, c, search=f"landscape/{cond.id}/{nb[0]}", seq0=0,
-                                            strategy=f"landscape {nb[0]}")
-                    for i, p in enumerate(pc):
-                        zp = p.recipe.noise(shape).flatten().numpy()
-                        for ch in kc[i * k:(i + 1) * k]:
-                            if p.potential is None or ch.potential is None:
-                                continue
-                            zr = float(np.corrcoef(zp, ch.recipe.noise(shape).flatten().numpy())[0, 1])
-                            pairs[nb[0]].append((cond.id, p.potential, ch.potential, zr))
+            pairs = _pairs(engine, generator, conditions, nbs, parents, k, seed, prior_seed)
         finally:
             engine.close()
-    rng = np.random.default_rng(0)
-    for name, ps_ in pairs.items():
-        tasks = sorted({t for t, *_ in ps_})
-        centred = {}
-        for t in tasks:
-            arr = np.array([(a, b) for tt, a, b, _ in ps_ if tt == t])
-            centred[t] = arr - arr.mean()  # within task: remove the task's level
-        allp = np.concatenate([centred[t] for t in tasks]) if tasks else np.zeros((0, 2))
-        r = _pearson(allp[:, 0], allp[:, 1]) if len(allp) else float("nan")
-        boots = []
-        for _ in range(1000):
-            pick = rng.integers(0, len(tasks), len(tasks))
-            arr = np.concatenate([centred[tasks[i]] for i in pick])
-            boots.append(_pearson(arr[:, 0], arr[:, 1]))
-        boots = [b for b in boots if not math.isnan(b)]
-        lo, hi = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if boots else (math.nan,) * 2
-        rows.append({"neighborhood": name, "pairs": len(ps_), "tasks": len(tasks), "potential_r": r,
-                     "potential_r_ci95": [lo, hi],
-                     "noise_r": float(np.mean([z for *_, z in ps_])) if ps_ else float("nan")})
-    summary = {"parents": parents, "children": k, "tasks": len(conditions), "neighborhoods": rows}
+    rows = [_correlations(name, ps_) for name, ps_ in pairs.items()]
+    summary = {"parents": parents, "children": k, "tasks": len(conditions), "prior_seed": prior_seed,
+               "batch_size": batch_size, "neighborhoods": rows}
     (out / "landscape.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _pairs(engine: Any, generator: Any, conditions: list, nbs: list[tuple[str, float | None]], parents: int,
+           k: int, seed: int, prior_seed: int) -> dict[str, list[tuple[str, float, float, float]]]:
+    """(task, parent potential, child potential, noise correlation) per neighbourhood."""
+    ps = [Recipe.from_seed(s) for s in SeedStream(seed).take(parents)]  # the same parents for every task
+    parent_res = engine.run_all([Job(c, Listed(ps), label="landscape parents", search_id=f"landscape/{c.id}/parents",
+                                     prior_seed=prior_seed) for c in conditions])
+    pairs: dict[str, list[tuple[str, float, float, float]]] = {n[0]: [] for n in nbs}
+    for nb in nbs:
+        jobs = []
+        for c in conditions:
+            stream = SeedStream(seed, 2)
+            jobs.append(Job(c, Listed([ch for p in ps for ch in children(p, nb, k, stream)]),
+                            label=f"landscape {nb[0]}", search_id=f"landscape/{c.id}/{nb[0]}", prior_seed=prior_seed))
+        for pres, kres in zip(parent_res, engine.run_all(jobs), strict=True):
+            shape = generator.noise_shape(pres.condition)
+            for i, p in enumerate(pres.history):
+                zp = p.recipe.noise(shape).flatten().numpy()
+                for ch in kres.history[i * k:(i + 1) * k]:
+                    if p.potential is None or ch.potential is None:
+                        continue
+                    zr = float(np.corrcoef(zp, ch.recipe.noise(shape).flatten().numpy())[0, 1])
+                    pairs[nb[0]].append((pres.condition.id, p.potential, ch.potential, zr))
+    return pairs
+
+
+def _correlations(name: str, ps_: list[tuple[str, float, float, float]]) -> dict[str, Any]:
+    """Within-task parent/child correlation of potentials with a bootstrap CI over tasks; mean noise r."""
+    rng = np.random.default_rng(0)
+    tasks = sorted({t for t, *_ in ps_})
+    if not tasks:
+        return {"neighborhood": name, "pairs": 0, "tasks": 0, "potential_r": math.nan,
+                "potential_r_ci95": [math.nan, math.nan], "noise_r": math.nan}
+    centred = {}
+    for t in tasks:
+        arr = np.array([(a, b) for tt, a, b, _ in ps_ if tt == t])
+        centred[t] = arr - arr.mean()  # within task: remove the task's level
+    allp = np.concatenate([centred[t] for t in tasks])
+    r = _pearson(allp[:, 0], allp[:, 1])
+    boots = []
+    for _ in range(1000):
+        pick = rng.integers(0, len(tasks), len(tasks))
+        arr = np.concatenate([centred[tasks[i]] for i in pick])
+        boots.append(_pearson(arr[:, 0], arr[:, 1]))
+    boots = [b for b in boots if not math.isnan(b)]
+    lo, hi = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if boots else (math.nan,) * 2
+    return {"neighborhood": name, "pairs": len(ps_), "tasks": len(tasks), "potential_r": r,
+            "potential_r_ci95": [lo, hi],
+            "noise_r": float(np.mean([z for *_, z in ps_]))}
 
 
 def format_landscape(summary: dict[str, Any]) -> str:
