@@ -53,3 +53,15 @@ def test_adaptive_wraps_any_strategy_and_ignores_failures():
     assert s.predicted_gain is None  # only 3 OK results: the rule waits for min_samples
     with pytest.raises(ValueError, match="itself"):
         Adaptive(AdaptiveParams(strategy="adaptive"), budget=8)
+
+
+def test_adaptive_names_a_bad_inner_parameter_in_one_line():
+    from eacps.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"search\.params\.params\.theta: .*got 'x'") as exc:
+        Adaptive(AdaptiveParams(strategy="eacps", params={"theta": "x"}), budget=8)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"search\.params\.params\.nope: unknown parameter; allowed: k_global"):
+        Adaptive(AdaptiveParams(strategy="eacps", params={"nope": 1}), budget=8)
+    with pytest.raises(ValueError, match=r"search\.params\.strategy: unknown strategy 'nah'; known: "):
+        Adaptive(AdaptiveParams(strategy="nah"), budget=8)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from eacps import plugins
+from eacps.config import validate_params
 from eacps.hookspecs import hookimpl
 from eacps.orderstats import expected_max_empirical, expected_max_std_normal
 from eacps.params import Params
@@ -37,10 +38,14 @@ class Adaptive(Strategy):
 
     def __init__(self, params: AdaptiveParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
         super().__init__(params, budget=budget, seed=seed)
-        cls = plugins.get("strategy", self.params.strategy)
+        try:
+            cls = plugins.get("strategy", self.params.strategy)
+        except plugins.UnknownPluginError as exc:
+            raise ValueError(f"search.params.strategy: {exc.args[0]}") from None
         if cls is Adaptive:
             raise ValueError("adaptive cannot wrap itself")
-        self.inner: Strategy = cls(cls.Params(**self.params.params), budget=budget, seed=seed)
+        inner = validate_params(cls.Params, self.params.params, "search.params.params")  # one line, not a dump
+        self.inner: Strategy = cls(inner, budget=budget, seed=seed)
         self.predicted_gain: float | None = None
 
     @property
