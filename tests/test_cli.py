@@ -110,11 +110,68 @@ def test_plugins_command_lists_distributions(toy_plugin, capsys):
 
 
 def test_help_mentions_every_command(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
+    assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "run", "show", "report", "plugins"):
-        assert cmd in out
+    for cmd in ("demo", "run", "show", "report", "compare", "landscape", "plugins", "generate"):
+        assert f"\n  {cmd} " in out, cmd
+    assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("eacps ")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["nope"], "No such command 'nope'"),
+    (["run"], "run: Missing argument 'CONFIG'"),
+    (["demo", "--tasks", "0"], "demo: Invalid value for '--tasks': 0 is not in the range x>=1"),
+    (["demo", "--budget", "-3"], "demo: Invalid value for '--budget': -3 is not in the range x>=1"),
+    (["show", "--colour"], "show: No such option '--colour'"),
+])
+def test_usage_errors_are_one_line_with_exit_2(tmp_path, monkeypatch, capsys, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("eacps: error: ") and expected in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written (demo's default --out is ./eacps-demo)
+
+
+def test_register_commands_adds_a_plugin_command(tmp_path, capsys):
+    """A plugin adds a subcommand through the hook (both forms: the register callback and the click group);
+    it is listed by --help and runs; a plugin command cannot replace a built-in one."""
+    import types
+
+    import click
+
+    from eacps import hookimpl, plugins
+
+    @click.command("hello", help="say hello")
+    @click.argument("name")
+    def hello(name):
+        click.echo(f"hello {name}")
+
+    def group_form(cli):
+        @cli.command("shout", help="shout")
+        def shout():
+            click.echo("HEY")
+
+    mod = types.ModuleType("eacps_test_commands")
+    mod.register_commands = hookimpl(lambda register: (register(hello), register(click.Command("run"))))
+    mod2 = types.ModuleType("eacps_test_commands_group")
+    mod2.register_commands = hookimpl(group_form)
+    plugins.register_plugin(mod)
+    plugins.register_plugin(mod2)
+    try:
+        assert main(["hello", "world"]) == 0
+        assert capsys.readouterr().out == "hello world\n"
+        assert main(["shout"]) == 0 and capsys.readouterr().out == "HEY\n"
+        assert main(["--help"]) == 0
+        out = capsys.readouterr().out
+        assert "hello" in out and "say hello" in out and "shout" in out
+        assert main(["plugins"]) == 0
+        assert "command name 'run' is already taken; ignored" in capsys.readouterr().out
+        cfg = write(tmp_path, "nonsense = 1")
+        assert main(["run", str(cfg)]) == 2  # still the built-in run
+        assert "generator: Field required" in capsys.readouterr().err
+    finally:
+        plugins.unregister_plugin(mod)
+        plugins.unregister_plugin(mod2)
 
 
 def test_register_task_sets_gives_conditions_to_configs(tmp_path, toy_plugin):

@@ -1,226 +1,401 @@
-"""The ``eacps`` command line. Every command is a thin layer over the Python API."""
+"""The ``eacps`` command line (click). Every command is a thin layer over the Python API.
+
+Commands are added through the ``register_commands`` hook: the built-in ones by
+``register_commands`` below, the front-door commands of ``LAZY_COMMANDS`` when first used, and
+plugins' (``[project.entry-points.eacps]``) only when a command name is not a built-in one or when
+``eacps --help`` lists them, so ``eacps show`` loads no plugin.
+
+Errors are one line on stderr (``eacps: error: ...``). Exit codes: 0 done; 1 the run failed (a filesystem
+error such as a full disk, or every candidate FAILED); 2 a config or usage error, or a run directory that
+cannot be used as it is (nothing was written); 130 interrupted.
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import json
+import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from eacps import __version__, plugins
+import click
+
+from eacps import __version__, hookimpl, plugins
 from eacps.config import ConfigError
-from eacps.store import RunLockedError
+from eacps.store import RunLockedError, StoreError, describe_os_error
+from eacps.tables import format_table
 
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
 
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from eacps.demo import run_demo
-
-    run_demo(args.out, n_tasks=args.tasks, budget=args.budget, seed=args.seed, progress=not args.quiet)
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from eacps.api import run_config
-    from eacps.report import write_report
-    from eacps.summary import format_table, summarize_store
-
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    run = run_config(args.config, out, progress=not args.quiet, argv=sys.argv)
-    from eacps.store import read_only
-
-    ro = read_only(out)
-    try:
-        print(format_table(summarize_store(ro)))
-    finally:
-        ro.close()
-    print(f"run directory: {run.run_dir}; report: {write_report(out)}")
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    from eacps.store import read_only
-    from eacps.summary import format_table, load_searches, summarize_store
-
-    try:
-        store = read_only(args.run_dir)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"RUN_DIR: {exc}") from None
-    try:
-        print(format_table(summarize_store(store)))
-        print()
-        print(f"{'search':<40} {'n':>4} {'failed':>6} {'prior':>8} {'best':>8}  best recipe")
-        for r in load_searches(store):
-            prior = "-" if r.prior is None or r.prior.potential is None else f"{r.prior.potential:.3f}"
-            best = "-" if r.best is None else f"{r.best.potential:.3f}"
-            recipe = "-" if r.best is None else r.best.recipe.key
-            print(f"{r.search:<40} {len(r.candidates):>4} {r.failed:>6} {prior:>8} {best:>8}  {recipe}")
-    finally:
-        store.close()
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from eacps.report import write_report
-
-    if not (Path(args.run_dir) / "store.sqlite").exists():
-        raise ConfigError(f"RUN_DIR: no run store in {args.run_dir}")
-    print(write_report(args.run_dir, args.output))
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from eacps.compare import format_compare, run_compare
-    from eacps.report import write_report
-
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-compare"
-    summary = run_compare(args.config, out, strategies=args.strategies, budgets=args.budgets, repeats=args.repeats,
-                          pool=args.pool, progress=not args.quiet)
-    print(format_compare(summary))
-    print(f"{summary['generated']} candidates generated; report: {write_report(out, title='eacps compare')}")
-    return 0
-
-
-def cmd_landscape(args: argparse.Namespace) -> int:
-    from eacps.landscape import format_landscape, run_landscape
-    from eacps.report import write_report
-
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-landscape"
-    summary = run_landscape(args.config, out, neighborhoods=args.neighborhoods, parents=args.parents,
-                            k=args.children, seed=args.seed, progress=not args.quiet)
-    print(format_landscape(summary))
-    print(f"report: {write_report(out, title='eacps landscape')}")
-    return 0
-
-
-def cmd_plugins(args: argparse.Namespace) -> int:
-    reg = plugins.get_registry()
-    rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
-    if args.json:
-        print(json.dumps({"plugins": [{"kind": e.kind, "name": e.name, "distribution": e.distribution,
-                                       "plugin": e.plugin} for e in rows], "problems": reg.problems}, indent=2))
-        return 0
-    print(f"{'kind':<10} {'name':<22} {'distribution':<18} plugin")
-    for e in rows:
-        print(f"{e.kind:<10} {e.name:<22} {e.distribution:<18} {e.plugin}")
-    for p in reg.problems:
-        print(f"problem: {p}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eacps", description="Inference-time search over diffusion-model noise.")
-    p.add_argument("--version", action="version", version=f"eacps {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    d = sub.add_parser("demo", help="EACPS vs best-of-N on the embedded digits testbed (CPU, offline)",
-                       description="Runs eacps (seed-offset and pcn neighbourhoods) and best-of-n at the same "
-                       "budget over digits tasks; prints a table, writes DIR/report.html and DIR/summary.json. "
-                       "Rerunning with the same DIR resumes and reuses every finished candidate.")
-    d.add_argument("--out", default="eacps-demo", help="output directory (default: ./eacps-demo)")
-    d.add_argument("--tasks", type=int, default=10, help="number of digits tasks (default: 10)")
-    d.add_argument("--budget", type=int, default=20, help="candidates per search (default: 20)")
-    d.add_argument("--seed", type=int, default=0, help="strategy seed (default: 0)")
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
-    d.set_defaults(func=cmd_demo)
-
-    r = sub.add_parser("run", help="run the searches a TOML config describes (resumes RUN_DIR)",
-                       description="One search per condition (and per [[search]] entry) of CONFIG. If RUN_DIR "
-                       "exists the run resumes: finished candidates are reused, never generated again.")
-    r.add_argument("config", help="TOML config (see examples/digits.toml)")
-    r.add_argument("--out", help="run directory (default: runs/<config name>)")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
-    r.set_defaults(func=cmd_run)
-
-    s = sub.add_parser("show", help="the run's table and best candidates")
-    s.add_argument("run_dir", metavar="RUN_DIR")
-    s.set_defaults(func=cmd_show)
-
-    rp = sub.add_parser("report", help="(re)generate the HTML report of a run, comparison or landscape")
-    rp.add_argument("run_dir", metavar="RUN_DIR")
-    rp.add_argument("--output", help="HTML path (default: RUN_DIR/report.html)")
-    rp.set_defaults(func=cmd_report)
-
-    c = sub.add_parser("compare", help="every strategy on every task at equal cost, with scaling curves",
-                       description="Runs each strategy at each budget (full-candidate equivalents) on every "
-                       "condition of CONFIG, REPEATS times; prints mean best potential with bootstrap 95%% CIs, "
-                       "paired differences and the compute multiplier against best-of-n; writes compare.json "
-                       "and report.html. Reuses the store: a repeated compare regenerates nothing.")
-    c.add_argument("config", help="TOML config (generator, potential, conditions or tasks)")
-    c.add_argument("--strategies", default="eacps,best-of-n",
-                   help="comma-separated strategy names or [[searches]] labels (default: eacps,best-of-n)")
-    c.add_argument("--budgets", default="8,16,32,64", help="comma-separated budgets (default: 8,16,32,64)")
-    c.add_argument("--repeats", type=int, default=1, help="seeds per strategy and budget (default: 1)")
-    c.add_argument("--pool", type=int, default=0,
-                   help="extra best-of-N samples per task feeding the best-of-N curve, so compute multipliers can "
-                   "be measured beyond the largest budget (default: 0)")
-    c.add_argument("--out", help="run directory (default: runs/<config name>-compare)")
-    c.add_argument("--quiet", action="store_true", help="no progress bars")
-    c.set_defaults(func=cmd_compare)
-
-    ls = sub.add_parser("landscape", help="parent/child correlations per neighbourhood: is the seed space "
-                        "structured?")
-    ls.add_argument("config", help="TOML config")
-    ls.add_argument("--neighborhoods", default="seed-offset,pcn:0.1,pcn:0.3,pcn:0.6",
-                    help="comma-separated: seed-offset, pcn:THETA (default: seed-offset,pcn:0.1,pcn:0.3,pcn:0.6)")
-    ls.add_argument("--parents", type=int, default=8, help="parents per task (default: 8)")
-    ls.add_argument("--children", type=int, default=4, help="children per parent (default: 4)")
-    ls.add_argument("--seed", type=int, default=0, help="seed of the parents (default: 0)")
-    ls.add_argument("--out", help="run directory (default: runs/<config name>-landscape)")
-    ls.add_argument("--quiet", action="store_true", help="no progress bars")
-    ls.set_defaults(func=cmd_landscape)
-
-    pl = sub.add_parser("plugins", help="every strategy, scorer and generator with its distribution")
-    pl.add_argument("--json", action="store_true", help="machine-readable output")
-    pl.set_defaults(func=cmd_plugins)
-    for name, text in CLICK_COMMANDS.items():  # listed in --help; main runs them (see run_click_command)
-        sub.add_parser(name, help=text, add_help=False)
-    return p
-
-
-#: commands written with click (each module's ``command()``), run as they are by ``main``
-CLICK_COMMANDS = {
-    "generate": "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)",
-    "doctor": "Python, torch, devices, libraries, plugins; with CONFIG: exit 1 when something it needs is missing",
-    "serve": "a live read-only page of a run (best-so-far, best images, candidates), refreshing as batches land",
+#: commands living in their own modules, imported only when used: ``name: (module, short help)``; the
+#: module's ``command()`` returns the click command.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("eacps.generate", "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)"),
+    "doctor": ("eacps.doctor", "Python, torch, devices, libraries, plugins; with CONFIG: what it needs is there"),
+    "serve": ("eacps.serve", "a live read-only page of a run, refreshing as batches land"),
 }
 
 
-def run_click_command(name: str, argv: list[str]) -> int:
-    import importlib
+class RunFailed(click.ClickException):
+    """The command ran but its run failed (e.g. every candidate FAILED): exit code 1, one line."""
 
-    import click
+    exit_code = EXIT_FAILED
 
-    cmd = importlib.import_module(f"eacps.{name}").command()
+
+# -- shared options (defined once) ------------------------------------------------------------------------------
+def out_option(default: str) -> Callable:
+    """``--out DIR``: the run directory; a path that exists as a file is a usage error."""
+    return click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help=f"run directory (default: {default})")
+
+
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+config_argument = click.argument("config", type=click.Path(path_type=Path), metavar="CONFIG")
+run_dir_argument = click.argument("run_dir", type=click.Path(path_type=Path), metavar="RUN_DIR")
+positive = click.IntRange(min=1)
+natural = click.IntRange(min=0)
+
+
+def _echo_table(header: list[str], rows: list[list[Any]], left: int = 1) -> None:
+    click.echo(format_table(header, rows, left=left))
+
+
+def _default_out(config: Path, suffix: str = "") -> Path:
+    from eacps.config import default_run_dir, load_config
+
+    return default_run_dir(config, load_config(config)[0], suffix)
+
+
+def check_run_dir(out: Path, config: Path, *, searches: bool) -> None:
+    """Refuse a run directory holding results of another config (compared normalized), before any write."""
+    from eacps.config import load_config, stored_difference
+    from eacps.store import read_only
+
+    if not (out / "store.sqlite").exists():
+        return
+    cfg, _ = load_config(config)
+    ro = read_only(out)
     try:
-        rv = cmd.main(argv, prog_name=f"eacps {name}", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
-    return rv if isinstance(rv, int) else 0
+        stored = [ro.get_meta("config"), (ro.get_meta("compare") or {}).get("config"),
+                  (ro.get_meta("landscape") or {}).get("config")]
+    finally:
+        ro.close()
+    for old in stored:
+        if old is not None and (diff := stored_difference(old, cfg, searches=searches)) is not None:
+            raise ConfigError(f"--out: {out} holds results of a different config (first difference: {diff}); "
+                              "use another directory")
+
+
+def _summary_of(run_dir: Path) -> dict[str, Any]:
+    from eacps.store import read_only
+    from eacps.summary import summarize_store
+
+    ro = read_only(run_dir)
+    try:
+        return summarize_store(ro)
+    finally:
+        ro.close()
+
+
+def _fail_if_nothing_succeeded(summary: dict[str, Any], run_dir: Path) -> None:
+    strategies = summary.get("strategies") or {}
+    if strategies and all(s["candidates"] and s["failure_rate"] >= 1.0 for s in strategies.values()):
+        raise RunFailed(f"every candidate FAILED or was FILTERED (reasons: eacps show {run_dir}); "
+                        "fix the cause and rerun the same command")
+
+
+# -- built-in commands ------------------------------------------------------------------------------------------
+@click.command("demo", help="Runs eacps (seed-offset and pcn neighbourhoods) and best-of-n at the same budget over "
+               "digits tasks; prints a table, writes DIR/report.html and DIR/summary.json. Rerunning with the same "
+               "DIR resumes and reuses every finished candidate.", short_help="EACPS vs best-of-N on the embedded "
+               "digits testbed (CPU, offline)")
+@out_option("./eacps-demo")
+@click.option("--tasks", type=positive, default=10, show_default=True, help="number of digits tasks")
+@click.option("--budget", type=positive, default=20, show_default=True, help="candidates per search")
+@click.option("--seed", type=natural, default=0, show_default=True, help="strategy seed")
+@quiet_option
+def demo_command(out: Path | None, tasks: int, budget: int, seed: int, quiet: bool) -> None:
+    from eacps.demo import run_demo
+
+    run_demo(out or Path("eacps-demo"), n_tasks=tasks, budget=budget, seed=seed, progress=not quiet, echo=click.echo)
+
+
+@click.command("run", help="One search per condition (and per [[searches]] entry) of CONFIG. If RUN_DIR exists the "
+               "run resumes: finished candidates are reused, never generated again. Exit 1 if every candidate "
+               "failed.", short_help="run the searches a TOML config describes (resumes RUN_DIR)")
+@config_argument
+@out_option("the config's `output`, else runs/<config name>")
+@quiet_option
+def run_command(config: Path, out: Path | None, quiet: bool) -> None:
+    from eacps.api import run_config
+    from eacps.report import write_report
+    from eacps.summary import format_table as summary_table
+
+    out = out or _default_out(config)
+    run = run_config(config, out, progress=not quiet, argv=["eacps", *sys.argv[1:]])
+    summary = _summary_of(out)
+    click.echo(summary_table(summary))
+    click.echo(f"run directory: {run.run_dir}; report: {write_report(out)}")
+    _fail_if_nothing_succeeded(summary, out)
+
+
+@click.command("show", short_help="the run's table and best candidates",
+               help="The run's summary table, then one line per search: candidates, failures, prior, best and the "
+               "best recipe.")
+@run_dir_argument
+def show_command(run_dir: Path) -> None:
+    from eacps.store import read_only
+    from eacps.summary import format_table as summary_table
+    from eacps.summary import load_searches, summarize_store
+
+    try:
+        store = read_only(run_dir)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"RUN_DIR: {exc}") from None
+    try:
+        click.echo(summary_table(summarize_store(store)))
+        click.echo()
+        rows = [[r.search, len(r.candidates), r.failed, _num(r.prior.potential if r.prior else None),
+                 _num(r.best.potential if r.best else None), r.best.recipe.key if r.best else None]
+                for r in load_searches(store)]
+    finally:
+        store.close()
+    _echo_table(["search", "n", "failed", "prior", "best", "best recipe"], rows)
+
+
+def _num(x: float | None) -> str | None:
+    return None if x is None else f"{x:.3f}"
+
+
+@click.command("report", short_help="(re)generate the HTML report of a run, comparison or landscape",
+               help="Writes the HTML report of RUN_DIR (runs, comparisons, landscapes) and prints its path.")
+@run_dir_argument
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML path (default: RUN_DIR/report.html)")
+def report_command(run_dir: Path, output: Path | None) -> None:
+    from eacps.report import write_report
+
+    if not (run_dir / "store.sqlite").exists():
+        raise ConfigError(f"RUN_DIR: no run store in {run_dir}")
+    if output is not None and not output.parent.is_dir():
+        raise ConfigError(f"--output: folder {output.parent} does not exist")
+    click.echo(str(write_report(run_dir, output)))
+
+
+@click.command("compare", short_help="every strategy on every task at equal cost, with scaling curves",
+               help="Runs each strategy at each budget (full-candidate equivalents) on every condition of CONFIG, "
+               "REPEATS times; prints mean best potential with bootstrap 95% CIs, paired differences and the "
+               "compute multiplier against best-of-n; writes compare.json and report.html. Reuses the store: a "
+               "repeated compare regenerates nothing. RUN_DIR must not hold results of a different config.")
+@config_argument
+@click.option("--strategies", default="eacps,best-of-n", show_default=True,
+              help="comma-separated strategy names or [[searches]] labels")
+@click.option("--budgets", default="8,16,32,64", show_default=True, help="comma-separated budgets")
+@click.option("--repeats", type=positive, default=None, help="seeds per strategy and budget (default: compare's)")
+@click.option("--pool", type=natural, default=None,
+              help="reference best-of-N samples per task (default: compare's; 0: none, then no multipliers)")
+@click.option("--tune-tasks", type=natural, default=0, show_default=True,
+              help="the first N conditions form the tuning split, the rest the evaluation split")
+@click.option("--split", "report_split", type=click.Choice(["evaluation", "tuning"]), default="evaluation",
+              show_default=True, help="the split to run and report")
+@click.option("--seed-offset", type=natural, default=0, show_default=True, help="strategy seeds start here")
+@click.option("--scorer-cost", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="generations one potential evaluation costs, for an expensive-judge cost model")
+@out_option("runs/<config name>-compare")
+@quiet_option
+def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) -> None:
+    from eacps.compare import format_compare, run_compare
+    from eacps.report import write_report
+
+    out = out or _default_out(config, "-compare")
+    check_run_dir(out, config, searches=False)
+    summary = run_compare(config, out, progress=not quiet, **compare_kwargs(opts))
+    click.echo(format_compare(summary))
+    click.echo(f"{summary['generated']} candidates generated; report: {write_report(out, title='eacps compare')}")
+
+
+def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """``run_compare`` keyword arguments from the compare options (options left at None use compare's own
+    defaults; a new option whose name is a ``run_compare`` argument passes through as it is)."""
+    kw = {k: v for k, v in opts.items() if v is not None and k not in ("tune_tasks", "report_split", "seed_offset")}
+    split = {"tune_tasks": opts.get("tune_tasks") or 0, "report": opts.get("report_split") or "evaluation",
+             "seed_offset": opts.get("seed_offset") or 0}
+    if split != {"tune_tasks": 0, "report": "evaluation", "seed_offset": 0}:
+        from eacps.compare import Split
+
+        kw["split"] = Split(**split)
+    return kw
+
+
+@click.command("landscape", short_help="parent/child correlations per neighbourhood: is the seed space structured?",
+               help="For each neighbourhood, how parent and child potentials (and noises) correlate over the "
+               "conditions of CONFIG. RUN_DIR must not hold results of a different config.")
+@config_argument
+@click.option("--neighborhoods", default="seed-offset,pcn:0.1,pcn:0.3,pcn:0.6", show_default=True,
+              help="comma-separated: seed-offset, pcn:THETA")
+@click.option("--parents", type=positive, default=8, show_default=True, help="parents per task")
+@click.option("--children", type=positive, default=4, show_default=True, help="children per parent")
+@click.option("--seed", type=natural, default=0, show_default=True, help="seed of the parents")
+@out_option("runs/<config name>-landscape")
+@quiet_option
+def landscape_command(config: Path, neighborhoods: str, parents: int, children: int, seed: int, out: Path | None,
+                      quiet: bool) -> None:
+    from eacps.landscape import format_landscape, run_landscape
+    from eacps.report import write_report
+
+    out = out or _default_out(config, "-landscape")
+    check_run_dir(out, config, searches=False)
+    summary = run_landscape(config, out, neighborhoods=neighborhoods, parents=parents, k=children, seed=seed,
+                            progress=not quiet)
+    click.echo(format_landscape(summary))
+    click.echo(f"report: {write_report(out, title='eacps landscape')}")
+
+
+@click.command("plugins", short_help="every strategy, scorer, generator, executor and task set, by distribution",
+               help="Every registered strategy, scorer, generator, executor and task set with the plugin and "
+               "distribution that registered it, then any plugin problems (failed imports, name clashes).")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def plugins_command(as_json: bool) -> None:
+    reg = plugins.get_registry()
+    cli._load_plugins()  # plugin commands' problems too
+    rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
+    problems = [*reg.problems, *_command_problems]
+    if as_json:
+        click.echo(json.dumps({"plugins": [{"kind": e.kind, "name": e.name, "distribution": e.distribution,
+                                            "plugin": e.plugin} for e in rows], "problems": problems}, indent=2))
+        return
+    _echo_table(["kind", "name", "distribution", "plugin"], [[e.kind, e.name, e.distribution, e.plugin] for e in rows],
+                left=4)
+    for p in problems:
+        click.echo(f"problem: {p}")
+
+
+@hookimpl
+def register_commands(register: Callable[[click.Command], None]) -> None:
+    """The built-in commands, added through the same hook as plugins' commands."""
+    for cmd in (demo_command, run_command, show_command, report_command, compare_command, landscape_command,
+                plugins_command):
+        register(cmd)
+
+
+# -- the group --------------------------------------------------------------------------------------------------
+_command_problems: list[str] = []
+
+
+class EacpsGroup(click.Group):
+    """A click group whose plugin commands are loaded on demand (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._registry: plugins.Registry | None = None
+        self._from_plugins: list[str] = []
+        self._adding = "eacps.cli"
+        register_commands(self.add_command)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name in self.commands or (name in LAZY_COMMANDS and self._adding != LAZY_COMMANDS[name][0]):
+            _command_problems.append(f"plugin {self._adding!r}: command name {name!r} is already taken; ignored")
+            return
+        super().add_command(cmd, name)
+        if self._adding != "eacps.cli" and self._adding not in {m for m, _ in LAZY_COMMANDS.values()}:
+            self._from_plugins.append(name)
+
+    def _load_plugins(self) -> None:
+        """Plugin commands of the current registry (reloaded when plugins are registered in process)."""
+        reg = plugins.get_registry()
+        if self._registry is reg:
+            return
+        for name in self._from_plugins:
+            self.commands.pop(name, None)
+        self._from_plugins, self._registry = [], reg
+        _command_problems.clear()
+        for impl in plugins.get_registry().pm.hook.register_commands.get_hookimpls():
+            self._adding = impl.plugin_name
+            args = {"register": self.add_command, "cli": self}
+            try:
+                impl.function(**{a: args[a] for a in impl.argnames})
+            except Exception as exc:
+                _command_problems.append(f"plugin {impl.plugin_name!r}: register_commands raised "
+                                         f"{type(exc).__name__}: {exc}")
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in LAZY_COMMANDS:
+            module, _ = LAZY_COMMANDS[name]
+            self._adding = module
+            try:
+                self.add_command(importlib.import_module(module).command(), name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:
+                    raise
+                return None  # not shipped in this version: "No such command"
+        if name not in self.commands:
+            self._load_plugins()
+        return self.commands.get(name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        return sorted(set(self.commands) | set(LAZY_COMMANDS))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Lists every command without importing the lazy ones (their short help is in ``LAZY_COMMANDS``)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            text = cmd.get_short_help_str(limit=formatter.width - 16) if cmd else LAZY_COMMANDS[name][1]
+            if cmd is None or not cmd.hidden:
+                rows.append((name, text))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group("eacps", cls=EacpsGroup, help="Inference-time search over diffusion-model noise.",
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="eacps", message="%(prog)s %(version)s")
+def cli() -> None:
+    pass
+
+
+# -- entry point ------------------------------------------------------------------------------------------------
+def _error(message: str) -> None:
+    print(f"eacps: error: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in CLICK_COMMANDS:
-        return run_click_command(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (the console script exits with it)."""
     try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"eacps: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except RunLockedError as exc:
-        print(f"eacps: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        rv = cli.main(args=argv, prog_name="eacps", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        where = exc.ctx.command_path.removeprefix("eacps").strip() if isinstance(exc, click.UsageError) and \
+            exc.ctx is not None else ""
+        _error(f"{where}: {exc.format_message()}" if where else exc.format_message())
+        return exc.exit_code
+    except click.exceptions.Abort as exc:  # click's form of KeyboardInterrupt (SIGINT, or SIGTERM from the engine)
+        cause = exc.__cause__ or exc.__context__
+        _error(str(cause) if cause is not None and str(cause) else "interrupted; rerun the same command to resume")
+        return getattr(cause, "exit_code", EXIT_INTERRUPTED)
+    except (ConfigError, RunLockedError, StoreError) as exc:
+        _error(str(exc))
+        return getattr(exc, "exit_code", EXIT_CONFIG)
+    except sqlite3.Error as exc:  # a store damaged beyond its first pages, or unwritable
+        _error(f"run store: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    except OSError as exc:  # full disk, read-only filesystem, a path that cannot be written
+        _error(describe_os_error(exc, exc.filename or "a file"))
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("eacps: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        _error("interrupted; rerun the same command to resume")
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # a command that exits by itself
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_FAILED)
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

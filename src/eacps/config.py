@@ -6,21 +6,70 @@ prints it and exits with code 2.
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
+import urllib.parse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from eacps import plugins
 from eacps.cost import CostConfig
-from eacps.params import Params
+from eacps.params import Params, StrictNumbers
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
 from eacps.types import Condition
 
 
 class ConfigError(ValueError):
     """A configuration error, already formatted as one line."""
+
+
+#: deeper nesting than this is refused (a config is a few tables deep; tomllib recurses per level)
+MAX_DEPTH = 32
+#: values shaped like API keys or tokens (OpenAI/Anthropic ``sk-``, Hugging Face ``hf_``, GitHub, AWS, Slack,
+#: Google, a JWT, a bearer header): a config names the environment variable that holds a key, never the key
+_SECRET = re.compile(
+    r"(?:^|[^A-Za-z0-9])(?:sk-[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|"
+    r"github_pat_[A-Za-z0-9_]{20,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_\-]{30,}|"
+    r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}|Bearer\s+[A-Za-z0-9._\-]{16,})"
+)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s]+")
+
+
+def _secret_problem(text: str) -> str | None:
+    """Why a string must not be in a config (a key-shaped value, credentials in a URL), or None."""
+    if _SECRET.search(text):
+        return "looks like an API key or token"
+    for url in _URL.findall(text):
+        try:
+            parts = urllib.parse.urlsplit(url)
+        except ValueError:
+            continue
+        if parts.username is not None or parts.password is not None:
+            return "a URL with credentials (user:KEY@host)"
+    return None
+
+
+def check_values(raw: Any, where: str = "") -> None:
+    """Refuse, in one line naming the field, what no field may hold: a non-finite number (``nan``, ``inf``),
+    a key-shaped string or a URL with credentials (the value is not echoed), nesting deeper than ``MAX_DEPTH``."""
+    stack: list[tuple[str, Any, int]] = [(where, raw, 0)]
+    while stack:
+        loc, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{loc or '(config)'}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{loc}: must be a finite number (got {value})")
+        if isinstance(value, str) and (problem := _secret_problem(value)):
+            raise ConfigError(f"{loc}: {problem}; keys do not belong in a config (they end up in the run store "
+                              "and the report): put the key in an environment variable and name the variable "
+                              "(e.g. api_key_env = \"OPENAI_API_KEY\")")
+        if isinstance(value, dict):
+            stack += [(f"{loc}.{k}" if loc else str(k), v, depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(f"{loc}.{i}" if loc else str(i), v, depth + 1) for i, v in enumerate(value)]
 
 
 def _loc(prefix: str, loc: tuple) -> str:
@@ -66,14 +115,43 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
     except plugins.UnknownPluginError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     p = validate_params(cls.Params, params or {}, f"{section}.params" if section else "params")
+    if isinstance(getattr(p, "device", None), str):
+        check_device(p.device, f"{section}.params.device" if section else "params.device")
     try:
         return cls(p, **kw)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where}: {_one_line(exc, with_type=False)}") from None
+    except Exception as exc:  # a plugin's constructor failing in any way is a problem of this config entry
+        raise ConfigError(f"{where}: {name} cannot be created: {_one_line(exc)}") from None
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _one_line(exc: BaseException, *, with_type: bool = True, limit: int = 500) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if with_type else text
+
+
+def check_device(device: str, where: str) -> None:
+    """A ``device`` parameter names a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    d = device.strip().lower()
+    if d in ("auto", "cpu", "meta") or not d.startswith(("cuda", "mps")):
+        return  # other names (e.g. a plugin's own) are the plugin's to check
+    import torch
+
+    if d.startswith("mps"):
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ConfigError(f"{where}: no MPS device on this machine (got {device!r}); allowed: auto, cpu")
+        return
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = d.partition(":")[2]
+    allowed = ", ".join(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(n)] if n else []))
+    if not re.fullmatch(r"cuda(:\d+)?", d) or n == 0 or (index and int(index) >= n):
+        raise ConfigError(f"{where}: no such device {device!r} (this machine has {n} CUDA device(s)); "
+                          f"allowed: {allowed}")
+
+
+class Section(StrictNumbers):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class GeneratorConfig(Section):
@@ -84,6 +162,8 @@ class GeneratorConfig(Section):
 class ExecutorConfig(Section):
     name: str = Field("local", description="registered executor: local (overlapped, default), inline, or a plugin")
     params: dict[str, Any] = Field(default_factory=dict, description="the executor's parameters")
+    timeout_s: float | None = Field(None, gt=0, description="limit of each generator and scorer call, seconds "
+                                    "(its candidates FAILED with the reason); default: none")
 
 
 class PotentialConfig(Section):
@@ -144,7 +224,8 @@ class RunConfig(Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     cost: CostConfig = Field(default_factory=CostConfig, description="per-unit costs of the single cost figure "
                              "(default: measured in the run)")
-    output: Literal["images", "none"] = "images"
+    output: str | None = Field(None, description="default run directory of `eacps run` when --out is not given, "
+                               "relative to the config file (default: runs/<config name>)")
 
     @model_validator(mode="after")
     def _unique(self) -> RunConfig:
@@ -170,19 +251,114 @@ class RunConfig(Section):
 def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config: file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config: {path} is a directory, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config: {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+                          ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config: {path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config: {path}: nested more than {MAX_DEPTH} levels deep") from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror or exc}") from None
     return parse_config(raw), raw
 
 
 def parse_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a config (as read from TOML): fields, values, strategy names and parameters of every search."""
+    check_values(raw)
     try:
-        return RunConfig(**raw)
+        cfg = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    check_searches(cfg)
+    return cfg
+
+
+def search_section(cfg: RunConfig, i: int) -> str:
+    """The config field of the i-th search: ``search`` or ``searches.<i>``."""
+    return f"searches.{i}" if cfg.searches else "search"
+
+
+def check_searches(cfg: RunConfig) -> None:
+    """Every search's strategy exists and takes its params (errors name ``searches.N.*`` or ``search.*``)."""
+    for i, s in enumerate(cfg.all_searches()):
+        create("strategy", s.strategy, s.params, section=search_section(cfg, i), field="strategy", budget=s.budget,
+               seed=s.seed)
+
+
+def default_run_dir(config_path: str | Path, cfg: RunConfig, suffix: str = "") -> Path:
+    """``output`` of the config (relative to its file) if set, else ``runs/<config name><suffix>``."""
+    config_path = Path(config_path)
+    if cfg.output:
+        return config_path.parent / (cfg.output + suffix)
+    return Path("runs") / f"{config_path.stem}{suffix}"
+
+
+def _full_params(kind: plugins.Kind, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's params with its defaults spelled out (as given if the plugin or params are not valid)."""
+    try:
+        return plugins.get(kind, name).Params(**params).model_dump(mode="json")
+    except Exception:
+        return dict(params)
+
+
+def _normal_potential(cfg: PotentialConfig | None) -> dict[str, Any] | None:
+    if cfg is None:
+        return None
+    d = cfg.model_dump(mode="json")
+    for name, c in cfg.criteria.items():
+        d["criteria"][name]["weight"] = c.weight if c.weight is not None else REFERENCE_WEIGHTS.get(name)
+        d["criteria"][name]["params"] = _full_params("scorer", c.scorer, c.params)
+    return d
+
+
+def normalized(cfg: RunConfig) -> dict[str, Any]:
+    """What a run's results depend on, with every default spelled out: two configs that differ only in
+    spelling (defaults written or not, ``[search]`` or one ``[[searches]]``, reference weights written out,
+    another executor or ``output``) give the same dict."""
+    d = cfg.model_dump(mode="json", exclude={"search", "searches", "executor", "output"})
+    d["generator"]["params"] = _full_params("generator", cfg.generator.name, cfg.generator.params)
+    d["potential"] = _normal_potential(cfg.potential)
+    d["preview_potential"] = _normal_potential(cfg.preview_potential)
+    d["searches"] = [{**s.model_dump(mode="json"), "label": s.label or s.strategy,
+                      "params": _full_params("strategy", s.strategy, s.params)} for s in cfg.all_searches()]
+    return d
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The first field where two JSON-like values differ (``None`` if equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if (diff := first_difference(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))) is not None:
+                return diff
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if (diff := first_difference(x, y, f"{where}.{i}" if where else str(i))) is not None:
+                return diff
+        return None
+    return None if a == b else (where or "(config)")
+
+
+def stored_difference(stored: dict[str, Any] | None, cfg: RunConfig, *, searches: bool = True) -> str | None:
+    """The first field where ``cfg`` differs from a config stored in a run directory, compared normalized
+    (``None``: the same run). With ``searches=False`` only what the candidates' values depend on is compared
+    (generator, potentials, conditions, cost), as ``compare`` and ``landscape`` choose their own searches."""
+    if stored is None:
+        return None
+    try:
+        old = normalized(RunConfig(**stored))
+    except (ValidationError, TypeError):
+        return "(config)"  # not a run config (a demo's store, or another format)
+    new = normalized(cfg)
+    if not searches:
+        old.pop("searches"), new.pop("searches")
+    return first_difference(old, new)
 
 
 def build_potential(cfg: PotentialConfig, section: str = "potential") -> Potential:
@@ -226,5 +402,6 @@ def check_conditions(conditions: list[Condition], potential: Potential) -> None:
         for crit in potential.criteria:
             try:
                 crit.scorer.check_condition(cond)
-            except ValueError as exc:
-                raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (criterion {crit.name!r})") from None
+            except (ValueError, TypeError, LookupError) as exc:
+                raise ConfigError(f"conditions.{i} ({cond.id!r}): {_one_line(exc, with_type=False)} "
+                                  f"(criterion {crit.name!r})") from None

@@ -30,6 +30,24 @@ def digits_potential() -> Potential:
     ])
 
 
+def _check_args(out: Path, n_tasks: int, budget: int, seed: int, config: dict[str, Any]) -> None:
+    """Everything that can be refused is refused before a byte is written (one line, exit 2 in the CLI)."""
+    for name, value, low in (("--tasks", n_tasks, 1), ("--budget", budget, 1), ("--seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name}: must be an integer >= {low} (got {value!r})")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, not a directory")
+    if (out / "store.sqlite").exists():
+        ro = read_only(out)
+        try:
+            stored = ro.get_meta("config")
+        finally:
+            ro.close()
+        if stored is not None and stored != config:
+            raise ConfigError(f"--out: {out} holds results of another run (not this demo with --tasks {n_tasks} "
+                              f"--budget {budget} --seed {seed}); use another directory")
+
+
 def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int = 20, seed: int = 0,
              batch_size: int = 20, progress: bool = True, echo=print) -> dict[str, Any]:
     try:
@@ -41,13 +59,18 @@ def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int =
     t0 = time.perf_counter()
     generator = create("generator", "digits", section="generator")
     potential = digits_potential()
+    config = {"demo": {"tasks": n_tasks, "budget": budget, "seed": seed, "contestants": CONTESTANTS,
+                       "potential": potential.describe()}}
+    config = json.loads(json.dumps(config))  # as stored (tuples become lists)
+    _check_args(out, n_tasks, budget, seed, config)
     tasks = eacps_digits.tasks(n_tasks, seed=seed)
+    strategies = [(label, name, params, make_strategy(name, params, budget=budget, seed=seed))
+                  for label, name, params in CONTESTANTS]  # refused here, before the run directory exists
     with Store.open(out, argv=["demo", str(out)]) as store:
-        store.set_meta("config", {"demo": {"tasks": n_tasks, "budget": budget, "seed": seed,
-                                           "contestants": CONTESTANTS, "potential": potential.describe()}})
+        store.set_meta("config", config)
         engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress)
         try:
-            for label, name, params in CONTESTANTS:  # tasks run concurrently, one contestant at a time
+            for label, name, params, _ in strategies:  # tasks run concurrently, one contestant at a time
                 engine.run_all([Job(cond, make_strategy(name, params, budget=budget, seed=seed), label=label)
                                 for cond in tasks])
         finally:

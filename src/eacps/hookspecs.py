@@ -47,3 +47,11 @@ def register_task_sets(register):
     """Register task sets: ``register(fn, name="my-tasks")`` where ``fn(n: int, seed: int)`` returns a list of
     ``eacps.Condition``. A config can then say ``tasks = { name = "my-tasks", n = 30 }`` instead of listing
     conditions."""
+
+
+@hookspec
+def register_commands(register, cli):
+    """Add commands to the ``eacps`` command line: ``register(cmd)`` adds a click command (``cli`` is the click
+    group itself, for ``@cli.command()``; take either argument). Called only when the command line needs a
+    command it does not know, or lists them (``eacps --help``); a name already taken is not replaced and the
+    clash is reported. The built-in commands are added by the same hook (``eacps.cli.register_commands``)."""

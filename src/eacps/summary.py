@@ -7,10 +7,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eacps.cost import CostConfig, figure, unit_costs
-from eacps.engine import best_of, eligible
 from eacps.stats import bootstrap_ci
 from eacps.store import Candidate, Store
+from eacps.tables import format_table as _table
 from eacps.types import Status
+
+
+def eligible(c: Candidate) -> bool:
+    """Can be the best (``Result.eligible``: OK, finite potential, full fidelity)."""
+    return c.result.eligible
+
+
+def best_of(cands: list[Candidate]) -> Candidate | None:
+    """argmax of the potential over eligible candidates; the earliest wins ties."""
+    best = None
+    for c in cands:
+        if eligible(c) and (best is None or c.potential > best.potential):
+            best = c
+    return best
 
 
 @dataclass
@@ -28,15 +42,39 @@ class SearchRecord:
         return sum(c.status is not Status.OK for c in self.candidates)
 
 
+def _prior_finder(store: Store):
+    """``find(search id, condition, label) -> prior candidate``: the prior the search was run against. Keyed by
+    condition AND prior seed: the link the engine recorded, else the prior seed the stored config gives the
+    search's label, else the condition's prior with the default seed 0 (else its first prior)."""
+    priors = {c.search: c for c in store.candidates(role="prior")}
+    links = store.prior_links()
+    config = store.get_meta("config") or {}
+    searches = config.get("searches") or ([config["search"]] if isinstance(config.get("search"), dict) else [])
+    seed_of = {s.get("label") or s.get("strategy", "eacps"): s.get("prior_seed", 0)
+               for s in searches if isinstance(s, dict)}
+    first = {}
+    for c in sorted(priors.values(), key=lambda c: c.id):
+        first.setdefault(c.condition, c)
+
+    def find(sid: str, condition: str, label: str) -> Candidate | None:
+        if sid in links and links[sid] in priors:
+            return priors[links[sid]]
+        seed = seed_of.get(label, 0)
+        return priors.get(f"prior/{condition}/{seed}") or first.get(condition)
+
+    return find
+
+
 def load_searches(store: Store) -> list[SearchRecord]:
-    priors = {c.condition: c for c in store.candidates(role="prior")}
+    find_prior = _prior_finder(store)
     by_search: dict[str, list[Candidate]] = defaultdict(list)
     for c in store.candidates(role="search"):
         by_search[c.search].append(c)
     out = []
     for sid, cands in sorted(by_search.items(), key=lambda kv: min(c.id for c in kv[1])):  # order of running
         cands.sort(key=lambda c: c.seq)
-        rec = SearchRecord(sid, cands[0].condition, cands[0].strategy or "?", cands, priors.get(cands[0].condition))
+        cond, label = cands[0].condition, cands[0].strategy or "?"
+        rec = SearchRecord(sid, cond, label, cands, find_prior(sid, cond, label))
         rec.best = best_of(cands)
         cur = None
         for c in cands:
@@ -59,7 +97,7 @@ def summarize_store(store: Store) -> dict[str, Any]:
     by_strategy: dict[str, list[SearchRecord]] = defaultdict(list)
     for r in recs:
         by_strategy[r.strategy].append(r)
-    priors = {r.condition: r.prior.potential for r in recs if r.prior is not None and r.prior.potential is not None}
+    priors = {r.prior.search: r.prior.potential for r in recs if r.prior is not None and r.prior.potential is not None}
     config = store.get_meta("config") or {}
     units = unit_costs(store, CostConfig(**config["cost"]) if isinstance(config.get("cost"), dict) else None)
     full_keys = {k for r in recs for c in r.candidates if not c.recipe.is_preview for k in c.scores}
@@ -67,13 +105,14 @@ def summarize_store(store: Store) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cost_model": units,
         "budget": max((len(r.candidates) for r in recs), default=0),
-        "n_tasks": len({r.condition for r in recs}),
+        "n_tasks": len({r.condition for r in recs}),  # prior_mean: over the priors the searches were run against
         "prior_mean": sum(priors.values()) / len(priors) if priors else None,
         "strategies": {},
     }
     for label, rs in by_strategy.items():
         bests = [r.best.potential for r in rs if r.best is not None]
-        imps = [r.best.potential - priors[r.condition] for r in rs if r.best is not None and r.condition in priors]
+        imps = [r.best.potential - r.prior.potential for r in rs
+                if r.best is not None and r.prior is not None and r.prior.potential is not None]
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
         steps = sum(c.steps for r in rs for c in r.candidates) / len(rs)
@@ -110,9 +149,7 @@ def format_table(summary: dict[str, Any]) -> str:
         secs = "-" if c["seconds"] is None else f"{c['seconds']:.3f}"
         rows.append((label, mb, ci, imp, f"{100 * s['failure_rate']:.1f}%", f"{c['steps']:.0f}",
                      f"{sum(c['scorer_calls'].values()):.0f}", secs))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
+    lines = _table(rows[0], rows[1:]).splitlines()
     prior = summary.get("prior_mean")
     head = (f"{summary['n_tasks']} tasks, budget {summary['budget']}"
             + ("" if prior is None else f", prior mean {prior:.3f}"))

@@ -1,0 +1,25 @@
+"""The one table helper of the command line and the text summaries: plain aligned columns.
+
+Plain text on purpose: the output of ``eacps show`` is read in terminals, logs and CI transcripts alike,
+so it is never wrapped to a terminal's width or drawn with box characters, and a long search id stays on
+one line (``grep``-able).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1) -> str:
+    """Columns padded to their widest cell; the first ``left`` columns are left-aligned, the others
+    right-aligned (numbers). ``None`` cells print as ``-``."""
+    cells = [[str(c) for c in header]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    n = len(cells[0])
+    if any(len(r) != n for r in cells):
+        raise ValueError(f"every row needs {n} cells")
+    widths = [max(len(r[i]) for r in cells) for i in range(n)]
+    lines = []
+    for r in cells:
+        parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
