@@ -20,6 +20,7 @@ from eacps.errors import CallTimeout, call_with_timeout, one_line
 from eacps.generator import Generator
 from eacps.potential import Potential, Scored, Stats
 from eacps.recipe import Recipe
+from eacps.stepping import StateCache, generate_paths
 from eacps.store import quantize
 from eacps.types import Condition, Generated, Image, Status
 
@@ -90,12 +91,20 @@ class BatchComputer:
         self.potential = potential
         self.preview_potential = preview_potential
         self.timeout_s = timeout_s
+        self.state_cache = StateCache()  # trajectory states of path recipes, reused across this run's batches
 
     def potential_for(self, recipe: Recipe) -> Potential:
         """Previews are scored by ``preview_potential`` when one is set (a scoring cascade)."""
         return self.preview_potential if recipe.is_preview and self.preview_potential else self.potential
 
     def steps_of(self, recipe: Recipe) -> int:
+        """Model calls on the recipe's path: its ``until`` for a partial trajectory, else its schedule."""
+        if recipe.until is not None:
+            return recipe.until
+        return self.schedule_of(recipe)
+
+    def schedule_of(self, recipe: Recipe) -> int:
+        """The length of the recipe's denoising schedule."""
         return recipe.steps if recipe.steps is not None else self.generator.default_steps
 
     # -- generation ---------------------------------------------------------------------------
@@ -107,7 +116,7 @@ class BatchComputer:
         gens: list[Generated | None] = [None] * len(recipes)
         groups: dict[int, list[int]] = defaultdict(list)
         for i, r in enumerate(recipes):
-            groups[self.steps_of(r)].append(i)
+            groups[self.schedule_of(r)].append(i)
         black = getattr(self.generator, "black_level", DEFAULT_BLACK_LEVEL)
         for steps, idx in groups.items():
             t0 = time.perf_counter()
@@ -122,15 +131,33 @@ class BatchComputer:
         return gens  # type: ignore[return-value]
 
     def _generate_group(self, recipes: list[Recipe], condition: Condition, steps: int) -> list[Generated]:
-        """The one place a group of recipes (same steps) becomes generator outputs."""
-        return self._generate_split(recipes, condition, steps)
+        """The one place a group of recipes (same schedule) becomes generator outputs: plain recipes through
+        ``generate``, path recipes (branches, previews part way) through ``eacps.stepping.generate_paths``
+        with this computer's prefix-state cache."""
+        paths = [i for i, r in enumerate(recipes) if r.is_path]
+        if not paths:
+            return self._generate_split(recipes, condition, steps)
+        plain = [i for i, r in enumerate(recipes) if not r.is_path]
+        out: list[Generated | None] = [None] * len(recipes)
+        for idx, stepwise in ((plain, False), (paths, True)):
+            if idx:
+                outs = self._generate_split([recipes[i] for i in idx], condition, steps, stepwise=stepwise)
+                for i, g in zip(idx, outs, strict=True):
+                    out[i] = g
+        return out  # type: ignore[return-value]
 
-    def _generate_split(self, recipes: list[Recipe], condition: Condition, steps: int) -> list[Generated]:
+    def _call(self, recipes: list[Recipe], condition: Condition, steps: int, stepwise: bool) -> list[Generated]:
+        if stepwise:
+            return generate_paths(self.generator, recipes, condition, steps=steps, cache=self.state_cache)
+        return list(self.generator.generate(recipes, condition, steps=steps))
+
+    def _generate_split(self, recipes: list[Recipe], condition: Condition, steps: int, *,
+                        stepwise: bool = False) -> list[Generated]:
         """One generator call; on out-of-memory, split the batch in halves and retry (each recipe's noise
         is the same whatever the batch), FAILED at batch size 1. Other errors and timeouts fail the batch."""
         what = f"generator {self.generator.name!r}"
         try:
-            outs = list(call_with_timeout(lambda: self.generator.generate(recipes, condition, steps=steps),
+            outs = list(call_with_timeout(lambda: self._call(recipes, condition, steps, stepwise),
                                           self.timeout_s, what))
             if len(outs) != len(recipes):
                 raise RuntimeError(f"returned {len(outs)} outputs for {len(recipes)} recipes")
@@ -141,8 +168,8 @@ class BatchComputer:
             if is_oom(exc) and len(recipes) > 1:
                 clear_device_cache()
                 half = len(recipes) // 2
-                return (self._generate_split(recipes[:half], condition, steps)
-                        + self._generate_split(recipes[half:], condition, steps))
+                return (self._generate_split(recipes[:half], condition, steps, stepwise=stepwise)
+                        + self._generate_split(recipes[half:], condition, steps, stepwise=stepwise))
             head = f"out of memory at batch size {len(recipes)}" if is_oom(exc) else "generator"
             reason = f"{head} ({self.generator.name}): {one_line(exc)}"
             return [Generated.failed(reason) for _ in recipes]

@@ -48,10 +48,12 @@ class CostMeter:
         self.totals = totals if totals is not None else empty_totals()
         self.generated = 0  # candidates computed by this process
 
-    def charge(self, cost: Cost, c: Candidate, criteria: Sequence[str], *, computed: bool) -> None:
-        """Charge one asked candidate to a search's ``cost``."""
+    def charge(self, cost: Cost, c: Candidate, criteria: Sequence[str], *, computed: bool,
+               steps: int | None = None) -> None:
+        """Charge one asked candidate to a search's ``cost``: ``steps`` are its charged denoising steps (from the
+        search's ``PathLedger``: model calls beyond prefixes the search already paid for), default its own."""
         cost.candidates += 1
-        cost.steps += c.steps
+        cost.steps += c.steps if steps is None else steps
         if c.image_path is not None and c.status is not Status.FILTERED:  # it reached the scorers
             for name in criteria:
                 cost.scorer_calls[name] = cost.scorer_calls.get(name, 0) + 1

@@ -36,6 +36,8 @@ BUILTINS = (
     "eacps.strategies.zero_order",
     "eacps.strategies.adaptive",
     "eacps.strategies.multi_fidelity",
+    "eacps.strategies.fk_steering",
+    "eacps.strategies.tree_search",
     "eacps.executor",
 )
 

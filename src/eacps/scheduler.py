@@ -31,6 +31,7 @@ from eacps.executor import Executor
 from eacps.meter import Cost, CostMeter
 from eacps.planner import Planned, Planner
 from eacps.recipe import Recipe
+from eacps.stepping import PathLedger
 from eacps.store import Candidate, Store, search_id
 from eacps.strategy import Strategy, StrategyError
 from eacps.types import Condition, Generated
@@ -115,6 +116,7 @@ class _Search:
     history: list[Candidate] = field(default_factory=list)
     cost: Cost = field(default_factory=Cost)
     inflight: deque[_Pending] = field(default_factory=deque)
+    ledger: PathLedger | None = None  # charged steps: a prefix shared by the search's paths is charged once
     stop: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
@@ -242,7 +244,9 @@ class Scheduler:
         sid = job.search_id or search_id(job.condition.id, label, f"b{job.strategy.budget}", f"s{job.strategy.seed}")
         self.store.link_prior(sid, prior.search)
         cond = job.condition if inputs["prior"] is None else job.condition.with_prior(inputs["prior"])
-        return _Search(job, label, sid, prior, {"condition": job.condition, **inputs}, cond)
+        full = self.computer.generator.default_steps
+        job.strategy.bind(full)  # budget B = B·T denoising steps
+        return _Search(job, label, sid, prior, {"condition": job.condition, **inputs}, cond, ledger=PathLedger(full))
 
     def _collect(self, st: _Search, bar: tqdm) -> bool:
         """Commit and tell the finished batches at the head of ``st``'s queue (in the order asked)."""
@@ -253,7 +257,7 @@ class Scheduler:
             st.strategy.tell([c.result for c in cands])
             for c, new in zip(cands, p.planned.computed, strict=True):
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
-                self.meter.charge(st.cost, c, criteria, computed=new)
+                self.meter.charge(st.cost, c, criteria, computed=new, steps=st.ledger.charge(c.recipe))
             st.history.extend(cands)
             bar.update(len(cands))
             done = True

@@ -15,6 +15,7 @@ import numpy as np
 
 from eacps.params import NoParams, Params
 from eacps.recipe import SEED_MAX, Recipe
+from eacps.stepping import PathLedger
 from eacps.types import Result, Status
 
 
@@ -47,7 +48,12 @@ class StrategyError(RuntimeError):
 
 class Strategy(ABC):
     """Base class. Subclasses implement ``_ask`` (and usually ``_tell``); the public methods keep the
-    contract: never more than ``budget`` recipes, results told only for asked recipes, history kept.
+    contract: never more than the budget, results told only for asked recipes, history kept.
+
+    The budget B is B·T denoising steps, T the generator's full schedule (``bind(full_steps=T)``; the engine
+    binds it before the first ask). A strategy that asks only full candidates spends T per candidate, so B
+    candidates; one that asks path recipes (previews part way, branches; ``counts_steps = True``) is charged
+    per model call by a ``PathLedger`` (a shared prefix once) and may ask any number of candidates within B·T.
 
     ``_ask(n)`` may return fewer than ``n`` recipes, and returns ``[]`` when it needs the results of
     pending recipes first (for example at an EACPS stage boundary). Everything it returns before then
@@ -61,6 +67,9 @@ class Strategy(ABC):
     #: flight is what it would have returned after them (it returns ``[]`` when it does need them). The
     #: engine then asks ahead to overlap generation and scoring; otherwise it asks only when idle.
     ask_ahead: ClassVar[bool] = False
+    requires: ClassVar[frozenset[str]] = frozenset()  # generator capabilities it needs (eacps.capabilities)
+    #: True for strategies that ask path recipes: the budget is enforced in denoising steps, not candidates.
+    counts_steps: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None, *, budget: int, seed: int = 0) -> None:
         if budget < 1:
@@ -74,10 +83,47 @@ class Strategy(ABC):
         self.asked = 0
         self.pending: dict[Recipe, int] = {}
         self.seen: set[Recipe] = set()
+        self.full_steps: int | None = None
+        self.spent_steps = 0  # charged denoising steps of everything asked (known once bound)
+        self._ledger: PathLedger | None = None
+
+    def bind(self, full_steps: int) -> Strategy:
+        """Tell the strategy the generator's full schedule T (before the first ask; binding again to the same T
+        is a no-op)."""
+        if isinstance(full_steps, bool) or not isinstance(full_steps, int) or full_steps < 1:
+            raise ValueError(f"full_steps must be a positive int, got {full_steps!r}")
+        if self.full_steps is not None and self.full_steps != full_steps:
+            raise StrategyError(f"{self.name}: already bound to {self.full_steps} steps, not {full_steps}")
+        if self.full_steps is None and self.asked:
+            raise StrategyError(f"{self.name}: bind(full_steps) before the first ask")
+        self.full_steps = full_steps
+        self._ledger = PathLedger(full_steps)
+        return self
+
+    @property
+    def step_budget(self) -> int | None:
+        """B·T denoising steps (None until bound)."""
+        return None if self.full_steps is None else self.budget * self.full_steps
+
+    @property
+    def steps_left(self) -> int:
+        if self.step_budget is None:
+            raise StrategyError(f"{self.name}: counts denoising steps; bind(full_steps=T) first (the engine does)")
+        return self.step_budget - self.spent_steps
+
+    def cost_of(self, recipe: Recipe) -> int:
+        """Denoising steps ``recipe`` would be charged now (its model calls beyond prefixes already asked)."""
+        if self._ledger is None:
+            raise StrategyError(f"{self.name}: bind(full_steps=T) before costing recipes")
+        return self._ledger.peek(recipe)
 
     # -- public contract ----------------------------------------------------------------------
     def ask(self, n: int) -> list[Recipe]:
-        n = min(int(n), self.budget - self.asked)
+        n = int(n)
+        if not self.counts_steps:
+            n = min(n, self.budget - self.asked)
+        elif self.steps_left <= 0:
+            n = 0
         if n <= 0:
             return []
         recipes = list(self._ask(n))
@@ -86,10 +132,22 @@ class Strategy(ABC):
         for r in recipes:
             if r in self.seen:
                 raise StrategyError(f"{self.name}: proposed an already evaluated recipe {r.key}")
+            self._charge(r)
             self.seen.add(r)
             self.pending[r] = self.asked
             self.asked += 1
         return recipes
+
+    def _charge(self, recipe: Recipe) -> None:
+        if self._ledger is None:
+            if recipe.is_path:
+                raise StrategyError(f"{self.name}: path recipes need bind(full_steps=T) first (the engine does)")
+            return
+        steps = self._ledger.charge(recipe)
+        if self.counts_steps and self.spent_steps + steps > self.step_budget:  # type: ignore[operator]
+            raise StrategyError(f"{self.name}: {recipe.key} needs {steps} steps, {self.steps_left} left of the "
+                                f"budget {self.budget} x {self.full_steps}")
+        self.spent_steps += steps
 
     def tell(self, results: Sequence[Result]) -> None:
         for res in results:
@@ -102,7 +160,8 @@ class Strategy(ABC):
     def stop(self) -> dict[str, Any]:
         """Why the search is over (empty while it goes on), as in pycma's ``stop()``."""
         reasons = dict(self._stop())
-        if self.asked >= self.budget and not self.pending:
+        spent = self.steps_left <= 0 if self.counts_steps else self.asked >= self.budget
+        if spent and not self.pending:
             reasons["budget"] = self.budget
         return reasons
 
@@ -114,6 +173,7 @@ class Strategy(ABC):
 
     @property
     def remaining(self) -> int:
+        """Full candidates left (for strategies that ask only full candidates)."""
         return self.budget - self.asked
 
     def diagnostics(self) -> dict[str, Any]:

@@ -1,0 +1,176 @@
+"""``fk-steering``: Feynman–Kac steering of N particles along the denoising chain (Singhal et al. 2025,
+arXiv 2501.06848).
+
+N trajectories run together. At each resampling step k (``resample_at``, fractions of the schedule) every
+particle's clean-image prediction is scored (a preview: the intermediate reward r_k), the particles are
+resampled with weights from a potential G_k of their rewards, and the run continues; at the end every particle
+is finished and the best final image wins.
+
+Mapping to the paper:
+
+* particles x_t^i                   -> N path recipes (``particles``, default B: N·T = B·T steps);
+* intermediate reward r(x_t)        -> the potential of the model's x0 prediction at step k (scored by
+                                       ``preview_potential`` when the config sets one);
+* potentials ``max`` / ``difference`` / ``sum`` -> G_k = exp(λ·max_{s<=k} r_s), exp(λ·(r_k - r_{k_prev})),
+                                       exp(λ·Σ_{s<=k} r_s) along each particle's ancestry (``potential``);
+* λ (inverse temperature)           -> ``lam``; with ``standardize`` (default) λ multiplies rewards in units of
+                                       their standard deviation across the particles, so one λ means the same
+                                       selection pressure whatever the potential's scale (a deviation from the
+                                       paper, whose rewards live in [0, 1]);
+* resampling schedule / method      -> ``resample_at``, ``resampling`` (systematic or multinomial);
+* the sampler's own noise           -> the paper relies on a stochastic sampler so that copies of a resampled
+                                       particle diverge; here copies after the first take a seeded ``renoise``
+                                       branch of angle ``branch_theta`` at the resampling step, which works for
+                                       deterministic (ODE) samplers too and keeps every particle regenerable.
+
+Cost: each resampling step costs N potential evaluations, and the N finals N more; denoising steps are N·T
+(a copy shares its ancestor's prefix). Needs a generator that can step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from eacps.hookspecs import hookimpl
+from eacps.params import Params
+from eacps.recipe import Recipe
+from eacps.strategies.multi_fidelity import rung_steps
+from eacps.strategy import Strategy
+from eacps.types import Result
+
+
+class FKParams(Params):
+    particles: int | None = Field(None, ge=2, description="particles N (default: the budget B, so N·T = B·T steps)")
+    resample_at: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6],
+                                     description="resampling points as fractions of the schedule, in (0, 1)")
+    potential: Literal["max", "difference", "sum"] = Field("max", description="how rewards along a path weigh")
+    lam: float = Field(2.0, gt=0, description="λ: the potential's inverse temperature")
+    standardize: bool = Field(True, description="rewards in units of their std across particles before λ")
+    resampling: Literal["systematic", "multinomial"] = "systematic"
+    branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a resampled copy")
+
+    @field_validator("resample_at")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < f < 1 for f in v) or sorted(set(v)) != v:
+            raise ValueError("resample_at must be a non-empty increasing list of fractions in (0, 1)")
+        return v
+
+
+def resample(weights: np.ndarray, n: int, rng: np.random.Generator, method: str) -> list[int]:
+    """Ancestor indices, sorted: systematic (one uniform offset) or multinomial resampling."""
+    p = weights / weights.sum()
+    if method == "multinomial":
+        return sorted(int(i) for i in rng.choice(len(p), size=n, p=p))
+    edges = np.cumsum(p)
+    edges[-1] = 1.0
+    u = (rng.random() + np.arange(n)) / n
+    return [int(i) for i in np.searchsorted(edges, u, side="right")]
+
+
+class FKSteering(Strategy):
+    name = "fk-steering"
+    ask_ahead = True
+    counts_steps = True
+    requires: ClassVar[frozenset[str]] = frozenset({"stepping"})
+    Params = FKParams
+
+    def __init__(self, params: FKParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
+        super().__init__(params, budget=budget, seed=seed)
+        self.n = self.params.particles or budget
+        if self.n > budget:
+            raise ValueError(f"fk-steering: {self.n} particles need {self.n} x T steps, more than the budget {budget}")
+        self.rng = np.random.default_rng([self.seed, 0xF4])
+        self.points: list[int] = []
+        self.stage = 0
+        self.paths: list[Recipe] = []  # current particles (untruncated paths)
+        self.rewards: list[list[float]] = []  # per particle: its ancestry's rewards so far
+        self.queue: list[Recipe] = []
+        self.told: dict[Recipe, Result] = {}
+        self.ess: list[float] = []
+        self.ancestors: list[int] = []
+
+    def _start(self) -> None:
+        self.points = rung_steps(self.params.resample_at, self.full_steps)
+        self.paths = self.fresh_seeds(self.n)
+        self.rewards = [[] for _ in self.paths]
+        self._queue_stage()
+
+    def _queue_stage(self) -> None:
+        until = self.points[self.stage] if self.stage < len(self.points) else None
+        self.queue = [p.with_until(until) for p in self.paths]
+
+    def _ask(self, n: int) -> list[Recipe]:
+        if not self.points:
+            self._start()
+        if not self.queue:
+            if self.pending or self.stage >= len(self.points):
+                return []
+            self._resample()
+            self.stage += 1
+            self._queue_stage()
+        out, self.queue = self.queue[:n], self.queue[n:]
+        return out
+
+    def _tell(self, results: Sequence[Result]) -> None:
+        for r in results:
+            self.told[r.recipe] = r
+
+    def _log_weights(self, now: list[float | None]) -> np.ndarray:
+        """λ·G_k per particle (-inf for a failed preview)."""
+        ok = np.array([v for v in now if v is not None], dtype=float)
+        scale = float(ok.std()) if self.params.standardize and ok.size > 1 and ok.std() > 0 else 1.0
+        out = np.full(len(now), -np.inf)
+        for i, v in enumerate(now):
+            if v is None:
+                continue
+            hist = [*self.rewards[i], v]
+            if self.params.potential == "max":
+                g = max(hist)
+            elif self.params.potential == "sum":
+                g = sum(hist)
+            else:
+                g = v - (self.rewards[i][-1] if self.rewards[i] else 0.0)
+            out[i] = self.params.lam * g / scale
+        return out
+
+    def _resample(self) -> None:
+        k = self.points[self.stage]
+        now = [r.potential if (r := self.told.get(p.with_until(k))) is not None and r.ok else None
+               for p in self.paths]
+        logw = self._log_weights(now)
+        if np.all(np.isinf(logw)):  # every preview failed: nothing to steer by
+            logw = np.zeros(len(now))
+        w = np.exp(logw - logw.max())
+        self.ess.append(float(w.sum() ** 2 / (w**2).sum()))
+        idx = resample(w, self.n, self.rng, self.params.resampling)
+        self.ancestors.append(len(set(idx)))
+        paths, rewards, seen = [], [], set()
+        for i in idx:
+            hist = [*self.rewards[i], now[i] if now[i] is not None else -math.inf]
+            if i in seen:  # a copy: diverges by a seeded move at this step
+                paths.append(self.paths[i].branch(k, self.params.branch_theta, self.local_seeds.next()))
+            else:
+                paths.append(self.paths[i])
+                seen.add(i)
+            rewards.append(hist)
+        self.paths, self.rewards = paths, rewards
+
+    def _stop(self) -> dict[str, Any]:
+        done = bool(self.points) and self.stage >= len(self.points) and not self.queue and not self.pending
+        return {"particles_finished": self.n} if done and self.steps_left > 0 else {}
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {"particles": self.n, "resample_steps": self.points,
+                "ess_mean": float(np.mean(self.ess)) if self.ess else None,
+                "ancestors_mean": float(np.mean(self.ancestors)) if self.ancestors else None}
+
+
+@hookimpl
+def register_strategies(register):
+    register(FKSteering)

@@ -1,0 +1,160 @@
+"""``tree-search``: greedy tree search over the denoising chain, in the manner of DTS* (Jain et al. 2025,
+arXiv 2506.20701), anytime within the budget.
+
+The tree's nodes are partial trajectories at a few depths (``levels``, fractions of the schedule); leaves are
+finished images. Each iteration walks from the root (selection), always to the child with the best value
+among those that can still grow, until it reaches a node with fewer than its width of children, and adds one
+child there (expansion): the root's children are fresh seeds run to the first level; a node's first child
+continues its own trajectory to the next level, the others branch from it by a seeded ``renoise`` move of
+angle ``theta`` (so siblings share their parent's prefix, computed and charged once). A new node is valued
+by the potential of its clean-image prediction (a preview) or, for a leaf, of its final image.
+
+Mapping to DTS*: selection -> descent by value; expansion -> one child per iteration; rollout -> replaced by
+the x0 preview of the new node (the cheap value estimate whose rank correlation with the final potential
+``eacps landscape --per-step`` measures); backup -> a node's value is the best of its own preview and its
+children's values (``backup = "max"``, DTS*'s greedy limit) or its own preview only (``"none"``).
+Every computed node is kept and reused; only leaves can be the best. Needs a generator that can step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from eacps.hookspecs import hookimpl
+from eacps.params import Params
+from eacps.recipe import Recipe
+from eacps.strategies.multi_fidelity import rung_steps
+from eacps.strategy import Strategy
+from eacps.types import Result
+
+
+class TreeSearchParams(Params):
+    levels: list[float] = Field(default_factory=lambda: [0.2, 0.5],
+                                description="node depths as fractions of the schedule, increasing, in (0, 1)")
+    root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
+    width: int = Field(4, ge=1, description="children per node below the root")
+    theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a branching child")
+    backup: Literal["max", "none"] = Field("max", description="a node's value: best of its subtree, or its own")
+
+    @field_validator("levels")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < f < 1 for f in v) or sorted(set(v)) != v:
+            raise ValueError("levels must be a non-empty increasing list of fractions in (0, 1)")
+        return v
+
+
+@dataclass
+class Node:
+    recipe: Recipe | None  # None: the root
+    depth: int  # 0: root; len(levels) + 1: a leaf (finished image)
+    parent: Node | None = None
+    children: list[Node] = field(default_factory=list)
+    value: float | None = None  # own potential; None while pending or failed
+    pending: bool = True
+    best: float = -math.inf  # backed-up value
+
+    def backup(self, how: str) -> None:
+        node = self
+        while node is not None:
+            kids = [c.best for c in node.children] if how == "max" else []
+            node.best = max([node.value if node.value is not None else -math.inf, *kids])
+            node = node.parent
+
+
+class TreeSearch(Strategy):
+    name = "tree-search"
+    counts_steps = True
+    requires: ClassVar[frozenset[str]] = frozenset({"stepping"})
+    Params = TreeSearchParams
+
+    def __init__(self, params: TreeSearchParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
+        super().__init__(params, budget=budget, seed=seed)
+        self.root = Node(None, 0, pending=False)
+        self.points: list[int] = []
+        self.nodes: dict[Recipe, Node] = {}
+
+    @property
+    def leaf_depth(self) -> int:
+        return len(self.points) + 1
+
+    def _width(self, node: Node) -> int:
+        return max(1, round(self.params.root_width * self.budget)) if node.depth == 0 else self.params.width
+
+    def _until(self, depth: int) -> int | None:
+        return self.points[depth - 1] if depth <= len(self.points) else None
+
+    def _child(self, node: Node) -> Recipe:
+        until = self._until(node.depth + 1)
+        if node.recipe is None:
+            return self.fresh_seeds(1)[0].with_until(until)
+        if not node.children:  # the first child continues the node's own trajectory
+            return node.recipe.with_until(until)
+        return node.recipe.branch(node.recipe.until, self.params.theta, self.local_seeds.next()).with_until(until)
+
+    def _growable(self, node: Node) -> bool:
+        """Can this subtree take another child now (a node that is not a leaf, not failed, not pending)?"""
+        if node.depth >= self.leaf_depth or node.pending or (node.recipe is not None and node.value is None):
+            return False
+        return len(node.children) < self._width(node) or any(self._growable(c) for c in node.children)
+
+    def _select(self) -> Node | None:
+        """Walk down by value to the first node with room for a child (None: nothing can grow now)."""
+        node = self.root
+        while node is not None and len(node.children) >= self._width(node):
+            options = [c for c in node.children if self._growable(c)]
+            node = max(options, key=lambda c: c.best) if options else None
+        return node if node is not None and self._growable(node) else None
+
+    def _step_at(self, depth: int) -> int:
+        return 0 if depth == 0 else self.points[depth - 1] if depth <= len(self.points) else self.full_steps
+
+    def _next(self, left: int) -> Node | None:
+        """The node to grow next, if its child fits in ``left`` steps (a child costs the model calls from its
+        parent's depth to its own: the prefix is shared, whether it continues or branches)."""
+        if not self.points:
+            self.points = rung_steps(self.params.levels, self.full_steps)
+        node = self._select()
+        if node is None or self._step_at(node.depth + 1) - self._step_at(node.depth) > left:
+            return None
+        return node
+
+    def _ask(self, n: int) -> list[Recipe]:
+        out: list[Recipe] = []
+        left = self.steps_left
+        while len(out) < n and (node := self._next(left)) is not None:
+            recipe = self._child(node)
+            left -= self.cost_of(recipe)
+            child = Node(recipe, node.depth + 1, node)
+            node.children.append(child)
+            self.nodes[recipe] = child
+            out.append(recipe)
+        return out
+
+    def _tell(self, results: Sequence[Result]) -> None:
+        for r in results:
+            node = self.nodes[r.recipe]
+            node.pending = False
+            node.value = r.potential if r.ok else None
+            node.backup(self.params.backup)
+
+    def _stop(self) -> dict[str, Any]:
+        if self.pending or self.steps_left <= 0 or self._next(self.steps_left) is not None:
+            return {}
+        return {"tree": "nothing left to grow within the budget"}
+
+    def diagnostics(self) -> dict[str, Any]:
+        per_depth = [0] * (self.leaf_depth + 1)
+        for node in self.nodes.values():
+            per_depth[node.depth] += 1
+        return {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
+
+
+@hookimpl
+def register_strategies(register):
+    register(TreeSearch)
