@@ -16,6 +16,7 @@ from eacps.config import (
     check_conditions,
     create,
     load_config,
+    stored_difference,
     validate_params,
 )
 from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
@@ -185,8 +186,9 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
         ro = read_only(run_dir)
         stored = ro.get_meta("config")
         ro.close()
-        if stored is not None and stored != current:
-            raise ConfigError(f"--out: {run_dir} holds a run of a different config; use another directory")
+        if stored is not None and stored != current and (diff := stored_difference(stored, cfg)) is not None:
+            raise ConfigError(f"--out: {run_dir} holds a run of a different config (first difference: {diff}); "
+                              "use another directory")
     with Store.open(run_dir, argv=argv or []) as store:
         store.set_meta("config", current)
         engine = setup.engine(store, progress=progress)
