@@ -76,7 +76,12 @@ class RunLockedError(RuntimeError):
 
 
 class StoreError(RuntimeError):
-    """A run directory that cannot be used as it is (damaged store, missing images, unwritable); one line."""
+    """A run directory that cannot be used as it is (damaged store, missing images, unwritable); one line.
+    ``exit_code``: 2 when refused before any compute, 1 when a write failed during the run."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def search_id(*parts: object) -> str:
@@ -310,7 +315,7 @@ class Store:
         try:
             save_png(image, self.root / rel)
         except OSError as exc:  # full disk, read-only filesystem: nothing of this batch is stored
-            raise StoreError(describe_os_error(exc, self.root / rel)) from None
+            raise StoreError(describe_os_error(exc, self.root / rel), exit_code=1) from None
         return rel
 
     def add(self, cands: list[Candidate], condition_json: dict[str, Any], meta: dict[str, Any] | None = None,
@@ -339,7 +344,7 @@ class Store:
             self.generated += computed
         except sqlite3.OperationalError as exc:  # full disk, I/O error: the transaction was rolled back
             raise StoreError(f"{self.root / 'store.sqlite'}: cannot write: {exc} (the store keeps every batch "
-                             "committed before)") from None
+                             "committed before)", exit_code=1) from None
 
     def link_prior(self, search: str, prior_search: str) -> None:
         """Record which prior a search was run against (summaries compare each search with its own prior)."""
