@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_cli import GOOD
 
 HERE = Path(__file__).parent
@@ -90,3 +91,103 @@ def test_kill_9_then_resume(tmp_path):
         regenerated = set(log.read_text().splitlines()) & finished
         assert not regenerated, f"finished candidates generated again: {regenerated}"
         assert bests(out) == bests(ref_out)  # the final best equals an uninterrupted run's
+
+
+# -- SIGINT/SIGTERM stop cleanly; a plugin that kills the process is named and, after two deaths, skipped -------
+
+def meta(out: Path, key: str):
+    import json
+
+    db = sqlite3.connect(out / "store.sqlite")
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_after_the_batches_in_flight_are_stored(tmp_path, sig, code):
+    out, log = tmp_path / "run", tmp_path / "gen.log"
+    cfg = config(tmp_path, log)
+    proc = start(cfg, out)
+    wait_for_rows(out, 8, proc)
+    proc.send_signal(sig)
+    assert proc.wait(60) == code
+    err = proc.stderr.read().decode()
+    name = signal.Signals(sig).name
+    assert f"interrupted by {name}; every finished batch is stored: rerun the same command to resume" in err
+    assert "Traceback" not in err
+    stopped = rows(out)
+    assert 8 <= len(stopped) < 42 and meta(out, "inflight") == {}  # nothing left half-done
+    generated = log.read_text().splitlines()
+    assert len(generated) == len(stopped)  # every candidate it generated was stored (none lost in flight)
+    again = start(cfg, out)
+    assert again.wait(120) == 0, again.stderr.read().decode()
+    assert rows(out)[: len(stopped)] == stopped and len(rows(out)) == 42
+
+
+CRASH_RUNNER = """
+import os, sys
+sys.path.insert(0, {here!r})
+import toy
+from pydantic import Field
+from eacps import hookimpl, plugins
+from eacps.cli import main
+
+class CrashParams(toy.ToyGeneratorParams):
+    crash_seed: int = Field(-1, description="os._exit(3) when asked this seed")
+
+class Crash(toy.ToyGenerator):
+    name = "toy-crash"
+    Params = CrashParams
+
+    def generate(self, recipes, condition, *, steps=None):
+        if any(r.seed == self.params.crash_seed for r in recipes):
+            os._exit(3)
+        return super().generate(recipes, condition, steps=steps)
+
+class Plugin:
+    @staticmethod
+    @hookimpl
+    def register_generators(register):
+        register(Crash)
+
+plugins.register_plugin(toy)
+plugins.register_plugin(Plugin)
+sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
+"""
+
+
+def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tmp_path):
+    from eacps.strategy import SeedStream
+
+    crash_seed = SeedStream(0).take(8)[4]  # best-of-n's third batch of two
+    text = GOOD.replace('name = "toy"', f'name = "toy-crash"\nparams = {{ crash_seed = {crash_seed} }}')
+    text = text.replace('strategy = "eacps"', 'strategy = "best-of-n"').replace("budget = 20", "budget = 8")
+    text = text.replace("batch_size = 6", "batch_size = 2").split("[[conditions]]\nid = \"b\"")[0]
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(text)
+    out = tmp_path / "run"
+
+    def run() -> tuple[int, str]:
+        code = CRASH_RUNNER.format(here=str(HERE), cfg=str(cfg), out=str(out))
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stderr
+
+    what = "of search 'a/best-of-n/b8/s0' (seq 4..5)"
+    rc, err = run()
+    assert rc == 3 and err == ""  # os._exit: no message, but the store names the batch
+    assert any(what in v["what"] for v in meta(out, "inflight").values())
+    rc, err = run()  # the resume names it, computes it alone, and dies with it again
+    assert rc == 3 and "the previous run died while computing batch" in err and what in err
+    assert len(meta(out, "inflight")) == 1  # it ran alone
+    rc, err = run()  # the second death: FAILED with the reason, the run goes on
+    assert rc == 0, err
+    assert f"{what} (died with it 2 time(s))" in err
+    db = sqlite3.connect(out / "store.sqlite")
+    got = db.execute("SELECT seq, status, reason FROM candidates WHERE role = 'search' ORDER BY seq").fetchall()
+    db.close()
+    assert [s for s, *_ in got] == list(range(8))
+    assert [st for _, st, _ in got] == ["OK"] * 4 + ["FAILED"] * 2 + ["OK"] * 2
+    assert all("the process died 2 times while computing this batch" in r for _, st, r in got if st == "FAILED")
