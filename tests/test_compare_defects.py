@@ -1,0 +1,141 @@
+"""Regression tests for compare/landscape defects of issue 12 (each failed before its fix)."""
+
+import pytest
+
+from eacps.compare import POOL, Split, run_compare
+from eacps.config import ConfigError
+from eacps.landscape import run_landscape
+from eacps.store import read_only
+
+BASE = """
+tasks = { name = "toy", n = 3 }
+
+[generator]
+name = "toy"
+
+[potential.criteria.realism]
+scorer = "toy-pixel"
+"""
+
+
+def write(tmp_path, text: str, name: str = "c.toml"):
+    p = tmp_path / name
+    p.write_text(BASE + text)
+    return p
+
+
+def rows_of(summary):
+    return {(r["strategy"], r["budget"]): r for r in summary["table"]}
+
+
+def n_candidates(out) -> int:
+    ro = read_only(out)
+    try:
+        return len(ro.candidates())
+    finally:
+        ro.close()
+
+
+def test_compare_refuses_a_run_dir_of_another_config_or_a_relabelled_strategy(tmp_path, toy_plugin):
+    out = tmp_path / "cmp"
+    run_compare(write(tmp_path, ""), out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
+    n = n_candidates(out)
+    changed = write(tmp_path, "", "d.toml")
+    changed.write_text(changed.read_text().replace('scorer = "toy-pixel"', 'scorer = "toy-pixel"\nweight = 2.0'))
+    with pytest.raises(ConfigError, match=r"^--out: .* holds results of a different config") as exc:
+        run_compare(changed, out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
+    assert "\n" not in str(exc.value)
+    # a label may be added to the directory, but never run again with other settings
+    relabelled = write(tmp_path, "[[searches]]\nlabel = \"best-of-n\"\nstrategy = \"zero-order\"\n", "e.toml")
+    with pytest.raises(ConfigError, match=r"^--strategies: 'best-of-n' was run in .* with other settings"):
+        run_compare(relabelled, out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
+    assert n_candidates(out) == n  # nothing was written
+
+
+def test_compare_honours_max_steps_and_every_searches_entry(tmp_path, toy_plugin):
+    cfg = write(tmp_path, """
+[[searches]]
+label = "open"
+strategy = "best-of-n"
+
+[[searches]]
+label = "capped"
+strategy = "best-of-n"
+batch_size = 2
+max_steps = 30
+""")
+    rows = rows_of(run_compare(cfg, tmp_path / "cmp", strategies="open,capped", budgets="8", repeats=1, pool=4))
+    assert rows[("open", 8)]["steps"] == 80  # 8 candidates x 10 steps
+    assert 30 <= rows[("capped", 8)]["steps"] <= 40  # the second entry's cap and batch size (2 x 10 steps)
+    # a bare strategy name takes [search]'s settings
+    single = write(tmp_path, "[search]\nbatch_size = 2\nmax_steps = 20\n", "s.toml")
+    rows = rows_of(run_compare(single, tmp_path / "cmp2", strategies="best-of-n", budgets="8", repeats=1, pool=4))
+    assert rows[("best-of-n", 8)]["steps"] == 20
+
+
+def test_compare_needs_one_prior_seed(tmp_path, toy_plugin):
+    cfg = write(tmp_path, '[[searches]]\nlabel = "a"\n\n[[searches]]\nlabel = "b"\nprior_seed = 1\n')
+    with pytest.raises(ConfigError, match=r"^searches\.1\.prior_seed: compare and landscape need one prior seed"):
+        run_compare(cfg, tmp_path / "cmp", strategies="a,b", budgets="2")
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_the_reference_pool_shares_no_seed_with_any_contestant(tmp_path, toy_plugin):
+    out = tmp_path / "cmp"
+    run_compare(write(tmp_path, ""), out, strategies="best-of-n,eacps", budgets="8", repeats=2, pool=16)
+    ro = read_only(out)
+    try:
+        searches = ro.searches()
+        pool = {c.recipe.seed for s in searches if f"/{POOL}/" in s for c in ro.candidates(search=s)}
+        others = {c.recipe.seed for s in searches if f"/{POOL}/" not in s for c in ro.candidates(search=s)}
+    finally:
+        ro.close()
+    assert len(pool) == 3 * 16 // 3 and others and not pool & others  # 16 distinct seeds, used for every task
+
+
+def test_split_reports_the_evaluation_tasks_with_fresh_seeds(tmp_path, toy_plugin):
+    cfg = write(tmp_path, "").read_text().replace("n = 3", "n = 5")
+    (tmp_path / "c.toml").write_text(cfg)
+    out = tmp_path / "cmp"
+    s = run_compare(tmp_path / "c.toml", out, strategies="best-of-n", budgets="2", repeats=1, pool=4,
+                    split=Split(tune_tasks=2, seed_offset=7))
+    p = s["protocol"]
+    assert s["tasks"] == 3 and p["reported"] == "evaluation" and p["strategy_seeds"] == [7]
+    assert p["tuning_tasks"] == ["toy0-0", "toy0-1"] and p["evaluation_tasks"] == ["toy0-2", "toy0-3", "toy0-4"]
+    ro = read_only(out)
+    try:
+        assert not [x for x in ro.searches() if x.startswith(("toy0-0/", "toy0-1/"))]  # tuning tasks not run
+        assert any(x.endswith("/B2/r7") for x in ro.searches())
+    finally:
+        ro.close()
+    assert not any("winner's curse" in w for w in s["warnings"])
+    tuning = run_compare(tmp_path / "c.toml", tmp_path / "tune", strategies="best-of-n", budgets="2", repeats=1,
+                         pool=4, split=Split(tune_tasks=2, report="tuning"))
+    assert tuning["tasks"] == 2 and any("tuning split" in w for w in tuning["warnings"])
+    with pytest.raises(ConfigError, match=r"^--tune-tasks: 5 leaves the evaluation split empty"):
+        run_compare(tmp_path / "c.toml", tmp_path / "x", strategies="best-of-n", budgets="2",
+                    split=Split(tune_tasks=5))
+
+
+def test_landscape_uses_the_configs_prior_seed_and_batch_size(tmp_path, toy_plugin, monkeypatch):
+    sizes = []
+    generate = toy_plugin.ToyGenerator.generate
+
+    def spy(self, recipes, condition, **kw):
+        sizes.append(len(recipes))
+        return generate(self, recipes, condition, **kw)
+
+    monkeypatch.setattr(toy_plugin.ToyGenerator, "generate", spy)
+    cfg = write(tmp_path, "[search]\nprior_seed = 5\nbatch_size = 3\n")
+    out = tmp_path / "land"
+    run_landscape(cfg, out, neighborhoods="pcn:0.3", parents=4, k=2)
+    ro = read_only(out)
+    try:
+        assert {c.search for c in ro.candidates(role="prior")} == {f"prior/toy0-{i}/5" for i in range(3)}
+    finally:
+        ro.close()
+    assert sizes and max(sizes) <= 3
+    other = write(tmp_path, "[search]\nprior_seed = 6\n", "o.toml")
+    other.write_text(other.read_text().replace("n = 3", "n = 4"))
+    with pytest.raises(ConfigError, match=r"^--out: .* holds results of a different config"):
+        run_landscape(other, out, neighborhoods="pcn:0.3", parents=4, k=2)
