@@ -1,10 +1,13 @@
+import ast
 import importlib.metadata
 import sys
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from eacps import Strategy, hookimpl, plugins
+from eacps import Condition, Recipe, Scorer, Strategy, hookimpl, plugins
 from eacps.plugins import UnknownPluginError, build_registry
 
 
@@ -102,19 +105,125 @@ def test_in_process_plugins_register_and_unregister():
         plugins.get("strategy", "third-party")
 
 
-def test_every_hook_is_documented_and_tested():
-    """As datasette does: each hookspec has a docstring and appears in the docs and in these tests."""
-    from pathlib import Path
-
+def _hookspecs() -> list[str]:
     from eacps import hookspecs
 
-    here = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    return [n for n, f in vars(hookspecs).items() if hasattr(f, "eacps_spec")]
+
+
+def _test_functions(paths) -> set[str]:
+    """Names of the test functions (module level or in a class) defined in ``paths``; comments do not count."""
+    names: set[str] = set()
+    for path in paths:
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            body = node.body if isinstance(node, ast.ClassDef) else [node]
+            names |= {f.name for f in body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)}
+    return names
+
+
+def test_every_hook_is_documented_and_has_a_test():
+    """As datasette does: each hookspec has a docstring, a section in docs/plugins.md and a test *function*
+    named ``test_hook_<hook>`` (a comment or a substring elsewhere does not count)."""
+    from eacps import hookspecs
+
+    specs = _hookspecs()
+    assert set(plugins.HOOKS.values()) <= set(specs) and "register_commands" in specs
+    tests = _test_functions(Path(__file__).parent.glob("test_*.py"))
     docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
-    for hook in plugins.HOOKS.values():
+    for hook in specs:
         spec = getattr(hookspecs, hook)
         assert spec.__doc__ and len(spec.__doc__) > 20
         assert f"## {hook}" in docs, f"docs/plugins.md lacks a section for {hook}"
-        assert hook in here
+        assert f"test_hook_{hook}" in tests, f"no test function test_hook_{hook} in tests/"
+
+
+def test_the_hook_test_rule_can_fail(tmp_path):
+    """A hook mentioned only in a comment, a string or a nested helper has no test."""
+    (tmp_path / "test_x.py").write_text(
+        "# test_hook_register_widgets\n"
+        "NOTE = 'test_hook_register_widgets'\n"
+        "def test_other():\n    def test_hook_register_widgets():\n        pass\n"
+        "class TestA:\n    def test_hook_register_gadgets(self):\n        pass\n")
+    found = _test_functions([tmp_path / "test_x.py"])
+    assert "test_hook_register_widgets" not in found and "test_hook_register_gadgets" in found
+
+
+# -- one test per hook: an in-process plugin registers through it, the registry (or CLI) uses it -------------
+def _through_hook(hook: str, kind: str, key: str, obj, **kw):
+    """Register ``obj`` with an in-process plugin implementing ``hook``; return what the registry holds."""
+    mod = _module(f"tp_{hook}", **{hook: lambda register: register(obj, **kw)})
+    plugins.register_plugin(mod)
+    try:
+        entry = plugins.get_registry().entries[kind][key]
+        assert entry.distribution == "(registered in process)" and entry.plugin == f"tp_{hook}"
+        got = plugins.get(kind, key)
+    finally:
+        plugins.unregister_plugin(mod)
+        sys.modules.pop(f"tp_{hook}", None)
+    with pytest.raises(UnknownPluginError):
+        plugins.get(kind, key)
+    return got
+
+
+def test_hook_register_strategies():
+    cls = _through_hook("register_strategies", "strategy", "third-party", ThirdPartyStrategy)
+    assert cls is ThirdPartyStrategy
+    assert len(cls(budget=3).optimize(lambda r: 1.0) and cls(budget=3).ask(5)) == 3
+
+
+def test_hook_register_scorers():
+    class Brightness(Scorer):
+        name = "tp-brightness"
+
+        def score(self, images, condition):
+            return [10.0 * float(np.mean(im)) for im in images]
+
+    cls = _through_hook("register_scorers", "scorer", "tp-brightness", Brightness)
+    assert cls().score([np.full((2, 2, 1), 0.5, np.float32)], Condition("c")) == [5.0]
+
+
+def test_hook_register_generators(toy_plugin):
+    cls = _through_hook("register_generators", "generator", "toy-again", type("ToyAgain", (toy_plugin.ToyGenerator,),
+                                                                              {"name": "toy-again"}))
+    out = cls().generate([Recipe.from_seed(0)], Condition("c"))
+    assert out[0].image.shape == (4, 4, 1)
+
+
+def test_hook_register_executors():
+    from eacps.executor import InlineExecutor
+
+    cls = _through_hook("register_executors", "executor", "tp-inline", type("TpInline", (InlineExecutor,),
+                                                                            {"name": "tp-inline"}))
+    assert issubclass(cls, InlineExecutor) and cls.name == "tp-inline"
+
+
+def test_hook_register_task_sets():
+    def tasks(n: int, seed: int = 0):
+        return [Condition(f"tp{seed}-{i}", prompt="p") for i in range(n)]
+
+    fn = _through_hook("register_task_sets", "tasks", "tp-tasks", tasks, name="tp-tasks")
+    assert [c.id for c in fn(2, seed=1)] == ["tp1-0", "tp1-1"]
+
+
+def test_hook_register_commands(capsys):
+    import click
+
+    from eacps.cli import main
+
+    @click.command("tp-hello", help="say hello")
+    @click.argument("name")
+    def hello(name):
+        click.echo(f"hello {name}")
+
+    mod = _module("tp_commands", register_commands=lambda register: register(hello))
+    plugins.register_plugin(mod)
+    try:
+        assert main(["tp-hello", "world"]) == 0
+        assert capsys.readouterr().out == "hello world\n"
+    finally:
+        plugins.unregister_plugin(mod)
+        sys.modules.pop("tp_commands", None)
 
 
 def test_register_hooks_each_add_their_kind(toy_plugin):
