@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 from transformers import CLIPTextModel
 
 from eacps import Condition, Recipe, Status, plugins
+from eacps.api import load_models
+from eacps.config import ConfigError
 
 COND = Condition(id="c", prompt="a photo of a cat")
 BASE = dict(steps=2, height=32, width=32, device="cpu", dtype="float32")
@@ -101,6 +104,19 @@ def test_download_hint_only_for_a_hub_id_missing_offline(saved, tmp_path):
         _ = DiffusersGenerator(model=str(broken), **BASE).pipe
     msg = str(info.value)
     assert "diffusion_pytorch_model.safetensors" in msg and "download it" not in msg and "allow_pickle" not in msg
+
+
+def test_a_long_load_error_is_cut_once_and_keeps_its_hint():
+    model = "/nonexistent/" + "x" * 400
+    with pytest.raises(ModelLoadError) as info:
+        _ = DiffusersGenerator(model=model, **BASE).pipe
+    msg = str(info.value)
+    assert "\n" not in msg and model in msg and msg.endswith("Please check the parameter.")  # cause uncut
+    with pytest.raises(ConfigError) as cfg:
+        load_models(DiffusersGenerator(model=model, **BASE), SimpleNamespace(criteria=[]))
+    line = str(cfg.value)
+    assert "\n" not in line and "(no such local folder)" in line and len(line) <= 400
+    assert line.count("…") == 1 and line.endswith("…") and "..." not in line.replace("[...]", "")  # cut once
 
 
 @pytest.fixture(scope="module")

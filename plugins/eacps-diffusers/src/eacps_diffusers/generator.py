@@ -29,6 +29,8 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
+from eacps.errors import one_line
+from eacps.stepping import Trajectory
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -127,11 +129,6 @@ def _is_oom(exc: BaseException) -> bool:
     if oom is not None and isinstance(exc, oom):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def _default_device() -> str:
@@ -245,9 +242,9 @@ class DiffusersGenerator(Generator):
         try:
             pipe = cls.from_pretrained(p.model, **kwargs)
         except Exception as exc:
-            raise ModelLoadError(
-                f"cannot load diffusers model {p.model!r}{_load_hint(exc, p)}: {type(exc).__name__}: {_one_line(exc)}"
-            ) from None
+            cause = one_line(exc, limit=sys.maxsize)  # uncut: whoever prints it cuts once
+            hint = _load_hint(exc, p)
+            raise ModelLoadError(f"cannot load diffusers model {_short(p.model)!r}{hint}: {cause}") from None
         finally:
             dlog.set_verbosity(verbosity)
             if bars:
@@ -292,6 +289,46 @@ class DiffusersGenerator(Generator):
                 f"noise_mode='latents' is not supported for {type(self.pipe).__name__}; known: {sorted(FAMILIES)}"
             )
         return fam
+
+    # -- stepping (eacps.stepping; the loops are in eacps_diffusers.stepping) ---------------------------
+    def stepping_problem(self) -> str | None:
+        """Why this pipeline cannot step (family, scheduler, call kwargs), or None; see ``stepping.SCHEDULERS``."""
+        from eacps_diffusers.stepping import stepping_problem
+
+        return stepping_problem(self)
+
+    @property
+    def supports_stepping(self) -> bool:  # type: ignore[override]
+        """SD/SDXL with DDIM/DDPM/Euler(-ancestral), SD3/FLUX with flow-matching Euler (loads the pipeline)."""
+        return self.stepping_problem() is None
+
+    @property
+    def stepper(self) -> Any:
+        if getattr(self, "_stepper", None) is None:
+            from eacps_diffusers.stepping import Stepper
+
+            if (problem := self.stepping_problem()) is not None:
+                raise ValueError(problem)
+            self._stepper = Stepper(self)
+        return self._stepper
+
+    def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:
+        recipes = list(recipes)
+        self.check([r.root for r in recipes])
+        total = int(steps or self.default_steps)
+        stepper = self.stepper
+        _eval_mode(self.pipe)
+        noise = self.pipeline_latents(self.noises(recipes, condition))
+        return stepper.start(noise, condition, total, self._generators(recipes, self.noise_shape(condition)))
+
+    def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
+        return self.stepper.advance(traj, condition, until)
+
+    def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
+        return self.stepper.decode(latents, condition)
+
+    def marginal(self, traj: Trajectory) -> tuple[float, float]:
+        return self.stepper.marginal(traj)
 
     @property
     def supports_noise_recipes(self) -> bool:  # type: ignore[override]
@@ -433,7 +470,7 @@ class DiffusersGenerator(Generator):
         except Exception as exc:
             if not _is_oom(exc):
                 raise
-            reason = f"out of memory at batch size {len(recipes)}: {_one_line(exc)}"
+            reason = f"out of memory at batch size {len(recipes)}: {one_line(exc)}"
         _clear_cache(self.device)
         if len(recipes) == 1:
             return [Generated.failed(reason)]
@@ -489,6 +526,11 @@ def _module_dtype(pipe: Any) -> torch.dtype:
         if isinstance(mod, torch.nn.Module):
             return next(mod.parameters()).dtype
     return torch.float32
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """``text`` cut in the middle to ``limit`` characters (the message's hint must survive a one-line cut)."""
+    return text if len(text) <= limit else text[: limit // 2 - 3] + "[...]" + text[-(limit // 2 - 2) :]
 
 
 def _is_path(model: str) -> bool:

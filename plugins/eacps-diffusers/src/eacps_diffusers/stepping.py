@@ -1,0 +1,400 @@
+"""Stepping (``eacps.stepping``) for diffusers pipelines: start / advance / decode / marginal per family.
+
+The denoising loop of each supported pipeline is written out here, step for step as the pipeline's own
+``__call__`` does it (prompt encoding, CFG batch order ``[negative, positive]``, ``scale_model_input``, the
+scheduler step, the VAE decode), so that ``start -> advance(T) -> decode`` gives the image ``generate`` gives.
+Prompt embeddings and the configured scheduler live in a small per-condition cache, never in the Trajectory.
+
+Supported: the SD1.5/2.x and SDXL families with DDIM, DDPM, Euler and Euler-ancestral; SD3 and FLUX with
+flow-matching Euler. Anything else (PixArt, Sana, img2img, multistep/higher-order schedulers such as
+DPM-Solver++, UniPC, Heun) is refused by ``stepping_problem`` before any compute.
+
+Stochastic schedulers (Euler-ancestral, DDPM, DDIM with ``eta > 0``): the per-step noise of trajectory i comes
+from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (the recipe's
+seed, advanced past the initial-noise draw), so a seed-only path is the vanilla diffusers call. Since a
+Trajectory carries no recipe, the generator remembers, for every state it returned, its noise generator's
+state, keyed by a hash of the state's bytes (a bounded LRU); ``advance`` looks each input row up. A state it
+did not produce (a branch move's output, or one evicted from that memory) draws its noise from a generator
+seeded by the hash of the state itself, so paths still regenerate exactly from their recipes on the same
+device and batch order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from eacps import Condition, Generated
+from eacps.stepping import Trajectory
+
+if TYPE_CHECKING:
+    from eacps_diffusers.generator import DiffusersGenerator
+
+SCHEDULERS: dict[str, str] = {
+    "DDIMScheduler": "ddim",
+    "DDPMScheduler": "ddpm",
+    "EulerDiscreteScheduler": "euler",
+    "EulerAncestralDiscreteScheduler": "euler",
+    "FlowMatchEulerDiscreteScheduler": "flow",
+}
+"""Schedulers that can step from any step index (no multistep history), with their marginal kind."""
+
+FAMILY_SCHEDULERS: dict[str, frozenset[str]] = {
+    "sd": frozenset({"ddim", "ddpm", "euler"}),
+    "sdxl": frozenset({"ddim", "ddpm", "euler"}),
+    "sd3": frozenset({"flow"}),
+    "flux": frozenset({"flow"}),
+}
+"""Families that can step, and the scheduler kinds each supports."""
+
+CALL_KWARGS: dict[str, frozenset[str]] = {
+    "sd": frozenset({"eta", "guidance_rescale", "clip_skip"}),
+    "sdxl": frozenset({"eta", "guidance_rescale", "clip_skip"}),
+    "sd3": frozenset({"max_sequence_length", "clip_skip"}),
+    "flux": frozenset({"max_sequence_length"}),
+}
+"""``call_kwargs`` the stepping loop honours per family; any other one is refused (it would be ignored)."""
+
+
+def stepping_problem(gen: DiffusersGenerator) -> str | None:
+    """Why ``gen`` cannot step (None when it can): family, scheduler and call kwargs are checked up front."""
+    pipe = gen.pipe
+    fam = gen.family
+    if fam is None:
+        return (f"diffusers {type(pipe).__name__} cannot step: it draws its own noise (generator mode); "
+                f"stepping families: {sorted(FAMILY_SCHEDULERS)}")
+    if fam.name not in FAMILY_SCHEDULERS:
+        return f"diffusers family {fam.name!r} cannot step; stepping families: {sorted(FAMILY_SCHEDULERS)}"
+    sched = type(pipe.scheduler).__name__
+    kind = SCHEDULERS.get(sched)
+    allowed = sorted(k for k, v in SCHEDULERS.items() if v in FAMILY_SCHEDULERS[fam.name])
+    if kind not in FAMILY_SCHEDULERS[fam.name]:
+        return f"diffusers {fam.name} cannot step with scheduler {sched!r}; stepping schedulers: {allowed}"
+    if fam.name in ("sd", "sdxl") and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
+        return "diffusers: guidance-embedded UNets (LCM) cannot step"
+    extra = sorted(set(gen.params.call_kwargs) - CALL_KWARGS[fam.name])
+    if extra:
+        allowed_kw = sorted(CALL_KWARGS[fam.name])
+        return f"call_kwargs {extra} are not honoured when stepping {fam.name}; allowed: {allowed_kw}"
+    return None
+
+
+def _state_hash(row: torch.Tensor) -> bytes:
+    return hashlib.sha256(row.detach().to("cpu").contiguous().flatten().view(torch.uint8).numpy().tobytes()).digest()
+
+
+class NoiseStreams:
+    """Per-trajectory noise generators for stochastic schedulers, remembered by the hash of each state."""
+
+    def __init__(self, max_states: int = 4096) -> None:
+        self.max_states = max_states
+        self._states: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    def put(self, latents: torch.Tensor, gens: list[torch.Generator]) -> None:
+        for row, g in zip(latents, gens, strict=True):
+            self._states[_state_hash(row)] = g.get_state()
+            self._states.move_to_end(_state_hash(row))
+        while len(self._states) > self.max_states:
+            self._states.popitem(last=False)
+
+    def take(self, latents: torch.Tensor) -> list[torch.Generator]:
+        gens = []
+        for row in latents:
+            h = _state_hash(row)
+            g = torch.Generator("cpu")
+            state = self._states.get(h)
+            if state is None:  # a branch move's output: seeded by the state itself
+                g.manual_seed(int.from_bytes(h[:8], "big") % (2**63 - 1) or 1)
+            else:
+                g.set_state(state)
+            gens.append(g)
+        return gens
+
+
+@dataclass
+class _Context:
+    """What every model call of one condition at one schedule length needs (batch size 1, expanded per call)."""
+
+    kind: str
+    cfg: bool
+    guidance: float
+    embeds: dict[str, torch.Tensor]
+    extra: dict[str, Any]
+    stochastic: bool
+
+
+def _set_index(sched: Any, i: int) -> None:
+    if hasattr(sched, "_step_index"):
+        sched._step_index = i  # diffusers schedulers keep the step index themselves: set it for this call
+
+
+def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    return t.repeat(n, *[1] * (t.dim() - 1))
+
+
+class Stepper:
+    """start / advance / decode / marginal for one ``DiffusersGenerator`` (its pipeline and params)."""
+
+    def __init__(self, gen: DiffusersGenerator, max_contexts: int = 8) -> None:
+        self.gen = gen
+        self.max_contexts = max_contexts
+        self._contexts: OrderedDict[tuple[str, str | None], _Context] = OrderedDict()
+        self._schedulers: dict[int, Any] = {}
+        self.streams = NoiseStreams()
+
+    @property
+    def family(self) -> str:
+        return self.gen.family.name  # type: ignore[union-attr]
+
+    @property
+    def device(self) -> torch.device:
+        return self.gen.pipe._execution_device
+
+    # -- context ---------------------------------------------------------------------------------
+    def context(self, condition: Condition) -> _Context:
+        kw = self.gen._kwargs(condition, self.gen.default_steps)
+        key = (kw["prompt"], kw.get("negative_prompt"))
+        if (ctx := self._contexts.get(key)) is None:
+            ctx = self._build(kw)
+            self._contexts[key] = ctx
+            while len(self._contexts) > self.max_contexts:
+                self._contexts.popitem(last=False)
+        self._contexts.move_to_end(key)
+        return ctx
+
+    def _build(self, kw: dict[str, Any]) -> _Context:
+        pipe = self.gen.pipe
+        guidance = float(kw.get("guidance_scale", self.gen._call_default("guidance_scale") or 1.0))
+        sched = pipe.scheduler
+        kind = SCHEDULERS[type(sched).__name__]
+        with torch.no_grad():
+            embeds, cfg = getattr(self, f"_encode_{self.family}")(kw, guidance)
+        eta = float(kw.get("eta", 0.0))
+        stochastic = (type(sched).__name__ in ("EulerAncestralDiscreteScheduler", "DDPMScheduler")
+                      or (kind == "ddim" and eta > 0) or bool(sched.config.get("stochastic_sampling", False)))
+        extra = {"eta": eta} if kind == "ddim" else {}
+        extra["guidance_rescale"] = float(kw.get("guidance_rescale", 0.0))
+        return _Context(kind, cfg, guidance, embeds, extra, stochastic)
+
+    def scheduler(self, total: int) -> Any:
+        """A copy of the pipeline's scheduler with the ``total``-step schedule the pipeline would set."""
+        if (sched := self._schedulers.get(total)) is None:
+            pipe = self.gen.pipe
+            sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
+            self._set_timesteps(sched, total)
+            self._schedulers[total] = sched
+        return sched
+
+    def _set_timesteps(self, sched: Any, total: int) -> None:
+        from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
+
+        pipe, cfg = self.gen.pipe, sched.config
+        kwargs: dict[str, Any] = {}
+        if self.family == "flux":
+            seq = int(np.prod(self.gen.noise_shape(Condition(id="_"))[2:])) // 4
+            if not cfg.get("use_flow_sigmas", False):
+                kwargs["sigmas"] = np.linspace(1.0, 1 / total, total)
+            kwargs["mu"] = calculate_shift(seq, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
+                                           cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15))
+        elif self.family == "sd3" and cfg.get("use_dynamic_shifting", None):
+            _, _, h, w = self.gen.noise_shape(Condition(id="_"))
+            ps = pipe.transformer.config.patch_size
+            kwargs["mu"] = calculate_shift((h // ps) * (w // ps), cfg.get("base_image_seq_len", 256),
+                                           cfg.get("max_image_seq_len", 4096), cfg.get("base_shift", 0.5),
+                                           cfg.get("max_shift", 1.16))
+        retrieve_timesteps(sched, total, self.device, **kwargs)
+
+    # per-family prompt encoding: embeddings at batch size 1 (the pipeline encodes once, then repeats)
+    def _encode_sd(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        pipe = self.gen.pipe
+        cfg = guidance > 1
+        pe, ne = pipe.encode_prompt(kw["prompt"], self.device, 1, cfg, kw.get("negative_prompt"),
+                                    clip_skip=kw.get("clip_skip"))
+        return {"prompt": pe, "negative": ne} if cfg else {"prompt": pe}, cfg
+
+    def _encode_sdxl(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        pipe = self.gen.pipe
+        cfg = guidance > 1
+        pe, ne, pool, npool = pipe.encode_prompt(prompt=kw["prompt"], device=self.device, num_images_per_prompt=1,
+                                                 do_classifier_free_guidance=cfg,
+                                                 negative_prompt=kw.get("negative_prompt"),
+                                                 clip_skip=kw.get("clip_skip"))
+        h, w = kw["height"], kw["width"]
+        proj = int(pool.shape[-1]) if pipe.text_encoder_2 is None else pipe.text_encoder_2.config.projection_dim
+        ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=pe.dtype, text_encoder_projection_dim=proj)
+        out = {"prompt": pe, "pooled": pool, "time_ids": ids}
+        if cfg:
+            out.update(negative=ne, negative_pooled=npool)
+        return out, cfg
+
+    def _encode_sd3(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        pipe = self.gen.pipe
+        cfg = guidance > 1
+        pe, ne, pool, npool = pipe.encode_prompt(
+            prompt=kw["prompt"], prompt_2=None, prompt_3=None, negative_prompt=kw.get("negative_prompt"),
+            do_classifier_free_guidance=cfg, device=self.device, clip_skip=kw.get("clip_skip"),
+            num_images_per_prompt=1, max_sequence_length=kw.get("max_sequence_length", 256))
+        out = {"prompt": pe, "pooled": pool}
+        if cfg:
+            out.update(negative=ne, negative_pooled=npool)
+        return out, cfg
+
+    def _encode_flux(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        pipe = self.gen.pipe
+        pe, pool, text_ids = pipe.encode_prompt(prompt=kw["prompt"], prompt_2=None, device=self.device,
+                                                num_images_per_prompt=1,
+                                                max_sequence_length=kw.get("max_sequence_length", 512))
+        _, _, h, w = self.gen.noise_shape(Condition(id="_"))
+        img_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, self.device, pe.dtype)
+        out = {"prompt": pe, "pooled": pool, "text_ids": text_ids, "img_ids": img_ids}
+        if pipe.transformer.config.guidance_embeds:
+            out["guidance"] = torch.full([1], guidance, device=self.device, dtype=torch.float32)
+        return out, False  # FLUX.1 is guidance-distilled: one pass per step
+
+    # -- the stepping methods ----------------------------------------------------------------------
+    def start(self, noise: torch.Tensor, condition: Condition, total: int, gens: list[torch.Generator]) -> Trajectory:
+        """``noise``: the recipes' initial noise as the pipeline's ``latents=``; scaled as ``prepare_latents`` does."""
+        ctx = self.context(condition)
+        latents = noise.to(self.device)
+        if self.family in ("sd", "sdxl"):
+            latents = latents * self.scheduler(total).init_noise_sigma
+        else:
+            latents = latents.to(dtype=ctx.embeds["prompt"].dtype)
+        if ctx.stochastic:
+            self.streams.put(latents, gens)
+        return Trajectory(latents, None, 0, total)
+
+    @torch.no_grad()
+    def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
+        if not traj.step <= until <= traj.total:
+            raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
+        ctx = self.context(condition)
+        sched, x, x0 = self.scheduler(traj.total), traj.latents, traj.x0
+        gens = self.streams.take(x) if ctx.stochastic else None
+        step_kwargs: dict[str, Any] = {"generator": gens} if gens is not None else {}
+        if ctx.kind == "ddim":
+            step_kwargs["eta"] = ctx.extra["eta"]
+        for i in range(traj.step, until):
+            t = sched.timesteps[i]
+            pred = self._model(x, t, i, ctx, sched)
+            _set_index(sched, i)
+            out = sched.step(pred, t, x, **step_kwargs, return_dict=True)
+            if ctx.kind == "flow":  # x_t = (1 - s) x0 + s eps and the model predicts v = eps - x0
+                x0 = (x.float() - float(sched.sigmas[i]) * pred.float()).to(x.dtype)
+            else:
+                x0 = out.pred_original_sample
+            x = out.prev_sample
+        if gens is not None:
+            self.streams.put(x, gens)
+        return Trajectory(x, x0, until, traj.total)
+
+    def _model(self, x: torch.Tensor, t: torch.Tensor, i: int, ctx: _Context, sched: Any) -> torch.Tensor:
+        """One model call for the batch ``x`` at timestep ``t`` (index ``i``), CFG as the pipeline does it."""
+        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+        pipe, e, n = self.gen.pipe, ctx.embeds, x.shape[0]
+        inp = torch.cat([x] * 2) if ctx.cfg else x
+
+        def both(name: str) -> torch.Tensor:
+            pos = _rows(e[name], n)
+            return torch.cat([_rows(e[f"negative_{name}" if name != "prompt" else "negative"], n), pos]) if ctx.cfg \
+                else pos
+
+        if self.family in ("sd", "sdxl"):
+            _set_index(sched, i)
+            inp = sched.scale_model_input(inp, t)
+            added = None
+            if self.family == "sdxl":
+                ids = torch.cat([e["time_ids"], e["time_ids"]]) if ctx.cfg else e["time_ids"]
+                added = {"text_embeds": both("pooled"), "time_ids": ids.to(self.device).repeat(n, 1)}
+            pred = pipe.unet(inp, t, encoder_hidden_states=both("prompt"), timestep_cond=None,
+                             cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+        elif self.family == "sd3":
+            pred = pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
+                                    encoder_hidden_states=both("prompt"), pooled_projections=both("pooled"),
+                                    joint_attention_kwargs=None, return_dict=False)[0]
+        else:  # flux
+            guidance = e["guidance"].expand(n) if "guidance" in e else None
+            pred = pipe.transformer(hidden_states=inp, timestep=t.expand(n).to(x.dtype) / 1000, guidance=guidance,
+                                    pooled_projections=_rows(e["pooled"], n),
+                                    encoder_hidden_states=_rows(e["prompt"], n), txt_ids=e["text_ids"],
+                                    img_ids=e["img_ids"], joint_attention_kwargs=None,
+                                    return_dict=False)[0]
+        if ctx.cfg:
+            uncond, text = pred.chunk(2)
+            pred = uncond + ctx.guidance * (text - uncond)
+            if ctx.extra["guidance_rescale"] > 0:
+                pred = rescale_noise_cfg(pred, text, guidance_rescale=ctx.extra["guidance_rescale"])
+        return pred
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
+        """Latents -> images as the pipeline decodes them, judged like ``generate``'s (safety, NaN, black)."""
+        pipe = self.gen.pipe
+        vae = pipe.vae
+        h, w = self.gen.size()
+        nsfw = None
+        latents = latents.to(self.device)
+        if self.family == "flux":
+            latents = pipe._unpack_latents(latents, h, w, pipe.vae_scale_factor)
+        if self.family in ("sd3", "flux"):
+            image = vae.decode((latents / vae.config.scaling_factor) + vae.config.shift_factor, return_dict=False)[0]
+            image = pipe.image_processor.postprocess(image, output_type="np")
+        elif self.family == "sdxl":
+            image = pipe.image_processor.postprocess(self._decode_sdxl(latents), output_type="np")
+        else:
+            image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+            image, nsfw = pipe.run_safety_checker(image, self.device, latents.dtype)
+            denorm = [True] * image.shape[0] if nsfw is None else [not f for f in nsfw]
+            image = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denorm)
+        images = np.asarray(image, dtype=np.float32)
+        flags = nsfw or [False] * images.shape[0]
+        return [self.gen._judge(images[i], bool(flags[i])) for i in range(images.shape[0])]
+
+    def _decode_sdxl(self, latents: torch.Tensor) -> torch.Tensor:
+        pipe = self.gen.pipe
+        vae = pipe.vae
+        upcast = vae.dtype == torch.float16 and vae.config.force_upcast
+        if upcast:
+            pipe.upcast_vae()
+            latents = latents.to(next(iter(vae.post_quant_conv.parameters())).dtype)
+        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            mean_t = torch.tensor(mean).view(1, 4, 1, 1).to(latents.device, latents.dtype)
+            std_t = torch.tensor(std).view(1, 4, 1, 1).to(latents.device, latents.dtype)
+            latents = latents * std_t / vae.config.scaling_factor + mean_t
+        else:
+            latents = latents / vae.config.scaling_factor
+        image = vae.decode(latents, return_dict=False)[0]
+        if upcast:
+            vae.to(dtype=torch.float16)
+        if getattr(pipe, "watermark", None) is not None:
+            image = pipe.watermark.apply_watermark(image)
+        return image
+
+    def marginal(self, traj: Trajectory) -> tuple[float, float]:
+        """``x_k = a·x0 + b·eps`` after ``k = traj.step`` model calls, as the scheduler wrote ``x_k``."""
+        if not 1 <= traj.step < traj.total:
+            raise ValueError(f"no branch at step {traj.step} of {traj.total}: it needs 1 <= step < {traj.total}")
+        sched, k = self.scheduler(traj.total), traj.step
+        kind = SCHEDULERS[type(sched).__name__]
+        if kind in ("ddim", "ddpm"):
+            t = int(sched.timesteps[k - 1])
+            if kind == "ddim":
+                prev = t - sched.config.num_train_timesteps // sched.num_inference_steps
+                abar = float(sched.alphas_cumprod[prev]) if prev >= 0 else float(sched.final_alpha_cumprod)
+            else:
+                prev = int(sched.previous_timestep(t))
+                abar = float(sched.alphas_cumprod[prev]) if prev >= 0 else 1.0
+            return math.sqrt(abar), math.sqrt(1.0 - abar)
+        sigma = float(sched.sigmas[k])
+        return (1.0, sigma) if kind == "euler" else (1.0 - sigma, sigma)
+
+
+__all__ = ["CALL_KWARGS", "FAMILY_SCHEDULERS", "SCHEDULERS", "NoiseStreams", "Stepper", "stepping_problem"]
