@@ -37,7 +37,7 @@ def test_same_config_and_seed_give_identical_results_on_digits(tmp_path, strateg
 
     from eacps import search
     from eacps.config import create
-    from eacps.demo import digits_potential
+    from eacps.demo import digits_potential  # the digits preset's potential, through the registry
 
     task = eacps_digits.tasks(1)[0]
 
@@ -53,3 +53,32 @@ def test_same_config_and_seed_give_identical_results_on_digits(tmp_path, strateg
     img1 = gen.generate([a[1]], task)[0].image
     img2 = gen.generate([a[1]], task)[0].image
     assert (img1 == img2).all()
+
+
+def test_hook_register_demo_presets(tmp_path, toy_plugin):
+    """The demo finds its generator, scorers and tasks through a registered preset (no plugin import)."""
+    from eacps import hookimpl, plugins
+    from eacps.config import ConfigError
+    from eacps.demo import get_preset, run_demo
+    from eacps.plugins import DemoPreset
+
+    assert get_preset().name == "digits" and get_preset("digits").tasks == "digits"  # eacps-digits registers it
+    toy = DemoPreset(name="a-toy", generator="toy", tasks="toy",
+                     criteria={"realism": ("toy-pixel", 4.0), "consistency": ("toy-mean", 1.0)}, title="toy demo")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_demo_presets(register):
+            register(toy)
+
+    plugins.register_plugin(Plugin)
+    try:
+        assert get_preset() is toy  # first by name
+        summary = run_demo(tmp_path / "d", n_tasks=2, budget=8, batch_size=4, progress=False, echo=lambda *a: None)
+        with pytest.raises(ConfigError, match="--preset: unknown demo 'nope'; known: a-toy, digits"):
+            get_preset("nope")
+    finally:
+        plugins.unregister_plugin(Plugin)
+    assert summary["n_tasks"] == 2 and set(summary["strategies"]) == {"eacps", "eacps-pcn", "best-of-n"}
+    assert "toy demo" in (tmp_path / "d" / "report.html").read_text()

@@ -1,4 +1,7 @@
-"""``eacps demo``: EACPS (both neighbourhoods) vs best-of-N at equal budget on the digits testbed."""
+"""``eacps demo``: EACPS (both neighbourhoods) vs best-of-N at equal budget on a registered demo preset.
+
+The preset (generator, criteria, task set; by registered name) comes from the plugin registry
+(``register_demo_presets``); the digits testbed registers ``digits``. The core imports no plugin."""
 
 from __future__ import annotations
 
@@ -7,10 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eacps import plugins
 from eacps.api import make_strategy
 from eacps.config import ConfigError, create
 from eacps.engine import Engine, Job
-from eacps.potential import REFERENCE_WEIGHTS, Criterion, Potential
+from eacps.plugins import DemoPreset
+from eacps.potential import Criterion, Potential
 from eacps.report import write_report
 from eacps.store import Store, read_only
 from eacps.summary import format_table, summarize_store
@@ -23,11 +28,28 @@ CONTESTANTS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-def digits_potential() -> Potential:
+def get_preset(name: str | None = None) -> DemoPreset:
+    """A registered demo preset (default: the first by name); ConfigError when none is installed."""
+    names = plugins.get_registry().names("demo")
+    if not names:
+        raise ConfigError("demo: no demo preset is registered; install the digits testbed (pip install -e "
+                          "plugins/eacps-digits, or run `make demo`)")
+    try:
+        return plugins.get("demo", name or names[0])
+    except plugins.UnknownPluginError as exc:
+        raise ConfigError(f"--preset: {exc}") from None
+
+
+def preset_potential(preset: DemoPreset) -> Potential:
     return Potential([
-        Criterion(name, create("scorer", f"digits-{name}", section=f"potential.criteria.{name}", field="scorer"), w)
-        for name, w in REFERENCE_WEIGHTS.items()
+        Criterion(name, create("scorer", scorer, section=f"potential.criteria.{name}", field="scorer"), w)
+        for name, (scorer, w) in preset.criteria.items()
     ])
+
+
+def digits_potential() -> Potential:
+    """The ``digits`` preset's potential (benchmarks and tests)."""
+    return preset_potential(get_preset("digits"))
 
 
 def _check_args(out: Path, n_tasks: int, budget: int, seed: int, config: dict[str, Any]) -> None:
@@ -49,21 +71,17 @@ def _check_args(out: Path, n_tasks: int, budget: int, seed: int, config: dict[st
 
 
 def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int = 20, seed: int = 0,
-             batch_size: int = 20, progress: bool = True, echo=print) -> dict[str, Any]:
-    try:
-        import eacps_digits
-    except ImportError:
-        raise ConfigError("demo: the embedded digits testbed is not installed (pip install -e plugins/eacps-digits, "
-                          "or run `make demo`)") from None
+             batch_size: int = 20, progress: bool = True, echo=print, preset: str | None = None) -> dict[str, Any]:
+    demo = get_preset(preset)
     out = Path(out)
     t0 = time.perf_counter()
-    generator = create("generator", "digits", section="generator")
-    potential = digits_potential()
+    generator = create("generator", demo.generator, section="generator")
+    potential = preset_potential(demo)
     config = {"demo": {"tasks": n_tasks, "budget": budget, "seed": seed, "contestants": CONTESTANTS,
                        "potential": potential.describe()}}
     config = json.loads(json.dumps(config))  # as stored (tuples become lists)
     _check_args(out, n_tasks, budget, seed, config)
-    tasks = eacps_digits.tasks(n_tasks, seed=seed)
+    tasks = plugins.get("tasks", demo.tasks)(n_tasks, seed=seed)
     strategies = [(label, name, params, make_strategy(name, params, budget=budget, seed=seed))
                   for label, name, params in CONTESTANTS]  # refused here, before the run directory exists
     with Store.open(out, argv=["demo", str(out)]) as store:
@@ -84,7 +102,7 @@ def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int =
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     summary["generated"] = generated
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    report = write_report(out, title="eacps demo: EACPS vs best-of-N on the digits testbed")
+    report = write_report(out, title=demo.title or f"eacps demo: EACPS vs best-of-N ({demo.name})")
     echo(format_table(summary))
     echo(f"{generated} candidates generated in {summary['seconds']} s; report: {report}")
     return summary

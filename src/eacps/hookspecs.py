@@ -55,3 +55,10 @@ def register_commands(register, cli):
     group itself, for ``@cli.command()``; take either argument). Called only when the command line needs a
     command it does not know, or lists them (``eacps --help``); a name already taken is not replaced and the
     clash is reported. The built-in commands are added by the same hook (``eacps.cli.register_commands``)."""
+
+
+@hookspec
+def register_demo_presets(register):
+    """Register what ``eacps demo`` runs: ``register(eacps.plugins.DemoPreset(name=..., generator=...,
+    criteria={criterion: (scorer, weight)}, tasks=...))``, every part by registered name. ``eacps demo --preset
+    NAME`` picks one (default: the first by name); the core names no plugin itself."""

@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,13 +23,14 @@ import pluggy
 from eacps import hookspecs
 
 GROUP = "eacps"
-Kind = Literal["strategy", "scorer", "generator", "executor", "tasks"]
+Kind = Literal["strategy", "scorer", "generator", "executor", "tasks", "demo"]
 HOOKS: dict[Kind, str] = {
     "strategy": "register_strategies",
     "scorer": "register_scorers",
     "generator": "register_generators",
     "executor": "register_executors",
     "tasks": "register_task_sets",
+    "demo": "register_demo_presets",
 }
 BUILTINS = (
     "eacps.strategies.best_of_n",
@@ -40,6 +42,18 @@ BUILTINS = (
     "eacps.strategies.tree_search",
     "eacps.executor",
 )
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """What ``eacps demo`` runs, every part by registered name: a generator, criteria (``{criterion: (scorer,
+    weight)}``) and a task set (registered with ``register_task_sets``)."""
+
+    name: str
+    generator: str
+    criteria: Mapping[str, tuple[str, float]]
+    tasks: str
+    title: str = ""
 
 
 class UnknownPluginError(KeyError):

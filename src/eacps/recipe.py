@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where noise is drawn: reading a store needs no torch
+    import torch
 
 SEED_MAX = 2**32
 
@@ -36,10 +37,13 @@ def _check_seed(seed: int, what: str = "seed") -> int:
     return seed
 
 
-def gaussian(seed: int, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The standard normal draw of ``seed``: exactly what diffusers' ``randn_tensor`` gives on CPU."""
+def gaussian(seed: int, shape: tuple[int, ...], dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The standard normal draw of ``seed`` (float32 by default): exactly what diffusers' ``randn_tensor``
+    gives on CPU."""
+    import torch
+
     gen = torch.Generator("cpu").manual_seed(seed)
-    return torch.randn(shape, generator=gen, dtype=dtype)
+    return torch.randn(shape, generator=gen, dtype=dtype if dtype is not None else torch.float32)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class PCN:
             raise ValueError(f"pcn theta must be in [0, pi/2], got {self.theta}")
 
     def apply(self, z: torch.Tensor) -> torch.Tensor:
-        xi = gaussian(self.seed, tuple(z.shape), torch.float32)
+        xi = gaussian(self.seed, tuple(z.shape))
         return math.cos(self.theta) * z + math.sin(self.theta) * xi
 
     def to_json(self) -> dict[str, Any]:
@@ -221,9 +225,12 @@ class Recipe:
         ``generator=manual_seed(seed)`` in a plain pipeline call)."""
         return self.seed is not None and not self.moves and not self.branches and self.until is None
 
-    def noise(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The exact initial noise, on CPU. Seed-only recipes are drawn directly in ``dtype`` (bit-equal
-        to diffusers); composite recipes are computed in float32 and cast once at the end."""
+    def noise(self, shape: tuple[int, ...], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The exact initial noise, on CPU. Seed-only recipes are drawn directly in ``dtype`` (float32 by
+        default; bit-equal to diffusers); composite recipes are computed in float32 and cast once at the end."""
+        import torch
+
+        dtype = dtype if dtype is not None else torch.float32
         shape = tuple(int(s) for s in shape)
         if self.seed is not None and not self.moves:
             return gaussian(self.seed, shape, dtype)  # type: ignore[arg-type]

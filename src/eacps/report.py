@@ -8,7 +8,6 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from eacps.engine import eligible
 from eacps.store import Candidate, read_only
 from eacps.summary import SearchRecord, format_table, load_searches, summarize_store
 
@@ -241,7 +240,7 @@ def render(run_dir: str | Path, title: str = "eacps report") -> str:
         for r in rs:
             out.append(_fig(r.best, root, f"best: {r.strategy}"))
         seen, top = set(), []
-        for c in sorted((c for r in rs for c in r.candidates if eligible(c)), key=lambda c: -c.potential):
+        for c in sorted((c for r in rs for c in r.candidates if c.result.eligible), key=lambda c: -c.potential):
             if c.cache_key not in seen:
                 seen.add(c.cache_key)
                 top.append(c)

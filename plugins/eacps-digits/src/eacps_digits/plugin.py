@@ -1,4 +1,5 @@
-"""Entry point of the ``eacps-digits`` plugin: the ``digits`` generator, its three scorers and task set."""
+"""Entry point of the ``eacps-digits`` plugin: the ``digits`` generator, its three scorers, task set and demo
+preset."""
 
 from __future__ import annotations
 
@@ -26,3 +27,10 @@ def register_task_sets(register):
     from eacps_digits.tasks import tasks
 
     register(tasks, name="digits")
+
+
+@hookimpl
+def register_demo_presets(register):
+    from eacps_digits.tasks import demo_preset
+
+    register(demo_preset())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eacps import Condition
+from eacps.plugins import DemoPreset
 from eacps_digits import data
 
 
@@ -32,3 +33,10 @@ def tasks(n: int, seed: int = 0) -> list[Condition]:
             )
         )
     return out
+
+
+def demo_preset() -> DemoPreset:
+    """``eacps demo``: the digits generator, its three scorers at the reference weights, the digits tasks."""
+    return DemoPreset(name="digits", generator="digits", tasks="digits", criteria={
+        "consistency": ("digits-consistency", 1.0), "realism": ("digits-realism", 4.0),
+        "identity": ("digits-identity", 1.5)}, title="eacps demo: EACPS vs best-of-N on the digits testbed")
