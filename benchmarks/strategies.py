@@ -1,95 +1,129 @@
-"""Every strategy at equal cost on the digits testbed: mean best potential with 95% CIs and the compute
-multiplier against best-of-N (the budget best-of-N needs to reach each strategy's mean, over the budget).
+"""Strategies against best-of-N on the digits testbed, under the evaluation protocol of ``eacps compare``.
 
-Cost model: budgets are in full-fidelity candidate equivalents; every full-fidelity strategy spends
-budget x 15 denoising steps and budget x 3 scorer calls, multi-fidelity fits its previews in the same
-steps (it makes more scorer calls; the table shows both counts and the measured single figure).
+Protocol (issue 11, "Targets"):
 
-    python benchmarks/strategies.py [--tasks 30] [--budgets 8,16,20,32,64] [--repeats 2] [--out runs/bench-strategies]
+* Tasks: the digits task set with seed 0. **Tuning split** = its first 30 tasks (``eacps_digits.tasks(30)``):
+  every default parameter and every earlier figure in docs/findings.md was chosen or measured there; tune new
+  strategies there too. **Evaluation split** = the next ``--eval-tasks`` tasks (default 30; other held-out
+  exemplars of the same ten digits), never used to choose anything. Only the evaluation split is run here.
+* Seeds: ``--repeats`` strategy seeds per task (default 4), 0..R-1 (``--seed-offset`` for fresh ones).
+* Budgets 20 and 64 (B means B x 15 denoising steps of charged work; charged cost is what counts).
+* Reference: an independent best-of-N pool per task (its own seed stream, default 1024 samples = 16x the
+  largest budget), never a contestant.
+* Reported per strategy and budget: mean best, paired difference against best-of-N and the compute multiplier
+  N*/cost with paired bootstrap 95% CIs over tasks, under (a) the measured cost model and (b) one potential
+  evaluation costing one full generation (``--scorer-cost``).
 
-Runs through `eacps compare`, so it resumes and reuses the store; prints the table and writes
-OUT/compare.json and OUT/report.html.
+    python benchmarks/strategies.py [--strategies best-of-n,eacps,...] [--budgets 20,64] [--repeats 4]
+                                    [--eval-tasks 30] [--out runs/bench-strategies] [--quick]
+
+``--strategies`` takes labels of the built-in contestants below, or JSON mapping new labels to searches
+(``'{"eacps-wide": {"strategy": "eacps", "params": {"k_global": 12}}}'``; built-in labels may be mixed in
+as keys with ``{}``). Runs through ``eacps compare`` (resumes and reuses the store in --out); writes
+OUT/config.toml, OUT/compare.json and OUT/report.html and prints the table and the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
-import eacps_digits
-
-from eacps.compare import format_compare, run_compare
+from eacps.compare import Split, format_compare, run_compare
+from eacps.config import ConfigError
 from eacps.report import write_report
 
-SEARCHES = """
-[[searches]]
-label = "best-of-n"
-strategy = "best-of-n"
-batch_size = 16
+TUNE_TASKS = 30  # the tuning split: eacps_digits.tasks(30), where defaults and earlier figures came from
 
-[[searches]]
-label = "eacps"
-strategy = "eacps"
-
-[[searches]]
-label = "eacps-pcn"
-strategy = "eacps"
-params = {{ neighborhood = "pcn", theta = 0.3 }}
-
-[[searches]]
-label = "eacps-anneal"
-strategy = "eacps"
-params = {{ neighborhood = "pcn", generations = 3, theta = 0.6, theta_decay = 0.5 }}
-
-[[searches]]
-label = "zero-order"
-strategy = "zero-order"
-
-[[searches]]
-label = "multi-fidelity"
-strategy = "multi-fidelity"
-params = {{ rungs = [3], promote = 0.25 }}
-
-[[searches]]
-label = "optuna-tpe"
-strategy = "optuna"
-params = {{ sampler = "tpe" }}
-
-[[searches]]
-label = "nevergrad"
-strategy = "nevergrad"
-"""
+CONTESTANTS: dict[str, dict[str, Any]] = {
+    "best-of-n": {"strategy": "best-of-n", "batch_size": 16},
+    "eacps": {"strategy": "eacps"},  # the write-up's EACPS: seed-offset children
+    "eacps-pcn": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3}},
+    "eacps-anneal": {"strategy": "eacps",
+                     "params": {"neighborhood": "pcn", "generations": 3, "theta": 0.6, "theta_decay": 0.5}},
+    "multi-fidelity": {"strategy": "multi-fidelity"},
+    "zero-order": {"strategy": "zero-order"},
+    "fk-steering": {"strategy": "fk-steering"},
+    "tree-search": {"strategy": "tree-search"},
+    "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
+    "nevergrad": {"strategy": "nevergrad"},
+}
+DEFAULT = "best-of-n,eacps,eacps-anneal,multi-fidelity,zero-order"
 
 
-def config(n_tasks: int) -> str:
-    lines = ['[generator]\nname = "digits"\n']
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(v)  # numbers and strings (JSON string escapes are valid TOML basic strings)
+
+
+def contestants(spec: str) -> dict[str, dict[str, Any]]:
+    """Labels of ``CONTESTANTS`` (comma-separated), or JSON {label: search table or {} for a built-in}."""
+    if spec.lstrip().startswith("{"):
+        try:
+            given = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--strategies: invalid JSON: {exc}") from None
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            raise ConfigError('--strategies: JSON must map labels to searches, e.g. {"x": {"strategy": "eacps"}}')
+        out = {k: v or CONTESTANTS.get(k, {}) for k, v in given.items()}
+    else:
+        out = {k: CONTESTANTS.get(k, {}) for k in (x.strip() for x in spec.split(",")) if k}
+    for label, s in out.items():
+        if "strategy" not in s:
+            raise ConfigError(f"--strategies: {label!r} is not a built-in contestant ({', '.join(CONTESTANTS)}); "
+                              "give it as JSON with a strategy")
+    return out
+
+
+def config(n_tasks: int, searches: dict[str, dict[str, Any]]) -> str:
+    lines = [f'tasks = {{ name = "digits", n = {n_tasks}, seed = 0 }}\n', '[generator]\nname = "digits"\n']
     for name in ("consistency", "realism", "identity"):
         lines.append(f'[potential.criteria.{name}]\nscorer = "digits-{name}"\n')
-    lines.append(SEARCHES.format())
-    for t in eacps_digits.tasks(n_tasks):
-        lines.append(f'[[conditions]]\nid = "{t.id}"\nclass_label = {t.class_label}\n'
-                     f'extra = {{ reference_index = {t.extra["reference_index"]} }}\n')
+    for label, s in searches.items():
+        lines.append("[[searches]]\n" + f"label = {json.dumps(label)}\n"
+                     + "".join(f"{k} = {toml_value(v)}\n" for k, v in s.items()))
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", type=int, default=30)
-    ap.add_argument("--budgets", default="8,16,20,32,64")
-    ap.add_argument("--strategies", default="best-of-n,eacps,eacps-pcn,eacps-anneal,zero-order,multi-fidelity,"
-                                            "optuna-tpe,nevergrad")
-    ap.add_argument("--repeats", type=int, default=2, help="seeds per strategy (one is too noisy to rank)")
-    ap.add_argument("--pool", type=int, default=256, help="best-of-N reference samples per task for the curve")
+    ap.add_argument("--strategies", default=DEFAULT, help=f"labels or JSON (default: {DEFAULT})")
+    ap.add_argument("--budgets", default="20,64")
+    ap.add_argument("--repeats", type=int, default=4, help="strategy seeds per task (>= 4 for claims)")
+    ap.add_argument("--eval-tasks", type=int, default=30, help="tasks of the evaluation split (>= 30 for claims)")
+    ap.add_argument("--seed-offset", type=int, default=0, help="first strategy seed")
+    ap.add_argument("--pool", type=int, default=None, help="reference pool per task (default: compare's, "
+                    "16x the largest budget capped at 1024)")
+    ap.add_argument("--scorer-cost", type=float, default=1.0, help="generations per potential evaluation, cost (b)")
     ap.add_argument("--out", default="runs/bench-strategies")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 3 evaluation tasks, budget 20, 1 seed, pool 40")
     args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = out / "config.toml"
-    cfg.write_text(config(args.tasks))
-    summary = run_compare(cfg, out, strategies=args.strategies, budgets=args.budgets, repeats=args.repeats,
-                          pool=args.pool, progress=True)
+    if args.quick:
+        args.eval_tasks, args.budgets, args.repeats, args.pool = 3, "20", 1, 40
+    try:
+        searches = contestants(args.strategies)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = out / "config.toml"
+        cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches))
+        t0 = time.perf_counter()
+        summary = run_compare(cfg, out, strategies=",".join(searches), budgets=args.budgets, repeats=args.repeats,
+                              pool=args.pool, scorer_cost=args.scorer_cost, progress=True,
+                              split=Split(tune_tasks=TUNE_TASKS, seed_offset=args.seed_offset))
+    except ConfigError as exc:
+        sys.exit(f"strategies.py: error: {exc}")
+    wall = time.perf_counter() - t0
     print(format_compare(summary))
-    print(f"report: {write_report(out, title='eacps strategies benchmark (digits)')}")
+    print(f"wall time: {wall:.0f} s; {summary['generated']} candidates generated")
+    print(f"report: {write_report(out, title='eacps strategies benchmark (digits, evaluation split)')}")
 
 
 if __name__ == "__main__":

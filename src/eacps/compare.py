@@ -476,8 +476,8 @@ def _header(summary: dict[str, Any]) -> list[str]:
              f"reference pool: {summary['pool']['size']} best-of-N samples per task on its own seed stream "
              f"(seed {p.get('pool', {}).get('seed', '-')}), never a contestant; '>pool': N* beyond the pool",
              f"cost (a) {u.get('kind')}: {_fmt(u.get('seconds_per_step'), '.2e')} s/step; per scorer call: "
-             f"{per_call or '-'}; (b) {', '.join(summary.get('cost_models', [])[-1:])} generation(s) per potential "
-             "evaluation; both in best-of-N-candidate equivalents (T steps + 1 evaluation)"]
+             f"{per_call or '-'}; (b) one potential evaluation costs {summary.get('scorer_cost', 1):g} generation(s); "
+             "both in best-of-N-candidate equivalents (one = T steps + 1 potential evaluation)"]
     if "prior" in summary:
         pr = summary["prior"]
         cal = f" + {pr['calibration_samples']} calibration samples" if pr["calibration_samples"] else ""
