@@ -117,7 +117,7 @@ class BatchComputer:
         groups: dict[int, list[int]] = defaultdict(list)
         for i, r in enumerate(recipes):
             groups[self.schedule_of(r)].append(i)
-        black = getattr(self.generator, "black_level", DEFAULT_BLACK_LEVEL)
+        black = self.generator.black_level
         for steps, idx in groups.items():
             t0 = time.perf_counter()
             outs = self._generate_group([recipes[i] for i in idx], condition, steps)

@@ -33,6 +33,8 @@ class Generator(ABC):
     #: path recipes (branches, previews part way) and trajectory strategies need it. A generator whose support
     #: depends on the loaded model (e.g. the scheduler) overrides ``stepping_problem``.
     supports_stepping: ClassVar[bool] = False
+    #: images whose brightest pixel is at or below this are FILTERED as all black (before scoring)
+    black_level: ClassVar[float] = 1e-6
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -70,6 +72,12 @@ class Generator(ABC):
         """The batch of initial noises for ``recipes`` (CPU, ``noise_dtype``)."""
         shape = self.noise_shape(condition)
         return torch.cat([r.noise(shape, self.noise_dtype) for r in recipes], dim=0)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this generator offers strategies (``eacps.capabilities``); may depend on the loaded model."""
+        return frozenset({"noise_recipes"} if self.supports_noise_recipes else set()) | (
+            frozenset({"stepping"}) if self.stepping_problem() is None else frozenset())
 
     def stepping_problem(self) -> str | None:
         """Why this generator cannot step (None when it can)."""
