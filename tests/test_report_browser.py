@@ -119,7 +119,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
             f"extra = {{ reference_index = {c.extra['reference_index']} }}",
         ]
     (tmp / "tiny.toml").write_text("\n".join(lines) + "\n")
-    run_compare(tmp / "tiny.toml", tmp / "compare", strategies="eacps,best-of-n", budgets="4,8")
+    run_compare(tmp / "tiny.toml", tmp / "compare", strategies="eacps,best-of-n", budgets="4,8", repeats=1, pool=16)
     write_report(tmp / "compare", title="eacps compare")
     return {"demo": tmp / "demo" / "report.html", "compare": tmp / "compare" / "report.html", "tmp": tmp}
 
