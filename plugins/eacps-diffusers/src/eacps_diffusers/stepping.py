@@ -77,11 +77,11 @@ def stepping_problem(gen: DiffusersGenerator) -> str | None:
     if kind not in FAMILY_SCHEDULERS[fam.name]:
         return f"diffusers {fam.name} cannot step with scheduler {sched!r}; stepping schedulers: {allowed}"
     if fam.name in ("sd", "sdxl") and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
-        return "diffusers: guidance-embedded UNets (LCM) cannot step"
+        return "diffusers: a guidance-embedded UNet (time_cond_proj_dim, LCM) cannot step"
     extra = sorted(set(gen.params.call_kwargs) - CALL_KWARGS[fam.name])
     if extra:
         allowed_kw = sorted(CALL_KWARGS[fam.name])
-        return f"call_kwargs {extra} are not honoured when stepping {fam.name}; allowed: {allowed_kw}"
+        return f"diffusers {fam.name} cannot step with call_kwargs {extra} (not honoured); allowed: {allowed_kw}"
     return None
 
 

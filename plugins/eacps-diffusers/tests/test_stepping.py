@@ -1,0 +1,174 @@
+"""Stepping (eacps.stepping) on the tiny pipelines: start -> advance -> decode is generate, advancing in pieces is
+advancing at once (bit-exact), previews decode, marginals are the schedulers' own, refused setups fail up front.
+
+Measured on CPU fp32 (torch 2.13, diffusers 0.42): start + advance(T) + decode equals ``generate`` bit for bit
+for every case below (max difference 0.0); the tests allow ``TOL`` = 1e-5 for other BLAS builds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from eacps_diffusers import DiffusersGenerator
+from eacps_diffusers.tiny import CALL_KWARGS, tiny_pipeline
+
+from eacps import Recipe, Status, capabilities
+from eacps.stepping import StateCache, Trajectory, generate_paths
+
+TOL = 1e-5
+STEPS, SIZE = 4, 32
+CASES = [
+    ("sd", None),  # DDIM
+    ("sd", "DDPMScheduler"),
+    ("sd", "EulerDiscreteScheduler"),
+    ("sd", "EulerAncestralDiscreteScheduler"),
+    ("sdxl", None),  # Euler
+    ("sdxl", "DDIMScheduler"),
+    ("sd3", None),  # flow matching
+    ("flux", None),  # flow matching, packed latents
+]
+IDS = [f"{f}-{s or 'default'}" for f, s in CASES]
+
+
+def make(family: str, scheduler: str | None = None, **params) -> DiffusersGenerator:
+    params.setdefault("call_kwargs", CALL_KWARGS[family])
+    return DiffusersGenerator.from_pipe(tiny_pipeline(family), steps=STEPS, height=SIZE, width=SIZE,
+                                        scheduler=scheduler, **params)
+
+
+def images(gens) -> list[np.ndarray]:
+    assert all(g.status is Status.OK for g in gens), [g.reason for g in gens]
+    return [g.image for g in gens]
+
+
+RECIPES = [Recipe.from_seed(1), Recipe.from_seed(2), Recipe.from_seed(3).pcn(0.4, 9)]
+
+
+@pytest.mark.parametrize(("family", "scheduler"), CASES, ids=IDS)
+def test_start_advance_decode_is_generate(family, scheduler, condition):
+    gen = make(family, scheduler)
+    assert gen.supports_stepping and "stepping" in capabilities.offered(gen)
+    direct = images(gen.generate(RECIPES, condition))
+    traj = gen.start(RECIPES, condition)
+    assert traj.step == 0 and traj.x0 is None and traj.total == STEPS and len(traj) == len(RECIPES)
+    done = gen.advance(traj, condition, STEPS)
+    stepwise = images(gen.decode(done.latents, condition))
+    for r, a, b in zip(RECIPES, direct, stepwise, strict=True):
+        assert np.abs(a - b).max() <= TOL, f"{r.key}: stepwise differs from generate by {np.abs(a - b).max()}"
+    assert not np.allclose(stepwise[0], stepwise[1], atol=1e-3)
+
+
+@pytest.mark.parametrize(("family", "scheduler"), CASES, ids=IDS)
+def test_advancing_in_pieces_is_bit_exact_and_previews_decode(family, scheduler, condition):
+    gen = make(family, scheduler)
+    traj = gen.start(RECIPES, condition)
+    once = gen.advance(traj, condition, STEPS)
+    part = gen.advance(traj, condition, 1)
+    pieces = gen.advance(gen.advance(part, condition, 3), condition, STEPS)
+    assert torch.equal(pieces.latents, once.latents) and torch.equal(pieces.x0, once.x0)
+    assert gen.advance(part, condition, 1) is not None  # advancing by zero steps is allowed
+    # a selected and re-concatenated batch (what the core does) continues the same way
+    sel = Trajectory.concat([part.select([2]), part.select([0])])
+    moved = gen.advance(sel, condition, STEPS)
+    assert torch.equal(moved.latents[0], once.latents[2]) or torch.allclose(moved.latents[0], once.latents[2],
+                                                                               atol=1e-5)
+    # the clean prediction after one call decodes to images like the final ones, but not equal to them
+    preview = images(gen.decode(part.x0, condition))
+    final = images(gen.decode(once.latents, condition))
+    assert preview[0].shape == final[0].shape == (SIZE, SIZE, 3)
+    assert all(np.isfinite(p).all() for p in preview)
+    assert not np.allclose(preview[0], final[0], atol=1e-4)
+
+
+def _known_pair(gen, condition) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = gen.start(RECIPES[:1], condition).latents.shape
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+
+
+@pytest.mark.parametrize(("family", "scheduler"), CASES, ids=IDS)
+def test_marginal_is_the_schedulers_own_noising(family, scheduler, condition):
+    gen = make(family, scheduler)
+    x0, eps = _known_pair(gen, condition)
+    traj = gen.start(RECIPES[:1], condition)
+    sched = type(gen.pipe.scheduler).from_config(gen.pipe.scheduler.config)
+    ours = gen.stepper.scheduler(STEPS)
+    for k in (1, 2, 3):
+        a, b = gen.marginal(gen.advance(traj, condition, k))
+        t = ours.timesteps[k : k + 1]  # the timestep of the next model call
+        if type(sched).__name__ == "FlowMatchEulerDiscreteScheduler":
+            expected = ours.scale_noise(x0, t, eps)
+        else:
+            sched.set_timesteps(STEPS)
+            assert torch.equal(sched.timesteps, ours.timesteps.cpu())
+            expected = sched.add_noise(x0, eps, t.cpu())
+        torch.testing.assert_close(a * x0 + b * eps, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="no branch at step 0"):
+        gen.marginal(traj)
+
+
+@pytest.mark.parametrize("scheduler", ["EulerAncestralDiscreteScheduler", "DDPMScheduler"])
+def test_stochastic_noise_is_per_trajectory_and_paths_regenerate_exactly(scheduler, condition):
+    gen = make("sd", scheduler)
+    batch = gen.advance(gen.start(RECIPES, condition), condition, STEPS)
+    alone = gen.advance(gen.start(RECIPES[1:2], condition), condition, STEPS)
+    # each trajectory's per-step noise comes from its own recipe, not from its place in the batch
+    torch.testing.assert_close(alone.latents[0], batch.latents[1], atol=1e-4, rtol=0)
+    paths = [Recipe.from_seed(1).branch(2, 0.5, 7), Recipe.from_seed(1).branch(2, 0.5, 8),
+             Recipe.from_seed(2).with_until(2)]
+    first = images(generate_paths(gen, paths, condition))
+    again = images(generate_paths(make("sd", scheduler), paths, condition, cache=StateCache()))
+    for r, a, b in zip(paths, first, again, strict=True):
+        assert np.array_equal(a, b), f"{r.key} did not regenerate exactly"
+    assert not np.allclose(first[0], first[1], atol=1e-3)  # two branches of one parent differ
+    # a path with no branch is the plain generate image
+    (plain,) = images(gen.generate([Recipe.from_seed(2)], condition))
+    (path,) = images(generate_paths(gen, [Recipe.from_seed(2)], condition))
+    assert np.abs(plain - path).max() <= TOL
+
+
+def test_a_preview_path_is_the_decoded_clean_prediction(condition):
+    gen = make("sd")
+    (preview,) = images(generate_paths(gen, [Recipe.from_seed(4).with_until(2)], condition))
+    traj = gen.advance(gen.start([Recipe.from_seed(4)], condition), condition, 2)
+    (direct,) = images(gen.decode(traj.x0, condition))
+    assert np.array_equal(preview, direct)
+
+
+def _count_model_calls(gen) -> list[int]:
+    calls = [0]
+    den = getattr(gen.pipe, "unet", None) or gen.pipe.transformer
+    den.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("family", "params", "why"),
+    [
+        ("pixart-sigma", {}, "family 'pixart-sigma' cannot step"),
+        ("sana", {}, "family 'sana' cannot step"),
+        ("sd-img2img", {}, "generator mode"),
+        ("sd", {"scheduler": "DPMSolverMultistepScheduler"}, "cannot step with scheduler 'DPMSolverMultistep"),
+        ("sd", {"noise_mode": "generator"}, "generator mode"),
+        ("sd", {"call_kwargs": {"cross_attention_kwargs": {"scale": 0.5}}}, "cannot step with call_kwargs ['cross_"),
+    ],
+)
+def test_setups_that_cannot_step_are_refused_before_compute(family, params, why, condition):
+    params.setdefault("call_kwargs", CALL_KWARGS[family])
+    gen = DiffusersGenerator.from_pipe(tiny_pipeline(family), steps=STEPS, height=SIZE, width=SIZE, **params)
+    calls = _count_model_calls(gen)
+    problem = gen.stepping_problem()
+    assert problem is not None and why in problem and "\n" not in problem
+    assert not gen.supports_stepping and "stepping" not in capabilities.offered(gen)
+    with pytest.raises(ValueError, match="cannot step"):
+        gen.check([Recipe.from_seed(1).branch(1, 0.5, 2)])
+    with pytest.raises(ValueError, match="cannot step"):
+        gen.start([Recipe.from_seed(1)], condition)
+
+    class Stepping:
+        name = "fk-steering"
+        requires = frozenset({"stepping"})
+
+    assert "needs stepping" in capabilities.problem(Stepping(), gen)
+    assert calls[0] == 0, "a refused setup ran the model"
