@@ -325,9 +325,25 @@ def normalized(cfg: RunConfig) -> dict[str, Any]:
     d["generator"]["params"] = _full_params("generator", cfg.generator.name, cfg.generator.params)
     d["potential"] = _normal_potential(cfg.potential)
     d["preview_potential"] = _normal_potential(cfg.preview_potential)
-    d["searches"] = [{**s.model_dump(mode="json"), "label": s.label or s.strategy,
-                      "params": _full_params("strategy", s.strategy, s.params)} for s in cfg.all_searches()]
+    d["searches"] = [{**s.model_dump(mode="json"), "label": s.label or s.strategy, "params": _strategy_params(s)}
+                     for s in cfg.all_searches()]
     return d
+
+
+def _strategy_params(s: SearchConfig) -> dict[str, Any]:
+    """A search's strategy params with defaults spelled out; a param left unset (None) that the strategy derives
+    from its budget and keeps as an attribute of the same name (eacps' ``k_global``) is given that value."""
+    params = _full_params("strategy", s.strategy, s.params)
+    try:
+        strategy = plugins.get("strategy", s.strategy)(plugins.get("strategy", s.strategy).Params(**s.params),
+                                                       budget=s.budget, seed=s.seed)
+    except Exception:
+        return params
+    for k, v in params.items():
+        derived = getattr(strategy, k, None) if v is None else None
+        if isinstance(derived, int | float | str | bool):
+            params[k] = derived
+    return params
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> str | None:

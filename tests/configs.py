@@ -1,0 +1,66 @@
+"""Test configs built as data: a dict, edited by path, written as TOML (no retyped TOML strings)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def toml_value(v: Any) -> str:
+    """One TOML value (inline tables and arrays; ``nan``/``inf`` as TOML spells them)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a JSON string is a TOML basic string
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"no TOML for {type(v).__name__}")
+
+
+def dumps(cfg: dict[str, Any]) -> str:
+    """A config dict as TOML: one top-level key per line, everything below it inline."""
+    return "".join(f"{json.dumps(str(k))} = {toml_value(v)}\n" for k, v in cfg.items())
+
+
+def write(path: Path, cfg: dict[str, Any]) -> Path:
+    path.write_text(dumps(cfg))
+    return path
+
+
+def edit(cfg: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``cfg`` with the dotted ``path`` (list indices as numbers) set to ``value``."""
+    out = copy.deepcopy(cfg)
+    keys = path.split(".")
+    node: Any = out
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+    node[int(keys[-1]) if isinstance(node, list) else keys[-1]] = value
+    return out
+
+
+def toy(**search: Any) -> dict[str, Any]:
+    """The two-condition toy config (tests/toy.py must be registered): realism + consistency, one [search]."""
+    return {
+        "generator": {"name": "toy", "params": {}},
+        "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}, "consistency": {"scorer": "toy-mean"}}},
+        "search": {"strategy": "eacps", "budget": 20, "batch_size": 6, **search},
+        "conditions": [{"id": "a", "prompt": "first"}, {"id": "b", "prompt": "second"}],
+    }
+
+
+def leaves(cfg: Any, where: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted path, scalar value) of a config."""
+    if isinstance(cfg, dict):
+        return [x for k, v in cfg.items() for x in leaves(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(cfg, list):
+        return [x for i, v in enumerate(cfg) for x in leaves(v, f"{where}.{i}" if where else str(i))]
+    return [(where, cfg)]
