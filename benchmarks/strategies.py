@@ -93,6 +93,28 @@ def config(n_tasks: int, searches: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """The findings tables (one per budget) from a compare.json, every figure with its 95% CI."""
+    from eacps.compare import _fmt_mult
+
+    p, names = summary["protocol"], summary["cost_models"]
+    out = [f"{p['reported']} split: {summary['tasks']} tasks x {len(p['strategy_seeds'])} seeds; reference pool "
+           f"{summary['pool']['size']} per task; cost (a) {names[0]}, (b) {names[-1]}"]
+    for b in summary["budgets"]:
+        out += ["", f"Budget {b} ({b * summary['full_steps']} steps):", "",
+                "| strategy | mean best [95% CI] | paired diff vs best-of-N [95% CI] | steps | evaluations | "
+                + " | ".join(f"multiplier ({'ab'[i]}) {n} [95% CI]" for i, n in enumerate(names)) + " |",
+                "|---|---|---|---|---|" + "---|" * len(names)]
+        for r in (r for r in summary["table"] if r["budget"] == b):
+            diff = (f"{r['diff_vs_best_of_n']:+.2f} [{r['diff_ci95'][0]:+.2f}, {r['diff_ci95'][1]:+.2f}]"
+                    if "diff_vs_best_of_n" in r else "–")
+            ms = r.get("multipliers", {})
+            out.append(f"| {r['strategy']} | {r['mean_best']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {diff} "
+                       f"| {r['steps']:.0f} | {r['evaluations']:.1f} | "
+                       + " | ".join(_fmt_mult(ms.get(n)).replace("x [", "× [") for n in names) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--strategies", default=DEFAULT, help=f"labels or JSON (default: {DEFAULT})")
@@ -105,7 +127,11 @@ def main() -> None:
     ap.add_argument("--scorer-cost", type=float, default=1.0, help="generations per potential evaluation, cost (b)")
     ap.add_argument("--out", default="runs/bench-strategies")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 evaluation tasks, budget 20, 1 seed, pool 40")
+    ap.add_argument("--markdown", action="store_true", help="print OUT/compare.json as the findings tables; no run")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((Path(args.out) / "compare.json").read_text())))
+        return
     if args.quick:
         args.eval_tasks, args.budgets, args.repeats, args.pool = 3, "20", 1, 40
     try:

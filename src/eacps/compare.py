@@ -436,8 +436,12 @@ def warnings(summary: dict[str, Any], repeats: int, split: Split) -> list[str]:
                    "much; treat every interval here as rough")
     if repeats < MIN_REPEATS:
         out.append(f"{repeats} seed(s) per strategy: use --repeats {MIN_REPEATS} or more before claiming a ranking")
-    if not summary["pool"]["size"]:
+    pool, top = summary["pool"]["size"], max(summary["budgets"], default=1)
+    if not pool:
         out.append("no reference pool: no multipliers (use --pool, default 16x the largest budget)")
+    elif pool < 4 * top:
+        out.append(f"a reference pool of {pool} per task resolves multipliers only up to {pool / top:.1f}x at "
+                   f"budget {top} (default: {POOL_PER_BUDGET}x the largest budget)")
     if split.report == "evaluation" and split.tune_tasks == 0 and split.seed_offset == 0:
         out.append("no tuning split (--tune-tasks) and no --seed-offset: if any parameter was chosen on these "
                    "tasks and seeds, the figures carry a winner's curse")
