@@ -60,7 +60,8 @@ def test_example_is_valid_and_commented(path):
             criterion="beauty"), "potential.criteria.realism.params.criterion"),
         ("sd35-character.toml", lambda r: r["potential"]["criteria"]["identity"].update(scorer="image-similarty"),
          "image-similarty"),
-        ("img2img-keep-scene.toml", lambda r: r["search"]["params"].update(promote=2.0), "search.params.promote"),
+        ("img2img-keep-scene.toml", lambda r: r["search"]["params"].update(neighborhood="near"),
+         "search.params.neighborhood"),
     ],
 )
 def test_a_broken_example_is_caught(path, mutate, field):
@@ -78,4 +79,4 @@ def test_img2img_example_uses_a_seed_only_strategy():
     s = parse_config(raw).all_searches()[0]
     strategy = make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)
     recipes = strategy.ask(s.budget)
-    assert recipes and all(r.seed is not None and not r.moves for r in recipes)
+    assert recipes and all(r.is_seed_only for r in recipes)

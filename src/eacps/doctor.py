@@ -24,7 +24,7 @@ from eacps import plugins
 from eacps.config import ConfigError, RunConfig, create, load_config
 
 PLURAL = {"strategy": "strategies", "scorer": "scorers", "generator": "generators", "executor": "executors",
-          "tasks": "task sets"}
+          "tasks": "task sets", "demo": "demo presets"}
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "huggingface-hub", "openai")
 
 
@@ -90,7 +90,7 @@ def plugin_lines(rep: Report) -> None:
     for kind in plugins.HOOKS:
         entries = reg.entries[kind].values()
         names = ", ".join(f"{e.name} ({e.distribution})" for e in entries) or "(none)"
-        rep.add(PLURAL[kind], names)
+        rep.add(PLURAL.get(kind, f"{kind}s"), names)
     for p in reg.problems:
         rep.lines.append(f"plugin problem     {p}")
 

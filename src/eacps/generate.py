@@ -6,10 +6,11 @@ user can graduate to ``eacps run``. Defaults: the recommended strategy (annealed
 CIs above best-of-N at every budget), the write-up's three criteria where their inputs exist (consistency
 from the prompt, identity when a reference image is given, realism always).
 
-``--model digits`` is the embedded testbed (the prompt is the digit, the reference a held-out exemplar);
-any other model is a diffusers pipeline (hub id or local folder) judged by a local transformers VLM
-(``--judge ID_OR_PATH``) or by an OpenAI-compatible server (``--judge-url URL --judge MODEL``, key read from
-the environment variable ``--judge-key-env`` names; the key itself is never printed or written).
+``--model digits`` (any registered demo preset) is the embedded testbed: the prompt is the digit, the
+reference a held-out exemplar, the preset's scorers judge. Any other model is a diffusers pipeline (hub id or
+local folder) judged by a local transformers VLM (``--judge ID_OR_PATH``) or by an OpenAI-compatible server
+(``--judge-url URL --judge MODEL``, key read from the environment variable ``--judge-key-env`` names; the key
+itself is never printed or written).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from eacps import plugins
 from eacps.config import ConfigError, parse_config
 from eacps.potential import REFERENCE_WEIGHTS
 
-DIGITS = "digits"
 DEFAULT_JUDGE = "Qwen/Qwen2.5-VL-7B-Instruct"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: the recommended strategy: annealed pCN EACPS (docs/findings.md: +0.82 over best-of-N at budget 20,
@@ -68,20 +68,27 @@ class GenerateOutcome:
 
 
 # -- the config ------------------------------------------------------------------------------------------
-def _digits_condition(prompt: str, reference: str | None) -> dict[str, Any]:
-    if not re.fullmatch(r"\s*[0-9]\s*", prompt):
-        raise ConfigError(f"PROMPT: the digits model draws one digit, 0-9 (got {prompt!r})")
-    digit = int(prompt)
-    try:
-        task_set = plugins.get("tasks", DIGITS)
-    except plugins.UnknownPluginError:
-        raise ConfigError("--model: digits needs the embedded testbed (pip install -e plugins/eacps-digits)") from None
-    task = task_set(10)[digit]  # task c asks for digit c in the style of a held-out exemplar
-    cond: dict[str, Any] = {"id": f"digit{digit}", "class_label": digit}
+def preset(model: str) -> Any:
+    """The registered demo preset named ``model`` (e.g. ``digits``), or None for a diffusers model."""
+    return plugins.get_registry().entries["demo"].get(model) and plugins.get("demo", model)
+
+
+def _preset_condition(pre: Any, prompt: str, reference: str | None) -> dict[str, Any]:
+    """The preset's task whose class label, prompt or id is ``prompt`` (digits: the digit), as a config table."""
+    tasks = plugins.get("tasks", pre.tasks)(100)
+    text = prompt.strip()
+    match = [t for t in tasks if text in (t.prompt, t.id) or (text.isdigit() and t.class_label == int(text))]
+    if not match:
+        labels = sorted({t.class_label for t in tasks if t.class_label is not None})
+        allowed = f"class labels {labels[0]}-{labels[-1]}" if labels else "task prompts or ids"
+        raise ConfigError(f"PROMPT: model {pre.name!r} has no task for {prompt!r}; allowed: {allowed}")
+    task = match[0]  # held-out exemplar of the first task of that class: the reference
+    cond: dict[str, Any] = {"id": _slug(task.prompt or f"{pre.name}{task.class_label}")}
+    cond.update({k: v for k, v in (("prompt", task.prompt), ("class_label", task.class_label)) if v is not None})
     if reference is not None:
         cond["reference"] = reference
-    else:
-        cond["extra"] = {"reference_index": int(task.extra["reference_index"])}
+    elif task.extra:
+        cond["extra"] = dict(task.extra)
     return cond
 
 
@@ -95,8 +102,9 @@ def _judge_criterion(req: GenerateRequest, criterion: str) -> dict[str, Any]:
 
 
 def _criteria(req: GenerateRequest) -> dict[str, Any]:
-    if req.model == DIGITS:
-        return {n: {"scorer": f"digits-{n}"} for n in ("consistency", "realism", "identity")}
+    pre = preset(req.model)
+    if pre is not None:
+        return {n: {"scorer": scorer, "weight": w} for n, (scorer, w) in pre.criteria.items()}
     names = ["consistency", "realism"] + (["identity"] if req.reference is not None else [])
     return {n: _judge_criterion(req, n) for n in names}
 
@@ -107,9 +115,10 @@ def _slug(text: str) -> str:
 
 def build_config(req: GenerateRequest) -> dict[str, Any]:
     """The ``eacps run`` config equivalent to ``req`` (a plain dict, validated by ``parse_config``)."""
-    if req.model == DIGITS:
-        generator: dict[str, Any] = {"name": DIGITS, "params": {} if req.steps is None else {"steps": req.steps}}
-        condition = _digits_condition(req.prompt, req.reference)
+    pre = preset(req.model)
+    if pre is not None:
+        generator: dict[str, Any] = {"name": pre.generator, "params": {} if req.steps is None else {"steps": req.steps}}
+        condition = _preset_condition(pre, req.prompt, req.reference)
     else:
         gp: dict[str, Any] = {"model": req.model}
         if req.steps is not None:
@@ -134,13 +143,14 @@ def check_request(req: GenerateRequest) -> None:
         raise ConfigError(f"--budget: must be >= 1 (got {req.budget})")
     if req.reference is not None and not Path(req.reference).is_file():
         raise ConfigError(f"--reference: no such image file: {req.reference}")
-    if req.model == DIGITS:
+    if preset(req.model) is not None:
         for opt, val in (("--judge", req.judge), ("--judge-url", req.judge_url), ("--prior", req.prior or None)):
             if val is not None:
-                raise ConfigError(f"{opt}: the digits model is scored by its own scorers (no judge, no prior)")
+                raise ConfigError(f"{opt}: model {req.model!r} is scored by its own scorers (no judge, no prior)")
         return
     if plugins.get_registry().entries["generator"].get("diffusers") is None:
-        raise ConfigError(f"--model: unknown model {req.model!r}; known: digits, or a diffusers model id/folder "
+        presets = ", ".join(plugins.get_registry().names("demo")) or "(none installed)"
+        raise ConfigError(f"--model: unknown model {req.model!r}; known: {presets}, or a diffusers model id/folder "
                           "(install eacps-diffusers)")
     if req.judge_url is not None:
         _check_remote_judge(req)
