@@ -24,7 +24,7 @@ import click
 
 from eacps import __version__, hookimpl, plugins
 from eacps.config import ConfigError
-from eacps.store import RunLockedError, StoreError, describe_os_error
+from eacps.store import RunLockedError, StoreError, check_images, describe_os_error
 from eacps.tables import format_table
 
 EXIT_FAILED = 1
@@ -181,6 +181,7 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 
     if not (run_dir / "store.sqlite").exists():
         raise ConfigError(f"RUN_DIR: no run store in {run_dir}")
+    check_images(run_dir)
     if output is not None and not output.parent.is_dir():
         raise ConfigError(f"--output: folder {output.parent} does not exist")
     click.echo(str(write_report(run_dir, output)))
@@ -384,11 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunLockedError, StoreError) as exc:
         _error(str(exc))
         return getattr(exc, "exit_code", EXIT_CONFIG)
-    except sqlite3.Error as exc:  # a store damaged beyond its first pages, or unwritable
+    except sqlite3.OperationalError as exc:  # a store that cannot be written (I/O error, full disk)
         _error(f"run store: {type(exc).__name__}: {exc}")
         return EXIT_FAILED
+    except sqlite3.DatabaseError as exc:  # a store damaged beyond the pages read when it was opened
+        _error(f"run store damaged: {exc}; keep it for inspection and use another run directory")
+        return EXIT_CONFIG
+    except FileNotFoundError as exc:  # e.g. a file of the run directory deleted while in use
+        _error(f"{exc.filename or 'a file'}: no such file or directory")
+        return EXIT_CONFIG
     except OSError as exc:  # full disk, read-only filesystem, a path that cannot be written
-        _error(describe_os_error(exc, exc.filename or "a file"))
+        _error(describe_os_error(exc, exc.filename or "a file", "use"))
         return EXIT_FAILED
     except KeyboardInterrupt:
         _error("interrupted; rerun the same command to resume")

@@ -91,13 +91,13 @@ def search_id(*parts: object) -> str:
     return "/".join(str(p).replace("%", "%25").replace("/", "%2F") for p in parts)
 
 
-def describe_os_error(exc: OSError, where: Path | str) -> str:
+def describe_os_error(exc: OSError, where: Path | str, action: str = "write") -> str:
     """One line for a filesystem error (full disk, read-only filesystem, a file where a folder belongs)."""
     hints = {errno.ENOSPC: "the disk is full", errno.EFBIG: "file size limit reached", errno.EROFS:
              "read-only filesystem", errno.EACCES: "permission denied", errno.ENOTDIR: "not a directory",
              errno.EEXIST: "exists and is not a directory", errno.EDQUOT: "disk quota exceeded"}
     what = hints.get(exc.errno or -1, exc.strerror or type(exc).__name__)
-    return f"cannot write {where}: {what} ({exc.__class__.__name__}: {exc.strerror or exc})"
+    return f"cannot {action} {where}: {what} ({exc.__class__.__name__}: {exc.strerror or exc})"
 
 
 @dataclass
@@ -188,7 +188,7 @@ class Store:
         self._lock()
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
-            self._check_readable(require_candidates=False)
+            self._check_readable(require_candidates=False, integrity=existed)
             self._setup(argv)
         except sqlite3.Error as exc:
             self._unlock()
@@ -199,9 +199,8 @@ class Store:
 
     def _make_dirs(self, existed: bool) -> None:
         """The run directory and its images/ folder; refuses a store whose images/ folder was deleted."""
-        if existed and not (self.root / "images").is_dir() and _has_images(self.root / "store.sqlite"):
-            raise StoreError(f"{self.root / 'images'}: the images of this run store are missing (folder deleted or "
-                             "moved); restore it, or use another run directory")
+        if existed:
+            check_images(self.root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             (self.root / "images").mkdir(exist_ok=True)
@@ -223,11 +222,15 @@ class Store:
         )
         self.session = int(cur.lastrowid)
 
-    def _check_readable(self, *, require_candidates: bool) -> None:
-        """Fail in one line on a file that is not a (readable) SQLite database or not a run store."""
+    def _check_readable(self, *, require_candidates: bool, integrity: bool = False) -> None:
+        """Fail in one line on a file that is not a (readable) SQLite database or not a run store. With
+        ``integrity`` (before writing to an existing store) a damaged one is refused rather than written to."""
         where = self.root / "store.sqlite"
         try:
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            problem = self.db.execute("PRAGMA quick_check(1)").fetchone()[0] if integrity else "ok"
+            if problem != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {problem}")
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise StoreError(f"{where}: damaged or not an eacps run store ({exc}); keep it for inspection and use "
@@ -387,6 +390,13 @@ class Store:
     def searches(self) -> list[str]:
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
+
+
+def check_images(root: Path) -> None:
+    """Refuse (one line) a run directory whose store references images when its images/ folder is gone."""
+    if not (root / "images").is_dir() and _has_images(root / "store.sqlite"):
+        raise StoreError(f"{root / 'images'}: the images of this run store are missing (folder deleted or moved); "
+                         "restore it, or use another run directory")
 
 
 def _has_images(db_path: Path) -> bool:
