@@ -23,7 +23,8 @@ def test_builtins_are_covered() -> None:
 
 
 #: the stop() reasons with which a registered strategy may leave budget unused (any other fails the suite)
-EARLY_STOP = {"multi-fidelity": {"plan"}, "adaptive": {"predicted_gain", "inner:plan"}}
+EARLY_STOP = {"multi-fidelity": {"plan"}, "adaptive": {"predicted_gain", "inner:plan"},
+              "tree-search": {"tree"}, "fk-steering": {"particles_finished"}}
 
 
 class TestRegisteredStrategies(StrategyConformance):

@@ -66,6 +66,7 @@ __all__ = [
     "drive",
     "fake_objective",
     "noise_digest",
+    "path_noise",
     "replay",
 ]
 
@@ -83,15 +84,32 @@ def _skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+#: the fake generator's (and objective's) marginal: x = a·x0 + b·eps with x0 = x, so a branch of angle theta maps
+#: z to a·z + b·(cos(theta)·z + sin(theta)·xi): a local move for small theta
+_MARGINAL = (0.5, 0.5)
+
+
+def path_noise(recipe: Recipe) -> torch.Tensor:
+    """The fake generator's latent at the end of ``recipe``'s path: its initial noise with every branch move
+    applied (what ``eacps.stepping`` computes on the fake stepping generator)."""
+    from eacps.stepping import Trajectory, renoise
+
+    z = recipe.noise(NOISE_SHAPE)
+    for b in recipe.branches:
+        z = renoise(Trajectory(z, z, b.step, b.step + 1), _MARGINAL, [b]).latents
+    return z
+
+
 def noise_digest(recipe: Recipe) -> str:
-    """A digest of the candidate's small noise and its steps: equal digests make the same image."""
-    z = recipe.noise(NOISE_SHAPE).numpy().astype(np.float32)
-    data = np.round(z, 5).tobytes() + repr(recipe.steps).encode()
+    """A digest of the candidate's small noise (its path's, for path recipes), its steps and where it stops:
+    equal digests make the same image."""
+    z = path_noise(recipe).numpy().astype(np.float32)
+    data = np.round(z, 5).tobytes() + repr((recipe.steps, recipe.until)).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _uniform(recipe: Recipe, salt: bytes) -> float:
-    z = recipe.noise(NOISE_SHAPE).numpy().astype(np.float32)
+    z = path_noise(recipe).numpy().astype(np.float32)
     h = hashlib.blake2b(z.tobytes(), digest_size=8, person=salt.ljust(16, b"\0")[:16]).digest()
     return int.from_bytes(h, "little") / 2.0**64
 
@@ -106,7 +124,7 @@ def fake_objective(fail_rate: float = 0.0, *, ties: bool = False, status: Status
     def objective(recipe: Recipe) -> Result:
         if _uniform(recipe, b"eacps-fail") < fail_rate:
             return Result(recipe, status, None, reason="fake failure")
-        z = recipe.noise(NOISE_SHAPE).numpy().astype(np.float64).ravel()
+        z = path_noise(recipe).numpy().astype(np.float64).ravel()
         potential = 10.0 / (1.0 + np.exp(-float(z @ _W) / 2.0))
         if ties:
             potential = float(round(potential))
@@ -144,7 +162,10 @@ def drive(
         batch = list(strategy.ask(n))
         assert len(batch) <= n, f"asked for {n}, got {len(batch)}"
         assert all(isinstance(r, Recipe) for r in batch), "ask must return Recipe objects"
-        assert strategy.asked <= strategy.budget, "asked more than the budget"
+        if strategy.counts_steps:
+            assert strategy.spent_steps <= strategy.step_budget, "charged more steps than the budget"
+        else:
+            assert strategy.asked <= strategy.budget, "asked more than the budget"
         if not batch:
             assert pending or strategy.stop(), "ask returned [] with no pending recipe and no stop reason"
             if not pending:
@@ -198,6 +219,8 @@ class StrategyConformance:
 
     budget: int = 20
     early_stop_reasons: tuple[str, ...] = ()
+    #: the schedule T every strategy is bound to (budget B = B·T denoising steps)
+    full_steps: int = 10
 
     def pytest_generate_tests(self, metafunc: Any) -> None:
         if "batch" in metafunc.fixturenames:
@@ -214,7 +237,7 @@ class StrategyConformance:
              rng: np.random.Generator | None = None) -> tuple[Strategy, list[Recipe]]:
         """One whole search: ``Strategy.optimize`` (results told before each ask), or with ``rng`` the
         engine's asynchronous schedule (:func:`drive`)."""
-        s = make(self.budget, seed)
+        s = self._new(make, seed)
         objective = objective or fake_objective()
         if rng is not None:
             return s, drive(s, objective, n=n, rng=rng)
@@ -224,12 +247,19 @@ class StrategyConformance:
             raise AssertionError(str(exc)) from exc
         return s, [r.recipe for r in s.history]
 
+    def _new(self, make: StrategyFactory, seed: int) -> Strategy:
+        """A fresh strategy bound to ``full_steps`` (as the engine binds it)."""
+        s = make(self.budget, seed)
+        return s if s.full_steps is not None else s.bind(self.full_steps)
+
     def _check_stopped(self, s: Strategy, asked: Sequence[Recipe]) -> None:
         """The search is over: the whole budget was used, or the strategy said why not with a declared reason."""
         reasons = s.stop()
         assert reasons, "stop() must give a reason once the search is over"
-        assert len(asked) == s.asked <= self.budget
-        if s.asked == self.budget:
+        assert len(asked) == s.asked
+        used, cap = (s.spent_steps, s.step_budget) if s.counts_steps else (s.asked, self.budget)
+        assert used <= cap, f"{s.name} used {used} of a budget of {cap}"
+        if used == cap:
             assert reasons.get("budget") == self.budget, f"budget spent but stop() says {reasons}"
             return
         assert "budget" not in reasons, f"stop() says budget with {s.asked} of {self.budget} asked"
@@ -271,7 +301,7 @@ class StrategyConformance:
         """Ask-ahead strategies (``ask_ahead = True``): how the engine batches asks and when results arrive
         must not change the recipes. Other strategies: the real engine, even with an executor that takes
         several batches in flight, never asks them while results are pending."""
-        if getattr(make_strategy(self.budget, 0), "ask_ahead", False):
+        if getattr(self._new(make_strategy, 0), "ask_ahead", False):
             _, sequential = self._run(make_strategy, n=1)
             _, whole = self._run(make_strategy, n=self.budget)
             _, asynchronous = self._run(make_strategy, n=3, rng=np.random.default_rng(1))
@@ -279,7 +309,7 @@ class StrategyConformance:
             assert [r.key for r in whole] == keys
             assert [r.key for r in asynchronous] == keys
             return
-        asked_while_pending = run_in_engine(make_strategy(self.budget, 0), batch_size=3)
+        asked_while_pending = run_in_engine(self._new(make_strategy, 0), batch_size=3)
         assert asked_while_pending == 0, "the engine asked a strategy without ask_ahead while results were pending"
 
     # -- failures -----------------------------------------------------------------------------
@@ -308,10 +338,10 @@ class StrategyConformance:
     # -- resume -------------------------------------------------------------------------------
     def test_resume_by_replay(self, make_strategy: StrategyFactory) -> None:
         objective = fake_objective(0.2)
-        original = make_strategy(self.budget, 11)
+        original = self._new(make_strategy, 11)
         drive(original, objective, n=3, rng=np.random.default_rng(4), until=self.budget // 2)
         assert 0 < original.asked < self.budget or original.stop()
-        resumed = make_strategy(self.budget, 11)
+        resumed = self._new(make_strategy, 11)
         replay(resumed, list(original.history))
         assert resumed.asked == original.asked
         assert resumed.seen == original.seen and len(resumed.history) == len(original.history)
@@ -642,23 +672,40 @@ class ExecutorConformance:
 # the numpy-fast generator and scorer the strategy suite runs in the real engine
 # ================================================================================================
 class _NoiseGenerator(Generator):
-    """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1."""
+    """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1. It steps: the latent is
+    the noise, its clean prediction the latent itself, and branches move it (``path_noise``)."""
 
     name = "conformance-noise"
+    supports_stepping = True
 
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:
         return NOISE_SHAPE
 
     @property
     def default_steps(self) -> int:
-        return 1
+        return 10
 
     def settings(self) -> dict:
         return {}
 
     def generate(self, recipes, condition, *, steps=None):
-        z = self.noises(recipes, condition)
-        return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0))) for x in z]
+        return self.generate_stepwise(recipes, condition, steps=steps)
+
+    def start(self, recipes, condition, *, steps=None):
+        from eacps.stepping import Trajectory
+
+        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps)
+
+    def advance(self, traj, condition, until):
+        from eacps.stepping import Trajectory
+
+        return Trajectory(traj.latents, traj.latents, until, traj.total)
+
+    def decode(self, latents, condition):
+        return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0))) for x in latents]
+
+    def marginal(self, traj):
+        return _MARGINAL
 
 
 class _FakeScorer(Scorer):

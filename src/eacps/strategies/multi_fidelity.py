@@ -105,13 +105,17 @@ class MultiFidelity(Strategy):
             if self.pending or self.rung + 1 >= len(self.sizes):
                 return []
             self._promote()
-        out = []
-        while self.queue and len(out) < n and self.cost_of(self.queue[0]) <= self.steps_left - sum(
-                self.cost_of(r) for r in out):
+        out: list[Recipe] = []
+        left = self.steps_left
+        while self.queue and len(out) < n and self.cost_of(self.queue[0]) <= left:
+            left -= self.cost_of(self.queue[0])
             out.append(self.queue.pop(0))
-        if self.queue and not out and not self.pending:
-            self.queue = []  # what is left does not fit (fresh fill-ins after failures): the plan ends here
         return out
+
+    def _trim(self) -> None:
+        """Fresh fill-ins (after failed previews) cost whole trajectories: what no longer fits ends the plan."""
+        if self.queue and not self.pending and self.cost_of(self.queue[0]) > self.steps_left:
+            self.queue = []
 
     def _promote(self) -> None:
         ranked = sorted((r for r in self.rung_results[self.rung] if r.ok), key=lambda r: -r.potential)
@@ -127,6 +131,8 @@ class MultiFidelity(Strategy):
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
 
     def _stop(self) -> dict[str, Any]:
+        if self.sizes:
+            self._trim()
         done = bool(self.sizes) and self.rung + 1 >= len(self.sizes) and not self.queue and not self.pending
         return {"plan": self.sizes} if done and self.steps_left > 0 else {}
 

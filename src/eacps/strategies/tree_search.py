@@ -13,7 +13,9 @@ Mapping to DTS*: selection -> descent by value; expansion -> one child per itera
 the x0 preview of the new node (the cheap value estimate whose rank correlation with the final potential
 ``eacps landscape --per-step`` measures); backup -> a node's value is the best of its own preview and its
 children's values (``backup = "max"``, DTS*'s greedy limit) or its own preview only (``"none"``).
-Every computed node is kept and reused; only leaves can be the best. Needs a generator that can step.
+Expansions are chosen in waves of ``wave`` from what is known (a batch of GPU work; the recipes do not depend
+on how the engine batches asks). Every computed node is kept and reused; only leaves can be the best. Needs a
+generator that can step.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class TreeSearchParams(Params):
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
     theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a branching child")
+    wave: int = Field(8, ge=1, description="expansions chosen together before their values are known")
     backup: Literal["max", "none"] = Field("max", description="a node's value: best of its subtree, or its own")
 
     @field_validator("levels")
@@ -69,6 +72,7 @@ class Node:
 
 class TreeSearch(Strategy):
     name = "tree-search"
+    ask_ahead = True  # a wave is fixed when chosen; the next one waits for every result
     counts_steps = True
     requires: ClassVar[frozenset[str]] = frozenset({"stepping"})
     Params = TreeSearchParams
@@ -78,6 +82,7 @@ class TreeSearch(Strategy):
         self.root = Node(None, 0, pending=False)
         self.points: list[int] = []
         self.nodes: dict[Recipe, Node] = {}
+        self.queue: list[Recipe] = []
 
     @property
     def leaf_depth(self) -> int:
@@ -124,16 +129,24 @@ class TreeSearch(Strategy):
             return None
         return node
 
-    def _ask(self, n: int) -> list[Recipe]:
+    def _wave(self) -> list[Recipe]:
+        """Up to ``wave`` expansions chosen together from what is known now (a pending child fills its parent's
+        width but cannot be descended into), so the recipes never depend on how the engine batches asks."""
         out: list[Recipe] = []
         left = self.steps_left
-        while len(out) < n and (node := self._next(left)) is not None:
+        while len(out) < self.params.wave and (node := self._next(left)) is not None:
             recipe = self._child(node)
-            left -= self.cost_of(recipe)
+            left -= self._step_at(node.depth + 1) - self._step_at(node.depth)
             child = Node(recipe, node.depth + 1, node)
             node.children.append(child)
             self.nodes[recipe] = child
             out.append(recipe)
+        return out
+
+    def _ask(self, n: int) -> list[Recipe]:
+        if not self.queue and not self.pending:
+            self.queue = self._wave()
+        out, self.queue = self.queue[:n], self.queue[n:]
         return out
 
     def _tell(self, results: Sequence[Result]) -> None:
@@ -144,7 +157,7 @@ class TreeSearch(Strategy):
             node.backup(self.params.backup)
 
     def _stop(self) -> dict[str, Any]:
-        if self.pending or self.steps_left <= 0 or self._next(self.steps_left) is not None:
+        if self.queue or self.pending or self.steps_left <= 0 or self._next(self.steps_left) is not None:
             return {}
         return {"tree": "nothing left to grow within the budget"}
 
