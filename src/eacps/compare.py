@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -226,7 +227,10 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     return summary
 
 
-def _run_pool(engine_for, tasks: list, n_pool: int, prior_seed: int,
+EngineFor = Callable[[int, int | None], Engine]  # (batch_size, max_steps) -> an engine on the compare's store
+
+
+def _run_pool(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
               contestants: list[Contestant]) -> dict[str, list[float]]:
     """Per task, ``n_pool`` best-of-N samples from the pool's own seed stream (potentials in asked order)."""
     if not n_pool:
@@ -243,8 +247,8 @@ def _run_pool(engine_for, tasks: list, n_pool: int, prior_seed: int,
                                and h.status is Status.OK and not h.recipe.is_preview] for res in results}
 
 
-def _run_contestants(engine_for, tasks: list, contestants: list[Contestant], budgets: list[int], seeds: list[int],
-                     prior_seed: int) -> list[dict[str, Any]]:
+def _run_contestants(engine_for: EngineFor, tasks: list, contestants: list[Contestant], budgets: list[int],
+                     seeds: list[int], prior_seed: int) -> list[dict[str, Any]]:
     records = []
     for c in contestants:
         engine = engine_for(c.batch_size, c.max_steps)
