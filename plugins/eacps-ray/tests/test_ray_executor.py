@@ -24,6 +24,7 @@ from eacps.potential import Calibration, Criterion, Potential
 from eacps.store import Store
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.eacps import EACPS
+from eacps.strategies.multi_fidelity import MultiFidelity
 
 from .conftest import PYTHONPATH
 
@@ -287,3 +288,44 @@ def test_worker_sigkill_at_20_random_points(ray_session, test_plugins, tmp_path)
     assert ex.stats["restarts"] >= 19 and ex.stats["requeued"] >= 1
     assert remote == local  # nothing lost, nothing changed, same order
     assert_stored_once(rows, n_search=80, n_prior=4)
+
+
+@pytest.mark.parametrize("num_scorers", [0, 1])
+def test_standardize_calibration_works_on_ray(ray_session, one_thread, tmp_path, num_scorers):
+    """Per-condition statistics (calibration.kind = "standardize", main and preview potentials) reach the actors:
+    the same rows and potentials as the local executor, no candidate FAILED (issue 12: every one failed on Ray)."""
+
+    def standardized() -> Potential:
+        return Potential(
+            [
+                Criterion("consistency", create("scorer", "digits-consistency"), 1.0, Calibration(kind="standardize")),
+                Criterion("realism", create("scorer", "digits-realism"), 4.0, Calibration(kind="standardize")),
+            ],
+            calibration_samples=4,
+        )
+
+    conds = [Condition(f"d{k}", class_label=k) for k in (2, 5)]
+
+    def engine_run(path, executor):
+        store = Store.open(path)
+        eng = Engine(create("generator", "digits", {"steps": 4}), standardized(), store, batch_size=4,
+                     executor=executor, preview_potential=standardized())
+        try:
+            results = eng.run_all([Job(c, MultiFidelity(budget=6, seed=i)) for i, c in enumerate(conds)])
+            rows = store.candidates()
+        finally:
+            eng.release()
+            store.close()
+        return results, rows
+
+    local, local_rows = engine_run(tmp_path / "local", LocalExecutor())
+    ex = RayExecutor(RayParams(num_generators=1, num_scorers=num_scorers, **FAST))
+    remote, rows = engine_run(tmp_path / "ray", ex)
+    search = [r for r in rows if r.role == "search"]
+    assert search and all(r.status is Status.OK for r in search), {r.reason for r in search if r.reason}
+    assert any(r.recipe.until is not None for r in search)  # previews, scored by the preview potential
+    assert [(r.search, r.seq, r.recipe.key, r.status, r.potential) for r in rows] == [
+        (r.search, r.seq, r.recipe.key, r.status, r.potential) for r in local_rows
+    ]
+    assert [r.best.recipe.key for r in remote] == [r.best.recipe.key for r in local]
+    assert all(0.0 <= s <= 10.0 for r in search for s in r.scores.values())  # standardized onto [0, 10]
