@@ -205,7 +205,6 @@ def test_settings_track_weights_and_prompts_not_runtime(tiny_vlm, tmp_path):
     assert a.settings()["prompt_version"] and a.settings()["weights"] and a.settings()["reader_version"] == "2"
     other = build_tiny_vlm(tmp_path / "other", seed=3)
     assert scorer(other).settings()["weights"] != a.settings()["weights"]
-    assert "tiny" in repr(a) or "vlm" in repr(a).lower()
 
 
 def test_registered_as_a_plugin():

@@ -12,12 +12,12 @@ import torch
 from pydantic import Field
 
 from eacps.checkpoints import CheckpointParams, refuse_pickled_only, resolve_device, resolve_dtype, weights_fingerprint
-from eacps.scorer import Scorer
 from eacps.types import Condition
-from eacps_vlm.criteria import PROMPT_VERSION, CriterionName, ImageSource, Part, build_prompt, resolve
+from eacps_vlm.criteria import Part, build_prompt
 from eacps_vlm.errors import JudgeError
 from eacps_vlm.images import to_pil
-from eacps_vlm.scoring import FailureStats, ScoreTokens, expected_score, score_distribution, score_mass
+from eacps_vlm.judge import JudgeParams, JudgeScorer
+from eacps_vlm.scoring import ScoreTokens, expected_score, score_distribution, score_mass
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +25,14 @@ log = logging.getLogger(__name__)
 READER_VERSION = "2"
 
 
-class VLMParams(CheckpointParams):
+class VLMParams(JudgeParams, CheckpointParams):
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     batch_size: int = Field(4, ge=1)
-    criterion: CriterionName = "consistency"
-    #: the instruction of a ``custom`` criterion; ``{prompt}`` is replaced by the condition's prompt
-    prompt: str | None = None
-    #: condition images a ``custom`` criterion shows before the candidate
-    images: tuple[ImageSource, ...] = ()
-    #: consistency also compares with ``condition.prior`` (the stage-0 image) when there is one
-    use_prior: bool = True
     #: candidates whose score tokens hold less of the next-token probability are FAILED (off-format/refusal)
     min_score_mass: float = Field(0.05, ge=0.0, le=1.0)
-    #: tell the judge to ignore text inside images
-    harden: bool = True
 
 
-class VLMScorer(Scorer):
+class VLMScorer(JudgeScorer):
     """Any ``AutoModelForImageTextToText`` + ``AutoProcessor`` checkpoint (Qwen2/2.5-VL, SmolVLM/Idefics3,
     LLaVA...) scoring one criterion. The score is the expected value of the next-token distribution over
     the tokens "0".."10" after the chat's generation prompt, computed in one batched forward pass (plus one
@@ -53,22 +44,13 @@ class VLMScorer(Scorer):
 
     def __init__(self, params: VLMParams | None = None) -> None:
         super().__init__(params)
-        p: VLMParams = self.params
-        resolve(p.criterion, Condition(id="-", prompt="x"), custom_prompt=p.prompt, custom_images=p.images)
-        if p.criterion == "identity" or "reference" in (p.images if p.criterion == "custom" else ()):
-            self.requires = ("reference",)
         self.model: Any = None
         self.processor: Any = None
         self.tokens: ScoreTokens | None = None
         self.answer_prefix = ""
-        self.stats = FailureStats()
-
-    def __repr__(self) -> str:
-        return f"VLMScorer(criterion={self.params.criterion!r}, model={self.params.model!r})"
 
     def settings(self) -> dict[str, Any]:
-        s = {k: v for k, v in self.params.model_dump(mode="json").items() if k not in self._RUNTIME}
-        s["prompt_version"] = PROMPT_VERSION
+        s = super().settings()
         s["reader_version"] = READER_VERSION
         fp = weights_fingerprint(self.params.model)
         if fp is not None:
@@ -102,7 +84,7 @@ class VLMScorer(Scorer):
     # -- scoring ------------------------------------------------------------------------------------------
     def score(self, images: Sequence[np.ndarray], condition: Condition) -> list[Any]:
         p: VLMParams = self.params
-        crit = resolve(p.criterion, condition, custom_prompt=p.prompt, custom_images=p.images, use_prior=p.use_prior)
+        crit = self.criterion_for(condition)
         out: list[Any] = [None] * len(images)
         todo: list[tuple[int, list[Part]]] = []
         for i, img in enumerate(images):

@@ -25,13 +25,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from eacps.params import Params
-from eacps.scorer import Scorer
 from eacps.types import Condition
-from eacps_vlm.criteria import HARDENING, PROMPT_VERSION, CriterionName, ImageSource, Part, build_prompt, resolve
+from eacps_vlm.criteria import HARDENING, Part, build_prompt
 from eacps_vlm.errors import JudgeError
 from eacps_vlm.images import to_data_url
-from eacps_vlm.scoring import SCORES, FailureStats
+from eacps_vlm.judge import JudgeParams, JudgeScorer
+from eacps_vlm.scoring import SCORES
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,7 @@ _REFUSAL = re.compile(
 )
 
 
-class OpenAIJudgeParams(Params):
-    criterion: CriterionName = "consistency"
-    prompt: str | None = None
-    images: tuple[ImageSource, ...] = ()
-    use_prior: bool = True
-    harden: bool = True
+class OpenAIJudgeParams(JudgeParams):
     model: str = "gpt-4o-mini"
     #: None: the SDK default (``OPENAI_BASE_URL`` or api.openai.com)
     base_url: str | None = None
@@ -77,7 +71,7 @@ class OpenAIJudgeParams(Params):
     system_message: bool = True
 
 
-class OpenAIJudge(Scorer):
+class OpenAIJudge(JudgeScorer):
     """One criterion judged by an OpenAI-compatible chat-completions endpoint (see the module docstring)."""
 
     name = "openai-judge"
@@ -93,22 +87,9 @@ class OpenAIJudge(Scorer):
 
     def __init__(self, params: OpenAIJudgeParams | None = None) -> None:
         super().__init__(params)
-        p: OpenAIJudgeParams = self.params
-        resolve(p.criterion, Condition(id="-", prompt="x"), custom_prompt=p.prompt, custom_images=p.images)
-        if p.criterion == "identity" or "reference" in (p.images if p.criterion == "custom" else ()):
-            self.requires = ("reference",)
         self._client: Any = None
         self._secret: str | None = None
         self._lock = threading.Lock()
-        self.stats = FailureStats()
-
-    def __repr__(self) -> str:
-        return f"OpenAIJudge(criterion={self.params.criterion!r}, model={self.params.model!r})"
-
-    def settings(self) -> dict[str, Any]:
-        s = {k: v for k, v in self.params.model_dump(mode="json").items() if k not in self._RUNTIME}
-        s["prompt_version"] = PROMPT_VERSION
-        return s
 
     # -- client -------------------------------------------------------------------------------------------
     def _get_client(self) -> Any:
@@ -152,7 +133,7 @@ class OpenAIJudge(Scorer):
     # -- scoring ------------------------------------------------------------------------------------------
     def score(self, images: Sequence[np.ndarray], condition: Condition) -> list[Any]:
         p: OpenAIJudgeParams = self.params
-        crit = resolve(p.criterion, condition, custom_prompt=p.prompt, custom_images=p.images, use_prior=p.use_prior)
+        crit = self.criterion_for(condition)
         ids = [f"{condition.id}#{i}" for i in range(len(images))]
         results: dict[str, Any] = {}
         todo: list[tuple[str, list[Part]]] = []
