@@ -241,18 +241,27 @@ def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
 @click.option("--parents", type=positive, default=8, show_default=True, help="parents per task")
 @click.option("--children", type=positive, default=4, show_default=True, help="children per parent")
 @click.option("--seed", type=natural, default=0, show_default=True, help="seed of the parents")
+@click.option("--per-step", is_flag=True, help="instead: per denoising step k, the rank correlation between the "
+              "potential of the step-k preview and of the final image (PARENTS trajectories per task; needs a "
+              "generator that can step)")
 @out_option("runs/<config name>-landscape")
 @quiet_option
-def landscape_command(config: Path, neighborhoods: str, parents: int, children: int, seed: int, out: Path | None,
-                      quiet: bool) -> None:
+def landscape_command(config: Path, neighborhoods: str, parents: int, children: int, seed: int, per_step: bool,
+                      out: Path | None, quiet: bool) -> None:
     from eacps.landscape import format_landscape, run_landscape
     from eacps.report import write_report
 
-    out = out or _default_out(config, "-landscape")
+    out = out or _default_out(config, "-landscape-steps" if per_step else "-landscape")
     check_run_dir(out, config, searches=False)
-    summary = run_landscape(config, out, neighborhoods=neighborhoods, parents=parents, k=children, seed=seed,
-                            progress=not quiet)
-    click.echo(format_landscape(summary))
+    if per_step:
+        from eacps.step_landscape import format_step_landscape, run_step_landscape
+
+        summary = run_step_landscape(config, out, parents=parents, seed=seed, progress=not quiet)
+        click.echo(format_step_landscape(summary))
+    else:
+        summary = run_landscape(config, out, neighborhoods=neighborhoods, parents=parents, k=children, seed=seed,
+                                progress=not quiet)
+        click.echo(format_landscape(summary))
     click.echo(f"report: {write_report(out, title='eacps landscape')}")
 
 
