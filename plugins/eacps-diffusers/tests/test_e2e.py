@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from eacps_diffusers import DiffusersGenerator
 from eacps_diffusers.tiny import tiny_pipeline, vanilla
 
 import eacps
 from eacps import Condition, Recipe, Scorer, Status
+from eacps.config import ConfigError
 from eacps.potential import Potential
+from eacps.stepping import generate_paths
 
 
 class Brightness(Scorer):
@@ -68,3 +71,40 @@ def test_seed_offset_search_over_img2img_uses_the_reference(tmp_path):
     assert all(c.status is Status.OK for c in result.history)
     (again,) = gen.generate([Recipe.from_seed(result.best.recipe.seed)], cond)
     np.testing.assert_allclose(again.image, result.best.image, atol=1 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize("strategy", ["fk-steering", "tree-search"])
+def test_trajectory_search_over_a_tiny_sd_pipeline_regenerates_its_winner(strategy, tmp_path):
+    """A stepping strategy over SD with a stochastic sampler (Euler-ancestral): every candidate OK, and the
+    winner's path recipe (branches included) regenerates from the recipe alone in a fresh generator."""
+    pipe = tiny_pipeline("sd")
+
+    def make():
+        return DiffusersGenerator.from_pipe(pipe, steps=5, height=32, width=32,
+                                            scheduler="EulerAncestralDiscreteScheduler")
+
+    potential = Potential.from_scorers(weights={"brightness": 1.0}, brightness=Brightness())
+    cond = Condition(id="cat", prompt="a photo of a cat")
+    result = eacps.search(cond, generator=make(), potential=potential, strategy=strategy, budget=4, seed=3,
+                          batch_size=4, run_dir=tmp_path / "run")
+    assert result.history and all(c.status is Status.OK for c in result.history)
+    assert any(c.recipe.branches for c in result.history) and any(c.recipe.until for c in result.history)
+    best = result.best
+    assert best.recipe.until is None and best.potential == max(
+        c.potential for c in result.history if c.recipe.until is None)
+    (again,) = generate_paths(make(), [Recipe.from_json(best.recipe.key)], cond)
+    np.testing.assert_allclose(again.image, best.image, atol=1 / 255 + 1e-6)  # the store keeps 8-bit images
+
+
+def test_stepping_strategy_on_img2img_is_a_config_error_before_compute():
+    pipe = tiny_pipeline("sd-img2img")
+    gen = DiffusersGenerator.from_pipe(pipe, steps=2, call_kwargs={"strength": 0.7})
+    calls = []
+    pipe.unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    potential = Potential.from_scorers(weights={"brightness": 1.0}, brightness=Brightness())
+    cond = Condition(id="edit", prompt="a red cat", reference=np.full((32, 32, 3), 0.8, np.float32))
+    with pytest.raises(ConfigError) as info:
+        eacps.search(cond, generator=gen, potential=potential, strategy="fk-steering", budget=4, seed=0)
+    msg = str(info.value)
+    assert "\n" not in msg and "needs stepping" in msg
+    assert not calls, "the model ran before the refusal"

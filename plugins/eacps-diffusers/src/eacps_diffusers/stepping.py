@@ -12,11 +12,9 @@ DPM-Solver++, UniPC, Heun) is refused by ``stepping_problem`` before any compute
 Stochastic schedulers (Euler-ancestral, DDPM, DDIM with ``eta > 0``): the per-step noise of trajectory i comes
 from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (the recipe's
 seed, advanced past the initial-noise draw), so a seed-only path is the vanilla diffusers call. Since a
-Trajectory carries no recipe, the generator remembers, for every state it returned, its noise generator's
-state, keyed by a hash of the state's bytes (a bounded LRU); ``advance`` looks each input row up. A state it
-did not produce (a branch move's output, or one evicted from that memory) draws its noise from a generator
-seeded by the hash of the state itself, so paths still regenerate exactly from their recipes on the same
-device and batch order.
+Trajectory carries no recipe, the generator remembers the noise-generator state of every state it returned
+(``NoiseStreams``); a branched state continues its parent's stream, so a path's noise depends on its recipe
+alone and paths regenerate from their recipes (up to float rounding, which is never turned into other noise).
 """
 
 from __future__ import annotations
@@ -90,31 +88,48 @@ def _state_hash(row: torch.Tensor) -> bytes:
 
 
 class NoiseStreams:
-    """Per-trajectory noise generators for stochastic schedulers, remembered by the hash of each state."""
+    """Per-trajectory noise generators for stochastic schedulers, remembered by the hash of each state.
+
+    ``advance`` registers each returned row under the hash of its latents and of its clean prediction. A branch
+    move (the core's ``renoise``) changes the latents but keeps ``x0``, so a branched row is found by its ``x0``
+    and continues its parent's noise stream: the move itself is the branch's randomness, and the path's noise
+    depends only on its recipe, never on float rounding of the state (which a hash of the moved state would turn
+    into different noise in another batch composition). Rows found under neither (evicted from this bounded
+    memory) draw from a generator seeded by the hash of their latents."""
 
     def __init__(self, max_states: int = 4096) -> None:
         self.max_states = max_states
-        self._states: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._by_latents: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self._by_x0: OrderedDict[bytes, torch.Tensor] = OrderedDict()
 
-    def put(self, latents: torch.Tensor, gens: list[torch.Generator]) -> None:
-        for row, g in zip(latents, gens, strict=True):
-            self._states[_state_hash(row)] = g.get_state()
-            self._states.move_to_end(_state_hash(row))
-        while len(self._states) > self.max_states:
-            self._states.popitem(last=False)
+    def put(self, latents: torch.Tensor, x0: torch.Tensor | None, gens: list[torch.Generator]) -> None:
+        for i, g in enumerate(gens):
+            state = g.get_state()
+            _remember(self._by_latents, _state_hash(latents[i]), state, self.max_states)
+            if x0 is not None:
+                _remember(self._by_x0, _state_hash(x0[i]), state, self.max_states)
 
-    def take(self, latents: torch.Tensor) -> list[torch.Generator]:
+    def take(self, latents: torch.Tensor, x0: torch.Tensor | None) -> list[torch.Generator]:
         gens = []
-        for row in latents:
-            h = _state_hash(row)
+        for i in range(latents.shape[0]):
+            h = _state_hash(latents[i])
+            state = self._by_latents.get(h)
+            if state is None and x0 is not None:
+                state = self._by_x0.get(_state_hash(x0[i]))  # a branched row: its parent's stream
             g = torch.Generator("cpu")
-            state = self._states.get(h)
-            if state is None:  # a branch move's output: seeded by the state itself
+            if state is None:
                 g.manual_seed(int.from_bytes(h[:8], "big") % (2**63 - 1) or 1)
             else:
                 g.set_state(state)
             gens.append(g)
         return gens
+
+
+def _remember(table: OrderedDict[bytes, torch.Tensor], key: bytes, state: torch.Tensor, limit: int) -> None:
+    table[key] = state
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)
 
 
 @dataclass
@@ -267,7 +282,7 @@ class Stepper:
         else:
             latents = latents.to(dtype=ctx.embeds["prompt"].dtype)
         if ctx.stochastic:
-            self.streams.put(latents, gens)
+            self.streams.put(latents, None, gens)
         return Trajectory(latents, None, 0, total)
 
     @torch.no_grad()
@@ -276,7 +291,7 @@ class Stepper:
             raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
         ctx = self.context(condition)
         sched, x, x0 = self.scheduler(traj.total), traj.latents, traj.x0
-        gens = self.streams.take(x) if ctx.stochastic else None
+        gens = self.streams.take(x, x0) if ctx.stochastic else None
         step_kwargs: dict[str, Any] = {"generator": gens} if gens is not None else {}
         if ctx.kind == "ddim":
             step_kwargs["eta"] = ctx.extra["eta"]
@@ -291,7 +306,7 @@ class Stepper:
                 x0 = out.pred_original_sample
             x = out.prev_sample
         if gens is not None:
-            self.streams.put(x, gens)
+            self.streams.put(x, x0, gens)
         return Trajectory(x, x0, until, traj.total)
 
     def _model(self, x: torch.Tensor, t: torch.Tensor, i: int, ctx: _Context, sched: Any) -> torch.Tensor:
