@@ -29,7 +29,17 @@ window.addEventListener('load', () => {
              broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.alt),
              tables: [...document.querySelectorAll('table')].map(t => [t.id, t.rows.length]),
              svgs: [...document.querySelectorAll('svg')].map(s => s.getBoundingClientRect().width),
-             external: external};
+             external: external,
+             linked: imgs.filter(i => i.closest('a')).length,
+             dangling: imgs.filter(i => i.closest('a')).map(i => i.closest('a').getAttribute('href'))
+               .filter(h => !h.startsWith('#') || !document.getElementById(h.slice(1))),
+             json_cells: [...document.querySelectorAll('td')].map(td => td.textContent).filter(t => /[{}"]/.test(t)),
+             headers: Object.fromEntries([...document.querySelectorAll('table')]
+               .map(t => [t.id, [...t.rows[0].cells].map(c => c.textContent)])),
+             budgets: [...document.querySelectorAll('#summary tr')].slice(1).map(r => r.cells[1].textContent),
+             bands: [...document.querySelectorAll('svg polygon.band')].map(p => p.closest('svg').id),
+             xlabels: [...document.querySelectorAll('svg')].map(s => s.querySelector('text[text-anchor=middle]')
+               ?.textContent || '')};
   const pre = document.createElement('pre');
   pre.id = 'CHECK_ID';
   pre.textContent = JSON.stringify(r);
@@ -129,9 +139,12 @@ def test_report_renders_in_chromium(runs, kind, tables, tmp_path):
     report = runs[kind]
     r = browser_check(report, tmp_path)
     # per task (2): the reference image (demo tasks carry one; the compare config names a reference_index
-    # only), the prior, the best of each of 3 contestants (demo) or of 2 strategies x 2 budgets (compare),
-    # and the top-5 grid; every image in the HTML must have been decoded by the browser
-    expected_images = 2 * ((1 if kind == "demo" else 0) + 1 + (3 if kind == "demo" else 4) + 5)
+    # only), the prior, the best of each search label of the summary table (3 contestants in the demo; 2
+    # strategies x 2 budgets and the best-of-N reference pool in the comparison), and the top-5 grid; every
+    # image in the HTML must have been decoded by the browser
+    labels = dict(r["tables"])["summary"] - 1
+    assert labels == (3 if kind == "demo" else 5), r["tables"]
+    expected_images = 2 * ((1 if kind == "demo" else 0) + 1 + labels + 5)
     assert r["images"] == expected_images == report.read_text().count("<img "), r
     assert r["broken"] == [], f"images that did not decode: {r['broken']}"
     ids = {tid: rows for tid, rows in r["tables"]}
@@ -139,7 +152,41 @@ def test_report_renders_in_chromium(runs, kind, tables, tmp_path):
     assert all(ids[t] >= 2 for t in tables), f"a table has no data rows: {ids}"
     assert r["svgs"] and all(w > 100 for w in r["svgs"]), f"plots missing or collapsed: {r['svgs']}"
     assert r["external"] == [], f"the report is not self-contained: {r['external']}"
+    # each image but the references links to its recipe entry, which exists in the page
+    assert r["linked"] == expected_images - (2 if kind == "demo" else 0) and r["dangling"] == [], r
+    assert r["json_cells"] == [], f"raw JSON in table cells: {r['json_cells']}"
+    text = report.read_text()
+    assert all(text.count(f"id=\"{t}\"") == 1 for t in tables), "each table once"
+    assert "<pre>" not in text.split("<h2>Recipes</h2>")[0], "no preformatted copy of a table"
+    for t in tables:  # one column per criterion
+        assert {f"{k} calls" for k in ("consistency", "realism", "identity")} <= set(r["headers"][t]), r["headers"]
+    # the budget each search was given, not the candidates it asked
+    budgets = {"6"} if kind == "demo" else {"4", "8", str(json.loads((report.parent / "compare.json").read_text())
+                                                          ["pool"]["size"])}
+    assert set(r["budgets"]) == budgets, r["budgets"]
+    assert "curves" in r["bands"] and all("charged" in x for x in r["xlabels"] if x), r["xlabels"]
+    if kind == "compare":
+        assert "scaling" in r["bands"], "the scaling plot has CI bands"
+    assert "Cost model (measured in this run):" in text and "per denoising step" in text
     assert_nontrivial(screenshot(report, tmp_path))
+
+
+def test_a_recipe_snippet_regenerates_its_image(runs):
+    """The code shown under an image regenerates that image (digits: to the same 8-bit picture)."""
+    import html as htmllib
+
+    from eacps.store import load_png
+
+    text = runs["compare"].read_text()  # its config names the generator (the demo's names a preset)
+    entry = re.search(r'<div class="recipe" id="(c\d+)">.*?<pre>(.*?)</pre>', text.split("<h2>Recipes</h2>")[1], re.S)
+    anchor, code = entry.group(1), htmllib.unescape(entry.group(2))
+    ns: dict = {}
+    exec(code, ns)
+    img = re.search(rf'<a href="#{anchor}"[^>]*><img class="cand" alt="[^"]*" src="data:image/png;base64,([^"]+)"',
+                    text).group(1)
+    (runs["tmp"] / "shown.png").write_bytes(__import__("base64").b64decode(img))
+    shown = load_png(runs["tmp"] / "shown.png")
+    assert np.abs(np.asarray(ns["image"], dtype=np.float32) - shown).max() <= 1.0 / 255 + 1e-6
 
 
 def test_the_check_catches_a_broken_image(runs, tmp_path):
@@ -147,7 +194,7 @@ def test_the_check_catches_a_broken_image(runs, tmp_path):
     bad = tmp_path / "bad" / "report.html"
     bad.parent.mkdir()
     text = runs["demo"].read_text()
-    i = text.index("src='data:image/png;base64,") + len("src='data:image/png;base64,")
+    i = text.index('src="data:image/png;base64,') + len('src="data:image/png;base64,')
     bad.write_text(text[:i] + "AAAA" + text[i + 40 :])
     r = browser_check(bad, tmp_path)
     assert len(r["broken"]) == 1, r

@@ -1,256 +1,422 @@
-"""A self-contained static HTML report of a run store (images embedded, plots as inline SVG)."""
+"""A self-contained static HTML report of a run store: one jinja2 template (``templates/report.html.j2``,
+autoescaped), images embedded as data URLs, plots as inline SVG.
+
+The page: a comparison (``compare.json``) or landscape (``landscape.json``) when the run directory has one,
+then the per-strategy summary, best-so-far curves against charged cost, and per task the prior, each
+strategy's best and the top candidates. Every table appears once, with one column per criterion; every
+image links to its recipe and a snippet that regenerates it. Reading a store imports no torch.
+"""
 
 from __future__ import annotations
 
 import base64
-import html
 import json
+import math
+import re
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from markupsafe import Markup
+
+from eacps.cost import figure
 from eacps.store import Candidate, read_only
-from eacps.summary import SearchRecord, format_table, load_searches, summarize_store
+from eacps.summary import SearchRecord, load_searches, summarize_store
+from eacps.types import Status
 
 TOP_K = 5
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}
-img.cand{width:72px;height:72px;image-rendering:pixelated;border:1px solid #999;display:block}
-figure{display:inline-block;margin:4px;text-align:center;font-size:11px}
-.task{margin:1em 0;padding:.5em;border-top:1px solid #ddd}
-"""
+
+# -- words ----------------------------------------------------------------------------------------------------
+def _secs(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if x >= 1:
+        return f"{x:.2f} s"
+    return f"{x * 1e3:.2f} ms" if x >= 1e-3 else f"{x * 1e6:.0f} µs"
 
 
-def _img(c: Candidate | None, root: Path) -> str:
-    if c is None or c.image_path is None:
-        return "<div class='noimg'>(no image)</div>"
-    return _png(root / c.image_path, f"{c.condition} {c.recipe.key}")
+def cost_words(units: Mapping[str, Any]) -> str:
+    """The cost model in one sentence."""
+    kind = {"measured": "measured in this run", "config": "set in the config's [cost] table",
+            "mixed": "partly set in the config's [cost] table, partly measured in this run"}.get(
+        str(units.get("kind")), str(units.get("kind")))
+    step = units.get("seconds_per_step")
+    if step is None:
+        return "Cost model: nothing measured yet; costs are counted in denoising steps and scorer calls."
+    calls = ", ".join(f"{k} {_secs(v)}" for k, v in (units.get("seconds_per_call") or {}).items()) or "none"
+    return (f"Cost model ({kind}): {_secs(step)} per denoising step; per scorer call: {calls}. A search's cost is "
+            "its denoising steps times the time per step plus, for each criterion, its scorer calls times the time "
+            "per call, charged for every candidate it asked (candidates served from the store included).")
 
 
-def _png(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f"<img class='cand' alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+def _f(x: Any, spec: str = ".3f") -> str:
+    if x is None or (isinstance(x, float) and (math.isnan(x) or math.isinf(x))):
+        return "-"
+    return format(x, spec)
 
 
-def _fig(c: Candidate | None, root: Path, caption: str) -> str:
-    pot = "" if c is None or c.potential is None else f"U={c.potential:.2f}"
-    scores = "" if c is None else " ".join(f"{k[:4]}={v:.1f}" for k, v in c.scores.items())
-    return (f"<figure>{_img(c, root)}<figcaption>{html.escape(caption)}<br>{pot}<br>"
-            f"{html.escape(scores)}</figcaption></figure>")
+def _ci(ci: Sequence[Any] | None, spec: str = ".3f") -> str:
+    return "-" if not ci or any(v is None for v in ci) else f"[{_f(ci[0], spec)}, {_f(ci[1], spec)}]"
 
 
-def curves_svg(recs: list[SearchRecord], w: int = 520, h: int = 300) -> str:
-    """Mean best-so-far potential vs number of candidates, one line per strategy."""
-    by: dict[str, list[list[float | None]]] = defaultdict(list)
-    for r in recs:
-        by[r.strategy].append(r.curve)
-    lines = {}
-    for label, curves in by.items():
-        n = max(len(c) for c in curves)
-        means = []
-        for i in range(n):
-            vals = [c[min(i, len(c) - 1)] for c in curves if c and c[min(i, len(c) - 1)] is not None]
-            means.append(sum(vals) / len(vals) if vals else None)
-        lines[label] = means
-    vals = [v for m in lines.values() for v in m if v is not None]
-    if not vals:
-        return "<p>(no scored candidates)</p>"
-    lo, hi = min(vals), max(vals)
+def _mult(m: Mapping[str, Any] | None) -> str:
+    """'2.11× [1.59, 2.91]'; '>pool' where the reference pool cannot resolve it."""
+    if not m:
+        return "-"
+    x = ">pool" if m.get("bound") == ">" else f"{'≤' if m.get('bound') == '<=' else ''}{m['multiplier']:.2f}×"
+    if "ci95" not in m:
+        return x
+    lo, hi = m["ci95"]
+    return f"{x} [{'>pool' if lo is None else f'{lo:.2f}'}, {'>pool' if hi is None else f'{hi:.2f}'}]"
+
+
+def budget_of(search_id: str) -> int | None:
+    """The budget in a search id (``cond/label/b20/s0`` from run and demo, ``cond/label/B20/r0`` from compare,
+    ``cond/pool/N128`` for compare's best-of-N reference pool)."""
+    m = re.search(r"/[bBN](\d+)(?:/|$)", search_id)
+    return int(m.group(1)) if m else None
+
+
+# -- SVG ------------------------------------------------------------------------------------------------------
+def _svg(w: int, h: int, xlabel: str, ylo: float, yhi: float, id_: str, x_ticks: Sequence[tuple[float, str]]) -> list:
+    parts = [Markup("<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' class='plot' "
+                    "id='{id}'>").format(w=w, h=h, id=id_),
+             Markup(f"<line x1='50' y1='{h - 40}' x2='{w - 20}' y2='{h - 40}' stroke='#000'/>"),
+             Markup(f"<line x1='50' y1='20' x2='50' y2='{h - 40}' stroke='#000'/>"),
+             Markup("<text x='{x}' y='{y}' text-anchor='middle' font-size='12'>{t}</text>").format(
+                 x=w / 2, y=h - 8, t=xlabel),
+             Markup(f"<text x='4' y='24' font-size='10'>{yhi:.2f}</text>"),
+             Markup(f"<text x='4' y='{h - 40}' font-size='10'>{ylo:.2f}</text>")]
+    parts += [Markup("<text x='{x:.1f}' y='{y}' font-size='10' text-anchor='middle'>{t}</text>").format(
+        x=x, y=h - 26, t=t) for x, t in x_ticks]
+    return parts
+
+
+def _band(color: str, pts: Sequence[tuple[float, float, float]]) -> Markup:
+    """A shaded CI band through (x, lo, hi) points (pixel coordinates)."""
+    poly = [f"{x:.1f},{lo:.1f}" for x, lo, _ in pts] + [f"{x:.1f},{hi:.1f}" for x, _, hi in reversed(pts)]
+    return Markup(f"<polygon class='band' fill='{color}' fill-opacity='0.15' stroke='none' points='{' '.join(poly)}'/>")
+
+
+def _line(color: str, pts: Sequence[tuple[float, float]], extra: str = "") -> Markup:
+    return Markup(f"<polyline fill='none' stroke='{color}' stroke-width='2' {extra} points='"
+                  + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts) + "'/>")
+
+
+def _legend(x: float, y: float, color: str, text: str, size: int = 12) -> Markup:
+    return Markup("<text x='{x}' y='{y}' font-size='{s}' fill='{c}'>{t}</text>").format(x=x, y=y, s=size, c=color,
+                                                                                          t=text)
+
+
+def _scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]:
     hi = hi if hi > lo else lo + 1
-    n = max(len(m) for m in lines.values())
-    px = lambda i: 50 + (w - 70) * (i / max(1, n - 1))  # noqa: E731
-    py = lambda v: h - 40 - (h - 60) * (v - lo) / (hi - lo)  # noqa: E731
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' class='plot'>",
-             f"<line x1='50' y1='{h - 40}' x2='{w - 20}' y2='{h - 40}' stroke='#000'/>",
-             f"<line x1='50' y1='20' x2='50' y2='{h - 40}' stroke='#000'/>",
-             f"<text x='{w / 2}' y='{h - 8}' text-anchor='middle' font-size='12'>candidates</text>",
-             f"<text x='50' y='{h - 26}' font-size='10'>1</text>",
-             f"<text x='{w - 30}' y='{h - 26}' font-size='10'>{n}</text>",
-             f"<text x='4' y='{py(hi) + 4}' font-size='10'>{hi:.1f}</text>",
-             f"<text x='4' y='{py(lo) + 4}' font-size='10'>{lo:.1f}</text>"]
-    for k, (label, means) in enumerate(lines.items()):
-        pts = " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in enumerate(means) if v is not None)
+    return lambda v: a + (b - a) * (v - lo) / (hi - lo)
+
+
+def _charged(c: Candidate, units: Mapping[str, Any]) -> float:
+    """What one candidate costs its search: seconds under the cost model, else denoising steps."""
+    reached = c.image_path is not None and c.status is not Status.FILTERED
+    calls = dict.fromkeys(c.scores, 1) if reached else {}
+    fig = figure(c.steps, calls, units)
+    return float(c.steps) if fig is None else fig
+
+
+def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str, list[tuple[float, float, float,
+                                                                                           float]]]:
+    """Per strategy: (charged cost, mean best-so-far, lower, upper 95% normal band) on the union of cost points."""
+    by: dict[str, list[list[tuple[float, float | None]]]] = defaultdict(list)
+    for r in recs:
+        cost, pts = 0.0, []
+        for c, best in zip(r.candidates, r.curve, strict=True):
+            cost += _charged(c, units)
+            pts.append((cost, best))
+        by[r.strategy].append(pts)
+    out = {}
+    for label, searches in by.items():
+        grid = sorted({x for pts in searches for x, _ in pts})
+        rows = []
+        for x in grid:
+            vals = [next((b for cx, b in reversed(pts) if cx <= x and b is not None), None) for pts in searches]
+            vals = [v for v in vals if v is not None]
+            if vals:
+                m = sum(vals) / len(vals)
+                se = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) ** 0.5 if len(vals) > 1 else 0.0
+                rows.append((x, m, m - 1.96 * se, m + 1.96 * se))
+        out[label] = rows
+    return out
+
+
+def curves_svg(recs: list[SearchRecord], units: Mapping[str, Any], w: int = 620, h: int = 300) -> Markup:
+    """Mean best-so-far potential (95% band over searches) against charged cost, one line per strategy."""
+    curves = {k: v for k, v in cost_curves(recs, units).items() if v}
+    if not curves:
+        return Markup("<p>(no scored candidates)</p>")
+    seconds = units.get("seconds_per_step") is not None
+    xs = [p[0] for v in curves.values() for p in v]
+    ys = [y for v in curves.values() for p in v for y in p[1:]]
+    px, py = _scale(0.0, max(xs), 50, w - 180), _scale(min(ys), max(ys), h - 40, 20)
+    label = "charged cost per search (seconds, cost model above)" if seconds else "charged denoising steps per search"
+    parts = _svg(w, h, label, min(ys), max(ys), "curves",
+                 [(px(0), "0"), (px(max(xs)), _secs(max(xs)) if seconds else f"{max(xs):.0f}")])
+    for k, (name, pts) in enumerate(curves.items()):
         color = COLORS[k % len(COLORS)]
-        parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{pts}'/>")
-        parts.append(f"<text x='{w - 160}' y='{30 + 14 * k}' font-size='12' fill='{color}'>{html.escape(label)}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
+        steps = []  # a step function: best-so-far holds until the next candidate lands
+        for i, (x, m, lo, hi) in enumerate(pts):
+            if i:
+                steps.append((px(x), py(pts[i - 1][2]), py(pts[i - 1][3]), py(pts[i - 1][1])))
+            steps.append((px(x), py(lo), py(hi), py(m)))
+        parts.append(_band(color, [(x, lo, hi) for x, lo, hi, _ in steps]))
+        parts.append(_line(color, [(x, m) for x, _, _, m in steps]))
+        parts.append(_legend(w - 170, 30 + 14 * k, color, name))
+    parts.append(Markup("</svg>"))
+    return Markup("").join(parts)
 
 
-def _axes(w: int, h: int, xlabel: str, ylo: float, yhi: float) -> list[str]:
-    return [f"<line x1='50' y1='{h - 40}' x2='{w - 20}' y2='{h - 40}' stroke='#000'/>",
-            f"<line x1='50' y1='20' x2='50' y2='{h - 40}' stroke='#000'/>",
-            f"<text x='{w / 2}' y='{h - 8}' text-anchor='middle' font-size='12'>{html.escape(xlabel)}</text>",
-            f"<text x='4' y='24' font-size='10'>{yhi:.2f}</text>",
-            f"<text x='4' y='{h - 40}' font-size='10'>{ylo:.2f}</text>"]
+def _cost_x(row: Mapping[str, Any], summary: Mapping[str, Any]) -> float | None:
+    m = row.get("multiplier")
+    if m and m.get("equivalents"):
+        return float(m["equivalents"])
+    full = summary.get("full_steps")
+    return row["steps"] / full if full else None
 
 
-def scaling_svg(summary: dict, w: int = 820, h: int = 340) -> str:
-    """Mean best potential vs log budget per strategy (with CIs), beside the best-of-N predictions."""
-    import math
-
-    rows = summary["table"]
-    curve = summary.get("best_of_n_curve", {})
+def scaling_svg(summary: Mapping[str, Any], w: int = 820, h: int = 340) -> Markup:
+    """Mean best potential (95% CI band) against charged cost in best-of-N-candidate equivalents (log scale),
+    beside the best-of-N curve of the reference pool and the write-up's approximation."""
     series: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
-    for r in rows:
-        if r["mean_best"] is not None:
-            series[r["strategy"]].append((r["budget"], r["mean_best"], r["ci95"][0], r["ci95"][1]))
-    preds = {k: list(zip(curve.get("n", []), curve.get(k, []), strict=False))
-             for k in ("normal_exact", "empirical", "writeup_approx") if curve.get(k)}
-    ys = [v for s in series.values() for _, m, lo, hi in s for v in (m, lo, hi) if not math.isnan(v)]
-    ys += [v for p in preds.values() for _, v in p]
-    xs = [b for s in series.values() for b, *_ in s] + [n for p in preds.values() for n, _ in p]
+    for r in summary["table"]:
+        x = _cost_x(r, summary)
+        lo, hi = (r.get("ci95") or [None, None])[:2]
+        if r.get("mean_best") is not None and x and lo is not None and hi is not None:
+            series[r["strategy"]].append((x, r["mean_best"], lo, hi))
+    curve = summary.get("best_of_n_curve") or {}
+    preds = {k: list(zip(curve.get("n", []), curve[k], strict=False)) for k in ("empirical", "writeup_approx")
+             if curve.get(k)}
+    ys = [v for s in series.values() for p in s for v in p[1:]] + [v for p in preds.values() for _, v in p]
+    xs = [p[0] for s in series.values() for p in s] + [n for p in preds.values() for n, _ in p]
     if not ys or not xs:
-        return "<p>(nothing to plot)</p>"
-    ylo, yhi = min(ys), max(ys)
-    yhi = yhi if yhi > ylo else ylo + 1
-    xlo, xhi = math.log2(max(1, min(xs))), math.log2(max(xs))
-    xhi = xhi if xhi > xlo else xlo + 1
-    px = lambda n: 50 + (w - 330) * (math.log2(n) - xlo) / (xhi - xlo)  # noqa: E731
-    py = lambda v: h - 40 - (h - 60) * (v - ylo) / (yhi - ylo)  # noqa: E731
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' class='plot' "
-             "id='scaling'>", *_axes(w, h, "budget (log scale)", ylo, yhi)]
-    for n in sorted(set(summary["budgets"])):
-        parts.append(f"<text x='{px(n):.1f}' y='{h - 26}' font-size='10' text-anchor='middle'>{n}</text>")
-    styles = {"normal_exact": ("#555", "4,2", "best-of-N exact E[max] (normal fit)"),
-              "empirical": ("#999", "1,2", "best-of-N exact E[max] (empirical)"),
-              "writeup_approx": ("#c90", "8,3", "write-up approx. mu+sigma*sqrt(2 ln N)")}
+        return Markup("<p>(nothing to plot)</p>")
+    lx = _scale(math.log2(max(min(xs), 1e-9)), math.log2(max(xs)), 50, w - 280)
+    px, py = (lambda n: lx(math.log2(n))), _scale(min(ys), max(ys), h - 40, 20)
+    ticks = sorted({round(x, 1) for s in series.values() for x, *_ in s})
+    parts = _svg(w, h, "charged cost (best-of-N candidate equivalents, log scale)", min(ys), max(ys), "scaling",
+                 [(px(t), f"{t:g}") for t in ticks])
+    styles = {"empirical": ("#555", "4,2", "best-of-N, reference pool"),
+              "writeup_approx": ("#c90", "8,3", "write-up approx. μ+σ√(2 ln N)")}
     k = 0
     for key, pts in preds.items():
         color, dash, text = styles[key]
-        poly = " ".join(f"{px(n):.1f},{py(v):.1f}" for n, v in pts)
-        parts.append(f"<polyline fill='none' stroke='{color}' stroke-dasharray='{dash}' points='{poly}'/>")
-        parts.append(f"<text x='{w - 265}' y='{30 + 14 * k}' font-size='10' fill='{color}'>{html.escape(text)}</text>")
+        parts.append(_line(color, [(px(n), py(v)) for n, v in pts], f"stroke-dasharray='{dash}'"))
+        parts.append(_legend(w - 265, 30 + 14 * k, color, text, 10))
         k += 1
     for i, (label, pts) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         pts.sort()
-        parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='"
-                     + " ".join(f"{px(b):.1f},{py(m):.1f}" for b, m, *_ in pts) + "'/>")
-        for b, _m, lo, hi in pts:
-            if not (math.isnan(lo) or math.isnan(hi)):
-                parts.append(f"<line x1='{px(b):.1f}' x2='{px(b):.1f}' y1='{py(lo):.1f}' y2='{py(hi):.1f}' "
-                             f"stroke='{color}'/>")
-        parts.append(f"<text x='{w - 265}' y='{30 + 14 * k}' font-size='12' fill='{color}'>{html.escape(label)}</text>")
+        if len(pts) > 1:
+            parts.append(_band(color, [(px(x), py(lo), py(hi)) for x, _, lo, hi in pts]))
+        parts.append(_line(color, [(px(x), py(m)) for x, m, *_ in pts]))
+        parts += [Markup(f"<line x1='{px(x):.1f}' x2='{px(x):.1f}' y1='{py(lo):.1f}' y2='{py(hi):.1f}' "
+                         f"stroke='{color}'/>") for x, _, lo, hi in pts]
+        parts.append(_legend(w - 265, 30 + 14 * k, color, label))
         k += 1
-    parts.append("</svg>")
-    return "".join(parts)
+    parts.append(Markup("</svg>"))
+    return Markup("").join(parts)
 
 
-def landscape_svg(summary: dict, w: int = 520, h: int = 260) -> str:
+def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Markup:
     """Parent-child correlation of potentials (bars with CIs) and of noises (dots) per neighbourhood."""
     rows = summary["neighborhoods"]
     if not rows:
-        return "<p>(no neighbourhoods)</p>"
-    py = lambda v: 20 + (h - 60) * (1 - v) / 2  # noqa: E731  (r from -1 to 1)
+        return Markup("<p>(no neighbourhoods)</p>")
+    py = _scale(-1.0, 1.0, h - 40, 20)
     bw = (w - 80) / len(rows)
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img' class='plot' "
-             f"id='landscape'>", *_axes(w, h, "neighbourhood (bars: potential r; dots: noise r)", -1, 1),
-             f"<line x1='50' x2='{w - 20}' y1='{py(0)}' y2='{py(0)}' stroke='#aaa'/>"]
+    parts = _svg(w, h, "neighbourhood (bars: potential r; dots: noise r)", -1, 1, "landscape", [])
+    parts.append(Markup(f"<line x1='50' x2='{w - 20}' y1='{py(0)}' y2='{py(0)}' stroke='#aaa'/>"))
     for i, r in enumerate(rows):
         x = 60 + i * bw
         v = r["potential_r"] if r["potential_r"] == r["potential_r"] else 0.0
-        parts.append(f"<rect x='{x:.1f}' y='{min(py(v), py(0)):.1f}' width='{bw * 0.6:.1f}' "
-                     f"height='{abs(py(v) - py(0)):.1f}' fill='{COLORS[0]}'/>")
+        parts.append(Markup(f"<rect x='{x:.1f}' y='{min(py(v), py(0)):.1f}' width='{bw * 0.6:.1f}' "
+                            f"height='{abs(py(v) - py(0)):.1f}' fill='{COLORS[0]}'/>"))
         lo, hi = r["potential_r_ci95"]
         if lo == lo and hi == hi:
-            cx = x + bw * 0.3
-            parts.append(f"<line x1='{cx:.1f}' x2='{cx:.1f}' y1='{py(lo):.1f}' y2='{py(hi):.1f}' stroke='#000'/>")
-        parts.append(f"<circle cx='{x + bw * 0.3:.1f}' cy='{py(r['noise_r']):.1f}' r='4' fill='{COLORS[1]}'/>")
-        parts.append(f"<text x='{x:.1f}' y='{h - 26}' font-size='10'>{html.escape(r['neighborhood'])}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
+            parts.append(Markup(f"<line x1='{x + bw * 0.3:.1f}' x2='{x + bw * 0.3:.1f}' y1='{py(lo):.1f}' "
+                                f"y2='{py(hi):.1f}' stroke='#000'/>"))
+        if r["noise_r"] == r["noise_r"]:
+            parts.append(Markup(f"<circle cx='{x + bw * 0.3:.1f}' cy='{py(r['noise_r']):.1f}' r='4' "
+                                f"fill='{COLORS[1]}'/>"))
+        parts.append(Markup("<text x='{x:.1f}' y='{y}' font-size='10'>{t}</text>").format(x=x, y=h - 26,
+                                                                                          t=r["neighborhood"]))
+    parts.append(Markup("</svg>"))
+    return Markup("").join(parts)
 
 
-def compare_section(summary: dict) -> str:
-    from eacps.compare import format_compare
+# -- reproduction ---------------------------------------------------------------------------------------------
+def reproduction(generator: Mapping[str, Any] | None, prompt: str | None, recipe: Any) -> list[str]:
+    """The two lines that reproduce a seed-only diffusers candidate in plain diffusers ([] otherwise)."""
+    if not generator or generator.get("name") != "diffusers" or not prompt or not recipe.is_seed_only:
+        return []
+    gp = generator.get("params") or {}
+    steps = f", num_inference_steps={gp['steps']}" if gp.get("steps") else ""
+    return [f"pipe = DiffusionPipeline.from_pretrained({gp.get('model')!r}).to(device)",
+            f"image = pipe({prompt!r}, generator=torch.Generator(\"cpu\").manual_seed({recipe.seed}){steps}).images[0]"]
 
-    out = ["<h2>Comparison at equal cost</h2><table id='compare'><tr><th>strategy</th><th>budget</th>"
-           "<th>mean best</th><th>95% CI</th><th>vs best-of-N</th><th>multiplier</th><th>steps</th>"
-           "<th>scorer calls</th></tr>"]
+
+def snippet(generator: Mapping[str, Any] | None, condition: Mapping[str, Any], c: Candidate) -> str:
+    """Code that regenerates candidate ``c``: plain diffusers for a seed-only diffusers recipe, else eacps."""
+    lines = reproduction(generator, condition.get("prompt"), c.recipe)
+    if lines:
+        return "\n".join(["# plain diffusers (the winner's seed; same settings as the run)", *lines])
+    if not generator:
+        return f"# this run's config does not name its generator; the recipe is\nRecipe.from_json({c.recipe.key!r})"
+    name = generator.get("name")
+    params = dict(generator.get("params") or {})
+    cond = {k: condition[k] for k in ("id", "prompt", "negative_prompt", "class_label", "extra") if k in condition}
+    return "\n".join([
+        "from eacps import Condition, Recipe",
+        "from eacps.config import create",
+        f"gen = create('generator', {name!r}, {params!r})",
+        "gen.load()",
+        f"condition = Condition(**{cond!r})" + ("  # and the reference image" if "reference_path" in condition else ""),
+        f"image = gen.generate([Recipe.from_json({c.recipe.key!r})], condition"
+        + (f", steps={c.steps})[0].image" if c.recipe.steps is not None else ")[0].image")])
+
+
+# -- context --------------------------------------------------------------------------------------------------
+class Images:
+    """Figures (data-URL images linked to their recipe) and the recipe entries they link to."""
+
+    def __init__(self, root: Path, generator: Mapping[str, Any] | None, conditions: Mapping[str, dict]) -> None:
+        self.root, self.generator, self.conditions = root, generator, conditions
+        self.recipes: dict[str, dict[str, Any]] = {}
+
+    def png(self, path: Path) -> str:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+    def figure(self, c: Candidate | None, caption: str) -> dict[str, Any]:
+        if c is None or c.image_path is None:
+            return {"caption": caption, "src": None}
+        anchor = f"c{c.id}"
+        if anchor not in self.recipes:
+            self.recipes[anchor] = {
+                "anchor": anchor, "condition": c.condition, "strategy": c.strategy or "-", "status": str(c.status),
+                "potential": _f(c.potential), "scores": [(k, _f(v, ".2f")) for k, v in c.scores.items()],
+                "recipe": c.recipe.key, "steps": c.steps, "reason": c.reason,
+                "snippet": snippet(self.generator, self.conditions.get(c.condition, {"id": c.condition}), c)}
+        return {"caption": caption, "src": self.png(self.root / c.image_path), "anchor": anchor,
+                "alt": f"{c.condition} {c.recipe.key}", "potential": _f(c.potential, ".2f"),
+                "scores": " ".join(f"{k[:4]}={v:.1f}" for k, v in c.scores.items())}
+
+
+def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
+    criteria = sorted({k for r in summary["table"] for k in r.get("scorer_calls", {})})
+    rows = []
     for r in summary["table"]:
-        m = r.get("multiplier")
-        mult = "-" if m is None else f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}x"
-        diff = "-" if "diff_vs_best_of_n" not in r else (
-            f"{r['diff_vs_best_of_n']:+.3f} [{r['diff_ci95'][0]:+.3f}, {r['diff_ci95'][1]:+.3f}]")
-        mb = "-" if r["mean_best"] is None else f"{r['mean_best']:.3f}"
-        out.append(f"<tr><td>{html.escape(r['strategy'])}</td><td>{r['budget']}</td><td>{mb}</td>"
-                   f"<td>[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]</td><td>{diff}</td><td>{mult}</td>"
-                   f"<td>{r['steps']:.0f}</td><td>{html.escape(json.dumps(r['scorer_calls']))}</td></tr>")
-    out.append("</table>")
-    out.append(f"<p>Cost model: {html.escape(json.dumps(summary['cost_model']))}</p>")
-    out.append("<h3>Scaling</h3>" + scaling_svg(summary))
-    out.append(f"<pre>{html.escape(format_compare(summary))}</pre>")
-    return "\n".join(out)
+        diff = "-" if "diff_vs_best_of_n" not in r else f"{r['diff_vs_best_of_n']:+.3f} {_ci(r['diff_ci95'], '+.3f')}"
+        rows.append({"strategy": r["strategy"], "budget": r["budget"], "mean_best": _f(r.get("mean_best")),
+                     "ci": _ci(r.get("ci95")), "diff": diff, "multiplier": _mult(r.get("multiplier")),
+                     "equivalents": _f((r.get("multiplier") or {}).get("equivalents"), ".1f"),
+                     "steps": _f(r.get("steps"), ".0f"),
+                     "calls": [_f(r["scorer_calls"].get(k), ".1f") for k in criteria],
+                     "seconds": _secs(r.get("cost_seconds"))})
+    p = summary.get("protocol") or {}
+    notes = []
+    if p:
+        notes.append(f"{p.get('reported', 'evaluation')} split: {summary['tasks']} tasks; "
+                     f"{summary.get('repeats', 1)} strategy seed(s) per task.")
+    pool = summary.get("pool")
+    if isinstance(pool, dict):
+        notes.append(f"Reference pool: {pool.get('size', 0)} best-of-N samples per task on a seed stream no contestant "
+                     "uses; a multiplier beyond what the pool resolves reads '>pool'.")
+    return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]), "notes": notes,
+            "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary)}
 
 
-def landscape_section(summary: dict) -> str:
-    from eacps.landscape import format_landscape
-
-    out = ["<h2>Landscape: is the seed space structured?</h2><table id='landscape-table'><tr>"
-           "<th>neighbourhood</th><th>noise r</th><th>potential r (within task)</th><th>95% CI</th>"
-           "<th>pairs</th></tr>"]
-    for r in summary["neighborhoods"]:
-        lo, hi = r["potential_r_ci95"]
-        out.append(f"<tr><td>{html.escape(r['neighborhood'])}</td><td>{r['noise_r']:.3f}</td>"
-                   f"<td>{r['potential_r']:.3f}</td><td>[{lo:.3f}, {hi:.3f}]</td><td>{r['pairs']}</td></tr>")
-    out.append("</table>" + landscape_svg(summary) + f"<pre>{html.escape(format_landscape(summary))}</pre>")
-    return "\n".join(out)
+def landscape_context(summary: Mapping[str, Any]) -> dict[str, Any]:
+    rows = [{"neighborhood": r["neighborhood"], "noise_r": _f(r["noise_r"]), "potential_r": _f(r["potential_r"]),
+             "ci": _ci(r["potential_r_ci95"]), "pairs": r["pairs"]} for r in summary["neighborhoods"]]
+    return {"rows": rows, "svg": landscape_svg(summary)}
 
 
-def render(run_dir: str | Path, title: str = "eacps report") -> str:
+def summary_context(summary: Mapping[str, Any], recs: list[SearchRecord]) -> dict[str, Any]:
+    criteria = sorted({k for s in summary["strategies"].values() for k in s["cost_per_search"]["scorer_calls"]})
+    budgets: dict[str, set[int]] = defaultdict(set)
+    for r in recs:
+        b = budget_of(r.search)
+        if b is not None:
+            budgets[r.strategy].add(b)
+    rows = []
+    for label, s in summary["strategies"].items():
+        c = s["cost_per_search"]
+        rows.append({"label": label, "budget": ", ".join(map(str, sorted(budgets[label]))) or "-",
+                     "candidates": _f(s["candidates"] / max(1, s["n_searches"]), ".0f"), "searches": s["n_searches"],
+                     "mean_best": _f(s["mean_best"]), "ci": _ci(s["ci95"]),
+                     "improvement": _f(s["improvement_over_prior"], "+.3f"),
+                     "failure": f"{100 * s['failure_rate']:.1f}%", "steps": _f(c["steps"], ".0f"),
+                     "calls": [_f(c["scorer_calls"].get(k), ".1f") for k in criteria], "seconds": _secs(c["seconds"])})
+    return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]),
+            "n_tasks": summary["n_tasks"], "prior_mean": _f(summary.get("prior_mean"))}
+
+
+def tasks_context(recs: list[SearchRecord], images: Images) -> list[dict[str, Any]]:
+    by_cond: dict[str, list[SearchRecord]] = defaultdict(list)
+    for r in recs:
+        by_cond[r.condition].append(r)
+    out = []
+    for cond, rs in by_cond.items():
+        ref = images.conditions.get(cond, {}).get("reference_image")
+        ref_path = images.root / ref if ref else None
+        seen, top = set(), []
+        for c in sorted((c for r in rs for c in r.candidates if c.result.eligible), key=lambda c: -c.potential):
+            if c.cache_key not in seen:
+                seen.add(c.cache_key)
+                top.append(c)
+        out.append({
+            "condition": cond,
+            "reference": images.png(ref_path) if ref_path is not None and ref_path.exists() else None,
+            "figures": [images.figure(rs[0].prior, "prior")] + [images.figure(r.best, f"best: {r.strategy}")
+                                                               for r in rs],
+            "top": [images.figure(c, f"#{i + 1} {c.strategy}") for i, c in enumerate(top[:TOP_K])],
+            "n_distinct": len(seen)})
+    return out
+
+
+def context(run_dir: str | Path, title: str) -> dict[str, Any]:
+    """Everything the template shows (plain values and pre-built SVG)."""
     root = Path(run_dir)
     store = read_only(root)
     try:
         recs = load_searches(store)
         summary = summarize_store(store)
         config = store.get_meta("config")
+        for key in ("compare", "landscape"):  # their configs live in their own meta entries
+            config = config or (store.get_meta(key) or {}).get("config")
         conditions = {r.condition: store.condition_json(r.condition) for r in recs}
     finally:
         store.close()
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-           f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    for name, section in (("compare.json", compare_section), ("landscape.json", landscape_section)):
-        if (root / name).exists():  # a comparison or landscape leads; the per-search summary follows
-            out.append(section(json.loads((root / name).read_text())))
-    out.append("<h2>Summary</h2><table id='summary'><tr><th>strategy</th><th>searches</th><th>mean best</th>"
-               "<th>95% CI</th><th>improvement over prior</th><th>failure rate</th></tr>")
-    for label, s in summary["strategies"].items():
-        mb = "-" if s["mean_best"] is None else f"{s['mean_best']:.3f}"
-        imp = "-" if s["improvement_over_prior"] is None else f"{s['improvement_over_prior']:+.3f}"
-        out.append(f"<tr><td>{html.escape(label)}</td><td>{s['n_searches']}</td><td>{mb}</td>"
-                   f"<td>[{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]</td><td>{imp}</td>"
-                   f"<td>{100 * s['failure_rate']:.1f}%</td></tr>")
-    out.append("</table>")
-    out.append(f"<pre>{html.escape(format_table(summary))}</pre>")
-    out.append("<h2>Best-so-far (mean over tasks)</h2>" + curves_svg(recs))
-    out.append("<h2>Tasks: prior vs best</h2>")
-    by_cond: dict[str, list[SearchRecord]] = defaultdict(list)
-    for r in recs:
-        by_cond[r.condition].append(r)
-    for cond, rs in by_cond.items():
-        out.append(f"<div class='task'><h3>{html.escape(cond)}</h3>")
-        ref = conditions.get(cond, {}).get("reference_image")
-        if ref and (root / ref).exists():
-            out.append(f"<figure>{_png(root / ref, f'{cond} reference')}<figcaption>reference</figcaption></figure>")
-        out.append(_fig(rs[0].prior, root, "prior"))
-        for r in rs:
-            out.append(_fig(r.best, root, f"best: {r.strategy}"))
-        seen, top = set(), []
-        for c in sorted((c for r in rs for c in r.candidates if c.result.eligible), key=lambda c: -c.potential):
-            if c.cache_key not in seen:
-                seen.add(c.cache_key)
-                top.append(c)
-        out.append(f"<div class='topk'><b>top {min(TOP_K, len(top))} of {len(seen)} distinct candidates</b><br>")
-        out += [_fig(c, root, f"#{i + 1} {c.strategy}") for i, c in enumerate(top[:TOP_K])]
-        out.append("</div></div>")
-    if config is not None:
-        out.append(f"<h2>Config</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    generator = config.get("generator") if isinstance(config, dict) else None
+    images = Images(root, generator, conditions)
+    ctx: dict[str, Any] = {"title": title, "compare": None, "landscape": None}
+    if (root / "compare.json").exists():  # a comparison or landscape leads; the per-search summary follows
+        ctx["compare"] = compare_context(json.loads((root / "compare.json").read_text()))
+    if (root / "landscape.json").exists():
+        ctx["landscape"] = landscape_context(json.loads((root / "landscape.json").read_text()))
+    ctx["summary"] = summary_context(summary, recs)
+    ctx["curves"] = curves_svg(recs, summary["cost_model"])
+    ctx["tasks"] = tasks_context(recs, images)
+    ctx["recipes"] = list(images.recipes.values())
+    ctx["config"] = None if config is None else json.dumps(config, indent=2)
+    return ctx
+
+
+def render(run_dir: str | Path, title: str = "eacps report") -> str:
+    from jinja2 import Environment, PackageLoader
+
+    env = Environment(loader=PackageLoader("eacps", "templates"), autoescape=True, trim_blocks=True,
+                      lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(**context(run_dir, title))
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, title: str = "eacps report") -> Path:
