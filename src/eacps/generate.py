@@ -260,13 +260,9 @@ def _write_best(result: Any, output: str | None) -> Path | None:
 
 def reproduction(config: dict[str, Any], recipe: Any) -> list[str]:
     """The two lines that reproduce a seed-only winner in plain diffusers (empty for other recipes)."""
-    if config["generator"]["name"] != "diffusers" or not recipe.is_seed_only:
-        return []
-    gp = config["generator"]["params"]
-    prompt = config["conditions"][0]["prompt"]
-    steps = f", num_inference_steps={gp['steps']}" if "steps" in gp else ""
-    return [f"pipe = DiffusionPipeline.from_pretrained({gp['model']!r}).to(device)",
-            f"image = pipe({prompt!r}, generator=torch.Generator(\"cpu\").manual_seed({recipe.seed}){steps}).images[0]"]
+    from eacps.report import reproduction as lines
+
+    return lines(config["generator"], config["conditions"][0].get("prompt"), recipe)
 
 
 def describe(result: Any, config: dict[str, Any], output: Path | None, saved: Path | None) -> list[str]:
