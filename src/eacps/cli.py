@@ -145,9 +145,10 @@ def run_command(config: Path, out: Path | None, quiet: bool) -> None:
 
 @click.command("show", short_help="the run's table and best candidates",
                help="The run's summary table, then one line per search: candidates, failures, prior, best and the "
-               "best recipe.")
+               "best recipe. --tree draws the tree of every trajectory search (path recipes).")
 @run_dir_argument
-def show_command(run_dir: Path) -> None:
+@click.option("--tree", is_flag=True, help="draw each trajectory search's tree (parents from the path recipes)")
+def show_command(run_dir: Path, tree: bool) -> None:
     from eacps.store import read_only
     from eacps.summary import format_table as summary_table
     from eacps.summary import load_searches, summarize_store
@@ -159,12 +160,24 @@ def show_command(run_dir: Path) -> None:
     try:
         click.echo(summary_table(summarize_store(store)))
         click.echo()
+        searches = load_searches(store)
         rows = [[r.search, len(r.candidates), r.failed, _num(r.prior.potential if r.prior else None),
                  _num(r.best.potential if r.best else None), r.best.recipe.key if r.best else None]
-                for r in load_searches(store)]
+                for r in searches]
     finally:
         store.close()
     _echo_table(["search", "n", "failed", "prior", "best", "best recipe"], rows)
+    if tree:
+        _echo_trees(searches)
+
+
+def _echo_trees(searches: list) -> None:
+    from eacps.trees import tree_lines
+
+    for r in searches:
+        if any(c.recipe.is_path for c in r.candidates):
+            click.echo(f"\n{r.search} (★ best)")
+            click.echo("\n".join(tree_lines(r.candidates, best=r.best)))
 
 
 def _num(x: float | None) -> str | None:
@@ -395,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(str(exc))
         return getattr(exc, "exit_code", EXIT_CONFIG)
     except sqlite3.OperationalError as exc:  # a store that cannot be written (I/O error, full disk)
-        _error(f"run store: {type(exc).__name__}: {exc}")
+        _error(f"run store: cannot write: {exc} (is the disk full or read-only?); every batch committed before is "
+               "kept: rerun the same command once fixed")
         return EXIT_FAILED
     except sqlite3.DatabaseError as exc:  # a store damaged beyond the pages read when it was opened
         _error(f"run store damaged: {exc}; keep it for inspection and use another run directory")

@@ -212,7 +212,7 @@ class Store:
         # NORMAL in WAL mode: a committed batch survives a killed process (kill -9); only an OS crash or
         # power loss may roll back the last batches, which a resume then recomputes.
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")  # all tables or none (a full disk cannot cut it)
         self._tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         from eacps.versions import library_versions
 
@@ -235,7 +235,7 @@ class Store:
             self.db.close()
             raise StoreError(f"{where}: damaged or not an eacps run store ({exc}); keep it for inspection and use "
                              "another run directory") from None
-        if require_candidates and "candidates" not in tables:
+        if require_candidates and tables and "candidates" not in tables:  # no tables: creation was cut short
             self.db.close()
             raise StoreError(f"{where}: not an eacps run store (no candidates table)")
         self._tables = tables
@@ -285,6 +285,8 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
+        if "meta" not in self._tables:  # an empty database (a store whose creation was cut short)
+            return default
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
@@ -370,6 +372,8 @@ class Store:
         self.db.execute("COMMIT")
 
     def candidates(self, search: str | None = None, role: str | None = None) -> list[Candidate]:
+        if "candidates" not in self._tables:
+            return []
         q, args = f"SELECT {self._COLS} FROM candidates WHERE 1=1", []
         if search is not None:
             q, args = q + " AND search = ?", [*args, search]
@@ -388,6 +392,8 @@ class Store:
         return json.loads(row[0]) if row else {}
 
     def searches(self) -> list[str]:
+        if "candidates" not in self._tables:
+            return []
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
 
