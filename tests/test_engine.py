@@ -418,3 +418,39 @@ def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_pat
         "eacps: error: potential.criteria.consistency.params: toy-no-key is not ready: RuntimeError: environment "
         "variable TOY_KEY is not set")
     assert not log.exists()  # nothing generated
+
+
+@pytest.mark.parametrize("evidence", ["", "a plugin called os._exit(3)\n"])
+def test_batches_left_in_flight_by_a_dead_process(tmp_path, toy_potential, cond, evidence, capsys):
+    """Crash evidence charges a death (two: FAILED, not computed); a kill from outside only isolates the batch."""
+    from eacps.planner import CRASH_FILE, MAX_DEATHS
+
+    def engine(store):
+        return Engine(ToyGenerator(), toy_potential, store, batch_size=4, executor=Recording())
+
+    with Store.open(tmp_path) as store:  # the in-flight log of a batch, as a dead process leaves it
+        eng = engine(store)
+        b = eng.planner.plan([Recipe.from_seed(s) for s in (11, 12)], cond, search="s", seq0=0, role="search",
+                             strategy="x")
+        eng.planner.begin(b)
+        eng.close()
+    for death in range(1, MAX_DEATHS + 1):
+        (tmp_path / CRASH_FILE).write_text(evidence)
+        with Store.open(tmp_path) as store:
+            eng = engine(store)
+            again = eng.planner.plan(b.recipes, cond, search="s", seq0=0, role="search", strategy="x")
+            assert again.id == b.id and again.alone and again.deaths == (death if evidence else 0)
+            eng.planner.begin(again)  # and the process dies again
+            eng.close()
+        err = capsys.readouterr().err
+        assert f"batch {b.id} of search 's' (seq 0..1)" in err
+        assert ("died with it" in err) == bool(evidence) and ("killed from outside?" in err) != bool(evidence)
+    with Store.open(tmp_path) as store:
+        eng = engine(store)
+        cands, _ = eng.evaluate(b.recipes, cond, search="s", seq0=0)
+        eng.close()
+    if evidence:
+        assert all(c.status is Status.FAILED and "died 2 times while computing this batch" in c.reason for c in cands)
+        assert eng.executor.batches == []  # not computed again
+    else:
+        assert all(c.status is Status.OK for c in cands) and len(eng.executor.batches) == 1

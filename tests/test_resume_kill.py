@@ -181,10 +181,11 @@ def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tm
     assert any(what in v["what"] for v in meta(out, "inflight").values())
     rc, err = run()  # the resume names it, computes it alone, and dies with it again
     assert rc == 3 and "the previous run died while computing batch" in err and what in err
+    assert "a plugin called os._exit(3); died with it 1 time(s)" in err
     assert len(meta(out, "inflight")) == 1  # it ran alone
     rc, err = run()  # the second death: FAILED with the reason, the run goes on
     assert rc == 0, err
-    assert f"{what} (died with it 2 time(s))" in err
+    assert f"{what} (a plugin called os._exit(3); died with it 2 time(s))" in err
     db = sqlite3.connect(out / "store.sqlite")
     got = db.execute("SELECT seq, status, reason FROM candidates WHERE role = 'search' ORDER BY seq").fetchall()
     db.close()

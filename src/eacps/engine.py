@@ -71,8 +71,8 @@ class Engine:
         self.scheduler = Scheduler(self.computer, self.planner, self.calibrator, self.meter, self.executor, store,
                                    progress=progress)
         self._started: Executor | None = None
-        for what in self.planner.recover():
-            self.scheduler.notify(f"the previous run died while computing {what}")
+        for line in self.planner.recover():
+            self.scheduler.notify(line)
 
     @property
     def generator(self) -> Generator:

@@ -5,9 +5,12 @@ candidates this search already has, which the store's cache can serve, which are
 *committed* in one transaction with the unit-cost totals and the removal of its in-flight record.
 
 The in-flight log names every batch being computed (store meta ``inflight``, written before the batch is
-submitted). A process that dies (``os._exit`` in a plugin, SIGKILL) leaves its records behind; the next run
-charges each a death (meta ``deaths``), names it on stderr, computes a batch with one death alone, and marks
-a batch that killed the process twice FAILED instead of computing it again.
+submitted). A process that dies leaves its records behind, and the next run names them on stderr and
+computes each of them alone. When the dead process left crash evidence (``RUN_DIR/.crash``: a plugin called
+``os._exit``, or a fatal signal such as a segfault, written by the scheduler's crash guard) each batch in
+flight is charged a death (meta ``deaths``); a batch charged ``MAX_DEATHS`` deaths is FAILED with that reason
+instead of computed again. A process killed from outside (SIGKILL, the OOM killer) leaves no evidence: its
+batches run alone but are never skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from eacps.types import Condition, Generated, Image, Status
 
 INFLIGHT_META = "inflight"
 DEATHS_META = "deaths"
+#: crash evidence of the last process, in the run directory (see ``eacps.scheduler``)
+CRASH_FILE = ".crash"
 #: a batch that killed the process this many times is FAILED on resume instead of computed again
 MAX_DEATHS = 2
 
@@ -60,7 +65,8 @@ class Planned:
     computed: list[bool] = field(default_factory=list)
     todo: list[int] = field(default_factory=list)
     new: list[Candidate] = field(default_factory=list)
-    deaths: int = 0  # times this batch was in flight when the process died
+    deaths: int = 0  # times this batch was in flight when a plugin ended the process
+    alone: bool = False  # in flight when a process died: computed with nothing else in flight
 
     def __post_init__(self) -> None:
         self.cands = [None] * len(self.recipes)
@@ -106,22 +112,34 @@ class Planner:
             else:
                 b.todo.append(i)
         if b.todo:
-            b.deaths = int(self.deaths.get(b.id, {}).get("deaths", 0))
+            rec = self.deaths.get(b.id, {})
+            b.deaths, b.alone = int(rec.get("deaths", 0)), bool(rec)
         return b
 
     # -- the in-flight log ----------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Charge a death to every batch a dead process left in flight; returns their descriptions."""
+        """The batches a dead process left in flight (charged a death when it left crash evidence); returns
+        one line per batch."""
+        crash = self.store.root / CRASH_FILE
+        evidence = " ".join(crash.read_text(errors="replace").split())[:200] if crash.exists() else ""
+        crash.unlink(missing_ok=True)
         left = self.store.get_meta(INFLIGHT_META, {})
         if not left:
             return []
+        out = []
         for bid, info in left.items():
             rec = self.deaths.setdefault(bid, {**info, "deaths": 0})
-            rec["deaths"] += 1
+            if evidence:
+                rec["deaths"] += 1
+                out.append(f"the previous run died while computing {info['what']} ({evidence}; died with it "
+                           f"{rec['deaths']} time(s))")
+            else:
+                out.append(f"the previous run was killed while computing {info['what']} (no crash recorded: killed "
+                           "from outside?); it is computed alone now")
         with self.store.transaction():
             self.store.set_meta(DEATHS_META, self.deaths)
             self.store.set_meta(INFLIGHT_META, {})
-        return [f"{info['what']} (died with it {self.deaths[bid]['deaths']} time(s))" for bid, info in left.items()]
+        return out
 
     def begin(self, b: Planned) -> None:
         """Record ``b`` as being computed, before it is submitted."""

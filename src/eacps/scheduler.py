@@ -11,6 +11,9 @@ SIGINT/SIGTERM stop the loop cleanly: the batches in flight are finished and com
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import os
 import signal
 import sys
 import threading
@@ -29,11 +32,11 @@ from eacps.calibrator import Calibrator
 from eacps.errors import Interrupted, one_line
 from eacps.executor import Executor
 from eacps.meter import Cost, CostMeter
-from eacps.planner import Planned, Planner
+from eacps.planner import CRASH_FILE, Planned, Planner
 from eacps.recipe import Recipe
-from eacps.stepping import PathLedger
 from eacps.store import Candidate, Store, search_id
 from eacps.strategy import Strategy, StrategyError
+from eacps.trees import PathLedger
 from eacps.types import Condition, Generated
 
 DEFAULT_PRIOR_SEED = 0
@@ -150,12 +153,12 @@ class Scheduler:
             p.future = Future()
             p.future.set_result([(Generated.failed(reason), None) for _ in b.todo])
             return p
-        if b.deaths:
+        if b.alone:
             wait(list(self._open))
         self.planner.begin(b)
         p.future = self.executor.submit(Batch(tuple(b.recipes[i] for i in b.todo), **inputs))
         self._open.add(p.future)
-        if b.deaths:
+        if b.alone:
             wait([p.future])
         return p
 
@@ -205,7 +208,7 @@ class Scheduler:
 
     # -- the loop -------------------------------------------------------------------------------
     def run_all(self, jobs: Sequence[Job], *, batch_size: int, max_steps: int | None = None) -> list[SearchResult]:
-        with self._signals():
+        with self._signals(), self._crash_guard():
             try:
                 return self._run(jobs, batch_size, max_steps)
             finally:
@@ -309,6 +312,34 @@ class Scheduler:
                     wait([p.future])
             self._collect(st, bar)
         raise Interrupted(self._signal)
+
+    @contextmanager
+    def _crash_guard(self) -> Iterator[None]:
+        """Crash evidence for the in-flight log (``RUN_DIR/.crash``): a plugin calling ``os._exit`` in this process
+        writes a line before the process ends, a fatal signal (segfault...) its traceback (``faulthandler``).
+        A clean end removes the file; SIGKILL leaves none."""
+        path = self.store.root / CRASH_FILE
+        fh = open(path, "w")  # noqa: SIM115 - open for the whole run
+        real_exit, pid, was_enabled = os._exit, os.getpid(), faulthandler.is_enabled()
+
+        def exit_with_evidence(code: int) -> None:
+            if os.getpid() == pid:  # not in a forked child
+                fh.write(f"a plugin called os._exit({code})\n")
+                fh.flush()
+            real_exit(code)
+
+        os._exit = exit_with_evidence
+        faulthandler.enable(file=fh)
+        try:
+            yield
+        finally:
+            os._exit = real_exit
+            faulthandler.disable()
+            if was_enabled:
+                with contextlib.suppress(Exception):  # sys.stderr may have no file descriptor (captured)
+                    faulthandler.enable()
+            fh.close()
+            path.unlink(missing_ok=True)
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
