@@ -176,3 +176,19 @@ def test_setups_that_cannot_step_are_refused_before_compute(family, params, why,
 
     assert "needs stepping" in capabilities.problem(Stepping(), gen)
     assert calls[0] == 0, "a refused setup ran the model"
+
+
+def test_bfloat16_euler_previews_decode_and_finals_equal_generate(condition):
+    """Euler keeps its clean prediction in float32 while the VAE is bfloat16: decode casts (it used to fail)."""
+    from diffusers import StableDiffusionXLPipeline
+    from eacps_diffusers.tiny import sdxl_components
+
+    pipe = StableDiffusionXLPipeline(**sdxl_components()).to(torch.bfloat16)  # fresh modules, not the shared ones
+    pipe.set_progress_bar_config(disable=True)
+    gen = DiffusersGenerator.from_pipe(pipe, steps=STEPS, height=SIZE, width=SIZE)
+    assert gen.noise_dtype == torch.bfloat16
+    traj = gen.advance(gen.start(RECIPES[:2], condition), condition, 2)
+    assert all(np.isfinite(im).all() for im in images(gen.decode(traj.x0, condition)))
+    final = images(gen.decode(gen.advance(traj, condition, STEPS).latents, condition))
+    direct = images(gen.generate(RECIPES[:2], condition))
+    assert max(np.abs(a - b).max() for a, b in zip(final, direct, strict=True)) <= TOL

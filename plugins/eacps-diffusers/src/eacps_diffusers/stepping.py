@@ -355,7 +355,7 @@ class Stepper:
         vae = pipe.vae
         h, w = self.gen.size()
         nsfw = None
-        latents = latents.to(self.device)
+        latents = latents.to(self.device, vae.dtype)  # a clean prediction may be float32 (Euler upcasts)
         if self.family == "flux":
             latents = pipe._unpack_latents(latents, h, w, pipe.vae_scale_factor)
         if self.family in ("sd3", "flux"):
