@@ -43,7 +43,8 @@ def test_api_key_never_leaks(tmp_path, toy_plugin, capsys, monkeypatch, figures)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        assert main(["run", str(cfg), "--out", str(out)]) == 0  # progress bars on: everything a user sees
+        # progress bars on: everything a user sees; every judged candidate FAILED, so the run exits 1
+        assert main(["run", str(cfg), "--out", str(out)]) == 1
         assert main(["show", str(out)]) == 0
         assert main(["report", str(out)]) == 0
     finally:
