@@ -192,3 +192,27 @@ def test_bfloat16_euler_previews_decode_and_finals_equal_generate(condition):
     final = images(gen.decode(gen.advance(traj, condition, STEPS).latents, condition))
     direct = images(gen.generate(RECIPES[:2], condition))
     assert max(np.abs(a - b).max() for a, b in zip(final, direct, strict=True)) <= TOL
+
+
+def test_advance_and_decode_respect_the_batch_limit_and_split_on_out_of_memory(condition, monkeypatch):
+    gen = make("sd", "EulerAncestralDiscreteScheduler", max_batch_size=2)
+    reference = make("sd", "EulerAncestralDiscreteScheduler")
+    recipes = [Recipe.from_seed(s) for s in (5, 6, 7)]
+    expected = reference.advance(reference.start(recipes, condition), condition, STEPS)
+    real, sizes = gen.stepper.advance, []
+
+    def advance(traj, cond, until):
+        sizes.append(len(traj))
+        if len(traj) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(traj, cond, until)
+
+    monkeypatch.setattr(gen.stepper, "advance", advance)
+    got = gen.advance(gen.start(recipes, condition), condition, STEPS)
+    assert sizes == [2, 1, 1, 1] and gen._batch_limit == 1  # 2 refused, then one at a time
+    torch.testing.assert_close(got.latents, expected.latents, atol=1e-4, rtol=0)
+    assert got.step == STEPS and len(got) == 3
+    assert len(gen.decode(got.latents, condition)) == 3
+    monkeypatch.setattr(gen.stepper, "advance", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors propagate
+        gen.advance(gen.start(recipes, condition), condition, STEPS)

@@ -322,10 +322,33 @@ class DiffusersGenerator(Generator):
         return stepper.start(noise, condition, total, self._generators(recipes, self.noise_shape(condition)))
 
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
-        return self.stepper.advance(traj, condition, until)
+        """At most ``max_batch_size`` trajectories per model call; halved on out-of-memory (as ``generate``)."""
+        stepper = self.stepper
+        parts = self._in_chunks(len(traj), lambda i, j: [stepper.advance(traj if (i, j) == (0, len(traj)) else
+                                                                         traj.select(range(i, j)), condition, until)])
+        return parts[0] if len(parts) == 1 else Trajectory.concat(parts)
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
-        return self.stepper.decode(latents, condition)
+        stepper = self.stepper
+        return self._in_chunks(int(latents.shape[0]), lambda i, j: stepper.decode(latents[i:j], condition))
+
+    def _in_chunks(self, n: int, run: Callable[[int, int], list[Any]]) -> list[Any]:
+        """``run(i, j)`` over rows ``0..n`` in chunks of the batch limit; an out-of-memory error halves the limit
+        and retries that chunk (the calls are pure), and at one row it propagates."""
+        out: list[Any] = []
+        i = 0
+        while i < n:
+            j = min(n, i + self._batch_limit)
+            try:
+                out.extend(run(i, j))
+            except Exception as exc:
+                if not _is_oom(exc) or j - i == 1:
+                    raise
+                _clear_cache(self.device)
+                self._batch_limit = max(1, (j - i) // 2)
+                continue
+            i = j
+        return out
 
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
         return self.stepper.marginal(traj)
