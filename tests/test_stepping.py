@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from eacps.recipe import Branch, Recipe
-from eacps.stepping import PathLedger, StateCache, Trajectory, generate_paths, renoise
+from eacps.stepping import StateCache, Trajectory, generate_paths, renoise
 from eacps.store import quantize
+from eacps.trees import PathLedger
 from eacps.types import Condition
 
 T = 15

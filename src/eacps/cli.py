@@ -384,6 +384,25 @@ def cli() -> None:
     pass
 
 
+def commands() -> dict[str, click.Command]:
+    """Every command the command line has now (built-in, front-door and plugin ones), by name."""
+    with click.Context(cli, info_name="eacps") as ctx:
+        found = {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
+    return {name: cmd for name, cmd in found.items() if cmd is not None}
+
+
+def help_text(name: str | None = None, width: int = 100) -> str:
+    """``eacps [NAME] --help`` as printed in a terminal ``width`` columns wide (the docs are generated from it)."""
+    with cli.make_context("eacps", [], terminal_width=width, resilient_parsing=True) as ctx:
+        if name is None:
+            return cli.get_help(ctx)
+        cmd = cli.get_command(ctx, name)
+        if cmd is None:
+            raise KeyError(name)
+        with cmd.make_context(name, [], parent=ctx, resilient_parsing=True) as sub:
+            return cmd.get_help(sub)
+
+
 # -- entry point ------------------------------------------------------------------------------------------------
 def _error(message: str) -> None:
     print(f"eacps: error: {' '.join(str(message).split())}", file=sys.stderr)

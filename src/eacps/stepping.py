@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from eacps.recipe import Branch, Recipe, gaussian
+from eacps.trees import stop_of
 from eacps.types import Condition, Generated
 
 if TYPE_CHECKING:
@@ -150,10 +151,6 @@ class _Lane:
         return next((b for b in self.recipe.branches if b.step == k), None)
 
 
-def _stop_of(recipe: Recipe, total: int) -> int:
-    return total if recipe.until is None else recipe.until
-
-
 def scope_of(generator: Generator, condition: Condition) -> str:
     """What a cached state depends on besides its path: the generator's settings and the condition."""
     text = json.dumps([generator.fingerprint(), condition.describe()], sort_keys=True, default=str)
@@ -170,7 +167,7 @@ def generate_paths(generator: Generator, recipes: Sequence[Recipe], condition: C
     for r in recipes:
         r.check_schedule(total)
     scope = scope_of(generator, condition)
-    lanes = [_Lane(r, _stop_of(r, total)) for r in recipes]
+    lanes = [_Lane(r, stop_of(r, total)) for r in recipes]
     fresh = []
     for i, lane in enumerate(lanes):
         hit = cache.deepest(scope, lane.recipe, lane.stop)
@@ -235,27 +232,3 @@ def _decode(generator: Generator, lanes: list[_Lane], condition: Condition) -> l
         for i, g in zip(idx, generator.decode(latents, condition), strict=True):
             out[i] = g
     return out  # type: ignore[return-value]
-
-
-class PathLedger:
-    """What a search has paid for, as a set of paths: a new path is charged the model calls beyond the longest
-    prefix it shares with any path already charged (a shared prefix is charged once)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self._paid: dict[Recipe, list[Recipe]] = {}  # root -> paths charged
-
-    def charge(self, recipe: Recipe) -> int:
-        """Model calls to charge for ``recipe`` (and remember it as paid)."""
-        stop = _stop_of(recipe, recipe.steps or self.total)
-        root = recipe.root.with_steps(recipe.steps)
-        paths = self._paid.setdefault(root, [])
-        shared = max((min(recipe.shared_calls(p), stop) for p in paths), default=0)
-        paths.append(recipe)
-        return stop - shared
-
-    def peek(self, recipe: Recipe) -> int:
-        """What ``charge`` would return, without remembering the path."""
-        stop = _stop_of(recipe, recipe.steps or self.total)
-        paths = self._paid.get(recipe.root.with_steps(recipe.steps), [])
-        return stop - max((min(recipe.shared_calls(p), stop) for p in paths), default=0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from eacps.params import NoParams, Params
 from eacps.recipe import SEED_MAX, Recipe
-from eacps.stepping import PathLedger
+from eacps.trees import PathLedger
 from eacps.types import Result, Status
 
 

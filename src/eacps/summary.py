@@ -10,6 +10,7 @@ from eacps.cost import CostConfig, figure, unit_costs
 from eacps.stats import bootstrap_ci
 from eacps.store import Candidate, Store
 from eacps.tables import format_table as _table
+from eacps.trees import charged_steps
 from eacps.types import Status
 
 
@@ -104,7 +105,7 @@ def summarize_store(store: Store) -> dict[str, Any]:
     preview_keys = {k for r in recs for c in r.candidates if c.recipe.is_preview for k in c.scores}
     out: dict[str, Any] = {
         "cost_model": units,
-        "budget": max((len(r.candidates) for r in recs), default=0),
+        "budget": _budget(config, recs),
         "n_tasks": len({r.condition for r in recs}),  # prior_mean: over the priors the searches were run against
         "prior_mean": sum(priors.values()) / len(priors) if priors else None,
         "strategies": {},
@@ -115,7 +116,8 @@ def summarize_store(store: Store) -> dict[str, Any]:
                 if r.best is not None and r.prior is not None and r.prior.potential is not None]
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
-        steps = sum(c.steps for r in rs for c in r.candidates) / len(rs)
+        steps = sum(sum(charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates)))
+                    for r in rs) / len(rs)  # charged: a prefix shared by a search's paths once
         calls: dict[str, float] = defaultdict(float)
         for r in rs:
             for c in r.candidates:
@@ -158,3 +160,19 @@ def format_table(summary: dict[str, Any]) -> str:
     model = (f"cost model: {u.get('kind')} ({'-' if step is None else f'{step:.2e}'} s/step; per scorer call: "
              + ", ".join(f"{k} {v:.2e} s" for k, v in (u.get("seconds_per_call") or {}).items()) + ")")
     return "\n".join([head, *lines, "cost per search: steps, scorer calls, single figure; " + model])
+
+
+def _schedule(cands: list[Candidate]) -> int:
+    """The full schedule T of a search's candidates: the path length of a finished full-schedule candidate."""
+    full = [c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None]
+    return max(full) if full else max((c.steps for c in cands), default=1)
+
+
+def _budget(config: dict[str, Any], recs: list[SearchRecord]) -> int | str:
+    """The configured budget B (B·T denoising steps per search), or the candidates of the largest search when the
+    store holds no run config (several budgets: "a–b")."""
+    budgets = sorted({s.get("budget") for s in [config.get("search") or {}, *(config.get("searches") or [])]
+                      if isinstance(s, dict) and isinstance(s.get("budget"), int)})
+    if not budgets:
+        return max((len(r.candidates) for r in recs), default=0)
+    return budgets[0] if len(budgets) == 1 else f"{budgets[0]}–{budgets[-1]}"

@@ -119,15 +119,36 @@ class TreeSearch(Strategy):
     def _step_at(self, depth: int) -> int:
         return 0 if depth == 0 else self.points[depth - 1] if depth <= len(self.points) else self.full_steps
 
+    def _cost(self, node: Node) -> int:
+        """Model calls of a new child of ``node``: from its depth to the next (the prefix is shared, whether the
+        child continues or branches)."""
+        return self._step_at(node.depth + 1) - self._step_at(node.depth)
+
     def _next(self, left: int) -> Node | None:
-        """The node to grow next, if its child fits in ``left`` steps (a child costs the model calls from its
-        parent's depth to its own: the prefix is shared, whether it continues or branches)."""
+        """The node to grow next, if its child fits in ``left`` steps. Anytime: until a leaf exists, a child that
+        could not be finished with what would be left gives way to finishing the deepest best node."""
         if not self.points:
             self.points = rung_steps(self.params.levels, self.full_steps)
         node = self._select()
-        if node is None or self._step_at(node.depth + 1) - self._step_at(node.depth) > left:
+        if node is not None and not self._finished_any():
+            depth = node.depth + 1
+            if depth < self.leaf_depth and left - self._cost(node) < self.full_steps - self._step_at(depth):
+                node = self._deepest_best()
+        if node is None or self._cost(node) > left:
             return None
         return node
+
+    def _finished_any(self) -> bool:
+        return any(n.depth == self.leaf_depth for n in self.nodes.values())
+
+    def _deepest_best(self) -> Node | None:
+        """The best evaluated node of the deepest level reached below the leaves (None while a node at that
+        level or deeper is still pending: the wave ends and waits for its value)."""
+        inner = [n for n in self.nodes.values() if 1 <= n.depth < self.leaf_depth]
+        done = [n for n in inner if not n.pending and n.value is not None]
+        if not done or any(n.pending and n.depth >= max(d.depth for d in done) for n in inner):
+            return None
+        return max(done, key=lambda n: (n.depth, n.value))
 
     def _wave(self) -> list[Recipe]:
         """Up to ``wave`` expansions chosen together from what is known now (a pending child fills its parent's
@@ -136,7 +157,7 @@ class TreeSearch(Strategy):
         left = self.steps_left
         while len(out) < self.params.wave and (node := self._next(left)) is not None:
             recipe = self._child(node)
-            left -= self._step_at(node.depth + 1) - self._step_at(node.depth)
+            left -= self._cost(node)
             child = Node(recipe, node.depth + 1, node)
             node.children.append(child)
             self.nodes[recipe] = child
