@@ -1,62 +1,66 @@
+"""multi-fidelity over partial trajectories, in the engine: previews screened (by a cheaper potential when one is
+set), the best continued, steps and scorer calls charged for the work done."""
+
 import pytest
-from test_strategies import drive
-from toy import ToyGenerator, ToyMeanScorer, ToyScorer
+from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer, ToyScorer
 
 from eacps import Result, Status
+from eacps.config import ConfigError
 from eacps.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan
+from eacps.testing import fake_objective
 
 
 def test_plan_uses_the_budget():
-    assert plan(20, 1, 0.25) == [16, 4]
-    assert plan(70, 2, 0.25) == [52, 13, 4]  # 53 previews would need 53 + 14 + 4 = 71
-    with pytest.raises(ValueError, match="too small"):
-        plan(1, 1, 0.5)
+    assert plan(200, [2], 10, 0.25) == [48, 12]  # 48·2 + 12·8 = 192 <= 200 < 49·2 + 13·8
+    assert plan(700, [2, 5], 10, 0.25) == [227, 57, 15]  # 227·2 + 57·3 + 15·5 = 700; 228 would need 702
+    with pytest.raises(ValueError, match="cannot pay"):
+        plan(5, [2], 10, 0.5)
 
 
-def test_successive_halving_promotes_the_best_previews():
-    s = drive(MultiFidelity(MultiFidelityParams(rungs=[3], promote=0.25), budget=20, seed=0), batch=7)
-    previews, finals = s.history[:16], s.history[16:]
-    assert all(r.recipe.steps == 3 for r in previews) and all(r.recipe.steps is None for r in finals)
-    top = sorted(previews, key=lambda r: -r.potential)[:4]
-    assert [r.recipe.with_steps(None) for r in finals] == [r.recipe.with_steps(None) for r in top]
-    assert s.best in finals  # previews are never the best
-    assert s.preview_rank_correlation() == pytest.approx(1.0)  # this objective ignores steps
+def test_failed_previews_are_not_promoted():
+    def objective(r):
+        if r.until is not None and r.seed % 2 == 0:
+            return Result(r, Status.FAILED, None, reason="even")
+        return fake_objective()(r)
 
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_failed_previews_are_not_promoted(seed):
-    fail = lambda r: r.steps == 3 and r.seed % 2 == 0  # noqa: E731
-    s = drive(MultiFidelity(budget=20, seed=seed), fail=fail)
-    previews, finals = s.history[:16], s.history[16:]
-    failed = {r.recipe.with_steps(None) for r in previews if not r.ok}
-    assert 0 < len(failed) <= 16 - 4, "some previews fail, and enough succeed to fill the finals"
-    top = sorted((r for r in previews if r.ok), key=lambda r: -r.potential)[:4]
-    assert [r.recipe for r in finals] == [r.recipe.with_steps(None) for r in top]  # the best OK previews, no others
-    assert not failed & {r.recipe for r in finals}
-
-
-def test_budget_for_equal_cost():
-    b = MultiFidelity.budget_for(20, full_steps=15)
-    sizes = plan(b, 1, 0.25)
-    assert sizes[0] * 3 + sizes[1] * 15 <= 20 * 15 < plan(b + 1, 1, 0.25)[0] * 3 + plan(b + 1, 1, 0.25)[1] * 15 + 15
-
-
-def test_preview_potential_cascade(cond):
-    cheap = Potential([Criterion("realism", ToyMeanScorer(), 1.0)])
-    full = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
-    eng = Engine(ToyGenerator(), full, preview_potential=cheap, batch_size=8)
-    res = eng.run(cond, MultiFidelity(budget=20, seed=0))
-    assert res.cost.scorer_calls == {"realism": 20, "consistency": 4}  # the expensive criterion saw finalists only
-    assert res.cost.steps == 16 * 3 + 4 * 10
-    assert all(set(c.scores) == {"realism"} for c in res.history[:16])
-    assert res.best in res.history[16:]
-    eng.close()
+    s = MultiFidelity(budget=20, seed=1).bind(10)
+    s.optimize(objective, batch_size=7)
+    previewed = {r.recipe.root: r.ok for r in s.history if r.recipe.until is not None}
+    finals = [r.recipe.root for r in s.history if r.recipe.until is None]
+    promoted = [f for f in finals if f in previewed]
+    assert promoted and all(previewed[f] for f in promoted)  # only OK previews continue
+    assert any(not ok for ok in previewed.values())  # (the objective did fail some)
 
 
 def test_results_at_full_fidelity_only_are_best():
-    s = MultiFidelity(budget=20, seed=0)
+    s = MultiFidelity(budget=20, seed=0).bind(10)
     rs = s.ask(16)
+    assert all(r.until == 2 for r in rs)
     s.tell([Result(r, Status.OK, 100.0) for r in rs])
     assert s.best is None
+
+
+def test_preview_potential_cascade_in_the_engine(cond):
+    cheap = Potential([Criterion("realism", ToyMeanScorer(), 1.0)])
+    full = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
+    gen = ToyGenerator(ToyGeneratorParams(stepping=True))
+    eng = Engine(gen, full, preview_potential=cheap, batch_size=8)
+    res = eng.run(cond, MultiFidelity(MultiFidelityParams(rungs=[0.2], promote=0.25), budget=20, seed=0))
+    n0, n1 = 48, 12  # plan(200 steps, [2], T=10)
+    assert res.cost.scorer_calls == {"realism": n0 + n1, "consistency": n1}  # the expensive criterion: finalists
+    assert res.cost.steps == n0 * 2 + n1 * 8  # a finalist continues its preview: its prefix is charged once
+    previews = [c for c in res.history if c.recipe.until is not None]
+    assert len(previews) == n0 and all(set(c.scores) == {"realism"} for c in previews)
+    assert res.best is not None and res.best.recipe.until is None
+    assert res.diagnostics["preview_rank_spearman"] is not None
+    eng.close()
+
+
+def test_needs_a_generator_that_steps(cond):
+    import eacps
+
+    with pytest.raises(ConfigError, match="needs stepping"):
+        eacps.search(cond, generator=ToyGenerator(), potential=Potential([Criterion("r", ToyScorer(), 1.0)]),
+                     strategy="multi-fidelity", budget=20)

@@ -18,6 +18,7 @@ class ToyGeneratorParams(Params):
     sleep: float = Field(0.0, ge=0, description="seconds per batch (for kill/resume tests)")
     black_below: float | None = Field(None, description="images whose noise mean is below this are all black")
     fail_all: bool = False
+    stepping: bool = Field(False, description="offer the stepping capability (start/advance/decode/marginal)")
     log: str | None = Field(None, description="append the key of every generated recipe to this file")
     pid_file: str | None = Field(None, description="write the generating process's pid here at each batch start")
 
@@ -42,6 +43,29 @@ class ToyGenerator(Generator):
 
     def settings(self):
         return self.params.model_dump(exclude={"log", "sleep", "pid_file"})
+
+    # stepping (with ``stepping = true``): the latent is noise·T/10 throughout, its clean prediction itself
+    def stepping_problem(self):
+        return None if self.params.stepping else "generator 'toy' has no stepping capability (params.stepping)"
+
+    def start(self, recipes, condition, *, steps=None):
+        from eacps.stepping import Trajectory
+
+        total = steps or self.default_steps
+        return Trajectory(self.noises(recipes, condition) * total / 10.0, None, 0, total)
+
+    def advance(self, traj, condition, until):
+        from eacps.stepping import Trajectory
+
+        self.calls += 1
+        return Trajectory(traj.latents, traj.latents, until, traj.total)
+
+    def decode(self, latents, condition):
+        self.generated += len(latents)
+        return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0)).astype(np.float32)) for x in latents]
+
+    def marginal(self, traj):
+        return 0.5, 0.5
 
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None):
         self.calls += 1
