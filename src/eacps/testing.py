@@ -41,14 +41,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from eacps.generator import Generator
+from eacps.hookspecs import hookimpl
+from eacps.params import Params
 from eacps.recipe import Recipe
 from eacps.scorer import Scorer
 from eacps.strategy import Strategy, StrategyError
@@ -665,18 +669,170 @@ class GeneratorConformance:
 # executors
 # ================================================================================================
 class ExecutorConformance:
-    """Placeholder, filled in below once the executor contract is settled."""
+    """Contract tests of an executor; subclasses provide the ``make_executor`` fixture, ``() -> Executor`` (a
+    fresh, unstarted executor).
+
+    The executor computes batches of the suite's own numpy plugin (``conformance-noise`` generator,
+    ``conformance-fake`` and ``conformance-flaky`` scorers), registered in process while a check runs so that
+    executors computing in other processes rebuild them from the registry. Checks: every batch comes back
+    exactly as the ``inline`` executor computes it (images, scores, FAILED reasons), at capacity; a batch
+    whose computation raises comes back failed (the future raises or every candidate is FAILED) without
+    losing the others; ``start`` works again after ``shutdown``; and for executors that isolate process
+    crashes (``isolates_crashes = True``), a batch that kills its process on every attempt is FAILED after
+    at most ``1 + retries`` attempts.
+    """
+
+    #: how many times the executor re-runs a batch whose process died (its retry bound)
+    retries: int = 0
+    #: True when batches run in processes whose death the executor survives (e.g. Ray actors)
+    isolates_crashes: bool = False
+    #: seconds to wait for one batch
+    timeout_s: float = 300.0
+
+    def _computer(self, **gen_params: Any) -> Any:
+        from eacps.batch import BatchComputer
+        from eacps.potential import Criterion, Potential
+
+        potential = Potential([Criterion("fake", _FakeScorer(), 1.0), Criterion("flaky", _FlakyScorer(), 0.5)])
+        return BatchComputer(_NoiseGenerator(_NoiseParams(**gen_params)), potential)
+
+    @staticmethod
+    def _batches(seeds: Sequence[int] = (1, 2, 3, 4), size: int = 3) -> list[Any]:
+        from eacps.batch import Batch
+
+        out = []
+        for k, s in enumerate(seeds):
+            recipes = [Recipe.from_seed(s * 100 + i) for i in range(size - 1)]
+            recipes.append(Recipe.from_seed(s * 100).pcn(0.3, s) if k % 2 else Recipe.from_seed(s * 100 + 99, steps=4))
+            out.append(Batch(tuple(recipes), Condition(f"conformance-{k % 2}")))
+        return out
+
+    def _run(self, executor: Any, computer: Any, batches: Sequence[Any], *, restart: bool = False) -> list[Any]:
+        """Submit ``batches`` keeping ``capacity`` in flight; each batch's pairs, or the exception its future
+        raised. ``restart``: shut down and start again half way."""
+        from eacps import plugins
+
+        module = sys.modules[__name__]
+        plugins.register_plugin(module)
+        try:
+            executor.start(computer)
+            out: list[Any] = [None] * len(batches)
+            futures: dict[int, Any] = {}
+            nxt = 0
+            while nxt < len(batches) or futures:
+                while nxt < len(batches) and len(futures) < max(1, executor.capacity):
+                    if restart and nxt == len(batches) // 2 and not futures:
+                        executor.shutdown()
+                        executor.start(computer)
+                    futures[nxt] = executor.submit(batches[nxt])
+                    nxt += 1
+                k = min(futures)
+                try:
+                    out[k] = futures.pop(k).result(timeout=self.timeout_s)
+                except Exception as exc:  # a failed batch is data; a timeout is a hang, reported as such
+                    assert not isinstance(exc, TimeoutError), f"batch {k} did not finish in {self.timeout_s}s"
+                    out[k] = exc
+            return out
+        finally:
+            executor.shutdown()
+            plugins.unregister_plugin(module)
+
+    @staticmethod
+    def _comparable(result: Any) -> Any:
+        """What must agree across executors: images (bytes), statuses, reasons, scores; not timings."""
+        if isinstance(result, BaseException):
+            return ("raised", str(result))
+        rows = []
+        for g, sc in result:
+            image = None if g.image is None else hashlib.blake2b(np.ascontiguousarray(g.image).tobytes()).hexdigest()
+            score = None if sc is None else (dict(sc.scores), sc.potential, sc.reason)
+            rows.append((g.status, g.reason, image, score))
+        return rows
+
+    @staticmethod
+    def _failed(result: Any) -> bool:
+        if isinstance(result, BaseException):
+            return True
+        return all(g.status is not Status.OK or (sc is not None and sc.potential is None) for g, sc in result)
+
+    def _reference(self, batches: Sequence[Any], **gen_params: Any) -> list[Any]:
+        from eacps.executor import InlineExecutor
+
+        return self._run(InlineExecutor(), self._computer(**gen_params), batches)
+
+    def test_same_results_as_inline(self, make_executor: Callable[[], Any]) -> None:
+        batches = self._batches()
+        expected = [self._comparable(r) for r in self._reference(batches)]
+        assert not any(isinstance(r, tuple) for r in expected), "the inline reference failed a batch"
+        got = [self._comparable(r) for r in self._run(make_executor(), self._computer(), batches)]
+        for k, (a, b) in enumerate(zip(expected, got, strict=True)):
+            assert a == b, f"batch {k} differs from inline:\n inline {a}\n got    {b}"
+
+    def test_a_failing_batch_fails_alone(self, make_executor: Callable[[], Any], tmp_path: Any) -> None:
+        batches = self._batches()
+        log = tmp_path / "attempts.log"
+        bad = batches[1].recipes[0].seed
+        results = self._run(make_executor(), self._computer(fail_seeds=[bad], log=str(log)), batches)
+        reference = self._reference(batches)
+        for k, (got, ref) in enumerate(zip(results, reference, strict=True)):
+            if k == 1:
+                assert self._failed(got), f"the failing batch came back {self._comparable(got)}"
+            else:
+                assert self._comparable(got) == self._comparable(ref), f"batch {k} changed beside a failing one"
+        attempts = log.read_text().split().count(str(bad))
+        assert 1 <= attempts <= 1 + self.retries, f"the failing batch was attempted {attempts} times"
+
+    def test_restarts_after_shutdown(self, make_executor: Callable[[], Any]) -> None:
+        batches = self._batches((5, 6))
+        expected = [self._comparable(r) for r in self._reference(batches)]
+        got = [self._comparable(r) for r in self._run(make_executor(), self._computer(), batches, restart=True)]
+        assert got == expected
+
+    def test_a_crashing_batch_is_failed_after_the_retry_bound(self, make_executor: Callable[[], Any],
+                                                              tmp_path: Any) -> None:
+        if not self.isolates_crashes:
+            _skip("this executor computes in the test's own process (isolates_crashes = False)")
+        batches = self._batches((7, 8))
+        log = tmp_path / "attempts.log"
+        bad = batches[0].recipes[0].seed
+        results = self._run(make_executor(), self._computer(crash_seeds=[bad], log=str(log)), batches)
+        assert self._failed(results[0]), f"a batch that kills its process came back {self._comparable(results[0])}"
+        assert self._comparable(results[1]) == self._comparable(self._reference(batches[1:])[0])
+        attempts = log.read_text().split().count(str(bad))
+        assert 1 <= attempts <= 1 + self.retries, f"attempted {attempts} times with retries = {self.retries}"
 
 
 # ================================================================================================
 # the numpy-fast generator and scorer the strategy suite runs in the real engine
 # ================================================================================================
+class _NoiseParams(Params):
+    fail_seeds: list[int] = Field(default_factory=list, description="batches holding these seeds raise")
+    crash_seeds: list[int] = Field(default_factory=list, description="batches holding these seeds os._exit")
+    log: str | None = Field(None, description="append each batch's seeds here (attempts, across processes)")
+
+
 class _NoiseGenerator(Generator):
     """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1. It steps: the latent is
-    the noise, its clean prediction the latent itself, and branches move it (``path_noise``)."""
+    the noise, its clean prediction the latent itself, and branches move it (``path_noise``). Its params make a
+    batch raise or kill its process (for the executor suite)."""
 
     name = "conformance-noise"
+    Params = _NoiseParams
     supports_stepping = True
+
+    def check(self, recipes: Sequence[Recipe]) -> None:
+        p: _NoiseParams = self.params  # type: ignore[assignment]
+        seeds = {r.seed for r in recipes}
+        if p.log:
+            with open(p.log, "a") as f:
+                f.write(" ".join(str(s) for s in sorted(seeds, key=str)) + "\n")
+        if seeds & set(p.crash_seeds):
+            import os
+
+            os._exit(3)
+        if seeds & set(p.fail_seeds):
+            raise RuntimeError("conformance-noise: this batch fails on purpose")
+        super().check(recipes)
 
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:
         return NOISE_SHAPE
@@ -720,6 +876,28 @@ class _FakeScorer(Scorer):
             z = np.log(p / (1 - p))
             out.append(10.0 / (1.0 + np.exp(-float(z @ _W[: z.size]) / 2.0)))
         return out
+
+
+class _FlakyScorer(Scorer):
+    """Fails (as data) the images whose mean is below 0.45, scores the others by their mean."""
+
+    name = "conformance-flaky"
+
+    def score(self, images, condition):
+        means = [float(np.mean(img)) for img in images]
+        return [ValueError(f"too dark: {m:.3f}") if m < 0.45 else 10.0 * m for m in means]
+
+
+@hookimpl
+def register_generators(register: Callable[[type], None]) -> None:
+    """The suites' own plugin, registered in process by the executor suite (``plugins.register_plugin``)."""
+    register(_NoiseGenerator)
+
+
+@hookimpl
+def register_scorers(register: Callable[[type], None]) -> None:
+    register(_FakeScorer)
+    register(_FlakyScorer)
 
 
 def run_in_engine(strategy: Strategy, *, batch_size: int = 3) -> int:
