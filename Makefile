@@ -2,10 +2,11 @@
 # plugins/ and strategies/ (editable) before running.
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip
+PIP    := $(PY) -m pip --disable-pip-version-check
 DISTS  := $(sort $(dir $(wildcard plugins/*/pyproject.toml strategies/*/pyproject.toml)))
 STAMP  := $(VENV)/.installed
-# torch is pinned to the CPU build (an open range would pull a multi-GB CUDA build).
+# torch is pinned to the CPU build (an open range would pull a multi-GB CUDA build). On a GPU machine pass the
+# CUDA build: make setup TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128'
 TORCH  ?= torch==2.13.0
 
 .PHONY: setup browser demo test lint bench clean
@@ -13,7 +14,7 @@ TORCH  ?= torch==2.13.0
 $(STAMP): pyproject.toml $(addsuffix pyproject.toml,$(DISTS)) Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev]" $(addprefix -e ./,$(DISTS))
 	touch $(STAMP)
 
