@@ -216,3 +216,25 @@ def test_advance_and_decode_respect_the_batch_limit_and_split_on_out_of_memory(c
     monkeypatch.setattr(gen.stepper, "advance", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors propagate
         gen.advance(gen.start(recipes, condition), condition, STEPS)
+
+
+VARIANTS = [
+    ("sd", {"guidance_scale": 1.0}),  # no CFG: one pass per step
+    ("sd", {"call_kwargs": {"eta": 0.7}}),  # stochastic DDIM
+    ("sd", {"call_kwargs": {"guidance_rescale": 0.7}}),
+    ("sd", {"scheduler": "DDIMScheduler", "scheduler_kwargs": {"timestep_spacing": "trailing"}}),
+    ("sd", {"scheduler": "EulerDiscreteScheduler", "scheduler_kwargs": {"timestep_spacing": "trailing"}}),
+    ("sdxl", {"negative_prompt": "ugly", "guidance_scale": 3.0}),
+    ("sd3", {"guidance_scale": 1.0}),
+]
+
+
+@pytest.mark.parametrize(("family", "params"), VARIANTS, ids=[f"{f}-{sorted(p)[0]}" for f, p in VARIANTS])
+def test_call_settings_are_honoured_when_stepping(family, params, condition):
+    """Guidance off, eta, guidance rescale, schedule spacing, negative prompts: in pieces, still ``generate``."""
+    gen = make(family, **params)
+    assert gen.stepping_problem() is None
+    direct = images(gen.generate(RECIPES, condition))
+    traj = gen.advance(gen.start(RECIPES, condition), condition, 2)
+    stepwise = images(gen.decode(gen.advance(traj, condition, STEPS).latents, condition))
+    assert max(np.abs(a - b).max() for a, b in zip(direct, stepwise, strict=True)) <= TOL
