@@ -222,3 +222,30 @@ def test_kill_9_during_a_trajectory_search_resumes(tmp_path, strategy):
     assert {r[5] for r in after[len(before):]} != {r[5] for r in before}  # the rest by the new session
     strip = lambda rows: [r[:5] for r in rows]  # noqa: E731 - all but the session
     assert strip(after) == strip(reference)  # the same search, node for node, and so the same winner
+
+
+@pytest.mark.parametrize("strategy", ["tree-search", "fk-steering", "multi-fidelity"])
+def test_a_failing_preview_fails_its_branch_and_the_search_goes_on(strategy):
+    from toy import ToyGenerator, ToyGeneratorParams, ToyScorer
+
+    import eacps
+    from eacps.potential import Criterion, Potential
+    from eacps.scorer import Scorer
+    from eacps.types import Condition
+
+    class Flaky(Scorer):
+        name = "flaky-on-dark"
+
+        def score(self, images, condition):
+            return [RuntimeError("dark preview") if float(np.mean(img)) < 0.45 else 5.0 for img in images]
+
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("flaky", Flaky(), 1.0)])
+    res = eacps.search(Condition("c"), generator=ToyGenerator(ToyGeneratorParams(stepping=True)), potential=pot,
+                       strategy=strategy, budget=12, seed=0)
+    failed = [c for c in res.history if c.status is Status.FAILED]
+    assert failed and all("dark preview" in c.reason for c in failed)
+    assert res.best is not None and res.best.status is Status.OK and res.best.recipe.until is None
+    dead = {c.recipe for c in failed if c.recipe.until is not None}
+    for c in res.history:  # nothing grows out of a failed preview (multi-fidelity: not promoted)
+        assert not any(c.recipe != d and c.recipe.shared_calls(d) == d.until and c.recipe.root == d.root
+                       and (c.recipe.until or 99) > d.until for d in dead)
