@@ -17,8 +17,8 @@ def test_readme_python_example_runs():
 
 
 def test_readme_commands_exist():
-    from eacps.cli import build_parser
+    from eacps.cli import commands as cli_commands
 
-    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    commands = set(cli_commands())
     for cmd in re.findall(r"^eacps (\w+)", README.read_text(), re.M):
         assert cmd in commands, f"README mentions `eacps {cmd}`, which does not exist"

@@ -393,7 +393,8 @@ def commands() -> dict[str, click.Command]:
 
 def help_text(name: str | None = None, width: int = 100) -> str:
     """``eacps [NAME] --help`` as printed in a terminal ``width`` columns wide (the docs are generated from it)."""
-    with cli.make_context("eacps", [], terminal_width=width, resilient_parsing=True) as ctx:
+    # click wraps a terminal's help at its width - 2 (a given terminal_width is used as it is)
+    with cli.make_context("eacps", [], terminal_width=width - 2, resilient_parsing=True) as ctx:
         if name is None:
             return cli.get_help(ctx)
         cmd = cli.get_command(ctx, name)
