@@ -51,7 +51,7 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},
 }
-DEFAULT = "best-of-n,eacps,eacps-anneal,multi-fidelity,zero-order"
+DEFAULT = "best-of-n,eacps,eacps-anneal,multi-fidelity,zero-order,fk-steering,tree-search"
 
 
 def toml_value(v: Any) -> str:
