@@ -146,3 +146,32 @@ def test_serve_without_a_store_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("eacps: error: RUN_DIR: no run store"), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_trajectory_trees_on_the_page(tmp_path):
+    """A tree-search run: /api/state carries its parent links and the page draws one dot per node."""
+    import threading
+
+    from eacps.serve import make_server, state
+
+    (tmp_path / "tree.toml").write_text(CONFIG.replace('strategy = "best-of-n"', 'strategy = "tree-search"')
+                                        .replace("budget = 600", "budget = 12"))
+    assert main(["run", str(tmp_path / "tree.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    trees = state(tmp_path / "run")["trees"]
+    (nodes,) = trees.values()
+    ids = [n["id"] for n in nodes]
+    assert ids == sorted(ids) and nodes[0]["parent"] is None
+    linked = [n for n in nodes if n["parent"] is not None]
+    assert linked and all(n["parent"] in ids[: ids.index(n["id"])] for n in linked)  # an earlier node
+    assert any(n["until"] is not None for n in nodes), "a tree search previews part-way trajectories"
+    server = make_server(tmp_path / "run", port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        dom = run_chromium(["--virtual-time-budget=5000", "--dump-dom", url], tmp_path / "profile").stdout
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert '<div id="trees-section">' in dom, "the trees section is shown"
+    assert dom.count('class="node"') == min(len(nodes), 120)
+    assert dom.count("<line") >= len(linked) + 2  # the tree's edges, beside the curve plot's two axes

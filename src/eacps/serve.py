@@ -1,8 +1,9 @@
 """``eacps serve RUN_DIR``: a live, read-only page of a run, refreshing as batches land.
 
 The page (``eacps/static/serve.html``) polls ``/api/state``, a small JSON summary of the store read through a
-read-only SQLite connection: best-so-far curves per search, the current best image per condition, and the
-newest candidates. Images are served from ``RUN_DIR/images`` only. Nothing is ever written; the server binds
+read-only SQLite connection: best-so-far curves per search, the current best image per condition, the
+newest candidates, and the trees of trajectory searches (parent links read back from their path recipes).
+Images are served from ``RUN_DIR/images`` only. Nothing is ever written; the server binds
 to 127.0.0.1 unless told otherwise. stdlib ``http.server``: no dependencies.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from eacps.config import ConfigError
 from eacps.store import Candidate, read_only
+from eacps.trees import parent_links
 
 ROWS = 200  # newest candidates in the table
 
@@ -60,15 +62,26 @@ def _best_per_condition(cands: list[Candidate]) -> list[dict[str, Any]]:
     return [_row(c) for _, c in sorted(best.items())]
 
 
-def trees(cands: list[Candidate]) -> list[dict[str, Any]] | None:
-    """Trajectory trees (parent links) for the page; None until the store records parents.
+def trees(cands: list[Candidate], limit: int = 4) -> dict[str, list[dict[str, Any]]] | None:
+    """Trajectory trees of the searches that asked path recipes (the newest ``limit``), None when there are none.
 
-    Hook: when the store gains a ``parent`` column, return ``[{"id", "parent", "potential"}]`` per search
-    here and the page draws them (``drawTrees`` in serve.html)."""
-    if not cands or not hasattr(cands[0], "parent"):
+    Parent links are read back from the recipes (``eacps.trees.parent_links``): a node per candidate, in ask
+    order, with its parent's store id, its potential and where its path stops (``until``; None: the end)."""
+    by: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        if c.role == "search":
+            by[c.search].append(c)
+    paths = {sid: sorted(cs, key=lambda c: c.seq) for sid, cs in by.items() if any(c.recipe.is_path for c in cs)}
+    if not paths:
         return None
-    return [{"id": c.id, "parent": c.parent, "search": c.search, "potential": c.potential}  # type: ignore[attr-defined]
-            for c in cands]
+    newest = sorted(paths, key=lambda sid: max(c.id or 0 for c in paths[sid]))[-limit:]
+    out = {}
+    for sid in newest:
+        cs = paths[sid]
+        links = parent_links([c.recipe for c in cs])
+        out[sid] = [{"id": c.id, "parent": None if p is None else cs[p].id, "potential": c.potential,
+                     "until": c.recipe.until, "best": _eligible(c)} for c, p in zip(cs, links, strict=True)]
+    return out
 
 
 def state(run_dir: Path) -> dict[str, Any]:
