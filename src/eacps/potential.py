@@ -112,7 +112,12 @@ class Criterion:
     name: str
     scorer: Scorer
     weight: float
-    calibration: Calibration = field(default_factory=Calibration)
+    #: None: the scorer's ``default_calibration`` (``none`` when it declares none)
+    calibration: Calibration | None = None
+
+    def __post_init__(self) -> None:
+        if self.calibration is None:
+            self.calibration = Calibration(**(self.scorer.default_calibration or {}))
 
 
 @dataclass
@@ -135,7 +140,7 @@ class CriterionConfig(Params):
     scorer: str = Field(description="registered scorer name")
     weight: float | None = Field(None, ge=0, description="default: the reference weight of this criterion name")
     params: dict[str, Any] = Field(default_factory=dict, description="the scorer's own parameters")
-    calibration: Calibration = Field(default_factory=Calibration)
+    calibration: Calibration | None = Field(None, description="default: the scorer's own (else none)")
 
 
 class Potential:

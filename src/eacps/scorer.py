@@ -26,6 +26,9 @@ class Scorer(ABC):
     Params: ClassVar[type[Params]] = NoParams
     #: Scorers that need these condition fields refuse conditions without them (checked up front).
     requires: ClassVar[tuple[str, ...]] = ()
+    #: For scorers whose raw values are not in [0, 10] (cosines...): the ``eacps.potential.Calibration`` (its
+    #: fields) a criterion applies when its config sets none. One calibration per criterion: never stacked.
+    default_calibration: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -417,7 +417,7 @@ class ScorerCase:
     failing: Mapping[str, Any] | None = None
     #: largest difference allowed between an image's score in a batch and alone
     tolerance: float = 1e-4
-    #: the calibration a potential applies to this scorer's raw values (None: raw values are in [0, 10])
+    #: the calibration a criterion applies to this scorer's raw values (None: the scorer's ``default_calibration``)
     calibration: Any = None
     #: False for a scorer that may give the same value to every case image (e.g. saturated at 10)
     varies: bool = True
@@ -439,10 +439,15 @@ class ScorerConformance:
 
         values = list(scorer.score(list(images), condition or case.condition))
         assert len(values) == len(images), f"{len(values)} values for {len(images)} images"
+        calibration = case.calibration
+        if calibration is None and scorer.default_calibration:  # what its criterion applies by default
+            from eacps.potential import Calibration
+
+            calibration = Calibration(**scorer.default_calibration)
         out = []
         for i, v in enumerate(values):
             try:
-                out.append(check_value(v, case.calibration))
+                out.append(check_value(v, calibration))
             except ScoreError as exc:
                 raise AssertionError(f"image {i} of the case got no valid score: {exc}") from exc
         return out

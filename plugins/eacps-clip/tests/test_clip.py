@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from eacps_clip import Calibration, ClipTextScorer, ImageSimilarityScorer
+from eacps_clip import ClipTextScorer, ImageSimilarityScorer
+from pydantic import ValidationError
 
 from eacps.checkpoints import to_pil
 from eacps.plugins import build_registry
+from eacps.potential import Calibration, Criterion, Potential
 from eacps.types import Condition
 
 from .conftest import build_tiny_clip, build_tiny_dinov2
@@ -35,25 +37,30 @@ def hand_clip_cosines(s: ClipTextScorer, imgs, prompt: str) -> np.ndarray:
     return (out.logits_per_image[:, 0] / out.logits_per_image.new_tensor(s.model.logit_scale.exp().item())).numpy()
 
 
-def test_calibrations():
-    cs = Calibration()
-    assert cs(0.3) == pytest.approx(3.0) and cs(-0.2) == 0.0 and cs(1.5) == 10.0
-    assert Calibration(w=5.0)(0.3) == pytest.approx(6.0)
-    lin = Calibration(kind="linear", lo=0.15, hi=0.40)
-    assert lin(0.15) == 0.0 and lin(0.40) == 10.0 and lin(0.275) == pytest.approx(5.0)
-    with pytest.raises(ValueError, match="hi > lo"):
-        Calibration(kind="linear", lo=0.4, hi=0.1)
+def test_one_calibration_per_criterion_from_the_scorers_default():
+    """The scorers return raw cosines and declare their default calibration; the criterion applies it (one
+    eacps.potential.Calibration, so a scorer's and a criterion's calibration can never be stacked)."""
+    clipscore = Criterion("c", ClipTextScorer(), 1.0).calibration  # CLIPScore x 4 = 10 * max(c, 0), at most 10
+    assert clipscore == Calibration(kind="affine", scale=10.0)
+    assert [clipscore.apply(c) for c in (0.3, -0.2, 1.5)] == [pytest.approx(3.0), 0.0, 10.0]
+    lin = Criterion("i", ImageSimilarityScorer(), 1.0).calibration
+    assert lin == Calibration(kind="range", lo=0.0, hi=1.0) and lin.apply(0.25) == pytest.approx(2.5)
+    own = Calibration(kind="range", lo=0.15, hi=0.40)
+    assert Criterion("c", ClipTextScorer(), 1.0, own).calibration is own  # replaces the default, never on top
+    for cls in (ClipTextScorer, ImageSimilarityScorer):
+        with pytest.raises(ValidationError, match="calibration"):
+            cls.Params(calibration={"kind": "range"})  # no second place to calibrate
 
 
 def test_clip_text_matches_hand_cosines(tiny_clip):
     imgs = images(3)
-    lin = Calibration(kind="linear", lo=-1.0, hi=1.0)
-    s = clip_text(tiny_clip, calibration=lin, batch_size=2)
-    got = s.score(imgs, Condition(id="c", prompt="a red cube"))
+    s = clip_text(tiny_clip, batch_size=2)
+    cond = Condition(id="c", prompt="a red cube")
+    got = s.score(imgs, cond)
     cos = hand_clip_cosines(s, imgs, "a red cube")
-    assert got == pytest.approx([10 * (c + 1) / 2 for c in cos], abs=1e-4)
+    assert got == pytest.approx(list(cos), abs=1e-5)  # raw cosines
     assert len({round(g, 5) for g in got}) == 3
-    default = clip_text(tiny_clip).score(imgs, Condition(id="c", prompt="a red cube"))
+    default = [o.potential for o in Potential([Criterion("consistency", s, 1.0)]).evaluate(imgs, cond)]
     assert default == pytest.approx([min(10.0, 10.0 * max(float(c), 0.0)) for c in cos], abs=1e-4)
     other = s.score(imgs, Condition(id="c", prompt="a dog"))
     assert other != pytest.approx(got, abs=1e-5)  # the prompt is really read
@@ -85,17 +92,20 @@ def test_image_similarity_clip_backend(tiny_clip):
     ref, *imgs = images(3, seed=1)
     out = s.score([ref, *imgs], Condition(id="c", reference=ref))
     assert s.backend == "clip"
-    assert out[0] == pytest.approx(10.0, abs=1e-3)  # the reference itself
+    assert out[0] == pytest.approx(1.0, abs=1e-4)  # the reference itself
     with torch.no_grad():
         px = s.processor(images=[to_pil(i) for i in [ref, *imgs]], return_tensors="pt")["pixel_values"]
         f = torch.nn.functional.normalize(s.model.get_image_features(pixel_values=px).pooler_output, dim=-1)
     cos = (f @ f[0]).numpy()
-    assert out == pytest.approx([10 * min(1.0, max(0.0, c)) for c in cos], abs=1e-4)
+    assert out == pytest.approx(list(cos), abs=1e-5)
+    pot = Potential([Criterion("identity", s, 1.0)])  # the default calibration: range [0, 1] -> [0, 10]
+    calibrated = [o.potential for o in pot.evaluate([ref, *imgs], Condition(id="c", reference=ref))]
+    assert calibrated == pytest.approx([10 * min(1.0, max(0.0, c)) for c in cos], abs=1e-4)
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_image_similarity_dinov2_backend(tiny_dinov2, pooling):
-    s = similarity(tiny_dinov2, pooling=pooling, calibration=Calibration(kind="linear", lo=-1.0, hi=1.0))
+    s = similarity(tiny_dinov2, pooling=pooling)
     ref, *imgs = images(3, seed=2)
     out = s.score(imgs, Condition(id="c", reference=ref))
     assert s.backend == "dinov2"
@@ -105,7 +115,7 @@ def test_image_similarity_dinov2_backend(tiny_dinov2, pooling):
         f = o.pooler_output if pooling == "cls" else o.last_hidden_state[:, 1:].mean(1)
         f = torch.nn.functional.normalize(f, dim=-1)
     cos = (f[1:] @ f[0]).numpy()
-    assert out == pytest.approx([10 * (c + 1) / 2 for c in cos], abs=1e-4)
+    assert out == pytest.approx(list(cos), abs=1e-5)
     with pytest.raises(ValueError, match="get_image_features"):
         similarity(tiny_dinov2, backend="clip").score(imgs, Condition(id="c", reference=ref))
 
@@ -115,7 +125,7 @@ def test_image_similarity_against_prior_and_missing_reference(tiny_dinov2):
     assert s.requires == ("prior",)
     prior, img = images(2, seed=3)
     (v,) = s.score([prior], Condition(id="c").with_prior(prior))
-    assert v == pytest.approx(10.0, abs=1e-3)
+    assert v == pytest.approx(1.0, abs=1e-4)
     (missing,) = similarity(tiny_dinov2).score([img], Condition(id="c"))
     assert isinstance(missing, Exception) and "reference" in str(missing)
 
@@ -134,7 +144,6 @@ def test_safetensors_only_and_settings(tiny_clip, tmp_path):
         clip_text(bin_only).score(images(1), Condition(id="c", prompt="a cube"))
     a = clip_text(tiny_clip)
     assert a.fingerprint() == clip_text(tiny_clip, batch_size=3, device="cuda:1").fingerprint()
-    assert a.fingerprint() != clip_text(tiny_clip, calibration=Calibration(w=2.0)).fingerprint()
     other = build_tiny_dinov2(tmp_path / "dino", seed=7)
     assert similarity(other).settings()["weights"] != similarity(tiny_clip).settings()["weights"]
 

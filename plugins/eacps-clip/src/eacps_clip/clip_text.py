@@ -1,35 +1,34 @@
-"""The ``clip-text`` scorer: CLIP image-prompt cosine similarity, calibrated to [0, 10]."""
+"""The ``clip-text`` scorer: CLIP image-prompt cosine similarity (calibrated to [0, 10] by its criterion)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from eacps.checkpoints import to_pil
 from eacps.scorer import Scorer
 from eacps.types import Condition
-from eacps_clip.calibration import Calibration
 from eacps_clip.common import ModelParams, load_model, pooled, settings
 
 
 class ClipTextParams(ModelParams):
     model: str = "openai/clip-vit-large-patch14"
-    calibration: Calibration = Field(default_factory=Calibration)
 
 
 class ClipTextScorer(Scorer):
     """Cosine similarity of the CLIP (or SigLIP: any model with ``get_text_features`` /
-    ``get_image_features``) embeddings of each image and ``condition.prompt``, mapped to [0, 10] by
-    ``calibration`` (CLIPScore x 4 by default; see ``eacps_clip.calibration``)."""
+    ``get_image_features``) embeddings of each image and ``condition.prompt``: raw values in [-1, 1], mapped to
+    [0, 10] by the criterion's calibration, by default CLIPScore x 4 (Hessel et al. 2021: ``2.5 * max(c, 0)``,
+    times 4), i.e. ``affine`` with scale 10 clipped to [0, 10]."""
 
     name = "clip-text"
     Params = ClipTextParams
     requires = ("prompt",)
+    default_calibration: ClassVar[dict[str, Any]] = {"kind": "affine", "scale": 10.0}
 
     def __init__(self, params: ClipTextParams | None = None) -> None:
         super().__init__(params)
@@ -64,8 +63,5 @@ class ClipTextScorer(Scorer):
     def score(self, images: Sequence[np.ndarray], condition: Condition) -> list[Any]:
         if not condition.prompt:
             return [ValueError("clip-text needs condition.prompt")] * len(images)
-        cal = self.params.calibration
-        return [
-            cal(c) if np.isfinite(c) else ValueError("non-finite CLIP embedding")
-            for c in self.cosines(images, condition.prompt)
-        ]
+        cosines = self.cosines(images, condition.prompt)
+        return [c if np.isfinite(c) else ValueError("non-finite CLIP embedding") for c in cosines]

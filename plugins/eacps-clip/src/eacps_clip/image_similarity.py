@@ -5,17 +5,15 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from eacps.checkpoints import to_pil
 from eacps.scorer import Scorer
 from eacps.types import Condition
-from eacps_clip.calibration import Calibration
 from eacps_clip.common import ModelParams, load_model, pooled, settings
 
 
@@ -27,16 +25,17 @@ class ImageSimilarityParams(ModelParams):
     pooling: Literal["cls", "mean"] = "cls"
     #: compare against the identity reference or the stage-0 prior
     against: Literal["reference", "prior"] = "reference"
-    calibration: Calibration = Field(default_factory=lambda: Calibration(kind="linear", lo=0.0, hi=1.0))
 
 
 class ImageSimilarityScorer(Scorer):
-    """Cosine similarity between each candidate's embedding and the reference image's, mapped to [0, 10]
-    (``linear`` lo = 0, hi = 1 by default: identical images score 10, orthogonal or opposite ones 0)."""
+    """Cosine similarity between each candidate's embedding and the reference image's: raw values in [-1, 1],
+    mapped to [0, 10] by the criterion's calibration, by default ``range`` lo = 0, hi = 1 (identical images
+    score 10, orthogonal or opposite ones 0)."""
 
     name = "image-similarity"
     Params = ImageSimilarityParams
     requires = ("reference",)
+    default_calibration: ClassVar[dict[str, Any]] = {"kind": "range", "lo": 0.0, "hi": 1.0}
 
     def __init__(self, params: ImageSimilarityParams | None = None) -> None:
         super().__init__(params)
@@ -98,5 +97,4 @@ class ImageSimilarityScorer(Scorer):
         if ref is None:
             return [ValueError(f"image-similarity needs condition.{self.params.against}")] * len(images)
         cos = (self.embed(images) @ self._reference(ref)).tolist()
-        cal = self.params.calibration
-        return [cal(c) if np.isfinite(c) else ValueError("non-finite embedding") for c in cos]
+        return [c if np.isfinite(c) else ValueError("non-finite embedding") for c in cos]
