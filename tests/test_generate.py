@@ -114,3 +114,74 @@ def test_reproduction_lines_only_for_seed_only_diffusers_winners():
     assert "num_inference_steps=4" in lines[1]
     assert reproduction(cfg, Recipe.from_seed(1).pcn(0.3, 7)) == []
     assert reproduction(build_config(GenerateRequest("3", "digits")), Recipe.from_seed(1)) == []
+
+
+class BrightnessJudge:
+    """A fake OpenAI-compatible judge on 127.0.0.1: the score is the candidate image's mean brightness x 10, so
+    the winner depends on the images; every request is recorded (with its headers)."""
+
+    def __init__(self) -> None:
+        import base64
+        import io
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict] = []
+        judge = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                judge.requests.append({"body": req, "auth": self.headers.get("Authorization")})
+                url = [p["image_url"]["url"] for p in req["messages"][-1]["content"] if p["type"] == "image_url"][-1]
+                img = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))), dtype=np.float32)
+                answer = json.dumps({"explanation": "x", "score": int(np.rint(10 * img.mean() / 255))})
+                body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                                   "choices": [{"index": 0, "finish_reason": "stop",
+                                                "message": {"role": "assistant", "content": answer}}],
+                                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+
+def test_generate_diffusers_with_an_http_judge_and_the_two_lines_reproduce_it(tmp_path, capsys, monkeypatch):
+    """A real (tiny) diffusers model folder judged over HTTP; the printed plain-diffusers lines give best.png."""
+    tiny = pytest.importorskip("eacps_diffusers.tiny")
+    pytest.importorskip("eacps_vlm")
+    import torch
+    from diffusers import DiffusionPipeline
+
+    model = tmp_path / "tiny-sd"
+    tiny.tiny_pipeline("sd").save_pretrained(model)
+    secret = "sk-never-print-me-0123456789"
+    monkeypatch.setenv("EACPS_JUDGE_KEY", secret)
+    judge = BrightnessJudge()
+    try:
+        rc = main(["generate", "a red cat", "--model", str(model), "--judge-url", judge.url, "--judge", "fake",
+                   "--judge-key-env", "EACPS_JUDGE_KEY", "--strategy", "best-of-n", "--budget", "4", "--steps", "2",
+                   "-o", str(tmp_path / "best.png"), "--save-config", str(tmp_path / "g.toml"),
+                   "--run-dir", str(tmp_path / "run"), "--quiet"])
+    finally:
+        judge.httpd.shutdown()
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert {r["auth"] for r in judge.requests} == {f"Bearer {secret}"}  # the key reached the server, and only it
+    assert len(judge.requests) == 2 * 5  # consistency and realism for the prior and 4 candidates
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".toml", ".sqlite", ".json", ".png")]
+    assert all(secret.encode() not in p.read_bytes() for p in files) and secret not in out + err
+    lines = out.split("reproduce in plain diffusers:\n", 1)[1].splitlines()[:2]
+    ns = {"DiffusionPipeline": DiffusionPipeline, "torch": torch, "device": "cpu"}
+    exec("\n".join(x.strip() for x in lines), ns)
+    plain = np.asarray(ns["image"].convert("RGB"), dtype=np.int16)
+    best = np.asarray(Image.open(tmp_path / "best.png").convert("RGB"), dtype=np.int16)
+    assert plain.shape == best.shape and np.abs(plain - best).max() <= 1
