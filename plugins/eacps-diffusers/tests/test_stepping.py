@@ -113,6 +113,10 @@ def test_stochastic_noise_is_per_trajectory_and_paths_regenerate_exactly(schedul
     gen = make("sd", scheduler)
     batch = gen.advance(gen.start(RECIPES, condition), condition, STEPS)
     alone = gen.advance(gen.start(RECIPES[1:2], condition), condition, STEPS)
+    # a stream is (seed, model calls so far): replayed when its live generator state is no longer kept
+    part = gen.advance(gen.start(RECIPES, condition), condition, 2)
+    gen.stepper.streams._live.clear()
+    assert torch.equal(gen.advance(part, condition, STEPS).latents, batch.latents)
     # each trajectory's per-step noise comes from its own recipe, not from its place in the batch
     torch.testing.assert_close(alone.latents[0], batch.latents[1], atol=1e-4, rtol=0)
     paths = [Recipe.from_seed(1).branch(2, 0.5, 7), Recipe.from_seed(1).branch(2, 0.5, 8),

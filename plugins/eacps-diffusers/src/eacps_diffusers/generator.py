@@ -319,7 +319,7 @@ class DiffusersGenerator(Generator):
         stepper = self.stepper
         _eval_mode(self.pipe)
         noise = self.pipeline_latents(self.noises(recipes, condition))
-        return stepper.start(noise, condition, total, self._generators(recipes, self.noise_shape(condition)))
+        return stepper.start(noise, condition, total, [_stream_seed(r) for r in recipes])
 
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
         """At most ``max_batch_size`` trajectories per model call; halved on out-of-memory (as ``generate``)."""
@@ -425,8 +425,7 @@ class DiffusersGenerator(Generator):
         """One CPU generator per candidate, in the state the vanilla call leaves it after the initial draw."""
         gens = []
         for r in recipes:
-            seed = r.seed if r.is_seed_only else _key_seed(r)
-            g = torch.Generator("cpu").manual_seed(int(seed))  # type: ignore[arg-type]
+            g = torch.Generator("cpu").manual_seed(_stream_seed(r))
             if shape is not None:
                 torch.randn(shape, generator=g, dtype=self.noise_dtype)  # advance past the initial draw
             gens.append(g)
@@ -580,6 +579,11 @@ def _load_hint(exc: BaseException, p: DiffusersParams) -> str:
     if p.local_files_only and offline_miss:
         return " (not in the local cache and local_files_only=true: download it first, or set local_files_only=false)"
     return ""
+
+
+def _stream_seed(recipe: Recipe) -> int:
+    """The seed of a candidate's own CPU generator (stochastic schedulers): its seed, as in plain diffusers."""
+    return int(recipe.seed) if recipe.is_seed_only else _key_seed(recipe)  # type: ignore[arg-type]
 
 
 def _key_seed(recipe: Recipe) -> int:

@@ -74,6 +74,8 @@ def stepping_problem(gen: DiffusersGenerator) -> str | None:
     allowed = sorted(k for k, v in SCHEDULERS.items() if v in FAMILY_SCHEDULERS[fam.name])
     if kind not in FAMILY_SCHEDULERS[fam.name]:
         return f"diffusers {fam.name} cannot step with scheduler {sched!r}; stepping schedulers: {allowed}"
+    if pipe.scheduler.config.get("stochastic_sampling", False):
+        return "diffusers: stochastic_sampling flow matching cannot step (the pipeline draws its noise unseeded)"
     if fam.name in ("sd", "sdxl") and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
         return "diffusers: a guidance-embedded UNet (time_cond_proj_dim, LCM) cannot step"
     extra = sorted(set(gen.params.call_kwargs) - CALL_KWARGS[fam.name])
@@ -88,45 +90,65 @@ def _state_hash(row: torch.Tensor) -> bytes:
 
 
 class NoiseStreams:
-    """Per-trajectory noise generators for stochastic schedulers, remembered by the hash of each state.
+    """Per-trajectory noise generators for stochastic schedulers.
 
-    ``advance`` registers each returned row under the hash of its latents and of its clean prediction. A branch
-    move (the core's ``renoise``) changes the latents but keeps ``x0``, so a branched row is found by its ``x0``
-    and continues its parent's noise stream: the move itself is the branch's randomness, and the path's noise
-    depends only on its recipe, never on float rounding of the state (which a hash of the moved state would turn
-    into different noise in another batch composition). Rows found under neither (evicted from this bounded
-    memory) draw from a generator seeded by the hash of their latents."""
+    A trajectory's stream is ``Generator(seed)`` advanced past the initial-noise draw (as ``generate`` leaves it)
+    and then by one draw per model call, so after ``k`` calls it is fully described by ``(seed, k)``. ``seed`` is
+    the recipe's (``start``); ``advance`` remembers it under the hash of each state it returns, both of its
+    latents and of its clean prediction. A branch move (the core's ``renoise``) changes the latents but keeps
+    ``x0``, so a branched state is found by its ``x0`` and continues its parent's stream: a path's noise depends
+    on its recipe alone, never on the float rounding of its state. The seeds are small (a large LRU); live
+    generator states are kept for the most recent ``(seed, k)`` and otherwise replayed. A state found under
+    neither hash (evicted) is seeded by the hash of its latents."""
 
-    def __init__(self, max_states: int = 4096) -> None:
-        self.max_states = max_states
-        self._by_latents: OrderedDict[bytes, torch.Tensor] = OrderedDict()
-        self._by_x0: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+    def __init__(self, init_shape: tuple[int, ...], init_dtype: torch.dtype, max_seeds: int = 1 << 16,
+                 max_live: int = 1024) -> None:
+        self.init_shape, self.init_dtype = init_shape, init_dtype
+        self.max_seeds, self.max_live = max_seeds, max_live
+        self._by_latents: OrderedDict[bytes, int] = OrderedDict()
+        self._by_x0: OrderedDict[bytes, int] = OrderedDict()
+        self._live: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
 
-    def put(self, latents: torch.Tensor, x0: torch.Tensor | None, gens: list[torch.Generator]) -> None:
-        for i, g in enumerate(gens):
-            state = g.get_state()
-            _remember(self._by_latents, _state_hash(latents[i]), state, self.max_states)
+    def put(self, latents: torch.Tensor, x0: torch.Tensor | None, seeds: list[int], step: int,
+            gens: list[torch.Generator] | None = None) -> None:
+        for i, seed in enumerate(seeds):
+            _remember(self._by_latents, _state_hash(latents[i]), seed, self.max_seeds)
             if x0 is not None:
-                _remember(self._by_x0, _state_hash(x0[i]), state, self.max_states)
+                _remember(self._by_x0, _state_hash(x0[i]), seed, self.max_seeds)
+            if gens is not None:
+                _remember(self._live, (seed, step), gens[i].get_state(), self.max_live)
 
-    def take(self, latents: torch.Tensor, x0: torch.Tensor | None) -> list[torch.Generator]:
-        gens = []
+    def take(self, latents: torch.Tensor, x0: torch.Tensor | None,
+             step: int) -> tuple[list[int], list[torch.Generator]]:
+        """Each row's stream seed and its generator after ``step`` model calls."""
+        seeds, gens = [], []
+        draw = (1, *latents.shape[1:])
         for i in range(latents.shape[0]):
             h = _state_hash(latents[i])
-            state = self._by_latents.get(h)
-            if state is None and x0 is not None:
-                state = self._by_x0.get(_state_hash(x0[i]))  # a branched row: its parent's stream
-            g = torch.Generator("cpu")
-            if state is None:
-                g.manual_seed(int.from_bytes(h[:8], "big") % (2**63 - 1) or 1)
-            else:
-                g.set_state(state)
-            gens.append(g)
-        return gens
+            seed = self._by_latents.get(h)
+            if seed is None and x0 is not None:
+                seed = self._by_x0.get(_state_hash(x0[i]))  # a branched row: its parent's stream
+            if seed is None:
+                seed = int.from_bytes(h[:8], "big") % (2**63 - 1) or 1
+            seeds.append(seed)
+            gens.append(self._generator(seed, step, draw, latents.dtype))
+        return seeds, gens
+
+    def _generator(self, seed: int, step: int, draw: tuple[int, ...], dtype: torch.dtype) -> torch.Generator:
+        g = torch.Generator("cpu")
+        state = self._live.get((seed, step))
+        if state is not None:
+            g.set_state(state)
+            return g
+        g.manual_seed(seed)
+        torch.randn(self.init_shape, generator=g, dtype=self.init_dtype)  # as ``generate``'s generator
+        for _ in range(step):
+            torch.randn(draw, generator=g, dtype=dtype)  # the scheduler's per-step draw (randn_tensor on CPU)
+        return g
 
 
-def _remember(table: OrderedDict[bytes, torch.Tensor], key: bytes, state: torch.Tensor, limit: int) -> None:
-    table[key] = state
+def _remember(table: OrderedDict, key: Any, value: Any, limit: int) -> None:
+    table[key] = value
     table.move_to_end(key)
     while len(table) > limit:
         table.popitem(last=False)
@@ -161,7 +183,7 @@ class Stepper:
         self.max_contexts = max_contexts
         self._contexts: OrderedDict[tuple[str, str | None], _Context] = OrderedDict()
         self._schedulers: dict[int, Any] = {}
-        self.streams = NoiseStreams()
+        self.streams = NoiseStreams(gen.noise_shape(Condition(id="_")), gen.noise_dtype)
 
     @property
     def family(self) -> str:
@@ -192,7 +214,7 @@ class Stepper:
             embeds, cfg = getattr(self, f"_encode_{self.family}")(kw, guidance)
         eta = float(kw.get("eta", 0.0))
         stochastic = (type(sched).__name__ in ("EulerAncestralDiscreteScheduler", "DDPMScheduler")
-                      or (kind == "ddim" and eta > 0) or bool(sched.config.get("stochastic_sampling", False)))
+                      or (kind == "ddim" and eta > 0))
         extra = {"eta": eta} if kind == "ddim" else {}
         extra["guidance_rescale"] = float(kw.get("guidance_rescale", 0.0))
         return _Context(kind, cfg, guidance, embeds, extra, stochastic)
@@ -273,8 +295,9 @@ class Stepper:
         return out, False  # FLUX.1 is guidance-distilled: one pass per step
 
     # -- the stepping methods ----------------------------------------------------------------------
-    def start(self, noise: torch.Tensor, condition: Condition, total: int, gens: list[torch.Generator]) -> Trajectory:
-        """``noise``: the recipes' initial noise as the pipeline's ``latents=``; scaled as ``prepare_latents`` does."""
+    def start(self, noise: torch.Tensor, condition: Condition, total: int, seeds: list[int]) -> Trajectory:
+        """``noise``: the recipes' initial noise as the pipeline's ``latents=``; scaled as ``prepare_latents`` does.
+        ``seeds``: the recipes' noise-stream seeds (used by stochastic schedulers)."""
         ctx = self.context(condition)
         latents = noise.to(self.device)
         if self.family in ("sd", "sdxl"):
@@ -282,7 +305,7 @@ class Stepper:
         else:
             latents = latents.to(dtype=ctx.embeds["prompt"].dtype)
         if ctx.stochastic:
-            self.streams.put(latents, None, gens)
+            self.streams.put(latents, None, seeds, 0)
         return Trajectory(latents, None, 0, total)
 
     @torch.no_grad()
@@ -291,7 +314,7 @@ class Stepper:
             raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
         ctx = self.context(condition)
         sched, x, x0 = self.scheduler(traj.total), traj.latents, traj.x0
-        gens = self.streams.take(x, x0) if ctx.stochastic else None
+        seeds, gens = self.streams.take(x, x0, traj.step) if ctx.stochastic else ([], None)
         step_kwargs: dict[str, Any] = {"generator": gens} if gens is not None else {}
         if ctx.kind == "ddim":
             step_kwargs["eta"] = ctx.extra["eta"]
@@ -306,7 +329,7 @@ class Stepper:
                 x0 = out.pred_original_sample
             x = out.prev_sample
         if gens is not None:
-            self.streams.put(x, x0, gens)
+            self.streams.put(x, x0, seeds, until, gens)
         return Trajectory(x, x0, until, traj.total)
 
     def _model(self, x: torch.Tensor, t: torch.Tensor, i: int, ctx: _Context, sched: Any) -> torch.Tensor:
