@@ -164,6 +164,9 @@ def test_trajectory_trees_on_the_page(tmp_path):
     linked = [n for n in nodes if n["parent"] is not None]
     assert linked and all(n["parent"] in ids[: ids.index(n["id"])] for n in linked)  # an earlier node
     assert any(n["until"] is not None for n in nodes), "a tree search previews part-way trajectories"
+    report = (tmp_path / "run" / "report.html").read_text()  # eacps run wrote it: the same tree, drawn statically
+    assert report.count("<svg xmlns='http://www.w3.org/2000/svg'") >= 2 and "class='tree'" in report
+    assert report.count("<circle class='node'") == min(len(nodes), 120)
     server = make_server(tmp_path / "run", port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from eacps.cost import figure
 from eacps.store import Candidate, read_only
 from eacps.summary import SearchRecord, load_searches, summarize_store
+from eacps.trees import parent_links
 from eacps.types import Status
 
 TOP_K = 5
@@ -253,6 +254,49 @@ def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Mar
     return Markup("").join(parts)
 
 
+def trees(cands: list[Candidate], limit: int = 4) -> dict[str, list[dict[str, Any]]] | None:
+    """Trajectory trees of the searches that asked path recipes (the newest ``limit``), None when there are none.
+
+    Parent links are read back from the recipes (``eacps.trees.parent_links``): a node per candidate, in ask
+    order, with its parent's store id, its potential and where its path stops (``until``; None: the end)."""
+    by: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        if c.role == "search":
+            by[c.search].append(c)
+    paths = {sid: sorted(cs, key=lambda c: c.seq) for sid, cs in by.items() if any(c.recipe.is_path for c in cs)}
+    if not paths:
+        return None
+    newest = sorted(paths, key=lambda sid: max(c.id or 0 for c in paths[sid]))[-limit:]
+    out = {}
+    for sid in newest:
+        cs = paths[sid]
+        links = parent_links([c.recipe for c in cs])
+        out[sid] = [{"id": c.id, "parent": None if p is None else cs[p].id, "potential": c.potential,
+                     "until": c.recipe.until, "best": c.result.eligible} for c, p in zip(cs, links, strict=True)]
+    return out
+
+
+def tree_svg(nodes: list[dict[str, Any]], color: str, max_nodes: int = 120) -> Markup:
+    """One search's tree: x = depth, y = order asked; coloured dots are full trajectories, grey ones previews."""
+    shown, at, depth = nodes[:max_nodes], {}, {}
+    for i, n in enumerate(shown):
+        depth[n["id"]] = depth[n["parent"]] + 1 if n["parent"] in depth else 0
+        at[n["id"]] = (20 + 40 * depth[n["id"]], 10 + 6 * i)
+    w, h = 40 + 40 * max(depth.values(), default=0), 20 + 6 * len(shown)
+    parts = [Markup(f"<svg xmlns='http://www.w3.org/2000/svg' width='{max(w, 200)}' height='{h}' class='tree'>")]
+    for n in shown:
+        if n["parent"] in at:
+            (px, py), (x, y) = at[n["parent"]], at[n["id"]]
+            parts.append(Markup(f"<line x1='{px}' y1='{py}' x2='{x}' y2='{y}' stroke='#bbb'/>"))
+    for n in shown:
+        x, y = at[n["id"]]
+        title = f"#{n['id']} U={_f(n['potential'])} until={'end' if n['until'] is None else n['until']}"
+        parts.append(Markup("<circle class='node' cx='{x}' cy='{y}' r='2.5' fill='{c}'><title>{t}</title></circle>")
+                     .format(x=x, y=y, c=color if n["best"] else "#999", t=title))
+    parts.append(Markup("</svg>"))
+    return Markup("").join(parts)
+
+
 # -- reproduction ---------------------------------------------------------------------------------------------
 def reproduction(generator: Mapping[str, Any] | None, prompt: str | None, recipe: Any) -> list[str]:
     """The two lines that reproduce a seed-only diffusers candidate in plain diffusers ([] otherwise)."""
@@ -390,6 +434,7 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
     try:
         recs = load_searches(store)
         summary = summarize_store(store)
+        tree_data = trees(store.candidates(role="search"))
         config = store.get_meta("config")
         for key in ("compare", "landscape"):  # their configs live in their own meta entries
             config = config or (store.get_meta(key) or {}).get("config")
@@ -407,6 +452,8 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
     ctx["curves"] = curves_svg(recs, summary["cost_model"])
     ctx["tasks"] = tasks_context(recs, images)
     ctx["recipes"] = list(images.recipes.values())
+    ctx["trees"] = [(sid, len(nodes), tree_svg(nodes, COLORS[i % len(COLORS)]))
+                    for i, (sid, nodes) in enumerate((tree_data or {}).items())]
     ctx["config"] = None if config is None else json.dumps(config, indent=2)
     return ctx
 

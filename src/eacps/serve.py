@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from eacps.config import ConfigError
+from eacps.report import trees
 from eacps.store import Candidate, read_only
-from eacps.trees import parent_links
 
 ROWS = 200  # newest candidates in the table
 
@@ -60,28 +60,6 @@ def _best_per_condition(cands: list[Candidate]) -> list[dict[str, Any]]:
         if _eligible(c) and (c.condition not in best or c.potential > best[c.condition].potential):
             best[c.condition] = c
     return [_row(c) for _, c in sorted(best.items())]
-
-
-def trees(cands: list[Candidate], limit: int = 4) -> dict[str, list[dict[str, Any]]] | None:
-    """Trajectory trees of the searches that asked path recipes (the newest ``limit``), None when there are none.
-
-    Parent links are read back from the recipes (``eacps.trees.parent_links``): a node per candidate, in ask
-    order, with its parent's store id, its potential and where its path stops (``until``; None: the end)."""
-    by: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        if c.role == "search":
-            by[c.search].append(c)
-    paths = {sid: sorted(cs, key=lambda c: c.seq) for sid, cs in by.items() if any(c.recipe.is_path for c in cs)}
-    if not paths:
-        return None
-    newest = sorted(paths, key=lambda sid: max(c.id or 0 for c in paths[sid]))[-limit:]
-    out = {}
-    for sid in newest:
-        cs = paths[sid]
-        links = parent_links([c.recipe for c in cs])
-        out[sid] = [{"id": c.id, "parent": None if p is None else cs[p].id, "potential": c.potential,
-                     "until": c.recipe.until, "best": _eligible(c)} for c, p in zip(cs, links, strict=True)]
-    return out
 
 
 def state(run_dir: Path) -> dict[str, Any]:
