@@ -159,6 +159,7 @@ def _count_model_calls(gen) -> list[int]:
         ("sd-img2img", {}, "generator mode"),
         ("sd", {"scheduler": "DPMSolverMultistepScheduler"}, "cannot step with scheduler 'DPMSolverMultistep"),
         ("sd", {"noise_mode": "generator"}, "generator mode"),
+        ("sd3", {"scheduler_kwargs": {"stochastic_sampling": True}}, "stochastic_sampling flow matching cannot step"),
         ("sd", {"call_kwargs": {"cross_attention_kwargs": {"scale": 0.5}}}, "cannot step with call_kwargs ['cross_"),
     ],
 )

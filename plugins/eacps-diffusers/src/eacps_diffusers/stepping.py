@@ -3,7 +3,8 @@
 The denoising loop of each supported pipeline is written out here, step for step as the pipeline's own
 ``__call__`` does it (prompt encoding, CFG batch order ``[negative, positive]``, ``scale_model_input``, the
 scheduler step, the VAE decode), so that ``start -> advance(T) -> decode`` gives the image ``generate`` gives.
-Prompt embeddings and the configured scheduler live in a small per-condition cache, never in the Trajectory.
+Prompt embeddings live in a small per-condition cache and the configured schedulers in a per-length one, never
+in the Trajectory.
 
 Supported: the SD1.5/2.x and SDXL families with DDIM, DDPM, Euler and Euler-ancestral; SD3 and FLUX with
 flow-matching Euler. Anything else (PixArt, Sana, img2img, multistep/higher-order schedulers such as
@@ -12,9 +13,10 @@ DPM-Solver++, UniPC, Heun) is refused by ``stepping_problem`` before any compute
 Stochastic schedulers (Euler-ancestral, DDPM, DDIM with ``eta > 0``): the per-step noise of trajectory i comes
 from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (the recipe's
 seed, advanced past the initial-noise draw), so a seed-only path is the vanilla diffusers call. Since a
-Trajectory carries no recipe, the generator remembers the noise-generator state of every state it returned
-(``NoiseStreams``); a branched state continues its parent's stream, so a path's noise depends on its recipe
-alone and paths regenerate from their recipes (up to float rounding, which is never turned into other noise).
+Trajectory carries no recipe, the generator remembers the stream seed of every state it returned
+(``NoiseStreams``; a stream after k model calls is ``(seed, k)``); a branched state continues its parent's
+stream, so a path's noise depends on its recipe alone and paths regenerate from their recipes (up to float
+rounding, which is never turned into other noise).
 """
 
 from __future__ import annotations
