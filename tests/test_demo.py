@@ -22,7 +22,7 @@ def test_demo_on_the_digits_testbed(tmp_path, capsys):
     # stage 1 of both EACPS variants reuses best-of-N's first 8 seeds: 20 + 2 x 12 new candidates per task
     assert summary["generated"] == 3 * (1 + 20 + 12 + 12)
     html = (out / "report.html").read_text()
-    assert html.count("<img") >= 3 * 4 and "best-so-far" in html.lower()
+    assert html.count("<img") >= 3 * 4 and "best so far" in html.lower()
     assert "eacps-pcn" in printed
     # rerunning resumes: nothing is generated again, the summary is identical
     assert main(["demo", "--out", str(out), "--tasks", "3", "--quiet"]) == 0

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from eacps import plugins
 from eacps.cost import CostConfig
+from eacps.errors import one_line
 from eacps.params import Params, StrictNumbers
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
 from eacps.types import Condition
@@ -120,15 +121,9 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
     try:
         return cls(p, **kw)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
-        raise ConfigError(f"{where}: {_one_line(exc, with_type=False)}") from None
+        raise ConfigError(f"{where}: {one_line(str(exc))}") from None
     except Exception as exc:  # a plugin's constructor failing in any way is a problem of this config entry
-        raise ConfigError(f"{where}: {name} cannot be created: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException, *, with_type: bool = True, limit: int = 500) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return f"{type(exc).__name__}: {text}" if with_type else text
+        raise ConfigError(f"{where}: {name} cannot be created: {one_line(exc)}") from None
 
 
 def check_device(device: str, where: str) -> None:
@@ -419,5 +414,5 @@ def check_conditions(conditions: list[Condition], potential: Potential) -> None:
             try:
                 crit.scorer.check_condition(cond)
             except (ValueError, TypeError, LookupError) as exc:
-                raise ConfigError(f"conditions.{i} ({cond.id!r}): {_one_line(exc, with_type=False)} "
+                raise ConfigError(f"conditions.{i} ({cond.id!r}): {one_line(str(exc))} "
                                   f"(criterion {crit.name!r})") from None
