@@ -36,6 +36,19 @@ GRID: dict[str, dict] = {
     "ts-t05": {"strategy": "tree-search", "params": {"theta": 0.5}},
     "ts-1lvl": {"strategy": "tree-search", "params": {"levels": [0.2]}},
     "ts-3lvl": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6]}},
+    # round 2, around the best of round 1 (fk-3r-l2-t1, ts-3lvl)
+    "fk-3r-l4-t1": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 4.0}},
+    "fk-3r-l8-t1": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 8.0}},
+    "fk-5r-l2-t1": {"strategy": "fk-steering", "params": {"resample_at": [0.13, 0.27, 0.4, 0.53, 0.67],
+                                                         "lam": 2.0}},
+    "fk-3r-l2-t15": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0,
+                                                          "branch_theta": 1.5}},
+    "fk-3r-l2-sum": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0,
+                                                          "potential": "sum"}},
+    "fk-3r-l2-diff": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0,
+                                                           "potential": "difference"}},
+    "ts-4lvl": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6, 0.8]}},
+    "ts-3lvl-w2": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6], "width": 2}},
 }
 
 

@@ -12,9 +12,9 @@ with a ``preview_potential`` (a cheap screen) when the full potential is expensi
 can step.
 
 Default schedule: measured on the digits model (``eacps landscape --per-step``), the potential of the step-k
-prediction ranks like the final one with Spearman 0.69 at k = 3 of 15 (20% of the schedule) and 0.80 at
-k = 5, against 0.38 for a separately regenerated 3-step preview; one rung at 20% keeps most of the ranking
-for a fifth of the steps.
+prediction ranks like the final one with Spearman about 0.55 at 20% of the schedule and 0.9 at 50%, against
+0.38 for a separately regenerated 3-step preview. Rungs at 20% and 50% (promote 25%) did best of the three
+plans tried on the tuning split of the digits tasks (``benchmarks/tune_trajectories.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from eacps.types import Result
 
 
 class MultiFidelityParams(Params):
-    rungs: list[float] = Field(default_factory=lambda: [0.2],
+    rungs: list[float] = Field(default_factory=lambda: [0.2, 0.5],
                                description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
 
