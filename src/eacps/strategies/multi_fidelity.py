@@ -98,13 +98,17 @@ class MultiFidelity(Strategy):
     def until_of(self, rung: int) -> int | None:
         return self.points[rung] if rung < len(self.points) - 1 else None
 
-    def _ask(self, n: int) -> list[Recipe]:
+    def _next_rung(self) -> None:
+        """When a rung is complete, queue the next one (what no longer fits ends the plan)."""
         if not self.sizes:
             self._plan()
-        if not self.queue:
-            if self.pending or self.rung + 1 >= len(self.sizes):
-                return []
+        self._trim()
+        while not self.queue and not self.pending and self.rung + 1 < len(self.sizes):
             self._promote()
+            self._trim()
+
+    def _ask(self, n: int) -> list[Recipe]:
+        self._next_rung()
         out: list[Recipe] = []
         left = self.steps_left
         while self.queue and len(out) < n and self.cost_of(self.queue[0]) <= left:
@@ -131,8 +135,8 @@ class MultiFidelity(Strategy):
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
 
     def _stop(self) -> dict[str, Any]:
-        if self.sizes:
-            self._trim()
+        if self.full_steps is not None:
+            self._next_rung()
         done = bool(self.sizes) and self.rung + 1 >= len(self.sizes) and not self.queue and not self.pending
         return {"plan": self.sizes} if done and self.steps_left > 0 else {}
 
