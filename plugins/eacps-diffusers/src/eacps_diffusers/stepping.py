@@ -75,7 +75,8 @@ def stepping_problem(gen: DiffusersGenerator) -> str | None:
     kind = SCHEDULERS.get(sched)
     allowed = sorted(k for k, v in SCHEDULERS.items() if v in FAMILY_SCHEDULERS[fam.name])
     if kind not in FAMILY_SCHEDULERS[fam.name]:
-        return f"diffusers {fam.name} cannot step with scheduler {sched!r}; stepping schedulers: {allowed}"
+        return (f"diffusers {fam.name} cannot step with scheduler {sched!r}; "
+                f"set generator.params.scheduler to one of {allowed}")
     if pipe.scheduler.config.get("stochastic_sampling", False):
         return "diffusers: stochastic_sampling flow matching cannot step (the pipeline draws its noise unseeded)"
     if fam.name in ("sd", "sdxl") and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
