@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import random
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+import toy
 
-from eacps import Recipe, Status, Strategy, StrategyError
+from eacps import Condition, Generated, Generator, Recipe, Scorer, Status, Strategy, StrategyError
+from eacps.executor import InlineExecutor
 from eacps.plugins import build_registry
-from eacps.testing import StrategyConformance
+from eacps.testing import (
+    ExecutorConformance,
+    GeneratorCase,
+    GeneratorConformance,
+    ScorerCase,
+    ScorerConformance,
+    StrategyConformance,
+)
 
 REGISTRY = build_registry()
 NAMES = REGISTRY.names("strategy")
@@ -147,3 +162,223 @@ def test_testing_module_imports_without_pytest() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok []"
+
+
+# ====================================================================================================
+# the scorer, generator and executor suites: the toy plugin passes them, plugins that break one rule fail
+# ====================================================================================================
+TOY_IMAGES = [np.linspace(a, b, 16, dtype=np.float32).reshape(4, 4, 1) for a, b in ((0.1, 0.7), (0.9, 0.3), (0.5, 0.6))]
+NAN_IMAGE = np.full((4, 4, 1), np.nan, np.float32)
+
+
+def toy_scorer_case(cls: type[Scorer], **kw) -> ScorerCase:
+    changes = {"pixel": 3} if cls.Params.model_fields else {}
+    return ScorerCase(lambda **p: cls(cls.Params(**p)), Condition("t", prompt="a toy"), TOY_IMAGES,
+                      changes=kw.pop("changes", changes), bad_images=[NAN_IMAGE], **kw)
+
+
+class TestToyScorers(ScorerConformance):
+    covers = ("toy-pixel", "toy-mean")
+
+    @pytest.fixture(params=[toy.ToyScorer, toy.ToyMeanScorer])
+    def scorer_case(self, request) -> ScorerCase:
+        return toy_scorer_case(request.param)
+
+
+def toy_generator_case(cls: type[Generator] = toy.ToyGenerator, **kw) -> GeneratorCase:
+    return GeneratorCase(lambda **p: cls(cls.Params(**p)), Condition("t", prompt="a toy"),
+                         changes={"steps": 5}, runtime={"sleep": 0.0001}, preview_steps=3, **kw)
+
+
+class TestToyGenerator(GeneratorConformance):
+    covers = ("toy",)
+
+    @pytest.fixture
+    def generator_case(self) -> GeneratorCase:
+        return toy_generator_case()
+
+
+class _Random(toy.ToyMeanScorer):
+    def score(self, images, condition):
+        return [float(np.random.default_rng().uniform(0, 10)) for _ in images]
+
+
+class _BatchMean(toy.ToyMeanScorer):
+    def score(self, images, condition):  # each value depends on the rest of the batch
+        return [5.0 * float(np.mean(im) + np.mean(images)) for im in images]
+
+
+class _Constant(toy.ToyMeanScorer):
+    def score(self, images, condition):
+        return [5.0 for _ in images]
+
+
+class _OneShort(toy.ToyMeanScorer):
+    def score(self, images, condition):
+        return super().score(images, condition)[:-1] if len(images) > 1 else super().score(images, condition)
+
+
+class _UndeclaredPrompt(toy.ToyMeanScorer):
+    def score(self, images, condition):  # needs the prompt, does not say so
+        return [min(10.0, len(condition.prompt)) * float(np.mean(im)) for im in images]
+
+
+class _AcceptsAnything(toy.ToyMeanScorer):
+    requires = ("reference",)
+
+    def check_condition(self, condition):  # declares reference, never refuses a condition without it
+        pass
+
+
+class _PoisonedByOne(toy.ToyMeanScorer):
+    def score(self, images, condition):  # one NaN image and every value is NaN
+        return [float(np.mean(np.stack(images))) * 10.0 for _ in images]
+
+
+class _SettingsIgnoreParams(toy.ToyScorer):
+    def settings(self):
+        return {}
+
+
+class _ReadsTheSeed(toy.ToyGenerator):
+    def noises(self, recipes, condition):  # the seed's draw, whatever the recipe says: pCN children = parents
+        return torch.cat([Recipe.from_seed(r.seed if r.seed is not None else r.basis[0]).noise((1, 1, 4, 4))
+                          for r in recipes])
+
+
+class _UnseededGenerator(toy.ToyGenerator):
+    def noises(self, recipes, condition):
+        return torch.randn((len(recipes), 1, 4, 4))
+
+
+class _BatchDependent(toy.ToyGenerator):
+    def generate(self, recipes, condition, *, steps=None):
+        out = super().generate(recipes, condition, steps=steps)
+        for g in out:
+            g.image = np.clip(g.image + 0.01 * len(recipes), 0, 1).astype(np.float32)
+        return out
+
+
+class _SaysSeedOnly(toy.ToyGenerator):
+    supports_noise_recipes = False
+
+    def check(self, recipes):  # says it takes seed-only recipes, refuses nothing
+        pass
+
+
+class _DefaultStepsLie(toy.ToyGenerator):
+    @property
+    def default_steps(self):
+        return self.params.steps + 1
+
+    def generate(self, recipes, condition, *, steps=None):  # steps=None is not default_steps
+        return super().generate(recipes, condition, steps=steps or self.params.steps)
+
+
+class _DropsScores(InlineExecutor):
+    name = "bad-drops-scores"
+
+    def submit(self, batch):
+        fut = super().submit(batch)
+        out: Future = Future()
+        out.set_result([(g, None) for g, _ in fut.result()])
+        return out
+
+
+class _Reorders(InlineExecutor):
+    name = "bad-reorders"
+
+    def submit(self, batch):
+        out: Future = Future()
+        out.set_result(list(reversed(super().submit(batch).result())))
+        return out
+
+
+class _RetriesForever(InlineExecutor):
+    name = "bad-retries"
+
+    def submit(self, batch):  # retries a failing batch 3 times while declaring no retries
+        for _ in range(3):
+            fut = super().submit(batch)
+            if fut.exception() is None:
+                return fut
+        return fut
+
+
+class _SwallowsFailures(InlineExecutor):
+    name = "bad-swallows"
+
+    def submit(self, batch):  # a failing batch comes back as OK black images, unscored
+        fut = super().submit(batch)
+        if fut.exception() is None:
+            return fut
+        out: Future = Future()
+        out.set_result([(Generated(np.zeros((4, 4, 1), np.float32)), None) for _ in batch.recipes])
+        return out
+
+
+BROKEN = [
+    (ScorerConformance, toy_scorer_case(_Random), "test_deterministic_and_batch_independent"),
+    (ScorerConformance, toy_scorer_case(_BatchMean), "test_deterministic_and_batch_independent"),
+    (ScorerConformance, toy_scorer_case(_Constant), "test_one_valid_value_per_image"),
+    (ScorerConformance, toy_scorer_case(_OneShort), "test_one_valid_value_per_image"),
+    (ScorerConformance, toy_scorer_case(_UndeclaredPrompt), "test_requires_is_honest"),
+    (ScorerConformance, toy_scorer_case(_AcceptsAnything), "test_requires_is_honest"),
+    (ScorerConformance, toy_scorer_case(_PoisonedByOne), "test_failures_are_data"),
+    (ScorerConformance, toy_scorer_case(_SettingsIgnoreParams), "test_settings_track_params"),
+    (ScorerConformance, toy_scorer_case(toy.ToyScorer, changes={}), "test_settings_track_params"),
+    (GeneratorConformance, toy_generator_case(_ReadsTheSeed), "test_noise_recipe_capability_is_honest"),
+    (GeneratorConformance, toy_generator_case(_UnseededGenerator), "test_regeneration_is_bit_identical"),
+    (GeneratorConformance, toy_generator_case(_BatchDependent), "test_batch_equals_singles"),
+    (GeneratorConformance, toy_generator_case(_SaysSeedOnly), "test_noise_recipe_capability_is_honest"),
+    (GeneratorConformance, toy_generator_case(_DefaultStepsLie), "test_default_steps"),
+    (ExecutorConformance, _DropsScores, "test_same_results_as_inline"),
+    (ExecutorConformance, _Reorders, "test_same_results_as_inline"),
+    (ExecutorConformance, _RetriesForever, "test_a_failing_batch_fails_alone"),
+    (ExecutorConformance, _SwallowsFailures, "test_a_failing_batch_fails_alone"),
+]
+
+
+@pytest.mark.parametrize(("suite", "fixture", "check"), BROKEN,
+                         ids=[f"{getattr(f, '__name__', None) or f.make.__closure__[0].cell_contents.__name__}-{c}"
+                              for _, f, c in BROKEN])
+def test_suites_catch_broken_plugins(suite, fixture, check, tmp_path) -> None:
+    method = getattr(suite(), check)
+    kwargs = {"tmp_path": tmp_path} if "tmp_path" in inspect.signature(method).parameters else {}
+    with pytest.raises(AssertionError):
+        method(fixture, **kwargs)
+    if suite is not ExecutorConformance:  # the same check passes on the plugin it was broken from
+        good = toy_scorer_case(toy.ToyMeanScorer) if suite is ScorerConformance else toy_generator_case()
+        getattr(suite(), check)(good, **kwargs)
+
+
+# -- every registered plugin runs its kind's suite ----------------------------------------------------------
+SUITES = {"scorer": "ScorerConformance", "generator": "GeneratorConformance", "executor": "ExecutorConformance"}
+
+
+def covered_names() -> dict[str, set[str]]:
+    """The ``covers`` of every conformance test class under tests/, plugins/*/tests and strategies/*/tests."""
+    root = Path(__file__).parents[1]
+    files = [*root.glob("tests/test_*.py"), *root.glob("plugins/*/tests/test_*.py"),
+             *root.glob("strategies/*/tests/test_*.py")]
+    out: dict[str, set[str]] = {k: set() for k in SUITES}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+            for kind, suite in SUITES.items():
+                if suite in bases:
+                    for stmt in node.body:
+                        if isinstance(stmt, ast.Assign) and [getattr(t, "id", "") for t in stmt.targets] == ["covers"]:
+                            out[kind] |= set(ast.literal_eval(stmt.value))
+    return out
+
+
+def test_every_registered_plugin_runs_its_conformance_suite() -> None:
+    """Strategies run through TestRegisteredStrategies (every registered name); every registered scorer,
+    generator and executor is covered by a test class of its kind's suite (``covers``)."""
+    covered = covered_names()
+    for kind in SUITES:
+        missing = set(REGISTRY.names(kind)) - covered[kind]
+        assert not missing, f"registered {kind}s without a {SUITES[kind]} test class: {sorted(missing)}"

@@ -452,11 +452,15 @@ class ScorerConformance:
                 raise AssertionError(f"image {i} of the case got no valid score: {exc}") from exc
         return out
 
+    #: the registered names this test class covers (the scorers its cases make)
+    covers: tuple[str, ...] = ()
+
     def test_one_valid_value_per_image(self, scorer_case: ScorerCase) -> None:
         case = scorer_case
         assert len(case.images) >= 2, "give the suite at least two distinct images"
         s = case.make()
         assert isinstance(s, Scorer) and s.name
+        assert not self.covers or s.name in self.covers, f"the case makes {s.name!r}, not one of {self.covers}"
         values = self._values(case, s, case.images)
         assert len(self._values(case, s, case.images[:1])) == 1
         if case.varies:
@@ -519,7 +523,11 @@ class ScorerConformance:
                 raise AssertionError(f"{s.name} requires {f} but accepts a condition without it")
         bare = _strip(case.condition, s.requires)
         s.check_condition(bare)
-        self._values(case, s, case.images, bare)  # scored without any field it did not declare
+        try:
+            self._values(case, s, case.images, bare)  # scored without any field it did not declare
+        except Exception as exc:
+            raise AssertionError(f"{s.name} failed on a condition holding only what it requires {s.requires}: "
+                                 f"{type(exc).__name__}: {exc}; declare the fields it needs in `requires`") from exc
 
 
 # ================================================================================================
@@ -575,9 +583,13 @@ class GeneratorConformance:
         assert len(case.seeds) >= 3, "give the suite three seeds at least"
         return [Recipe.from_seed(s) for s in case.seeds]
 
+    #: the registered names this test class covers (the generators its cases make)
+    covers: tuple[str, ...] = ()
+
     def test_one_image_per_recipe(self, generator_case: GeneratorCase) -> None:
         case = generator_case
         gen = case.make()
+        assert not self.covers or gen.name in self.covers, f"the case makes {gen.name!r}, not one of {self.covers}"
         gen.check_condition(case.condition)
         recipes = self._recipes(case)
         images = _images(gen.generate(recipes, case.condition), len(recipes))
@@ -695,6 +707,8 @@ class ExecutorConformance:
     isolates_crashes: bool = False
     #: seconds to wait for one batch
     timeout_s: float = 300.0
+    #: the registered names this test class covers (the executors its fixture makes)
+    covers: tuple[str, ...] = ()
 
     def _computer(self, **gen_params: Any) -> Any:
         from eacps.batch import BatchComputer
@@ -771,7 +785,9 @@ class ExecutorConformance:
         batches = self._batches()
         expected = [self._comparable(r) for r in self._reference(batches)]
         assert not any(isinstance(r, tuple) for r in expected), "the inline reference failed a batch"
-        got = [self._comparable(r) for r in self._run(make_executor(), self._computer(), batches)]
+        executor = make_executor()
+        assert not self.covers or executor.name in self.covers, f"{executor.name!r} is not one of {self.covers}"
+        got = [self._comparable(r) for r in self._run(executor, self._computer(), batches)]
         for k, (a, b) in enumerate(zip(expected, got, strict=True)):
             assert a == b, f"batch {k} differs from inline:\n inline {a}\n got    {b}"
 
