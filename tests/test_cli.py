@@ -275,3 +275,31 @@ weight = 1.0
     finals = [json.loads(s) for r, s in rows if not Recipe.from_json(r).is_preview]
     assert previews and all(set(s) == {"cheap"} for s in previews)  # screened by the cheap scorer only
     assert finals and all(set(s) == {"realism", "consistency"} for s in finals)
+
+
+@pytest.mark.parametrize("raised, code, text", [
+    ("ctrl-c", 130, "interrupted; rerun the same command to resume"),
+    ("sigterm", 143, "interrupted by SIGTERM"),
+])
+def test_an_interrupted_command_is_one_line_with_its_exit_code(capsys, raised, code, text):
+    import signal
+    import types
+
+    import click
+
+    from eacps import hookimpl, plugins
+    from eacps.errors import Interrupted
+
+    @click.command("stop")
+    def stop():
+        raise KeyboardInterrupt if raised == "ctrl-c" else Interrupted(signal.SIGTERM)
+
+    mod = types.ModuleType("eacps_test_stop")
+    mod.register_commands = hookimpl(lambda register: register(stop))
+    plugins.register_plugin(mod)
+    try:
+        assert main(["stop"]) == code
+    finally:
+        plugins.unregister_plugin(mod)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("eacps: error: ") and text in err, repr(err)

@@ -40,6 +40,14 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Stopped(Exception):
+    """A KeyboardInterrupt (Ctrl-C, or the engine's clean stop on SIGINT/SIGTERM) carried out of click."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
 class RunFailed(click.ClickException):
     """The command ran but its run failed (e.g. every candidate FAILED): exit code 1, one line."""
 
@@ -346,6 +354,12 @@ class EacpsGroup(click.Group):
                 _command_problems.append(f"plugin {impl.plugin_name!r}: register_commands raised "
                                          f"{type(exc).__name__}: {exc}")
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # before click turns it into Abort (after printing a blank line)
+            raise _Stopped(exc) from exc
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in LAZY_COMMANDS:
             module, _ = LAZY_COMMANDS[name]
@@ -356,7 +370,7 @@ class EacpsGroup(click.Group):
                 if exc.name != module:
                     raise
                 return None  # not shipped in this version: "No such command"
-        if name not in self.commands:
+        if name not in self.commands or name in self._from_plugins:  # plugin commands of the current registry
             self._load_plugins()
         return self.commands.get(name)
 
@@ -420,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             exc.ctx is not None else ""
         _error(f"{where}: {exc.format_message()}" if where else exc.format_message())
         return exc.exit_code
-    except click.exceptions.Abort as exc:  # click's form of KeyboardInterrupt (SIGINT, or SIGTERM from the engine)
-        cause = exc.__cause__ or exc.__context__
+    except (_Stopped, click.exceptions.Abort) as exc:  # Ctrl-C, or the engine's clean stop on SIGINT/SIGTERM
+        cause = exc.interrupt if isinstance(exc, _Stopped) else exc.__cause__
         _error(str(cause) if cause is not None and str(cause) else "interrupted; rerun the same command to resume")
         return getattr(cause, "exit_code", EXIT_INTERRUPTED)
     except (ConfigError, RunLockedError, StoreError) as exc:
