@@ -218,6 +218,8 @@ class Strategy(ABC):
         while not self.stop():
             recipes = self.ask(batch_size)
             if not recipes:
+                if self.stop():  # the ask itself found the search over (e.g. a sampler with nothing new)
+                    break
                 raise StrategyError(f"{self.name}: ask returned nothing, with {len(self.pending)} result(s) pending "
                                     "and no stop reason")
             results = []

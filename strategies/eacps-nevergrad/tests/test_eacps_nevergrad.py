@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from eacps import Recipe, Result, Status
 from eacps.plugins import build_registry
-from eacps.testing import StrategyConformance, drive, fake_objective
+from eacps.testing import StrategyConformance, fake_objective
 
 
 class TestNevergradConformance(StrategyConformance):
@@ -37,7 +37,7 @@ def test_optimizer_by_name(name: str) -> None:
     s = NevergradStrategy(NevergradParams(optimizer=name, num_workers=4, dim=4), budget=12, seed=0)
     assert s.optimizer.name == name
     assert s.optimizer.num_workers == 4
-    drive(s, fake_objective(), n=3)
+    s.optimize(fake_objective(), batch_size=3)
     assert s.asked == 12 and s.stop() == {"budget": 12}
     assert s.optimizer.num_tell == 12
     rec = s.optimizer.provide_recommendation().value
@@ -81,7 +81,7 @@ def test_failures_do_not_stall_any_optimizer() -> None:
     """Every ask is answered, so even sequential and population optimizers use the whole budget."""
     for name, workers in [("Cobyla", 1), ("CMA", 4), ("DE", 3)]:
         s = NevergradStrategy(NevergradParams(optimizer=name, num_workers=workers, dim=4), budget=15, seed=1)
-        drive(s, fake_objective(0.5), n=2)
+        s.optimize(fake_objective(0.5), batch_size=2)
         assert s.asked == 15 and "budget" in s.stop(), name
         assert s.optimizer.num_tell >= 15 and s.failures_told > 0
         assert s.best is not None and s.best.ok
@@ -90,7 +90,7 @@ def test_failures_do_not_stall_any_optimizer() -> None:
 def test_recast_threads_are_stopped_when_the_search_ends() -> None:
     before = set(threading.enumerate())
     s = NevergradStrategy(NevergradParams(optimizer="Cobyla", num_workers=1), budget=6, seed=0)
-    drive(s, fake_objective(), n=1)
+    s.optimize(fake_objective(), batch_size=1)
     for t in set(threading.enumerate()) - before:
         t.join(timeout=5)
         assert not t.is_alive(), "a nevergrad background thread outlived the search"

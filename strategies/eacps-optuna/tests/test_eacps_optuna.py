@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from eacps import Recipe, Result, Status
 from eacps.plugins import build_registry
-from eacps.testing import StrategyConformance, drive, fake_objective
+from eacps.testing import StrategyConformance, fake_objective
 
 # gp is slower (a GP fit per trial): it gets the specific tests below, not the whole suite
 SUITE_SAMPLERS = ["tpe", "cmaes", "random", "qmc"]
@@ -49,7 +49,7 @@ def test_registered_through_the_entry_point() -> None:
 def test_sampler_by_name(name: str) -> None:
     s = OptunaStrategy(OptunaParams(sampler=name, batch_size=4, dim=3), budget=12, seed=0)
     assert type(s.study.sampler) is SAMPLERS[name]
-    drive(s, fake_objective(), n=4)
+    s.optimize(fake_objective(), batch_size=4)
     assert s.asked == 12 and s.stop() == {"budget": 12}
     assert len(s.study.get_trials(states=[TrialState.COMPLETE])) == 12
     assert s.best.potential == max(t.value for t in s.study.trials)
@@ -84,7 +84,7 @@ def test_recipes_are_the_anchored_subspace_of_the_trial_params() -> None:
 def test_failed_candidates_reach_the_study_as_fail() -> None:
     objective = fake_objective(0.3)
     s = OptunaStrategy(OptunaParams(batch_size=5), budget=20, seed=2)
-    drive(s, objective, n=5)
+    s.optimize(objective, batch_size=5)
     failed = [r.recipe.key for r in s.history if r.status is Status.FAILED]
     assert failed
     fail_trials = s.study.get_trials(states=[TrialState.FAIL])
@@ -105,7 +105,8 @@ def test_nan_potential_is_told_as_fail() -> None:
 def test_deterministic_and_seed_sensitive() -> None:
     def run(seed: int) -> list[str]:
         s = OptunaStrategy(OptunaParams(sampler="cmaes", batch_size=4), budget=12, seed=seed)
-        return [r.key for r in drive(s, fake_objective(), n=3)]
+        s.optimize(fake_objective(), batch_size=3)
+        return [r.recipe.key for r in s.history]
 
     assert run(0) == run(0) != run(1)
 
@@ -115,7 +116,7 @@ def test_tpe_improves_on_random_sampling() -> None:
 
     def best(sampler: str, seed: int) -> float:
         s = OptunaStrategy(OptunaParams(sampler=sampler, batch_size=2, dim=4), budget=40, seed=seed)
-        drive(s, fake_objective(), n=2)
+        s.optimize(fake_objective(), batch_size=2)
         return s.best.potential
 
     tpe = np.mean([best("tpe", k) for k in range(3)])
@@ -128,7 +129,7 @@ def test_storage_url_writes_an_sqlite_study_and_resume_does_not_duplicate(tmp_pa
     params = OptunaParams(batch_size=4, storage=url, study_name="watch-me")
     objective = fake_objective(0.25)
     s = OptunaStrategy(params, budget=12, seed=0)
-    drive(s, objective, n=4)
+    s.optimize(objective, batch_size=4)
     study = optuna.load_study(study_name="watch-me", storage=url)
     trials = study.get_trials()
     assert len(trials) == 12
@@ -139,14 +140,15 @@ def test_storage_url_writes_an_sqlite_study_and_resume_does_not_duplicate(tmp_pa
     assert study.user_attrs["eacps_basis"] == list(s.chart.basis)
     # a resumed run (same params) replays into the same study without adding copies
     again = OptunaStrategy(params, budget=12, seed=0)
-    drive(again, objective, n=12)
+    again.optimize(objective, batch_size=12)
     assert len(optuna.load_study(study_name="watch-me", storage=url).get_trials()) == 12
 
 
 def test_repeated_proposals_are_told_not_asked() -> None:
     """dim=1 on the sphere chart has only two noises (+z1, -z1): the sampler exhausts them and stops."""
     s = OptunaStrategy(OptunaParams(sampler="random", chart="sphere", dim=1, batch_size=2), budget=10, seed=0)
-    asked = drive(s, fake_objective(), n=2)
+    s.optimize(fake_objective(), batch_size=2)
+    asked = [r.recipe for r in s.history]
     assert sorted(s.chart.same_noise_key(r) for r in asked) == [(-1.0,), (1.0,)]
     assert "exhausted" in s.stop() and "budget" not in s.stop()
     assert len(s.study.trials) > len(asked)  # the repeats were told their known results
