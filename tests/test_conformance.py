@@ -39,7 +39,7 @@ def test_builtins_are_covered() -> None:
 
 #: the stop() reasons with which a registered strategy may leave budget unused (any other fails the suite)
 EARLY_STOP = {"multi-fidelity": {"plan"}, "adaptive": {"predicted_gain", "inner:plan"},
-              "tree-search": {"tree"}, "fk-steering": {"particles_finished"}}
+              "tree-search": {"tree"}, "fk-steering": {"particles_finished"}, "optuna": {"exhausted"}}
 
 
 class TestRegisteredStrategies(StrategyConformance):
