@@ -21,6 +21,7 @@ rounding, which is never turned into other noise).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections import OrderedDict
@@ -316,7 +317,8 @@ class Stepper:
         if not traj.step <= until <= traj.total:
             raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
         ctx = self.context(condition)
-        sched, x, x0 = self.scheduler(traj.total), traj.latents, traj.x0
+        # a shallow copy: the step index this call sets is its own (a timed-out call may still be running)
+        sched, x, x0 = copy.copy(self.scheduler(traj.total)), traj.latents, traj.x0
         seeds, gens = self.streams.take(x, x0, traj.step) if ctx.stochastic else ([], None)
         step_kwargs: dict[str, Any] = {"generator": gens} if gens is not None else {}
         if ctx.kind == "ddim":
