@@ -17,13 +17,14 @@ SRC = ROOT / "src" / "eacps"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"params", "recipe", "types", "errors", "versions", "stats", "orderstats", "hookspecs", "cost",
-                "tables", "capabilities"}),
+                "tables", "capabilities", "trees"}),
     ("interfaces", {"generator", "scorer", "strategy", "stepping", "plugins", "checkpoints", "noise_space"}),
     ("potential/store", {"potential", "store", "config"}),
     ("engine parts", {"batch", "meter", "planner", "calibrator", "executor", "scheduler", "engine", "strategies",
                       "testing"}),
     ("api", {"api"}),
-    ("analysis", {"summary", "compare", "landscape", "report", "demo", "generate", "doctor", "serve"}),
+    ("analysis", {"summary", "compare", "landscape", "step_landscape", "report", "demo", "generate", "doctor",
+                  "serve"}),
     ("cli", {"cli", "__main__", "__init__"}),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}

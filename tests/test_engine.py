@@ -124,7 +124,7 @@ def test_overlapped_execution_equals_the_sequential_engine(toy_potential):
     conds = [Condition(f"c{i}") for i in range(3)]
 
     def run(executor):
-        gen = ToyGenerator(ToyGeneratorParams(sleep=0.002))
+        gen = ToyGenerator(ToyGeneratorParams(sleep=0.002, stepping=True))  # multi-fidelity steps
         eng = Engine(gen, toy_potential, batch_size=3, executor=executor)
         jobs = [Job(c, make(), label=name) for c in conds for name, make in [
             ("bon", lambda: BestOfN(budget=10, seed=1)), ("eacps", lambda: EACPS(budget=20, seed=1)),

@@ -54,3 +54,26 @@ class_label = 3
     out = capsys.readouterr().out
     assert "(★ best)" in out and out.count("★") == 2  # the heading and the best leaf
     assert "step 3" in out and "final" in out and "renoise@" in out
+
+
+def test_the_store_keeps_the_parent_links(tmp_path):
+    import eacps
+    from eacps.config import create
+    from eacps.store import read_only
+
+    gen = create("generator", "digits")
+    pot = eacps.Potential.from_scorers(realism=create("scorer", "digits-realism"))
+    from eacps.types import Condition
+
+    eacps.search(Condition("three", class_label=3), generator=gen, potential=pot, strategy="fk-steering", budget=6,
+                 run_dir=tmp_path / "run")
+    store = read_only(tmp_path / "run")
+    try:
+        search = next(s for s in store.searches() if not s.startswith("prior/"))
+        cands = store.candidates(search=search)
+    finally:
+        store.close()
+    stored = [c.parent for c in cands]
+    assert stored == parent_links([c.recipe for c in cands])  # what the scheduler stored = the recipes' ancestry
+    assert sum(p is not None for p in stored) >= len(cands) // 2  # most nodes continue or branch from another
+    assert [c.seq for c in cands] == list(range(len(cands)))

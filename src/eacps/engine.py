@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from eacps import capabilities
 from eacps.batch import BatchComputer, is_oom
 from eacps.calibrator import CALIBRATION_SEED, Calibrator
 from eacps.cost import META_KEY as COST_META
@@ -118,6 +119,9 @@ class Engine:
         bs = batch_size if batch_size is not None else self.batch_size
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {bs}")
+        for job in jobs:  # before any compute (configs and eacps.search check it earlier, as a config error)
+            if (why := capabilities.problem(job.strategy, self.computer.generator)) is not None:
+                raise ValueError(why)
         self._start()
         return self.scheduler.run_all(jobs, batch_size=bs, max_steps=max_steps if max_steps is not None
                                       else self.max_steps)

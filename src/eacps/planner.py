@@ -65,6 +65,7 @@ class Planned:
     computed: list[bool] = field(default_factory=list)
     todo: list[int] = field(default_factory=list)
     new: list[Candidate] = field(default_factory=list)
+    parents: list[int | None] | None = None  # per recipe: seq of its parent path in the search (path recipes)
     deaths: int = 0  # times this batch was in flight when a plugin ended the process
     alone: bool = False  # in flight when a process died: computed with nothing else in flight
 
@@ -97,17 +98,18 @@ class Planner:
         return cache_key(self.generator_fp, pot_fp, condition, recipe, steps)
 
     def plan(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int, role: str,
-             strategy: str | None, cache: bool = True) -> Planned:
+             strategy: str | None, cache: bool = True, parents: list[int | None] | None = None) -> Planned:
         """Resolve what the store already has (this search's rows, then, with ``cache``, any row with the same
         cache key); the rest is ``todo`` (to compute)."""
         b = Planned(list(recipes), condition, search, seq0, role, strategy,
-                    [self.cache_key(r, condition) for r in recipes])
+                    [self.cache_key(r, condition) for r in recipes], parents=parents)
         for i, r in enumerate(recipes):
             if (row := self.store.find_in_search(search, r)) is not None:
                 b.cands[i] = row  # resumed: told again, not recomputed, not re-stored
             elif cache and (hit := self.store.find_cached(b.keys[i])) is not None:
                 b.cands[i] = replace(hit, search=search, seq=seq0 + i, role=role, recipe=r, strategy=strategy,
-                                     reused_from=hit.reused_from or hit.id, id=None)
+                                     reused_from=hit.reused_from or hit.id, id=None,
+                                     parent=parents[i] if parents else None)
                 b.new.append(b.cands[i])
             else:
                 b.todo.append(i)
@@ -182,7 +184,8 @@ class Planner:
         r = b.recipes[i]
         key = b.keys[i] if b.role != "calibration" else f"calibration:{b.keys[i]}"  # never served as a search cand.
         c = Candidate(b.search, b.seq0 + i, b.role, b.condition.id, r, steps, g.status, None,
-                      cache_key=key, strategy=b.strategy, gen_seconds=g.seconds)
+                      cache_key=key, strategy=b.strategy, gen_seconds=g.seconds,
+                      parent=b.parents[i] if b.parents else None)
         if g.status is Status.OK and sc is not None:
             c.scores, c.potential, c.score_seconds = sc.scores, sc.potential, sc.seconds
             if sc.reason is not None and b.role != "calibration":

@@ -36,7 +36,7 @@ from eacps.planner import CRASH_FILE, Planned, Planner
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, search_id
 from eacps.strategy import Strategy, StrategyError
-from eacps.trees import PathLedger
+from eacps.trees import PathLedger, Tree
 from eacps.types import Condition, Generated
 
 DEFAULT_PRIOR_SEED = 0
@@ -120,6 +120,7 @@ class _Search:
     cost: Cost = field(default_factory=Cost)
     inflight: deque[_Pending] = field(default_factory=deque)
     ledger: PathLedger | None = None  # charged steps: a prefix shared by the search's paths is charged once
+    tree: Tree = field(default_factory=Tree)  # parent links of its path recipes, stored with each candidate
     stop: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
@@ -291,7 +292,8 @@ class Scheduler:
                                     "and stop() is empty")
             return False
         b = self.planner.plan(recipes, st.condition, search=st.search_id, role="search",
-                              seq0=st.strategy.asked - len(recipes), strategy=st.label)
+                              seq0=st.strategy.asked - len(recipes), strategy=st.label,
+                              parents=st.tree.add(recipes))
         st.inflight.append(self.submit(b, **st.inputs))
         return True
 

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     session INTEGER NOT NULL,
     reused_from INTEGER,           -- the row this one was served from (cache hit), if any
     created REAL NOT NULL,
+    parent INTEGER,                -- seq of the candidate (same search) whose path this one continues or branches
     UNIQUE (search, seq)
 );
 CREATE INDEX IF NOT EXISTS candidates_cache ON candidates (cache_key);
@@ -123,6 +124,7 @@ class Candidate:
     reused_from: int | None = None
     session: int | None = None
     root: Path | None = None
+    parent: int | None = None  # seq of the candidate (same search) whose path this one continues or branches
 
     @property
     def result(self) -> Result:
@@ -213,6 +215,8 @@ class Store:
         # power loss may roll back the last batches, which a resume then recomputes.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")  # all tables or none (a full disk cannot cut it)
+        if not self._has_column("candidates", "parent"):  # a store from before path recipes
+            self.db.execute("ALTER TABLE candidates ADD COLUMN parent INTEGER")
         self._tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         from eacps.versions import library_versions
 
@@ -294,21 +298,28 @@ class Store:
     _COLS = ("id, search, seq, role, condition, strategy, recipe, steps, cache_key, status, potential, reason, "
              "scores, image, gen_seconds, score_seconds, session, reused_from")
 
+    @property
+    def _cols(self) -> str:
+        """``_COLS`` and the parent link (NULL in a read-only store from before path recipes)."""
+        if getattr(self, "_cols_cache", None) is None:
+            self._cols_cache = self._COLS + (", parent" if self._has_column("candidates", "parent") else ", NULL")
+        return self._cols_cache
+
     def _row(self, row: tuple) -> Candidate:
         (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
-         gs, ss, session, reused) = row
+         gs, ss, session, reused, parent) = row
         return Candidate(search, seq, role, cond, Recipe.from_json(recipe), steps, Status(status), pot,
                          json.loads(scores), reason, image, key, strategy, gs or 0.0, ss or 0.0, id_, reused,
-                         session, self.root)
+                         session, self.root, parent)
 
     def find_in_search(self, search: str, recipe: Recipe) -> Candidate | None:
-        row = self.db.execute(f"SELECT {self._COLS} FROM candidates WHERE search = ? AND recipe = ?",
+        row = self.db.execute(f"SELECT {self._cols} FROM candidates WHERE search = ? AND recipe = ?",
                               (search, recipe.key)).fetchone()
         return self._row(row) if row else None
 
     def find_cached(self, cache_key: str) -> Candidate | None:
         row = self.db.execute(
-            f"SELECT {self._COLS} FROM candidates WHERE cache_key = ? ORDER BY id LIMIT 1", (cache_key,)
+            f"SELECT {self._cols} FROM candidates WHERE cache_key = ? ORDER BY id LIMIT 1", (cache_key,)
         ).fetchone()
         return self._row(row) if row else None
 
@@ -331,7 +342,7 @@ class Store:
         now = time.time()
         desc = json.dumps(condition_json, sort_keys=True)
         cols = ("search, seq, role, condition, strategy, recipe, steps, cache_key, status, potential, reason, scores,"
-                " image, gen_seconds, score_seconds, session, reused_from, created")
+                " image, gen_seconds, score_seconds, session, reused_from, created, parent")
         if self._legacy:  # a store written before the conditions table: keep its format
             cols += ", condition_json"
         sql = f"INSERT INTO candidates ({cols}) VALUES ({', '.join('?' * (cols.count(',') + 1))})"
@@ -343,7 +354,7 @@ class Store:
                     self.db.execute("INSERT OR IGNORE INTO conditions (id, json) VALUES (?, ?)", (c.condition, desc))
                     row = (c.search, c.seq, c.role, c.condition, c.strategy, c.recipe.key, c.steps, c.cache_key,
                            c.status.value, c.potential, c.reason, json.dumps(c.scores, sort_keys=True), c.image_path,
-                           c.gen_seconds, c.score_seconds, self.session, c.reused_from, now)
+                           c.gen_seconds, c.score_seconds, self.session, c.reused_from, now, c.parent)
                     cur = self.db.execute(sql, (*row, desc) if self._legacy else row)
                     c.id, c.session, c.root = int(cur.lastrowid), self.session, self.root
             self.generated += computed
@@ -374,7 +385,7 @@ class Store:
     def candidates(self, search: str | None = None, role: str | None = None) -> list[Candidate]:
         if "candidates" not in self._tables:
             return []
-        q, args = f"SELECT {self._COLS} FROM candidates WHERE 1=1", []
+        q, args = f"SELECT {self._cols} FROM candidates WHERE 1=1", []
         if search is not None:
             q, args = q + " AND search = ?", [*args, search]
         if role is not None:

@@ -4,8 +4,9 @@
 Every path recipe names its ancestry (root noise, branch moves, where it stops), so the tree of a search is a
 function of its recipes in the order asked: a candidate's parent is the earlier candidate of the same search
 that shares the longest prefix of model calls with it (on ties, one whose path ends where theirs part, then
-the latest), and a fresh trajectory is a root. ``parent_links`` computes the links; ``tree_lines`` draws them
-as text for ``eacps show --tree``.
+the latest), and a fresh trajectory is a root. The scheduler stores each candidate's link (``parent``: the
+seq of its parent in the search, through ``Tree``); ``parent_links`` recomputes them from recipes alone (the same
+rule; stores from before the column) and ``tree_lines`` draws them as text for ``eacps show --tree``.
 """
 
 from __future__ import annotations
@@ -52,23 +53,34 @@ def charged_steps(recipes: Sequence[Recipe], total: int) -> list[int]:
     return [ledger.charge(r) for r in recipes]
 
 
+class Tree:
+    """Parent links of a search's recipes, added in ask order (the scheduler stores them with each candidate)."""
+
+    def __init__(self) -> None:
+        self.recipes: list[Recipe] = []
+        self._by_root: dict[Recipe, list[int]] = defaultdict(list)
+
+    def add(self, recipes: Sequence[Recipe]) -> list[int | None]:
+        """The parent index (ask order, i.e. seq) of each new recipe, or None for a fresh trajectory."""
+        out = []
+        for r in recipes:
+            best, key = None, (0, False, -1)
+            for j in self._by_root[r.root]:
+                n = r.shared_calls(self.recipes[j])
+                # the longest shared prefix; among equals a true ancestor (a path that ends where they part),
+                # then the latest
+                k = (n, n == self.recipes[j].until, j)
+                if n > 0 and k > key:
+                    best, key = j, k
+            out.append(best)
+            self._by_root[r.root].append(len(self.recipes))
+            self.recipes.append(r)
+        return out
+
+
 def parent_links(recipes: Sequence[Recipe]) -> list[int | None]:
     """For each recipe (in ask order) the index of its parent, or None for a fresh trajectory."""
-    out: list[int | None] = []
-    by_root: dict[Recipe, list[int]] = defaultdict(list)
-    for i, r in enumerate(recipes):
-        root = r.root
-        best, key = None, (0, False, -1)
-        for j in by_root[root]:
-            n = r.shared_calls(recipes[j])
-            # the longest shared prefix; among equals a true ancestor (a path that ends where they part), then
-            # the latest
-            k = (n, n == recipes[j].until, j)
-            if n > 0 and k > key:
-                best, key = j, k
-        out.append(best)
-        by_root[root].append(i)
-    return out
+    return Tree().add(recipes)
 
 
 def _label(c: Any) -> str:
@@ -81,7 +93,11 @@ def _label(c: Any) -> str:
 
 def tree_lines(cands: Sequence[Any], *, best: Any = None, max_lines: int = 200) -> list[str]:
     """Text drawing of the tree of one search's candidates (objects with ``recipe`` and ``potential``)."""
-    parents = parent_links([c.recipe for c in cands])
+    seqs = {getattr(c, "seq", i): i for i, c in enumerate(cands)}
+    stored = [getattr(c, "parent", None) for c in cands]
+    derived = parent_links([c.recipe for c in cands])
+    # the stored link (a seq) where there is one, else the one derived from the recipes
+    parents = [seqs.get(s) if s is not None else d for s, d in zip(stored, derived, strict=True)]
     kids: dict[int | None, list[int]] = defaultdict(list)
     for i, p in enumerate(parents):
         kids[p].append(i)
