@@ -60,7 +60,7 @@ def test_full_disk_stops_cleanly_and_resumes_to_the_same_result(tmp_path, figure
         assert p2.returncode == 0, p2.stderr
         assert rows(out) == expected, limit  # resumed to exactly the uninterrupted result
         figures("14-filesystem", full_disk_limits=1, full_disk_stopped=int(p.returncode != 0),
-                kept_before_resume=len(kept), resumed_equal=1)
+                kept_before_resume=len(kept), resumed_equal=1, **{f"kept_at_{limit}_bytes": len(kept)})
     assert stopped >= 2  # the limits really cut the runs
 
 
