@@ -27,6 +27,8 @@ CASES = [
     ("sdxl", "DDIMScheduler"),
     ("sd3", None),  # flow matching
     ("flux", None),  # flow matching, packed latents
+    ("pixart-sigma", None),  # DDIM, learned sigma, T5 attention masks
+    ("pixart-alpha", "EulerAncestralDiscreteScheduler"),
 ]
 IDS = [f"{f}-{s or 'default'}" for f, s in CASES]
 
@@ -154,8 +156,9 @@ def _count_model_calls(gen) -> list[int]:
 @pytest.mark.parametrize(
     ("family", "params", "why"),
     [
-        ("pixart-sigma", {}, "family 'pixart-sigma' cannot step"),
         ("sana", {}, "family 'sana' cannot step"),
+        ("pixart-sigma", {"call_kwargs": {"max_sequence_length": 16, "clean_caption": False}},
+         "cannot step with resolution binning"),
         ("sd-img2img", {}, "generator mode"),
         ("sd", {"scheduler": "DPMSolverMultistepScheduler"}, "cannot step with scheduler 'DPMSolverMultistep"),
         ("sd", {"noise_mode": "generator"}, "generator mode"),

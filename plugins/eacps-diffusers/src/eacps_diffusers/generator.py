@@ -358,6 +358,10 @@ class DiffusersGenerator(Generator):
         """Noise-space recipes need ``latents=`` to be the initial noise (known text-to-image families)."""
         return self.family is not None
 
+    def _call_kwarg(self, name: str) -> Any:
+        """The value a call passes for ``name``: ``call_kwargs``, else the pipeline's default."""
+        return self.params.call_kwargs.get(name, self._call_default(name))
+
     def _call_default(self, name: str) -> Any:
         par = self._signature.get(name)
         return None if par is None or par.default is inspect.Parameter.empty else par.default

@@ -6,9 +6,9 @@ scheduler step, the VAE decode), so that ``start -> advance(T) -> decode`` gives
 Prompt embeddings live in a small per-condition cache and the configured schedulers in a per-length one, never
 in the Trajectory.
 
-Supported: the SD1.5/2.x and SDXL families with DDIM, DDPM, Euler and Euler-ancestral; SD3 and FLUX with
-flow-matching Euler. Anything else (PixArt, Sana, img2img, multistep/higher-order schedulers such as
-DPM-Solver++, UniPC, Heun) is refused by ``stepping_problem`` before any compute.
+Supported: SD1.5/2.x, SDXL and PixArt-α/Σ with DDIM, DDPM, Euler and Euler-ancestral; SD3 and FLUX with
+flow-matching Euler. Anything else (Sana, img2img, multistep/higher-order schedulers such as DPM-Solver++,
+UniPC, Heun, PixArt's resolution binning) is refused by ``stepping_problem`` before any compute.
 
 Stochastic schedulers (Euler-ancestral, DDPM, DDIM with ``eta > 0``): the per-step noise of trajectory i comes
 from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (the recipe's
@@ -49,6 +49,8 @@ SCHEDULERS: dict[str, str] = {
 FAMILY_SCHEDULERS: dict[str, frozenset[str]] = {
     "sd": frozenset({"ddim", "ddpm", "euler"}),
     "sdxl": frozenset({"ddim", "ddpm", "euler"}),
+    "pixart-alpha": frozenset({"ddim", "ddpm", "euler"}),
+    "pixart-sigma": frozenset({"ddim", "ddpm", "euler"}),
     "sd3": frozenset({"flow"}),
     "flux": frozenset({"flow"}),
 }
@@ -59,6 +61,8 @@ CALL_KWARGS: dict[str, frozenset[str]] = {
     "sdxl": frozenset({"eta", "guidance_rescale", "clip_skip"}),
     "sd3": frozenset({"max_sequence_length", "clip_skip"}),
     "flux": frozenset({"max_sequence_length"}),
+    "pixart-alpha": frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"}),
+    "pixart-sigma": frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"}),
 }
 """``call_kwargs`` the stepping loop honours per family; any other one is refused (it would be ignored)."""
 
@@ -82,6 +86,9 @@ def stepping_problem(gen: DiffusersGenerator) -> str | None:
         return "diffusers: stochastic_sampling flow matching cannot step (the pipeline draws its noise unseeded)"
     if fam.name in ("sd", "sdxl") and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
         return "diffusers: a guidance-embedded UNet (time_cond_proj_dim, LCM) cannot step"
+    if fam.bins and gen._call_kwarg("use_resolution_binning"):
+        return (f"diffusers {fam.name} cannot step with resolution binning (the image is resized after decoding); "
+                "set call_kwargs.use_resolution_binning=false and a binned height/width")
     extra = sorted(set(gen.params.call_kwargs) - CALL_KWARGS[fam.name])
     if extra:
         allowed_kw = sorted(CALL_KWARGS[fam.name])
@@ -215,7 +222,7 @@ class Stepper:
         sched = pipe.scheduler
         kind = SCHEDULERS[type(sched).__name__]
         with torch.no_grad():
-            embeds, cfg = getattr(self, f"_encode_{self.family}")(kw, guidance)
+            embeds, cfg = getattr(self, f"_encode_{self.family.split('-')[0]}")(kw, guidance)
         eta = float(kw.get("eta", 0.0))
         stochastic = (type(sched).__name__ in ("EulerAncestralDiscreteScheduler", "DDPMScheduler")
                       or (kind == "ddim" and eta > 0))
@@ -286,6 +293,22 @@ class Stepper:
             out.update(negative=ne, negative_pooled=npool)
         return out, cfg
 
+    def _encode_pixart(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        pipe, gen = self.gen.pipe, self.gen
+        cfg = guidance > 1
+        pe, pm, ne, nm = pipe.encode_prompt(
+            kw["prompt"], cfg, negative_prompt=kw.get("negative_prompt", ""), num_images_per_prompt=1,
+            device=self.device, clean_caption=kw.get("clean_caption", gen._call_default("clean_caption")),
+            max_sequence_length=kw.get("max_sequence_length", gen._call_default("max_sequence_length")))
+        out = {"prompt": pe, "mask": pm}
+        if cfg:
+            out.update(negative=ne, negative_mask=nm)
+        if self.family == "pixart-alpha" and pipe.transformer.config.sample_size == 128:
+            h, w = kw["height"], kw["width"]
+            out["resolution"] = torch.tensor([[h, w]]).to(dtype=pe.dtype, device=self.device)
+            out["aspect_ratio"] = torch.tensor([[float(h / w)]]).to(dtype=pe.dtype, device=self.device)
+        return out, cfg
+
     def _encode_flux(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
         pipe = self.gen.pipe
         pe, pool, text_ids = pipe.encode_prompt(prompt=kw["prompt"], prompt_2=None, device=self.device,
@@ -304,7 +327,7 @@ class Stepper:
         ``seeds``: the recipes' noise-stream seeds (used by stochastic schedulers)."""
         ctx = self.context(condition)
         latents = noise.to(self.device)
-        if self.family in ("sd", "sdxl"):
+        if self.family in ("sd", "sdxl", "pixart-alpha", "pixart-sigma"):
             latents = latents * self.scheduler(total).init_noise_sigma
         else:
             latents = latents.to(dtype=ctx.embeds["prompt"].dtype)
@@ -333,6 +356,8 @@ class Stepper:
             else:
                 x0 = out.pred_original_sample
             x = out.prev_sample
+        if self.family == "pixart-alpha" and traj.total == 1:
+            x = out.pred_original_sample  # PixArt-α's one-step call keeps the clean prediction
         if gens is not None:
             self.streams.put(x, x0, seeds, until, gens)
         return Trajectory(x, x0, until, traj.total)
@@ -346,8 +371,8 @@ class Stepper:
 
         def both(name: str) -> torch.Tensor:
             pos = _rows(e[name], n)
-            return torch.cat([_rows(e[f"negative_{name}" if name != "prompt" else "negative"], n), pos]) if ctx.cfg \
-                else pos
+            neg = {"prompt": "negative"}.get(name, f"negative_{name}")
+            return torch.cat([_rows(e.get(neg, e[name]), n), pos]) if ctx.cfg else pos
 
         if self.family in ("sd", "sdxl"):
             _set_index(sched, i)
@@ -358,6 +383,15 @@ class Stepper:
                 added = {"text_embeds": both("pooled"), "time_ids": ids.to(self.device).repeat(n, 1)}
             pred = pipe.unet(inp, t, encoder_hidden_states=both("prompt"), timestep_cond=None,
                              cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+        elif self.family.startswith("pixart"):
+            _set_index(sched, i)
+            inp = sched.scale_model_input(inp, t)
+            added: dict[str, Any] = {"resolution": None, "aspect_ratio": None}
+            if "resolution" in e:
+                added = {k: both(k) for k in ("resolution", "aspect_ratio")}
+            step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
+            pred = pipe.transformer(inp, encoder_hidden_states=both("prompt"), encoder_attention_mask=both("mask"),
+                                    timestep=step_t, added_cond_kwargs=added, return_dict=False)[0]
         elif self.family == "sd3":
             pred = pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
                                     encoder_hidden_states=both("prompt"), pooled_projections=both("pooled"),
@@ -374,6 +408,8 @@ class Stepper:
             pred = uncond + ctx.guidance * (text - uncond)
             if ctx.extra["guidance_rescale"] > 0:
                 pred = rescale_noise_cfg(pred, text, guidance_rescale=ctx.extra["guidance_rescale"])
+        if self.family.startswith("pixart") and pipe.transformer.config.out_channels // 2 == x.shape[1]:
+            pred = pred.chunk(2, dim=1)[0]  # learned sigma: the pipeline keeps the noise half
         return pred
 
     @torch.no_grad()
@@ -386,7 +422,10 @@ class Stepper:
         latents = latents.to(self.device, vae.dtype)  # a clean prediction may be float32 (Euler upcasts)
         if self.family == "flux":
             latents = pipe._unpack_latents(latents, h, w, pipe.vae_scale_factor)
-        if self.family in ("sd3", "flux"):
+        if self.family.startswith("pixart"):
+            image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+            image = pipe.image_processor.postprocess(image, output_type="np")
+        elif self.family in ("sd3", "flux"):
             image = vae.decode((latents / vae.config.scaling_factor) + vae.config.shift_factor, return_dict=False)[0]
             image = pipe.image_processor.postprocess(image, output_type="np")
         elif self.family == "sdxl":
