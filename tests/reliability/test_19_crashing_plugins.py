@@ -1,0 +1,109 @@
+"""Promise 19: a plugin that ends the process (``os._exit``, a segfault) cannot block a run forever.
+
+The batch being computed is recorded in the store before it is submitted. When the process dies with crash
+evidence (the plugin's ``os._exit`` or a fatal signal's traceback in ``RUN_DIR/.crash``), the resume names the
+batch on stderr and computes it alone; a batch that ended the process twice is FAILED with that reason and the
+run completes. Every other candidate equals a run without the faulty batch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from relhelp import rows
+
+from eacps.strategy import SeedStream
+
+TESTS = Path(__file__).parents[1]
+
+RUNNER = """
+import ctypes, os, sys
+sys.path.insert(0, {tests!r})
+import toy
+from pydantic import Field
+from eacps import hookimpl, plugins
+from eacps.cli import main
+
+class CrashParams(toy.ToyGeneratorParams):
+    crash_seed: int = Field(-1, description="the seed whose generation ends the process")
+    how: str = "exit"
+
+class Crash(toy.ToyGenerator):
+    name = "toy-crash"
+    Params = CrashParams
+
+    def generate(self, recipes, condition, *, steps=None):
+        if any(r.seed == self.params.crash_seed for r in recipes):
+            if self.params.how == "exit":
+                os._exit(3)
+            ctypes.string_at(0)  # a segfault
+        return super().generate(recipes, condition, steps=steps)
+
+class Plugin:
+    @staticmethod
+    @hookimpl
+    def register_generators(register):
+        register(Crash)
+
+plugins.register_plugin(toy)
+plugins.register_plugin(Plugin)
+sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
+"""
+
+CONFIG = """
+[generator]
+name = "toy-crash"
+params = {{ crash_seed = {seed}, how = "{how}", steps = {steps} }}
+
+[potential.criteria.realism]
+scorer = "toy-pixel"
+
+[potential.criteria.consistency]
+scorer = "toy-mean"
+
+[search]
+strategy = "best-of-n"
+budget = 12
+batch_size = 3
+
+[[conditions]]
+id = "a"
+prompt = "first"
+"""
+
+
+def run(tmp_path: Path, out: Path, seed: int, how: str) -> tuple[int, str]:
+    cfg = tmp_path / f"{out.name}.toml"
+    cfg.write_text(CONFIG.format(seed=seed, how=how, steps=10))
+    code = RUNNER.format(tests=str(TESTS), cfg=str(cfg), out=str(out))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stderr
+
+
+@pytest.mark.parametrize("how, code", [("exit", 3), ("segfault", -11)])
+def test_a_batch_that_ends_the_process_twice_is_failed_and_the_run_completes(tmp_path, figures, how, code):
+    crash_seed = SeedStream(0).take(12)[7]  # in best-of-n's third batch (seq 6..8)
+    ref_rc, ref_err = run(tmp_path, tmp_path / "ref", -1, how)
+    assert ref_rc == 0, ref_err
+    out, codes, errs = tmp_path / "run", [], []
+    for _ in range(4):
+        rc, err = run(tmp_path, out, crash_seed, how)
+        codes.append(rc)
+        errs.append(err)
+        if rc == 0:
+            break
+    assert codes == [code, code, 0], errs  # died, died again with the batch alone, then skipped it
+    assert "Traceback" not in errs[2] and "the previous run died while computing batch" in errs[1]
+    assert "died with it 2 time(s)" in errs[2] and "(seq 6..8)" in errs[2]
+    final, ref = rows(out), rows(tmp_path / "ref")
+    assert [r[:5] for r in final] == [r[:5] for r in ref]  # the same candidates in the same searches
+    skipped = [r for r in final if r[5] == "FAILED"]
+    assert {r[1] for r in skipped} == {6, 7, 8} and all("died 2 times while computing this batch" in r[7]
+                                                     for r in skipped)
+    others = [(a, b) for a, b in zip(final, ref, strict=True) if a[5] != "FAILED"]
+    assert all(a == b for a, b in others)  # every other candidate exactly as without the fault
+    figures("19-crashing-plugins", process_deaths=2, runs=len(codes), batches_skipped=len(skipped) // 3,
+            candidates_checked=len(final), other_candidates_changed=0)
