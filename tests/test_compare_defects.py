@@ -139,3 +139,21 @@ def test_landscape_uses_the_configs_prior_seed_and_batch_size(tmp_path, toy_plug
     other.write_text(other.read_text().replace("n = 3", "n = 4"))
     with pytest.raises(ConfigError, match=r"^--out: .* holds results of a different config"):
         run_landscape(other, out, neighborhoods="pcn:0.3", parents=4, k=2)
+
+
+def test_a_default_spelled_out_is_the_same_config(tmp_path, toy_plugin):
+    """A store written when criteria dumped their calibration as {kind = "none", ...} is the config that now
+    leaves it unset (the scorer's default, none): compare must not refuse it."""
+    from eacps.compare import check_run_dir
+    from eacps.config import load_config, stored_difference
+
+    cfg, _ = load_config(write(tmp_path, ""))
+    old = cfg.model_dump(mode="json")
+    old["potential"]["criteria"]["realism"]["calibration"] = {"kind": "none", "scale": 1.0, "offset": 0.0,
+                                                              "lo": 0.0, "hi": 10.0}
+    assert stored_difference(old, cfg, searches=False) is None
+    out = tmp_path / "cmp"
+    run_compare(write(tmp_path, ""), out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
+    check_run_dir(out, cfg)  # no error
+    old["potential"]["criteria"]["realism"]["calibration"]["scale"] = 2.0
+    assert stored_difference(old, cfg, searches=False) == "potential.criteria.realism.calibration.scale"

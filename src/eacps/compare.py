@@ -30,7 +30,7 @@ import numpy as np
 
 from eacps import plugins
 from eacps.api import load_run, make_strategy
-from eacps.config import ConfigError, RunConfig, SearchConfig
+from eacps.config import ConfigError, RunConfig, SearchConfig, stored_difference
 from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
@@ -136,15 +136,10 @@ def default_pool(budgets: list[int]) -> int:
     return min(POOL_CAP, POOL_PER_BUDGET * max(budgets))
 
 
-def identity(cfg: RunConfig) -> dict[str, Any]:
-    """What makes a run directory's results: the config without its search tables (labels are checked
-    one by one, so a compare may add strategies to a directory but never change one)."""
-    return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("search", "searches")}
-
-
 def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] | None = None) -> None:
-    """Refuse (read-only, before any compute) a run directory that holds results of another config, or a
-    label run with other settings: their results would mix."""
+    """Refuse (read-only, before any compute) a run directory that holds results of another config (compared
+    normalized, without its searches: a compare may add strategies to a directory), or a label that was run
+    there with other settings: their results would mix."""
     if not (out / "store.sqlite").exists():
         return
     ro = read_only(out)
@@ -154,21 +149,14 @@ def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] |
         old_labels = ro.get_meta("compare/contestants") or {}
     finally:
         ro.close()
-    mine = identity(cfg)
     for s in stored:
-        if s is not None and _stored_identity(s) != mine:
-            raise ConfigError(f"--out: {out} holds results of a different config; use another directory")
+        if s is not None and (diff := stored_difference(s, cfg, searches=False)) is not None:
+            raise ConfigError(f"--out: {out} holds results of a different config (first difference: {diff}); "
+                              "use another directory")
     for label, settings in (labels or {}).items():
         if label in old_labels and old_labels[label] != settings:
             raise ConfigError(f"--strategies: {label!r} was run in {out} with other settings "
                               f"({json.dumps(old_labels[label])}); use another label or directory")
-
-
-def _stored_identity(raw: dict[str, Any]) -> dict[str, Any] | None:
-    try:  # re-validated, so a field added since (with its default) does not count as a difference
-        return identity(RunConfig(**raw))
-    except ValueError:
-        return None
 
 
 def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets: str, repeats: int = MIN_REPEATS,

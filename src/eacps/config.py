@@ -309,7 +309,21 @@ def _normal_potential(cfg: PotentialConfig | None) -> dict[str, Any] | None:
     for name, c in cfg.criteria.items():
         d["criteria"][name]["weight"] = c.weight if c.weight is not None else REFERENCE_WEIGHTS.get(name)
         d["criteria"][name]["params"] = _full_params("scorer", c.scorer, c.params)
+        d["criteria"][name]["calibration"] = _full_calibration(c)
     return d
+
+
+def _full_calibration(c: CriterionConfig) -> dict[str, Any] | None:
+    """A criterion's calibration with the default (None: the scorer's own, else none) spelled out."""
+    from eacps.potential import Calibration
+
+    if c.calibration is not None:
+        return c.calibration.model_dump(mode="json")
+    try:
+        default = plugins.get("scorer", c.scorer).default_calibration
+        return Calibration(**(default or {})).model_dump(mode="json")
+    except Exception:
+        return None
 
 
 def normalized(cfg: RunConfig) -> dict[str, Any]:
