@@ -1,5 +1,5 @@
 """The diffusers generator passes the ``eacps.testing`` generator suite (stepping section included) on tiny
-pipelines: SD with DDIM, SDXL with Euler, FLUX (flow matching), PixArt-Σ (DDIM), and Sana (does not step).
+pipelines: SD with DDIM, SDXL with Euler, FLUX (flow matching), PixArt-Σ (DDIM) and Sana (flow matching).
 
 Not with a stochastic scheduler (Euler-ancestral, DDPM): the suite requires the same initial noise reached by
 two recipes (``seed=s`` and ``basis=(s,), coeffs=(1.0,)``) to give the same image, but there the per-step noise

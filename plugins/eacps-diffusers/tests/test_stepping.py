@@ -29,6 +29,7 @@ CASES = [
     ("flux", None),  # flow matching, packed latents
     ("pixart-sigma", None),  # DDIM, learned sigma, T5 attention masks
     ("pixart-alpha", "EulerAncestralDiscreteScheduler"),
+    ("sana", None),  # flow matching, float32 latents, Gemma2 with masks
 ]
 IDS = [f"{f}-{s or 'default'}" for f, s in CASES]
 
@@ -156,7 +157,7 @@ def _count_model_calls(gen) -> list[int]:
 @pytest.mark.parametrize(
     ("family", "params", "why"),
     [
-        ("sana", {}, "family 'sana' cannot step"),
+        ("sana", {"call_kwargs": {"max_sequence_length": 16}}, "cannot step with resolution binning"),
         ("pixart-sigma", {"call_kwargs": {"max_sequence_length": 16, "clean_caption": False}},
          "cannot step with resolution binning"),
         ("sd-img2img", {}, "generator mode"),

@@ -6,9 +6,9 @@ scheduler step, the VAE decode), so that ``start -> advance(T) -> decode`` gives
 Prompt embeddings live in a small per-condition cache and the configured schedulers in a per-length one, never
 in the Trajectory.
 
-Supported: SD1.5/2.x, SDXL and PixArt-α/Σ with DDIM, DDPM, Euler and Euler-ancestral; SD3 and FLUX with
-flow-matching Euler. Anything else (Sana, img2img, multistep/higher-order schedulers such as DPM-Solver++,
-UniPC, Heun, PixArt's resolution binning) is refused by ``stepping_problem`` before any compute.
+Supported: SD1.5/2.x, SDXL and PixArt-α/Σ with DDIM, DDPM, Euler and Euler-ancestral; SD3, FLUX and Sana with
+flow-matching Euler. Anything else (img2img, multistep/higher-order schedulers such as DPM-Solver++, UniPC,
+Heun, PixArt's and Sana's resolution binning) is refused by ``stepping_problem`` before any compute.
 
 Stochastic schedulers (Euler-ancestral, DDPM, DDIM with ``eta > 0``): the per-step noise of trajectory i comes
 from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (the recipe's
@@ -53,6 +53,7 @@ FAMILY_SCHEDULERS: dict[str, frozenset[str]] = {
     "pixart-sigma": frozenset({"ddim", "ddpm", "euler"}),
     "sd3": frozenset({"flow"}),
     "flux": frozenset({"flow"}),
+    "sana": frozenset({"flow"}),
 }
 """Families that can step, and the scheduler kinds each supports."""
 
@@ -63,6 +64,7 @@ CALL_KWARGS: dict[str, frozenset[str]] = {
     "flux": frozenset({"max_sequence_length"}),
     "pixart-alpha": frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"}),
     "pixart-sigma": frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"}),
+    "sana": frozenset({"max_sequence_length", "clean_caption", "complex_human_instruction", "use_resolution_binning"}),
 }
 """``call_kwargs`` the stepping loop honours per family; any other one is refused (it would be ignored)."""
 
@@ -309,6 +311,20 @@ class Stepper:
             out["aspect_ratio"] = torch.tensor([[float(h / w)]]).to(dtype=pe.dtype, device=self.device)
         return out, cfg
 
+    def _encode_sana(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        pipe, gen = self.gen.pipe, self.gen
+        cfg = guidance > 1
+        pe, pm, ne, nm = pipe.encode_prompt(
+            kw["prompt"], cfg, negative_prompt=kw.get("negative_prompt", ""), num_images_per_prompt=1,
+            device=self.device, clean_caption=kw.get("clean_caption", gen._call_default("clean_caption")),
+            max_sequence_length=kw.get("max_sequence_length", gen._call_default("max_sequence_length")),
+            complex_human_instruction=kw.get("complex_human_instruction",
+                                             gen._call_default("complex_human_instruction")))
+        out = {"prompt": pe, "mask": pm}
+        if cfg:
+            out.update(negative=ne, negative_mask=nm)
+        return out, cfg
+
     def _encode_flux(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
         pipe = self.gen.pipe
         pe, pool, text_ids = pipe.encode_prompt(prompt=kw["prompt"], prompt_2=None, device=self.device,
@@ -329,8 +345,8 @@ class Stepper:
         latents = noise.to(self.device)
         if self.family in ("sd", "sdxl", "pixart-alpha", "pixart-sigma"):
             latents = latents * self.scheduler(total).init_noise_sigma
-        else:
-            latents = latents.to(dtype=ctx.embeds["prompt"].dtype)
+        else:  # SD3/FLUX draw in the embeddings' dtype, Sana in float32
+            latents = latents.to(dtype=torch.float32 if self.family == "sana" else ctx.embeds["prompt"].dtype)
         if ctx.stochastic:
             self.streams.put(latents, None, seeds, 0)
         return Trajectory(latents, None, 0, total)
@@ -392,6 +408,12 @@ class Stepper:
             step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
             pred = pipe.transformer(inp, encoder_hidden_states=both("prompt"), encoder_attention_mask=both("mask"),
                                     timestep=step_t, added_cond_kwargs=added, return_dict=False)[0]
+        elif self.family == "sana":
+            dtype = pipe.transformer.dtype
+            pred = pipe.transformer(inp.to(dtype=dtype), encoder_hidden_states=both("prompt").to(dtype=dtype),
+                                    encoder_attention_mask=both("mask"),
+                                    timestep=t.expand(inp.shape[0]) * pipe.transformer.config.timestep_scale,
+                                    return_dict=False, attention_kwargs=None)[0].float()
         elif self.family == "sd3":
             pred = pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
                                     encoder_hidden_states=both("prompt"), pooled_projections=both("pooled"),
@@ -408,7 +430,8 @@ class Stepper:
             pred = uncond + ctx.guidance * (text - uncond)
             if ctx.extra["guidance_rescale"] > 0:
                 pred = rescale_noise_cfg(pred, text, guidance_rescale=ctx.extra["guidance_rescale"])
-        if self.family.startswith("pixart") and pipe.transformer.config.out_channels // 2 == x.shape[1]:
+        if self.family in ("pixart-alpha", "pixart-sigma", "sana") and \
+                pipe.transformer.config.out_channels // 2 == x.shape[1]:
             pred = pred.chunk(2, dim=1)[0]  # learned sigma: the pipeline keeps the noise half
         return pred
 
@@ -422,7 +445,7 @@ class Stepper:
         latents = latents.to(self.device, vae.dtype)  # a clean prediction may be float32 (Euler upcasts)
         if self.family == "flux":
             latents = pipe._unpack_latents(latents, h, w, pipe.vae_scale_factor)
-        if self.family.startswith("pixart"):
+        if self.family.startswith("pixart") or self.family == "sana":
             image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
             image = pipe.image_processor.postprocess(image, output_type="np")
         elif self.family in ("sd3", "flux"):
