@@ -109,11 +109,6 @@ def _summary_of(run_dir: Path) -> dict[str, Any]:
         ro.close()
 
 
-def _fail_if_nothing_succeeded(summary: dict[str, Any], run_dir: Path) -> None:
-    strategies = summary.get("strategies") or {}
-    if strategies and all(s["candidates"] and s["failure_rate"] >= 1.0 for s in strategies.values()):
-        raise RunFailed(f"every candidate FAILED or was FILTERED (reasons: eacps show {run_dir}); "
-                        "fix the cause and rerun the same command")
 
 
 # -- built-in commands ------------------------------------------------------------------------------------------
@@ -148,7 +143,9 @@ def run_command(config: Path, out: Path | None, quiet: bool) -> None:
     summary = _summary_of(out)
     click.echo(summary_table(summary))
     click.echo(f"run directory: {run.run_dir}; report: {write_report(out)}")
-    _fail_if_nothing_succeeded(summary, out)
+    if run.all_failed:  # no candidate at all (priors included) was OK
+        raise RunFailed(f"every candidate FAILED or was FILTERED (reasons: eacps show {out}); fix the cause and rerun "
+                        "the same command")
 
 
 @click.command("show", short_help="the run's table and best candidates",
