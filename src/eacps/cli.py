@@ -7,7 +7,7 @@ plugins' (``[project.entry-points.eacps]``) only when a command name is not a bu
 
 Errors are one line on stderr (``eacps: error: ...``). Exit codes: 0 done; 1 the run failed (a filesystem
 error such as a full disk, or every candidate FAILED); 2 a config or usage error, or a run directory that
-cannot be used as it is (nothing was written); 130 interrupted.
+cannot be used as it is (nothing was written); 130 interrupted (143 on SIGTERM), resumed by the same command.
 """
 
 from __future__ import annotations
