@@ -188,6 +188,16 @@ def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
     return t.repeat(n, *[1] * (t.dim() - 1))
 
 
+def _both(ctx: _Context, name: str, n: int) -> torch.Tensor:
+    """Embedding ``name`` for ``n`` trajectories: ``[negative x n, positive x n]`` under CFG (the pipelines' order)."""
+    e = ctx.embeds
+    pos = _rows(e[name], n)
+    if not ctx.cfg:
+        return pos
+    neg = {"prompt": "negative"}.get(name, f"negative_{name}")
+    return torch.cat([_rows(e.get(neg, e[name]), n), pos])
+
+
 class Stepper:
     """start / advance / decode / marginal for one ``DiffusersGenerator`` (its pipeline and params)."""
 
@@ -382,58 +392,62 @@ class Stepper:
         """One model call for the batch ``x`` at timestep ``t`` (index ``i``), CFG as the pipeline does it."""
         from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
-        pipe, e, n = self.gen.pipe, ctx.embeds, x.shape[0]
         inp = torch.cat([x] * 2) if ctx.cfg else x
-
-        def both(name: str) -> torch.Tensor:
-            pos = _rows(e[name], n)
-            neg = {"prompt": "negative"}.get(name, f"negative_{name}")
-            return torch.cat([_rows(e.get(neg, e[name]), n), pos]) if ctx.cfg else pos
-
-        if self.family in ("sd", "sdxl"):
+        if self.family in ("sd", "sdxl") or self.family.startswith("pixart"):
             _set_index(sched, i)
             inp = sched.scale_model_input(inp, t)
-            added = None
-            if self.family == "sdxl":
-                ids = torch.cat([e["time_ids"], e["time_ids"]]) if ctx.cfg else e["time_ids"]
-                added = {"text_embeds": both("pooled"), "time_ids": ids.to(self.device).repeat(n, 1)}
-            pred = pipe.unet(inp, t, encoder_hidden_states=both("prompt"), timestep_cond=None,
-                             cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
-        elif self.family.startswith("pixart"):
-            _set_index(sched, i)
-            inp = sched.scale_model_input(inp, t)
-            added: dict[str, Any] = {"resolution": None, "aspect_ratio": None}
-            if "resolution" in e:
-                added = {k: both(k) for k in ("resolution", "aspect_ratio")}
-            step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
-            pred = pipe.transformer(inp, encoder_hidden_states=both("prompt"), encoder_attention_mask=both("mask"),
-                                    timestep=step_t, added_cond_kwargs=added, return_dict=False)[0]
-        elif self.family == "sana":
-            dtype = pipe.transformer.dtype
-            pred = pipe.transformer(inp.to(dtype=dtype), encoder_hidden_states=both("prompt").to(dtype=dtype),
-                                    encoder_attention_mask=both("mask"),
-                                    timestep=t.expand(inp.shape[0]) * pipe.transformer.config.timestep_scale,
-                                    return_dict=False, attention_kwargs=None)[0].float()
-        elif self.family == "sd3":
-            pred = pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
-                                    encoder_hidden_states=both("prompt"), pooled_projections=both("pooled"),
-                                    joint_attention_kwargs=None, return_dict=False)[0]
-        else:  # flux
-            guidance = e["guidance"].expand(n) if "guidance" in e else None
-            pred = pipe.transformer(hidden_states=inp, timestep=t.expand(n).to(x.dtype) / 1000, guidance=guidance,
-                                    pooled_projections=_rows(e["pooled"], n),
-                                    encoder_hidden_states=_rows(e["prompt"], n), txt_ids=e["text_ids"],
-                                    img_ids=e["img_ids"], joint_attention_kwargs=None,
-                                    return_dict=False)[0]
+        pred = getattr(self, f"_call_{self.family.split('-')[0]}")(inp, t, ctx, x.shape[0])
         if ctx.cfg:
             uncond, text = pred.chunk(2)
             pred = uncond + ctx.guidance * (text - uncond)
             if ctx.extra["guidance_rescale"] > 0:
                 pred = rescale_noise_cfg(pred, text, guidance_rescale=ctx.extra["guidance_rescale"])
-        if self.family in ("pixart-alpha", "pixart-sigma", "sana") and \
-                pipe.transformer.config.out_channels // 2 == x.shape[1]:
-            pred = pred.chunk(2, dim=1)[0]  # learned sigma: the pipeline keeps the noise half
+        den = getattr(self.gen.pipe, "transformer", None)
+        if self.family not in ("sd3", "flux") and den is not None and den.config.out_channels // 2 == x.shape[1]:
+            pred = pred.chunk(2, dim=1)[0]  # learned sigma (PixArt, Sana): the pipeline keeps the noise half
         return pred
+
+    # per-family model calls on the (CFG-doubled) input, as each pipeline's loop makes them
+    def _call_sd(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+        pipe, e = self.gen.pipe, ctx.embeds
+        added = None
+        if self.family == "sdxl":
+            ids = torch.cat([e["time_ids"], e["time_ids"]]) if ctx.cfg else e["time_ids"]
+            added = {"text_embeds": _both(ctx, "pooled", n), "time_ids": ids.to(self.device).repeat(n, 1)}
+        return pipe.unet(inp, t, encoder_hidden_states=_both(ctx, "prompt", n), timestep_cond=None,
+                         cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+
+    _call_sdxl = _call_sd
+
+    def _call_pixart(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+        added: dict[str, Any] = {"resolution": None, "aspect_ratio": None}
+        if "resolution" in ctx.embeds:  # PixArt-α at sample size 128
+            added = {k: _both(ctx, k, n) for k in ("resolution", "aspect_ratio")}
+        step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
+        return self.gen.pipe.transformer(inp, encoder_hidden_states=_both(ctx, "prompt", n),
+                                         encoder_attention_mask=_both(ctx, "mask", n), timestep=step_t,
+                                         added_cond_kwargs=added, return_dict=False)[0]
+
+    def _call_sana(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+        tr = self.gen.pipe.transformer
+        step_t = t.expand(inp.shape[0]) * tr.config.timestep_scale
+        return tr(inp.to(dtype=tr.dtype), encoder_hidden_states=_both(ctx, "prompt", n).to(dtype=tr.dtype),
+                  encoder_attention_mask=_both(ctx, "mask", n), timestep=step_t, return_dict=False,
+                  attention_kwargs=None)[0].float()
+
+    def _call_sd3(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+        return self.gen.pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
+                                         encoder_hidden_states=_both(ctx, "prompt", n),
+                                         pooled_projections=_both(ctx, "pooled", n), joint_attention_kwargs=None,
+                                         return_dict=False)[0]
+
+    def _call_flux(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+        e = ctx.embeds
+        guidance = e["guidance"].expand(n) if "guidance" in e else None
+        return self.gen.pipe.transformer(hidden_states=inp, timestep=t.expand(n).to(inp.dtype) / 1000,
+                                         guidance=guidance, pooled_projections=_rows(e["pooled"], n),
+                                         encoder_hidden_states=_rows(e["prompt"], n), txt_ids=e["text_ids"],
+                                         img_ids=e["img_ids"], joint_attention_kwargs=None, return_dict=False)[0]
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
