@@ -264,6 +264,10 @@ class Scheduler:
                 self.meter.charge(st.cost, c, criteria, computed=new, steps=st.ledger.charge(c.recipe))
             st.history.extend(cands)
             bar.update(len(cands))
+            if self.progress and bar.disable:  # not a terminal: a line per batch instead of a bar
+                best = best_of(st.history)
+                print(f"eacps: {st.search_id}: {len(st.history)} candidates, {st.cost.steps} steps, best "
+                      f"{'-' if best is None else f'{best.potential:.3f}'}", file=sys.stderr, flush=True)
             done = True
         return done
 
