@@ -102,7 +102,8 @@ def oom_plugin(monkeypatch):
 def run(tmp_path, tag: str, fits: int) -> list:
     cfg = tmp_path / f"{tag}.toml"
     cfg.write_text(CONFIG.format(fits=fits, tag=tag))
-    assert main(["run", str(cfg), "--out", str(tmp_path / tag), "--quiet"]) == 0
+    expect = 1 if fits == 0 else 0  # nothing fits: every candidate FAILED, and a run with no OK candidate exits 1
+    assert main(["run", str(cfg), "--out", str(tmp_path / tag), "--quiet"]) == expect
     return rows(tmp_path / tag, COLS)
 
 
