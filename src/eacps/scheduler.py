@@ -232,7 +232,7 @@ class Scheduler:
                     if not st.inflight and self._finished(st, max_steps):
                         active.remove(st)
                         progressed = True
-                    elif self._ask(st, active, batch_size):
+                    elif self._ask(st, active, batch_size, max_steps):
                         progressed = True
                 if not progressed:
                     heads = [st.inflight[0].future for st in active if st.inflight and st.inflight[0].future]
@@ -284,8 +284,10 @@ class Scheduler:
         st.strategy.close()
         return True
 
-    def _ask(self, st: _Search, active: list[_Search], batch_size: int) -> bool:
+    def _ask(self, st: _Search, active: list[_Search], batch_size: int, max_steps: int | None = None) -> bool:
         if st.inflight and not st.strategy.ask_ahead:
+            return False
+        if max_steps is not None and st.strategy.spent_steps >= max_steps:  # asked (in flight too) reaches the cap
             return False
         if sum(len(s.inflight) for s in active) >= self.executor.capacity:
             return False
