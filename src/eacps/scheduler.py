@@ -34,26 +34,12 @@ from eacps.executor import Executor
 from eacps.meter import Cost, CostMeter
 from eacps.planner import CRASH_FILE, Planned, Planner
 from eacps.recipe import Recipe
-from eacps.store import Candidate, Store, search_id
+from eacps.store import Candidate, Store, best_of, eligible, search_id
 from eacps.strategy import Strategy, StrategyError
 from eacps.trees import PathLedger, Tree
 from eacps.types import Condition, Generated
 
 DEFAULT_PRIOR_SEED = 0
-
-
-def eligible(c: Candidate) -> bool:
-    """Can be the best (``Result.eligible``): OK and at full fidelity; previews, FAILED, FILTERED never are."""
-    return c.result.eligible
-
-
-def best_of(cands: Sequence[Candidate]) -> Candidate | None:
-    """argmax of the potential over eligible candidates; the earliest wins ties."""
-    best = None
-    for c in cands:
-        if eligible(c) and (best is None or c.potential > best.potential):
-            best = c
-    return best
 
 
 @dataclass

@@ -15,7 +15,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +141,21 @@ class Candidate:
         except FileNotFoundError:
             raise StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
                              "restore it, or use another run directory") from None
+
+
+def eligible(c: Candidate) -> bool:
+    """Can be the best (``Result.eligible``): OK, finite potential, full fidelity; previews, FAILED and FILTERED
+    never are. The one eligibility rule of the engine, summaries and reports."""
+    return c.result.eligible
+
+
+def best_of(cands: Sequence[Candidate]) -> Candidate | None:
+    """argmax of the potential over eligible candidates; the earliest wins ties."""
+    best = None
+    for c in cands:
+        if eligible(c) and (best is None or c.potential > best.potential):
+            best = c
+    return best
 
 
 def to_uint8(image: Image) -> np.ndarray:

@@ -8,24 +8,10 @@ from typing import Any
 
 from eacps.cost import CostConfig, figure, unit_costs
 from eacps.stats import bootstrap_ci
-from eacps.store import Candidate, Store
+from eacps.store import Candidate, Store, best_of, eligible
 from eacps.tables import format_table as _table
 from eacps.trees import charged_steps
 from eacps.types import Status
-
-
-def eligible(c: Candidate) -> bool:
-    """Can be the best (``Result.eligible``: OK, finite potential, full fidelity)."""
-    return c.result.eligible
-
-
-def best_of(cands: list[Candidate]) -> Candidate | None:
-    """argmax of the potential over eligible candidates; the earliest wins ties."""
-    best = None
-    for c in cands:
-        if eligible(c) and (best is None or c.potential > best.potential):
-            best = c
-    return best
 
 
 @dataclass
