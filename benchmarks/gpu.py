@@ -32,7 +32,9 @@ from eacps_diffusers import DiffusersGenerator
 from eacps_diffusers.tiny import tiny_pipeline
 
 import eacps
-from eacps import Condition, Criterion, Potential, Recipe, Scorer
+from eacps import Condition, Criterion, Potential, Recipe, Scorer, Status
+from eacps.batch import Batch, BatchComputer
+from eacps.store import quantize
 
 PROMPT = "a photo of a lighthouse at dusk"
 
@@ -134,15 +136,17 @@ def oom_split(gen: DiffusersGenerator, batch: int) -> dict[str, Any]:
             raise torch.OutOfMemoryError(f"CUDA out of memory (injected above {limit})")
         return real(kw)
 
+    computer = BatchComputer(gen, None)  # the engine's one out-of-memory rule: split, remember what fits
     gen._invoke = invoke  # type: ignore[method-assign]
     try:
-        got = gen.generate(recipes, cond)
+        got = computer.generate(Batch(tuple(recipes), cond))
     finally:
         gen._invoke = real  # type: ignore[method-assign]
-    if not all(g.image is not None for g in got):
+    if not all(g.status is Status.OK for g in got):
         return {"batch": batch, "injected_above": limit, "calls": calls, "failed": [g.reason for g in got]}
-    images = np.stack([g.image for g in got])
-    return {"batch": batch, "injected_above": limit, "calls": calls, "settled_batch": gen._batch_limit,
+    images = np.stack([g.image for g in got])  # quantized to 8 bits, as the engine stores them
+    halves, unsplit = quantize(halves), quantize(unsplit)
+    return {"batch": batch, "injected_above": limit, "calls": calls, "settled_batch": computer.fits,
             "equal_to_halves": bool(np.array_equal(images, halves)),  # the same batches, run directly
             "max_abs_vs_unsplit": float(np.abs(images - unsplit).max())}
 

@@ -64,10 +64,16 @@ def is_oom(exc: BaseException) -> bool:
 
 
 def clear_device_cache() -> None:
+    """Free what an out-of-memory error left behind before retrying smaller (CUDA or Apple MPS)."""
+    import gc
+
     import torch
 
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
 
 
 def image_problem(image: Image | None, black_level: float = DEFAULT_BLACK_LEVEL) -> str | None:
@@ -92,6 +98,7 @@ class BatchComputer:
         self.preview_potential = preview_potential
         self.timeout_s = timeout_s
         self.state_cache = StateCache()  # trajectory states of path recipes, reused across this run's batches
+        self.fits: int | None = None  # the largest generator call known to fit after an out-of-memory error
 
     def potential_for(self, recipe: Recipe) -> Potential:
         """Previews are scored by ``preview_potential`` when one is set (a scoring cascade)."""
@@ -153,8 +160,19 @@ class BatchComputer:
 
     def _generate_split(self, recipes: list[Recipe], condition: Condition, steps: int, *,
                         stepwise: bool = False) -> list[Generated]:
+        """Generator calls of at most the size known to fit (``fits``, learned from out-of-memory errors)."""
+        if self.fits is None or len(recipes) <= self.fits:
+            return self._generate_halving(recipes, condition, steps, stepwise)
+        out: list[Generated] = []
+        for i in range(0, len(recipes), self.fits):
+            out += self._generate_halving(recipes[i:i + self.fits], condition, steps, stepwise)
+        return out
+
+    def _generate_halving(self, recipes: list[Recipe], condition: Condition, steps: int,
+                          stepwise: bool) -> list[Generated]:
         """One generator call; on out-of-memory, split the batch in halves and retry (each recipe's noise
-        is the same whatever the batch), FAILED at batch size 1. Other errors and timeouts fail the batch."""
+        is the same whatever the batch; later calls start at the size that fitted), FAILED at batch size 1.
+        Other errors and timeouts fail the batch. The one out-of-memory rule: generators let the error out."""
         what = f"generator {self.generator.name!r}"
         try:
             outs = list(call_with_timeout(lambda: self._call(recipes, condition, steps, stepwise),
@@ -167,9 +185,10 @@ class BatchComputer:
         except Exception as exc:
             if is_oom(exc) and len(recipes) > 1:
                 clear_device_cache()
-                half = len(recipes) // 2
-                return (self._generate_split(recipes[:half], condition, steps, stepwise=stepwise)
-                        + self._generate_split(recipes[half:], condition, steps, stepwise=stepwise))
+                half = (len(recipes) + 1) // 2
+                self.fits = half if self.fits is None else min(self.fits, half)
+                return (self._generate_halving(recipes[:half], condition, steps, stepwise)
+                        + self._generate_halving(recipes[half:], condition, steps, stepwise))
             head = f"out of memory at batch size {len(recipes)}" if is_oom(exc) else "generator"
             reason = f"{head} ({self.generator.name}): {one_line(exc)}"
             return [Generated.failed(reason) for _ in recipes]

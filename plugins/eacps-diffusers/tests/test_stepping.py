@@ -204,10 +204,13 @@ def test_bfloat16_euler_previews_decode_and_finals_equal_generate(condition):
 
 
 def test_advance_and_decode_respect_the_batch_limit_and_split_on_out_of_memory(condition, monkeypatch):
+    from eacps.batch import Batch, BatchComputer
+    from eacps.store import quantize
+
     gen = make("sd", "EulerAncestralDiscreteScheduler", max_batch_size=2)
     reference = make("sd", "EulerAncestralDiscreteScheduler")
-    recipes = [Recipe.from_seed(s) for s in (5, 6, 7)]
-    expected = reference.advance(reference.start(recipes, condition), condition, STEPS)
+    recipes = [Recipe.from_seed(s).with_until(STEPS - 1) for s in (5, 6, 7)]
+    expected = images(generate_paths(reference, recipes, condition))
     real, sizes = gen.stepper.advance, []
 
     def advance(traj, cond, until):
@@ -217,14 +220,17 @@ def test_advance_and_decode_respect_the_batch_limit_and_split_on_out_of_memory(c
         return real(traj, cond, until)
 
     monkeypatch.setattr(gen.stepper, "advance", advance)
-    got = gen.advance(gen.start(recipes, condition), condition, STEPS)
-    assert sizes == [2, 1, 1, 1] and gen._batch_limit == 1  # 2 refused, then one at a time
-    torch.testing.assert_close(got.latents, expected.latents, atol=1e-4, rtol=0)
-    assert got.step == STEPS and len(got) == 3
-    assert len(gen.decode(got.latents, condition)) == 3
-    monkeypatch.setattr(gen.stepper, "advance", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
-    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors propagate
+    with pytest.raises(torch.OutOfMemoryError):  # the generator lets it out: the engine is the one place to split
         gen.advance(gen.start(recipes, condition), condition, STEPS)
+    computer = BatchComputer(gen, None)
+    got = computer.generate(Batch(tuple(recipes), condition))  # path recipes, through eacps.stepping
+    assert sizes[-3:] == [1, 1, 1] and computer.fits == 1  # chunks of 2 refused, then one at a time
+    for g, e in zip(got, expected, strict=True):
+        assert g.status is Status.OK
+        np.testing.assert_allclose(g.image, quantize(e), atol=1 / 255 + 1e-6, rtol=0)
+    monkeypatch.setattr(gen.stepper, "advance", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    failed = BatchComputer(gen, None).generate(Batch(tuple(recipes), condition))
+    assert all(g.status is Status.FAILED and "shape mismatch" in g.reason for g in failed)  # the batch fails
 
 
 VARIANTS = [

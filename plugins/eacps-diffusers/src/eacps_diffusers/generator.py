@@ -15,7 +15,6 @@ Noise modes
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import inspect
 import sys
@@ -70,11 +69,12 @@ class DiffusersParams(Params):
         default_factory=dict,
         description="components loaded as None, e.g. {text_encoder_3 = 'none', tokenizer_3 = 'none'}: SD3 without T5",
     )
-    max_batch_size: int = Field(8, ge=1, description="candidates per pipeline call (halved on out-of-memory)")
+    max_batch_size: int = Field(8, ge=1, description="candidates per pipeline call (the engine halves a call that "
+                                "runs out of memory)")
     noise_mode: Literal["auto", "latents", "generator"] = Field(
         "auto", description="auto: latents= for known text-to-image families, per-candidate generators otherwise"
     )
-    black_threshold: float = Field(1.0 / 255.0, ge=0, description="images whose max is below this are FILTERED")
+    black_threshold: float = Field(1.0 / 255.0, ge=0, description="images whose max is at or below this are FILTERED")
 
 
 # -- families ----------------------------------------------------------------------------------
@@ -124,13 +124,6 @@ FAMILIES: dict[str, Family] = {
 """Pipelines whose ``latents=`` is the initial noise, with the rule for its shape. Others: generator mode."""
 
 
-def _is_oom(exc: BaseException) -> bool:
-    oom = getattr(torch, "OutOfMemoryError", None)
-    if oom is not None and isinstance(exc, oom):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
 def _default_device() -> str:
     if torch.cuda.is_available():
         return "cuda"
@@ -138,14 +131,6 @@ def _default_device() -> str:
     if mps is not None and mps.is_available():
         return "mps"
     return "cpu"
-
-
-def _clear_cache(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif device.type == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()
 
 
 class DiffusersGenerator(Generator):
@@ -322,7 +307,7 @@ class DiffusersGenerator(Generator):
         return stepper.start(noise, condition, total, [_stream_seed(r) for r in recipes])
 
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
-        """At most ``max_batch_size`` trajectories per model call; halved on out-of-memory (as ``generate``)."""
+        """At most ``max_batch_size`` trajectories per model call (out of memory: the engine splits the call)."""
         stepper = self.stepper
         parts = self._in_chunks(len(traj), lambda i, j: [stepper.advance(traj if (i, j) == (0, len(traj)) else
                                                                          traj.select(range(i, j)), condition, until)])
@@ -333,21 +318,11 @@ class DiffusersGenerator(Generator):
         return self._in_chunks(int(latents.shape[0]), lambda i, j: stepper.decode(latents[i:j], condition))
 
     def _in_chunks(self, n: int, run: Callable[[int, int], list[Any]]) -> list[Any]:
-        """``run(i, j)`` over rows ``0..n`` in chunks of the batch limit; an out-of-memory error halves the limit
-        and retries that chunk (the calls are pure), and at one row it propagates."""
+        """``run(i, j)`` over rows ``0..n`` in chunks of ``max_batch_size``. Out-of-memory errors propagate: the
+        engine's batch computer is the one place that splits a call and remembers the size that fits."""
         out: list[Any] = []
-        i = 0
-        while i < n:
-            j = min(n, i + self._batch_limit)
-            try:
-                out.extend(run(i, j))
-            except Exception as exc:
-                if not _is_oom(exc) or j - i == 1:
-                    raise
-                _clear_cache(self.device)
-                self._batch_limit = max(1, (j - i) // 2)
-                continue
-            i = j
+        for i in range(0, n, self._batch_limit):
+            out.extend(run(i, min(n, i + self._batch_limit)))
         return out
 
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
@@ -486,23 +461,9 @@ class DiffusersGenerator(Generator):
         kwargs = self._kwargs(condition, int(steps or self.default_steps))
         _eval_mode(self.pipe)  # a module switched to training since (dropout) would break exact regeneration
         out: list[Generated] = []
-        for i in range(0, len(recipes), self._batch_limit):
-            out.extend(self._run_split(recipes[i : i + self._batch_limit], condition, kwargs))
+        for i in range(0, len(recipes), self._batch_limit):  # out of memory propagates: the engine splits
+            out.extend(self._run(recipes[i : i + self._batch_limit], condition, kwargs))
         return out
-
-    def _run_split(self, recipes: list[Recipe], condition: Condition, kwargs: dict[str, Any]) -> list[Generated]:
-        try:
-            return self._run(recipes, condition, kwargs)
-        except Exception as exc:
-            if not _is_oom(exc):
-                raise
-            reason = f"out of memory at batch size {len(recipes)}: {one_line(exc)}"
-        _clear_cache(self.device)
-        if len(recipes) == 1:
-            return [Generated.failed(reason)]
-        half = (len(recipes) + 1) // 2
-        self._batch_limit = max(1, min(self._batch_limit, half))  # later calls start at the size that fitted
-        return self._run_split(recipes[:half], condition, kwargs) + self._run_split(recipes[half:], condition, kwargs)
 
     def _run(self, recipes: list[Recipe], condition: Condition, kwargs: dict[str, Any]) -> list[Generated]:
         n = len(recipes)
@@ -530,13 +491,16 @@ class DiffusersGenerator(Generator):
         return self.pipe(**kwargs)
 
     def _judge(self, image: np.ndarray, nsfw: bool) -> Generated:
+        """A safety-checker hit is FILTERED here; NaN/inf and all-black images by the engine's one image filter,
+        at this generator's ``black_level``."""
         if nsfw:
             return Generated.filtered("safety checker flagged the image", image)
-        if not np.isfinite(image).all():
-            return Generated.filtered("image contains NaN/inf values")
-        if float(image.max()) < self.params.black_threshold:
-            return Generated.filtered("all-black image")
         return Generated(np.ascontiguousarray(image))
+
+    @property
+    def black_level(self) -> float:  # type: ignore[override]
+        """Images whose brightest pixel is at or below this are FILTERED as all black (``black_threshold``)."""
+        return float(self.params.black_threshold)
 
 
 def _eval_mode(pipe: Any) -> None:

@@ -451,7 +451,8 @@ class Stepper:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
-        """Latents -> images as the pipeline decodes them, judged like ``generate``'s (safety, NaN, black)."""
+        """Latents -> images as the pipeline decodes them, judged like ``generate``'s (the safety checker here;
+        NaN/inf and black by the engine's image filter)."""
         pipe = self.gen.pipe
         vae = pipe.vae
         h, w = self.gen.size()
