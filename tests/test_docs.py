@@ -96,3 +96,10 @@ def test_mkdocs_build_strict(tmp_path):
         assert (site / page / "index.html").exists(), page
     html = (site / "reference" / "index.html").read_text()
     assert "<table>" in html and 'id="strategies"' in html  # tables rendered, anchors used by other pages exist
+    concepts = (site / "concepts" / "index.html").read_text()
+    diagram = re.search(r'<div class="mermaid">(.*?)</div>', concepts, re.S)
+    assert diagram is not None, "the engine's parts must render as a mermaid diagram, not a code block"
+    # the diagram names the parts as they are in the code: every eacps.<module> it mentions exists
+    named = set(re.findall(r"eacps\.(\w+)", diagram.group(1)))
+    assert {"scheduler", "planner", "batch", "executor", "store", "meter", "calibrator"} <= named
+    assert all((ROOT / "src" / "eacps" / f"{m}.py").exists() for m in named), named
