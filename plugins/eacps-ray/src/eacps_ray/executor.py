@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from eacps.errors import one_line
 from eacps.executor import Executor
 from eacps.params import Params
 from eacps.potential import Scored
@@ -115,8 +116,9 @@ def slot_stage(slot: _Slot) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """A Ray error's first line (the rest is the remote traceback), through the core's one error-line rule."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+    return one_line(f"{type(exc).__name__}: {text[0] if text else ''}")
 
 
 class RayExecutor(Executor):
