@@ -183,12 +183,6 @@ class Strategy(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (threads, storages); the engine calls it when the search ends."""
 
-    @classmethod
-    def budget_for(cls, cost: float, *, full_steps: int, params: Params | None = None) -> int:
-        """The candidate budget whose cost equals ``cost`` full-fidelity candidates (for comparisons at
-        equal cost). One candidate per unit unless a strategy asks cheaper previews."""
-        return max(1, int(cost))
-
     # -- to override --------------------------------------------------------------------------
     @abstractmethod
     def _ask(self, n: int) -> Sequence[Recipe]: ...
