@@ -208,8 +208,9 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 @click.command("compare", short_help="every strategy on every task at equal cost, with scaling curves",
                help="Runs each strategy at each budget B (B·T denoising steps, T the generator's schedule) on "
                "every condition of CONFIG, REPEATS times; prints mean best potential with bootstrap 95% CIs, "
-               "paired differences and the compute multiplier against best-of-n; writes compare.json and report.html. Reuses the store: a "
-               "repeated compare regenerates nothing. RUN_DIR must not hold results of a different config.")
+               "paired differences and the compute multiplier against best-of-n; writes compare.json and "
+               "report.html. Reuses the store: a repeated compare regenerates nothing. RUN_DIR must not hold "
+               "results of a different config.")
 @config_argument
 @click.option("--strategies", default="eacps,best-of-n", show_default=True,
               help="comma-separated strategy names or [[searches]] labels")
