@@ -220,8 +220,13 @@ def test_kill_9_during_a_trajectory_search_resumes(tmp_path, strategy):
     after = _rows(out)
     assert after[: len(before)] == before  # finished nodes kept, not recomputed or rewritten
     assert {r[5] for r in after[len(before):]} != {r[5] for r in before}  # the rest by the new session
-    strip = lambda rows: [r[:5] for r in rows]  # noqa: E731 - all but the session
-    assert strip(after) == strip(reference)  # the same search, node for node, and so the same winner
+    # the same search, node for node (recipes, statuses), and so the same winner. Potentials may differ in the last
+    # digits: a resumed run recomputes prefixes that the killed one had in memory, in other batch compositions
+    # (CPU convolutions differ by < 1e-5 across batch sizes; an 8-bit pixel may then flip by one level).
+    assert [r[:4] for r in after] == [r[:4] for r in reference]
+    assert all(abs(a[4] - b[4]) < 0.05 for a, b in zip(after, reference, strict=True) if a[4] is not None)
+    best = lambda rows: max((r for r in rows if r[4] is not None and '"until"' not in r[2]), key=lambda r: r[4])[2]  # noqa: E731
+    assert best(after) == best(reference)
 
 
 @pytest.mark.parametrize("strategy", ["tree-search", "fk-steering", "multi-fidelity"])
