@@ -57,6 +57,17 @@ def toy(**search: Any) -> dict[str, Any]:
     }
 
 
+def digits(strategy: str, budget: int, *, criteria: tuple[str, ...] = ("consistency", "realism", "identity"),
+           **search: Any) -> dict[str, Any]:
+    """One digits search on "draw a 3 like reference 59" (the example's first condition)."""
+    return {
+        "generator": {"name": "digits"},
+        "potential": {"criteria": {c: {"scorer": f"digits-{c}"} for c in criteria}},
+        "search": {"strategy": strategy, "budget": budget, **search},
+        "conditions": [{"id": "three", "class_label": 3, "extra": {"reference_index": 59}}],
+    }
+
+
 def leaves(cfg: Any, where: str = "") -> list[tuple[str, Any]]:
     """Every (dotted path, scalar value) of a config."""
     if isinstance(cfg, dict):

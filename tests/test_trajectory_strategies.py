@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import configs
 import numpy as np
 import pytest
 
@@ -160,24 +161,6 @@ def test_branch_outside_the_schedule_is_refused_before_compute(digits_setup):
 
 
 # -- kill -9 during a tree search resumes to the same winner without recomputing finished nodes ---------
-CONFIG = """
-[generator]
-name = "digits"
-[potential.criteria.consistency]
-scorer = "digits-consistency"
-[potential.criteria.realism]
-scorer = "digits-realism"
-[potential.criteria.identity]
-scorer = "digits-identity"
-[search]
-strategy = "{strategy}"
-budget = 16
-batch_size = 4
-[[conditions]]
-id = "three"
-class_label = 3
-extra = {{ reference_index = 59 }}
-"""
 
 
 def _rows(out: Path) -> list[tuple]:
@@ -200,8 +183,7 @@ def _eacps(cfg: Path, out: Path) -> subprocess.Popen:
 
 @pytest.mark.parametrize("strategy", ["tree-search", "fk-steering"])
 def test_kill_9_during_a_trajectory_search_resumes(tmp_path, strategy):
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(CONFIG.format(strategy=strategy))
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits(strategy, 16, batch_size=4))
     ref = _eacps(cfg, tmp_path / "ref")
     assert ref.wait(300) == 0, ref.stderr.read().decode()
     reference = _rows(tmp_path / "ref")

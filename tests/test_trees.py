@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import configs
+
 from eacps.cli import main
 from eacps.recipe import Recipe
 from eacps.trees import parent_links, tree_lines
@@ -35,19 +37,7 @@ def test_tree_lines_draw_every_node_once():
 
 
 def test_show_tree_on_a_tree_search(tmp_path, capsys):
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text("""
-[generator]
-name = "digits"
-[potential.criteria.realism]
-scorer = "digits-realism"
-[search]
-strategy = "tree-search"
-budget = 4
-[[conditions]]
-id = "three"
-class_label = 3
-""")
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 4, criteria=("realism",)))
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["show", str(tmp_path / "run"), "--tree"]) == 0
