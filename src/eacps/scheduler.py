@@ -36,7 +36,7 @@ from eacps.planner import CRASH_FILE, Planned, Planner
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, best_of, eligible, search_id
 from eacps.strategy import Strategy, StrategyError
-from eacps.trees import PathLedger, Tree
+from eacps.trees import PathLedger
 from eacps.types import Condition, Generated
 
 DEFAULT_PRIOR_SEED = 0
@@ -105,8 +105,9 @@ class _Search:
     history: list[Candidate] = field(default_factory=list)
     cost: Cost = field(default_factory=Cost)
     inflight: deque[_Pending] = field(default_factory=deque)
-    ledger: PathLedger | None = None  # charged steps: a prefix shared by the search's paths is charged once
-    tree: Tree = field(default_factory=Tree)  # parent links of its path recipes, stored with each candidate
+    # what it asked, as paths: each one's charged steps (a shared prefix once) and its parent (stored with it)
+    ledger: PathLedger | None = None
+    charged: dict[Recipe, int] = field(default_factory=dict)  # asked, not yet collected: steps to charge
     stop: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
@@ -247,7 +248,7 @@ class Scheduler:
             st.strategy.tell([c.result for c in cands])
             for c, new in zip(cands, p.planned.computed, strict=True):
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
-                self.meter.charge(st.cost, c, criteria, computed=new, steps=st.ledger.charge(c.recipe))
+                self.meter.charge(st.cost, c, criteria, computed=new, steps=st.charged.pop(c.recipe))
             st.history.extend(cands)
             bar.update(len(cands))
             if self.progress and bar.disable:  # not a terminal: a line per batch instead of a bar
@@ -285,9 +286,17 @@ class Scheduler:
             return False
         b = self.planner.plan(recipes, st.condition, search=st.search_id, role="search",
                               seq0=st.strategy.asked - len(recipes), strategy=st.label,
-                              parents=st.tree.add(recipes))
+                              parents=self._charge_ahead(st, recipes))
         st.inflight.append(self.submit(b, **st.inputs))
         return True
+
+    @staticmethod
+    def _charge_ahead(st: _Search, recipes: Sequence[Recipe]) -> list[int | None]:
+        """Charge the asked paths in ask order (the order they are collected and told in) and return their
+        parents; the charges wait in ``st.charged`` for the results."""
+        for r in recipes:
+            st.charged[r] = st.ledger.charge(r)  # type: ignore[union-attr]
+        return st.ledger.parents[-len(recipes):]  # type: ignore[union-attr]
 
     def _postfix(self, bar: tqdm, states: list[_Search], t0: float) -> None:
         bests = [b.potential for st in states if (b := best_of(st.history)) is not None]

@@ -5,8 +5,9 @@ Every path recipe names its ancestry (root noise, branch moves, where it stops),
 function of its recipes in the order asked: a candidate's parent is the earlier candidate of the same search
 that shares the longest prefix of model calls with it (on ties, one whose path ends where theirs part, then
 the latest), and a fresh trajectory is a root. The scheduler stores each candidate's link (``parent``: the
-seq of its parent in the search, through ``Tree``); ``parent_links`` recomputes them from recipes alone (the same
-rule; stores from before the column) and ``tree_lines`` draws them as text for ``eacps show --tree``.
+seq of its parent in the search, from the search's ``PathLedger``); ``parent_links`` recomputes them from
+recipes alone (the same rule; stores from before the column) and ``tree_lines`` draws them as text for
+``eacps show --tree``.
 """
 
 from __future__ import annotations
@@ -24,27 +25,53 @@ def stop_of(recipe: Recipe, total: int) -> int:
 
 
 class PathLedger:
-    """What a search has paid for, as a set of paths: a new path is charged the model calls beyond the longest
-    prefix it shares with any path already charged (a shared prefix is charged once)."""
+    """What a search has asked, as a set of paths (in ask order): a new path is charged the model calls beyond the
+    longest prefix it shares with any path already charged (a shared prefix is charged once), and its parent is
+    that path (on ties, one whose path ends where theirs part, then the latest). ``total`` is the full schedule T
+    (needed to charge, not to link)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None = None) -> None:
         self.total = total
-        self._paid: dict[Recipe, list[Recipe]] = {}  # root -> paths charged
+        self.recipes: list[Recipe] = []
+        self.parents: list[int | None] = []  # per path, in ask order: its parent's index (= seq), or None
+        self._by_root: dict[Recipe, list[int]] = defaultdict(list)
+
+    def _nearest(self, recipe: Recipe) -> tuple[int | None, int]:
+        """The parent of ``recipe`` among the paths so far, and the model calls they share (0: none)."""
+        best, key = None, (0, False, -1)
+        for j in self._by_root[recipe.root]:
+            n = recipe.shared_calls(self.recipes[j])
+            k = (n, n == self.recipes[j].until, j)  # longest prefix, then a true ancestor, then the latest
+            if n > 0 and k > key:
+                best, key = j, k
+        return best, key[0]
+
+    def _cost(self, recipe: Recipe, shared: int) -> int:
+        if self.total is None and recipe.until is None and recipe.steps is None:
+            raise ValueError("PathLedger(total=T) is needed to charge a path that runs to the end")
+        stop = stop_of(recipe, recipe.steps or self.total)  # type: ignore[arg-type]
+        return stop - min(shared, stop)
+
+    def link(self, recipe: Recipe) -> int | None:
+        """Record ``recipe`` as asked; its parent's index (or None)."""
+        parent, _ = self._nearest(recipe)
+        self._record(recipe, parent)
+        return parent
 
     def charge(self, recipe: Recipe) -> int:
-        """Model calls to charge for ``recipe`` (and remember it as paid)."""
-        stop = stop_of(recipe, recipe.steps or self.total)
-        root = recipe.root.with_steps(recipe.steps)
-        paths = self._paid.setdefault(root, [])
-        shared = max((min(recipe.shared_calls(p), stop) for p in paths), default=0)
-        paths.append(recipe)
-        return stop - shared
+        """Record ``recipe`` as asked; the model calls to charge for it."""
+        parent, shared = self._nearest(recipe)
+        self._record(recipe, parent)
+        return self._cost(recipe, shared)
 
     def peek(self, recipe: Recipe) -> int:
-        """What ``charge`` would return, without remembering the path."""
-        stop = stop_of(recipe, recipe.steps or self.total)
-        paths = self._paid.get(recipe.root.with_steps(recipe.steps), [])
-        return stop - max((min(recipe.shared_calls(p), stop) for p in paths), default=0)
+        """What ``charge`` would return, without recording the path."""
+        return self._cost(recipe, self._nearest(recipe)[1])
+
+    def _record(self, recipe: Recipe, parent: int | None) -> None:
+        self._by_root[recipe.root].append(len(self.recipes))
+        self.recipes.append(recipe)
+        self.parents.append(parent)
 
 
 def charged_steps(recipes: Sequence[Recipe], total: int) -> list[int]:
@@ -53,34 +80,10 @@ def charged_steps(recipes: Sequence[Recipe], total: int) -> list[int]:
     return [ledger.charge(r) for r in recipes]
 
 
-class Tree:
-    """Parent links of a search's recipes, added in ask order (the scheduler stores them with each candidate)."""
-
-    def __init__(self) -> None:
-        self.recipes: list[Recipe] = []
-        self._by_root: dict[Recipe, list[int]] = defaultdict(list)
-
-    def add(self, recipes: Sequence[Recipe]) -> list[int | None]:
-        """The parent index (ask order, i.e. seq) of each new recipe, or None for a fresh trajectory."""
-        out = []
-        for r in recipes:
-            best, key = None, (0, False, -1)
-            for j in self._by_root[r.root]:
-                n = r.shared_calls(self.recipes[j])
-                # the longest shared prefix; among equals a true ancestor (a path that ends where they part),
-                # then the latest
-                k = (n, n == self.recipes[j].until, j)
-                if n > 0 and k > key:
-                    best, key = j, k
-            out.append(best)
-            self._by_root[r.root].append(len(self.recipes))
-            self.recipes.append(r)
-        return out
-
-
 def parent_links(recipes: Sequence[Recipe]) -> list[int | None]:
     """For each recipe (in ask order) the index of its parent, or None for a fresh trajectory."""
-    return Tree().add(recipes)
+    ledger = PathLedger()
+    return [ledger.link(r) for r in recipes]
 
 
 def _label(c: Any) -> str:
