@@ -3,43 +3,18 @@ import json
 import sqlite3
 from pathlib import Path
 
+import configs
 import pytest
 
 from eacps.cli import main
 
-GOOD = """
-[generator]
-name = "toy"
 
-[potential.criteria.realism]
-scorer = "toy-pixel"
-
-[potential.criteria.consistency]
-scorer = "toy-mean"
-
-[search]
-strategy = "eacps"
-budget = 20
-batch_size = 6
-
-[[conditions]]
-id = "a"
-prompt = "first"
-
-[[conditions]]
-id = "b"
-prompt = "second"
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "cfg.toml"
-    p.write_text(text)
-    return p
+def write(tmp_path: Path, cfg: dict) -> Path:
+    return configs.write(tmp_path / "cfg.toml", cfg)
 
 
 def test_run_show_report(tmp_path, toy_plugin, capsys):
-    cfg = write(tmp_path, GOOD)
+    cfg = write(tmp_path, configs.toy())
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
     rows = sqlite3.connect(out / "store.sqlite").execute(
@@ -53,30 +28,29 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
     assert 'id="summary"' in (tmp_path / "r.html").read_text()
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (('strategy = "eacps"', 'strategy = "nope"'),
-     "search.strategy: unknown strategy 'nope'; known: adaptive, best-of-n, eacps"),
-    (("budget = 20", "budget = -1"), "search.budget: Input should be greater than or equal to 1 (got -1)"),
-    (("budget = 20", 'budget = "ten"'), "search.budget: Input should be a valid integer"),
-    (("batch_size = 6", "batch_size = 6\nparams = { warp = 1 }"), "search.params.warp: unknown parameter; allowed: "
-                                                                  "k_global, m, k_local, neighborhood"),
-    (("batch_size = 6", 'batch_size = 6\nparams = { neighborhood = "far" }'),
+@pytest.mark.parametrize("edits, expected", [
+    ({"search.strategy": "nope"}, "search.strategy: unknown strategy 'nope'; known: adaptive, best-of-n, eacps"),
+    ({"search.budget": -1}, "search.budget: Input should be greater than or equal to 1 (got -1)"),
+    ({"search.budget": "ten"}, "search.budget: Input should be a valid integer"),
+    ({"search.params": {"warp": 1}}, "search.params.warp: unknown parameter; allowed: k_global, m, k_local, "
+                                     "neighborhood"),
+    ({"search.params": {"neighborhood": "far"}},
      "search.params.neighborhood: must be one of 'seed-offset' or 'pcn' (got 'far')"),
-    (('scorer = "toy-pixel"', 'scorer = "toy-pixel"\nweight = 0.0'), None),
-    (('scorer = "toy-mean"', 'scorer = "nope"'), "potential.criteria.consistency.scorer: unknown scorer 'nope'"),
-    (('prompt = "first"', 'reference = "missing.png"'), "conditions.0.reference: cannot read image"),
-    (('[generator]\nname = "toy"', '[generator]\nname = "toy"\nparams = { steps = 0 }'),
-     "generator.params.steps: Input should be greater than or equal to 1 (got 0)"),
-    (('[search]', 'colour = "red"\n[search]'), "colour: unknown field"),
-    (('id = "b"', 'id = "a"'), "condition ids must be unique; repeated: a"),
+    ({"potential.criteria.realism.weight": 0.0, "potential.criteria.consistency.weight": 0.0},
+     "weights are all zero"),
+    ({"potential.criteria.consistency.scorer": "nope"},
+     "potential.criteria.consistency.scorer: unknown scorer 'nope'"),
+    ({"conditions.0": {"id": "a", "reference": "missing.png"}}, "conditions.0.reference: cannot read image"),
+    ({"generator.params": {"steps": 0}}, "generator.params.steps: Input should be greater than or equal to 1 (got 0)"),
+    ({"colour": "red"}, "colour: unknown field"),
+    ({"conditions.1.id": "a"}, "condition ids must be unique; repeated: a"),
 ])
-def test_config_errors_are_one_line_with_exit_2(tmp_path, toy_plugin, capsys, edit, expected):
-    text = GOOD.replace(*edit)
-    if expected is None:  # all weights zero
-        text = text.replace('scorer = "toy-mean"', 'scorer = "toy-mean"\nweight = 0.0')
-        expected = "weights are all zero"
-    assert text != GOOD
-    assert main(["run", str(write(tmp_path, text)), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+def test_config_errors_are_one_line_with_exit_2(tmp_path, toy_plugin, capsys, edits, expected):
+    cfg = configs.toy()
+    for where, value in edits.items():
+        cfg = configs.edit(cfg, where, value)
+    assert cfg != configs.toy()
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err
     assert expected in err, err
@@ -84,18 +58,19 @@ def test_config_errors_are_one_line_with_exit_2(tmp_path, toy_plugin, capsys, ed
 
 
 def test_scorer_requirements_are_checked_before_any_compute(tmp_path, toy_plugin, capsys):
-    text = GOOD.replace('scorer = "toy-mean"', 'scorer = "toy-needs-prompt"').replace('prompt = "second"', "")
-    assert main(["run", str(write(tmp_path, text)), "--out", str(tmp_path / "run")]) == 2
+    cfg = configs.edit(configs.toy(), "potential.criteria.consistency.scorer", "toy-needs-prompt")
+    cfg = configs.edit(cfg, "conditions.1", {"id": "b"})  # no prompt
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(tmp_path / "run")]) == 2
     assert "conditions.1 ('b'): lacks prompt, required by scorer 'toy-needs-prompt'" in capsys.readouterr().err
 
 
 def test_a_bad_config_writes_nothing_to_an_existing_run(tmp_path, toy_plugin, capsys):
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, GOOD)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, configs.toy())), "--out", str(out), "--quiet"]) == 0
     digest = hashlib.sha256((out / "store.sqlite").read_bytes()).hexdigest()
     listing = sorted(p.name for p in out.rglob("*"))
-    for text in (GOOD.replace("budget = 20", "budget = -3"), GOOD.replace("budget = 20", "budget = 32")):
-        assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 2
+    for budget in (-3, 32):
+        assert main(["run", str(write(tmp_path, configs.toy(budget=budget))), "--out", str(out), "--quiet"]) == 2
     assert "holds a run of a different config" in capsys.readouterr().err
     assert hashlib.sha256((out / "store.sqlite").read_bytes()).hexdigest() == digest
     assert sorted(p.name for p in out.rglob("*")) == listing
@@ -166,7 +141,7 @@ def test_register_commands_adds_a_plugin_command(tmp_path, capsys):
         assert "hello" in out and "say hello" in out and "shout" in out
         assert main(["plugins"]) == 0
         assert "command name 'run' is already taken; ignored" in capsys.readouterr().out
-        cfg = write(tmp_path, "nonsense = 1")
+        cfg = write(tmp_path, {"nonsense": 1})
         assert main(["run", str(cfg)]) == 2  # still the built-in run
         assert "generator: Field required" in capsys.readouterr().err
     finally:
@@ -175,39 +150,35 @@ def test_register_commands_adds_a_plugin_command(tmp_path, capsys):
 
 
 def test_register_task_sets_gives_conditions_to_configs(tmp_path, toy_plugin):
-    text = 'tasks = { name = "toy", n = 3 }\n' + GOOD.split("[[conditions]]")[0]
+    cfg = configs.toy()
+    del cfg["conditions"]
+    cfg["tasks"] = {"name": "toy", "n": 3}
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
     conds = {r[0] for r in sqlite3.connect(out / "store.sqlite").execute("SELECT DISTINCT condition FROM candidates")}
     assert conds == {"toy0-0", "toy0-1", "toy0-2"}
 
 
 def test_an_unreadable_model_path_is_a_config_error(tmp_path, toy_plugin, capsys):
-    text = GOOD.replace('[generator]\nname = "toy"', f'[generator]\nname = "diffusers"\nparams = {{ model = '
-                                                     f'"{tmp_path}/no-such-model" }}')
+    cfg = configs.edit(configs.toy(), "generator", {"name": "diffusers",
+                                                    "params": {"model": f"{tmp_path}/no-such-model"}})
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out)]) == 2
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("eacps: error: generator.params: diffusers cannot load its model") and "\n" not in err
     assert not out.exists()
 
 
 def test_digits_conditions_are_checked_before_any_compute(tmp_path, capsys):
-    text = """
-[generator]
-name = "digits"
-[potential.criteria.identity]
-scorer = "digits-identity"
-[[conditions]]
-id = "no-label"
-extra = { reference_index = 59 }
-"""
+    cfg = configs.digits("eacps", 20, criteria=("identity",))
+    del cfg["search"]
+    cfg = configs.edit(cfg, "conditions.0", {"id": "no-label", "extra": {"reference_index": 59}})
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out)]) == 2
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out)]) == 2
     assert "conditions.0 ('no-label'): condition 'no-label': the digits testbed needs class_label" in \
         capsys.readouterr().err
-    text = text.replace('extra = { reference_index = 59 }', "class_label = 3")
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out)]) == 2
+    cfg = configs.edit(cfg, "conditions.0", {"id": "no-label", "class_label": 3})  # no reference
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out)]) == 2
     assert "conditions.0 ('no-label')" in capsys.readouterr().err and not out.exists()
 
 
@@ -220,11 +191,10 @@ def test_the_documented_example_config_runs(tmp_path):
 
 
 def test_standardized_criteria_from_config(tmp_path, toy_plugin):
-    text = GOOD.replace('scorer = "toy-pixel"', 'scorer = "toy-pixel"\ncalibration = { kind = "standardize" }')
-    text = text.replace("[potential.criteria.realism]", "[potential]\ncalibration_samples = 5\n\n"
-                                                        "[potential.criteria.realism]")
+    cfg = configs.edit(configs.toy(), "potential.criteria.realism.calibration", {"kind": "standardize"})
+    cfg = configs.edit(cfg, "potential.calibration_samples", 5)
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
     db = sqlite3.connect(out / "store.sqlite")
     assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'calibration'").fetchone()[0] == 2 * 5
     assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0] == 40
@@ -234,9 +204,10 @@ def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
     from eacps.store import read_only
     from eacps.summary import summarize_store
 
-    text = GOOD + "\n[cost]\nseconds_per_step = 0.01\nseconds_per_call = { realism = 0.1, consistency = 0.2 }\n"
+    cfg = configs.edit(configs.toy(), "cost", {"seconds_per_step": 0.01,
+                                               "seconds_per_call": {"realism": 0.1, "consistency": 0.2}})
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
     assert "cost model: config" in capsys.readouterr().out
     store = read_only(out)
     summary = summarize_store(store)
@@ -249,7 +220,7 @@ def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
     assert units["steps"] == 2 * (200 + 10) and units["calls"] == {"realism": 42, "consistency": 42}
     # without [cost], the figure comes from the measured unit costs
     out2 = tmp_path / "run2"
-    assert main(["run", str(write(tmp_path, GOOD)), "--out", str(out2), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, configs.toy())), "--out", str(out2), "--quiet"]) == 0
     store = read_only(out2)
     s2 = summarize_store(store)
     store.close()
@@ -258,15 +229,10 @@ def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
 
 
 def test_preview_potential_cascade_from_config(tmp_path, toy_plugin):
-    text = GOOD.replace('strategy = "eacps"', 'strategy = "multi-fidelity"').replace(
-        'name = "toy"', 'name = "toy"\nparams = { stepping = true }').replace("[search]", """
-[preview_potential.criteria.cheap]
-scorer = "toy-mean"
-weight = 1.0
-
-[search]""")
+    cfg = configs.edit(configs.toy(strategy="multi-fidelity"), "generator.params", {"stepping": True})
+    cfg = configs.edit(cfg, "preview_potential", {"criteria": {"cheap": {"scorer": "toy-mean", "weight": 1.0}}})
     out = tmp_path / "run"
-    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
     db = sqlite3.connect(out / "store.sqlite")
     rows = db.execute("SELECT recipe, scores FROM candidates WHERE role = 'search'").fetchall()
     from eacps.recipe import Recipe

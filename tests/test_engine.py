@@ -350,7 +350,8 @@ def test_a_strategy_the_generator_cannot_serve_is_refused_before_any_compute(toy
 
 
 def test_capabilities_are_checked_by_the_config_before_any_compute(tmp_path, toy_plugin, capsys):
-    from test_cli import GOOD, write
+    import configs
+    from test_cli import write
 
     from eacps import hookimpl, plugins
     from eacps.cli import main
@@ -363,8 +364,8 @@ def test_capabilities_are_checked_by_the_config_before_any_compute(tmp_path, toy
 
     plugins.register_plugin(Plugin)
     try:
-        cfg = write(tmp_path, GOOD.replace('name = "toy"', 'name = "toy-seed-only"').replace(
-            'strategy = "eacps"', 'strategy = "zero-order"').replace("budget = 20", "budget = 10"))
+        cfg = write(tmp_path, configs.edit(configs.toy(strategy="zero-order", budget=10), "generator.name",
+                                           "toy-seed-only"))
         assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     finally:
         plugins.unregister_plugin(Plugin)
@@ -375,21 +376,23 @@ def test_capabilities_are_checked_by_the_config_before_any_compute(tmp_path, toy
 
 
 def test_a_run_whose_every_candidate_failed_exits_non_zero(tmp_path, toy_plugin, capsys):
-    from test_cli import GOOD, write
+    import configs
+    from test_cli import write
 
     from eacps.api import run_config
     from eacps.cli import main
 
-    cfg = write(tmp_path, GOOD.replace('name = "toy"', 'name = "toy"\nparams = { fail_all = true }'))
+    cfg = write(tmp_path, configs.edit(configs.toy(), "generator.params", {"fail_all": True}))
     assert run_config(cfg, tmp_path / "api").all_failed
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 1
     assert "every candidate FAILED" in capsys.readouterr().err
-    good = write(tmp_path, GOOD)
+    good = write(tmp_path, configs.toy())
     assert not run_config(good, tmp_path / "good").all_failed
 
 
 def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_path, toy_plugin, capsys):
-    from test_cli import GOOD, write
+    import configs
+    from test_cli import write
 
     from eacps import hookimpl, plugins
     from eacps.cli import main
@@ -409,8 +412,8 @@ def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_pat
     plugins.register_plugin(Plugin)
     log = tmp_path / "gen.log"
     try:
-        cfg = write(tmp_path, GOOD.replace('scorer = "toy-mean"', 'scorer = "toy-no-key"').replace(
-            'name = "toy"', f'name = "toy"\nparams = {{ log = "{log}" }}'))
+        cfg = configs.edit(configs.toy(), "potential.criteria.consistency.scorer", "toy-no-key")
+        cfg = write(tmp_path, configs.edit(cfg, "generator.params", {"log": str(log)}))
         assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     finally:
         plugins.unregister_plugin(Plugin)

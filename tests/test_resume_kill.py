@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import configs
 import pytest
-from test_cli import GOOD
 
 HERE = Path(__file__).parent
 RUNNER = """
@@ -24,11 +24,8 @@ sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 
 
 def config(tmp_path: Path, log: Path) -> Path:
-    text = GOOD.replace('name = "toy"', f'name = "toy"\nparams = {{ sleep = 0.03, log = "{log}" }}')
-    text = text.replace("batch_size = 6", "batch_size = 2")
-    p = tmp_path / "cfg.toml"
-    p.write_text(text)
-    return p
+    cfg = configs.edit(configs.toy(batch_size=2), "generator.params", {"sleep": 0.03, "log": str(log)})
+    return configs.write(tmp_path / "cfg.toml", cfg)
 
 
 def start(cfg: Path, out: Path) -> subprocess.Popen:
@@ -163,11 +160,9 @@ def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tm
     from eacps.strategy import SeedStream
 
     crash_seed = SeedStream(0).take(8)[4]  # best-of-n's third batch of two
-    text = GOOD.replace('name = "toy"', f'name = "toy-crash"\nparams = {{ crash_seed = {crash_seed} }}')
-    text = text.replace('strategy = "eacps"', 'strategy = "best-of-n"').replace("budget = 20", "budget = 8")
-    text = text.replace("batch_size = 6", "batch_size = 2").split("[[conditions]]\nid = \"b\"")[0]
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(text)
+    cfg = configs.toy(strategy="best-of-n", budget=8, batch_size=2)
+    cfg = configs.edit(cfg, "generator", {"name": "toy-crash", "params": {"crash_seed": crash_seed}})
+    cfg = configs.write(tmp_path / "cfg.toml", configs.edit(cfg, "conditions", cfg["conditions"][:1]))
     out = tmp_path / "run"
 
     def run() -> tuple[int, str]:

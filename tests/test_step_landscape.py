@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_cli import GOOD
+import configs
 
 from eacps.cli import main
 from eacps.step_landscape import per_step_table
@@ -41,8 +41,7 @@ def test_per_step_on_digits(tmp_path, capsys):
 
 
 def test_per_step_needs_a_stepping_generator(tmp_path, capsys, toy_plugin):
-    cfg = tmp_path / "cfg.toml"
-    cfg.write_text(GOOD)
+    cfg = configs.write(tmp_path / "cfg.toml", configs.toy())
     assert main(["landscape", str(cfg), "--per-step", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "--per-step" in err and "stepping" in err and "Traceback" not in err
