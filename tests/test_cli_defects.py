@@ -79,14 +79,17 @@ def test_search_errors_are_labelled_with_their_searches_entry(tmp_path, toy_plug
 # -- tracebacks that became one line ------------------------------------------------------------------------------
 def test_unreadable_configs_are_one_line(tmp_path, toy_plugin, capsys):
     bad = tmp_path / "latin1.toml"
-    bad.write_bytes('[[conditions]]\nid = "caf\xe9"\n'.encode("latin-1"))
+    bad.write_bytes('[[conditions]]\nid = "caf\xe9"\n'.encode("latin-1"))  # text: bytes that are not UTF-8
     assert run(bad, tmp_path / "run") == 2
     assert "config: " in (err := one_line_error(capsys)) and "not UTF-8 text" in err
     deep = tmp_path / "deep.toml"
-    deep.write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
+    deep.write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")  # text: nesting past the TOML parser's recursion
     assert run(deep, tmp_path / "run") == 2
     assert "nested more than 32 levels deep" in one_line_error(capsys)
-    deep.write_text("x = " + "[" * 40 + "]" * 40 + "\n")  # parsed by tomllib, refused by eacps
+    nested: list = []
+    for _ in range(39):
+        nested = [nested]  # 40 levels of arrays
+    write(deep, {"x": nested})  # parsed by tomllib, refused by eacps
     assert run(deep, tmp_path / "run") == 2
     assert "nested more than 32 levels deep" in one_line_error(capsys)
     assert run(tmp_path, tmp_path / "run") == 2  # a directory

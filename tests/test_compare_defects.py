@@ -1,5 +1,6 @@
 """Regression tests for compare/landscape defects of issue 12 (each failed before its fix)."""
 
+import configs
 import pytest
 
 from eacps.compare import POOL, Split, run_compare
@@ -7,21 +8,16 @@ from eacps.config import ConfigError
 from eacps.landscape import run_landscape
 from eacps.store import read_only
 
-BASE = """
-tasks = { name = "toy", n = 3 }
-
-[generator]
-name = "toy"
-
-[potential.criteria.realism]
-scorer = "toy-pixel"
-"""
+BASE = {
+    "tasks": {"name": "toy", "n": 3},
+    "generator": {"name": "toy"},
+    "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}}},
+}
 
 
-def write(tmp_path, text: str, name: str = "c.toml"):
-    p = tmp_path / name
-    p.write_text(BASE + text)
-    return p
+def write(tmp_path, name: str = "c.toml", cfg: dict | None = None, **extra):
+    """``cfg`` (BASE unless given) with the top-level tables ``extra`` added, written as ``tmp_path/name``."""
+    return configs.write(tmp_path / name, {**(BASE if cfg is None else cfg), **extra})
 
 
 def rows_of(summary):
@@ -38,43 +34,33 @@ def n_candidates(out) -> int:
 
 def test_compare_refuses_a_run_dir_of_another_config_or_a_relabelled_strategy(tmp_path, toy_plugin):
     out = tmp_path / "cmp"
-    run_compare(write(tmp_path, ""), out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
+    run_compare(write(tmp_path), out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
     n = n_candidates(out)
-    changed = write(tmp_path, "", "d.toml")
-    changed.write_text(changed.read_text().replace('scorer = "toy-pixel"', 'scorer = "toy-pixel"\nweight = 2.0'))
+    changed = write(tmp_path, "d.toml", configs.edit(BASE, "potential.criteria.realism.weight", 2.0))
     with pytest.raises(ConfigError, match=r"^--out: .* holds results of a different config") as exc:
         run_compare(changed, out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
     assert "\n" not in str(exc.value)
     # a label may be added to the directory, but never run again with other settings
-    relabelled = write(tmp_path, "[[searches]]\nlabel = \"best-of-n\"\nstrategy = \"zero-order\"\n", "e.toml")
+    relabelled = write(tmp_path, "e.toml", searches=[{"label": "best-of-n", "strategy": "zero-order"}])
     with pytest.raises(ConfigError, match=r"^--strategies: 'best-of-n' was run in .* with other settings"):
         run_compare(relabelled, out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
     assert n_candidates(out) == n  # nothing was written
 
 
 def test_compare_honours_max_steps_and_every_searches_entry(tmp_path, toy_plugin):
-    cfg = write(tmp_path, """
-[[searches]]
-label = "open"
-strategy = "best-of-n"
-
-[[searches]]
-label = "capped"
-strategy = "best-of-n"
-batch_size = 2
-max_steps = 30
-""")
+    cfg = write(tmp_path, searches=[{"label": "open", "strategy": "best-of-n"},
+                                    {"label": "capped", "strategy": "best-of-n", "batch_size": 2, "max_steps": 30}])
     rows = rows_of(run_compare(cfg, tmp_path / "cmp", strategies="open,capped", budgets="8", repeats=1, pool=4))
     assert rows[("open", 8)]["steps"] == 80  # 8 candidates x 10 steps
     assert 30 <= rows[("capped", 8)]["steps"] <= 40  # the second entry's cap and batch size (2 x 10 steps)
     # a bare strategy name takes [search]'s settings
-    single = write(tmp_path, "[search]\nbatch_size = 2\nmax_steps = 20\n", "s.toml")
+    single = write(tmp_path, "s.toml", search={"batch_size": 2, "max_steps": 20})
     rows = rows_of(run_compare(single, tmp_path / "cmp2", strategies="best-of-n", budgets="8", repeats=1, pool=4))
     assert rows[("best-of-n", 8)]["steps"] == 20
 
 
 def test_compare_needs_one_prior_seed(tmp_path, toy_plugin):
-    cfg = write(tmp_path, '[[searches]]\nlabel = "a"\n\n[[searches]]\nlabel = "b"\nprior_seed = 1\n')
+    cfg = write(tmp_path, searches=[{"label": "a"}, {"label": "b", "prior_seed": 1}])
     with pytest.raises(ConfigError, match=r"^searches\.1\.prior_seed: compare and landscape need one prior seed"):
         run_compare(cfg, tmp_path / "cmp", strategies="a,b", budgets="2")
     assert not (tmp_path / "cmp").exists()
@@ -82,7 +68,7 @@ def test_compare_needs_one_prior_seed(tmp_path, toy_plugin):
 
 def test_the_reference_pool_shares_no_seed_with_any_contestant(tmp_path, toy_plugin):
     out = tmp_path / "cmp"
-    run_compare(write(tmp_path, ""), out, strategies="best-of-n,eacps", budgets="8", repeats=2, pool=16)
+    run_compare(write(tmp_path), out, strategies="best-of-n,eacps", budgets="8", repeats=2, pool=16)
     ro = read_only(out)
     try:
         searches = ro.searches()
@@ -94,8 +80,7 @@ def test_the_reference_pool_shares_no_seed_with_any_contestant(tmp_path, toy_plu
 
 
 def test_split_reports_the_evaluation_tasks_with_fresh_seeds(tmp_path, toy_plugin):
-    cfg = write(tmp_path, "").read_text().replace("n = 3", "n = 5")
-    (tmp_path / "c.toml").write_text(cfg)
+    write(tmp_path, "c.toml", configs.edit(BASE, "tasks.n", 5))
     out = tmp_path / "cmp"
     s = run_compare(tmp_path / "c.toml", out, strategies="best-of-n", budgets="2", repeats=1, pool=4,
                     split=Split(tune_tasks=2, seed_offset=7))
@@ -126,7 +111,7 @@ def test_landscape_uses_the_configs_prior_seed_and_batch_size(tmp_path, toy_plug
         return generate(self, recipes, condition, **kw)
 
     monkeypatch.setattr(toy_plugin.ToyGenerator, "generate", spy)
-    cfg = write(tmp_path, "[search]\nprior_seed = 5\nbatch_size = 3\n")
+    cfg = write(tmp_path, search={"prior_seed": 5, "batch_size": 3})
     out = tmp_path / "land"
     run_landscape(cfg, out, neighborhoods="pcn:0.3", parents=4, k=2)
     ro = read_only(out)
@@ -135,8 +120,7 @@ def test_landscape_uses_the_configs_prior_seed_and_batch_size(tmp_path, toy_plug
     finally:
         ro.close()
     assert sizes and max(sizes) <= 3
-    other = write(tmp_path, "[search]\nprior_seed = 6\n", "o.toml")
-    other.write_text(other.read_text().replace("n = 3", "n = 4"))
+    other = write(tmp_path, "o.toml", configs.edit(BASE, "tasks.n", 4), search={"prior_seed": 6})
     with pytest.raises(ConfigError, match=r"^--out: .* holds results of a different config"):
         run_landscape(other, out, neighborhoods="pcn:0.3", parents=4, k=2)
 
@@ -147,13 +131,13 @@ def test_a_default_spelled_out_is_the_same_config(tmp_path, toy_plugin):
     from eacps.compare import check_run_dir
     from eacps.config import load_config, stored_difference
 
-    cfg, _ = load_config(write(tmp_path, ""))
+    cfg, _ = load_config(write(tmp_path))
     old = cfg.model_dump(mode="json")
     old["potential"]["criteria"]["realism"]["calibration"] = {"kind": "none", "scale": 1.0, "offset": 0.0,
                                                               "lo": 0.0, "hi": 10.0}
     assert stored_difference(old, cfg, searches=False) is None
     out = tmp_path / "cmp"
-    run_compare(write(tmp_path, ""), out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
+    run_compare(write(tmp_path), out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
     check_run_dir(out, cfg)  # no error
     old["potential"]["criteria"]["realism"]["calibration"]["scale"] = 2.0
     assert stored_difference(old, cfg, searches=False) == "potential.criteria.realism.calibration.scale"

@@ -2,6 +2,7 @@ import json
 import re
 import sqlite3
 
+import configs
 import pytest
 
 from eacps.cli import main
@@ -9,23 +10,16 @@ from eacps.compare import compute_multiplier, parse_budgets, parse_contestants
 from eacps.config import ConfigError
 from eacps.landscape import parse_neighborhoods
 
-CFG = """
-tasks = { name = "toy", n = 4 }
-
-[generator]
-name = "toy"
-
-[potential.criteria.realism]
-scorer = "toy-pixel"
-
-[search]
-batch_size = 8
-"""
+CFG = {
+    "tasks": {"name": "toy", "n": 4},
+    "generator": {"name": "toy"},
+    "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}}},
+    "search": {"batch_size": 8},
+}
 
 
 def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(CFG)
+    cfg = configs.write(tmp_path / "c.toml", CFG)
     out = tmp_path / "cmp"
     args = ["compare", str(cfg), "--strategies", "eacps,best-of-n,zero-order", "--budgets", "8,16",
             "--repeats", "2", "--pool", "24", "--out", str(out), "--quiet"]
@@ -64,8 +58,7 @@ def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin):
 
 
 def test_landscape_separates_local_and_seed_offset_neighbours(tmp_path, toy_plugin, capsys):
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(CFG.replace("n = 4", "n = 5"))
+    cfg = configs.write(tmp_path / "c.toml", configs.edit(CFG, "tasks.n", 5))
     out = tmp_path / "land"
     assert main(["landscape", str(cfg), "--neighborhoods", "seed-offset,pcn:0.1,pcn:1.2", "--parents", "10",
                  "--out", str(out), "--quiet"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import socket
 
+import configs
 import torch
 
 from eacps import hookimpl, plugins
@@ -56,36 +57,25 @@ def test_config_needs(tmp_path, monkeypatch, capsys):
     model = tmp_path / "my-sdxl"
     model.mkdir()
     (tmp_path / "ref.png").write_bytes(b"")
-    good = f"""
-[generator]
-name = "diffusers"
-params = {{ model = "{model}" }}
-[potential.criteria.realism]
-scorer = "digits-realism"
-[[conditions]]
-id = "a"
-prompt = "a cat"
-reference = "ref.png"
-"""
-    (tmp_path / "good.toml").write_text(good)
+    good = {
+        "generator": {"name": "diffusers", "params": {"model": str(model)}},
+        "potential": {"criteria": {"realism": {"scorer": "digits-realism"}}},
+        "conditions": [{"id": "a", "prompt": "a cat", "reference": "ref.png"}],
+    }
+    configs.write(tmp_path / "good.toml", good)
     code, text = run_doctor(str(tmp_path / "good.toml"))
     assert code == 0 and "nothing missing" in text and f"{model}: found" in text
 
-    bad = f"""
-[generator]
-name = "diffusers"
-params = {{ model = "{tmp_path / 'no-such-model'}" }}
-[potential.criteria.consistency]
-scorer = "openai-judge"
-params = {{ base_url = "http://127.0.0.1:{_closed_port()}/v1", api_key_env = "EACPS_DOCTOR_KEY" }}
-[potential.criteria.realism]
-scorer = "no-such-scorer"
-[[conditions]]
-id = "a"
-prompt = "a cat"
-reference = "missing.png"
-"""
-    (tmp_path / "bad.toml").write_text(bad)
+    bad = {
+        "generator": {"name": "diffusers", "params": {"model": str(tmp_path / "no-such-model")}},
+        "potential": {"criteria": {
+            "consistency": {"scorer": "openai-judge", "params": {"base_url": f"http://127.0.0.1:{_closed_port()}/v1",
+                                                                 "api_key_env": "EACPS_DOCTOR_KEY"}},
+            "realism": {"scorer": "no-such-scorer"},
+        }},
+        "conditions": [{"id": "a", "prompt": "a cat", "reference": "missing.png"}],
+    }
+    configs.write(tmp_path / "bad.toml", bad)
     assert main(["doctor", str(tmp_path / "bad.toml")]) == 1
     out = capsys.readouterr().out
     missing = [line for line in out.splitlines() if line.startswith("missing: ")]
@@ -98,6 +88,6 @@ reference = "missing.png"
 
 
 def test_an_invalid_config_is_missing_not_a_crash(tmp_path):
-    (tmp_path / "c.toml").write_text("[generator]\nname = 'digits'\nbogus = 1\n")
+    configs.write(tmp_path / "c.toml", {"generator": {"name": "digits", "bogus": 1}})
     code, text = run_doctor(str(tmp_path / "c.toml"))
     assert code == 1 and "missing: " in text

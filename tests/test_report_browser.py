@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import configs
 import numpy as np
 import pytest
 from PIL import Image
@@ -118,17 +119,14 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
     tmp = tmp_path_factory.mktemp("reports")
     run_demo(tmp / "demo", n_tasks=2, budget=6, progress=False, echo=lambda *a: None)
-    lines = ["[generator]", 'name = "digits"', "params = { steps = 6 }"]
-    for name in ("consistency", "realism", "identity"):
-        lines += [f"[potential.criteria.{name}]", f'scorer = "digits-{name}"']
-    for c in eacps_digits.tasks(2):
-        lines += [
-            "[[conditions]]",
-            f'id = "{c.id}"',
-            f"class_label = {c.class_label}",
-            f"extra = {{ reference_index = {c.extra['reference_index']} }}",
-        ]
-    (tmp / "tiny.toml").write_text("\n".join(lines) + "\n")
+    criteria = ("consistency", "realism", "identity")
+    tiny = {
+        "generator": {"name": "digits", "params": {"steps": 6}},
+        "potential": {"criteria": {name: {"scorer": f"digits-{name}"} for name in criteria}},
+        "conditions": [{"id": c.id, "class_label": c.class_label,
+                        "extra": {"reference_index": c.extra["reference_index"]}} for c in eacps_digits.tasks(2)],
+    }
+    configs.write(tmp / "tiny.toml", tiny)
     run_compare(tmp / "tiny.toml", tmp / "compare", strategies="eacps,best-of-n", budgets="4,8", repeats=1, pool=16)
     write_report(tmp / "compare", title="eacps compare")
     return {"demo": tmp / "demo" / "report.html", "compare": tmp / "compare" / "report.html", "tmp": tmp}

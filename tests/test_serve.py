@@ -17,28 +17,20 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import configs
 import pytest
 from test_report_browser import run_chromium
 
 from eacps.cli import main
 from eacps.store import read_only
 
-CONFIG = """
-[generator]
-name = "digits"
-params = { steps = 15 }
-[potential.criteria.consistency]
-scorer = "digits-consistency"
-[potential.criteria.realism]
-scorer = "digits-realism"
-[search]
-strategy = "best-of-n"
-budget = 600
-batch_size = 2
-[[conditions]]
-id = "three"
-class_label = 3
-"""
+CONFIG = {
+    "generator": {"name": "digits", "params": {"steps": 15}},
+    "potential": {"criteria": {"consistency": {"scorer": "digits-consistency"},
+                               "realism": {"scorer": "digits-realism"}}},
+    "search": {"strategy": "best-of-n", "budget": 600, "batch_size": 2},
+    "conditions": [{"id": "three", "class_label": 3}],
+}
 
 
 def _free_port() -> int:
@@ -79,7 +71,7 @@ def _get(url: str) -> bytes:
 def live_run(tmp_path_factory):
     """A real ``eacps run`` subprocess writing a long search, and ``eacps serve`` over its run directory."""
     tmp_path = tmp_path_factory.mktemp("serve")
-    (tmp_path / "live.toml").write_text(CONFIG)
+    configs.write(tmp_path / "live.toml", CONFIG)
     run_dir = tmp_path / "run"
     run = subprocess.Popen([sys.executable, "-m", "eacps", "run", str(tmp_path / "live.toml"), "--out", str(run_dir),
                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -154,8 +146,8 @@ def test_trajectory_trees_on_the_page(tmp_path):
 
     from eacps.serve import make_server, state
 
-    (tmp_path / "tree.toml").write_text(CONFIG.replace('strategy = "best-of-n"', 'strategy = "tree-search"')
-                                        .replace("budget = 600", "budget = 12"))
+    tree = configs.edit(configs.edit(CONFIG, "search.strategy", "tree-search"), "search.budget", 12)
+    configs.write(tmp_path / "tree.toml", tree)
     assert main(["run", str(tmp_path / "tree.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     trees = state(tmp_path / "run")["trees"]
     (nodes,) = trees.values()
