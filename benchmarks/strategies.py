@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eacps import tomlw
 from eacps.compare import Split, format_compare, run_compare
 from eacps.config import ConfigError
 from eacps.report import write_report
@@ -54,16 +55,6 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
 DEFAULT = "best-of-n,eacps,eacps-anneal,multi-fidelity,zero-order,fk-steering,tree-search"
 
 
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return json.dumps(v)  # numbers and strings (JSON string escapes are valid TOML basic strings)
-
-
 def contestants(spec: str) -> dict[str, dict[str, Any]]:
     """Labels of ``CONTESTANTS`` (comma-separated), or JSON {label: search table or {} for a built-in}."""
     if spec.lstrip().startswith("{"):
@@ -84,13 +75,12 @@ def contestants(spec: str) -> dict[str, dict[str, Any]]:
 
 
 def config(n_tasks: int, searches: dict[str, dict[str, Any]]) -> str:
-    lines = [f'tasks = {{ name = "digits", n = {n_tasks}, seed = 0 }}\n', '[generator]\nname = "digits"\n']
-    for name in ("consistency", "realism", "identity"):
-        lines.append(f'[potential.criteria.{name}]\nscorer = "digits-{name}"\n')
-    for label, s in searches.items():
-        lines.append("[[searches]]\n" + f"label = {json.dumps(label)}\n"
-                     + "".join(f"{k} = {toml_value(v)}\n" for k, v in s.items()))
-    return "\n".join(lines)
+    return tomlw.dumps({
+        "tasks": {"name": "digits", "n": n_tasks, "seed": 0},
+        "generator": {"name": "digits"},
+        "potential": {"criteria": {c: {"scorer": f"digits-{c}"} for c in ("consistency", "realism", "identity")}},
+        "searches": [{"label": label, **s} for label, s in searches.items()],
+    })
 
 
 def markdown(summary: dict[str, Any]) -> str:

@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import copy
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-
-def toml_value(v: Any) -> str:
-    """One TOML value (inline tables and arrays; ``nan``/``inf`` as TOML spells them)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a TOML basic string
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"no TOML for {type(v).__name__}")
+from eacps import tomlw
 
 
 def dumps(cfg: dict[str, Any]) -> str:
-    """A config dict as TOML: one top-level key per line, everything below it inline."""
-    return "".join(f"{json.dumps(str(k))} = {toml_value(v)}\n" for k, v in cfg.items())
+    """A config dict as TOML text (the writer ``eacps generate`` uses)."""
+    return tomlw.dumps(cfg)
 
 
 def write(path: Path, cfg: dict[str, Any]) -> Path:

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image
 
 from eacps.cli import main
-from eacps.generate import GenerateRequest, build_config, reproduction, to_toml
+from eacps.generate import GenerateRequest, build_config, reproduction
 from eacps.recipe import Recipe
 from eacps.store import read_only
 from eacps.summary import load_searches
+from eacps.tomlw import dumps
 
 
 def _line(out: str, prefix: str) -> str:
@@ -95,7 +96,7 @@ def test_the_saved_toml_round_trips_every_field(tmp_path):
     req = GenerateRequest('a "quoted" cat\\dog', "stabilityai/sdxl", judge="qwen", judge_url="http://h:1/v1",
                           reference=str(ref), prior=True, budget=12, steps=4, strategy="best-of-n")
     cfg = build_config(req)
-    assert tomllib.loads(to_toml(cfg, header="two\nlines")) == json.loads(json.dumps(cfg))
+    assert tomllib.loads(dumps(cfg, header="two\nlines")) == json.loads(json.dumps(cfg))
     crit = cfg["potential"]["criteria"]
     assert set(crit) == {"consistency", "realism", "identity"}
     assert {c["scorer"] for c in crit.values()} == {"openai-judge"}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eacps import plugins
+from eacps import plugins, tomlw
 from eacps.config import ConfigError, parse_config
 from eacps.potential import REFERENCE_WEIGHTS
 
@@ -173,40 +173,6 @@ def _check_remote_judge(req: GenerateRequest) -> None:
         raise ConfigError(f"--judge-url: cannot reach {url.hostname}:{port} ({exc.strerror or exc})") from None
 
 
-# -- TOML ------------------------------------------------------------------------------------------------------
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        if not v:
-            return "{}"
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
-
-
-def _toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(k)
-
-
-def to_toml(config: dict[str, Any], header: str = "") -> str:
-    """The config as TOML (tables for sections and criteria, inline tables for params)."""
-    out = [f"# {line}" for line in header.splitlines()]
-    for section in ("generator", "search"):
-        out += ["", f"[{section}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in config[section].items())]
-    for name, crit in config["potential"]["criteria"].items():
-        out += ["", f"[potential.criteria.{_toml_key(name)}]",
-                *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in crit.items())]
-    for cond in config["conditions"]:
-        out += ["", "[[conditions]]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in cond.items())]
-    return "\n".join(out) + "\n"
-
-
 # -- running ---------------------------------------------------------------------------------------------------
 def _with_reference(config: dict[str, Any], reference: str | None, base: Path) -> dict[str, Any]:
     """A copy whose condition names the reference relative to ``base`` (the config file's folder)."""
@@ -225,7 +191,7 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
     try:
         path = tmp / "generate.toml"
-        path.write_text(to_toml(_with_reference(config, req.reference, tmp)))
+        path.write_text(tomlw.dumps(_with_reference(config, req.reference, tmp)))
         run_dir = Path(req.run_dir) if req.run_dir else tmp / "run"
         try:
             run = run_config(path, run_dir, progress=progress, argv=["generate", req.prompt])
@@ -237,7 +203,7 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
         saved = None
         if req.save_config:
             saved = Path(req.save_config)
-            text = to_toml(_with_reference(config, req.reference, saved.parent),
+            text = tomlw.dumps(_with_reference(config, req.reference, saved.parent),
                            header=f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
                            f"eacps run {saved.name} --out runs/{saved.stem}")
             saved.write_text(text)
