@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+from configs import edit, toy, write
 
 
 def rows(run_dir: Path, cols: str = "search, seq, role, condition, recipe, status, potential, reason, scores") -> list:
@@ -25,59 +28,26 @@ def digest(run_dir: Path) -> dict[str, str]:
     }
 
 
-TOY = """
-[generator]
-name = "{generator}"
-params = {gen_params}
-
-[potential.criteria.realism]
-scorer = "toy-pixel"
-
-[potential.criteria.consistency]
-scorer = "{scorer}"
-params = {scorer_params}
-
-[search]
-strategy = "{strategy}"
-budget = {budget}
-batch_size = {batch_size}
-
-[[conditions]]
-id = "a"
-prompt = "first"
-
-[[conditions]]
-id = "b"
-prompt = "second"
-"""
-
-
-def toy_config(
-    tmp_path: Path,
-    name: str = "cfg.toml",
+def toy_cfg(
     *,
     generator: str = "toy",
-    gen_params: str = "{}",
+    gen_params: dict[str, Any] | None = None,
     scorer: str = "toy-mean",
-    scorer_params: str = "{}",
+    scorer_params: dict[str, Any] | None = None,
     strategy: str = "eacps",
     budget: int = 20,
     batch_size: int = 6,
-) -> Path:
-    """A two-condition toy config (the toy plugin of tests/toy.py must be registered)."""
-    p = tmp_path / name
-    p.write_text(
-        TOY.format(
-            generator=generator,
-            gen_params=gen_params,
-            scorer=scorer,
-            scorer_params=scorer_params,
-            strategy=strategy,
-            budget=budget,
-            batch_size=batch_size,
-        )
-    )
-    return p
+) -> dict[str, Any]:
+    """The two-condition toy config (``configs.toy``) with the generator and the consistency scorer chosen, both
+    with their ``params`` table spelled out (``{}`` when none)."""
+    cfg = edit(toy(strategy=strategy, budget=budget, batch_size=batch_size), "generator",
+               {"name": generator, "params": dict(gen_params or {})})
+    return edit(cfg, "potential.criteria.consistency", {"scorer": scorer, "params": dict(scorer_params or {})})
+
+
+def toy_config(tmp_path: Path, name: str = "cfg.toml", **kw: Any) -> Path:
+    """``toy_cfg(**kw)`` written to ``tmp_path / name`` (the toy plugin of tests/toy.py must be registered)."""
+    return write(tmp_path / name, toy_cfg(**kw))
 
 
 def vlm_test_helpers(module: str = "conftest"):

@@ -19,34 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+from configs import digits, edit, write
 from relhelp import rows
 
 KILLS = 20
-CONFIG = """
-[generator]
-name = "digits"
-params = { steps = 4 }
-
-[potential.criteria.consistency]
-scorer = "digits-consistency"
-
-[potential.criteria.realism]
-scorer = "digits-realism"
-
-[search]
-strategy = "eacps"
-budget = 54
-batch_size = 2
-params = { k_global = 6, m = 2, k_local = 4, generations = 7 }
-
-[[conditions]]
-id = "three"
-class_label = 3
-
-[[conditions]]
-id = "seven"
-class_label = 7
-"""
+CONFIG = digits("eacps", 54, criteria=("consistency", "realism"), batch_size=2,
+                params={"k_global": 6, "m": 2, "k_local": 4, "generations": 7})
+CONFIG = edit(CONFIG, "generator.params", {"steps": 4})
+CONFIG = edit(CONFIG, "conditions", [{"id": "three", "class_label": 3}, {"id": "seven", "class_label": 7}])
 TOTAL = 2 * (1 + 54)  # a prior and 54 candidates per condition (k_global + 6 refinements x m x k_local)
 
 # A fork server: imports eacps and the digits plugin (torch, diffusers) once, then forks one process per
@@ -144,8 +124,7 @@ def err(log: Path) -> str:
 
 
 def test_kill_9_at_20_random_points_then_resume(tmp_path, figures):
-    cfg = tmp_path / "digits.toml"
-    cfg.write_text(CONFIG)
+    cfg = write(tmp_path / "digits.toml", CONFIG)
     runs = Runs()
     try:
         ref_out, ref_log = tmp_path / "ref", tmp_path / "ref.log"

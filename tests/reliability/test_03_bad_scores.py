@@ -58,7 +58,7 @@ def check_run(out: Path, printed: str, expect: list[tuple[str, str]]) -> tuple[i
 
 @pytest.mark.parametrize("value", list(BAD))
 def test_bad_scorer_values_fail_with_reasons(tmp_path, toy_plugin, capsys, figures, value):
-    cfg = toy_config(tmp_path, scorer="toy-bad", scorer_params=f'{{ value = "{value}", every = 3 }}')
+    cfg = toy_config(tmp_path, scorer="toy-bad", scorer_params={"value": value, "every": 3})
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
     failed, n = check_run(out, capsys.readouterr().out, [("consistency (toy-bad)", BAD[value])])
@@ -90,10 +90,8 @@ def test_http_judge_empty_refusal_timeout(tmp_path, toy_plugin, capsys, monkeypa
         return 200, vlm.completion('{"explanation": "fine", "score": 6}'), 0.0
 
     server.script = script
-    params = (
-        f'{{ base_url = "{server.base_url}", api_key_env = "EACPS_REL_KEY", max_retries = 0, timeout = 0.5, '
-        "top_logprobs = 0, concurrency = 4 }"
-    )
+    params = {"base_url": server.base_url, "api_key_env": "EACPS_REL_KEY", "max_retries": 0, "timeout": 0.5,
+              "top_logprobs": 0, "concurrency": 4}
     try:
         cfg = toy_config(tmp_path, scorer="openai-judge", scorer_params=params, strategy="best-of-n", budget=20)
         out = tmp_path / "run"

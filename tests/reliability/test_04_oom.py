@@ -20,6 +20,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from configs import digits, edit, write
 from eacps_digits.generator import DigitsGenerator, DigitsParams
 from relhelp import digest, rows
 
@@ -59,27 +60,9 @@ class OOMDigits(DigitsGenerator):
         return z
 
 
-CONFIG = """
-[generator]
-name = "digits-oom"
-params = {{ steps = 3, fits = {fits}, tag = "{tag}" }}
-
-[potential.criteria.consistency]
-scorer = "digits-consistency"
-
-[potential.criteria.realism]
-scorer = "digits-realism"
-
-[search]
-strategy = "eacps"
-budget = 16
-batch_size = 8
-params = {{ k_global = 8, m = 2, k_local = 4, neighborhood = "pcn" }}
-
-[[conditions]]
-id = "three"
-class_label = 3
-"""
+CONFIG = digits("eacps", 16, criteria=("consistency", "realism"), batch_size=8,
+                params={"k_global": 8, "m": 2, "k_local": 4, "neighborhood": "pcn"})
+CONFIG = edit(CONFIG, "conditions", [{"id": "three", "class_label": 3}])
 COLS = "search, seq, role, condition, recipe, steps, cache_key, status, potential, reason, scores, image"
 
 
@@ -100,8 +83,8 @@ def oom_plugin(monkeypatch):
 
 
 def run(tmp_path, tag: str, fits: int) -> list:
-    cfg = tmp_path / f"{tag}.toml"
-    cfg.write_text(CONFIG.format(fits=fits, tag=tag))
+    cfg = write(tmp_path / f"{tag}.toml",
+                edit(CONFIG, "generator", {"name": "digits-oom", "params": {"steps": 3, "fits": fits, "tag": tag}}))
     expect = 1 if fits == 0 else 0  # nothing fits: every candidate FAILED, and a run with no OK candidate exits 1
     assert main(["run", str(cfg), "--out", str(tmp_path / tag), "--quiet"]) == expect
     return rows(tmp_path / tag, COLS)

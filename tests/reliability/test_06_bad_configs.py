@@ -8,60 +8,55 @@ import subprocess
 import sys
 
 import pytest
-from relhelp import digest, toy_config
+from configs import edit, write
+from relhelp import digest, toy_cfg
 
 from eacps.cli import main
 
-EDITS = [  # (replace, with, the field the message must name)
-    ('strategy = "eacps"', 'strategy = "nope"', "search.strategy: unknown strategy 'nope'"),
-    ('scorer = "toy-mean"', 'scorer = "nope"', "potential.criteria.consistency.scorer: unknown scorer 'nope'"),
-    ("budget = 20", 'budget = "twenty"', "search.budget: Input should be a valid integer"),
-    ("batch_size = 6", "batch_size = 1.5", "search.batch_size: Input should be a valid integer"),
-    ("budget = 20", "budget = -5", "search.budget: Input should be greater than or equal to 1"),
-    ('scorer = "toy-pixel"', 'scorer = "toy-pixel"\nweight = 0.0', "weights are all zero"),
-    ('prompt = "first"', 'reference = "missing.png"', "conditions.0.reference: cannot read image"),
+EDITS = [  # ({dotted path: the bad value}, the field the message must name)
+    ({"search.strategy": "nope"}, "search.strategy: unknown strategy 'nope'"),
+    ({"potential.criteria.consistency.scorer": "nope"}, "potential.criteria.consistency.scorer: unknown scorer 'nope'"),
+    ({"search.budget": "twenty"}, "search.budget: Input should be a valid integer"),
+    ({"search.batch_size": 1.5}, "search.batch_size: Input should be a valid integer"),
+    ({"search.budget": -5}, "search.budget: Input should be greater than or equal to 1"),
+    ({"potential.criteria.realism.weight": 0.0, "potential.criteria.consistency.weight": 0.0}, "weights are all zero"),
+    ({"conditions.0": {"id": "a", "reference": "missing.png"}}, "conditions.0.reference: cannot read image"),
     (
-        'name = "toy"\nparams = {}',
-        'name = "diffusers"\nparams = { model = "/nonexistent/eacps-model" }',
+        {"generator": {"name": "diffusers", "params": {"model": "/nonexistent/eacps-model"}}},
         "generator.params: diffusers cannot load its model",
     ),
-    (
-        'name = "toy"\nparams = {}',
-        'name = "digits"\nparams = { weights_dir = "/nonexistent/eacps-weights" }',
-        "generator",
-    ),
+    ({"generator": {"name": "digits", "params": {"weights_dir": "/nonexistent/eacps-weights"}}}, "generator"),
 ]
 
 
-@pytest.mark.parametrize("edit", EDITS, ids=[e[2].split(":")[0] for e in EDITS])
-def test_bad_config_one_line_exit_2_nothing_written(tmp_path, toy_plugin, capsys, figures, edit):
+@pytest.mark.parametrize("edits", EDITS, ids=[e[1].split(":")[0] for e in EDITS])
+def test_bad_config_one_line_exit_2_nothing_written(tmp_path, toy_plugin, capsys, figures, edits):
+    changes, message = edits
     out = tmp_path / "run"
-    good = toy_config(tmp_path, budget=20)
-    assert main(["run", str(good), "--out", str(out), "--quiet"]) == 0
+    good = toy_cfg(budget=20)
+    assert main(["run", str(write(tmp_path / "cfg.toml", good)), "--out", str(out), "--quiet"]) == 0
     before = digest(out)
     capsys.readouterr()
-    text = good.read_text()
-    assert edit[0] in text
-    bad = tmp_path / "bad.toml"
-    text = text.replace(edit[0], edit[1], 1)
-    if "weights are all zero" in edit[2]:
-        text = text.replace("params = {}\n\n[search]", "params = {}\nweight = 0.0\n\n[search]")
-    bad.write_text(text)
-    assert main(["run", str(bad), "--out", str(out), "--quiet"]) == 2
+    bad = good
+    for path, value in changes.items():
+        bad = edit(bad, path, value)
+    assert bad != good
+    assert main(["run", str(write(tmp_path / "bad.toml", bad)), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err
-    assert err.startswith("eacps: error: ") and edit[2] in err, err
+    assert err.startswith("eacps: error: ") and message in err, err
     assert digest(out) == before  # not a byte written to the existing run
     figures("6-bad-configs", configs_refused=1, written=0)
 
 
 def test_real_process_exit_code_2(tmp_path, figures):
     """The installed ``eacps`` command itself: one line on stderr, exit status 2, the run directory untouched."""
-    cfg = tmp_path / "bad.toml"
-    cfg.write_text(
-        '[generator]\nname = "digits"\n[potential.criteria.realism]\nscorer = "digits-realism"\n'
-        '[search]\nbudget = -1\n[[conditions]]\nid = "x"\nclass_label = 3\n'
-    )
+    cfg = write(tmp_path / "bad.toml", {
+        "generator": {"name": "digits"},
+        "potential": {"criteria": {"realism": {"scorer": "digits-realism"}}},
+        "search": {"budget": -1},
+        "conditions": [{"id": "x", "class_label": 3}],
+    })
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")

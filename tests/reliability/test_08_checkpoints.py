@@ -69,7 +69,7 @@ def pickled_sd(tmp_path):
     bait = model / "unet" / "diffusion_pytorch_model.bin"
     poison(bait, canary)
     assert not list(model.rglob("*.safetensors")) and len(list(model.rglob("*.bin"))) >= 3
-    params = f'{{ model = "{model}", steps = 2, height = 32, width = 32, device = "cpu", dtype = "float32" }}'
+    params = {"model": str(model), "steps": 2, "height": 32, "width": 32, "device": "cpu", "dtype": "float32"}
     return toy_config(tmp_path, generator="diffusers", gen_params=params), bait, canary
 
 
@@ -97,7 +97,7 @@ def test_pickled_vlm_is_refused(tmp_path, toy_plugin, capsys, figures):
     bait = model / "pytorch_model.bin"
     poison(bait, canary)
     assert not list(model.glob("*.safetensors"))
-    params = f'{{ model = "{model}", device = "cpu", dtype = "float32" }}'
+    params = {"model": str(model), "device": "cpu", "dtype": "float32"}
     cfg = toy_config(tmp_path, scorer="vlm", scorer_params=params)
     err, noise = refused(
         tmp_path, capsys, cfg, canary, "potential.criteria.consistency.params: vlm cannot load its model"
@@ -141,25 +141,21 @@ def spy(monkeypatch):
     return calls
 
 
-LOADERS = {  # loader -> (toy_config kwargs with {extra} for the params, the from_pretrained calls it makes)
-    "diffusers": (dict(generator="diffusers", gen_params='{{ model = "spy/sd"{extra} }}'), ["DiffusionPipeline"]),
-    "vlm": (
-        dict(scorer="vlm", scorer_params='{{ model = "spy/vlm", device = "cpu"{extra} }}'),
-        ["AutoProcessor", "AutoModelForImageTextToText"],
-    ),
-    "clip-text": (
-        dict(scorer="clip-text", scorer_params='{{ model = "spy/clip", device = "cpu"{extra} }}'),
-        ["AutoProcessor", "AutoModel"],
-    ),
+LOADERS = {  # loader -> (toy_config kwargs, the params that get the extra keys, the from_pretrained calls it makes)
+    "diffusers": (dict(generator="diffusers"), "gen_params", {"model": "spy/sd"}, ["DiffusionPipeline"]),
+    "vlm": (dict(scorer="vlm"), "scorer_params", {"model": "spy/vlm", "device": "cpu"},
+            ["AutoProcessor", "AutoModelForImageTextToText"]),
+    "clip-text": (dict(scorer="clip-text"), "scorer_params", {"model": "spy/clip", "device": "cpu"},
+                  ["AutoProcessor", "AutoModel"]),
 }
 
 
 @pytest.mark.parametrize("loader", list(LOADERS))
 def test_trust_remote_code_only_when_the_config_says_so(tmp_path, toy_plugin, capsys, spy, figures, loader):
-    kwargs, expect = LOADERS[loader]
-    for extra, trusted in (("", False), (", trust_remote_code = false", False), (", trust_remote_code = true", True)):
+    kwargs, which, params, expect = LOADERS[loader]
+    for extra, trusted in (({}, False), ({"trust_remote_code": False}, False), ({"trust_remote_code": True}, True)):
         spy.clear()
-        cfg = toy_config(tmp_path, **{k: v.format(extra=extra) if "params" in k else v for k, v in kwargs.items()})
+        cfg = toy_config(tmp_path, **kwargs, **{which: {**params, **extra}})
         assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
         assert "spy: stop here" in capsys.readouterr().err
         assert [name for name, _ in spy] == expect

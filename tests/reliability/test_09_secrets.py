@@ -29,10 +29,8 @@ def test_api_key_never_leaks(tmp_path, toy_plugin, capsys, monkeypatch, figures)
         return 401, body, 0.0
 
     server.script = unauthorized
-    params = (
-        f'{{ base_url = "{server.base_url}", api_key_env = "EACPS_REL_SECRET", max_retries = 1, backoff = 0.01, '
-        "timeout = 5, top_logprobs = 0 }"
-    )
+    params = {"base_url": server.base_url, "api_key_env": "EACPS_REL_SECRET", "max_retries": 1, "backoff": 0.01,
+              "timeout": 5, "top_logprobs": 0}
     cfg = toy_config(tmp_path, scorer="openai-judge", scorer_params=params, strategy="best-of-n", budget=6)
     out, log_file = tmp_path / "run", tmp_path / "debug.log"
     root = logging.getLogger()

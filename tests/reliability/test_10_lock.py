@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import sqlite3
+import tomllib
 
+from configs import edit, write
 from test_resume_kill import config, rows, start, wait_for_rows
 
 
@@ -12,7 +14,7 @@ def test_second_process_refuses_the_first_is_unharmed(tmp_path, figures):
     out = tmp_path / "run"
     cfg = config(tmp_path, tmp_path / "gen.log")
     # the first outlives the second even when a loaded machine takes many seconds to start a Python process
-    cfg.write_text(cfg.read_text().replace("sleep = 0.03", "sleep = 1.5"))
+    write(cfg, edit(tomllib.loads(cfg.read_text()), "generator.params.sleep", 1.5))
     first = start(cfg, out)
     wait_for_rows(out, 3, first)
     second = start(cfg, out)

@@ -6,44 +6,22 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from configs import digits, edit, write
 from relhelp import digest
 
 from eacps import plugins
 from eacps.cli import main
 
-CONFIG = """
-[generator]
-name = "digits"
-params = { steps = 4 }
-
-[potential.criteria.consistency]
-scorer = "digits-consistency"
-
-[potential.criteria.realism]
-scorer = "digits-realism"
-
-[potential.criteria.identity]
-scorer = "digits-identity"
-
-[search]
-strategy = "eacps"
-budget = 12
-batch_size = 4
-params = { k_global = 4, m = 2, k_local = 4, neighborhood = "pcn" }
-
-[[conditions]]
-id = "seven"
-class_label = 7
-extra = { reference_index = 7 }
-"""
+CONFIG = digits("eacps", 12, batch_size=4, params={"k_global": 4, "m": 2, "k_local": 4, "neighborhood": "pcn"})
+CONFIG = edit(CONFIG, "generator.params", {"steps": 4})
+CONFIG = edit(CONFIG, "conditions", [{"id": "seven", "class_label": 7, "extra": {"reference_index": 7}}])
 COLS = "search, seq, role, condition, recipe, steps, cache_key, status, potential, reason, scores, image"
 
 
 def test_same_config_twice_identical_stores(tmp_path, monkeypatch, figures):
     monkeypatch.setenv("EACPS_LOAD_PLUGINS", "eacps-digits")
     plugins.reset()
-    cfg = tmp_path / "digits.toml"
-    cfg.write_text(CONFIG)
+    cfg = write(tmp_path / "digits.toml", CONFIG)
     stores = []
     try:
         for name in ("one", "two"):

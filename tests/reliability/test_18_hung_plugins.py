@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from configs import edit, toy, write
 from relhelp import rows
 from test_resume_kill import config, start, wait_for_rows
 
@@ -61,34 +62,14 @@ plugins.register_plugin(Plugin)
 sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 """
 
-HUNG_CONFIG = """
-[generator]
-name = "toy-hang-gen"
-
-[potential.criteria.realism]
-scorer = "toy-pixel"
-
-[potential.criteria.consistency]
-scorer = "toy-hang-score"
-
-[search]
-strategy = "best-of-n"
-budget = 12
-batch_size = 1
-
-[executor]
-name = "inline"
-timeout_s = 0.5
-
-[[conditions]]
-id = "a"
-prompt = "first"
-"""
+HUNG_CONFIG = edit(toy(strategy="best-of-n", budget=12, batch_size=1), "generator", {"name": "toy-hang-gen"})
+HUNG_CONFIG = edit(HUNG_CONFIG, "potential.criteria.consistency.scorer", "toy-hang-score")
+HUNG_CONFIG = edit(HUNG_CONFIG, "executor", {"name": "inline", "timeout_s": 0.5})
+HUNG_CONFIG = edit(HUNG_CONFIG, "conditions", HUNG_CONFIG["conditions"][:1])
 
 
 def test_a_plugin_that_never_returns_fails_its_candidates_and_the_run_ends(tmp_path, figures):
-    cfg, out = tmp_path / "cfg.toml", tmp_path / "run"
-    cfg.write_text(HUNG_CONFIG)
+    cfg, out = write(tmp_path / "cfg.toml", HUNG_CONFIG), tmp_path / "run"
     code = HUNG_RUNNER.format(tests=str(TESTS), cfg=str(cfg), out=str(out))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr  # some candidates are fine: the run is not all-failed

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from configs import edit, toy, write
 from relhelp import rows
 
 from eacps.strategy import SeedStream
@@ -53,31 +54,13 @@ plugins.register_plugin(Plugin)
 sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 """
 
-CONFIG = """
-[generator]
-name = "toy-crash"
-params = {{ crash_seed = {seed}, how = "{how}", steps = {steps} }}
-
-[potential.criteria.realism]
-scorer = "toy-pixel"
-
-[potential.criteria.consistency]
-scorer = "toy-mean"
-
-[search]
-strategy = "best-of-n"
-budget = 12
-batch_size = 3
-
-[[conditions]]
-id = "a"
-prompt = "first"
-"""
+CONFIG = toy(strategy="best-of-n", budget=12, batch_size=3)
+CONFIG = edit(CONFIG, "conditions", CONFIG["conditions"][:1])
 
 
 def run(tmp_path: Path, out: Path, seed: int, how: str) -> tuple[int, str]:
-    cfg = tmp_path / f"{out.name}.toml"
-    cfg.write_text(CONFIG.format(seed=seed, how=how, steps=10))
+    generator = {"name": "toy-crash", "params": {"crash_seed": seed, "how": how, "steps": 10}}
+    cfg = write(tmp_path / f"{out.name}.toml", edit(CONFIG, "generator", generator))
     code = RUNNER.format(tests=str(TESTS), cfg=str(cfg), out=str(out))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     return p.returncode, p.stderr

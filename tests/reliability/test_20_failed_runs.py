@@ -12,7 +12,7 @@ from eacps.cli import main
 
 
 def test_every_candidate_failed_exits_1(tmp_path, toy_plugin, capsys, figures):
-    cfg = toy_config(tmp_path, gen_params="{ fail_all = true }", strategy="best-of-n", budget=6)
+    cfg = toy_config(tmp_path, gen_params={"fail_all": True}, strategy="best-of-n", budget=6)
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -34,15 +34,15 @@ def test_a_judge_without_key_or_endpoint_is_refused_before_the_first_batch(tmp_p
     monkeypatch.setenv("EACPS_REL_KEY", "k-not-secret")
     log = tmp_path / "gen.log"
     cases = {
-        "missing key": ('{ api_key_env = "EACPS_REL_MISSING_KEY", max_retries = 0 }',
+        "missing key": ({"api_key_env": "EACPS_REL_MISSING_KEY", "max_retries": 0},
                         "openai-judge is not ready: RuntimeError: openai-judge: environment variable "
                         "EACPS_REL_MISSING_KEY is not set"),
-        "unreachable": (f'{{ base_url = "http://127.0.0.1:{_closed_port()}/v1", api_key_env = "EACPS_REL_KEY", '
-                        "timeout = 2.0, max_retries = 0 }",
+        "unreachable": ({"base_url": f"http://127.0.0.1:{_closed_port()}/v1", "api_key_env": "EACPS_REL_KEY",
+                         "timeout": 2.0, "max_retries": 0},
                         "openai-judge is not ready: RuntimeError: openai-judge: cannot reach http://127.0.0.1:"),
     }
     for i, (params, expect) in enumerate(cases.values()):
-        cfg = toy_config(tmp_path, f"cfg{i}.toml", gen_params=f'{{ log = "{log}" }}', scorer="openai-judge",
+        cfg = toy_config(tmp_path, f"cfg{i}.toml", gen_params={"log": str(log)}, scorer="openai-judge",
                          scorer_params=params, strategy="best-of-n", budget=6)
         out = tmp_path / f"run{i}"
         assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 2
