@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import configs
+import crashing
 import pytest
 
 HERE = Path(__file__).parent
@@ -124,38 +125,6 @@ def test_a_signal_stops_after_the_batches_in_flight_are_stored(tmp_path, sig, co
     assert rows(out)[: len(stopped)] == stopped and len(rows(out)) == 42
 
 
-CRASH_RUNNER = """
-import os, sys
-sys.path.insert(0, {here!r})
-import toy
-from pydantic import Field
-from eacps import hookimpl, plugins
-from eacps.cli import main
-
-class CrashParams(toy.ToyGeneratorParams):
-    crash_seed: int = Field(-1, description="os._exit(3) when asked this seed")
-
-class Crash(toy.ToyGenerator):
-    name = "toy-crash"
-    Params = CrashParams
-
-    def generate(self, recipes, condition, *, steps=None):
-        if any(r.seed == self.params.crash_seed for r in recipes):
-            os._exit(3)
-        return super().generate(recipes, condition, steps=steps)
-
-class Plugin:
-    @staticmethod
-    @hookimpl
-    def register_generators(register):
-        register(Crash)
-
-plugins.register_plugin(toy)
-plugins.register_plugin(Plugin)
-sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
-"""
-
-
 def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tmp_path):
     from eacps.strategy import SeedStream
 
@@ -166,8 +135,7 @@ def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tm
     out = tmp_path / "run"
 
     def run() -> tuple[int, str]:
-        code = CRASH_RUNNER.format(here=str(HERE), cfg=str(cfg), out=str(out))
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        p = subprocess.run(crashing.run_command(cfg, out), capture_output=True, text=True, timeout=120)
         return p.returncode, p.stderr
 
     what = "of search 'a/best-of-n/b8/s0' (seq 4..5)"

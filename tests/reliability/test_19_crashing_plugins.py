@@ -9,50 +9,14 @@ run completes. Every other candidate equals a run without the faulty batch.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
+import crashing
 import pytest
 from configs import edit, toy, write
 from relhelp import rows
 
 from eacps.strategy import SeedStream
-
-TESTS = Path(__file__).parents[1]
-
-RUNNER = """
-import ctypes, os, sys
-sys.path.insert(0, {tests!r})
-import toy
-from pydantic import Field
-from eacps import hookimpl, plugins
-from eacps.cli import main
-
-class CrashParams(toy.ToyGeneratorParams):
-    crash_seed: int = Field(-1, description="the seed whose generation ends the process")
-    how: str = "exit"
-
-class Crash(toy.ToyGenerator):
-    name = "toy-crash"
-    Params = CrashParams
-
-    def generate(self, recipes, condition, *, steps=None):
-        if any(r.seed == self.params.crash_seed for r in recipes):
-            if self.params.how == "exit":
-                os._exit(3)
-            ctypes.string_at(0)  # a segfault
-        return super().generate(recipes, condition, steps=steps)
-
-class Plugin:
-    @staticmethod
-    @hookimpl
-    def register_generators(register):
-        register(Crash)
-
-plugins.register_plugin(toy)
-plugins.register_plugin(Plugin)
-sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
-"""
 
 CONFIG = toy(strategy="best-of-n", budget=12, batch_size=3)
 CONFIG = edit(CONFIG, "conditions", CONFIG["conditions"][:1])
@@ -61,8 +25,7 @@ CONFIG = edit(CONFIG, "conditions", CONFIG["conditions"][:1])
 def run(tmp_path: Path, out: Path, seed: int, how: str) -> tuple[int, str]:
     generator = {"name": "toy-crash", "params": {"crash_seed": seed, "how": how, "steps": 10}}
     cfg = write(tmp_path / f"{out.name}.toml", edit(CONFIG, "generator", generator))
-    code = RUNNER.format(tests=str(TESTS), cfg=str(cfg), out=str(out))
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(crashing.run_command(cfg, out), capture_output=True, text=True, timeout=300)
     return p.returncode, p.stderr
 
 

@@ -8,21 +8,9 @@ import pytest
 import torch
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2 / CLIP byte -> printable unicode table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
-
-
 def build_tiny_clip(path: Path, *, seed: int = 0, safetensors: bool = True) -> Path:
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2 / CLIP byte -> unicode table
 
     chars = list(bytes_to_unicode().values())
     merges = [("r", "e"), ("c", "u"), ("cu", "b"), ("cub", "e</w>"), ("d", "o"), ("do", "g</w>")]

@@ -306,12 +306,17 @@ class Stepper:
         return out, cfg
 
     def _encode_pixart(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
+        """PixArt-α/Σ and Sana (T5/Gemma embeddings with attention masks; Sana adds its instruction)."""
         pipe, gen = self.gen.pipe, self.gen
         cfg = guidance > 1
+        extra = {}
+        if self.family == "sana":
+            extra["complex_human_instruction"] = kw.get("complex_human_instruction",
+                                                        gen._call_default("complex_human_instruction"))
         pe, pm, ne, nm = pipe.encode_prompt(
             kw["prompt"], cfg, negative_prompt=kw.get("negative_prompt", ""), num_images_per_prompt=1,
             device=self.device, clean_caption=kw.get("clean_caption", gen._call_default("clean_caption")),
-            max_sequence_length=kw.get("max_sequence_length", gen._call_default("max_sequence_length")))
+            max_sequence_length=kw.get("max_sequence_length", gen._call_default("max_sequence_length")), **extra)
         out = {"prompt": pe, "mask": pm}
         if cfg:
             out.update(negative=ne, negative_mask=nm)
@@ -321,19 +326,7 @@ class Stepper:
             out["aspect_ratio"] = torch.tensor([[float(h / w)]]).to(dtype=pe.dtype, device=self.device)
         return out, cfg
 
-    def _encode_sana(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
-        pipe, gen = self.gen.pipe, self.gen
-        cfg = guidance > 1
-        pe, pm, ne, nm = pipe.encode_prompt(
-            kw["prompt"], cfg, negative_prompt=kw.get("negative_prompt", ""), num_images_per_prompt=1,
-            device=self.device, clean_caption=kw.get("clean_caption", gen._call_default("clean_caption")),
-            max_sequence_length=kw.get("max_sequence_length", gen._call_default("max_sequence_length")),
-            complex_human_instruction=kw.get("complex_human_instruction",
-                                             gen._call_default("complex_human_instruction")))
-        out = {"prompt": pe, "mask": pm}
-        if cfg:
-            out.update(negative=ne, negative_mask=nm)
-        return out, cfg
+    _encode_sana = _encode_pixart
 
     def _encode_flux(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
         pipe = self.gen.pipe

@@ -26,15 +26,10 @@ GEMMA_VOCAB = 512
 
 def _bytes_to_unicode() -> list[str]:
     """GPT-2/CLIP's byte -> printable unicode table, in byte order."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for _, c in sorted(zip(bs, cs, strict=True))]
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    table = bytes_to_unicode()
+    return [table[b] for b in range(256)]
 
 
 WORDS = ("a", "an", "the", "cat", "dog", "photo", "of", "painting", "squirrel", "eating", "burger", "red", "blue")
