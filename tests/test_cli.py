@@ -44,6 +44,12 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
     ({"generator.params": {"steps": 0}}, "generator.params.steps: Input should be greater than or equal to 1 (got 0)"),
     ({"colour": "red"}, "colour: unknown field"),
     ({"conditions.1.id": "a"}, "condition ids must be unique; repeated: a"),
+    ({"search.strategy": "adaptive", "search.params": {"strategy": "eacps", "params": {"warp": 1}}},
+     "error: search.params.params.warp: unknown parameter; allowed: k_global"),
+    ({"search.strategy": "adaptive", "search.params": {"strategy": "nope"}},
+     "error: search.params.strategy: unknown strategy 'nope'; known: adaptive"),
+    ({"search.strategy": "adaptive", "search.params": {"strategy": "adaptive"}},
+     "error: search.params.strategy: adaptive cannot wrap itself"),
 ])
 def test_config_errors_are_one_line_with_exit_2(tmp_path, toy_plugin, capsys, edits, expected):
     cfg = configs.toy()

@@ -120,6 +120,8 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
         check_device(p.device, f"{section}.params.device" if section else "params.device")
     try:
         return cls(p, **kw)
+    except ConfigError:  # already names its own field (a wrapper's inner params, say)
+        raise
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
         raise ConfigError(f"{where}: {one_line(str(exc))}") from None
     except Exception as exc:  # a plugin's constructor failing in any way is a problem of this config entry

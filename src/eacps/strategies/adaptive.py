@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from eacps import plugins
-from eacps.config import validate_params
+from eacps.config import ConfigError, validate_params
 from eacps.hookspecs import hookimpl
 from eacps.orderstats import expected_max_empirical, expected_max_std_normal
 from eacps.params import Params
@@ -41,9 +41,9 @@ class Adaptive(Strategy):
         try:
             cls = plugins.get("strategy", self.params.strategy)
         except plugins.UnknownPluginError as exc:
-            raise ValueError(f"search.params.strategy: {exc.args[0]}") from None
+            raise ConfigError(f"search.params.strategy: {exc.args[0]}") from None
         if cls is Adaptive:
-            raise ValueError("adaptive cannot wrap itself")
+            raise ConfigError("search.params.strategy: adaptive cannot wrap itself")
         inner = validate_params(cls.Params, self.params.params, "search.params.params")  # one line, not a dump
         self.inner: Strategy = cls(inner, budget=budget, seed=seed)
         self.predicted_gain: float | None = None
