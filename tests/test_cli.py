@@ -175,6 +175,28 @@ def test_an_unreadable_model_path_is_a_config_error(tmp_path, toy_plugin, capsys
     assert not out.exists()
 
 
+def test_img2img_steps_that_run_no_denoising_step_are_a_config_error(tmp_path, toy_plugin, capsys):
+    """int(steps x strength) = 0 img2img steps is refused before any compute (it used to FAIL every candidate
+    with a reshape error from inside the VAE)."""
+    import numpy as np
+    from eacps_diffusers.tiny import tiny_pipeline
+    from PIL import Image
+
+    tiny_pipeline("sd-img2img").save_pretrained(tmp_path / "model", safe_serialization=True)
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(tmp_path / "ref.png")
+    params = {"model": str(tmp_path / "model"), "pipeline_class": "StableDiffusionImg2ImgPipeline", "steps": 1,
+              "device": "cpu", "call_kwargs": {"strength": 0.6}}
+    cfg = configs.edit(configs.toy(), "generator", {"name": "diffusers", "params": params})
+    cfg = configs.edit(cfg, "conditions.0.reference", "ref.png")
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' own warnings
+    assert err == ("eacps: error: conditions.0 ('a'): StableDiffusionImg2ImgPipeline runs int(steps x strength) = "
+                   "int(1 x 0.6) = 0 denoising steps; use steps >= 2 or a larger call_kwargs.strength "
+                   "(generator 'diffusers')")
+    assert not out.exists()
+
+
 def test_digits_conditions_are_checked_before_any_compute(tmp_path, capsys):
     cfg = configs.digits("eacps", 20, criteria=("identity",))
     del cfg["search"]

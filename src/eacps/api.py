@@ -141,12 +141,12 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
     check_conditions(conditions, potential)
     executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
-    for i, cond in enumerate(conditions):
+    load_models(generator, potential, preview)
+    for i, cond in enumerate(conditions):  # after loading: a generator may check against its model
         try:
             generator.check_condition(cond)
         except ValueError as exc:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
-    load_models(generator, potential, preview)
     for i, strat in enumerate(strategies):
         check_compatible(strat, generator, "search.strategy" if len(strategies) == 1 else f"searches.{i}.strategy")
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)

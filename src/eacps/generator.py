@@ -44,7 +44,8 @@ class Generator(ABC):
         configuration error (exit code 2) rather than a run of FAILED candidates. Default: nothing."""
 
     def check_condition(self, condition: Condition) -> None:  # noqa: B027 - optional hook
-        """Raise ValueError when ``condition`` lacks what this generator needs (checked before a run)."""
+        """Raise ValueError when ``condition`` lacks what this generator needs, or when this generator's settings
+        cannot serve it (checked after ``load`` and before any compute)."""
 
     @abstractmethod
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:

@@ -60,3 +60,19 @@ def test_noise_space_recipe_is_refused_before_compute(gen_pipe, monkeypatch):
     assert calls == []
     with pytest.raises(ValueError, match="generator mode"):
         gen.noise_shape(cond(reference=REF))
+
+
+def test_steps_times_strength_below_one_is_named_not_a_vae_crash():
+    """diffusers runs int(steps x strength) img2img steps; at zero it used to fail deep inside the VAE."""
+    pipe = tiny_pipeline("sd-img2img")
+    gen = DiffusersGenerator.from_pipe(pipe, steps=1, call_kwargs={"strength": 0.6})
+    why = r"runs int\(steps x strength\) = int\(1 x 0.6\) = 0 denoising steps; use steps >= 2"
+    with pytest.raises(ValueError, match=why):
+        gen.check_condition(cond(reference=REF))
+    ok = DiffusersGenerator.from_pipe(pipe, steps=2, call_kwargs={"strength": 0.6})
+    ok.check_condition(cond(reference=REF))
+    assert ok.generate([Recipe.from_seed(1)], cond(reference=REF))[0].status is Status.OK
+    with pytest.raises(ValueError, match=why):  # a preview at fewer steps than configured
+        ok.generate([Recipe.from_seed(1)], cond(reference=REF), steps=1)
+    text2img = DiffusersGenerator.from_pipe(tiny_pipeline("sd"), steps=1, height=32, width=32)
+    assert text2img.steps_problem(1) is None

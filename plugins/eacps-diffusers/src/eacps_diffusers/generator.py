@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -345,6 +346,19 @@ class DiffusersGenerator(Generator):
     def default_steps(self) -> int:
         return int(self.params.steps or self._call_default("num_inference_steps") or 50)
 
+    def steps_problem(self, steps: int) -> str | None:
+        """Why ``steps`` runs no denoising step here, or None: img2img-style pipelines run
+        ``int(steps × strength)`` of them, and at zero diffusers fails deep inside the VAE."""
+        strength = self._call_kwarg("strength") if "strength" in self._signature else None
+        if not isinstance(strength, int | float) or strength <= 0 or int(steps * strength) >= 1:
+            return None
+        return (f"{type(self.pipe).__name__} runs int(steps x strength) = int({steps} x {strength}) = 0 denoising "
+                f"steps; use steps >= {math.ceil(1 / strength)} or a larger call_kwargs.strength")
+
+    def check_condition(self, condition: Condition) -> None:
+        if (problem := self.steps_problem(self.default_steps)) is not None:
+            raise ValueError(problem)
+
     def size(self) -> tuple[int, int]:
         """(height, width) passed to every call: the params, else the pipeline's own default."""
         pipe, p = self.pipe, self.params
@@ -458,7 +472,10 @@ class DiffusersGenerator(Generator):
             bad = [r.key for r in recipes if not r.is_seed_only]  # also when the engine skipped check()
             if bad:
                 raise ValueError(f"{type(self.pipe).__name__} accepts seed-only recipes; got {bad[:3]}")
-        kwargs = self._kwargs(condition, int(steps or self.default_steps))
+        steps = int(steps or self.default_steps)
+        if (problem := self.steps_problem(steps)) is not None:  # a preview at fewer steps, say
+            raise ValueError(problem)
+        kwargs = self._kwargs(condition, steps)
         _eval_mode(self.pipe)  # a module switched to training since (dropout) would break exact regeneration
         out: list[Generated] = []
         for i in range(0, len(recipes), self._batch_limit):  # out of memory propagates: the engine splits
