@@ -99,3 +99,16 @@ def test_best_of_n_multiplier_of_itself_is_one_on_average():
     for b in (4, 16):
         realized = float(np.mean([max(xs[:b]) for xs in pools.values()]))
         assert compute_multiplier(pools, realized, b)["multiplier"] == pytest.approx(1.0, abs=0.15)
+
+
+def test_a_free_scorer_cost_model_charges_steps_only(tmp_path, toy_plugin, capsys):
+    """``--scorer-cost 0`` (scorers free) is a cost model like any other; a negative cost is refused."""
+    cfg = configs.write(tmp_path / "c.toml", CFG)
+    base = ["compare", str(cfg), "--strategies", "best-of-n,zero-order", "--budgets", "8", "--repeats", "1",
+            "--pool", "16", "--quiet"]
+    assert main([*base, "--scorer-cost", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--scorer-cost" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main([*base, "--scorer-cost", "0", "--out", str(tmp_path / "cmp")]) == 0
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"]
+    for r in rows:
+        assert r["multipliers"]["scorer_cost=0"]["equivalents"] == pytest.approx(r["steps"] / 10)

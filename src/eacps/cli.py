@@ -223,8 +223,8 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 @click.option("--split", "report_split", type=click.Choice(["evaluation", "tuning"]), default="evaluation",
               show_default=True, help="the split to run and report")
 @click.option("--seed-offset", type=natural, default=0, show_default=True, help="strategy seeds start here")
-@click.option("--scorer-cost", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="generations one potential evaluation costs, for an expensive-judge cost model")
+@click.option("--scorer-cost", type=click.FloatRange(min=0), default=None,
+              help="generations one potential evaluation costs, for an expensive-judge cost model (0: free)")
 @out_option("runs/<config name>-compare")
 @quiet_option
 def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) -> None:
