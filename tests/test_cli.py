@@ -43,6 +43,7 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
     ({"conditions.0": {"id": "a", "reference": "missing.png"}}, "conditions.0.reference: cannot read image"),
     ({"generator.params": {"steps": 0}}, "generator.params.steps: Input should be greater than or equal to 1 (got 0)"),
     ({"colour": "red"}, "colour: unknown field"),
+    ({"potential.criteria.consistency.colour": "red"}, "potential.criteria.consistency.colour: unknown field"),
     ({"conditions.1.id": "a"}, "condition ids must be unique; repeated: a"),
     ({"search.strategy": "adaptive", "search.params": {"strategy": "eacps", "params": {"warp": 1}}},
      "error: search.params.params.warp: unknown parameter; allowed: k_global"),
@@ -191,9 +192,8 @@ def test_img2img_steps_that_run_no_denoising_step_are_a_config_error(tmp_path, t
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' own warnings
-    assert err == ("eacps: error: conditions.0 ('a'): StableDiffusionImg2ImgPipeline runs int(steps x strength) = "
-                   "int(1 x 0.6) = 0 denoising steps; use steps >= 2 or a larger call_kwargs.strength "
-                   "(generator 'diffusers')")
+    assert err == ("eacps: error: generator.params.steps: StableDiffusionImg2ImgPipeline runs int(steps x strength) "
+                   "= int(1 x 0.6) = 0 denoising steps; use steps >= 2 or a larger call_kwargs.strength")
     assert not out.exists()
 
 

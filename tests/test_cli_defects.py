@@ -74,6 +74,12 @@ def test_search_errors_are_labelled_with_their_searches_entry(tmp_path, toy_plug
     cfg["searches"][1] = {"strategy": "eacps", "budget": True}
     assert run(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
     assert "eacps: error: searches.1.budget: must be a number" in one_line_error(capsys)
+    cfg["searches"][1] = {"strategy": "adaptive", "params": {"strategy": "eacps", "params": {"warp": 1}}}
+    assert run(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2  # a wrapper's inner params too
+    assert "eacps: error: searches.1.params.params.warp: unknown parameter" in one_line_error(capsys)
+    cfg["searches"][1] = {"strategy": "adaptive", "params": {"strategy": "adaptive"}}
+    assert run(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.1.params.strategy: adaptive cannot wrap itself" in one_line_error(capsys)
 
 
 # -- tracebacks that became one line ------------------------------------------------------------------------------

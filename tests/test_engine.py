@@ -390,6 +390,43 @@ def test_a_run_whose_every_candidate_failed_exits_non_zero(tmp_path, toy_plugin,
     assert not run_config(good, tmp_path / "good").all_failed
 
 
+def test_condition_errors_come_before_loading_models_and_preflight(tmp_path, toy_plugin, capsys):
+    """A condition the generator cannot serve is named before any model loads or any judge is called (which
+    could be slow, or fail first and hide it)."""
+    import configs
+    from test_cli import write
+
+    from eacps import hookimpl, plugins
+    from eacps.cli import main
+
+    calls = []
+
+    class Unready(ToyScorer):
+        name = "toy-unready"
+
+        def preflight(self):
+            calls.append("preflight")
+            raise RuntimeError("judge unreachable")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def register_scorers(register):
+            register(Unready)
+
+    plugins.register_plugin(Plugin)
+    try:
+        cfg = configs.digits("best-of-n", 4, criteria=("realism",))
+        cfg = configs.edit(cfg, "potential.criteria.judge", {"scorer": "toy-unready", "weight": 1.0})
+        cfg = configs.edit(cfg, "conditions.0", {"id": "no-label", "extra": {"reference_index": 59}})
+        assert main(["run", str(write(tmp_path, cfg)), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    finally:
+        plugins.unregister_plugin(Plugin)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eacps: error: conditions.0 ('no-label'):") and "class_label" in err, err
+    assert calls == []
+
+
 def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_path, toy_plugin, capsys):
     import configs
     from test_cli import write

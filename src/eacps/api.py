@@ -141,12 +141,12 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
     check_conditions(conditions, potential)
     executor = create("executor", cfg.executor.name, cfg.executor.params, section="executor")
     generator = create("generator", cfg.generator.name, cfg.generator.params, section="generator")
-    load_models(generator, potential, preview)
-    for i, cond in enumerate(conditions):  # after loading: a generator may check against its model
+    for i, cond in enumerate(conditions):
         try:
             generator.check_condition(cond)
         except ValueError as exc:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
+    load_models(generator, potential, preview)
     for i, strat in enumerate(strategies):
         check_compatible(strat, generator, "search.strategy" if len(strategies) == 1 else f"searches.{i}.strategy")
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
@@ -154,9 +154,12 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
 
 def load_models(generator: Generator, potential: Potential, preview: Potential | None = None) -> None:
     """Load every model, then run every scorer's ``preflight`` (credentials, reachability) before the run: a
-    model that cannot be loaded or a judge that cannot be reached is a configuration error."""
+    model that cannot be loaded or a judge that cannot be reached is a configuration error. A generator's
+    ``load`` may raise ``ConfigError`` for a setting its model refuses (``params.steps: ...``)."""
     try:
         generator.load()
+    except ConfigError as exc:  # a setting the loaded model refuses, named relative to the generator entry
+        raise ConfigError(f"generator.{exc}") from None
     except Exception as exc:
         raise ConfigError(f"generator.params: {generator.name} cannot load its model: {one_line(exc)}") from None
     for section, pot in (("potential", potential), ("preview_potential", preview)):

@@ -109,7 +109,8 @@ def validate_params(model: type[Params], data: dict[str, Any], where: str) -> Pa
 def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, *, section: str = "",
            field: str = "name", **kw: Any):
     """Instantiate a registered plugin with validated params. Errors name the config field
-    (``{section}.{field}`` for the name, ``{section}.params.*`` for parameters) and the known names."""
+    (``{section}.{field}`` for the name, ``{section}.params.*`` for parameters) and the known names. A plugin
+    constructor raises ``ConfigError`` with a field relative to its entry (``params.strategy: ...``)."""
     where = f"{section}.{field}" if section else kind
     try:
         cls = plugins.get(kind, name)
@@ -120,8 +121,8 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
         check_device(p.device, f"{section}.params.device" if section else "params.device")
     try:
         return cls(p, **kw)
-    except ConfigError:  # already names its own field (a wrapper's inner params, say)
-        raise
+    except ConfigError as exc:  # names a field relative to this entry ("params.strategy: ..."): prefix the entry
+        raise ConfigError(f"{section}.{exc}" if section else str(exc)) from None
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
         raise ConfigError(f"{where}: {one_line(str(exc))}") from None
     except Exception as exc:  # a plugin's constructor failing in any way is a problem of this config entry

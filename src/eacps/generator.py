@@ -41,11 +41,12 @@ class Generator(ABC):
 
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load models now. Called before a run starts, so that a missing or unreadable model is a
-        configuration error (exit code 2) rather than a run of FAILED candidates. Default: nothing."""
+        configuration error (exit code 2) rather than a run of FAILED candidates. Raise
+        ``eacps.config.ConfigError("params.<field>: why")`` for a setting the loaded model cannot run.
+        Default: nothing."""
 
     def check_condition(self, condition: Condition) -> None:  # noqa: B027 - optional hook
-        """Raise ValueError when ``condition`` lacks what this generator needs, or when this generator's settings
-        cannot serve it (checked after ``load`` and before any compute)."""
+        """Raise ValueError when ``condition`` lacks what this generator needs (checked before a run)."""
 
     @abstractmethod
     def noise_shape(self, condition: Condition) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ from eacps_diffusers import DiffusersGenerator
 from eacps_diffusers.tiny import tiny_pipeline, vanilla
 
 from eacps import Condition, Recipe, Status
+from eacps.config import ConfigError
 
 REF = np.linspace(0, 1, 32 * 32 * 3, dtype=np.float32).reshape(32, 32, 3)
 
@@ -63,16 +64,35 @@ def test_noise_space_recipe_is_refused_before_compute(gen_pipe, monkeypatch):
 
 
 def test_steps_times_strength_below_one_is_named_not_a_vae_crash():
-    """diffusers runs int(steps x strength) img2img steps; at zero it used to fail deep inside the VAE."""
+    """SD img2img runs int(steps x strength) steps; at zero it used to fail deep inside the VAE. ``load`` (called
+    before a run) refuses the setting, naming the field; a preview at fewer steps fails with the same reason."""
     pipe = tiny_pipeline("sd-img2img")
     gen = DiffusersGenerator.from_pipe(pipe, steps=1, call_kwargs={"strength": 0.6})
     why = r"runs int\(steps x strength\) = int\(1 x 0.6\) = 0 denoising steps; use steps >= 2"
-    with pytest.raises(ValueError, match=why):
-        gen.check_condition(cond(reference=REF))
+    with pytest.raises(ConfigError, match="params.steps: .*" + why):
+        gen.load()
+    zero = DiffusersGenerator.from_pipe(pipe, steps=4, call_kwargs={"strength": 0.0})
+    with pytest.raises(ConfigError, match=r"params.call_kwargs.strength: .* no denoising step at strength 0.0"):
+        zero.load()
     ok = DiffusersGenerator.from_pipe(pipe, steps=2, call_kwargs={"strength": 0.6})
-    ok.check_condition(cond(reference=REF))
+    ok.load()
     assert ok.generate([Recipe.from_seed(1)], cond(reference=REF))[0].status is Status.OK
     with pytest.raises(ValueError, match=why):  # a preview at fewer steps than configured
         ok.generate([Recipe.from_seed(1)], cond(reference=REF), steps=1)
-    text2img = DiffusersGenerator.from_pipe(tiny_pipeline("sd"), steps=1, height=32, width=32)
-    assert text2img.steps_problem(1) is None
+    DiffusersGenerator.from_pipe(tiny_pipeline("sd"), steps=1, height=32, width=32).load()  # text-to-image
+
+
+@pytest.mark.parametrize("family, cls, steps, call_kwargs", [
+    ("flux", "FluxImg2ImgPipeline", 1, {"strength": 0.6}),  # flow-matching img2img rounds steps x strength up
+    ("sdxl", "StableDiffusionXLImg2ImgPipeline", 3, {"denoising_start": 0.5}),  # the refiner ignores strength
+])
+def test_img2img_settings_diffusers_runs_are_not_refused(family, cls, steps, call_kwargs):
+    import diffusers
+    from eacps_diffusers.tiny import CALL_KWARGS
+
+    pipe = getattr(diffusers, cls)(**tiny_pipeline(family).components)
+    gen = DiffusersGenerator.from_pipe(pipe, steps=steps, height=32, width=32,
+                                       call_kwargs={**CALL_KWARGS[family], **call_kwargs})
+    gen.load()
+    (g,) = gen.generate([Recipe.from_seed(1)], cond(reference=REF))
+    assert g.status is Status.OK and np.isfinite(g.image).all()

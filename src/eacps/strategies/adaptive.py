@@ -41,11 +41,14 @@ class Adaptive(Strategy):
         try:
             cls = plugins.get("strategy", self.params.strategy)
         except plugins.UnknownPluginError as exc:
-            raise ConfigError(f"search.params.strategy: {exc.args[0]}") from None
+            raise ConfigError(f"params.strategy: {exc.args[0]}") from None
         if cls is Adaptive:
-            raise ConfigError("search.params.strategy: adaptive cannot wrap itself")
-        inner = validate_params(cls.Params, self.params.params, "search.params.params")  # one line, not a dump
-        self.inner: Strategy = cls(inner, budget=budget, seed=seed)
+            raise ConfigError("params.strategy: adaptive cannot wrap itself")
+        inner = validate_params(cls.Params, self.params.params, "params.params")  # one line, not a dump
+        try:
+            self.inner: Strategy = cls(inner, budget=budget, seed=seed)
+        except ConfigError as exc:  # a field of the inner entry, which sits under params
+            raise ConfigError(f"params.{exc}") from None
         self.predicted_gain: float | None = None
 
     @property

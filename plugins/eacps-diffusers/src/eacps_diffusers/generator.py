@@ -15,6 +15,7 @@ Noise modes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -29,6 +30,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
+from eacps.config import ConfigError
 from eacps.errors import one_line
 from eacps.stepping import Trajectory
 
@@ -134,6 +136,16 @@ def _default_device() -> str:
     return "cpu"
 
 
+@functools.cache
+def _floors_strength(cls: type) -> bool:
+    """Whether a pipeline class's ``get_timesteps`` runs ``int(steps × strength)`` steps (SD/SDXL img2img,
+    inpaint); the flow-matching img2img pipelines compute ``t_start`` so that they round up instead."""
+    try:
+        return "int(num_inference_steps * strength)" in inspect.getsource(cls.get_timesteps)
+    except (AttributeError, OSError, TypeError):
+        return False
+
+
 class DiffusersGenerator(Generator):
     """Runs a diffusers pipeline; owns the seed -> noise mapping so winning seeds work in plain diffusers."""
 
@@ -184,8 +196,11 @@ class DiffusersGenerator(Generator):
         return torch.float32
 
     def load(self) -> None:
-        """Load the pipeline now (the engine calls this before a run: load errors are config errors)."""
+        """Load the pipeline now (the engine calls this before a run: load errors are config errors), then
+        check the settings that need it (steps x strength)."""
         _ = self.pipe
+        if (problem := self.steps_problem(self.default_steps)) is not None:
+            raise ConfigError(f"{problem[0]}: {problem[1]}")
 
     @property
     def pipe(self) -> Any:
@@ -346,18 +361,22 @@ class DiffusersGenerator(Generator):
     def default_steps(self) -> int:
         return int(self.params.steps or self._call_default("num_inference_steps") or 50)
 
-    def steps_problem(self, steps: int) -> str | None:
-        """Why ``steps`` runs no denoising step here, or None: img2img-style pipelines run
-        ``int(steps × strength)`` of them, and at zero diffusers fails deep inside the VAE."""
-        strength = self._call_kwarg("strength") if "strength" in self._signature else None
-        if not isinstance(strength, int | float) or strength <= 0 or int(steps * strength) >= 1:
+    def steps_problem(self, steps: int) -> tuple[str, str] | None:
+        """(field, why) when a call at ``steps`` would run no denoising step, else None. SD/SDXL-style img2img
+        and inpaint pipelines run ``int(steps × strength)`` steps (their ``get_timesteps`` floors), and at zero
+        fail deep inside the VAE; flow-matching ones round up, and ``denoising_start`` replaces strength."""
+        if "strength" not in self._signature or self._call_kwarg("denoising_start") is not None:
             return None
-        return (f"{type(self.pipe).__name__} runs int(steps x strength) = int({steps} x {strength}) = 0 denoising "
-                f"steps; use steps >= {math.ceil(1 / strength)} or a larger call_kwargs.strength")
-
-    def check_condition(self, condition: Condition) -> None:
-        if (problem := self.steps_problem(self.default_steps)) is not None:
-            raise ValueError(problem)
+        strength = self._call_kwarg("strength")
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not _floors_strength(type(self.pipe)):
+            return None
+        name = type(self.pipe).__name__
+        if strength <= 0:
+            return "params.call_kwargs.strength", f"{name} runs no denoising step at strength {strength}; use (0, 1]"
+        if int(steps * strength) >= 1:
+            return None
+        return "params.steps", (f"{name} runs int(steps x strength) = int({steps} x {strength}) = 0 denoising "
+                                f"steps; use steps >= {math.ceil(1 / strength)} or a larger call_kwargs.strength")
 
     def size(self) -> tuple[int, int]:
         """(height, width) passed to every call: the params, else the pipeline's own default."""
@@ -474,7 +493,7 @@ class DiffusersGenerator(Generator):
                 raise ValueError(f"{type(self.pipe).__name__} accepts seed-only recipes; got {bad[:3]}")
         steps = int(steps or self.default_steps)
         if (problem := self.steps_problem(steps)) is not None:  # a preview at fewer steps, say
-            raise ValueError(problem)
+            raise ValueError(problem[1])
         kwargs = self._kwargs(condition, steps)
         _eval_mode(self.pipe)  # a module switched to training since (dropout) would break exact regeneration
         out: list[Generated] = []
