@@ -56,12 +56,17 @@ def test_adaptive_wraps_any_strategy_and_ignores_failures():
 
 
 def test_adaptive_names_a_bad_inner_parameter_in_one_line():
+    """Built directly, adaptive names fields relative to its own entry; built from a config entry, the entry
+    comes first."""
+    from eacps.api import make_strategy
     from eacps.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"search\.params\.params\.theta: .*got 'x'") as exc:
+    with pytest.raises(ConfigError, match=r"^params\.params\.theta: .*got 'x'") as exc:
         Adaptive(AdaptiveParams(strategy="eacps", params={"theta": "x"}), budget=8)
     assert "\n" not in str(exc.value)
-    with pytest.raises(ConfigError, match=r"search\.params\.params\.nope: unknown parameter; allowed: k_global"):
+    with pytest.raises(ConfigError, match=r"^params\.params\.nope: unknown parameter; allowed: k_global"):
         Adaptive(AdaptiveParams(strategy="eacps", params={"nope": 1}), budget=8)
-    with pytest.raises(ValueError, match=r"search\.params\.strategy: unknown strategy 'nah'; known: "):
+    with pytest.raises(ValueError, match=r"^params\.strategy: unknown strategy 'nah'; known: "):
         Adaptive(AdaptiveParams(strategy="nah"), budget=8)
+    with pytest.raises(ConfigError, match=r"^search\.params\.params\.nope: unknown parameter"):
+        make_strategy("adaptive", {"strategy": "eacps", "params": {"nope": 1}}, budget=8)
