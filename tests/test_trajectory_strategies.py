@@ -20,8 +20,9 @@ from eacps.recipe import Branch
 from eacps.stepping import StateCache, generate_paths
 from eacps.store import quantize
 from eacps.strategies.fk_steering import FKParams, FKSteering, resample
-from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan, rung_steps
+from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
+from eacps.strategy import schedule_steps
 from eacps.testing import fake_objective
 
 T = 10
@@ -35,7 +36,7 @@ def run(strategy, objective=None, batch=4):
 
 # -- multi-fidelity -------------------------------------------------------------------------------------
 def test_plan_in_steps():
-    assert rung_steps([0.2], 15) == [3] and rung_steps([0.2, 0.5], 10) == [2, 5]
+    assert schedule_steps([0.2], 15) == [3] and schedule_steps([0.2, 0.5], 10) == [2, 5]
     assert plan(300, [3], 15, 0.25) == [48, 12]  # 48·3 + 12·12 = 288 <= 300 < 49·3 + 13·12
     with pytest.raises(ValueError, match="cannot pay"):
         plan(5, [3], 15, 0.25)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
 def _leaf_types(annotation: Any) -> set[Any]:
@@ -50,3 +51,14 @@ class Params(StrictNumbers):
 
 class NoParams(Params):
     pass
+
+
+def _schedule_fractions(v: list[float], info: ValidationInfo) -> list[float]:
+    if not v or any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
+        raise ValueError(f"{info.field_name} must be a non-empty increasing list of fractions in (0, 1)")
+    return v
+
+
+ScheduleFractions = Annotated[list[float], AfterValidator(_schedule_fractions)]
+"""Points of a denoising schedule as fractions of it (preview rungs, resampling points, tree levels);
+``Strategy.schedule_steps`` turns them into steps."""

@@ -46,6 +46,14 @@ class StrategyError(RuntimeError):
     """A strategy broke the ask/tell contract."""
 
 
+def schedule_steps(fractions: Sequence[float], total: int, who: str = "this strategy") -> list[int]:
+    """Steps (model calls) of a ``total``-step schedule at ``fractions``, distinct, in 1..total-1."""
+    steps = sorted({min(total - 1, max(1, round(f * total))) for f in fractions})
+    if total < 2 or not steps:
+        raise ValueError(f"{who} needs a schedule of at least 2 steps, got {total}")
+    return steps
+
+
 class Strategy(ABC):
     """Base class. Subclasses implement ``_ask`` (and usually ``_tell``); the public methods keep the
     contract: never more than the budget, results told only for asked recipes, history kept.
@@ -99,6 +107,13 @@ class Strategy(ABC):
         self.full_steps = full_steps
         self._ledger = PathLedger(full_steps)
         return self
+
+    def schedule_steps(self, fractions: Sequence[float]) -> list[int]:
+        """Steps of the bound T-step schedule at ``fractions``: distinct, in 1..T-1."""
+        total = self.full_steps
+        if total is None:
+            raise StrategyError(f"{self.name}: bind(full_steps=T) first (the engine does)")
+        return schedule_steps(fractions, total, self.name)
 
     @property
     def step_budget(self) -> int | None:

@@ -34,32 +34,24 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from eacps.hookspecs import hookimpl
-from eacps.params import Params
+from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.strategies.multi_fidelity import rung_steps
 from eacps.strategy import Strategy
 from eacps.types import Result
 
 
 class FKParams(Params):
     particles: int | None = Field(None, ge=2, description="particles N (default: the budget B, so N·T = B·T steps)")
-    resample_at: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6],
-                                     description="resampling points as fractions of the schedule, in (0, 1)")
+    resample_at: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.4, 0.6],
+                                           description="resampling points as fractions of the schedule, in (0, 1)")
     potential: Literal["max", "difference", "sum"] = Field("max", description="how rewards along a path weigh")
     lam: float = Field(2.0, gt=0, description="λ: the potential's inverse temperature")
     standardize: bool = Field(True, description="rewards in units of their std across particles before λ")
     resampling: Literal["systematic", "multinomial"] = "systematic"
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a resampled copy")
-
-    @field_validator("resample_at")
-    @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < f < 1 for f in v) or sorted(set(v)) != v:
-            raise ValueError("resample_at must be a non-empty increasing list of fractions in (0, 1)")
-        return v
 
 
 def resample(weights: np.ndarray, n: int, rng: np.random.Generator, method: str) -> list[int]:
@@ -96,7 +88,7 @@ class FKSteering(Strategy):
         self.ancestors: list[int] = []
 
     def _start(self) -> None:
-        self.points = rung_steps(self.params.resample_at, self.full_steps)
+        self.points = self.schedule_steps(self.params.resample_at)
         self.paths = self.fresh_seeds(self.n)
         self.rewards = [[] for _ in self.paths]
         self._queue_stage()

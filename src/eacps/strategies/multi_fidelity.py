@@ -24,34 +24,19 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from eacps.hookspecs import hookimpl
-from eacps.params import Params
+from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
 from eacps.strategy import Strategy
 from eacps.types import Result
 
 
 class MultiFidelityParams(Params):
-    rungs: list[float] = Field(default_factory=lambda: [0.2, 0.5],
-                               description="preview points as fractions of the schedule, increasing, in (0, 1)")
+    rungs: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.5],
+                                     description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
-
-    @field_validator("rungs")
-    @classmethod
-    def _increasing(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
-            raise ValueError("rungs must be a non-empty increasing list of fractions in (0, 1)")
-        return v
-
-
-def rung_steps(rungs: Sequence[float], total: int) -> list[int]:
-    """Preview steps (model calls) of ``rungs`` on a ``total``-step schedule, distinct, in 1..total-1."""
-    steps = sorted({min(total - 1, max(1, round(f * total))) for f in rungs})
-    if total < 2 or not steps:
-        raise ValueError(f"multi-fidelity needs a schedule of at least 2 steps, got {total}")
-    return steps
 
 
 def plan(step_budget: int, steps: Sequence[int], total: int, promote: float) -> list[int]:
@@ -89,7 +74,7 @@ class MultiFidelity(Strategy):
     def _plan(self) -> None:
         """The plan needs T: made at the first ask (after ``bind``)."""
         total = self.full_steps
-        steps = rung_steps(self.params.rungs, total)
+        steps = self.schedule_steps(self.params.rungs)
         self.points = [*steps, total]
         self.sizes = plan(self.step_budget, steps, total, self.params.promote)
         self.rung_results = [[] for _ in self.sizes]

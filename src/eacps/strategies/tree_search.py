@@ -25,31 +25,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from eacps.hookspecs import hookimpl
-from eacps.params import Params
+from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.strategies.multi_fidelity import rung_steps
 from eacps.strategy import Strategy
 from eacps.types import Result
 
 
 class TreeSearchParams(Params):
-    levels: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
-                                description="node depths as fractions of the schedule, increasing, in (0, 1)")
+    levels: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
+                                      description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
     theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a branching child")
     wave: int = Field(8, ge=1, description="expansions chosen together before their values are known")
     backup: Literal["max", "none"] = Field("max", description="a node's value: best of its subtree, or its own")
-
-    @field_validator("levels")
-    @classmethod
-    def _fractions(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < f < 1 for f in v) or sorted(set(v)) != v:
-            raise ValueError("levels must be a non-empty increasing list of fractions in (0, 1)")
-        return v
 
 
 @dataclass
@@ -128,7 +120,7 @@ class TreeSearch(Strategy):
         """The node to grow next, if its child fits in ``left`` steps. Anytime: until a leaf exists, a child that
         could not be finished with what would be left gives way to finishing the deepest best node."""
         if not self.points:
-            self.points = rung_steps(self.params.levels, self.full_steps)
+            self.points = self.schedule_steps(self.params.levels)
         node = self._select()
         if node is not None and not self._finished_any():
             depth = node.depth + 1
