@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,12 @@ def leaves(cfg: Any, where: str = "") -> list[tuple[str, Any]]:
     if isinstance(cfg, list):
         return [x for i, v in enumerate(cfg) for x in leaves(v, f"{where}.{i}" if where else str(i))]
     return [(where, cfg)]
+
+
+def unused_port() -> int:
+    """A local TCP port nothing listens on now (an unreachable judge URL; a port for a test server)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import socket
 
 import configs
 import torch
@@ -44,14 +43,6 @@ def test_machine_screen_lists_python_torch_plugins_and_failures():
     assert "HF cache" in text and "offline mode" in text
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_config_needs(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("EACPS_DOCTOR_KEY", raising=False)
     model = tmp_path / "my-sdxl"
@@ -69,7 +60,7 @@ def test_config_needs(tmp_path, monkeypatch, capsys):
     bad = {
         "generator": {"name": "diffusers", "params": {"model": str(tmp_path / "no-such-model")}},
         "potential": {"criteria": {
-            "consistency": {"scorer": "openai-judge", "params": {"base_url": f"http://127.0.0.1:{_closed_port()}/v1",
+            "consistency": {"scorer": "openai-judge", "params": {"base_url": f"http://127.0.0.1:{configs.unused_port()}/v1",
                                                                  "api_key_env": "EACPS_DOCTOR_KEY"}},
             "realism": {"scorer": "no-such-scorer"},
         }},

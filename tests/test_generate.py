@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import tomllib
 from pathlib import Path
 
+import configs
 import numpy as np
 import pytest
 from PIL import Image
@@ -55,14 +55,6 @@ def test_generate_digits_then_run_the_saved_config(tmp_path, capsys, monkeypatch
     assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / rec.best.image_path)), best)
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.mark.parametrize(
     "args, names",
     [
@@ -79,7 +71,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-0123456789")
     monkeypatch.delenv("EACPS_TEST_UNSET_KEY", raising=False)
-    args = [a.format(port=_closed_port()) for a in args]
+    args = [a.format(port=configs.unused_port()) for a in args]
     rc = main(["generate", *args, "-o", "best.png", "--save-config", "g.toml", "--run-dir", "run", "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 2, (out, err)

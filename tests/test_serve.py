@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,14 +30,6 @@ CONFIG = {
     "search": {"strategy": "best-of-n", "budget": 600, "batch_size": 2},
     "conditions": [{"id": "three", "class_label": 3}],
 }
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _count(run_dir: Path) -> int:
@@ -79,7 +70,7 @@ def live_run(tmp_path_factory):
     try:
         _wait(lambda: _count(run_dir) >= 3 or run.poll() is not None, 120, "the run's first batch")
         assert run.poll() is None, f"the run ended early: {run.stderr.read()}"
-        port = _free_port()
+        port = configs.unused_port()
         serve = subprocess.Popen([sys.executable, "-m", "eacps", "serve", str(run_dir), "--port", str(port)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         url = f"http://127.0.0.1:{port}/"
