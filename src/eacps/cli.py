@@ -78,24 +78,15 @@ def _default_out(config: Path, suffix: str = "") -> Path:
     return default_run_dir(config, load_config(config)[0], suffix)
 
 
-def check_run_dir(out: Path, config: Path, *, searches: bool) -> None:
-    """Refuse a run directory holding results of another config (compared normalized), before any write."""
-    from eacps.config import load_config, stored_difference
-    from eacps.store import read_only
-
+def check_run_dir(out: Path, config: Path) -> None:
+    """Refuse a run directory holding results of another config (``eacps.compare.check_run_dir``), before any
+    model loads."""
     if not (out / "store.sqlite").exists():
         return
-    cfg, _ = load_config(config)
-    ro = read_only(out)
-    try:
-        stored = [ro.get_meta("config"), (ro.get_meta("compare") or {}).get("config"),
-                  (ro.get_meta("landscape") or {}).get("config")]
-    finally:
-        ro.close()
-    for old in stored:
-        if old is not None and (diff := stored_difference(old, cfg, searches=searches)) is not None:
-            raise ConfigError(f"--out: {out} holds results of a different config (first difference: {diff}); "
-                              "use another directory")
+    from eacps.compare import check_run_dir as check
+    from eacps.config import load_config
+
+    check(out, load_config(config)[0])
 
 
 def _summary_of(run_dir: Path) -> dict[str, Any]:
@@ -232,7 +223,7 @@ def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) ->
     from eacps.report import write_report
 
     out = out or _default_out(config, "-compare")
-    check_run_dir(out, config, searches=False)
+    check_run_dir(out, config)
     summary = run_compare(config, out, progress=not quiet, **compare_kwargs(opts))
     click.echo(format_compare(summary))
     click.echo(f"{summary['generated']} candidates generated; report: {write_report(out, title='eacps compare')}")
@@ -271,7 +262,7 @@ def landscape_command(config: Path, neighborhoods: str, parents: int, children: 
     from eacps.report import write_report
 
     out = out or _default_out(config, "-landscape-steps" if per_step else "-landscape")
-    check_run_dir(out, config, searches=False)
+    check_run_dir(out, config)
     if per_step:
         from eacps.step_landscape import format_step_landscape, run_step_landscape
 
