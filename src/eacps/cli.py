@@ -154,9 +154,9 @@ def show_command(run_dir: Path, tree: bool) -> None:
     except FileNotFoundError as exc:
         raise ConfigError(f"RUN_DIR: {exc}") from None
     try:
-        click.echo(summary_table(summarize_store(store)))
-        click.echo()
         searches = load_searches(store)
+        click.echo(summary_table(summarize_store(store, searches)))
+        click.echo()
         rows = [[r.search, len(r.candidates), r.failed, _num(r.prior.potential if r.prior else None),
                  _num(r.best.potential if r.best else None), r.best.recipe.key if r.best else None]
                 for r in searches]

@@ -433,8 +433,8 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
     store = read_only(root)
     try:
         recs = load_searches(store)
-        summary = summarize_store(store)
-        tree_data = trees(store.candidates(role="search"))
+        summary = summarize_store(store, recs)
+        tree_data = trees([c for r in recs for c in r.candidates])
         config = store.get_meta("config")
         for key in ("compare", "landscape"):  # their configs live in their own meta entries
             config = config or (store.get_meta(key) or {}).get("config")

@@ -78,9 +78,10 @@ def load_searches(store: Store) -> list[SearchRecord]:
     return out
 
 
-def summarize_store(store: Store) -> dict[str, Any]:
-    """``{"budget", "n_tasks", "prior_mean", "strategies": {label: {...}}}`` over every search in the store."""
-    recs = load_searches(store)
+def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dict[str, Any]:
+    """``{"budget", "n_tasks", "prior_mean", "strategies": {label: {...}}}`` over every search in the store
+    (``recs``: its ``load_searches``, when the caller has read them already)."""
+    recs = load_searches(store) if recs is None else recs
     by_strategy: dict[str, list[SearchRecord]] = defaultdict(list)
     for r in recs:
         by_strategy[r.strategy].append(r)
