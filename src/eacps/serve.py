@@ -20,13 +20,9 @@ from typing import Any
 
 from eacps.config import ConfigError
 from eacps.report import trees
-from eacps.store import Candidate, read_only
+from eacps.store import Candidate, best_so_far, eligible, read_only
 
 ROWS = 200  # newest candidates in the table
-
-
-def _eligible(c: Candidate) -> bool:
-    return c.result.eligible
 
 
 def _row(c: Candidate) -> dict[str, Any]:
@@ -44,20 +40,16 @@ def _curves(cands: list[Candidate]) -> list[dict[str, Any]]:
     out = []
     for sid, cs in by.items():
         cs.sort(key=lambda c: c.seq)
-        cur, curve = None, []
-        for c in cs:
-            if _eligible(c) and (cur is None or c.potential > cur):
-                cur = c.potential
-            curve.append(cur)
+        curve = best_so_far(cs)
         out.append({"search": sid, "condition": cs[0].condition, "strategy": cs[0].strategy, "n": len(cs),
-                    "best": cur, "curve": curve})
+                    "best": curve[-1], "curve": curve})
     return out
 
 
 def _best_per_condition(cands: list[Candidate]) -> list[dict[str, Any]]:
     best: dict[str, Candidate] = {}
     for c in cands:
-        if _eligible(c) and (c.condition not in best or c.potential > best[c.condition].potential):
+        if eligible(c) and (c.condition not in best or c.potential > best[c.condition].potential):
             best[c.condition] = c
     return [_row(c) for _, c in sorted(best.items())]
 

@@ -158,6 +158,16 @@ def best_of(cands: Sequence[Candidate]) -> Candidate | None:
     return best
 
 
+def best_so_far(cands: Sequence[Candidate]) -> list[float | None]:
+    """The best eligible potential after each candidate, in the order given (None until one is eligible)."""
+    out, cur = [], None
+    for c in cands:
+        if eligible(c) and (cur is None or c.potential > cur):
+            cur = c.potential
+        out.append(cur)
+    return out
+
+
 def to_uint8(image: Image) -> np.ndarray:
     return np.round(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from eacps.cost import CostConfig, figure, unit_costs
 from eacps.stats import bootstrap_ci
-from eacps.store import Candidate, Store, best_of, eligible
+from eacps.store import Candidate, Store, best_of, best_so_far
 from eacps.tables import format_table as _table
 from eacps.trees import charged_steps
 from eacps.types import Status
@@ -63,11 +63,7 @@ def load_searches(store: Store) -> list[SearchRecord]:
         cond, label = cands[0].condition, cands[0].strategy or "?"
         rec = SearchRecord(sid, cond, label, cands, find_prior(sid, cond, label))
         rec.best = best_of(cands)
-        cur = None
-        for c in cands:
-            if eligible(c) and (cur is None or c.potential > cur):
-                cur = c.potential
-            rec.curve.append(cur)
+        rec.curve = best_so_far(cands)
         out.append(rec)
     sizes: dict[str, set[int]] = defaultdict(set)
     for r in out:
