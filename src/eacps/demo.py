@@ -82,13 +82,13 @@ def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int =
     config = json.loads(json.dumps(config))  # as stored (tuples become lists)
     _check_args(out, n_tasks, budget, seed, config)
     tasks = plugins.get("tasks", demo.tasks)(n_tasks, seed=seed)
-    strategies = [(label, name, params, make_strategy(name, params, budget=budget, seed=seed))
-                  for label, name, params in CONTESTANTS]  # refused here, before the run directory exists
+    for _, name, params in CONTESTANTS:  # refused here, before the run directory exists
+        make_strategy(name, params, budget=budget, seed=seed)
     with Store.open(out, argv=["demo", str(out)]) as store:
         store.set_meta("config", config)
         engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress)
         try:
-            for label, name, params, _ in strategies:  # tasks run concurrently, one contestant at a time
+            for label, name, params in CONTESTANTS:  # tasks run concurrently, one contestant at a time
                 engine.run_all([Job(cond, make_strategy(name, params, budget=budget, seed=seed), label=label)
                                 for cond in tasks])
         finally:
