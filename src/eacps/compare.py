@@ -36,6 +36,7 @@ from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
 from eacps.stats import percentile_interval, task_weights
 from eacps.store import Store, read_only
+from eacps.tables import multiplier_text
 from eacps.types import Status
 
 REFERENCE = "best-of-n"
@@ -449,17 +450,6 @@ def _fmt(x: float | None, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def _fmt_mult(m: dict[str, Any] | None) -> str:
-    """'2.11x [1.59, 2.91]'; '>pool' where the pool cannot resolve N*, '<=' at N* = 1."""
-    if m is None:
-        return "-"
-    x = ">pool" if m["bound"] == ">" else f"{'<=' if m['bound'] == '<=' else ''}{m['multiplier']:.2f}x"
-    lo, hi = m.get("ci95", [None, None])
-    if "ci95" not in m:
-        return x
-    return f"{x} [{'>pool' if lo is None else f'{lo:.2f}'}, {'>pool' if hi is None else f'{hi:.2f}'}]"
-
-
 def _header(summary: dict[str, Any]) -> list[str]:
     p = summary.get("protocol", {})
     u = summary["cost_model"]
@@ -492,7 +482,7 @@ def format_compare(summary: dict[str, Any]) -> str:
         diff = (f"{r['diff_vs_best_of_n']:+.3f} [{r['diff_ci95'][0]:+.3f}, {r['diff_ci95'][1]:+.3f}]"
                 if "diff_vs_best_of_n" in r else "-")
         ms = r.get("multipliers", {})
-        cols = " ".join(f"{_fmt(ms[n]['equivalents'], '.1f') if n in ms else '-':>6} {_fmt_mult(ms.get(n)):>28}"
+        cols = " ".join(f"{_fmt(ms[n]['equivalents'], '.1f') if n in ms else '-':>6} {multiplier_text(ms.get(n)):>28}"
                         for n in names)
         lines.append(f"{r['strategy']:<18} {r['budget']:>4} {mb:>26} {diff:>26} {r['steps']:>7.0f} "
                      f"{r.get('evaluations', 0):>6.1f} {cols}")

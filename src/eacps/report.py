@@ -23,6 +23,7 @@ from markupsafe import Markup
 from eacps.cost import figure
 from eacps.store import Candidate, read_only
 from eacps.summary import SearchRecord, load_searches, summarize_store
+from eacps.tables import multiplier_text
 from eacps.trees import parent_links
 from eacps.types import Status
 
@@ -61,17 +62,6 @@ def _f(x: Any, spec: str = ".3f") -> str:
 
 def _ci(ci: Sequence[Any] | None, spec: str = ".3f") -> str:
     return "-" if not ci or any(v is None for v in ci) else f"[{_f(ci[0], spec)}, {_f(ci[1], spec)}]"
-
-
-def _mult(m: Mapping[str, Any] | None) -> str:
-    """'2.11× [1.59, 2.91]'; '>pool' where the reference pool cannot resolve it."""
-    if not m:
-        return "-"
-    x = ">pool" if m.get("bound") == ">" else f"{'≤' if m.get('bound') == '<=' else ''}{m['multiplier']:.2f}×"
-    if "ci95" not in m:
-        return x
-    lo, hi = m["ci95"]
-    return f"{x} [{'>pool' if lo is None else f'{lo:.2f}'}, {'>pool' if hi is None else f'{hi:.2f}'}]"
 
 
 def budget_of(search_id: str) -> int | None:
@@ -360,7 +350,8 @@ def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
     for r in summary["table"]:
         diff = "-" if "diff_vs_best_of_n" not in r else f"{r['diff_vs_best_of_n']:+.3f} {_ci(r['diff_ci95'], '+.3f')}"
         rows.append({"strategy": r["strategy"], "budget": r["budget"], "mean_best": _f(r.get("mean_best")),
-                     "ci": _ci(r.get("ci95")), "diff": diff, "multiplier": _mult(r.get("multiplier")),
+                     "ci": _ci(r.get("ci95")), "diff": diff,
+                     "multiplier": multiplier_text(r.get("multiplier"), times="×", at_most="≤"),
                      "equivalents": _f((r.get("multiplier") or {}).get("equivalents"), ".1f"),
                      "steps": _f(r.get("steps"), ".0f"),
                      "calls": [_f(r["scorer_calls"].get(k), ".1f") for k in criteria],

@@ -7,7 +7,8 @@ one line (``grep``-able).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1) -> str:
@@ -23,3 +24,15 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, lef
         parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def multiplier_text(m: Mapping[str, Any] | None, *, times: str = "x", at_most: str = "<=") -> str:
+    """A compute multiplier with its CI, ``'2.11x [1.59, 2.91]'`` (``eacps compare`` and the report, which
+    passes its own glyphs): ``'>pool'`` where the reference pool cannot resolve N*, ``at_most`` at N* = 1."""
+    if not m:
+        return "-"
+    x = ">pool" if m.get("bound") == ">" else f"{at_most if m.get('bound') == '<=' else ''}{m['multiplier']:.2f}{times}"
+    if "ci95" not in m:
+        return x
+    lo, hi = m["ci95"]
+    return f"{x} [{'>pool' if lo is None else f'{lo:.2f}'}, {'>pool' if hi is None else f'{hi:.2f}'}]"
