@@ -36,7 +36,6 @@ from eacps.planner import CRASH_FILE, Planned, Planner
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, best_of, eligible, search_id
 from eacps.strategy import Strategy, StrategyError
-from eacps.trees import PathLedger
 from eacps.types import Condition, Generated
 
 DEFAULT_PRIOR_SEED = 0
@@ -105,8 +104,6 @@ class _Search:
     history: list[Candidate] = field(default_factory=list)
     cost: Cost = field(default_factory=Cost)
     inflight: deque[_Pending] = field(default_factory=deque)
-    # what it asked, as paths: each one's charged steps (a shared prefix once) and its parent (stored with it)
-    ledger: PathLedger | None = None
     charged: dict[Recipe, int] = field(default_factory=dict)  # asked, not yet collected: steps to charge
     stop: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
@@ -235,9 +232,8 @@ class Scheduler:
         sid = job.search_id or search_id(job.condition.id, label, f"b{job.strategy.budget}", f"s{job.strategy.seed}")
         self.store.link_prior(sid, prior.search)
         cond = job.condition if inputs["prior"] is None else job.condition.with_prior(inputs["prior"])
-        full = self.computer.generator.default_steps
-        job.strategy.bind(full)  # budget B = B·T denoising steps
-        return _Search(job, label, sid, prior, {"condition": job.condition, **inputs}, cond, ledger=PathLedger(full))
+        job.strategy.bind(self.computer.generator.default_steps)  # budget B = B·T denoising steps
+        return _Search(job, label, sid, prior, {"condition": job.condition, **inputs}, cond)
 
     def _collect(self, st: _Search, bar: tqdm) -> bool:
         """Commit and tell the finished batches at the head of ``st``'s queue (in the order asked)."""
@@ -292,11 +288,11 @@ class Scheduler:
 
     @staticmethod
     def _charge_ahead(st: _Search, recipes: Sequence[Recipe]) -> list[int | None]:
-        """Charge the asked paths in ask order (the order they are collected and told in) and return their
-        parents; the charges wait in ``st.charged`` for the results."""
-        for r in recipes:
-            st.charged[r] = st.ledger.charge(r)  # type: ignore[union-attr]
-        return st.ledger.parents[-len(recipes):]  # type: ignore[union-attr]
+        """The asked paths' charges and parents, from the strategy's ``PathLedger`` (its ``ask`` charged them in
+        ask order, the order they are collected and told in); the charges wait in ``st.charged`` for the results."""
+        ledger, n = st.strategy.ledger, len(recipes)
+        st.charged.update(zip(recipes, ledger.charges[-n:], strict=True))  # type: ignore[union-attr]
+        return ledger.parents[-n:]  # type: ignore[union-attr]
 
     def _postfix(self, bar: tqdm, states: list[_Search], t0: float) -> None:
         bests = [b.potential for st in states if (b := best_of(st.history)) is not None]

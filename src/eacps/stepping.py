@@ -13,9 +13,9 @@ A generator with the stepping capability (``Generator.supports_stepping``) imple
 
 ``generate_paths`` runs path recipes (``Recipe.branches`` / ``Recipe.until``) through these methods, batching
 every trajectory that sits at the same step, and reusing states already computed in a bounded
-``StateCache`` (a shared prefix is computed once). ``PathLedger`` charges a search for the model calls its
-paths need beyond the prefixes it already paid for, whatever happens to be cached: charged cost depends only
-on what the search asked, so it is the same on a resumed run.
+``StateCache`` (a shared prefix is computed once). ``eacps.trees.PathLedger`` charges a search for the model
+calls its paths need beyond the prefixes it already paid for, whatever happens to be cached: charged cost
+depends only on what the search asked, so it is the same on a resumed run.
 """
 
 from __future__ import annotations

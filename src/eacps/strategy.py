@@ -93,7 +93,7 @@ class Strategy(ABC):
         self.seen: set[Recipe] = set()
         self.full_steps: int | None = None
         self.spent_steps = 0  # charged denoising steps of everything asked (known once bound)
-        self._ledger: PathLedger | None = None
+        self.ledger: PathLedger | None = None  # what was asked, as paths: charges and parent links (once bound)
 
     def bind(self, full_steps: int) -> Strategy:
         """Tell the strategy the generator's full schedule T (before the first ask; binding again to the same T
@@ -105,7 +105,7 @@ class Strategy(ABC):
         if self.full_steps is None and self.asked:
             raise StrategyError(f"{self.name}: bind(full_steps) before the first ask")
         self.full_steps = full_steps
-        self._ledger = PathLedger(full_steps)
+        self.ledger = PathLedger(full_steps)
         return self
 
     def schedule_steps(self, fractions: Sequence[float]) -> list[int]:
@@ -128,9 +128,9 @@ class Strategy(ABC):
 
     def cost_of(self, recipe: Recipe) -> int:
         """Denoising steps ``recipe`` would be charged now (its model calls beyond prefixes already asked)."""
-        if self._ledger is None:
+        if self.ledger is None:
             raise StrategyError(f"{self.name}: bind(full_steps=T) before costing recipes")
-        return self._ledger.peek(recipe)
+        return self.ledger.peek(recipe)
 
     # -- public contract ----------------------------------------------------------------------
     def ask(self, n: int) -> list[Recipe]:
@@ -154,11 +154,11 @@ class Strategy(ABC):
         return recipes
 
     def _charge(self, recipe: Recipe) -> None:
-        if self._ledger is None:
+        if self.ledger is None:
             if recipe.is_path:
                 raise StrategyError(f"{self.name}: path recipes need bind(full_steps=T) first (the engine does)")
             return
-        steps = self._ledger.charge(recipe)
+        steps = self.ledger.charge(recipe)
         if self.counts_steps and self.spent_steps + steps > self.step_budget:  # type: ignore[operator]
             raise StrategyError(f"{self.name}: {recipe.key} needs {steps} steps, {self.steps_left} left of the "
                                 f"budget {self.budget} x {self.full_steps}")

@@ -34,6 +34,7 @@ class PathLedger:
         self.total = total
         self.recipes: list[Recipe] = []
         self.parents: list[int | None] = []  # per path, in ask order: its parent's index (= seq), or None
+        self.charges: list[int] = []  # per path charged (``charge``), in ask order: the model calls charged
         self._by_root: dict[Recipe, list[int]] = defaultdict(list)
 
     def _nearest(self, recipe: Recipe) -> tuple[int | None, int]:
@@ -59,10 +60,12 @@ class PathLedger:
         return parent
 
     def charge(self, recipe: Recipe) -> int:
-        """Record ``recipe`` as asked; the model calls to charge for it."""
+        """Record ``recipe`` as asked; the model calls to charge for it (also kept in ``charges``)."""
         parent, shared = self._nearest(recipe)
+        cost = self._cost(recipe, shared)
         self._record(recipe, parent)
-        return self._cost(recipe, shared)
+        self.charges.append(cost)
+        return cost
 
     def peek(self, recipe: Recipe) -> int:
         """What ``charge`` would return, without recording the path."""
