@@ -110,11 +110,10 @@ def _pairs(engine: Any, generator: Any, conditions: list, nbs: list[tuple[str, f
                                      prior_seed=prior_seed) for c in conditions])
     pairs: dict[str, list[tuple[str, float, float, float]]] = {n[0]: [] for n in nbs}
     for nb in nbs:
-        jobs = []
-        for c in conditions:
-            stream = SeedStream(seed, 2)
-            jobs.append(Job(c, Listed([ch for p in ps for ch in children(p, nb, k, stream)]),
-                            label=f"landscape {nb[0]}", search_id=f"landscape/{c.id}/{nb[0]}", prior_seed=prior_seed))
+        stream = SeedStream(seed, 2)
+        kids = [ch for p in ps for ch in children(p, nb, k, stream)]  # the same children for every task
+        jobs = [Job(c, Listed(kids), label=f"landscape {nb[0]}", search_id=f"landscape/{c.id}/{nb[0]}",
+                    prior_seed=prior_seed) for c in conditions]
         for pres, kres in zip(parent_res, engine.run_all(jobs), strict=True):
             shape = generator.noise_shape(pres.condition)
             for i, p in enumerate(pres.history):
