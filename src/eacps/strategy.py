@@ -100,9 +100,11 @@ class Strategy(ABC):
         is a no-op)."""
         if isinstance(full_steps, bool) or not isinstance(full_steps, int) or full_steps < 1:
             raise ValueError(f"full_steps must be a positive int, got {full_steps!r}")
-        if self.full_steps is not None and self.full_steps != full_steps:
+        if self.full_steps == full_steps:
+            return self  # already bound: the ledger keeps what was asked
+        if self.full_steps is not None:
             raise StrategyError(f"{self.name}: already bound to {self.full_steps} steps, not {full_steps}")
-        if self.full_steps is None and self.asked:
+        if self.asked:
             raise StrategyError(f"{self.name}: bind(full_steps) before the first ask")
         self.full_steps = full_steps
         self.ledger = PathLedger(full_steps)
