@@ -370,10 +370,10 @@ class Stepper:
             pred = self._model(x, t, i, ctx, sched)
             _set_index(sched, i)
             out = sched.step(pred, t, x, **step_kwargs, return_dict=True)
-            if ctx.kind == "flow":  # x_t = (1 - s) x0 + s eps and the model predicts v = eps - x0
-                x0 = (x.float() - float(sched.sigmas[i]) * pred.float()).to(x.dtype)
-            else:
+            if ctx.kind != "flow":
                 x0 = out.pred_original_sample
+            elif i == until - 1:  # only the last call's is kept; x_t = (1 - s) x0 + s eps, the model predicts eps - x0
+                x0 = (x.float() - float(sched.sigmas[i]) * pred.float()).to(x.dtype)
             x = out.prev_sample
         if self.family == "pixart-alpha" and traj.total == 1:
             x = out.pred_original_sample  # PixArt-α's one-step call keeps the clean prediction
