@@ -198,6 +198,20 @@ def _both(ctx: _Context, name: str, n: int) -> torch.Tensor:
     return torch.cat([_rows(e.get(neg, e[name]), n), pos])
 
 
+class _Expanded:
+    """The conditioning of one ``advance`` of ``n`` trajectories: each embedding is expanded (``_both``) at its
+    first model call and reused by the others, as the pipelines expand once per call, not per step."""
+
+    def __init__(self, ctx: _Context, n: int) -> None:
+        self.ctx, self.n = ctx, n
+        self._expanded: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if (t := self._expanded.get(name)) is None:
+            t = self._expanded[name] = _both(self.ctx, name, self.n)
+        return t
+
+
 class Stepper:
     """start / advance / decode / marginal for one ``DiffusersGenerator`` (its pipeline and params)."""
 
@@ -287,7 +301,8 @@ class Stepper:
                                                  clip_skip=kw.get("clip_skip"))
         h, w = kw["height"], kw["width"]
         proj = int(pool.shape[-1]) if pipe.text_encoder_2 is None else pipe.text_encoder_2.config.projection_dim
-        ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=pe.dtype, text_encoder_projection_dim=proj)
+        ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=pe.dtype,
+                                     text_encoder_projection_dim=proj).to(self.device)
         out = {"prompt": pe, "pooled": pool, "time_ids": ids}
         if cfg:
             out.update(negative=ne, negative_pooled=npool)
@@ -363,11 +378,12 @@ class Stepper:
         sched, x, x0 = copy.copy(self.scheduler(traj.total)), traj.latents, traj.x0
         seeds, gens = self.streams.take(x, x0, traj.step) if ctx.stochastic else ([], None)
         step_kwargs: dict[str, Any] = {"generator": gens} if gens is not None else {}
+        emb = _Expanded(ctx, x.shape[0])
         if ctx.kind == "ddim":
             step_kwargs["eta"] = ctx.extra["eta"]
         for i in range(traj.step, until):
             t = sched.timesteps[i]
-            pred = self._model(x, t, i, ctx, sched)
+            pred = self._model(x, t, i, emb, sched)
             _set_index(sched, i)
             out = sched.step(pred, t, x, **step_kwargs, return_dict=True)
             if ctx.kind != "flow":
@@ -381,15 +397,16 @@ class Stepper:
             self.streams.put(x, x0, seeds, until, gens)
         return Trajectory(x, x0, until, traj.total)
 
-    def _model(self, x: torch.Tensor, t: torch.Tensor, i: int, ctx: _Context, sched: Any) -> torch.Tensor:
+    def _model(self, x: torch.Tensor, t: torch.Tensor, i: int, emb: _Expanded, sched: Any) -> torch.Tensor:
         """One model call for the batch ``x`` at timestep ``t`` (index ``i``), CFG as the pipeline does it."""
         from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
+        ctx = emb.ctx
         inp = torch.cat([x] * 2) if ctx.cfg else x
         if self.family in ("sd", "sdxl") or self.family.startswith("pixart"):
             _set_index(sched, i)
             inp = sched.scale_model_input(inp, t)
-        pred = getattr(self, f"_call_{self.family.split('-')[0]}")(inp, t, ctx, x.shape[0])
+        pred = getattr(self, f"_call_{self.family.split('-')[0]}")(inp, t, emb)
         if ctx.cfg:
             uncond, text = pred.chunk(2)
             pred = uncond + ctx.guidance * (text - uncond)
@@ -401,45 +418,40 @@ class Stepper:
         return pred
 
     # per-family model calls on the (CFG-doubled) input, as each pipeline's loop makes them
-    def _call_sd(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
-        pipe, e = self.gen.pipe, ctx.embeds
-        added = None
-        if self.family == "sdxl":
-            ids = torch.cat([e["time_ids"], e["time_ids"]]) if ctx.cfg else e["time_ids"]
-            added = {"text_embeds": _both(ctx, "pooled", n), "time_ids": ids.to(self.device).repeat(n, 1)}
-        return pipe.unet(inp, t, encoder_hidden_states=_both(ctx, "prompt", n), timestep_cond=None,
-                         cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
+    def _call_sd(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+        added = {"text_embeds": emb["pooled"], "time_ids": emb["time_ids"]} if self.family == "sdxl" else None
+        return self.gen.pipe.unet(inp, t, encoder_hidden_states=emb["prompt"], timestep_cond=None,
+                                  cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
 
     _call_sdxl = _call_sd
 
-    def _call_pixart(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+    def _call_pixart(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
         added: dict[str, Any] = {"resolution": None, "aspect_ratio": None}
-        if "resolution" in ctx.embeds:  # PixArt-α at sample size 128
-            added = {k: _both(ctx, k, n) for k in ("resolution", "aspect_ratio")}
+        if "resolution" in emb.ctx.embeds:  # PixArt-α at sample size 128
+            added = {k: emb[k] for k in ("resolution", "aspect_ratio")}
         step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
-        return self.gen.pipe.transformer(inp, encoder_hidden_states=_both(ctx, "prompt", n),
-                                         encoder_attention_mask=_both(ctx, "mask", n), timestep=step_t,
+        return self.gen.pipe.transformer(inp, encoder_hidden_states=emb["prompt"],
+                                         encoder_attention_mask=emb["mask"], timestep=step_t,
                                          added_cond_kwargs=added, return_dict=False)[0]
 
-    def _call_sana(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+    def _call_sana(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
         tr = self.gen.pipe.transformer
         step_t = t.expand(inp.shape[0]) * tr.config.timestep_scale
-        return tr(inp.to(dtype=tr.dtype), encoder_hidden_states=_both(ctx, "prompt", n).to(dtype=tr.dtype),
-                  encoder_attention_mask=_both(ctx, "mask", n), timestep=step_t, return_dict=False,
+        return tr(inp.to(dtype=tr.dtype), encoder_hidden_states=emb["prompt"].to(dtype=tr.dtype),
+                  encoder_attention_mask=emb["mask"], timestep=step_t, return_dict=False,
                   attention_kwargs=None)[0].float()
 
-    def _call_sd3(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
+    def _call_sd3(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
         return self.gen.pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
-                                         encoder_hidden_states=_both(ctx, "prompt", n),
-                                         pooled_projections=_both(ctx, "pooled", n), joint_attention_kwargs=None,
-                                         return_dict=False)[0]
+                                         encoder_hidden_states=emb["prompt"], pooled_projections=emb["pooled"],
+                                         joint_attention_kwargs=None, return_dict=False)[0]
 
-    def _call_flux(self, inp: torch.Tensor, t: torch.Tensor, ctx: _Context, n: int) -> torch.Tensor:
-        e = ctx.embeds
+    def _call_flux(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+        e, n = emb.ctx.embeds, emb.n
         guidance = e["guidance"].expand(n) if "guidance" in e else None
         return self.gen.pipe.transformer(hidden_states=inp, timestep=t.expand(n).to(inp.dtype) / 1000,
-                                         guidance=guidance, pooled_projections=_rows(e["pooled"], n),
-                                         encoder_hidden_states=_rows(e["prompt"], n), txt_ids=e["text_ids"],
+                                         guidance=guidance, pooled_projections=emb["pooled"],
+                                         encoder_hidden_states=emb["prompt"], txt_ids=e["text_ids"],
                                          img_ids=e["img_ids"], joint_attention_kwargs=None, return_dict=False)[0]
 
     @torch.no_grad()
