@@ -96,8 +96,8 @@ class MultiFidelity(Strategy):
         self._next_rung()
         out: list[Recipe] = []
         left = self.steps_left
-        while self.queue and len(out) < n and self.cost_of(self.queue[0]) <= left:
-            left -= self.cost_of(self.queue[0])
+        while self.queue and len(out) < n and (cost := self.cost_of(self.queue[0])) <= left:
+            left -= cost
             out.append(self.queue.pop(0))
         return out
 
