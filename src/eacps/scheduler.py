@@ -104,7 +104,6 @@ class _Search:
     history: list[Candidate] = field(default_factory=list)
     cost: Cost = field(default_factory=Cost)
     inflight: deque[_Pending] = field(default_factory=deque)
-    charged: dict[Recipe, int] = field(default_factory=dict)  # asked, not yet collected: steps to charge
     stop: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
@@ -242,9 +241,12 @@ class Scheduler:
             p = st.inflight.popleft()
             cands = self.commit(p)
             st.strategy.tell([c.result for c in cands])
-            for c, new in zip(cands, p.planned.computed, strict=True):
+            # charged steps: what the strategy's PathLedger charged each path when it was asked (index = seq)
+            seq0 = p.planned.seq0
+            charges = st.strategy.ledger.charges[seq0:seq0 + len(cands)]  # type: ignore[union-attr]
+            for c, new, steps in zip(cands, p.planned.computed, charges, strict=True):
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
-                self.meter.charge(st.cost, c, criteria, computed=new, steps=st.charged.pop(c.recipe))
+                self.meter.charge(st.cost, c, criteria, computed=new, steps=steps)
             st.history.extend(cands)
             bar.update(len(cands))
             if self.progress and bar.disable:  # not a terminal: a line per batch instead of a bar
@@ -280,19 +282,11 @@ class Scheduler:
                 raise StrategyError(f"{st.strategy.name}: ask() returned nothing, nothing is pending, "
                                     "and stop() is empty")
             return False
-        b = self.planner.plan(recipes, st.condition, search=st.search_id, role="search",
-                              seq0=st.strategy.asked - len(recipes), strategy=st.label,
-                              parents=self._charge_ahead(st, recipes))
+        seq0 = st.strategy.asked - len(recipes)  # the recipes' index in the strategy's PathLedger too
+        b = self.planner.plan(recipes, st.condition, search=st.search_id, role="search", seq0=seq0,
+                              strategy=st.label, parents=st.strategy.ledger.parents[seq0:])  # type: ignore[union-attr]
         st.inflight.append(self.submit(b, **st.inputs))
         return True
-
-    @staticmethod
-    def _charge_ahead(st: _Search, recipes: Sequence[Recipe]) -> list[int | None]:
-        """The asked paths' charges and parents, from the strategy's ``PathLedger`` (its ``ask`` charged them in
-        ask order, the order they are collected and told in); the charges wait in ``st.charged`` for the results."""
-        ledger, n = st.strategy.ledger, len(recipes)
-        st.charged.update(zip(recipes, ledger.charges[-n:], strict=True))  # type: ignore[union-attr]
-        return ledger.parents[-n:]  # type: ignore[union-attr]
 
     def _postfix(self, bar: tqdm, states: list[_Search], t0: float) -> None:
         bests = [b.potential for st in states if (b := best_of(st.history)) is not None]
