@@ -161,7 +161,6 @@ class DiffusersGenerator(Generator):
         self.params: DiffusersParams
         self._pipe = pipe
         self._in_memory = pipe is not None
-        self._batch_limit = params.max_batch_size
         if pipe is not None:
             if params.components:
                 raise ValueError("components: applies when loading a model; build the in-memory pipeline without them")
@@ -337,8 +336,9 @@ class DiffusersGenerator(Generator):
         """``run(i, j)`` over rows ``0..n`` in chunks of ``max_batch_size``. Out-of-memory errors propagate: the
         engine's batch computer is the one place that splits a call and remembers the size that fits."""
         out: list[Any] = []
-        for i in range(0, n, self._batch_limit):
-            out.extend(run(i, min(n, i + self._batch_limit)))
+        size = self.params.max_batch_size
+        for i in range(0, n, size):
+            out.extend(run(i, min(n, i + size)))
         return out
 
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
@@ -496,10 +496,7 @@ class DiffusersGenerator(Generator):
             raise ValueError(problem[1])
         kwargs = self._kwargs(condition, steps)
         _eval_mode(self.pipe)  # a module switched to training since (dropout) would break exact regeneration
-        out: list[Generated] = []
-        for i in range(0, len(recipes), self._batch_limit):  # out of memory propagates: the engine splits
-            out.extend(self._run(recipes[i : i + self._batch_limit], condition, kwargs))
-        return out
+        return self._in_chunks(len(recipes), lambda i, j: self._run(recipes[i:j], condition, kwargs))
 
     def _run(self, recipes: list[Recipe], condition: Condition, kwargs: dict[str, Any]) -> list[Generated]:
         n = len(recipes)
