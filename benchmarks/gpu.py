@@ -8,8 +8,8 @@ On CUDA (tiny SD pipeline by default, ``--model PATH`` for a local diffusers mod
   matches its batched self (max abs difference, share of identical 8-bit pixels);
 * peak memory per batch size (``torch.cuda.max_memory_allocated``);
 * the OOM split: an out-of-memory error injected above half the batch (the pipeline call's seam); the
-  generator halves the batch, and its images must be bit-identical to running those halves directly (and
-  within the batch-composition tolerance of the unsplit batch).
+  engine's batch computer halves the batch, and its images must be bit-identical to running those halves
+  directly (and within the batch-composition tolerance of the unsplit batch).
 Without CUDA the same measurements run reduced (float32, small batches, peak RSS): what the tests cover.
 
     python benchmarks/gpu.py                         # tiny pipeline, CUDA if present
