@@ -44,6 +44,17 @@ def test_show_tree_on_a_tree_search(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "(★ best)" in out and out.count("★") == 2  # the heading and the best leaf
     assert "step 3" in out and "final" in out and "renoise@" in out
+    from eacps.report import cost_curves
+    from eacps.store import read_only
+    from eacps.summary import load_searches, summarize_store
+
+    store = read_only(tmp_path / "run")
+    try:  # the report's cost axis charges what the summary charges: a shared prefix once (it charged 129 of 60)
+        recs = load_searches(store)
+        steps = summarize_store(store, recs)["strategies"]["tree-search"]["cost_per_search"]["steps"]
+    finally:
+        store.close()
+    assert steps == 4 * 15 and cost_curves(recs, {})["tree-search"][-1][0] == steps
 
 
 def test_the_store_keeps_the_parent_links(tmp_path):

@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from eacps.cost import figure
 from eacps.store import Candidate, read_only
-from eacps.summary import SearchRecord, load_searches, summarize_store
+from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
 from eacps.tables import multiplier_text
 from eacps.trees import parent_links
 from eacps.types import Status
@@ -107,12 +107,13 @@ def _scale(lo: float, hi: float, a: float, b: float) -> Callable[[float], float]
     return lambda v: a + (b - a) * (v - lo) / (hi - lo)
 
 
-def _charged(c: Candidate, units: Mapping[str, Any]) -> float:
-    """What one candidate costs its search: seconds under the cost model, else denoising steps."""
+def _charged(c: Candidate, steps: int, units: Mapping[str, Any]) -> float:
+    """What one candidate costs its search (``steps``: its charged steps): seconds under the cost model, else
+    denoising steps."""
     reached = c.image_path is not None and c.status is not Status.FILTERED
     calls = dict.fromkeys(c.scores, 1) if reached else {}
-    fig = figure(c.steps, calls, units)
-    return float(c.steps) if fig is None else fig
+    fig = figure(steps, calls, units)
+    return float(steps) if fig is None else fig
 
 
 def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str, list[tuple[float, float, float,
@@ -121,8 +122,8 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
     by: dict[str, list[list[tuple[float, float | None]]]] = defaultdict(list)
     for r in recs:
         cost, pts = 0.0, []
-        for c, best in zip(r.candidates, r.curve, strict=True):
-            cost += _charged(c, units)
+        for c, steps, best in zip(r.candidates, search_charges(r), r.curve, strict=True):
+            cost += _charged(c, steps, units)
             pts.append((cost, best))
         by[r.strategy].append(pts)
     out = {}

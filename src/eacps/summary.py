@@ -99,8 +99,7 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
                 if r.best is not None and r.prior is not None and r.prior.potential is not None]
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
-        steps = sum(sum(charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates)))
-                    for r in rs) / len(rs)  # charged: a prefix shared by a search's paths once
+        steps = sum(sum(search_charges(r)) for r in rs) / len(rs)
         calls: dict[str, float] = defaultdict(float)
         for r in rs:
             for c in r.candidates:
@@ -143,6 +142,12 @@ def format_table(summary: dict[str, Any]) -> str:
     model = (f"cost model: {u.get('kind')} ({'-' if step is None else f'{step:.2e}'} s/step; per scorer call: "
              + ", ".join(f"{k} {v:.2e} s" for k, v in (u.get("seconds_per_call") or {}).items()) + ")")
     return "\n".join([head, *lines, "cost per search: steps, scorer calls, single figure; " + model])
+
+
+def search_charges(r: SearchRecord) -> list[int]:
+    """Each candidate's charged denoising steps, in ask order: a prefix shared by the search's paths is charged
+    once, to the candidate that computed it."""
+    return charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
 
 
 def _schedule(cands: list[Candidate]) -> int:
