@@ -36,6 +36,7 @@ from eacps import tomlw
 from eacps.compare import Split, format_compare, run_compare
 from eacps.config import ConfigError
 from eacps.report import write_report
+from eacps.tables import multiplier_text
 
 TUNE_TASKS = 30  # the tuning split: eacps_digits.tasks(30), where defaults and earlier figures came from
 
@@ -85,8 +86,6 @@ def config(n_tasks: int, searches: dict[str, dict[str, Any]]) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     """The findings tables (one per budget) from a compare.json, every figure with its 95% CI."""
-    from eacps.compare import _fmt_mult
-
     p, names = summary["protocol"], summary["cost_models"]
     out = [f"{p['reported']} split: {summary['tasks']} tasks x {len(p['strategy_seeds'])} seeds; reference pool "
            f"{summary['pool']['size']} per task; cost (a) {names[0]}, (b) {names[-1]}"]
@@ -101,7 +100,7 @@ def markdown(summary: dict[str, Any]) -> str:
             ms = r.get("multipliers", {})
             out.append(f"| {r['strategy']} | {r['mean_best']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {diff} "
                        f"| {r['steps']:.0f} | {r['evaluations']:.1f} | "
-                       + " | ".join(_fmt_mult(ms.get(n)).replace("x [", "× [") for n in names) + " |")
+                       + " | ".join(multiplier_text(ms.get(n)).replace("x [", "× [") for n in names) + " |")
     return "\n".join(out)
 
 
