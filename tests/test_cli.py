@@ -51,6 +51,8 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
      "error: search.params.strategy: unknown strategy 'nope'; known: adaptive"),
     ({"search.strategy": "adaptive", "search.params": {"strategy": "adaptive"}},
      "error: search.params.strategy: adaptive cannot wrap itself"),
+    ({"search.strategy": "adaptive", "search.params": {"strategy": "fk-steering"}},
+     "error: search.params.strategy: adaptive cannot wrap 'fk-steering', which spends denoising steps"),
 ])
 def test_config_errors_are_one_line_with_exit_2(tmp_path, toy_plugin, capsys, edits, expected):
     cfg = configs.toy()

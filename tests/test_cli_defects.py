@@ -80,6 +80,9 @@ def test_search_errors_are_labelled_with_their_searches_entry(tmp_path, toy_plug
     cfg["searches"][1] = {"strategy": "adaptive", "params": {"strategy": "adaptive"}}
     assert run(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
     assert "eacps: error: searches.1.params.strategy: adaptive cannot wrap itself" in one_line_error(capsys)
+    cfg["searches"] = [{"strategy": "fk-steering", "budget": 4}]  # one [[searches]] entry is still searches.0
+    assert run(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.0.strategy: strategy 'fk-steering' needs stepping" in one_line_error(capsys)
 
 
 # -- tracebacks that became one line ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from eacps.config import (
     check_conditions,
     create,
     load_config,
+    search_section,
     stored_difference,
     validate_params,
 )
@@ -148,7 +149,7 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
     load_models(generator, potential, preview)
     for i, strat in enumerate(strategies):
-        check_compatible(strat, generator, "search.strategy" if len(strategies) == 1 else f"searches.{i}.strategy")
+        check_compatible(strat, generator, f"{search_section(cfg, i)}.strategy")
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
 
 

@@ -44,6 +44,9 @@ class Adaptive(Strategy):
             raise ConfigError(f"params.strategy: {exc.args[0]}") from None
         if cls is Adaptive:
             raise ConfigError("params.strategy: adaptive cannot wrap itself")
+        if cls.counts_steps:  # its budget is B·T steps and it needs bind(T); adaptive predicts per candidate
+            raise ConfigError(f"params.strategy: adaptive cannot wrap {cls.name!r}, which spends denoising steps "
+                              "on partial paths; wrap a strategy that asks whole candidates")
         inner = validate_params(cls.Params, self.params.params, "params.params")  # one line, not a dump
         try:
             self.inner: Strategy = cls(inner, budget=budget, seed=seed)
