@@ -100,7 +100,7 @@ def markdown(summary: dict[str, Any]) -> str:
             ms = r.get("multipliers", {})
             out.append(f"| {r['strategy']} | {r['mean_best']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {diff} "
                        f"| {r['steps']:.0f} | {r['evaluations']:.1f} | "
-                       + " | ".join(multiplier_text(ms.get(n)).replace("x [", "× [") for n in names) + " |")
+                       + " | ".join(multiplier_text(ms.get(n), times="×") for n in names) + " |")
     return "\n".join(out)
 
 

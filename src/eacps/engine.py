@@ -29,8 +29,8 @@ from eacps.meter import Cost, CostMeter
 from eacps.planner import Planner
 from eacps.potential import Potential
 from eacps.recipe import Recipe
-from eacps.scheduler import DEFAULT_PRIOR_SEED, Job, Scheduler, SearchResult, best_of, eligible, prior_search
-from eacps.store import Candidate, Store
+from eacps.scheduler import DEFAULT_PRIOR_SEED, Job, Scheduler, SearchResult, prior_search
+from eacps.store import Candidate, Store, best_of, eligible
 from eacps.strategy import Strategy
 from eacps.types import Condition
 

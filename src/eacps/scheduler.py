@@ -34,7 +34,7 @@ from eacps.executor import Executor
 from eacps.meter import Cost, CostMeter
 from eacps.planner import CRASH_FILE, Planned, Planner
 from eacps.recipe import Recipe
-from eacps.store import Candidate, Store, best_of, eligible, search_id
+from eacps.store import Candidate, Store, best_of, best_so_far, search_id
 from eacps.strategy import Strategy, StrategyError
 from eacps.types import Condition, Generated
 
@@ -75,12 +75,7 @@ class SearchResult:
 
     def best_so_far(self) -> list[float | None]:
         """Best potential after each candidate, in the order asked."""
-        out, cur = [], None
-        for c in self.history:
-            if eligible(c) and (cur is None or c.potential > cur):
-                cur = c.potential
-            out.append(cur)
-        return out
+        return best_so_far(self.history)
 
 
 @dataclass
