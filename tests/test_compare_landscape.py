@@ -112,3 +112,23 @@ def test_a_free_scorer_cost_model_charges_steps_only(tmp_path, toy_plugin, capsy
     rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"]
     for r in rows:
         assert r["multipliers"]["scorer_cost=0"]["equivalents"] == pytest.approx(r["steps"] / 10)
+
+
+def test_the_benchmark_prints_a_compare_as_findings_tables(tmp_path, toy_plugin):
+    """``benchmarks/strategies.py --markdown`` (how docs/findings.md tables are made) reads a compare.json."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_strategies", Path(__file__).parents[1] / "benchmarks" / "strategies.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = configs.write(tmp_path / "c.toml", CFG)
+    assert main(["compare", str(cfg), "--strategies", "best-of-n,zero-order", "--budgets", "8", "--repeats", "1",
+                 "--pool", "16", "--out", str(tmp_path / "cmp"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    text = bench.markdown(summary)
+    rows = [line for line in text.splitlines() if line.startswith("| zero-order ")]
+    assert len(rows) == 1 and rows[0].count("|") == 8  # 7 columns, the last two multipliers with their CIs
+    zo = next(r for r in summary["table"] if r["strategy"] == "zero-order")
+    assert f"{zo['mean_best']:.2f} [" in rows[0] and ("×" in rows[0] or ">pool" in rows[0])
