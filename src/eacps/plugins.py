@@ -40,6 +40,7 @@ BUILTINS = (
     "eacps.strategies.multi_fidelity",
     "eacps.strategies.fk_steering",
     "eacps.strategies.tree_search",
+    "eacps.strategies.branched_best_of_n",
     "eacps.executor",
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +41,31 @@ class SeedStream:
 
     def take(self, n: int) -> list[int]:
         return [self.next() for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class SamplerSchedule:
+    """How a strategy's paths branch, apart from any selection: ``renoise`` moves after ``steps[i]`` model calls
+    of the bound T-step schedule, of angle ``thetas[i]``. ``eacps compare`` draws random paths with every one of
+    these branches and no selection (``branched-best-of-n`` with ``params()``) to tell what the branch move does
+    to the samples from what the search does."""
+
+    steps: tuple[int, ...]
+    thetas: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.steps) != len(self.thetas):
+            raise ValueError(f"a sampler schedule needs one theta per step, got {self.steps} and {self.thetas}")
+
+    def params(self) -> dict[str, Any]:
+        """``branched-best-of-n``'s params for exactly this schedule."""
+        return {"steps": list(self.steps), "theta": list(self.thetas)}
+
+    @property
+    def label(self) -> str:
+        """Short text, e.g. ``renoise@3,6 theta=1,1``."""
+        return (f"renoise@{','.join(map(str, self.steps))} theta={','.join(f'{t:.4g}' for t in self.thetas)}"
+                if self.steps else "no branches")
 
 
 class StrategyError(RuntimeError):
@@ -192,6 +218,13 @@ class Strategy(ABC):
     def remaining(self) -> int:
         """Full candidates left (for strategies that ask only full candidates)."""
         return self.budget - self.asked
+
+    def sampler_schedule(self) -> SamplerSchedule | None:
+        """The branch moves this strategy's paths may take (after ``bind``), or None when every candidate it asks
+        is a plain sample of the generator's sampler (no ``renoise`` branches; selection alone, such as
+        multi-fidelity's, does not change how a candidate is drawn). Declared, never guessed from the name:
+        ``eacps compare`` uses it for the same-sampler baseline."""
+        return None
 
     def diagnostics(self) -> dict[str, Any]:
         """JSON-serializable facts about the finished search (stored with it, aggregated by compare)."""

@@ -39,7 +39,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.strategy import Strategy
+from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
 
@@ -152,6 +152,12 @@ class FKSteering(Strategy):
                 seen.add(i)
             rewards.append(hist)
         self.paths, self.rewards = paths, rewards
+
+    def sampler_schedule(self) -> SamplerSchedule:
+        """A resampled copy branches at a resampling step by ``branch_theta``: a particle may carry one branch per
+        resampling step."""
+        steps = self.schedule_steps(self.params.resample_at)
+        return SamplerSchedule(tuple(steps), (self.params.branch_theta,) * len(steps))
 
     def _stop(self) -> dict[str, Any]:
         done = bool(self.points) and self.stage >= len(self.points) and not self.queue and not self.pending

@@ -30,7 +30,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.strategy import Strategy
+from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
 
@@ -173,6 +173,12 @@ class TreeSearch(Strategy):
         if self.queue or self.pending or self.steps_left <= 0 or self._next(self.steps_left) is not None:
             return {}
         return {"tree": "nothing left to grow within the budget"}
+
+    def sampler_schedule(self) -> SamplerSchedule:
+        """A child below the root branches at its parent's level by ``theta``: a leaf may carry one branch per
+        level."""
+        steps = self.schedule_steps(self.params.levels)
+        return SamplerSchedule(tuple(steps), (self.params.theta,) * len(steps))
 
     def diagnostics(self) -> dict[str, Any]:
         per_depth = [0] * (self.leaf_depth + 1)
