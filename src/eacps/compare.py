@@ -36,6 +36,7 @@ from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
 from eacps.stats import percentile_interval, task_weights
 from eacps.store import Store, read_only
+from eacps.strategy import SamplerSchedule
 from eacps.tables import multiplier_text
 from eacps.types import Status
 
@@ -47,6 +48,11 @@ POOL_SEED = 2**32 + 0x5EED
 #: Default pool: 16x the largest budget (resolves multipliers up to about 16x there, more at smaller budgets),
 #: capped at 1024 per task (beyond that the pool dominates the cost of a compare).
 POOL_PER_BUDGET, POOL_CAP = 16, 1024
+#: The same-sampler baselines: per branch schedule, a pool of ``branched-best-of-n`` samples (random paths with the
+#: schedule's renoise branches, no selection) under the reference pool's strategy seed: the same root seeds as the
+#: reference pool (paired: the two pools differ by the branch moves alone), branch seeds from its own local stream,
+#: so no contestant shares a stream with it.
+SAMPLER, SAMPLER_POOL = "branched-best-of-n", "sampler-pool"
 MIN_TASKS, MIN_REPEATS = 10, 4  # below these a figure gets a warning
 N_BOOT = 2000
 
@@ -200,18 +206,23 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
             return setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress)
 
         pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants)
+        schedules = sampler_schedules(contestants, bs, seeds[0], generator.default_steps)
+        sampler_pools = _run_sampler_pools(engine_for, tasks, n_pool, prior_seed, schedules, contestants)
         records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed)
         unit = unit_costs(store, cfg.cost)
         generated = store.generated
     summary = analyze(records, pools, [c.label for c in contestants], bs, unit, full_steps=generator.default_steps,
-                      criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost)
-    summary["protocol"] = protocol
+                      criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost,
+                      schedules=schedules, sampler_pools=sampler_pools)
+    summary["protocol"] = {**protocol, "sampler_pool": {"strategy": SAMPLER, "seed": POOL_SEED, "size": n_pool,
+                                                        "schedules": sorted({s.label for s in schedules.values()})}}
     summary["prior"] = {"seed": prior_seed, "steps": generator.default_steps, "evaluations": 1,
                         "calibration_samples": potential.calibration_samples if potential.standardizes else 0}
     summary["warnings"] = warnings(summary, repeats, split)
     summary["generated"] = generated  # computed by this invocation (0 when everything was in the store)
     summary["searches"] = records
     summary["pool_samples"] = pools
+    summary["sampler_pool_samples"] = sampler_pools
     (out / "compare.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -234,6 +245,53 @@ def _run_pool(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
         engine.close()
     return {res.condition.id: [h.potential for h in res.history if h.potential is not None
                                and h.status is Status.OK and not h.recipe.is_preview] for res in results}
+
+
+def sampler_schedules(contestants: list[Contestant], budgets: list[int], seed: int,
+                      full_steps: int) -> dict[tuple[str, int], SamplerSchedule]:
+    """Per (label, budget) of a contestant whose paths branch: the branch schedule it declares
+    (``Strategy.sampler_schedule()``, bound to the generator's T), never guessed from its name."""
+    out = {}
+    for c in contestants:
+        for b in budgets:
+            sched = make_strategy(c.strategy, c.params, budget=b, seed=seed).bind(full_steps).sampler_schedule()
+            if sched is not None and sched.steps:
+                out[(c.label, b)] = sched
+    return out
+
+
+def sampler_pool_strategy(schedule: SamplerSchedule, n_pool: int):
+    """The same-sampler pool of one schedule: ``n_pool`` random paths with exactly its branches, no selection."""
+    return make_strategy(SAMPLER, schedule.params(), budget=n_pool, seed=POOL_SEED)
+
+
+def sampler_pool_id(task: str, schedule: SamplerSchedule, n_pool: int) -> str:
+    """The search id of a task's same-sampler pool, e.g. ``t0/sampler-pool/b5-0.7_8-0.7/N128``."""
+    slug = "_".join(f"b{k}-{t:.4g}" for k, t in zip(schedule.steps, schedule.thetas, strict=True))
+    return f"{task}/{SAMPLER_POOL}/{slug}/N{n_pool}"
+
+
+def _run_sampler_pools(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
+                       schedules: dict[tuple[str, int], SamplerSchedule],
+                       contestants: list[Contestant]) -> dict[str, dict[str, list[float]]]:
+    """Per distinct schedule (by label), per task: ``n_pool`` samples of random branched paths (potentials in
+    asked order)."""
+    distinct = {s.label: s for s in schedules.values()}
+    if not n_pool or not distinct:
+        return {}
+    engine = engine_for(min(c.batch_size for c in contestants), None)
+    out: dict[str, dict[str, list[float]]] = {}
+    try:
+        for label, sched in distinct.items():
+            results = engine.run_all([Job(cond, sampler_pool_strategy(sched, n_pool), label=SAMPLER_POOL,
+                                          search_id=sampler_pool_id(cond.id, sched, n_pool),
+                                          prior_seed=prior_seed) for cond in tasks])
+            out[label] = {res.condition.id: [h.potential for h in res.history if h.potential is not None
+                                             and h.status is Status.OK and not h.recipe.is_preview]
+                          for res in results}
+    finally:
+        engine.close()
+    return out
 
 
 def _run_contestants(engine_for: EngineFor, tasks: list, contestants: list[Contestant], budgets: list[int],
@@ -327,6 +385,13 @@ def _multiplier(curves: np.ndarray, means: np.ndarray, eq: np.ndarray, m: int) -
             "pool": m}
 
 
+def _equivalents(t: dict[str, Any], w: np.ndarray, f: Callable) -> np.ndarray:
+    """Mean charged cost in best-of-N-candidate equivalents under cost model ``f`` (tasks with a best only)."""
+    eq_t = np.array([f(s, c, e) if ok else np.nan for s, c, e, ok in
+                     zip(t["steps"], t["calls"], t["evaluations"], ~np.isnan(t["best"]), strict=True)])
+    return _wmean(w, eq_t)
+
+
 def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: np.ndarray,
          curves_of, models: dict[str, Any], m: int) -> dict[str, Any]:
     means = _wmean(w, t["best"])
@@ -345,17 +410,17 @@ def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: n
         curves = curves_of(~np.isnan(t["best"]))
         row["multipliers"] = {}
         for name, f in models.items():
-            eq_t = np.array([f(s, c, e) if ok else np.nan for s, c, e, ok in
-                             zip(t["steps"], t["calls"], t["evaluations"], ~np.isnan(t["best"]), strict=True)])
-            row["multipliers"][name] = _multiplier(curves, means, _wmean(w, eq_t), m)
+            row["multipliers"][name] = _multiplier(curves, means, _equivalents(t, w, f), m)
         row["multiplier"] = next(iter(row["multipliers"].values()))  # the run's own cost model first
     return row
 
 
 def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str], budgets: list[int],
             unit: dict[str, Any], *, full_steps: int, criteria: list[str], scorer_cost: float = 1.0,
-            n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
-    """The comparison's figures from per-search records and per-task pools (potentials in asked order)."""
+            n_boot: int = N_BOOT, seed: int = 0, schedules: dict[tuple[str, int], SamplerSchedule] | None = None,
+            sampler_pools: dict[str, dict[str, list[float]]] | None = None) -> dict[str, Any]:
+    """The comparison's figures from per-search records and per-task pools (potentials in asked order);
+    ``schedules`` and ``sampler_pools`` (per schedule label) add each branching row's same-sampler baseline."""
     tasks = sorted({r["task"] for r in records})
     w = np.vstack([np.ones(len(tasks)), task_weights(len(tasks), n_boot=n_boot, seed=seed)])
     pooled = bool(tasks) and all(len(pools.get(t, [])) >= 2 for t in tasks)
@@ -376,6 +441,10 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
             row["cost_seconds"] = figure(row["steps"], row["scorer_calls"], unit)
             if diag:  # e.g. multi-fidelity's preview_rank_spearman, averaged over searches
                 row["diagnostics"] = diag
+            sched = (schedules or {}).get((label, b))
+            if sched is not None and pooled and sched.label in (sampler_pools or {}):
+                row["same_sampler"] = same_sampler(per[(label, b)], sched, sampler_pools[sched.label],  # type: ignore[index]
+                                                   pools, tasks, w, models, m)
             table.append(row)
     return {
         "tasks": len(tasks), "budgets": budgets, "strategies": labels, "table": table, "full_steps": full_steps,
@@ -387,6 +456,33 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
         "pool": {"size": m, "tasks": len(tasks) if pooled else 0},
         "best_of_n_curve": _curve(pools, tasks, m, budgets),
     }
+
+
+def same_sampler(t: dict[str, Any], schedule: SamplerSchedule, spool: dict[str, list[float]],
+                 pools: dict[str, list[float]], tasks: list[str], w: np.ndarray, models: dict[str, Any],
+                 m: int) -> dict[str, Any]:
+    """A branching row against best-of-N of random paths with its own branch schedule (``spool``: per task, those
+    paths' potentials), and the sampler effect alone: per task, the mean potential of the random branched paths
+    minus that of the vanilla pool (their first k samples each, k the smaller pool; the roots are shared), with
+    the same paired task bootstrap as every other figure."""
+    out: dict[str, Any] = {"schedule": {"steps": list(schedule.steps), "thetas": list(schedule.thetas),
+                                        "label": schedule.label}}
+    if not all(len(spool.get(task, [])) >= 2 for task in tasks):
+        out["note"] = "a task has fewer than 2 samples of this sampler: no baseline"
+        return out
+    ms = min(len(spool[task]) for task in tasks)
+    k = min(ms, m)
+    effect = _wmean(w, np.array([np.mean(spool[task][:k]) - np.mean(pools[task][:k]) for task in tasks]))
+    out.update(pool=ms, effect=float(effect[0]), effect_ci95=list(percentile_interval(effect[1:])))
+    big_f = np.stack([expected_max_curve(spool[task][:ms]) for task in tasks])
+    ok = ~np.isnan(t["best"])
+    curves = (w * ok) @ big_f / (w * ok).sum(axis=1, keepdims=True)
+    means = _wmean(w, t["best"])
+    if np.isnan(means[0]):
+        return out
+    out["multipliers"] = {name: _multiplier(curves, means, _equivalents(t, w, f), ms) for name, f in models.items()}
+    out["multiplier"] = next(iter(out["multipliers"].values()))
+    return out
 
 
 def _diagnostics(recs: list[dict]) -> dict[str, float]:
@@ -486,5 +582,30 @@ def format_compare(summary: dict[str, Any]) -> str:
                         for n in names)
         lines.append(f"{r['strategy']:<18} {r['budget']:>4} {mb:>26} {diff:>26} {r['steps']:>7.0f} "
                      f"{r.get('evaluations', 0):>6.1f} {cols}")
+    lines += format_sampler(summary)
     lines += [f"warning: {w}" for w in summary.get("warnings", [])]
     return "\n".join(lines)
+
+
+def format_sampler(summary: dict[str, Any]) -> list[str]:
+    """Search or sampler? Each branching row's multiplier against vanilla best-of-N beside the one against
+    best-of-N of random paths with its own branch schedule, and the sampler effect alone."""
+    rows = [r for r in summary["table"] if "same_sampler" in r]
+    if not rows:
+        return []
+    name = summary.get("cost_models", ["measured"])[0]
+    pool = summary.get("protocol", {}).get("sampler_pool", {})
+    lines = ["", "search or sampler? same-sampler baseline: best-of-N of random paths with the strategy's own renoise "
+             f"branches (its sampler_schedule), no selection; pool of {pool.get('size', '-')} per task on the reference "
+             "pool's root seeds, independent of every contestant. Sampler effect: mean potential of those paths minus "
+             f"vanilla samples. Multipliers under {name}.",
+             f"{'strategy':<18} {'B':>4} {'schedule':<30} {'vs best-of-n':>28} {'vs same sampler':>28} "
+             f"{'sampler effect [95% CI]':>26}"]
+    for r in rows:
+        ss = r["same_sampler"]
+        effect = (f"{ss['effect']:+.3f} [{ss['effect_ci95'][0]:+.3f}, {ss['effect_ci95'][1]:+.3f}]"
+                  if "effect" in ss else "-")
+        lines.append(f"{r['strategy']:<18} {r['budget']:>4} {ss['schedule']['label']:<30} "
+                     f"{multiplier_text((r.get('multipliers') or {}).get(name)):>28} "
+                     f"{multiplier_text((ss.get('multipliers') or {}).get(name)):>28} {effect:>26}")
+    return lines

@@ -367,7 +367,21 @@ def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
         notes.append(f"Reference pool: {pool.get('size', 0)} best-of-N samples per task on a seed stream no contestant "
                      "uses; a multiplier beyond what the pool resolves reads '>pool'.")
     return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]), "notes": notes,
-            "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary)}
+            "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary), "sampler": sampler_rows(summary)}
+
+
+def sampler_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """compare's search-or-sampler rows: each branching strategy against vanilla and same-sampler best-of-N."""
+    out = []
+    for r in summary["table"]:
+        ss = r.get("same_sampler")
+        if ss is None:
+            continue
+        effect = "-" if "effect" not in ss else f"{ss['effect']:+.3f} {_ci(ss['effect_ci95'], '+.3f')}"
+        out.append({"strategy": r["strategy"], "budget": r["budget"], "schedule": ss["schedule"]["label"],
+                    "vanilla": multiplier_text(r.get("multiplier"), times="×", at_most="≤"),
+                    "same": multiplier_text(ss.get("multiplier"), times="×", at_most="≤"), "effect": effect})
+    return out
 
 
 def landscape_context(summary: Mapping[str, Any]) -> dict[str, Any]:

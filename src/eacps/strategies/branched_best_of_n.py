@@ -17,6 +17,7 @@ generator that can step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, ClassVar
 
@@ -40,14 +41,14 @@ class BranchedParams(Params):
     @field_validator("at")
     @classmethod
     def _at(cls, v: list[float]) -> list[float]:
-        if any(not 0 < f < 1 for f in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        if any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
             raise ValueError("must be an increasing list of fractions in (0, 1)")
         return v
 
     @field_validator("steps")
     @classmethod
     def _steps(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (any(s < 1 for s in v) or any(b <= a for a, b in zip(v, v[1:], strict=False))):
+        if v is not None and (any(s < 1 for s in v) or any(b <= a for a, b in itertools.pairwise(v))):
             raise ValueError("must be increasing model calls >= 1")
         return v
 

@@ -1,0 +1,199 @@
+"""Search or sampler? compare's same-sampler baselines (random paths with a strategy's own branch schedule, no
+selection) and the sampler effect, and the branched-best-of-n strategy they are drawn with."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import configs
+import numpy as np
+import pytest
+
+from eacps.api import make_strategy
+from eacps.cli import main
+from eacps.compare import POOL, POOL_SEED, SAMPLER_POOL, Contestant, analyze, sampler_pool_id, sampler_schedules
+from eacps.recipe import Recipe
+from eacps.strategies.best_of_n import BestOfN
+from eacps.strategy import SamplerSchedule
+
+STEPPING = {
+    "tasks": {"name": "toy", "n": 4},
+    "generator": {"name": "toy", "params": {"stepping": True}},
+    "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}}},
+    "searches": [
+        {"label": "best-of-n", "strategy": "best-of-n"},
+        {"label": "tree", "strategy": "tree-search", "params": {"levels": [0.5, 0.8], "theta": 0.7, "wave": 4}},
+        {"label": "fk", "strategy": "fk-steering", "params": {"resample_at": [0.5], "branch_theta": 1.2}},
+        {"label": "mf", "strategy": "multi-fidelity"},
+        {"label": "branched", "strategy": "branched-best-of-n", "params": {"at": [0.5], "theta": 1.2}},
+    ],
+}
+
+
+def _seeds(recipe: Recipe) -> set[int]:
+    """Every seed a recipe draws (its root and its branches)."""
+    return {recipe.seed, *(b.seed for b in recipe.branches)}
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    from eacps import plugins
+
+    import toy
+
+    plugins.register_plugin(toy)
+    try:
+        tmp = tmp_path_factory.mktemp("sampler")
+        cfg = configs.write(tmp / "c.toml", STEPPING)
+        out = tmp / "cmp"
+        args = ["compare", str(cfg), "--strategies", "best-of-n,tree,fk,mf,branched", "--budgets", "4",
+                "--repeats", "2", "--pool", "12", "--out", str(out), "--quiet"]
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            assert main(args) == 0
+        yield out, json.loads((out / "compare.json").read_text()), buf.getvalue()
+    finally:
+        plugins.unregister_plugin(toy)
+
+
+def test_branching_rows_get_both_multipliers_and_the_effect(compared):
+    _, summary, text = compared
+    rows = {r["strategy"]: r for r in summary["table"]}
+    # declared schedules, bound to the toy's T = 10: tree levels 0.5, 0.8 -> steps 5, 8; fk's resampling at 5
+    assert rows["tree"]["same_sampler"]["schedule"] == {"steps": [5, 8], "thetas": [0.7, 0.7],
+                                                        "label": "renoise@5,8 theta=0.7,0.7"}
+    assert rows["fk"]["same_sampler"]["schedule"]["steps"] == [5]
+    assert rows["fk"]["same_sampler"]["schedule"]["thetas"] == [1.2]
+    # no branches, no baseline: best-of-N and multi-fidelity (selection alone does not change the sampler)
+    assert "same_sampler" not in rows["best-of-n"] and "same_sampler" not in rows["mf"]
+    for label in ("tree", "fk", "branched"):
+        ss = rows[label]["same_sampler"]
+        assert ss["pool"] == 12 and set(ss["multipliers"]) == set(rows[label]["multipliers"])
+        lo, hi = ss["effect_ci95"]
+        assert lo <= ss["effect"] <= hi
+        m = ss["multiplier"]
+        assert m["equivalents"] == rows[label]["multiplier"]["equivalents"]  # the same charged cost
+    # branched-best-of-n and fk share a schedule, hence one pool and one effect
+    assert rows["fk"]["same_sampler"]["effect"] == rows["branched"]["same_sampler"]["effect"]
+    assert set(summary["sampler_pool_samples"]) == {"renoise@5,8 theta=0.7,0.7", "renoise@5 theta=1.2"}
+    # the text prints the section: both multipliers and the effect per branching row
+    section = text[text.index("search or sampler?"):]
+    for label in ("tree", "fk", "branched"):
+        line = next(ln for ln in section.splitlines() if ln.startswith(label + " "))
+        assert line.count("x [") + line.count(">pool") + line.count("<=") >= 2 and "[" in line.split()[-2]
+    assert "best-of-n " not in section.split("\n", 2)[2] and "\nmf " not in section
+    html = (compared[0] / "report.html").read_text()
+    assert "id='sampler'" in html or 'id="sampler"' in html
+
+
+def test_same_sampler_pool_follows_the_schedule_on_its_own_stream(compared):
+    out, summary, _ = compared
+    db = sqlite3.connect(out / "store.sqlite")
+    rows = db.execute("SELECT search, strategy, recipe FROM candidates WHERE role = 'search'").fetchall()
+    by_search: dict[str, list[Recipe]] = {}
+    for search, _, recipe in rows:
+        by_search.setdefault(search, []).append(Recipe.from_json(recipe))
+    sampler = {s: rs for s, rs in by_search.items() if f"/{SAMPLER_POOL}/" in s}
+    contestants = {s: rs for s, rs in by_search.items() if "/pool" not in s and f"/{SAMPLER_POOL}/" not in s
+                   and f"/{POOL}/" not in s}
+    assert len(sampler) == 2 * 4 and contestants  # two schedules x four tasks
+    schedules = [SamplerSchedule((5, 8), (0.7, 0.7)), SamplerSchedule((5,), (1.2,))]
+    for search, recipes in sampler.items():
+        sched = next(s for s in schedules if sampler_pool_id(search.split("/")[0], s, 12) == search)
+        want = tuple(zip(sched.steps, sched.thetas, strict=True))
+        assert len(recipes) == 12
+        for r in recipes:  # exactly the schedule: every branch point, its angle, nothing else; full paths
+            assert tuple((b.step, b.theta) for b in r.branches) == want and r.until is None and not r.moves
+    # roots: the reference pool's (paired); every seed drawn is disjoint from every contestant's seeds
+    pool_roots = {s.split("/")[0]: {r.seed for r in rs} for s, rs in by_search.items() if f"/{POOL}/" in s}
+    contestant_seeds = set().union(*(_seeds(r) for rs in contestants.values() for r in rs))
+    for search, recipes in sampler.items():
+        assert {r.seed for r in recipes} == pool_roots[search.split("/")[0]]
+        assert not set().union(*(_seeds(r) for r in recipes)) & contestant_seeds
+    assert summary["protocol"]["sampler_pool"]["seed"] == POOL_SEED >= 2**32
+
+
+def _records(tasks, label, best):
+    return [{"strategy": label, "budget": 4, "repeat": 0, "seed": 0, "task": t, "best": b, "steps": 40,
+             "evaluations": 4, "scorer_calls": {"u": 4}} for t, b in zip(tasks, best, strict=True)]
+
+
+def _analyze(pools, spools, best):
+    tasks = sorted(pools)
+    sched = SamplerSchedule((5,), (1.0,))
+    records = _records(tasks, "best-of-n", [max(pools[t][:4]) for t in tasks]) + _records(tasks, "x", best)
+    return analyze(records, pools, ["best-of-n", "x"], [4], {}, full_steps=10, criteria=["u"], n_boot=300,
+                   schedules={("x", 4): sched}, sampler_pools={sched.label: spools})
+
+
+def test_sampler_effect_is_zero_when_the_sampler_is_unchanged():
+    rng = np.random.default_rng(0)
+    pools = {f"t{i}": list(rng.normal(i, 1.0, 64)) for i in range(12)}
+    best = [float(np.mean(sorted(pools[t])[-8:])) for t in sorted(pools)]
+    row = {r["strategy"]: r for r in _analyze(pools, pools, best)["table"]}["x"]
+    ss = row["same_sampler"]
+    assert ss["effect"] == 0.0 and ss["effect_ci95"] == [0.0, 0.0]
+    assert ss["multiplier"] == row["multiplier"]  # the same pool: the same multiplier, CI and all
+
+
+def test_sampler_effect_and_multiplier_track_a_shifted_sampler():
+    rng = np.random.default_rng(1)
+    pools = {f"t{i}": list(rng.normal(i, 1.0, 64)) for i in range(12)}
+    shifted = {t: [v + 0.5 + rng.normal(0, 0.1) for v in vs] for t, vs in pools.items()}
+    best = [float(np.mean(sorted(pools[t])[-8:])) for t in sorted(pools)]
+    row = {r["strategy"]: r for r in _analyze(pools, shifted, best)["table"]}["x"]
+    ss = row["same_sampler"]
+    lo, hi = ss["effect_ci95"]
+    assert 0.45 < lo <= ss["effect"] <= hi < 0.55
+    # a better sampler needs fewer of its own samples to reach the same mean best: a smaller multiplier
+    assert ss["multiplier"]["n_star"] < row["multiplier"]["n_star"]
+    assert ss["multiplier"]["multiplier"] < row["multiplier"]["multiplier"]
+
+
+def test_schedules_are_declared_not_guessed():
+    contestants = [Contestant("ts", "tree-search", {"levels": [0.3, 0.6], "theta": 0.4}),
+                   Contestant("plain", "best-of-n"), Contestant("mf", "multi-fidelity"),
+                   Contestant("none", "branched-best-of-n", {"steps": []})]
+    got = sampler_schedules(contestants, [4, 8], 0, 20)
+    assert got == {("ts", b): SamplerSchedule((6, 12), (0.4, 0.4)) for b in (4, 8)}
+
+    class Sneaky(BestOfN):  # a best-of-N by name that declares a branch schedule: compare believes the declaration
+        def sampler_schedule(self):
+            return SamplerSchedule((3,), (0.2,))
+
+    assert Sneaky(budget=4).bind(10).sampler_schedule().params() == {"steps": [3], "theta": [0.2]}
+
+
+def test_branched_best_of_n_is_best_of_n_plus_the_branches():
+    plain = make_strategy("best-of-n", {}, budget=6, seed=3).bind(15).ask(6)
+    branched = make_strategy("branched-best-of-n", {"at": [0.2, 0.8], "theta": [0.5, 1.0]}, budget=6,
+                             seed=3).bind(15)
+    asked = branched.ask(4) + branched.ask(4)
+    assert len(asked) == 6 and branched.stop() == {} and branched.spent_steps == 6 * 15  # B paths, T steps each
+    assert [r.root for r in asked] == plain  # common random numbers with best-of-N
+    assert all([(b.step, b.theta) for b in r.branches] == [(3, 0.5), (12, 1.0)] for r in asked)
+    assert len({b.seed for r in asked for b in r.branches}) == 12
+    none = make_strategy("branched-best-of-n", {"steps": []}, budget=6, seed=3).bind(15).ask(6)
+    assert none == plain  # no branches: exactly best-of-N
+
+
+@pytest.mark.parametrize("params, field", [({"at": [0.5], "steps": [3]}, "at, steps"),
+                                           ({"steps": [4, 2]}, "steps"), ({"theta": [1.0, 1.0]}, "theta"),
+                                           ({"theta": 2.0}, "theta"), ({"at": [1.2]}, "at")])
+def test_branched_best_of_n_refuses_bad_params_in_one_line(params, field):
+    from eacps.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make_strategy("branched-best-of-n", params, budget=4)
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_branched_best_of_n_refuses_a_branch_outside_the_schedule():
+    from eacps.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"params.steps: a branch at step 10 is outside the 10-step schedule"):
+        make_strategy("branched-best-of-n", {"steps": [10]}, budget=4).bind(10).ask(1)
