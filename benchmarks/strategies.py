@@ -50,6 +50,7 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "zero-order": {"strategy": "zero-order"},
     "fk-steering": {"strategy": "fk-steering"},
     "tree-search": {"strategy": "tree-search"},
+    "branched-best-of-n": {"strategy": "branched-best-of-n", "batch_size": 16},  # one renoise at 0.8 T, theta 1
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},
 }
