@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -39,7 +39,10 @@ class TreeSearchParams(Params):
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
-    theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a branching child")
+    theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of a branching child's move")
+    move: Literal["renoise", "pcn"] = Field("renoise", description="a branching child: renoise its parent's state "
+                                            "(shares the prefix; changes the sampler) or pcn its root noise "
+                                            "(recomputes the prefix; keeps the sampler's distribution exactly)")
     wave: int = Field(8, ge=1, description="expansions chosen together before their values are known")
     backup: Literal["max", "none"] = Field("max", description="a node's value: best of its subtree, or its own")
 
@@ -66,8 +69,12 @@ class TreeSearch(Strategy):
     name = "tree-search"
     ask_ahead = True  # a wave is fixed when chosen; the next one waits for every result
     counts_steps = True
-    requires: ClassVar[frozenset[str]] = frozenset({"stepping"})
     Params = TreeSearchParams
+
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        """Paths need stepping; ``pcn`` children are noise-space recipes too."""
+        return frozenset({"stepping", "noise_recipes"} if self.params.move == "pcn" else {"stepping"})
 
     def __init__(self, params: TreeSearchParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
         super().__init__(params, budget=budget, seed=seed)
@@ -92,6 +99,8 @@ class TreeSearch(Strategy):
             return self.fresh_seeds(1)[0].with_until(until)
         if not node.children:  # the first child continues the node's own trajectory
             return node.recipe.with_until(until)
+        if self.params.move == "pcn":  # the same path from a pCN neighbour of its root noise, recomputed from step 0
+            return node.recipe.pcn(self.params.theta, self.local_seeds.next()).with_until(until)
         return node.recipe.branch(node.recipe.until, self.params.theta, self.local_seeds.next()).with_until(until)
 
     def _growable(self, node: Node) -> bool:
@@ -113,7 +122,9 @@ class TreeSearch(Strategy):
 
     def _cost(self, node: Node) -> int:
         """Model calls of a new child of ``node``: from its depth to the next (the prefix is shared, whether the
-        child continues or branches)."""
+        child continues or branches by ``renoise``); a ``pcn`` sibling recomputes its path from step 0."""
+        if self.params.move == "pcn" and node.children and node.depth > 0:
+            return self._step_at(node.depth + 1)
         return self._step_at(node.depth + 1) - self._step_at(node.depth)
 
     def _next(self, left: int) -> Node | None:
@@ -174,9 +185,11 @@ class TreeSearch(Strategy):
             return {}
         return {"tree": "nothing left to grow within the budget"}
 
-    def sampler_schedule(self) -> SamplerSchedule:
+    def sampler_schedule(self) -> SamplerSchedule | None:
         """A child below the root branches at its parent's level by ``theta``: a leaf may carry one branch per
-        level."""
+        level. With ``move = "pcn"`` no path branches: every candidate is a sample of the generator's sampler."""
+        if self.params.move == "pcn":
+            return None
         steps = self.schedule_steps(self.params.levels)
         return SamplerSchedule(tuple(steps), (self.params.theta,) * len(steps))
 
