@@ -38,9 +38,9 @@ def _seeds(recipe: Recipe) -> set[int]:
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    from eacps import plugins
-
     import toy
+
+    from eacps import plugins
 
     plugins.register_plugin(toy)
     try:

@@ -596,9 +596,9 @@ def format_sampler(summary: dict[str, Any]) -> list[str]:
     name = summary.get("cost_models", ["measured"])[0]
     pool = summary.get("protocol", {}).get("sampler_pool", {})
     lines = ["", "search or sampler? same-sampler baseline: best-of-N of random paths with the strategy's own renoise "
-             f"branches (its sampler_schedule), no selection; pool of {pool.get('size', '-')} per task on the reference "
-             "pool's root seeds, independent of every contestant. Sampler effect: mean potential of those paths minus "
-             f"vanilla samples. Multipliers under {name}.",
+             f"branches (its sampler_schedule), no selection; pool of {pool.get('size', '-')} per task on the "
+             "reference pool's root seeds, independent of every contestant. Sampler effect: mean potential of those "
+             f"paths minus vanilla samples. Multipliers under {name}.",
              f"{'strategy':<18} {'B':>4} {'schedule':<30} {'vs best-of-n':>28} {'vs same sampler':>28} "
              f"{'sampler effect [95% CI]':>26}"]
     for r in rows:
