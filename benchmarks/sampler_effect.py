@@ -10,6 +10,10 @@ vanilla by its branch alone. Reported per cell, with paired bootstrap 95% CIs ov
 * spread: the within-task standard deviation of the potential, and the pixel spread (per-pixel standard deviation
   of the N final images in [0, 1], averaged over pixels), each as a ratio to vanilla's.
 
+The intervals resample tasks and paths jointly: every task draws the same root (and branch) seeds, so a seed's
+luck is shared by all tasks, and a bootstrap over tasks alone is overconfident (it gave the root pCN cell, whose
+true effect is zero, -0.51 [-0.70, -0.33]).
+
     python benchmarks/sampler_effect.py [--tasks 10] [--n 32] [--steps 3,6,9,12] [--thetas 0.3,1.0,1.5708]
                                         [--pcn 1.0] [--out runs/sampler-effect]
 
@@ -74,14 +78,17 @@ def cell_strategy(step: int | None, theta: float | None, n: int):
     return make_strategy("branched-best-of-n", {"steps": [step], "theta": theta}, budget=n, seed=SEED)
 
 
-def measure(res: Any, root: Path) -> tuple[float, float, float]:
-    """(mean potential, potential std, mean per-pixel std) of one search's final images."""
+def measure(res: Any, root: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One search's final images in asked order: potentials (n,) and pixels (n, P) in [0, 1] (NaN if not OK)."""
     from PIL import Image
 
-    ok = [h for h in res.history if h.status is Status.OK and h.potential is not None]
-    pots = np.array([h.potential for h in ok])
-    imgs = np.stack([np.asarray(Image.open(root / h.image_path), dtype=float) / 255.0 for h in ok])
-    return float(pots.mean()), float(pots.std(ddof=1)), float(imgs.std(axis=0, ddof=1).mean())
+    pots, imgs = np.full(n, np.nan), None
+    for i, h in enumerate(res.history[:n]):
+        if h.status is Status.OK and h.potential is not None:
+            img = np.asarray(Image.open(root / h.image_path), dtype=float).ravel() / 255.0
+            imgs = np.full((n, img.size), np.nan) if imgs is None else imgs
+            pots[i], imgs[i] = h.potential, img
+    return pots, imgs if imgs is not None else np.full((n, 1), np.nan)
 
 
 def run(args: argparse.Namespace) -> dict[tuple, np.ndarray]:
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[tuple, np.ndarray]:
     tasks = setup.conditions[TUNE_TASKS:]
     cells: list[tuple[int | None, float | None]] = [(None, None)] + [(k, t) for k in args.steps for t in args.thetas]
     cells += [(0, t) for t in args.pcn]
-    per: dict[tuple, np.ndarray] = {}
+    per: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     with Store.open(out, argv=["sampler_effect"]) as store:
         engine = setup.engine(store, batch_size=16)
         try:
@@ -101,31 +108,47 @@ def run(args: argparse.Namespace) -> dict[tuple, np.ndarray]:
                 tag = "vanilla" if step is None else f"pcn-t{theta:.4g}" if step == 0 else f"k{step}-t{theta:.4g}"
                 jobs = [Job(c, cell_strategy(step, theta, args.n), label=tag, search_id=f"{c.id}/{tag}/N{args.n}",
                             prior_seed=0) for c in tasks]
-                per[(step, theta)] = np.array([measure(r, out) for r in engine.run_all(jobs)])
+                got = [measure(r, out, args.n) for r in engine.run_all(jobs)]
+                per[(step, theta)] = (np.stack([g[0] for g in got]), np.stack([g[1] for g in got]))
         finally:
             engine.close()
     return per
 
 
-def table(per: dict[tuple, np.ndarray], n_boot: int = 2000) -> str:
-    base = per[(None, None)]
-    w = np.vstack([np.ones(len(base)), task_weights(len(base), n_boot=n_boot, seed=0)])
-    wm = lambda v: (w @ v) / w.sum(axis=1)  # noqa: E731 - weighted mean per replicate
+def crossed_stats(pots: np.ndarray, imgs: np.ndarray, wt: np.ndarray, wp: np.ndarray) -> np.ndarray:
+    """Per replicate (rows of the task weights ``wt`` and position weights ``wp``): mean potential, mean
+    within-task potential sd and mean per-pixel sd, weighting positions within each task and tasks over them."""
+    v = wp / wp.sum(axis=1, keepdims=True)  # replicates x positions
+    mean = np.einsum("rn,tn->rt", v, pots)
+    sd = np.sqrt(np.maximum(np.einsum("rn,tn->rt", v, pots**2) - mean**2, 0))
+    px_mean = np.einsum("rn,tnp->rtp", v, imgs)
+    px_sd = np.sqrt(np.maximum(np.einsum("rn,tnp->rtp", v, imgs**2) - px_mean**2, 0)).mean(axis=2)
+    tw = wt / wt.sum(axis=1, keepdims=True)
+    return np.stack([(tw * x).sum(axis=1) for x in (mean, sd, px_sd)])  # 3 x replicates
 
-    def ci(v: np.ndarray, spec: str, ratio: bool = False) -> str:
-        x = wm(v) if not ratio else wm(v[0]) / wm(v[1])
+
+def table(per: dict[tuple, tuple[np.ndarray, np.ndarray]], n_boot: int = 2000) -> str:
+    """Every figure with a bootstrap over tasks *and* paths (every task draws the same root and branch seeds, so
+    a seed's luck is shared by all tasks and resampling tasks alone would be overconfident)."""
+    pots0, _ = per[(None, None)]
+    n_tasks, n = pots0.shape
+    wt = np.vstack([np.ones(n_tasks), task_weights(n_tasks, n_boot=n_boot, seed=0)])
+    wp = np.vstack([np.ones(n), task_weights(n, n_boot=n_boot, seed=1)])
+    stats = {cell: crossed_stats(p, i, wt, wp) for cell, (p, i) in per.items()}
+    base = stats[(None, None)]
+
+    def ci(x: np.ndarray, spec: str) -> str:
         lo, hi = percentile_interval(x[1:])
         return f"{x[0]:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
-    lines = ["| branch | mean potential [95% CI] | effect vs vanilla [95% CI] | potential sd ratio [95% CI] "
+    lines = ["| cell | mean potential [95% CI] | effect vs vanilla [95% CI] | potential sd ratio [95% CI] "
              "| pixel sd ratio [95% CI] |", "|---|---|---|---|---|"]
-    for (step, theta), v in per.items():
+    for (step, theta), x in stats.items():
         name = ("vanilla (no branch)" if step is None else f"root pcn, θ = {theta:.2f}" if step == 0
                 else f"renoise at {step}, θ = {theta:.2f}")
-        effect = "–" if step is None else ci(v[:, 0] - base[:, 0], "+.2f")
-        sd = "1" if step is None else ci(np.stack([v[:, 1], base[:, 1]]), ".2f", ratio=True)
-        px = "1" if step is None else ci(np.stack([v[:, 2], base[:, 2]]), ".2f", ratio=True)
-        lines.append(f"| {name} | {ci(v[:, 0], '.2f')} | {effect} | {sd} | {px} |")
+        rest = ("– | 1 | 1" if step is None else
+                f"{ci(x[0] - base[0], '+.2f')} | {ci(x[1] / base[1], '.2f')} | {ci(x[2] / base[2], '.2f')}")
+        lines.append(f"| {name} | {ci(x[0], '.2f')} | {rest} |")
     return "\n".join(lines)
 
 
@@ -144,7 +167,7 @@ def main() -> None:
     t0 = time.perf_counter()
     per = run(args)
     print(f"digits evaluation split: {args.tasks} tasks x {args.n} paths per cell, strategy seed {SEED}; "
-          f"paired bootstrap over tasks; {time.perf_counter() - t0:.0f} s")
+          f"bootstrap over tasks and paths; {time.perf_counter() - t0:.0f} s")
     print(table(per))
 
 

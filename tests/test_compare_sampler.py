@@ -154,6 +154,25 @@ def test_sampler_effect_and_multiplier_track_a_shifted_sampler():
     assert ss["multiplier"]["multiplier"] < row["multiplier"]["multiplier"]
 
 
+def test_sampler_effect_ci_counts_the_seeds_every_task_shares():
+    """Every task's pool draws the same seeds, so a seed's luck is shared by all tasks: two samplers with the
+    same distribution, each with its own shared per-seed offsets, must not look different (resampling tasks alone
+    would find an 'effect' of the size of the offsets' mean)."""
+    rng = np.random.default_rng(2)
+    k, n_tasks = 32, 30
+    hits = 0
+    for rep in range(20):
+        shared_a, shared_b = rng.normal(0, 2.0, k), rng.normal(0, 2.0, k)  # per-position luck, common to tasks
+        pools = {f"t{i}": list(i + shared_a + rng.normal(0, 0.5, k)) for i in range(n_tasks)}
+        spools = {f"t{i}": list(i + shared_b + rng.normal(0, 0.5, k)) for i in range(n_tasks)}
+        best = [float(np.mean(sorted(pools[t])[-8:])) for t in sorted(pools)]
+        ss = {r["strategy"]: r for r in _analyze(pools, spools, best)["table"]}["x"]["same_sampler"]
+        lo, hi = ss["effect_ci95"]
+        hits += lo <= 0.0 <= hi
+        assert hi - lo > 2 * 1.96 * 2.0 * np.sqrt(2 / k) * 0.6  # about the width the shared offsets imply
+    assert hits >= 17  # a 95% interval covers the true zero effect (it would almost never with tasks alone)
+
+
 def test_schedules_are_declared_not_guessed():
     contestants = [Contestant("ts", "tree-search", {"levels": [0.3, 0.6], "theta": 0.4}),
                    Contestant("plain", "best-of-n"), Contestant("mf", "multi-fidelity"),
