@@ -161,7 +161,7 @@ def test_sampler_effect_ci_counts_the_seeds_every_task_shares():
     rng = np.random.default_rng(2)
     k, n_tasks = 32, 30
     hits = 0
-    for rep in range(20):
+    for _ in range(20):
         shared_a, shared_b = rng.normal(0, 2.0, k), rng.normal(0, 2.0, k)  # per-position luck, common to tasks
         pools = {f"t{i}": list(i + shared_a + rng.normal(0, 0.5, k)) for i in range(n_tasks)}
         spools = {f"t{i}": list(i + shared_b + rng.normal(0, 0.5, k)) for i in range(n_tasks)}

@@ -463,7 +463,8 @@ def crossed_mean(x: np.ndarray, w: np.ndarray, *, seed: int) -> np.ndarray:
     resamples tasks (``w``, the compare's own task weights) *and* pool positions jointly (a product bootstrap for
     crossed factors; conservative). Positions must be resampled too: every task's pool draws the same root
     seeds in the same order (and a branch pool the same branch seeds), so a position is a random effect shared by
-    all tasks, which resampling tasks alone ignores: on digits it gave a move whose true effect is zero -0.51 [-0.70, -0.33]."""
+    all tasks, which resampling tasks alone ignores: on digits it gave a move whose true effect is zero
+    -0.51 [-0.70, -0.33]."""
     k = x.shape[1]
     v = np.vstack([np.ones(k), task_weights(k, n_boot=len(w) - 1, seed=seed)])
     per_task = x @ v.T / v.sum(axis=1)  # tasks x replicates
