@@ -29,7 +29,8 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
 
 
 @pytest.mark.parametrize("edits, expected", [
-    ({"search.strategy": "nope"}, "search.strategy: unknown strategy 'nope'; known: adaptive, best-of-n, eacps"),
+    ({"search.strategy": "nope"},
+     "search.strategy: unknown strategy 'nope'; known: adaptive, best-of-n, branched-best-of-n, eacps"),
     ({"search.budget": -1}, "search.budget: Input should be greater than or equal to 1 (got -1)"),
     ({"search.budget": "ten"}, "search.budget: Input should be a valid integer"),
     ({"search.params": {"warp": 1}}, "search.params.warp: unknown parameter; allowed: k_global, m, k_local, "
