@@ -10,6 +10,12 @@ charged cost in best-of-N-candidate equivalents (one candidate = T steps + one p
 (a) the run's cost model (measured or ``[cost]``) and (b) an expensive judge, one potential evaluation
 costing ``scorer_cost`` generations. A multiplier the pool cannot resolve prints as ``>pool``.
 
+Search or sampler: a strategy whose paths take ``renoise`` branches changes how its candidates are drawn, which
+by itself moves the potential. For each contestant that declares a branch schedule (``Strategy.sampler_schedule``),
+compare draws a same-sampler pool (``branched-best-of-n``: random paths with exactly those branches, no selection,
+on the reference pool's root seeds) and reports the multiplier against it beside the one against vanilla
+best-of-N, and the sampler effect (mean potential of the branched pool minus the vanilla pool).
+
 Protocol: the config's conditions split in order into a tuning split (the first ``tune_tasks``, where
 parameters may be chosen) and an evaluation split (the rest); compare reports one split and says which.
 ``seed_offset`` gives fresh strategy seeds on the same tasks. Everything lives in one run store, so a
@@ -36,7 +42,7 @@ from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
 from eacps.stats import percentile_interval, task_weights
 from eacps.store import Store, read_only
-from eacps.strategy import SamplerSchedule
+from eacps.strategy import SamplerSchedule, Strategy
 from eacps.tables import multiplier_text
 from eacps.types import Status
 
@@ -260,7 +266,7 @@ def sampler_schedules(contestants: list[Contestant], budgets: list[int], seed: i
     return out
 
 
-def sampler_pool_strategy(schedule: SamplerSchedule, n_pool: int):
+def sampler_pool_strategy(schedule: SamplerSchedule, n_pool: int) -> Strategy:
     """The same-sampler pool of one schedule: ``n_pool`` random paths with exactly its branches, no selection."""
     return make_strategy(SAMPLER, schedule.params(), budget=n_pool, seed=POOL_SEED)
 
