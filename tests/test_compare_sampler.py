@@ -216,3 +216,41 @@ def test_branched_best_of_n_refuses_a_branch_outside_the_schedule():
 
     with pytest.raises(ConfigError, match=r"params.steps: a branch at step 10 is outside the 10-step schedule"):
         make_strategy("branched-best-of-n", {"steps": [10]}, budget=4).bind(10).ask(1)
+
+
+def test_no_pool_no_baseline_and_no_section():
+    from eacps.compare import format_compare
+
+    tasks = [f"t{i}" for i in range(3)]
+    sched = SamplerSchedule((5,), (1.0,))
+    summary = analyze(_records(tasks, "x", [1.0, 2.0, 3.0]), {}, ["x"], [4], {}, full_steps=10, criteria=["u"],
+                      n_boot=50, schedules={("x", 4): sched}, sampler_pools={})
+    summary["warnings"] = []
+    assert "same_sampler" not in summary["table"][0]
+    assert "search or sampler?" not in format_compare(summary)
+
+
+def test_sampler_effect_benchmark_table():
+    """benchmarks/sampler_effect.py: point estimates are the plain means and ratios, the CIs resample tasks and
+    paths, and a cell with the vanilla distribution but other seeds covers a zero effect."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "sampler_effect.py"
+    spec = importlib.util.spec_from_file_location("sampler_effect", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    rng = np.random.default_rng(3)
+    n_tasks, n = 12, 16
+    luck = rng.normal(0, 2.0, n)  # a seed's luck, shared by every task (the same roots everywhere)
+    pots = np.arange(n_tasks)[:, None] + luck + rng.normal(0, 0.5, (n_tasks, n))
+    imgs = rng.random((n_tasks, n, 4))
+    other = np.arange(n_tasks)[:, None] + rng.normal(0, 2.0, n) + rng.normal(0, 0.5, (n_tasks, n))
+    per = {(None, None): (pots, imgs), (12, 1.0): (pots + 1.0, imgs * 0.5), (0, 1.0): (other, imgs)}
+    text = mod.table(per, n_boot=400)
+    lines = {ln.split(" |")[0]: ln for ln in text.splitlines()}
+    shifted = lines["| renoise at 12, θ = 1.00"]
+    assert "+1.00 [+1.00, +1.00]" in shifted and shifted.count("0.50 [0.50, 0.50]") == 1
+    zero = lines["| root pcn, θ = 1.00"].split(" | ")[2]
+    lo, hi = (float(x) for x in zero[zero.index("[") + 1:-1].split(", "))
+    assert lo < 0 < hi
