@@ -131,7 +131,12 @@ def optimum(generator: GaussianMixtureGenerator, condition: Condition, potential
     key = hashlib.sha256(json.dumps([generator.fingerprint(), potential.fingerprint(), condition.describe(),
                                      ALPHA, POOL, STARTS, iters, LR], sort_keys=True, default=str).encode()).hexdigest()
     if key not in _CACHE:
-        _CACHE[key] = _compute(generator, condition, potential, iters)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # thousands of small ops: threads only add overhead (restored below)
+        try:
+            _CACHE[key] = _compute(generator, condition, potential, iters)
+        finally:
+            torch.set_num_threads(threads)
     return _CACHE[key]
 
 
