@@ -36,8 +36,8 @@ def test_closed_form_denoiser_equals_the_monte_carlo_posterior_mean(t, label):
     m = mix()
     a, b = float(np.cos(np.pi * t / 2)), float(np.sin(np.pi * t / 2))
     x0 = m.sample(200_000, seed=1, label=label)
-    queries = a * m.sample(6, seed=2, label=label) + b * torch.randn(6, m.dim, generator=torch.Generator().manual_seed(3),
-                                                                   dtype=torch.float64)
+    noise = torch.randn(6, m.dim, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    queries = a * m.sample(6, seed=2, label=label) + b * noise
     mc, se = mc_posterior_mean(x0, queries, a, b)
     exact = m.denoise(queries, a, b, label)
     z = ((exact - mc) / se).abs()

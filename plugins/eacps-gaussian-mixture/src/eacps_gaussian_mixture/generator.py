@@ -40,7 +40,7 @@ class GaussianMixtureParams(MixtureParams):
     sampler: Literal["ddim", "flow"] = Field("ddim", description="ddim: DDIM (eta = 0), VP cosine schedule; "
                                              "flow: rectified flow, Euler")
     guidance: float = Field(1.0, ge=0.0, le=20.0, description="guidance scale; 1.0 = the exact conditional model")
-    device: str = "cpu"
+    device: str = Field("cpu", description="torch device of the sampler (cpu, cuda, cuda:N, mps)")
 
 
 class GaussianMixtureGenerator(Generator):
