@@ -6,7 +6,8 @@ distribution. Every noise the toolkit draws (seeds, subspace roots, pCN moves, w
 there with probability ``1 - ALPHA`` (ALPHA = 1e-4); a recipe cannot name any other image of this model. A
 strategy can beat the optimum only with atypical noise (a gap fraction above 1 says it did).
 
-**Computed** by multi-start projected gradient ascent on z through the exact, differentiable sampler and the
+**Computed** by multi-start projected gradient ascent on z through the exact, differentiable sampler (at
+guidance 1 an affine map per coordinate, computed once; otherwise the sampler under autograd) and the
 scorers' torch values (``value``), with each criterion's weight and calibration: the ``STARTS`` best of ``POOL``
 seeded noises, ``ITERS`` Adam steps each (fewer once the best value moves by less than 1e-6 in 10 steps),
 projected back onto the shell after every step. The value returned is the potential the engine would give the
@@ -65,9 +66,16 @@ def differentiable_potential(generator: GaussianMixtureGenerator, condition: Con
     """U(z) for flat noises z (B, D): the sampler from z, then the weighted, calibrated scorer values."""
     label = component_of(condition, generator.mixture.k)
     total = generator.default_steps
+    sample = lambda z: generator.sample_flat(z, label, 0, total, total)[0]  # noqa: E731
+    if generator.params.guidance == 1.0:  # type: ignore[attr-defined]
+        # the conditional denoiser is affine in each coordinate, so is the whole sampler: x = shift + scale·z
+        with torch.no_grad():
+            shift = sample(torch.zeros(1, generator.mixture.dim, dtype=torch.float64))
+            scale = sample(torch.ones(1, generator.mixture.dim, dtype=torch.float64)) - shift
+        sample = lambda z: shift + scale * z  # noqa: E731
 
     def u(z: torch.Tensor) -> torch.Tensor:
-        x, _ = generator.sample_flat(z, label, 0, total, total)
+        x = sample(z)
         return sum(c.weight * _calibrated(c, c.scorer.value(x, condition)) for c in potential.criteria)
 
     return u
