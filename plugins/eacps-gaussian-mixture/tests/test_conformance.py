@@ -93,7 +93,7 @@ def test_bad_class_label_is_refused(label):
 
 SCORERS = {"gm-consistency": (GMConsistency, {"separation": 2.0}),
            "gm-realism": (GMRealism, {"sharpness": 2.0, "sigma": 0.9}),
-           "gm-identity": (GMIdentity, {"sharpness": 3.0, "sigma_spread": 1.5})}
+           "gm-identity": (GMIdentity, {"sharpness": 3.0, "threshold": 1.0, "sigma_spread": 1.5})}
 
 
 class TestGaussianMixtureScorers(ScorerConformance):

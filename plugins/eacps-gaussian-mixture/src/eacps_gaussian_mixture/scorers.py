@@ -2,11 +2,13 @@
 
 * ``gm-consistency`` = 10 · p(class_label | x): the posterior probability of the asked component under the
   mixture (the write-up's consistency: does the image show what was asked).
-* ``gm-realism``     = 10 · Phi(sharpness · (log p(x) - m) / s): the log-density under the data, standardized by
-  its mean m and std s over exact data samples (a typical sample scores about 5, one std more likely 8.4).
-* ``gm-identity``    = 10 · Phi(-sharpness · (d^2 - E d^2) / sd(d^2)): closeness to the condition's reference
-  point r = mu_c + s_c·g (g drawn from ``extra["reference_seed"]``), d^2 = ||(x - r) / s_c||^2, standardized by
-  its exact mean D + ||g||^2 and std sqrt(2D + 4||g||^2) over samples of component c (typical: 5; x = r: 10).
+* ``gm-realism``     = 10 · Phi(sharpness · (z - threshold)), z = (log p(x) - m) / s: the log-density under the
+  data, standardized by its mean m and std s over exact data samples (with the defaults sharpness 1 and threshold
+  0, a typical sample scores about 5, one std more likely 8.4).
+* ``gm-identity``    = 10 · Phi(sharpness · (z - threshold)), z = -(d^2 - E d^2) / sd(d^2): closeness to the
+  condition's reference point r = mu_c + s_c·g (g drawn from ``extra["reference_seed"]``), d^2 = ||(x - r) / s_c||^2,
+  standardized by its exact mean D + ||g||^2 and std sqrt(2D + 4||g||^2) over samples of component c (typical: 5;
+  x = r: 10).
 
 Every scorer takes the mixture's fields (``MixtureParams``) and must be given the generator's: an image of
 another mixture is refused (FAILED with the reason). ``value(x, condition)`` is the differentiable torch
@@ -52,6 +54,12 @@ class _MixtureScorer(Scorer):
 class SharpParams(MixtureParams):
     sharpness: float = Field(1.0, gt=0.0, le=100.0, description="reward sharpness: multiplies the standardized "
                              "value inside Phi (large: a step between poor and good)")
+    threshold: float = Field(0.0, ge=-10.0, le=10.0, description="the standardized value that scores 5 (0: a "
+                             "typical data sample; 2: only about 2% of samples score above 5)")
+
+    def squash(self, z: torch.Tensor) -> torch.Tensor:
+        """10 · Phi(sharpness · (z - threshold))."""
+        return 10.0 * _phi(self.sharpness * (z - self.threshold))  # type: ignore[attr-defined]
 
 
 class GMConsistency(_MixtureScorer):
@@ -66,7 +74,8 @@ class GMConsistency(_MixtureScorer):
 
 
 class GMRealism(_MixtureScorer):
-    """10 · Phi(sharpness · z), z the log-density under the data standardized over exact data samples."""
+    """10 · Phi(sharpness · (z - threshold)), z the log-density under the data standardized over exact data
+    samples."""
 
     name = "gm-realism"
     Params = SharpParams
@@ -77,7 +86,7 @@ class GMRealism(_MixtureScorer):
 
     def value(self, x: torch.Tensor, condition: Condition) -> torch.Tensor:
         m, s = self.mixture.typical_log_density
-        return 10.0 * _phi(self.params.sharpness * (self.mixture.log_density(x) - m) / s)  # type: ignore[attr-defined]
+        return self.params.squash((self.mixture.log_density(x) - m) / s)  # type: ignore[attr-defined]
 
 
 def reference_point(condition: Condition, m: Mixture) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,8 +102,8 @@ def reference_point(condition: Condition, m: Mixture) -> tuple[torch.Tensor, tor
 
 
 class GMIdentity(_MixtureScorer):
-    """Closeness to the condition's reference point in the component's own metric: 10 · Phi(-sharpness · z),
-    z the standardized squared distance (requires class_label and extra.reference_seed)."""
+    """Closeness to the condition's reference point in the component's own metric: 10 · Phi(sharpness · (z -
+    threshold)), z minus the standardized squared distance (requires class_label and extra.reference_seed)."""
 
     name = "gm-identity"
     Params = SharpParams
@@ -111,4 +120,4 @@ class GMIdentity(_MixtureScorer):
         d2 = (((x - ref.to(x.device)) / s.to(x.device)) ** 2).sum(1)
         g2 = float((g * g).sum())
         z = (d2 - (m.dim + g2)) / math.sqrt(2 * m.dim + 4 * g2)
-        return 10.0 * _phi(-self.params.sharpness * z)  # type: ignore[attr-defined]
+        return self.params.squash(-z)  # type: ignore[attr-defined]
