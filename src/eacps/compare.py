@@ -205,7 +205,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
         generated = store.generated
     summary = analyze(records, pools, [c.label for c in contestants], bs, unit, full_steps=generator.default_steps,
                       criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost,
-                      optima=optima_of(generator, potential, tasks))
+                      optima=optima_of(generator, potential, tasks) if n_pool else None)
     summary["protocol"] = protocol
     summary["prior"] = {"seed": prior_seed, "steps": generator.default_steps, "evaluations": 1,
                         "calibration_samples": potential.calibration_samples if potential.standardizes else 0}
