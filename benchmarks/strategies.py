@@ -16,6 +16,11 @@ Protocol (issue 11, "Targets"):
 
     python benchmarks/strategies.py [--strategies best-of-n,eacps,...] [--budgets 20,64] [--repeats 4]
                                     [--eval-tasks 30] [--out runs/bench-strategies] [--quick]
+                                    [--testbed digits|gm-easy|gm-sharp]
+
+``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
+gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
+character; there the table adds the fraction of the gap to the known optimum each strategy closes.
 
 ``--strategies`` takes labels of the built-in contestants below, or JSON mapping new labels to searches
 (``'{"eacps-wide": {"strategy": "eacps", "params": {"k_global": 12}}}'``; built-in labels may be mixed in
@@ -36,7 +41,7 @@ from eacps import tomlw
 from eacps.compare import Split, format_compare, run_compare
 from eacps.config import ConfigError
 from eacps.report import write_report
-from eacps.tables import multiplier_text
+from eacps.tables import gap_text, multiplier_text
 
 TUNE_TASKS = 30  # the tuning split: eacps_digits.tasks(30), where defaults and earlier figures came from
 
@@ -76,32 +81,58 @@ def contestants(spec: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def config(n_tasks: int, searches: dict[str, dict[str, Any]]) -> str:
+#: --testbed: the generator, scorer prefix and parameters of each landscape. The gaussian-mixture ones (the exact
+#: testbed, docs/gaussian-mixture.md) know their optimum, so compare adds the gap to it: an easy low-dimension
+#: character and a high-dimension sharp-reward one. Their tuning/evaluation split is the same task-set rule.
+TESTBEDS: dict[str, dict[str, Any]] = {
+    "digits": {"generator": "digits", "tasks": "digits", "scorer": "digits", "mixture": None},
+    "gm-easy": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm",
+                "mixture": {"shape": [1, 2, 2], "components": 10, "separation": 3.0}, "sharpness": 1.0},
+    # sharp and demanding rewards (threshold 2: about 2% of samples score above 5 on realism or identity), and
+    # 1000 steps: a few-step sampler contracts its samples' variance (about pi^2 / 4T per dimension), which in
+    # D = 4096 dimensions would saturate every sharp score; at T = 1000 the contraction is negligible
+    "gm-sharp": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm",
+                 "mixture": {"shape": [4, 32, 32], "components": 10, "separation": 3.0}, "sharpness": 4.0,
+                 "threshold": 2.0, "steps": 1000},
+}
+
+
+def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str = "digits") -> str:
+    tb = TESTBEDS[testbed]
+    mixture = tb["mixture"]
+    criteria = {c: {"scorer": f"{tb['scorer']}-{c}"} for c in ("consistency", "realism", "identity")}
+    if mixture is not None:  # the generator and every scorer share the mixture's fields
+        for c, crit in criteria.items():
+            reward = {"sharpness": tb["sharpness"], "threshold": tb.get("threshold", 0.0)}
+            crit["params"] = {**mixture, **(reward if c != "consistency" else {})}
     return tomlw.dumps({
-        "tasks": {"name": "digits", "n": n_tasks, "seed": 0},
-        "generator": {"name": "digits"},
-        "potential": {"criteria": {c: {"scorer": f"digits-{c}"} for c in ("consistency", "realism", "identity")}},
+        "tasks": {"name": tb["tasks"], "n": n_tasks, "seed": 0},
+        "generator": {"name": tb["generator"],
+                      **({"params": {**mixture, "steps": tb.get("steps", 50)}} if mixture else {})},
+        "potential": {"criteria": criteria},
         "searches": [{"label": label, **s} for label, s in searches.items()],
     })
 
 
 def markdown(summary: dict[str, Any]) -> str:
     """The findings tables (one per budget) from a compare.json, every figure with its 95% CI."""
-    p, names = summary["protocol"], summary["cost_models"]
+    p, names, opt = summary["protocol"], summary["cost_models"], summary.get("optimum")
     out = [f"{p['reported']} split: {summary['tasks']} tasks x {len(p['strategy_seeds'])} seeds; reference pool "
            f"{summary['pool']['size']} per task; cost (a) {names[0]}, (b) {names[-1]}"]
     for b in summary["budgets"]:
         out += ["", f"Budget {b} ({b * summary['full_steps']} steps):", "",
                 "| strategy | mean best [95% CI] | paired diff vs best-of-N [95% CI] | steps | evaluations | "
-                + " | ".join(f"multiplier ({'ab'[i]}) {n} [95% CI]" for i, n in enumerate(names)) + " |",
-                "|---|---|---|---|---|" + "---|" * len(names)]
+                + " | ".join(f"multiplier ({'ab'[i]}) {n} [95% CI]" for i, n in enumerate(names)) + " |"
+                + (" optimum gap closed [95% CI] |" if opt else ""),
+                "|---|---|---|---|---|" + "---|" * (len(names) + bool(opt))]
         for r in (r for r in summary["table"] if r["budget"] == b):
             diff = (f"{r['diff_vs_best_of_n']:+.2f} [{r['diff_ci95'][0]:+.2f}, {r['diff_ci95'][1]:+.2f}]"
                     if "diff_vs_best_of_n" in r else "–")
             ms = r.get("multipliers", {})
             out.append(f"| {r['strategy']} | {r['mean_best']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {diff} "
                        f"| {r['steps']:.0f} | {r['evaluations']:.1f} | "
-                       + " | ".join(multiplier_text(ms.get(n), times="×") for n in names) + " |")
+                       + " | ".join(multiplier_text(ms.get(n), times="×") for n in names) + " |"
+                       + (f" {gap_text(r.get('optimum_gap'))} |" if opt else ""))
     return "\n".join(out)
 
 
@@ -115,10 +146,14 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=None, help="reference pool per task (default: compare's, "
                     "16x the largest budget capped at 1024)")
     ap.add_argument("--scorer-cost", type=float, default=1.0, help="generations per potential evaluation, cost (b)")
-    ap.add_argument("--out", default="runs/bench-strategies")
+    ap.add_argument("--testbed", default="digits", choices=list(TESTBEDS), help="the landscape (default: digits)")
+    ap.add_argument("--out", default=None, help="run directory (default: runs/bench-strategies, "
+                    "runs/bench-strategies-<testbed> for another testbed)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 evaluation tasks, budget 20, 1 seed, pool 40")
     ap.add_argument("--markdown", action="store_true", help="print OUT/compare.json as the findings tables; no run")
     args = ap.parse_args()
+    if args.out is None:
+        args.out = "runs/bench-strategies" + ("" if args.testbed == "digits" else f"-{args.testbed}")
     if args.markdown:
         print(markdown(json.loads((Path(args.out) / "compare.json").read_text())))
         return
@@ -129,7 +164,7 @@ def main() -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         cfg = out / "config.toml"
-        cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches))
+        cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches, args.testbed))
         t0 = time.perf_counter()
         summary = run_compare(cfg, out, strategies=",".join(searches), budgets=args.budgets, repeats=args.repeats,
                               pool=args.pool, scorer_cost=args.scorer_cost, progress=True,
@@ -139,7 +174,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
     print(format_compare(summary))
     print(f"wall time: {wall:.0f} s; {summary['generated']} candidates generated")
-    print(f"report: {write_report(out, title='eacps strategies benchmark (digits, evaluation split)')}")
+    print(f"report: {write_report(out, title=f'eacps strategies benchmark ({args.testbed}, evaluation split)')}")
 
 
 if __name__ == "__main__":

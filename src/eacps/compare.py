@@ -43,7 +43,7 @@ from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert
 from eacps.stats import percentile_interval, task_weights
 from eacps.store import Store, read_only
 from eacps.strategy import SamplerSchedule, Strategy
-from eacps.tables import multiplier_text
+from eacps.tables import gap_text, multiplier_text
 from eacps.types import Status
 
 REFERENCE = "best-of-n"
@@ -219,7 +219,8 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
         generated = store.generated
     summary = analyze(records, pools, [c.label for c in contestants], bs, unit, full_steps=generator.default_steps,
                       criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost,
-                      schedules=schedules, sampler_pools=sampler_pools)
+                      schedules=schedules, sampler_pools=sampler_pools,
+                      optima=optima_of(generator, potential, tasks) if n_pool else None)
     summary["protocol"] = {**protocol, "sampler_pool": {"strategy": SAMPLER, "seed": POOL_SEED, "size": n_pool,
                                                         "schedules": sorted({s.label for s in schedules.values()})}}
     summary["prior"] = {"seed": prior_seed, "steps": generator.default_steps, "evaluations": 1,
@@ -424,9 +425,11 @@ def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: n
 def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str], budgets: list[int],
             unit: dict[str, Any], *, full_steps: int, criteria: list[str], scorer_cost: float = 1.0,
             n_boot: int = N_BOOT, seed: int = 0, schedules: dict[tuple[str, int], SamplerSchedule] | None = None,
-            sampler_pools: dict[str, dict[str, list[float]]] | None = None) -> dict[str, Any]:
+            sampler_pools: dict[str, dict[str, list[float]]] | None = None,
+            optima: dict[str, float] | None = None) -> dict[str, Any]:
     """The comparison's figures from per-search records and per-task pools (potentials in asked order);
-    ``schedules`` and ``sampler_pools`` (per schedule label) add each branching row's same-sampler baseline."""
+    ``schedules`` and ``sampler_pools`` (per schedule label) add each branching row's same-sampler baseline;
+    with ``optima`` (per task, the generator's known optimum) each row's gap to it too (``add_optimum``)."""
     tasks = sorted({r["task"] for r in records})
     w = np.vstack([np.ones(len(tasks)), task_weights(len(tasks), n_boot=n_boot, seed=seed)])
     pooled = bool(tasks) and all(len(pools.get(t, [])) >= 2 for t in tasks)
@@ -452,7 +455,7 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
                 row["same_sampler"] = same_sampler(per[(label, b)], sched, sampler_pools[sched.label],  # type: ignore[index]
                                                    pools, tasks, w, models, m)
             table.append(row)
-    return {
+    summary = {
         "tasks": len(tasks), "budgets": budgets, "strategies": labels, "table": table, "full_steps": full_steps,
         "repeats": len({r["seed"] for r in records}) if records else 0, "bootstrap": {"replicates": n_boot,
                                                                                        "seed": seed},
@@ -462,6 +465,9 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
         "pool": {"size": m, "tasks": len(tasks) if pooled else 0},
         "best_of_n_curve": _curve(pools, tasks, m, budgets),
     }
+    if optima:
+        add_optimum(summary, records, pools, optima, n_boot=n_boot, seed=seed)
+    return summary
 
 
 def crossed_mean(x: np.ndarray, w: np.ndarray, *, seed: int) -> np.ndarray:
@@ -538,6 +544,58 @@ def compute_multiplier(samples_by_task: dict[str, list[float]], target: float, e
     return {"n_star": min(n_star, m), "multiplier": min(n_star, m) / equivalents, "bound": bound}
 
 
+# -- the gap to a known optimum (generators that know theirs: ``Generator.optimum``) --------------------------
+
+
+def optima_of(generator: Any, potential: Any, tasks: list) -> dict[str, float] | None:
+    """Per task id, the generator's known optimum of ``potential`` (``Generator.optimum``); None unless every
+    task has a finite one."""
+    fn = getattr(generator, "optimum", None)
+    if not callable(fn):
+        return None
+    out = {}
+    for cond in tasks:
+        v = fn(cond, potential)
+        if v is None or not math.isfinite(float(v)):
+            return None
+        out[cond.id] = float(v)
+    return out
+
+
+def gap_fraction(w: np.ndarray, best: np.ndarray, best_of_1: np.ndarray, opt: np.ndarray) -> np.ndarray:
+    """Per replicate (row of ``w``), the fraction of the gap from best-of-1 to the optimum closed, over the tasks
+    where ``best`` is known: sum w·(best - best_of_1) / sum w·(opt - best_of_1) (a ratio of task sums)."""
+    ok = ~np.isnan(best)
+    wm = w * ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (wm @ np.where(ok, best - best_of_1, 0.0)) / (wm @ (opt - best_of_1))
+
+
+def add_optimum(summary: dict[str, Any], records: list[dict], pools: dict[str, list[float]],
+                optima: dict[str, float], *, n_boot: int = N_BOOT, seed: int = 0) -> None:
+    """Beside each row's multiplier, ``optimum_gap``: the fraction of the gap between best-of-1 (the mean of
+    the task's reference pool) and the optimum that the strategy closes, with a paired bootstrap 95% CI over
+    tasks (the table's replicates); ``summary["optimum"]``: the optima, and best-of-N's own fraction for every
+    N the pool resolves (exact order statistics of the pool: the U-statistic E[max of N])."""
+    tasks = sorted({r["task"] for r in records})
+    if not tasks or not all(len(pools.get(t, [])) >= 2 and t in optima for t in tasks):
+        return
+    m = min(len(pools[t]) for t in tasks)
+    w = np.vstack([np.ones(len(tasks)), task_weights(len(tasks), n_boot=n_boot, seed=seed)])
+    curves = np.stack([expected_max_curve(pools[t][:m]) for t in tasks])
+    b1, opt = curves[:, 0], np.array([optima[t] for t in tasks])
+    for row in summary["table"]:
+        best = _per_task([r for r in records if r["strategy"] == row["strategy"] and r["budget"] == row["budget"]],
+                         tasks)["best"]
+        frac = gap_fraction(w, best, b1, opt)
+        if not np.isnan(frac[0]):
+            row["optimum_gap"] = {"fraction": float(frac[0]), "ci95": list(percentile_interval(frac[1:]))}
+    ns = [n for n in sorted({1, 2, *summary["budgets"], *(2**k for k in range(1, 11))}) if n <= m]
+    summary["optimum"] = {
+        "per_task": {t: optima[t] for t in tasks}, "mean": float(opt.mean()), "best_of_1": float(b1.mean()),
+        "best_of_n": {"n": ns, "fraction": [float(gap_fraction(w[:1], curves[:, n - 1], b1, opt)[0]) for n in ns]}}
+
+
 def warnings(summary: dict[str, Any], repeats: int, split: Split) -> list[str]:
     out = []
     if summary["tasks"] < MIN_TASKS:
@@ -591,8 +649,13 @@ def _header(summary: dict[str, Any]) -> list[str]:
 def format_compare(summary: dict[str, Any]) -> str:
     names = summary.get("cost_models", ["measured"])
     lines = _header(summary)
+    opt = summary.get("optimum")
+    if opt:
+        lines.append(f"optimum: the generator's known optimum per task (mean {opt['mean']:.3f}; best-of-1 "
+                     f"{opt['best_of_1']:.3f}); 'optimum gap closed' = (mean best - best-of-1) / (optimum - best-of-1)")
+    gap_head = f" {'optimum gap closed [95% CI]':>28}" if opt else ""
     lines.append(f"{'strategy':<18} {'B':>4} {'mean best [95% CI]':>26} {'vs best-of-n [95% CI]':>26} {'steps':>7} "
-                 f"{'evals':>6} " + " ".join(f"{'equiv':>6} {'multiplier ' + n:>28}" for n in names))
+                 f"{'evals':>6} " + " ".join(f"{'equiv':>6} {'multiplier ' + n:>28}" for n in names) + gap_head)
     for r in summary["table"]:
         mb = f"{_fmt(r['mean_best'])} [{_fmt(r['ci95'][0])}, {_fmt(r['ci95'][1])}]"
         diff = (f"{r['diff_vs_best_of_n']:+.3f} [{r['diff_ci95'][0]:+.3f}, {r['diff_ci95'][1]:+.3f}]"
@@ -600,8 +663,9 @@ def format_compare(summary: dict[str, Any]) -> str:
         ms = r.get("multipliers", {})
         cols = " ".join(f"{_fmt(ms[n]['equivalents'], '.1f') if n in ms else '-':>6} {multiplier_text(ms.get(n)):>28}"
                         for n in names)
+        gap = f" {gap_text(r.get('optimum_gap')):>28}" if opt else ""
         lines.append(f"{r['strategy']:<18} {r['budget']:>4} {mb:>26} {diff:>26} {r['steps']:>7.0f} "
-                     f"{r.get('evaluations', 0):>6.1f} {cols}")
+                     f"{r.get('evaluations', 0):>6.1f} {cols}{gap}")
     lines += format_sampler(summary)
     lines += [f"warning: {w}" for w in summary.get("warnings", [])]
     return "\n".join(lines)

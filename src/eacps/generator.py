@@ -118,6 +118,15 @@ class Generator(ABC):
         """``(a, b)`` with ``x_k = a·x0 + b·eps`` at ``traj.step`` under this generator's scheduler."""
         raise NotImplementedError(f"generator {self.name!r} cannot step")
 
+    # -- a known optimum (optional; testbeds with an exact model) -----------------------------------
+    def optimum(self, condition: Condition, potential: Any) -> float | None:
+        """The highest value of ``potential`` (an ``eacps.Potential``) this generator can reach for ``condition``,
+        when it is known (an analytic testbed), else None (the default). ``eacps compare`` then reports, per
+        strategy, the fraction of the gap between best-of-1 and this optimum that it closes. Computed once per
+        (generator, potential, condition) and cached by the implementation; return None for a potential it
+        cannot bound (e.g. a scorer it does not know)."""
+        return None
+
     def generate_stepwise(self, recipes: Sequence[Recipe], condition: Condition, *,
                           steps: int | None = None) -> list[Generated]:
         """``generate`` as the composition start -> advance(T) -> decode (a stepping generator may use it as

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from eacps.cost import figure
 from eacps.store import Candidate, read_only
 from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
-from eacps.tables import multiplier_text
+from eacps.tables import gap_text, multiplier_text
 from eacps.trees import parent_links
 from eacps.types import Status
 
@@ -354,7 +354,7 @@ def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
                      "ci": _ci(r.get("ci95")), "diff": diff,
                      "multiplier": multiplier_text(r.get("multiplier"), times="×", at_most="≤"),
                      "equivalents": _f((r.get("multiplier") or {}).get("equivalents"), ".1f"),
-                     "steps": _f(r.get("steps"), ".0f"),
+                     "steps": _f(r.get("steps"), ".0f"), "gap": gap_text(r.get("optimum_gap")),
                      "calls": [_f(r["scorer_calls"].get(k), ".1f") for k in criteria],
                      "seconds": _secs(r.get("cost_seconds"))})
     p = summary.get("protocol") or {}
@@ -366,8 +366,14 @@ def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(pool, dict):
         notes.append(f"Reference pool: {pool.get('size', 0)} best-of-N samples per task on a seed stream no contestant "
                      "uses; a multiplier beyond what the pool resolves reads '>pool'.")
+    opt = summary.get("optimum")
+    if opt:
+        notes.append(f"Known optimum per task (the generator's; mean {opt['mean']:.3f}, best-of-1 "
+                     f"{opt['best_of_1']:.3f}): 'optimum gap closed' is (mean best − best-of-1) / (optimum − "
+                     "best-of-1), with a paired bootstrap 95% CI over tasks.")
     return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]), "notes": notes,
-            "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary), "sampler": sampler_rows(summary)}
+            "optimum": bool(opt), "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary),
+            "sampler": sampler_rows(summary)}
 
 
 def sampler_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -36,3 +36,12 @@ def multiplier_text(m: Mapping[str, Any] | None, *, times: str = "x", at_most: s
         return x
     lo, hi = m["ci95"]
     return f"{x} [{'>pool' if lo is None else f'{lo:.2f}'}, {'>pool' if hi is None else f'{hi:.2f}'}]"
+
+
+def gap_text(g: Mapping[str, Any] | None) -> str:
+    """The fraction of the gap to a known optimum a strategy closes, with its CI, ``'0.42 [0.35, 0.50]'``
+    (``eacps compare`` and the report); ``-`` when there is none."""
+    if not g:
+        return "-"
+    lo, hi = (f"{v:.2f}" if v is not None and v == v else "-" for v in g["ci95"])
+    return f"{g['fraction']:.2f} [{lo}, {hi}]"
