@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from repo import own_names
 
 from eacps.plugins import build_registry
 from eacps.recipe import Branch, Recipe
@@ -177,7 +178,7 @@ def test_ledger_charges_a_shared_prefix_once():
 
 
 # -- the documented regeneration line works for every strategy's winner -------------------------------
-STRATEGIES = build_registry().names("strategy")  # built-ins and the strategy plugins installed here
+STRATEGIES = own_names(build_registry(), "strategy")  # the built-ins and this repository's strategy plugins
 
 
 @pytest.fixture(scope="module")
