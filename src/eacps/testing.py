@@ -968,7 +968,9 @@ class _NoiseParams(Params):
 class _NoiseGenerator(Generator):
     """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1. It steps: the latent is
     the noise, its clean prediction the latent itself, and branches move it (``path_noise``). Its params make a
-    batch raise or kill its process (for the executor suite)."""
+    batch raise or kill its process (for the executor suite). A fake for the strategy and executor suites, not a
+    sampler: its clean prediction is the noisy state, so it would fail :class:`GeneratorConformance`'s stepping
+    section (the stepping toy of ``tests/toy.py`` is the analytic sampler that passes it)."""
 
     name = "conformance-noise"
     Params = _NoiseParams
