@@ -92,6 +92,33 @@ def test_plugins_command_lists_distributions(toy_plugin, capsys):
     kinds = {(p["kind"], p["name"]): p["distribution"] for p in data["plugins"]}
     assert kinds[("strategy", "eacps")] == "eacps"
     assert kinds[("generator", "toy")] == "(registered in process)"
+    caps = {(p["kind"], p["name"]): p.get("capabilities") for p in data["plugins"]}
+    assert caps[("generator", "digits")] == {"noise_recipes": "yes", "stepping": "yes"}
+    assert caps[("generator", "toy")] == {"noise_recipes": "yes", "stepping": "depends on params"}  # params decide
+    assert caps[("generator", "diffusers")] == {"noise_recipes": "depends on params", "stepping": "depends on params"}
+    assert caps[("strategy", "eacps")] is None and caps[("tasks", "digits")] is None  # generators only
+    assert main(["plugins"]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("generator")}
+    assert rows["digits"].endswith("noise_recipes, stepping")
+    assert rows["toy"].endswith("noise_recipes, stepping (depends on params)")
+
+
+def test_declared_capabilities_read_from_source_match_the_class(toy_plugin):
+    """A generator registered by reference ("module:Class") shows the capabilities its class declares without
+    being imported: read from the class body, they equal the flags of the imported class."""
+    from eacps import capabilities, plugins
+
+    reg = plugins.get_registry()
+    for name in reg.names("generator"):
+        cls = reg.get("generator", name)
+        ref = f"{cls.__module__}:{cls.__qualname__}"
+        assert capabilities.declared(ref) == capabilities.declared(cls), name
+    assert capabilities.declared("no_such_module:Gen") == {"noise_recipes": "unknown", "stepping": "unknown"}
+
+    class SeedOnly(toy_plugin.ToyGenerator):
+        supports_noise_recipes = False
+
+    assert capabilities.describe(capabilities.declared(SeedOnly)) == "stepping (depends on params)"
 
 
 def test_help_mentions_every_command(capsys):

@@ -1,22 +1,28 @@
-"""Every registered strategy (built-ins and installed plugins) passes the conformance suite."""
+"""Every strategy, scorer, generator and executor this repository registers passes its kind's conformance suite (plugins
+installed beside it from elsewhere run the suites in their own repositories)."""
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import inspect
 import random
+import re
 import subprocess
 import sys
 import textwrap
+import types
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import toy
+from repo import OWN, own_names
 
-from eacps import Condition, Generated, Generator, Recipe, Scorer, Status, Strategy, StrategyError
+from eacps import Condition, Generated, Generator, Recipe, Scorer, Status, Strategy, StrategyError, hookimpl
 from eacps.executor import InlineExecutor
 from eacps.plugins import build_registry
 from eacps.testing import (
@@ -29,12 +35,13 @@ from eacps.testing import (
 )
 
 REGISTRY = build_registry()
-NAMES = REGISTRY.names("strategy")
+NAMES = own_names(REGISTRY, "strategy")
 
 
 def test_builtins_are_covered() -> None:
     assert {"best-of-n", "eacps", "zero-order"} <= set(NAMES)
-    assert not [p for p in REGISTRY.problems if "strateg" in p], REGISTRY.problems
+    ours = [p for p in REGISTRY.problems if "strateg" in p and any(f"({d})" in p or f"'{d}'" in p for d in OWN)]
+    assert not ours, ours
 
 
 #: the stop() reasons with which a registered strategy may leave budget unused (any other fails the suite)
@@ -190,12 +197,18 @@ def toy_generator_case(cls: type[Generator] = toy.ToyGenerator, **kw) -> Generat
                          changes={"steps": 5}, runtime={"sleep": 0.0001}, preview_steps=3, **kw)
 
 
+def stepping_toy_case(cls: type[Generator] = toy.ToyGenerator) -> GeneratorCase:
+    """The toy generator with ``stepping = true`` (an analytic sampler), or a subclass of it."""
+    return GeneratorCase(lambda **p: cls(cls.Params(**{"stepping": True, **p})), Condition("t", prompt="a toy"),
+                         changes={"steps": 5}, runtime={"sleep": 0.0001}, preview_steps=3)
+
+
 class TestToyGenerator(GeneratorConformance):
     covers = ("toy",)
 
-    @pytest.fixture
-    def generator_case(self) -> GeneratorCase:
-        return toy_generator_case()
+    @pytest.fixture(params=["plain", "stepping"])
+    def generator_case(self, request) -> GeneratorCase:
+        return toy_generator_case() if request.param == "plain" else stepping_toy_case()
 
 
 class _Random(toy.ToyMeanScorer):
@@ -273,6 +286,89 @@ class _DefaultStepsLie(toy.ToyGenerator):
 
     def generate(self, recipes, condition, *, steps=None):  # steps=None is not default_steps
         return super().generate(recipes, condition, steps=steps or self.params.steps)
+
+
+# -- stepping generators that break one rule each (the stepping toy, subclassed) ---------------------------
+class _SwappedMarginal(toy.ToyGenerator):
+    def marginal(self, traj):  # (b, a): the coefficients of x0 and eps confused
+        return self.coefficients(traj.step, traj.total)[::-1]
+
+
+class _ConstantMarginal(toy.ToyGenerator):
+    def marginal(self, traj):  # the same coefficients at every step
+        return 0.5, 0.5
+
+
+class _ScaledNoise(toy.ToyGenerator):
+    def marginal(self, traj):  # b ten times too small: a branch would mix in ten times too much noise
+        a, b = self.coefficients(traj.step, traj.total)
+        return a, b / 10
+
+
+class _IgnoresBranches(toy.ToyGenerator):
+    def generate(self, recipes, condition, *, steps=None):  # start -> advance(T) -> decode of the root noise
+        total = steps or self.default_steps
+        traj = self.advance(self.start([r.root for r in recipes], condition, steps=total), condition, total)
+        return self.decode(traj.latents, condition)
+
+
+class _AdvanceFromZero(toy.ToyGenerator):
+    def advance(self, traj, condition, until):  # runs the first until - step calls of the schedule
+        from eacps.stepping import Trajectory
+
+        x, x0 = traj.latents, traj.x0
+        for k in range(until - traj.step):
+            x, x0 = self.model_call(x, k, traj.total)
+        return Trajectory(x, x0, until, traj.total)
+
+
+class _X0IsTheState(toy.ToyGenerator):
+    def advance(self, traj, condition, until):  # the "clean prediction" is the noisy latent
+        out = super().advance(traj, condition, until)
+        return replace(out, x0=out.latents.clone())
+
+
+BROKEN_STEPPERS = [
+    (_SwappedMarginal, "test_stepping_marginal_matches_the_schedule", "marginal: the noise-to-signal ratio b/a"),
+    (_ConstantMarginal, "test_stepping_marginal_matches_the_schedule", "noise-to-signal ratio b/a does not fall"),
+    (_ScaledNoise, "test_stepping_marginal_matches_the_schedule", "not the scale of the N(0, 1) noise"),
+    (_IgnoresBranches, "test_path_recipes_are_followed_or_refused", "differs from eacps.stepping.generate_paths"),
+    (_AdvanceFromZero, "test_stepping_advance_in_pieces", "advance must continue from traj.step"),
+    (_X0IsTheState, "test_stepping_previews", "x0 equals the noisy state"),
+]
+
+
+@pytest.mark.parametrize(("cls", "check", "message"), BROKEN_STEPPERS, ids=[c.__name__ for c, _, _ in BROKEN_STEPPERS])
+def test_stepping_section_catches_broken_steppers(cls, check, message) -> None:
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        getattr(GeneratorConformance(), check)(stepping_toy_case(cls))
+    getattr(GeneratorConformance(), check)(stepping_toy_case())  # the stepper it was broken from passes
+
+
+def test_the_broken_steppers_fail_only_where_broken() -> None:
+    """Each broken stepper passes every other stepping check: the failing check is the one that names the fault."""
+    checks = sorted({c for _, c, _ in BROKEN_STEPPERS} | {"test_stepping_composes_generate", "test_stepping_branches"})
+    for cls, broken, _ in BROKEN_STEPPERS:
+        failed = []
+        for check in checks:
+            try:
+                getattr(GeneratorConformance(), check)(stepping_toy_case(cls))
+            except AssertionError:
+                failed.append(check)
+        assert broken in failed, (cls.__name__, failed)
+
+
+def test_a_generator_that_cannot_step_refuses_path_recipes() -> None:
+    gen = toy.ToyGenerator()
+    with pytest.raises(ValueError, match=r"cannot compute path recipes .* eacps\.stepping\.generate_paths"):
+        gen.generate([Recipe.from_seed(1).branch(3, 1.0, 2)], Condition("t"))
+
+    class Silent(toy.ToyGenerator):  # computes path recipes as plain ones: caught by the suite
+        def check(self, recipes):
+            pass
+
+    with pytest.raises(AssertionError, match="followed whole or refused"):
+        GeneratorConformance().test_path_recipes_are_followed_or_refused(toy_generator_case(Silent))
 
 
 class _DropsScores(InlineExecutor):
@@ -375,10 +471,75 @@ def covered_names() -> dict[str, set[str]]:
     return out
 
 
-def test_every_registered_plugin_runs_its_conformance_suite() -> None:
-    """Strategies run through TestRegisteredStrategies (every registered name); every registered scorer,
-    generator and executor is covered by a test class of its kind's suite (``covers``)."""
+def uncovered(registry) -> dict[str, list[str]]:
+    """Per kind, the names this repository's distributions register that no test class of the kind's suite
+    covers (what else is installed is not ours to test)."""
     covered = covered_names()
-    for kind in SUITES:
-        missing = set(REGISTRY.names(kind)) - covered[kind]
-        assert not missing, f"registered {kind}s without a {SUITES[kind]} test class: {sorted(missing)}"
+    return {kind: sorted(set(own_names(registry, kind)) - covered[kind]) for kind in SUITES}
+
+
+def test_every_registered_plugin_runs_its_conformance_suite() -> None:
+    """Strategies run through TestRegisteredStrategies (every name this repository registers); every scorer,
+    generator and executor it registers is covered by a test class of its kind's suite (``covers``)."""
+    for kind, missing in uncovered(REGISTRY).items():
+        assert not missing, f"registered {kind}s without a {SUITES[kind]} test class: {missing}"
+
+
+class _FakeEntryPoint:
+    """An installed entry point of the ``eacps`` group, as ``importlib.metadata`` lists it."""
+
+    group = "eacps"
+
+    def __init__(self, name: str, dist: str, plugin) -> None:
+        self.name, self.value, self.plugin = name, plugin.__name__, plugin
+        self.dist = type("Dist", (), {"name": dist})()
+
+    def load(self):
+        return self.plugin
+
+
+def _plugin_module(name: str, **hooks):
+    module = types.ModuleType(name)
+    for hook, classes in hooks.items():
+        def impl(register, _classes=classes):
+            for cls in _classes:
+                register(cls)
+        impl.__name__ = hook
+        setattr(module, hook, hookimpl(impl))
+    return module
+
+
+def test_the_completeness_check_ignores_third_party_plugins(monkeypatch) -> None:
+    """A third-party distribution (a stepping generator, a scorer and a strategy that would fail our suite) is
+    listed by the registry but neither checked for a test class nor run through the strategy suite; one of
+    this repository's distributions registering an uncovered scorer still fails the check."""
+    class AcmeStepper(toy.ToyGenerator):
+        name = "acme-stepper"
+
+    class AcmeScorer(toy.ToyMeanScorer):
+        name = "acme-scorer"
+
+    class AcmeSearch(_QuitsEarly):
+        name = "acme-search"
+
+    class Uncovered(toy.ToyMeanScorer):
+        name = "digits-uncovered"
+
+    acme = _plugin_module("acme_eacps", register_generators=[AcmeStepper], register_scorers=[AcmeScorer],
+                          register_strategies=[AcmeSearch])
+    ours = _plugin_module("eacps_digits_extra", register_scorers=[Uncovered])
+    real = importlib.metadata.entry_points
+
+    def entry_points(**kw):
+        eps = list(real(**kw))
+        if kw.get("group") == "eacps":
+            eps += [_FakeEntryPoint("acme", "Acme_EACPS.plugin", acme), _FakeEntryPoint("digits-extra", "eacps_digits",
+                                                                                         ours)]
+        return eps
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    reg = build_registry()
+    assert reg.entries["generator"]["acme-stepper"].distribution == "Acme_EACPS.plugin"
+    assert {"acme-stepper", "acme-scorer", "acme-search"} <= {n for k in SUITES | {"strategy": 0} for n in reg.names(k)}
+    assert "acme-search" not in own_names(reg, "strategy") and "eacps" in own_names(reg, "strategy")
+    assert uncovered(reg) == {"scorer": ["digits-uncovered"], "generator": [], "executor": []}

@@ -38,7 +38,7 @@ def test_machine_screen_lists_python_torch_plugins_and_failures():
     for kind in plugins.HOOKS:
         for e in reg.entries[kind].values():
             assert f"{e.name} ({e.distribution})" in text
-    assert "digits (eacps-digits)" in text
+    assert "digits (eacps-digits) [offers noise_recipes, stepping]" in text  # read without loading the model
     assert "broken-test-plugin" in text and "weights folder vanished" in text
     assert "HF cache" in text and "offline mode" in text
 

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from repo import own_names
 
+from eacps.plugins import build_registry
 from eacps.recipe import Branch, Recipe
 from eacps.stepping import StateCache, Trajectory, generate_paths, renoise
 from eacps.store import quantize
@@ -101,14 +103,6 @@ def test_generate_is_the_composition_and_paths_match(digits, cond):
         assert np.array_equal(a.image, b.image)
 
 
-def test_advance_in_pieces_is_bit_exact(digits, cond):
-    recipes = [Recipe.from_seed(5), Recipe.from_seed(6)]
-    one = digits.advance(digits.start(recipes, cond), cond, T)
-    part = digits.advance(digits.advance(digits.start(recipes, cond), cond, 4), cond, T)
-    assert torch.equal(one.latents, part.latents)
-    assert part.step == T and part.x0 is not None
-
-
 def test_marginal_reconstructs_the_state(digits, cond):
     """x_k = a·x0_hat + b·eps_hat with eps_hat the UNet's own prediction: a branch of angle ~0 is the identity."""
     traj = digits.advance(digits.start([Recipe.from_seed(9)], cond), cond, 6)
@@ -181,3 +175,34 @@ def test_ledger_charges_a_shared_prefix_once():
     assert led.charge(Recipe.from_seed(1).branch(8, 0.3, 2).with_until(10)) == 2
     assert led.peek(Recipe.from_seed(2)) == T
     assert led.charge(Recipe.from_seed(1, steps=5)) == 5  # another schedule shares nothing
+
+
+# -- the documented regeneration line works for every strategy's winner -------------------------------
+STRATEGIES = own_names(build_registry(), "strategy")  # the built-ins and this repository's strategy plugins
+
+
+@pytest.fixture(scope="module")
+def digits_potential():
+    import eacps
+    from eacps.config import create
+
+    return eacps.Potential.from_scorers(consistency=create("scorer", "digits-consistency"),
+                                        realism=create("scorer", "digits-realism"),
+                                        identity=create("scorer", "digits-identity"))
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_the_documented_line_regenerates_every_strategys_winner(strategy, digits, digits_potential):
+    """README / docs: ``generator.generate([result.best.recipe], task)[0].image  # regenerate the winner exactly``,
+    for path winners (tree-search, fk-steering: branches) as for noise recipes; equal to the stored 8-bit image."""
+    import eacps_digits
+
+    import eacps
+
+    task = eacps_digits.tasks(1)[0]
+    result = eacps.search(task, generator=digits, potential=digits_potential, strategy=strategy, budget=8, seed=0)
+    image = digits.generate([result.best.recipe], task)[0].image  # the documented line
+    assert np.array_equal(quantize(image), result.best.image), \
+        f"{strategy}: {result.best.recipe.key} regenerates {np.abs(quantize(image) - result.best.image).max()} off"
+    if strategy in ("tree-search", "fk-steering"):
+        assert result.best.recipe.branches, "expected a branched winner (the case generate once ignored)"

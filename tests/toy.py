@@ -12,6 +12,9 @@ from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe, Scorer, hookimpl
 
+#: the stepping toy's data mean (its images are sigmoid(MU + noise·T/10))
+MU = torch.linspace(-1.0, 1.0, 16).reshape(1, 1, 4, 4)
+
 
 class ToyGeneratorParams(Params):
     steps: int = Field(10, ge=1)
@@ -24,7 +27,8 @@ class ToyGeneratorParams(Params):
 
 
 class ToyGenerator(Generator):
-    """image = sigmoid(noise * steps / 10): deterministic, 4x4x1, nearby noises give nearby images."""
+    """image = sigmoid(noise * steps / 10): deterministic, 4x4x1, nearby noises give nearby images. With
+    ``stepping = true`` it is a real (analytic) sampler, image = sigmoid(MU + noise * steps / 10) for a plain path."""
 
     name = "toy"
     Params = ToyGeneratorParams
@@ -44,28 +48,50 @@ class ToyGenerator(Generator):
     def settings(self):
         return self.params.model_dump(exclude={"log", "sleep", "pid_file"})
 
-    # stepping (with ``stepping = true``): the latent is noise·T/10 throughout, its clean prediction itself
+    # stepping (with ``stepping = true``): an exact sampler for the data x0 = MU + s·eps (s = T/10, MU a fixed
+    # pattern). Step k of T has the marginal x_k = a_k·x0 + b_k·eps with a_k = k/T, b_k = 1 - k/T; the model call at
+    # step k predicts z = (x_k - a_k·MU)/(a_k·s + b_k), then x0 = MU + s·z, eps = z, and moves to
+    # x_{k+1} = a_{k+1}·x0 + b_{k+1}·eps (DDIM): a plain path ends at MU + s·noise; a branch mixes other noise in.
+    @property
+    def supports_stepping(self) -> bool:
+        return bool(self.params.stepping)
+
     def stepping_problem(self):
         return None if self.params.stepping else "generator 'toy' has no stepping capability (params.stepping)"
+
+    @staticmethod
+    def coefficients(k: int, total: int) -> tuple[float, float]:
+        return k / total, 1.0 - k / total
 
     def start(self, recipes, condition, *, steps=None):
         from eacps.stepping import Trajectory
 
-        total = steps or self.default_steps
-        return Trajectory(self.noises(recipes, condition) * total / 10.0, None, 0, total)
+        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps)
+
+    def model_call(self, x, k: int, total: int):
+        """One denoising step from x_k: (x_{k+1}, the clean prediction x0)."""
+        s = total / 10.0
+        a, b = self.coefficients(k, total)
+        z = (x - a * MU) / (a * s + b)
+        x0 = MU + s * z
+        a1, b1 = self.coefficients(k + 1, total)
+        return a1 * x0 + b1 * z, x0
 
     def advance(self, traj, condition, until):
         from eacps.stepping import Trajectory
 
         self.calls += 1
-        return Trajectory(traj.latents, traj.latents, until, traj.total)
+        x, x0 = traj.latents, traj.x0
+        for k in range(traj.step, until):
+            x, x0 = self.model_call(x, k, traj.total)
+        return Trajectory(x, x0, until, traj.total)
 
     def decode(self, latents, condition):
         self.generated += len(latents)
         return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0)).astype(np.float32)) for x in latents]
 
     def marginal(self, traj):
-        return 0.5, 0.5
+        return self.coefficients(traj.step, traj.total)
 
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None):
         self.calls += 1
@@ -80,16 +106,18 @@ class ToyGenerator(Generator):
             raise RuntimeError("toy generator exploded")
         if self.params.sleep:
             time.sleep(self.params.sleep)
-        z = self.noises(recipes, condition)
+        self.check(recipes)
+        z = self.noises([r.root for r in recipes], condition)
         steps = steps or self.default_steps
-        imgs = torch.sigmoid(z * steps / 10.0).numpy()
-        out = []
-        for i, img in enumerate(imgs):
-            img = np.transpose(img, (1, 2, 0)).astype(np.float32)
+        if self.params.stepping:  # path recipes included
+            out = self.generate_stepwise(recipes, condition, steps=steps)
+        else:
+            out = [Generated(np.transpose(img, (1, 2, 0)).astype(np.float32))
+                   for img in torch.sigmoid(z * steps / 10.0).numpy()]
+            self.generated += len(recipes)
+        for i, g in enumerate(out):
             if self.params.black_below is not None and float(z[i].mean()) < self.params.black_below:
-                img = np.zeros_like(img)
-            out.append(Generated(img))
-        self.generated += len(recipes)
+                g.image = np.zeros_like(g.image)
         if self.params.log:
             with open(self.params.log, "a") as f:
                 f.writelines(f"{condition.id} {r.key}\n" for r in recipes)

@@ -277,19 +277,27 @@ def landscape_command(config: Path, neighborhoods: str, parents: int, children: 
 
 @click.command("plugins", short_help="every strategy, scorer, generator, executor and task set, by distribution",
                help="Every registered strategy, scorer, generator, executor and task set with the plugin and "
-               "distribution that registered it, then any plugin problems (failed imports, name clashes).")
+               "distribution that registered it and, for generators, the capabilities their class declares "
+               "(noise_recipes, stepping: yes, or depends on params), then any plugin problems (failed imports, "
+               "name clashes).")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins_command(as_json: bool) -> None:
+    from eacps.capabilities import declared, describe
+
     reg = plugins.get_registry()
     cli._load_plugins()  # plugin commands' problems too
     rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
+    caps = {e.name: declared(getattr(e, "target", None) or e.cls) for e in rows if e.kind == "generator"}
     problems = [*reg.problems, *_command_problems]
     if as_json:
         click.echo(json.dumps({"plugins": [{"kind": e.kind, "name": e.name, "distribution": e.distribution,
-                                            "plugin": e.plugin} for e in rows], "problems": problems}, indent=2))
+                                            "plugin": e.plugin, **({"capabilities": caps[e.name]}
+                                                                   if e.kind == "generator" else {})}
+                                           for e in rows], "problems": problems}, indent=2))
         return
-    _echo_table(["kind", "name", "distribution", "plugin"], [[e.kind, e.name, e.distribution, e.plugin] for e in rows],
-                left=4)
+    _echo_table(["kind", "name", "distribution", "plugin", "capabilities"],
+                [[e.kind, e.name, e.distribution, e.plugin, describe(caps[e.name]) if e.kind == "generator" else ""]
+                 for e in rows], left=5)
     for p in problems:
         click.echo(f"problem: {p}")
 

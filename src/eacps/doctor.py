@@ -1,10 +1,11 @@
 """``eacps doctor``: what this machine offers eacps, on one screen; with a config, what the config needs.
 
 Without a config: Python, torch (CPU or CUDA build, devices, free GPU memory), diffusers / transformers /
-accelerate versions, Hugging Face offline mode and cache location, every plugin with its distribution, and
-the plugins that failed to load with the reason. With ``CONFIG``: every plugin the config names exists and
-takes its parameters, every model it names is a local folder or in the Hugging Face cache (unless the
-plugin may download it), reference images exist, judges' API keys are set and their servers answer, and a
+accelerate versions, Hugging Face offline mode and cache location, every plugin with its distribution (and
+each generator with the capabilities its class declares, read without loading a model), and the plugins that
+failed to load with the reason. With ``CONFIG``: every plugin the config names exists and takes its
+parameters, every model it names is a local folder or in the Hugging Face cache (unless the plugin may
+download it), reference images exist, judges' API keys are set and their servers answer, and a
 requested CUDA device exists. Exit code 1 when something is missing; nothing is loaded or written.
 """
 
@@ -86,13 +87,22 @@ def hf_lines(rep: Report) -> None:
 
 
 def plugin_lines(rep: Report) -> None:
+    """Every plugin with its distribution; generators also with the capabilities their class declares."""
+    from eacps.capabilities import declared, describe
+
     reg = plugins.get_registry()
     for kind in plugins.HOOKS:
         entries = reg.entries[kind].values()
-        names = ", ".join(f"{e.name} ({e.distribution})" for e in entries) or "(none)"
-        rep.add(PLURAL.get(kind, f"{kind}s"), names)
+        names = ", ".join(f"{e.name} ({e.distribution})" + (f" [offers {describe(declared(_target(e)))}]"
+                                                           if kind == "generator" else "") for e in entries)
+        rep.add(PLURAL.get(kind, f"{kind}s"), names or "(none)")
     for p in reg.problems:
         rep.lines.append(f"plugin problem     {p}")
+
+
+def _target(entry: Any) -> Any:
+    """The registered class, or its ``"module:Class"`` reference when it is not imported yet."""
+    return getattr(entry, "target", None) or entry.cls
 
 
 def machine_report() -> Report:
@@ -220,8 +230,9 @@ def command() -> Any:
     import click
 
     @click.command("doctor", help="One screen: Python, torch build and devices, free GPU memory, library versions, "
-                   "Hugging Face offline mode and cache, every plugin with its distribution and any that failed "
-                   "to load. With CONFIG: also what the config needs; exit code 1 when something is missing.")
+                   "Hugging Face offline mode and cache, every plugin with its distribution (generators with the "
+                   "capabilities their class declares) and any that failed to load. With CONFIG: also what the "
+                   "config needs; exit code 1 when something is missing.")
     @click.argument("config", required=False)
     def doctor(config: str | None) -> int:
         code, text = run_doctor(config)

@@ -12,7 +12,7 @@ import torch
 
 from eacps.params import NoParams, Params
 from eacps.recipe import Recipe
-from eacps.stepping import Trajectory
+from eacps.stepping import Trajectory, generate_paths
 from eacps.types import Condition, Generated
 
 
@@ -89,7 +89,8 @@ class Generator(ABC):
         """Refuse, before any compute, recipes this generator cannot honour."""
         paths = [r.key for r in recipes if r.is_path]
         if paths and (problem := self.stepping_problem()) is not None:
-            raise ValueError(f"{problem}: it cannot compute path recipes (branches/until) {paths[:3]}")
+            raise ValueError(f"{problem}: it cannot compute path recipes (branches/until) {paths[:3]}; "
+                             "eacps.stepping.generate_paths computes them on a stepping generator")
         for r in recipes:
             if r.is_path:
                 r.check_schedule(r.steps if r.steps is not None else self.default_steps)
@@ -129,11 +130,11 @@ class Generator(ABC):
 
     def generate_stepwise(self, recipes: Sequence[Recipe], condition: Condition, *,
                           steps: int | None = None) -> list[Generated]:
-        """``generate`` as the composition start -> advance(T) -> decode (a stepping generator may use it as
-        its ``generate``; path recipes go through ``eacps.stepping.generate_paths``)."""
-        total = int(steps) if steps is not None else self.default_steps
-        traj = self.advance(self.start(recipes, condition, steps=total), condition, total)
-        return self.decode(traj.latents, condition)
+        """``generate`` built from start / advance / decode, path recipes included: every recipe goes through
+        ``eacps.stepping.generate_paths`` (a plain recipe is start -> advance(T) -> decode). A stepping generator
+        may use it as its ``generate``; one with a faster whole-call path for plain recipes (a pipeline call)
+        uses ``eacps.stepping.route_paths`` instead."""
+        return generate_paths(self, recipes, condition, steps=steps)
 
     @abstractmethod
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> list[Generated]:
@@ -141,4 +142,9 @@ class Generator(ABC):
 
         ``steps`` is the fidelity for the whole batch (the engine groups recipes by their ``steps``);
         None means ``default_steps``. May raise: the engine then marks the whole batch FAILED.
+
+        A recipe is followed whole or refused: path recipes (``branches``, ``until``) are computed exactly as
+        ``eacps.stepping.generate_paths`` computes them (``generate_stepwise`` / ``eacps.stepping.route_paths``
+        do it), or refused by ``check`` (call it first) on a generator that cannot step, so that
+        ``generate([result.best.recipe], condition)`` regenerates any winner.
         """

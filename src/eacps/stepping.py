@@ -16,6 +16,11 @@ every trajectory that sits at the same step, and reusing states already computed
 ``StateCache`` (a shared prefix is computed once). ``eacps.trees.PathLedger`` charges a search for the model
 calls its paths need beyond the prefixes it already paid for, whatever happens to be cached: charged cost
 depends only on what the search asked, so it is the same on a resumed run.
+
+A stepping generator's ``generate`` computes path recipes exactly as ``generate_paths`` does (through
+``Generator.generate_stepwise``, or ``route_paths`` when it has its own call for plain recipes), so
+``generator.generate([result.best.recipe], condition)`` regenerates the winner of any strategy; a generator that
+cannot step refuses them in ``check``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import hashlib
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -186,6 +191,26 @@ def generate_paths(generator: Generator, recipes: Sequence[Recipe], condition: C
             break
         _advance_lowest(generator, active, condition, scope, cache)
     return _decode(generator, lanes, condition)
+
+
+def route_paths(generator: Generator, recipes: Sequence[Recipe], condition: Condition,
+                plain: Callable[[list[Recipe]], Sequence[Generated]], *, steps: int | None = None,
+                cache: StateCache | None = None) -> list[Generated]:
+    """Outputs in order: plain recipes through ``plain`` (a generator's own whole call, e.g. a pipeline), path
+    recipes through ``generate_paths``. What a stepping generator's ``generate`` calls so that it follows every
+    recipe whole; ``plain`` is called once, with the plain recipes, and only when there are some."""
+    paths = [i for i, r in enumerate(recipes) if r.is_path]
+    if not paths:
+        return list(plain(list(recipes)))
+    out: list[Generated | None] = [None] * len(recipes)
+    computed = generate_paths(generator, [recipes[i] for i in paths], condition, steps=steps, cache=cache)
+    rest = [i for i, r in enumerate(recipes) if not r.is_path]
+    if rest:
+        for i, g in zip(rest, plain([recipes[i] for i in rest]), strict=True):
+            out[i] = g
+    for i, g in zip(paths, computed, strict=True):
+        out[i] = g
+    return out  # type: ignore[return-value]
 
 
 def _branch_due(generator: Generator, lanes: list[_Lane], scope: str, cache: StateCache) -> None:

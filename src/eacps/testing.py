@@ -40,6 +40,7 @@ stored results asks the same recipes (resume), and no candidate noise is propose
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -575,8 +576,11 @@ class GeneratorConformance:
     shape; the noise-recipe capability is honest (a generator that takes noise recipes draws its image from
     ``noises()``: a pCN child differs from its parent and the same noise gives the same image; one that does
     not refuses them in ``check`` before any compute); ``steps=None`` is ``default_steps``;
-    ``settings()``/fingerprint follow the params; and, for generators that declare stepping, the stepping
-    section (:meth:`check_stepping`).
+    ``settings()``/fingerprint follow the params; path recipes are computed exactly or refused; and, for
+    generators that declare stepping, the stepping section (``test_stepping_*``): start -> advance -> decode is
+    ``generate``, advancing in pieces is advancing at once (bit for bit), ``marginal`` follows a denoising
+    schedule and implies unit-scale noise, the clean prediction is not the noisy state and a preview is its
+    decoding, and branched paths regenerate exactly and are honoured by ``generate``.
     """
 
     def _recipes(self, case: GeneratorCase) -> list[Recipe]:
@@ -664,24 +668,151 @@ class GeneratorConformance:
     def test_settings_track_params(self, generator_case: GeneratorCase) -> None:
         _check_settings(generator_case.make, generator_case.changes, generator_case.runtime)
 
-    # -- stepping -------------------------------------------------------------------------------
-    def test_stepping_contract(self, generator_case: GeneratorCase) -> None:
-        """Runs only for generators that declare stepping (``supports_stepping`` and no ``stepping_problem``)."""
-        gen = generator_case.make()
-        problem = gen.stepping_problem() if hasattr(gen, "stepping_problem") else "no stepping interface"
-        if not getattr(gen, "supports_stepping", False) or problem is not None:
-            _skip(f"{gen.name} does not step ({problem})")
-        self.check_stepping(gen, generator_case)
+    # -- path recipes: followed whole or refused ---------------------------------------------------
+    def _paths(self, case: GeneratorCase, total: int) -> list[Recipe]:
+        """Two branches of one parent at mid-schedule, a preview there, and a plain recipe: one mixed batch."""
+        k = max(1, total // 2)
+        a, b, c = (Recipe.from_seed(s) for s in case.seeds[:3])
+        return [a.branch(k, 1.0, 101), a.branch(k, 1.0, 102), b.with_until(k), c]
 
-    def check_stepping(self, gen: Generator, case: GeneratorCase) -> None:
-        """The stepping section (hook: trajectory checks of ``eacps.stepping`` go here). Today: the
-        composition start -> advance(T) -> decode is ``generate``."""
+    def test_path_recipes_are_followed_or_refused(self, generator_case: GeneratorCase) -> None:
+        """``generate`` given path recipes (branches, ``until``) computes them as ``eacps.stepping.generate_paths``
+        does, in a batch and alone (stepping generators), or refuses them with a ValueError (the others:
+        ``Generator.check``)."""
+        from eacps.stepping import StateCache, generate_paths
+
+        case = generator_case
+        gen = case.make()
+        if _steps(gen):
+            paths = self._paths(case, gen.default_steps)
+            ref = _images(generate_paths(gen, paths, case.condition, cache=StateCache()), len(paths))
+            got = _images(gen.generate(paths, case.condition), len(paths))
+            for i, r in enumerate(paths):
+                (alone,) = _images(gen.generate([r], case.condition), 1)
+                for what, img in (("in a batch", got[i]), ("alone", alone)):
+                    gap = float(np.abs(img - ref[i]).max())
+                    assert gap <= case.tolerance, (
+                        f"generate() {what} differs from eacps.stepping.generate_paths on {r.key} by {gap}: a recipe "
+                        "is followed whole (route path recipes: Generator.generate_stepwise or "
+                        "eacps.stepping.route_paths)")
+            return
+        paths = self._paths(case, gen.default_steps)[:3]
+        try:
+            outs = gen.generate(paths, case.condition)
+        except ValueError:
+            return
+        raise AssertionError(
+            f"{gen.name} cannot step but generate() returned {len(outs)} outputs for path recipes such as "
+            f"{paths[0].key}: a recipe is followed whole or refused (call self.check(recipes) in generate)")
+
+    # -- stepping: runs only for generators that declare it (``supports_stepping``, no ``stepping_problem``) --------
+    def _stepper(self, case: GeneratorCase) -> Generator:
+        gen = case.make()
+        if not _steps(gen):
+            problem = gen.stepping_problem() if hasattr(gen, "stepping_problem") else "no stepping interface"
+            _skip(f"{gen.name} does not step ({problem})")
+        return gen
+
+    def test_stepping_composes_generate(self, generator_case: GeneratorCase) -> None:
+        """start -> advance(T) -> decode is ``generate`` (within the case's batch tolerance)."""
+        case = generator_case
+        gen = self._stepper(case)
         recipes = self._recipes(case)
+        traj = gen.start(recipes, case.condition)
+        total = gen.default_steps
+        assert (traj.step, traj.total, len(traj), traj.x0) == (0, total, len(recipes), None), \
+            f"start() returned step {traj.step} of {traj.total} for {len(traj)} states (x0 {type(traj.x0).__name__})"
         direct = _images(gen.generate(recipes, case.condition), len(recipes))
-        stepwise = _images(gen.generate_stepwise(recipes, case.condition), len(recipes))
+        done = gen.advance(traj, case.condition, total)
+        stepwise = _images(gen.decode(done.latents, case.condition), len(recipes))
         for r, x, y in zip(recipes, direct, stepwise, strict=True):
             gap = float(np.abs(x - y).max())
             assert gap <= case.tolerance, f"{r.key}: start/advance/decode differs from generate by {gap}"
+
+    def test_stepping_advance_in_pieces(self, generator_case: GeneratorCase) -> None:
+        """Advancing 0 -> 1 -> T/2 -> T is advancing 0 -> T, bit for bit (advance starts at ``traj.step``)."""
+        case = generator_case
+        gen = self._stepper(case)
+        total = gen.default_steps
+        start = gen.start(self._recipes(case), case.condition)
+        once = gen.advance(start, case.condition, total)
+        assert once.step == total and len(once) == len(start), f"advance to {total} returned step {once.step}"
+        pieces = start
+        for until in sorted({1, max(1, total // 2), total}):
+            pieces = gen.advance(pieces, case.condition, until)
+            assert pieces.step == until, f"advance to step {until} returned a trajectory at step {pieces.step}"
+        gap = float((pieces.latents.float() - once.latents.float()).abs().max())
+        assert torch.equal(pieces.latents, once.latents), (
+            f"advancing 0 -> 1 -> {max(1, total // 2)} -> {total} differs from 0 -> {total} by {gap}: advance must "
+            "continue from traj.step (model calls traj.step .. until-1), not from the start of the schedule")
+        assert pieces.x0 is not None and torch.equal(pieces.x0, once.x0), "the clean prediction differs in pieces"
+
+    def test_stepping_marginal_matches_the_schedule(self, generator_case: GeneratorCase) -> None:
+        """``marginal`` at steps 1 .. T-1: finite with b > 0, a noise-to-signal ratio b/a that falls step by step
+        (a denoising schedule), and an implied noise (x_k - a·x0)/b on the scale of the standard normal noise a
+        branch mixes in (per-element std within [1/5, 5])."""
+        case = generator_case
+        gen = self._stepper(case)
+        total = gen.default_steps
+        traj = gen.start(self._recipes(case), case.condition)
+        ratios = []
+        for k in range(1, total):
+            traj = gen.advance(traj, case.condition, k)
+            a, b = (float(v) for v in gen.marginal(traj))
+            assert np.isfinite([a, b]).all() and a >= 0 and b > 0, f"marginal at step {k} of {total}: a={a}, b={b}"
+            ratios.append(b / a if a > 0 else float("inf"))
+            eps = (traj.latents.float() - a * traj.x0.float()) / b  # type: ignore[union-attr]
+            spread = float(eps.std())
+            assert 0.2 <= spread <= 5.0, (
+                f"marginal at step {k} of {total} is (a={a:.4g}, b={b:.4g}): the noise it implies, (x_k - a·x0)/b, "
+                f"has std {spread:.3g}, not the scale of the N(0, 1) noise a branch mixes in")
+        for k, (r0, r1) in enumerate(itertools.pairwise(ratios), start=1):
+            assert r1 < r0, (f"marginal: the noise-to-signal ratio b/a does not fall from step {k} ({r0:.4g}) to "
+                             f"step {k + 1} ({r1:.4g}); a·x0 + b·eps at step k must follow the schedule")
+
+    def test_stepping_previews(self, generator_case: GeneratorCase) -> None:
+        """After k < T model calls the clean prediction x0 is not the noisy state, and a preview (``until=k``) is
+        the decoded x0, through ``generate_paths`` and through ``generate``."""
+        from eacps.stepping import StateCache, generate_paths
+
+        case = generator_case
+        gen = self._stepper(case)
+        k = max(1, gen.default_steps // 2)
+        root = Recipe.from_seed(case.seeds[0])
+        traj = gen.advance(gen.start([root], case.condition), case.condition, k)
+        assert traj.x0 is not None and traj.x0.shape == traj.latents.shape, f"no clean prediction x0 at step {k}"
+        assert not torch.allclose(traj.x0.float(), traj.latents.float(), rtol=1e-3, atol=1e-5), (
+            f"x0 equals the noisy state x_{k} at step {k} of {gen.default_steps}: x0 must be the model's prediction "
+            "of the clean latent (previews and branch moves read it)")
+        (decoded,) = _images(gen.decode(traj.x0, case.condition), 1)
+        preview = root.with_until(k)
+        (via_paths,) = _images(generate_paths(gen, [preview], case.condition, cache=StateCache()), 1)
+        (via_generate,) = _images(gen.generate([preview], case.condition), 1)
+        assert np.array_equal(via_paths, decoded), f"the preview {preview.key} is not decode(x0) at step {k}"
+        gap = float(np.abs(via_generate - decoded).max())
+        assert gap <= case.tolerance, f"generate() of the preview {preview.key} is not decode(x0) (by {gap})"
+
+    def test_stepping_branches(self, generator_case: GeneratorCase) -> None:
+        """Branched paths regenerate bit-identically (fresh instance and cache) and change the image (that
+        ``generate`` computes them too: :meth:`test_path_recipes_are_followed_or_refused`)."""
+        from eacps.stepping import StateCache, generate_paths
+
+        case = generator_case
+        gen = self._stepper(case)
+        paths = self._paths(case, gen.default_steps)
+        ref = _images(generate_paths(gen, paths, case.condition, cache=StateCache()), len(paths))
+        again = _images(generate_paths(case.make(), paths, case.condition, cache=StateCache()), len(paths))
+        for r, x, y in zip(paths, ref, again, strict=True):
+            assert np.array_equal(x, y), f"{r.key} regenerated differently (fresh instance and cache)"
+        (plain,) = _images(gen.generate([paths[0].root], case.condition), 1)
+        assert not np.array_equal(ref[0], plain), f"the branch of {paths[0].key} does not change the image"
+        assert not np.array_equal(ref[0], ref[1]), "two branch seeds gave the same image"
+
+
+def _steps(gen: Generator) -> bool:
+    """Whether ``gen`` declares stepping and can step as configured."""
+    problem = gen.stepping_problem() if hasattr(gen, "stepping_problem") else "no stepping interface"
+    return bool(getattr(gen, "supports_stepping", False)) and problem is None
 
 
 # ================================================================================================
@@ -837,7 +968,9 @@ class _NoiseParams(Params):
 class _NoiseGenerator(Generator):
     """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1. It steps: the latent is
     the noise, its clean prediction the latent itself, and branches move it (``path_noise``). Its params make a
-    batch raise or kill its process (for the executor suite)."""
+    batch raise or kill its process (for the executor suite). A fake for the strategy and executor suites, not a
+    sampler: its clean prediction is the noisy state, so it would fail :class:`GeneratorConformance`'s stepping
+    section (the stepping toy of ``tests/toy.py`` is the analytic sampler that passes it)."""
 
     name = "conformance-noise"
     Params = _NoiseParams

@@ -139,14 +139,6 @@ def test_stochastic_noise_is_per_trajectory_and_paths_regenerate_exactly(schedul
     assert np.abs(plain - path).max() <= TOL
 
 
-def test_a_preview_path_is_the_decoded_clean_prediction(condition):
-    gen = make("sd")
-    (preview,) = images(generate_paths(gen, [Recipe.from_seed(4).with_until(2)], condition))
-    traj = gen.advance(gen.start([Recipe.from_seed(4)], condition), condition, 2)
-    (direct,) = images(gen.decode(traj.x0, condition))
-    assert np.array_equal(preview, direct)
-
-
 def _count_model_calls(gen) -> list[int]:
     calls = [0]
     den = getattr(gen.pipe, "unet", None) or gen.pipe.transformer

@@ -32,7 +32,7 @@ from pydantic import Field
 from eacps import Condition, Generated, Generator, Params, Recipe
 from eacps.config import ConfigError
 from eacps.errors import one_line
-from eacps.stepping import Trajectory
+from eacps.stepping import Trajectory, route_paths
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -485,8 +485,13 @@ class DiffusersGenerator(Generator):
         return None if img is None else np.asarray(img, dtype=np.float32)
 
     def generate(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> list[Generated]:
+        """Plain recipes: one pipeline call per chunk (the image plain diffusers gives); path recipes (branches,
+        previews) through ``eacps.stepping.generate_paths``, or refused by ``check`` when the setup cannot step."""
         recipes = list(recipes)
         self.check(recipes)
+        if any(r.is_path for r in recipes):
+            return route_paths(self, recipes, condition, lambda plain: self.generate(plain, condition, steps=steps),
+                               steps=steps)
         if self.family is None:
             bad = [r.key for r in recipes if not r.is_seed_only]  # also when the engine skipped check()
             if bad:

@@ -38,7 +38,8 @@ class DigitsGenerator(Generator):
 
     eta = 0 and trailing timestep spacing: the initial noise alone determines the image. All recipes of a
     call go through one UNet call per step (two batches' worth when ``guidance != 1``). Output images are
-    float32 (8, 8, 1) in [0, 1]. It can step (``eacps.stepping``): ``generate`` is start -> advance -> decode.
+    float32 (8, 8, 1) in [0, 1]. It can step (``eacps.stepping``): ``generate`` is start -> advance -> decode,
+    path recipes (branches, previews) included (``generate_stepwise``).
     """
 
     name = "digits"
