@@ -179,6 +179,9 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+_STATUSES = frozenset(s.value for s in Status)
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -225,7 +228,7 @@ def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
     for name, v in (("reused_from", reused), ("parent", parent)):
         _check(name, v, _opt(v, _is_int), "an integer")
     _check("steps", steps, _is_int(steps) and steps >= 1, "an integer >= 1")
-    _check("status", status, status in Status.__members__, f"one of {sorted(Status.__members__)}")
+    _check("status", status, status in _STATUSES, f"one of {sorted(_STATUSES)}")
     _check("potential", pot, _opt(pot, _is_num), "a finite number")
     for name, v in (("gen_seconds", gs), ("score_seconds", ss)):
         _check(name, v, _opt(v, _is_num), "a finite number")

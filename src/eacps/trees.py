@@ -24,28 +24,68 @@ def stop_of(recipe: Recipe, total: int) -> int:
     return total if recipe.until is None else recipe.until
 
 
+_FAR = 1 << 30  # a path without ``until`` or without a next branch: unbounded here (the schedule caps it)
+
+
 class PathLedger:
     """What a search has asked, as a set of paths (in ask order): a new path is charged the model calls beyond the
     longest prefix it shares with any path already charged (a shared prefix is charged once), and its parent is
     that path (on ties, one whose path ends where theirs part, then the latest). ``total`` is the full schedule T
-    (needed to charge, not to link)."""
+    (needed to charge, not to link).
+
+    Linear in the paths asked: paths are indexed by each prefix of their branch lists (root noise + the first k
+    branches), and within such a group by how far they follow that prefix's trajectory (their ``until`` or next
+    branch step, whichever is first). A path shares the most calls with the paths of the deepest group it belongs
+    to (a deeper common branch list means strictly more shared calls), so finding its parent reads one group's
+    few distinct depths rather than every earlier path (``Recipe.shared_calls``, the rule, pairwise)."""
 
     def __init__(self, total: int | None = None) -> None:
         self.total = total
         self.recipes: list[Recipe] = []
         self.parents: list[int | None] = []  # per path, in ask order: its parent's index (= seq), or None
         self.charges: list[int] = []  # per path charged (``charge``), in ask order: the model calls charged
-        self._by_root: dict[Recipe, list[int]] = defaultdict(list)
+        # a prefix (root noise, then one branch at a time) as a number: (root fields) or (prefix id, branch) -> id
+        self._ids: dict[tuple, int] = {}
+        # prefix id -> {depth a path follows that prefix to: [latest index, latest index whose path ends there]}
+        self._groups: list[dict[int, list[int | None]]] = []
+
+    def _prefixes(self, recipe: Recipe, create: bool = False) -> list[int]:
+        """The ids of ``recipe``'s prefixes (root noise + its first k branches, k = 0, 1, ...) that some recorded
+        path has (all of them, made as needed, with ``create``)."""
+        out: list[int] = []
+        key: tuple = (recipe.seed, recipe.basis, recipe.coeffs, recipe.moves, recipe.steps)
+        for k in range(len(recipe.branches) + 1):
+            if k:
+                key = (out[-1], recipe.branches[k - 1])
+            pid = self._ids.get(key)
+            if pid is None:
+                if not create:
+                    break
+                pid = self._ids[key] = len(self._groups)
+                self._groups.append({})
+            out.append(pid)
+        return out
+
+    @staticmethod
+    def _reach(recipe: Recipe, k: int) -> int:
+        """How far ``recipe`` follows the trajectory of its first ``k`` branches: its next branch or its end."""
+        nxt = recipe.branches[k].step if k < len(recipe.branches) else _FAR
+        return min(nxt, _FAR if recipe.until is None else recipe.until)
 
     def _nearest(self, recipe: Recipe) -> tuple[int | None, int]:
         """The parent of ``recipe`` among the paths so far, and the model calls they share (0: none)."""
-        best, key = None, (0, False, -1)
-        for j in self._by_root[recipe.root]:
-            n = recipe.shared_calls(self.recipes[j])
-            k = (n, n == self.recipes[j].until, j)  # longest prefix, then a true ancestor, then the latest
-            if n > 0 and k > key:
-                best, key = j, k
-        return best, key[0]
+        ids = self._prefixes(recipe)
+        if not ids:
+            return None, 0
+        group, reach = self._groups[ids[-1]], self._reach(recipe, len(ids) - 1)  # the deepest shared prefix
+        farthest = max(group)
+        shared = min(reach, farthest)  # a path reaching as far as ours shares all of it; else the farthest
+        latest, ending = group.get(shared, (None, None))
+        if ending is not None:  # a true ancestor: its path ends where theirs part (latest such)
+            return ending, shared
+        if shared == reach:  # the latest of the paths reaching at least as far
+            latest = max(j for d, (j, _) in group.items() if d >= reach)  # type: ignore[type-var]
+        return latest, shared
 
     def _cost(self, recipe: Recipe, shared: int) -> int:
         if self.total is None and recipe.until is None and recipe.steps is None:
@@ -72,7 +112,12 @@ class PathLedger:
         return self._cost(recipe, self._nearest(recipe)[1])
 
     def _record(self, recipe: Recipe, parent: int | None) -> None:
-        self._by_root[recipe.root].append(len(self.recipes))
+        j, m = len(self.recipes), len(recipe.branches)
+        for k, pid in enumerate(self._prefixes(recipe, create=True)):
+            slot = self._groups[pid].setdefault(self._reach(recipe, k), [None, None])
+            slot[0] = j
+            if k == m and recipe.until is not None:  # its path ends at this depth of this group
+                slot[1] = j
         self.recipes.append(recipe)
         self.parents.append(parent)
 
