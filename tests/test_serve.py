@@ -266,6 +266,49 @@ def test_serve_state_follows_store_changes(tmp_path, toy_plugin):
         _stop(server)
 
 
+
+def test_show_tree_and_report_of_2000_tree_search_candidates(big_tree, tmp_path, capsys):
+    """``report`` took 46 s and ``show --tree`` 26 s on such a store; both read each search's links and charges
+    once now (generous bound: 15 s each on a loaded machine; benchmarks/store_scale.py has the figures)."""
+    t0 = time.perf_counter()
+    assert main(["show", str(big_tree), "--tree"]) == 0
+    show_s = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    assert out.count("\n├─ ") + out.count("\n└─ ") + out.count("│") > 150 and "first 200 lines shown" in out
+    t0 = time.perf_counter()
+    assert main(["report", str(big_tree), "--output", str(tmp_path / "r.html")]) == 0
+    report_s = time.perf_counter() - t0
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("<circle class='node'") == 120 and "id='curves'" in html
+    assert show_s < 15 and report_s < 15, (show_s, report_s)
+
+
+def test_cost_curves_hold_each_searchs_best_at_each_cost(big_tree):
+    """The report's cost curves (a pointer per search now, every earlier point scanned before) against their
+    definition: at each cost, the mean over searches of the last best-so-far at or below it."""
+    from eacps.report import _charged, cost_curves
+    from eacps.store import read_only
+    from eacps.summary import load_searches, search_charges
+
+    store = read_only(big_tree)
+    try:
+        recs = load_searches(store)
+    finally:
+        store.close()
+    recs = recs + [r for r in recs]  # two searches of one label: the mean and band over searches
+    (curve,) = cost_curves(recs, {}).values()
+    pts = []
+    for r in recs[:1]:
+        cost, seen = 0.0, []
+        for c, steps, best in zip(r.candidates, search_charges(r), r.curve, strict=True):
+            cost += _charged(c, steps, {})
+            seen.append((cost, best))
+        pts.append(seen)
+    grid = sorted({x for x, _ in pts[0]})
+    expected = [next((b for cx, b in reversed(pts[0]) if cx <= x and b is not None), None) for x in grid]
+    assert [(x, m) for x, m, _, _ in curve] == [(x, b) for x, b in zip(grid, expected, strict=True) if b is not None]
+    assert all(lo == m == hi for _, m, lo, hi in curve)  # two equal searches: a band of zero width
+
 # -- security ------------------------------------------------------------------------------------------------
 def test_serve_checks_the_host_header(tmp_path, toy_plugin):
     """DNS rebinding: a page of evil.example resolving to 127.0.0.1 sends ``Host: evil.example``: refused."""

@@ -148,3 +148,42 @@ def test_indexed_ledger_agrees_on_real_searches(strategy):
     parents, charges = _pairwise(recipes, 10)
     assert parent_links(recipes) == parents
     assert s.ledger.charges == charges and s.ledger.parents == parents
+
+
+def test_tree_lines_report_parent_cycles_and_draw_every_node():
+    """Stored parent links that loop (an edited store) dropped the looping nodes from ``show --tree`` silently."""
+    @dataclass
+    class C:
+        seq: int
+        recipe: Recipe
+        potential: float | None
+        parent: int | None
+
+    r = Recipe.from_seed(1)
+    cs = [C(0, r.with_until(3), 1.0, None), C(1, r.with_until(5), 2.0, 2), C(2, r.with_until(7), 3.0, 1),
+          C(3, r, 4.0, 2), C(4, r.branch(3, 0.5, 1), 5.0, 4)]
+    lines = tree_lines(cs)
+    assert lines[0] == ("! 2 cycles in the stored parent links (seq 1 → seq 2 → seq 1; seq 4 → seq 4): each drawn "
+                        "from its first node")
+    assert len(lines) == 1 + len(cs)  # every node drawn once
+    for u in ("U=1.00", "U=2.00", "U=3.00", "U=4.00", "U=5.00"):
+        assert sum(u in line for line in lines) == 1, u
+
+
+def test_show_tree_reports_a_cycle_in_one_line(tmp_path, capsys):
+    import sqlite3
+
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 4, criteria=("realism",)))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
+    search, n = db.execute("SELECT search, COUNT(*) FROM candidates WHERE role = 'search' GROUP BY search").fetchone()
+    db.execute("UPDATE candidates SET parent = 1 WHERE search = ? AND seq = 0", (search,))
+    db.execute("UPDATE candidates SET parent = 0 WHERE search = ? AND seq = 1", (search,))
+    db.commit()
+    db.close()
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run"), "--tree"]) == 0
+    out = capsys.readouterr().out
+    tree = out[out.index("(★ best)"):].splitlines()[1:]
+    assert sum(line.startswith("! 1 cycle in the stored parent links (seq 0 → seq 1 → seq 0)") for line in tree) == 1
+    assert len([line for line in tree if "U=" in line or "FAILED" in line]) == n  # no node dropped

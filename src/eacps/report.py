@@ -130,9 +130,14 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
     for label, searches in by.items():
         grid = sorted({x for pts in searches for x, _ in pts})
         rows = []
+        at = [0] * len(searches)  # per search: how many of its points lie at or before x (costs only grow)
+        held: list[float | None] = [None] * len(searches)  # per search: its best so far at x
         for x in grid:
-            vals = [next((b for cx, b in reversed(pts) if cx <= x and b is not None), None) for pts in searches]
-            vals = [v for v in vals if v is not None]
+            for i, pts in enumerate(searches):
+                while at[i] < len(pts) and pts[at[i]][0] <= x:
+                    held[i] = pts[at[i]][1] if pts[at[i]][1] is not None else held[i]
+                    at[i] += 1
+            vals = [v for v in held if v is not None]
             if vals:
                 m = sum(vals) / len(vals)
                 se = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) ** 0.5 if len(vals) > 1 else 0.0

@@ -23,6 +23,7 @@ class SearchRecord:
     prior: Candidate | None
     best: Candidate | None = None
     curve: list[float | None] = field(default_factory=list)
+    charges: list[int] | None = None  # ``search_charges``, once computed
 
     @property
     def failed(self) -> int:
@@ -146,8 +147,10 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def search_charges(r: SearchRecord) -> list[int]:
     """Each candidate's charged denoising steps, in ask order: a prefix shared by the search's paths is charged
-    once, to the candidate that computed it."""
-    return charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
+    once, to the candidate that computed it (computed once per record)."""
+    if r.charges is None or len(r.charges) != len(r.candidates):
+        r.charges = charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
+    return r.charges
 
 
 def _schedule(cands: list[Candidate]) -> int:
