@@ -212,7 +212,7 @@ def test_state_of_2000_tree_search_candidates_is_fast(big_tree):
     from eacps.serve import state
 
     times = []
-    for _ in range(3):
+    for _ in range(5):  # the least disturbed of 5 (the machine may be shared)
         t0 = time.perf_counter()
         s = state(big_tree)
         times.append(time.perf_counter() - t0)

@@ -109,6 +109,9 @@ TAMPERED = [
     ("image", "'/etc/hostname'", "field image"),
     ("image", "'/127.0.0.1:9/track.png'", "field image"),
     ("image", "'images/../../x.png'", "field image"),
+    ("image", "x'2e2e'", "field image: b'..' is not one of the store's"),
+    ("reason", "x'1b5b324a'", "field reason: b'\\x1b[2J' is not text"),
+    ("status", "'MAYBE'", "field status: 'MAYBE' is not one of ['FAILED', 'FILTERED', 'OK']"),
 ]
 
 

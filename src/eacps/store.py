@@ -214,10 +214,36 @@ def _scores(text: Any) -> dict[str, float]:
     return scores  # type: ignore[return-value]
 
 
+def _typed(row: tuple) -> bool:
+    """Every scalar of a row has its type (the common case, in one expression; ``_check_scalars`` names a bad one)."""
+    (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image, gs, ss, session, reused,
+     parent) = row
+    return (type(id_) is int and type(seq) is int and type(session) is int and type(steps) is int and steps >= 1
+            and type(search) is str and type(role) is str and type(cond) is str and type(key) is str
+            and (strategy is None or type(strategy) is str) and (reason is None or type(reason) is str)
+            and (reused is None or type(reused) is int) and (parent is None or type(parent) is int)
+            and _finite_or_none(pot) and _finite_or_none(gs) and _finite_or_none(ss) and status in _STATUSES
+            and (image is None or (type(image) is str and IMAGE_NAME.fullmatch(image) is not None)))
+
+
+def _finite_or_none(v: Any) -> bool:
+    return v is None or (type(v) in (float, int) and v - v == 0)
+
+
 def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
     """A ``Candidate`` from a row of ``Store._COLS`` + parent, every value checked (``_BadValue`` names the field):
     read-back values are untrusted (a store may be damaged or edited)."""
     (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
+     gs, ss, session, reused, parent) = row
+    if not _typed(row):
+        _check_scalars(row)
+    return Candidate(search, seq, role, cond, _recipe(recipe), steps, Status(status), pot, _scores(scores), reason,
+                     image, key, strategy, gs or 0.0, ss or 0.0, id_, reused, session, root, parent)
+
+
+def _check_scalars(row: tuple) -> None:
+    """``_BadValue`` naming the first scalar of a row that is not of its type."""
+    (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image,
      gs, ss, session, reused, parent) = row
     for name, v in (("search", search), ("role", role), ("condition", cond), ("cache_key", key)):
         _check(name, v, isinstance(v, str), "text")
@@ -234,8 +260,6 @@ def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
         _check(name, v, _opt(v, _is_num), "a finite number")
     _check("image", image, image is None or image_name(image) is not None,
            "one of the store's image names (images/<hex>.png inside the run directory)")
-    return Candidate(search, seq, role, cond, _recipe(recipe), steps, Status(status), pot, _scores(scores), reason,
-                     image, key, strategy, gs or 0.0, ss or 0.0, id_, reused, session, root, parent)
 
 
 def eligible(c: Candidate) -> bool:
