@@ -103,7 +103,7 @@ TAMPERED = [
     ("recipe", """'{"seed": "one"}'""", "field recipe: not a valid recipe"),
     ("scores", "'[1, 2]'", "field scores"),
     ("scores", """'{"realism": "high"}'""", "field scores"),
-    ("steps", "0", "field steps: 0 is not an integer >= 1"),
+    ("steps", "-1", "field steps: -1 is not an integer >= 0"),
     ("potential", "'high'", "field potential: 'high' is not a finite number"),
     ("image", "'../../../../etc/hostname'", "field image: '../../../../etc/hostname' is not one of the store's"),
     ("image", "'/etc/hostname'", "field image"),

@@ -218,7 +218,7 @@ def _typed(row: tuple) -> bool:
     """Every scalar of a row has its type (the common case, in one expression; ``_check_scalars`` names a bad one)."""
     (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image, gs, ss, session, reused,
      parent) = row
-    return (type(id_) is int and type(seq) is int and type(session) is int and type(steps) is int and steps >= 1
+    return (type(id_) is int and type(seq) is int and type(session) is int and type(steps) is int and steps >= 0
             and type(search) is str and type(role) is str and type(cond) is str and type(key) is str
             and (strategy is None or type(strategy) is str) and (reason is None or type(reason) is str)
             and (reused is None or type(reused) is int) and (parent is None or type(parent) is int)
@@ -253,7 +253,7 @@ def _check_scalars(row: tuple) -> None:
         _check(name, v, _is_int(v), "an integer")
     for name, v in (("reused_from", reused), ("parent", parent)):
         _check(name, v, _opt(v, _is_int), "an integer")
-    _check("steps", steps, _is_int(steps) and steps >= 1, "an integer >= 1")
+    _check("steps", steps, _is_int(steps) and steps >= 0, "an integer >= 0")
     _check("status", status, status in _STATUSES, f"one of {sorted(_STATUSES)}")
     _check("potential", pot, _opt(pot, _is_num), "a finite number")
     for name, v in (("gen_seconds", gs), ("score_seconds", ss)):
