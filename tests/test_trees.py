@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import configs
+import pytest
 
 from eacps.cli import main
 from eacps.recipe import Recipe
@@ -78,3 +79,111 @@ def test_the_store_keeps_the_parent_links(tmp_path):
     assert stored == parent_links([c.recipe for c in cands])  # what the scheduler stored = the recipes' ancestry
     assert sum(p is not None for p in stored) >= len(cands) // 2  # most nodes continue or branch from another
     assert [c.seq for c in cands] == list(range(len(cands)))
+
+
+# -- parent links in linear time --------------------------------------------------------------------------------
+def _pairwise(recipes: list[Recipe], total: int) -> tuple[list[int | None], list[int]]:
+    """The rule, pairwise (the ledger before it was indexed; quadratic): the parent is the earlier path sharing the
+    most calls (``Recipe.shared_calls``), then one whose path ends there, then the latest; the charge is the calls
+    beyond that prefix."""
+    parents, charges = [], []
+    for i, r in enumerate(recipes):
+        best, key = None, (0, False, -1)
+        for j in range(i):
+            n = r.shared_calls(recipes[j])
+            k = (n, n == recipes[j].until, j)
+            if n > 0 and k > key:
+                best, key = j, k
+        parents.append(best)
+        stop = (r.steps or total) if r.until is None else r.until
+        charges.append(stop - min(key[0], stop))
+    return parents, charges
+
+
+def _random_paths(rng, n: int, total: int = 20) -> list[Recipe]:
+    """Paths continuing, branching from and repeating earlier ones (few roots, steps and thetas, so prefixes,
+    equal stops and duplicates are common), and a few on another schedule."""
+    out: list[Recipe] = []
+    for _ in range(n):
+        if not out or rng.random() < 0.15:
+            r = Recipe.from_seed(rng.randrange(3), steps=rng.choice([None, None, None, 12]))
+        else:
+            r = rng.choice(out)
+            t = r.steps or total
+            last = r.branches[-1].step if r.branches else 0
+            if rng.random() < 0.5 and last + 1 < t:
+                r = r.branch(rng.randrange(last + 1, t), rng.choice([0.5, 1.0]), rng.randrange(2))
+        last = r.branches[-1].step if r.branches else 0
+        t = r.steps or total
+        if rng.random() < 0.7 and last + 1 < t:
+            r = r.with_until(rng.randrange(last + 1, t))
+        out.append(r)
+    return out
+
+
+def test_indexed_ledger_links_and_charges_as_the_pairwise_rule():
+    import random
+
+    from eacps.trees import charged_steps
+
+    rng = random.Random(23)
+    for trial in range(300):
+        recipes = _random_paths(rng, rng.randrange(1, 40))
+        parents, charges = _pairwise(recipes, 20)
+        assert parent_links(recipes) == parents, trial
+        assert charged_steps(recipes, 20) == charges, trial
+
+
+@pytest.mark.parametrize("strategy", ["tree-search", "fk-steering", "multi-fidelity"])
+def test_indexed_ledger_agrees_on_real_searches(strategy):
+    """The histories the trajectory strategies ask (a deep tree: few roots, hundreds of nodes each)."""
+    from eacps.api import make_strategy
+    from eacps.testing import fake_objective
+
+    params = {"tree-search": {"root_width": 0.02}, "fk-steering": {}, "multi-fidelity": {}}[strategy]
+    s = make_strategy(strategy, params, budget=100, seed=1).bind(10)
+    s.optimize(fake_objective(), batch_size=16)
+    recipes = [r.recipe for r in s.history]
+    assert len(recipes) >= 100
+    parents, charges = _pairwise(recipes, 10)
+    assert parent_links(recipes) == parents
+    assert s.ledger.charges == charges and s.ledger.parents == parents
+
+
+def test_tree_lines_report_parent_cycles_and_draw_every_node():
+    """Stored parent links that loop (an edited store) dropped the looping nodes from ``show --tree`` silently."""
+    @dataclass
+    class C:
+        seq: int
+        recipe: Recipe
+        potential: float | None
+        parent: int | None
+
+    r = Recipe.from_seed(1)
+    cs = [C(0, r.with_until(3), 1.0, None), C(1, r.with_until(5), 2.0, 2), C(2, r.with_until(7), 3.0, 1),
+          C(3, r, 4.0, 2), C(4, r.branch(3, 0.5, 1), 5.0, 4)]
+    lines = tree_lines(cs)
+    assert lines[0] == ("! 2 cycles in the stored parent links (seq 1 → seq 2 → seq 1; seq 4 → seq 4): each drawn "
+                        "from its first node")
+    assert len(lines) == 1 + len(cs)  # every node drawn once
+    for u in ("U=1.00", "U=2.00", "U=3.00", "U=4.00", "U=5.00"):
+        assert sum(u in line for line in lines) == 1, u
+
+
+def test_show_tree_reports_a_cycle_in_one_line(tmp_path, capsys):
+    import sqlite3
+
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 4, criteria=("realism",)))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
+    search, n = db.execute("SELECT search, COUNT(*) FROM candidates WHERE role = 'search' GROUP BY search").fetchone()
+    db.execute("UPDATE candidates SET parent = 1 WHERE search = ? AND seq = 0", (search,))
+    db.execute("UPDATE candidates SET parent = 0 WHERE search = ? AND seq = 1", (search,))
+    db.commit()
+    db.close()
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run"), "--tree"]) == 0
+    out = capsys.readouterr().out
+    tree = out[out.index("(★ best)"):].splitlines()[1:]
+    assert sum(line.startswith("! 1 cycle in the stored parent links (seq 0 → seq 1 → seq 0)") for line in tree) == 1
+    assert len([line for line in tree if "U=" in line or "FAILED" in line]) == n  # no node dropped

@@ -25,7 +25,7 @@ import click
 from eacps import __version__, hookimpl, plugins
 from eacps.config import ConfigError
 from eacps.store import RunLockedError, StoreError, check_images, describe_os_error
-from eacps.tables import format_table
+from eacps.tables import format_table, printable
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -155,16 +155,21 @@ def show_command(run_dir: Path, tree: bool) -> None:
         raise ConfigError(f"RUN_DIR: {exc}") from None
     try:
         searches = load_searches(store)
-        click.echo(summary_table(summarize_store(store, searches)))
+        _echo_safe(summary_table(summarize_store(store, searches)))
         click.echo()
         rows = [[r.search, len(r.candidates), r.failed, _num(r.prior.potential if r.prior else None),
                  _num(r.best.potential if r.best else None), r.best.recipe.key if r.best else None]
                 for r in searches]
     finally:
         store.close()
-    _echo_table(["search", "n", "failed", "prior", "best", "best recipe"], rows)
+    _echo_safe(format_table(["search", "n", "failed", "prior", "best", "best recipe"], rows))
     if tree:
         _echo_trees(searches)
+
+
+def _echo_safe(text: str) -> None:
+    """Print text holding stored strings (condition ids, labels): control characters escaped."""
+    click.echo(printable(text))
 
 
 def _echo_trees(searches: list) -> None:
@@ -172,8 +177,8 @@ def _echo_trees(searches: list) -> None:
 
     for r in searches:
         if any(c.recipe.is_path for c in r.candidates):
-            click.echo(f"\n{r.search} (★ best)")
-            click.echo("\n".join(tree_lines(r.candidates, best=r.best)))
+            _echo_safe(f"\n{r.search} (★ best)")
+            _echo_safe("\n".join(tree_lines(r.candidates, best=r.best)))
 
 
 def _num(x: float | None) -> str | None:
@@ -417,7 +422,7 @@ def help_text(name: str | None = None, width: int = 100) -> str:
 
 # -- entry point ------------------------------------------------------------------------------------------------
 def _error(message: str) -> None:
-    print(f"eacps: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(f"eacps: error: {printable(' '.join(str(message).split()))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from markupsafe import Markup
 
 from eacps.cost import figure
-from eacps.store import Candidate, read_only
+from eacps.store import Candidate, StoreError, image_name, read_only
 from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
 from eacps.tables import gap_text, multiplier_text
 from eacps.trees import parent_links
@@ -130,9 +130,14 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
     for label, searches in by.items():
         grid = sorted({x for pts in searches for x, _ in pts})
         rows = []
+        at = [0] * len(searches)  # per search: how many of its points lie at or before x (costs only grow)
+        held: list[float | None] = [None] * len(searches)  # per search: its best so far at x
         for x in grid:
-            vals = [next((b for cx, b in reversed(pts) if cx <= x and b is not None), None) for pts in searches]
-            vals = [v for v in vals if v is not None]
+            for i, pts in enumerate(searches):
+                while at[i] < len(pts) and pts[at[i]][0] <= x:
+                    held[i] = pts[at[i]][1] if pts[at[i]][1] is not None else held[i]
+                    at[i] += 1
+            vals = [v for v in held if v is not None]
             if vals:
                 m = sum(vals) / len(vals)
                 se = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals)) ** 0.5 if len(vals) > 1 else 0.0
@@ -327,8 +332,20 @@ class Images:
         self.root, self.generator, self.conditions = root, generator, conditions
         self.recipes: dict[str, dict[str, Any]] = {}
 
-    def png(self, path: Path) -> str:
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+    def png(self, name: str) -> str:
+        """The store image ``name`` (``images/<hex>.png``, validated when read) as a data URL; a file that resolves
+        outside the run's images/ folder (a symlink) is refused: a report embeds nothing else."""
+        folder = (self.root / "images").resolve()
+        path = (self.root / name).resolve()
+        if image_name(name) is None or path.parent != folder:
+            raise StoreError(f"{self.root / name}: resolves outside {folder}; a report embeds only the run's own "
+                             "images: restore the file, or use another run directory")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"{self.root / name}: a stored image is missing (was the run's images/ folder deleted or "
+                             "moved?); restore it, or use another run directory") from None
+        return "data:image/png;base64," + base64.b64encode(data).decode()
 
     def figure(self, c: Candidate | None, caption: str) -> dict[str, Any]:
         if c is None or c.image_path is None:
@@ -340,7 +357,7 @@ class Images:
                 "potential": _f(c.potential), "scores": [(k, _f(v, ".2f")) for k, v in c.scores.items()],
                 "recipe": c.recipe.key, "steps": c.steps, "reason": c.reason,
                 "snippet": snippet(self.generator, self.conditions.get(c.condition, {"id": c.condition}), c)}
-        return {"caption": caption, "src": self.png(self.root / c.image_path), "anchor": anchor,
+        return {"caption": caption, "src": self.png(c.image_path), "anchor": anchor,
                 "alt": f"{c.condition} {c.recipe.key}", "potential": _f(c.potential, ".2f"),
                 "scores": " ".join(f"{k[:4]}={v:.1f}" for k, v in c.scores.items())}
 
@@ -422,8 +439,7 @@ def tasks_context(recs: list[SearchRecord], images: Images) -> list[dict[str, An
         by_cond[r.condition].append(r)
     out = []
     for cond, rs in by_cond.items():
-        ref = images.conditions.get(cond, {}).get("reference_image")
-        ref_path = images.root / ref if ref else None
+        ref = images.conditions.get(cond, {}).get("reference_image")  # validated by Store.condition_json
         seen, top = set(), []
         for c in sorted((c for r in rs for c in r.candidates if c.result.eligible), key=lambda c: -c.potential):
             if c.cache_key not in seen:
@@ -431,7 +447,7 @@ def tasks_context(recs: list[SearchRecord], images: Images) -> list[dict[str, An
                 top.append(c)
         out.append({
             "condition": cond,
-            "reference": images.png(ref_path) if ref_path is not None and ref_path.exists() else None,
+            "reference": images.png(ref) if ref and (images.root / ref).exists() else None,
             "figures": [images.figure(rs[0].prior, "prior")] + [images.figure(r.best, f"best: {r.strategy}")
                                                                for r in rs],
             "top": [images.figure(c, f"#{i + 1} {c.strategy}") for i, c in enumerate(top[:TOP_K])],
@@ -447,9 +463,9 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
         recs = load_searches(store)
         summary = summarize_store(store, recs)
         tree_data = trees([c for r in recs for c in r.candidates])
-        config = store.get_meta("config")
+        config = store.get_meta("config", expect=dict)
         for key in ("compare", "landscape"):  # their configs live in their own meta entries
-            config = config or (store.get_meta(key) or {}).get("config")
+            config = config or (store.get_meta(key, expect=dict) or {}).get("config")
         conditions = {r.condition: store.condition_json(r.condition) for r in recs}
     finally:
         store.close()

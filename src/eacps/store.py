@@ -12,7 +12,9 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -92,6 +94,23 @@ def search_id(*parts: object) -> str:
     return "/".join(str(p).replace("%", "%25").replace("/", "%2F") for p in parts)
 
 
+#: the names the store gives its images (``Store.image_path_for``): the only ``image`` values read back
+IMAGE_NAME = re.compile(r"images/[0-9a-f]{8,64}\.png")
+
+
+def image_name(value: object) -> str | None:
+    """``value`` if it is one of the store's own image names (``images/<hex>.png``, relative to the run directory),
+    else None: a tampered ``image`` column can name no other file (``../../etc/hostname``, ``/host/x.png``)."""
+    return value if isinstance(value, str) and IMAGE_NAME.fullmatch(value) else None
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file ``path``, whatever characters its name holds: the path is
+    percent-quoted into a ``file:`` URI (``#``, ``?`` and ``%`` in a run directory's name are characters of the
+    name, never a fragment, a query or an escape; the file is never created)."""
+    return sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+
+
 def describe_os_error(exc: OSError, where: Path | str, action: str = "write") -> str:
     """One line for a filesystem error (full disk, read-only filesystem, a file where a folder belongs)."""
     hints = {errno.ENOSPC: "the disk is full", errno.EFBIG: "file size limit reached", errno.EROFS:
@@ -141,6 +160,106 @@ class Candidate:
         except FileNotFoundError:
             raise StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
                              "restore it, or use another run directory") from None
+
+
+class _BadValue(ValueError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
+
+def _check(field: str, value: Any, ok: bool, expected: str) -> Any:
+    if not ok:
+        raise _BadValue(field, f"{_shown(value)} is not {expected}")
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+_STATUSES = frozenset(s.value for s in Status)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any, finite: bool = True) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and (not finite or math.isfinite(v))
+
+
+def _opt(v: Any, test: Any) -> bool:
+    return v is None or test(v)
+
+
+def _recipe(text: Any) -> Recipe:
+    _check("recipe", text, isinstance(text, str), "text")
+    try:
+        return Recipe.from_json(json.loads(text))
+    except json.JSONDecodeError:
+        raise _BadValue("recipe", f"{_shown(text)} is not valid JSON") from None
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise _BadValue("recipe", f"not a valid recipe ({type(exc).__name__}: {exc})") from None
+
+
+def _scores(text: Any) -> dict[str, float]:
+    try:
+        scores = json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        scores = None
+    ok = isinstance(scores, dict) and all(isinstance(k, str) and _is_num(v) for k, v in scores.items())
+    _check("scores", text, ok, "a JSON object of finite scores")
+    return scores  # type: ignore[return-value]
+
+
+def _typed(row: tuple) -> bool:
+    """Every scalar of a row has its type (the common case, in one expression; ``_check_scalars`` names a bad one)."""
+    (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image, gs, ss, session, reused,
+     parent) = row
+    return (type(id_) is int and type(seq) is int and type(session) is int and type(steps) is int and steps >= 0
+            and type(search) is str and type(role) is str and type(cond) is str and type(key) is str
+            and (strategy is None or type(strategy) is str) and (reason is None or type(reason) is str)
+            and (reused is None or type(reused) is int) and (parent is None or type(parent) is int)
+            and _finite_or_none(pot) and _finite_or_none(gs) and _finite_or_none(ss) and status in _STATUSES
+            and (image is None or (type(image) is str and IMAGE_NAME.fullmatch(image) is not None)))
+
+
+def _finite_or_none(v: Any) -> bool:
+    return v is None or (type(v) in (float, int) and v - v == 0)
+
+
+def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
+    """A ``Candidate`` from a row of ``Store._COLS`` + parent, every value checked (``_BadValue`` names the field):
+    read-back values are untrusted (a store may be damaged or edited)."""
+    (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
+     gs, ss, session, reused, parent) = row
+    if not _typed(row):
+        _check_scalars(row)
+    return Candidate(search, seq, role, cond, _recipe(recipe), steps, Status(status), pot, _scores(scores), reason,
+                     image, key, strategy, gs or 0.0, ss or 0.0, id_, reused, session, root, parent)
+
+
+def _check_scalars(row: tuple) -> None:
+    """``_BadValue`` naming the first scalar of a row that is not of its type."""
+    (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image,
+     gs, ss, session, reused, parent) = row
+    for name, v in (("search", search), ("role", role), ("condition", cond), ("cache_key", key)):
+        _check(name, v, isinstance(v, str), "text")
+    for name, v in (("strategy", strategy), ("reason", reason)):
+        _check(name, v, _opt(v, lambda x: isinstance(x, str)), "text")
+    for name, v in (("id", id_), ("seq", seq), ("session", session)):
+        _check(name, v, _is_int(v), "an integer")
+    for name, v in (("reused_from", reused), ("parent", parent)):
+        _check(name, v, _opt(v, _is_int), "an integer")
+    _check("steps", steps, _is_int(steps) and steps >= 0, "an integer >= 0")
+    _check("status", status, status in _STATUSES, f"one of {sorted(_STATUSES)}")
+    _check("potential", pot, _opt(pot, _is_num), "a finite number")
+    for name, v in (("gen_seconds", gs), ("score_seconds", ss)):
+        _check(name, v, _opt(v, _is_num), "a finite number")
+    _check("image", image, image is None or image_name(image) is not None,
+           "one of the store's image names (images/<hex>.png inside the run directory)")
 
 
 def eligible(c: Candidate) -> bool:
@@ -201,20 +320,21 @@ class Store:
     def __init__(self, root: Path, *, readonly: bool = False, argv: Iterable[str] = ()) -> None:
         self.root = Path(root)
         self._lock_fd: int | None = None
+        self._dir_fd: int | None = None
         self.session = 0
         self.generated = 0  # candidates computed (not served from the store) by this session
         path = self.root / "store.sqlite"
         if readonly:
             if not path.exists():
                 raise FileNotFoundError(f"no run store at {path}")
-            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            self.db = connect_read_only(path)
             self._check_readable(require_candidates=True)
             return
         existed = path.exists()
         self._make_dirs(existed)
         self._lock()
         try:
-            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db = sqlite3.connect(path.absolute(), isolation_level=None)  # a plain path: never a URI
             self._check_readable(require_candidates=False, integrity=existed)
             self._setup(argv)
         except sqlite3.Error as exc:
@@ -292,16 +412,40 @@ class Store:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+        self._lock_dir()
+
+    def _lock_dir(self) -> None:
+        """Also lock the run directory itself: a deleted or replaced ``.lock`` file cannot let a second process in
+        while the first still runs (the directory outlives its lock file). Skipped where directories cannot be
+        locked (some network filesystems): ``.lock`` alone then."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            self._unlock()
+            raise RunLockedError(
+                f"run directory {self.root} is in use by another eacps process (its lock file .lock was deleted or "
+                "replaced while that process ran); wait for it or use another --out") from None
+        except OSError:
+            os.close(fd)
+            return
+        self._dir_fd = fd
 
     def close(self) -> None:
         self.db.close()
         self._unlock()
 
     def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        for name in ("_lock_fd", "_dir_fd"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                setattr(self, name, None)
 
     def __enter__(self) -> Store:
         return self
@@ -313,11 +457,28 @@ class Store:
     def set_meta(self, key: str, value: Any) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
-    def get_meta(self, key: str, default: Any = None) -> Any:
+    def get_meta(self, key: str, default: Any = None, *, expect: type | None = None) -> Any:
+        """The stored value of ``key`` (``default`` when absent); ``StoreError`` when it is not valid JSON or, with
+        ``expect``, not of that type."""
         if "meta" not in self._tables:  # an empty database (a store whose creation was cut short)
             return default
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        if row is None:
+            return default
+        return self._json(row[0], f"meta {key!r}", expect)
+
+    def _json(self, text: Any, where: str, expect: type | None = None) -> Any:
+        """A stored JSON value, checked: one line naming ``where`` when it is damaged."""
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+            ok = isinstance(text, str) and (expect is None or isinstance(value, expect))
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            kind = "valid JSON" if expect is None else f"a JSON {expect.__name__}"
+            raise StoreError(f"{self.root / 'store.sqlite'}: {where}: {_shown(text)} is not {kind}; the store was "
+                             "damaged or edited: keep it for inspection and use another run directory")
+        return value
 
     # -- candidates ---------------------------------------------------------------------------
     _COLS = ("id, search, seq, role, condition, strategy, recipe, steps, cache_key, status, potential, reason, "
@@ -331,11 +492,13 @@ class Store:
         return self._cols_cache
 
     def _row(self, row: tuple) -> Candidate:
-        (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
-         gs, ss, session, reused, parent) = row
-        return Candidate(search, seq, role, cond, Recipe.from_json(recipe), steps, Status(status), pot,
-                         json.loads(scores), reason, image, key, strategy, gs or 0.0, ss or 0.0, id_, reused,
-                         session, self.root, parent)
+        """A candidate from a stored row, every value validated (``StoreError`` naming the row and field)."""
+        try:
+            return candidate_from_row(row, self.root)
+        except _BadValue as exc:
+            raise StoreError(f"{self.root / 'store.sqlite'}: candidate row {row[0]!r}, field {exc.field}: "
+                             f"{exc.problem}; the store was damaged or edited: keep it for inspection and use "
+                             "another run directory") from None
 
     def find_in_search(self, search: str, recipe: Recipe) -> Candidate | None:
         row = self.db.execute(f"SELECT {self._cols} FROM candidates WHERE search = ? AND recipe = ?",
@@ -383,6 +546,11 @@ class Store:
                     cur = self.db.execute(sql, (*row, desc) if self._legacy else row)
                     c.id, c.session, c.root = int(cur.lastrowid), self.session, self.root
             self.generated += computed
+        except sqlite3.IntegrityError as exc:  # rows another writer stored: two processes wrote one store
+            raise StoreError(f"{self.root / 'store.sqlite'}: another process wrote the same candidates ({exc}): two "
+                             "runs used this run directory at once (was its lock file .lock deleted while a run "
+                             "used it?); every batch committed before is kept: rerun the same command alone",
+                             exit_code=1) from None
         except sqlite3.OperationalError as exc:  # full disk, I/O error: the transaction was rolled back
             raise StoreError(f"{self.root / 'store.sqlite'}: cannot write: {exc} (the store keeps every batch "
                              "committed before)", exit_code=1) from None
@@ -395,7 +563,7 @@ class Store:
         """``{search id: prior search id}`` as recorded by ``link_prior`` (empty for older stores)."""
         if "searches" not in self._tables:
             return {}
-        return dict(self.db.execute("SELECT search, prior FROM searches").fetchall())
+        return {str(a): str(b) for a, b in self.db.execute("SELECT search, prior FROM searches")}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -425,7 +593,15 @@ class Store:
         if row is None and self._legacy:
             row = self.db.execute("SELECT condition_json FROM candidates WHERE condition = ? ORDER BY id LIMIT 1",
                                   (condition,)).fetchone()
-        return json.loads(row[0]) if row else {}
+        if row is None:
+            return {}
+        desc = self._json(row[0], f"condition {condition!r}", dict)
+        ref = desc.get("reference_image")
+        if ref is not None and image_name(ref) is None:
+            raise StoreError(f"{self.root / 'store.sqlite'}: condition {condition!r}: reference_image {_shown(ref)} "
+                             "is not one of the store's image names (images/<hex>.png); the store was damaged or "
+                             "edited: keep it for inspection and use another run directory")
+        return desc
 
     def searches(self) -> list[str]:
         if "candidates" not in self._tables:
@@ -444,7 +620,7 @@ def check_images(root: Path) -> None:
 def _has_images(db_path: Path) -> bool:
     """Whether a store references any image (read without writing; False for a damaged file)."""
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        db = connect_read_only(db_path)
         try:
             return db.execute("SELECT 1 FROM candidates WHERE image IS NOT NULL LIMIT 1").fetchone() is not None
         finally:

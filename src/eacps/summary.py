@@ -23,6 +23,7 @@ class SearchRecord:
     prior: Candidate | None
     best: Candidate | None = None
     curve: list[float | None] = field(default_factory=list)
+    charges: list[int] | None = None  # ``search_charges``, once computed
 
     @property
     def failed(self) -> int:
@@ -35,7 +36,7 @@ def _prior_finder(store: Store):
     search's label, else the condition's prior with the default seed 0 (else its first prior)."""
     priors = {c.search: c for c in store.candidates(role="prior")}
     links = store.prior_links()
-    config = store.get_meta("config") or {}
+    config = store.get_meta("config", expect=dict) or {}
     searches = config.get("searches") or ([config["search"]] if isinstance(config.get("search"), dict) else [])
     seed_of = {s.get("label") or s.get("strategy", "eacps"): s.get("prior_seed", 0)
                for s in searches if isinstance(s, dict)}
@@ -82,7 +83,7 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
     for r in recs:
         by_strategy[r.strategy].append(r)
     priors = {r.prior.search: r.prior.potential for r in recs if r.prior is not None and r.prior.potential is not None}
-    config = store.get_meta("config") or {}
+    config = store.get_meta("config", expect=dict) or {}
     units = unit_costs(store, CostConfig(**config["cost"]) if isinstance(config.get("cost"), dict) else None)
     full_keys = {k for r in recs for c in r.candidates if not c.recipe.is_preview for k in c.scores}
     preview_keys = {k for r in recs for c in r.candidates if c.recipe.is_preview for k in c.scores}
@@ -146,8 +147,10 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def search_charges(r: SearchRecord) -> list[int]:
     """Each candidate's charged denoising steps, in ask order: a prefix shared by the search's paths is charged
-    once, to the candidate that computed it."""
-    return charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
+    once, to the candidate that computed it (computed once per record)."""
+    if r.charges is None or len(r.charges) != len(r.candidates):
+        r.charges = charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
+    return r.charges
 
 
 def _schedule(cands: list[Candidate]) -> int:

@@ -7,8 +7,19 @@ one line (``grep``-able).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: control characters (ESC, BEL, C1 controls, DEL; newlines and tabs
+    kept) and invisible format characters (bidirectional overrides) are shown escaped (``\\x1b``, ``\\u202e``),
+    so a stored string (a condition id, a reason) cannot clear the screen, set the window title or reorder text."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf")
+                   else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1) -> str:
