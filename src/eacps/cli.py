@@ -72,6 +72,14 @@ def _echo_table(header: list[str], rows: list[list[Any]], left: int = 1) -> None
     click.echo(format_table(header, rows, left=left))
 
 
+def validate(config: Path) -> None:
+    """Parse and validate CONFIG (fields, plugin names, strategy params) before the heavy modules (engine, torch)
+    are imported: a config error is one line within a second."""
+    from eacps.config import load_config
+
+    load_config(config)
+
+
 def _default_out(config: Path, suffix: str = "") -> Path:
     from eacps.config import default_run_dir, load_config
 
@@ -125,6 +133,7 @@ def demo_command(out: Path | None, tasks: int, budget: int, seed: int, quiet: bo
 @out_option("the config's `output`, else runs/<config name>")
 @quiet_option
 def run_command(config: Path, out: Path | None, quiet: bool) -> None:
+    validate(config)
     from eacps.api import run_config
     from eacps.report import write_report
     from eacps.summary import format_table as summary_table
@@ -219,6 +228,7 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 @out_option("runs/<config name>-compare")
 @quiet_option
 def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) -> None:
+    validate(config)
     from eacps.compare import format_compare, run_compare
     from eacps.report import write_report
 
@@ -258,6 +268,7 @@ def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
 @quiet_option
 def landscape_command(config: Path, neighborhoods: str, parents: int, children: int, seed: int, per_step: bool,
                       out: Path | None, quiet: bool) -> None:
+    validate(config)
     from eacps.landscape import format_landscape, run_landscape
     from eacps.report import write_report
 

@@ -114,7 +114,7 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
     where = f"{section}.{field}" if section else kind
     try:
         cls = plugins.get(kind, name)
-    except plugins.UnknownPluginError as exc:
+    except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     p = validate_params(cls.Params, params or {}, f"{section}.params" if section else "params")
     if isinstance(getattr(p, "device", None), str):
@@ -415,7 +415,7 @@ def build_conditions(cfg: RunConfig, base_dir: Path) -> list[Condition]:
     if cfg.tasks is not None:
         try:
             fn = plugins.get("tasks", cfg.tasks.name)
-        except plugins.UnknownPluginError as exc:
+        except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
             raise ConfigError(f"tasks.name: {exc}") from None
         out += list(fn(cfg.tasks.n, cfg.tasks.seed))
     ids = [c.id for c in out]
