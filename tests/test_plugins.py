@@ -383,3 +383,23 @@ def test_a_hook_or_a_lazy_module_that_exits_is_named():
         sys.path.remove(str(spec_dir))
         sys.modules.pop("tp_hook_exits", None)
         sys.modules.pop("tp_import_exits", None)
+
+
+def test_generate_unknown_model_suggests_the_preset_before_any_import(tmp_path):
+    got = _probe("generate", "3", "--model", "digit", "-o", str(tmp_path / "best.png"), "--quiet")
+    assert got["code"] == 2 and got["heavy"] == [], got["err"]
+    assert "--model: unknown model 'digit'; did you mean 'digits'? known: digits" in got["err"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('name = "digits"', 'name = "digit"', "generator.name: unknown generator 'digit'; did you mean 'digits'?"),
+    ('scorer = "digits-realism"', 'scorer = "digits-realsm"',
+     "potential.criteria.realism.scorer: unknown scorer 'digits-realsm'; did you mean 'digits-realism'?"),
+])
+def test_a_config_naming_an_unknown_plugin_suggests_the_closest(tmp_path, old, new, message):
+    text = (Path(__file__).parents[1] / "examples" / "digits.toml").read_text()
+    assert old in text
+    (tmp_path / "bad.toml").write_text(text.replace(old, new, 1))
+    got = _probe("run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "run"))
+    assert got["code"] == 2 and got["heavy"] == [] and message in got["err"], got["err"]

@@ -273,8 +273,24 @@ def parse_config(raw: dict[str, Any]) -> RunConfig:
         cfg = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    check_names(cfg)
     check_searches(cfg)
     return cfg
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Every plugin the config names is registered (one line with "did you mean", nothing imported)."""
+    reg = plugins.get_registry()
+    named: list[tuple[str, plugins.Kind, str]] = [("generator.name", "generator", cfg.generator.name),
+                                                  ("executor.name", "executor", cfg.executor.name)]
+    for section, pot in (("potential", cfg.potential), ("preview_potential", cfg.preview_potential)):
+        criteria = pot.criteria if pot is not None else {}
+        named += [(f"{section}.criteria.{n}.scorer", "scorer", c.scorer) for n, c in criteria.items()]
+    if cfg.tasks is not None:
+        named.append(("tasks.name", "tasks", cfg.tasks.name))
+    for where, kind, name in named:
+        if name not in reg.entries[kind]:
+            raise ConfigError(f"{where}: {plugins.UnknownPluginError(kind, name, reg.names(kind))}")
 
 
 def search_section(cfg: RunConfig, i: int) -> str:

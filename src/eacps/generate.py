@@ -154,6 +154,18 @@ def check_request(req: GenerateRequest) -> None:
                           "(install eacps-diffusers)")
     if req.judge_url is not None:
         _check_remote_judge(req)
+    check_model_name(req.model)
+
+
+def check_model_name(model: str) -> None:
+    """A ``--model`` that is neither a preset, a hub id (``org/name``) nor an existing folder is unknown: one line
+    with the closest preset ("did you mean 'digits'?"), before anything is imported or loaded."""
+    if "/" in model or Path(model).expanduser().is_dir():
+        return
+    known = plugins.get_registry().names("demo")
+    hint = plugins.did_you_mean(model, known)
+    raise ConfigError(f"--model: unknown model {model!r}{hint}{' ' if hint else '; '}known: "
+                      f"{', '.join(known) or '(no preset installed)'}, or a diffusers hub id (org/name) or local folder")
 
 
 def _check_remote_judge(req: GenerateRequest) -> None:
@@ -184,10 +196,9 @@ def _with_reference(config: dict[str, Any], reference: str | None, base: Path) -
 
 def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOutcome:
     """Check, build, run one search and write ``req.output`` (and ``req.save_config``) on success."""
-    from eacps.api import run_config
-
     check_request(req)
     config = build_config(req)
+    from eacps.api import run_config  # the engine and torch: only once the request is valid
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
     try:
         path = tmp / "generate.toml"
