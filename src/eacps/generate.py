@@ -164,8 +164,9 @@ def check_model_name(model: str) -> None:
         return
     known = plugins.get_registry().names("demo")
     hint = plugins.did_you_mean(model, known)
-    raise ConfigError(f"--model: unknown model {model!r}{hint}{' ' if hint else '; '}known: "
-                      f"{', '.join(known) or '(no preset installed)'}, or a diffusers hub id (org/name) or local folder")
+    known_text = ", ".join(known) or "(no preset installed)"
+    raise ConfigError(f"--model: unknown model {model!r}{hint}{' ' if hint else '; '}known: {known_text}, or a "
+                      "diffusers hub id (org/name) or local folder")
 
 
 def _check_remote_judge(req: GenerateRequest) -> None:
