@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}
-    for name, cmd in COMMANDS.items():  # one warm-up each (page cache, .pyc files)
+    for cmd in COMMANDS.values():  # one warm-up each (page cache, .pyc files)
         wall(cmd)
     for _ in range(args.repeats):
         for name, cmd in COMMANDS.items():

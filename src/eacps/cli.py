@@ -31,9 +31,11 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 
-#: commands living in their own modules, imported only when used: ``name: (module, short help)``; the
-#: module's ``command()`` returns the click command.
+#: commands living in their own modules, imported only when used: ``name: (module[:function], short help)``;
+#: the module's ``command()`` (or the named function) returns the click command.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("eacps.doctor:check_command", "validate a config offline: plugins, parameters, capabilities, "
+              "downloads"),
     "generate": ("eacps.generate", "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)"),
     "doctor": ("eacps.doctor", "Python, torch, devices, libraries, plugins; with CONFIG: what it needs is there"),
     "serve": ("eacps.serve", "a live read-only page of a run, refreshing as batches land"),
@@ -362,10 +364,11 @@ class EacpsGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in LAZY_COMMANDS:
-            module, _ = LAZY_COMMANDS[name]
-            self._adding = module
+            spec, _ = LAZY_COMMANDS[name]
+            self._adding = spec
+            module, _, function = spec.partition(":")
             try:
-                self.add_command(importlib.import_module(module).command(), name)
+                self.add_command(getattr(importlib.import_module(module), function or "command")(), name)
             except ModuleNotFoundError as exc:
                 if exc.name != module:
                     raise

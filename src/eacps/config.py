@@ -246,7 +246,9 @@ class RunConfig(Section):
         return [self.search if self.search is not None else SearchConfig()]
 
 
-def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+def load_config(path: str | Path, *, names: bool = True) -> tuple[RunConfig, dict[str, Any]]:
+    """Read and validate a config file (``parse_config``); ``names=False`` leaves unknown plugin names to the
+    caller (``eacps doctor`` lists every problem instead of the first)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -263,17 +265,19 @@ def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
         raise ConfigError(f"config: {path}: nested more than {MAX_DEPTH} levels deep") from None
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror or exc}") from None
-    return parse_config(raw), raw
+    return parse_config(raw, names=names), raw
 
 
-def parse_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a config (as read from TOML): fields, values, strategy names and parameters of every search."""
+def parse_config(raw: dict[str, Any], *, names: bool = True) -> RunConfig:
+    """Validate a config (as read from TOML): fields, values, every plugin name (with ``names``), strategy names
+    and parameters of every search."""
     check_values(raw)
     try:
         cfg = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
-    check_names(cfg)
+    if names:
+        check_names(cfg)
     check_searches(cfg)
     return cfg
 

@@ -13,6 +13,7 @@ _LAZY = {
     "DiffusersParams": "eacps_diffusers.generator",
     "Family": "eacps_diffusers.generator",
     "ModelLoadError": "eacps_diffusers.generator",
+    "ModelNotCached": "eacps_diffusers.generator",
 }
 __all__ = sorted(_LAZY)
 
