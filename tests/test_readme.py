@@ -170,7 +170,7 @@ def test_the_pages_have_commands_and_every_one_is_planned():
            "--tune-tasks 10 --out runs/compare" in readme
     assert any(c.startswith("eacps generate 'a red fox in snow'") and "--judge-key-env VLLM_API_KEY" in c
                for c in readme), "continuation lines are joined"
-    mode, argv, _ = how("eacps generate x --model stabilityai/stable-diffusion-xl-base-1.0 --save-config s.toml")
+    _, argv, _ = how("eacps generate x --model stabilityai/stable-diffusion-xl-base-1.0 --save-config s.toml")
     assert argv[-1] == "--dry-run"
     assert how("eacps generate 3 --model digits --budget 8")[1] == ["eacps", "generate", "3", "--model", "digits",
                                                                     "--budget", "8"]
