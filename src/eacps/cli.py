@@ -385,8 +385,9 @@ class EacpsGroup(click.Group):
         """Lists every command without importing the lazy ones (their short help is in ``LAZY_COMMANDS``)."""
         rows = []
         for name in self.list_commands(ctx):
-            cmd = self.commands.get(name)
-            text = cmd.get_short_help_str(limit=formatter.width - 16) if cmd else LAZY_COMMANDS[name][1]
+            cmd = self.commands.get(name)  # a lazy command reads the same loaded or not
+            text = LAZY_COMMANDS[name][1] if name in LAZY_COMMANDS else cmd.get_short_help_str(
+                limit=formatter.width - 16)
             if cmd is None or not cmd.hidden:
                 rows.append((name, text))
         if rows:
