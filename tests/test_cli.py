@@ -327,3 +327,109 @@ def test_an_interrupted_command_is_one_line_with_its_exit_code(capsys, raised, c
         plugins.unregister_plugin(mod)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("eacps: error: ") and text in err, repr(err)
+
+
+# -- eacps check, generate --dry-run, one download policy (issue 21) ----------------------------------------------
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path, monkeypatch):
+    """No weights anywhere: an empty Hugging Face cache, offline."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def test_generate_dry_run_writes_a_config_that_check_accepts_without_weights(tmp_path, capsys, monkeypatch,
+                                                                             empty_hf_cache):
+    monkeypatch.chdir(tmp_path)
+    rc = main(["generate", "a lighthouse at dusk", "--model", SDXL, "--dry-run", "--save-config", "x.toml"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert f"hf download {SDXL}" in out and "hf download Qwen/Qwen2.5-VL-7B-Instruct" in out
+    assert "size unknown offline" in out and "nothing loaded" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf-cache", "x.toml"]  # no image, no store
+    assert list(empty_hf_cache.iterdir()) == []  # nothing fetched
+    assert main(["check", "x.toml"]) == 0
+    out = capsys.readouterr().out
+    assert f"x.toml is valid; before it runs, provide: model {SDXL}, model Qwen/Qwen2.5-VL-7B-Instruct" in out
+
+
+def test_dry_run_of_a_served_judge_contacts_nothing(tmp_path, capsys, monkeypatch, empty_hf_cache):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EACPS_TEST_UNSET_KEY", raising=False)
+    args = ["generate", "a red fox", "--model", "black-forest-labs/FLUX.1-schnell", "--steps", "4", "--judge-url",
+            f"http://127.0.0.1:{configs.unused_port()}/v1", "--judge", "qwen", "--judge-key-env",
+            "EACPS_TEST_UNSET_KEY"]
+    assert main([*args, "--dry-run"]) == 0
+    assert "not contacted" in capsys.readouterr().out
+    assert main(args) == 2  # for real, the unset key is refused first
+    assert "EACPS_TEST_UNSET_KEY is not set" in capsys.readouterr().err
+
+
+def test_check_validates_plugins_params_and_capabilities_in_one_line(tmp_path, capsys):
+    base = configs.digits("eacps", 20)
+    assert main(["check", str(write(tmp_path, base))]) == 0
+    assert "every model and file it names is here" in capsys.readouterr().out
+    for edits, message in [
+        ({"generator.params": {"stepz": 3}}, "generator.params.stepz: unknown parameter"),
+        ({"potential.criteria.realism.scorer": "digits-realsm"}, "did you mean 'digits-realism'?"),
+        ({"search.params": {"k_global": 0}}, "search.params.k_global"),
+    ]:
+        cfg = base
+        for path, value in edits.items():
+            cfg = configs.edit(cfg, path, value)
+        assert main(["check", str(write(tmp_path, cfg))]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("eacps: error: ") and message in err and "\n" not in err, err
+
+
+def test_check_names_a_strategy_the_generator_cannot_serve(tmp_path, capsys, toy_plugin):
+    cfg = configs.toy(strategy="fk-steering", budget=4)
+    assert main(["check", str(write(tmp_path, cfg))]) == 2
+    err = capsys.readouterr().err
+    assert "search.strategy: strategy 'fk-steering' needs stepping, which generator 'toy' does not offer" in err
+
+
+def test_one_download_policy_for_generator_and_scorers():
+    """Generators and model-loading scorers default to local files only; --allow-download lifts it for both."""
+    from eacps_clip import ClipTextParams, ImageSimilarityParams
+    from eacps_diffusers import DiffusersParams
+    from eacps_vlm import VLMParams
+
+    from eacps.generate import GenerateRequest, build_config
+
+    for params in (DiffusersParams(model="a/b"), VLMParams(), ClipTextParams(), ImageSimilarityParams()):
+        assert params.local_files_only is True, type(params).__name__
+    for allow in (False, True):
+        cfg = build_config(GenerateRequest("a cat", SDXL, allow_download=allow))
+        flags = [cfg["generator"]["params"].get("local_files_only", True)] + [
+            c["params"].get("local_files_only", True) for c in cfg["potential"]["criteria"].values()]
+        assert flags == [not allow] * 3
+
+
+def test_a_model_not_downloaded_is_one_uncut_line_with_the_hf_download_command(tmp_path, capsys, monkeypatch,
+                                                                              empty_hf_cache):
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "a lighthouse", "--model", SDXL, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "…" not in err and err.count("cannot load") == 0, err
+    assert err.endswith("or local_files_only = false in the config)") and f"with: hf download {SDXL} (" in err
+    assert "--allow-download" in err
+
+
+def test_a_scorer_model_not_downloaded_names_its_criterion(tmp_path, capsys, empty_hf_cache):
+    cfg = configs.edit(configs.digits("best-of-n", 2), "potential.criteria.realism",
+                       {"scorer": "clip-text", "params": {"model": "openai/clip-vit-base-patch32", "device": "cpu"}})
+    cfg = configs.edit(cfg, "conditions.0.prompt", "a three")
+    assert main(["run", str(write(tmp_path, cfg)), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eacps: error: potential.criteria.realism.params.model: 'openai/clip-vit-base-patch32' is "
+                          "not in the Hugging Face cache") and "hf download openai/clip-vit-base-patch32 (" in err
+    assert not (tmp_path / "run").exists()

@@ -232,3 +232,174 @@ def test_register_hooks_each_add_their_kind(toy_plugin):
     reg = plugins.get_registry()
     assert reg.entries["generator"]["toy"].distribution == "(registered in process)"
     assert "toy-pixel" in reg.names("scorer") and "eacps" in reg.names("strategy")
+
+
+# -- laziness: listing plugins and refusing a config import no model library (issue 21) -------------------------
+HEAVY = ("torch", "diffusers", "transformers", "nevergrad", "optuna", "ray", "scipy")
+_PROBE = f"""
+import json, sys
+from eacps.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({{"code": code, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}), file=sys.stderr)
+"""
+
+
+def _probe(*argv: str, cwd: Path | None = None) -> dict:
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+    return {**json.loads(proc.stderr.strip().splitlines()[-1]), "err": proc.stderr, "out": proc.stdout}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plugins"], ["plugins", "--json"]], ids=" ".join)
+def test_listing_commands_import_no_model_library(argv):
+    got = _probe(*argv)
+    assert got["code"] == 0 and got["heavy"] == [], got["heavy"]
+    if argv == ["plugins"]:  # every installed plugin is still listed, by name, without importing it
+        assert all(n in got["out"] for n in ("diffusers", "vlm", "clip-text", "nevergrad", "optuna", "digits"))
+
+
+def test_a_config_error_is_one_line_before_any_model_library_is_imported(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((Path(__file__).parents[1] / "examples" / "digits.toml").read_text()
+                   .replace('strategy = "eacps"', 'strategy = "eacp"', 1))
+    assert 'strategy = "eacp"' in bad.read_text()
+    got = _probe("run", str(bad), "--out", str(tmp_path / "run"))
+    assert got["code"] == 2 and got["heavy"] == []
+    assert "unknown strategy 'eacp'; did you mean 'eacps'?" in got["err"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_laziness_probe_can_fail():
+    """Using a plugin imports its module (the probe above would see torch)."""
+    code = ("import sys; from eacps import plugins; plugins.get('generator', 'diffusers'); "
+            "plugins.get('strategy', 'nevergrad'); print('torch' in sys.modules, 'nevergrad' in sys.modules)")
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]
+
+
+def test_registration_by_reference_imports_on_first_use(monkeypatch):
+    _module("tp_lazy_host", register_strategies=lambda register: register("tp_lazy_target:ThirdPartyStrategy",
+                                                                              name="third-party"))
+    target = types.ModuleType("tp_lazy_target")
+    target.ThirdPartyStrategy = ThirdPartyStrategy
+    imported = []
+    real_import = importlib.import_module
+
+    def spy(name, *a):
+        imported.append(name)
+        return target if name == "tp_lazy_target" else real_import(name, *a)
+
+    monkeypatch.setattr(importlib, "import_module", spy)
+    reg = build_registry([sys.modules["tp_lazy_host"]], autoload=False)
+    try:
+        assert "third-party" in reg.names("strategy") and "tp_lazy_target" not in imported
+        assert not reg.entries["strategy"]["third-party"].loaded
+        assert reg.get("strategy", "third-party") is ThirdPartyStrategy and "tp_lazy_target" in imported
+    finally:
+        sys.modules.pop("tp_lazy_host", None)
+
+
+# -- did you mean (issue 21) -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind, typo, meant", [("strategy", "best-of", "best-of-n"), ("strategy", "tree_search",
+                         "tree-search"), ("executor", "locl", "local")])
+def test_unknown_names_suggest_the_closest(kind, typo, meant):
+    with pytest.raises(UnknownPluginError) as exc:
+        build_registry(autoload=False).get(kind, typo)
+    assert f"did you mean {meant!r}?" in str(exc.value) and "known:" in str(exc.value)
+
+
+def test_no_suggestion_for_a_name_like_none():
+    with pytest.raises(UnknownPluginError) as exc:
+        build_registry(autoload=False).get("strategy", "qqqqqqq")
+    assert "did you mean" not in str(exc.value) and "unknown strategy 'qqqqqqq'; known: " in str(exc.value)
+
+
+# -- plugins that exit or are interrupted at import are named, the command goes on (issue 23) ---------------------
+@pytest.fixture
+def rude_plugins(monkeypatch):
+    monkeypatch.delenv("EACPS_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("EACPS_LOAD_PLUGINS", raising=False)
+
+    rude = {"exits": SystemExit(3), "interrupts": KeyboardInterrupt()}
+    _module("tp_good2", register_strategies=lambda register: register(ThirdPartyStrategy))
+    fake_entry_points(monkeypatch, [("exits", "tp_exits", "eacps-exits"), ("interrupts", "tp_interrupts",
+                                                                           "eacps-interrupts"),
+                                    ("good", "tp_good2", "eacps-good")])
+    real_load = importlib.metadata.EntryPoint.load
+
+    def load(self):
+        if self.name in rude:
+            raise rude[self.name]
+        return real_load(self)
+
+    monkeypatch.setattr(importlib.metadata.EntryPoint, "load", load)
+    plugins.reset()
+    yield
+    plugins.reset()
+    sys.modules.pop("tp_good2", None)
+
+
+def test_a_plugin_exiting_or_interrupted_at_import_is_named(rude_plugins):
+    reg = build_registry()
+    text = "\n".join(reg.problems)
+    assert "plugin 'exits' (eacps-exits) failed to load: it called sys.exit(3)" in text
+    assert "plugin 'interrupts' (eacps-interrupts) failed to load: it raised KeyboardInterrupt" in text
+    assert "third-party" in reg.names("strategy")  # the others keep working
+
+
+@pytest.mark.parametrize("command", ["plugins", "doctor"])
+def test_plugins_and_doctor_go_on_past_a_plugin_that_exits(rude_plugins, capsys, command):
+    from eacps.cli import main
+
+    assert main([command]) == 0
+    out = capsys.readouterr().out
+    assert "'exits' (eacps-exits) failed to load: it called sys.exit(3)" in out
+    assert "'interrupts' (eacps-interrupts) failed to load: it raised KeyboardInterrupt" in out
+    assert "third-party" in out and "interrupted" not in out.replace("it raised KeyboardInterrupt", "")
+
+
+def test_a_hook_or_a_lazy_module_that_exits_is_named():
+    def exits(register):
+        raise SystemExit(4)
+
+    _module("tp_hook_exits", register_scorers=exits,
+            register_strategies=lambda register: register("tp_import_exits:X", name="exits-on-import"))
+    code = "import sys\nsys.exit(5)\n"
+    spec_dir = Path(__import__("tempfile").mkdtemp())
+    (spec_dir / "tp_import_exits.py").write_text(code)
+    sys.path.insert(0, str(spec_dir))
+    try:
+        reg = build_registry([sys.modules["tp_hook_exits"]], autoload=False)
+        assert "plugin 'tp_hook_exits': register_scorers called sys.exit(4)" in reg.problems
+        with pytest.raises(plugins.PluginLoadError, match=r"strategy 'exits-on-import' \(plugin 'tp_hook_exits'.*"
+                           r"tp_import_exits:X: it called sys.exit\(5\)"):
+            reg.get("strategy", "exits-on-import")
+    finally:
+        sys.path.remove(str(spec_dir))
+        sys.modules.pop("tp_hook_exits", None)
+        sys.modules.pop("tp_import_exits", None)
+
+
+def test_generate_unknown_model_suggests_the_preset_before_any_import(tmp_path):
+    got = _probe("generate", "3", "--model", "digit", "-o", str(tmp_path / "best.png"), "--quiet")
+    assert got["code"] == 2 and got["heavy"] == [], got["err"]
+    assert "--model: unknown model 'digit'; did you mean 'digits'? known: digits" in got["err"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('name = "digits"', 'name = "digit"', "generator.name: unknown generator 'digit'; did you mean 'digits'?"),
+    ('scorer = "digits-realism"', 'scorer = "digits-realsm"',
+     "potential.criteria.realism.scorer: unknown scorer 'digits-realsm'; did you mean 'digits-realism'?"),
+])
+def test_a_config_naming_an_unknown_plugin_suggests_the_closest(tmp_path, old, new, message):
+    text = (Path(__file__).parents[1] / "examples" / "digits.toml").read_text()
+    assert old in text
+    (tmp_path / "bad.toml").write_text(text.replace(old, new, 1))
+    got = _probe("run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "run"))
+    assert got["code"] == 2 and got["heavy"] == [] and message in got["err"], got["err"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from eacps import capabilities, plugins
+from eacps.checkpoints import NotCachedError
 from eacps.config import (
     ConfigError,
     RunConfig,
@@ -159,7 +160,7 @@ def load_models(generator: Generator, potential: Potential, preview: Potential |
     ``load`` may raise ``ConfigError`` for a setting its model refuses (``params.steps: ...``)."""
     try:
         generator.load()
-    except ConfigError as exc:  # a setting the loaded model refuses, named relative to the generator entry
+    except (ConfigError, NotCachedError) as exc:  # named relative to the generator entry (params.steps: ...)
         raise ConfigError(f"generator.{exc}") from None
     except Exception as exc:
         raise ConfigError(f"generator.params: {generator.name} cannot load its model: {one_line(exc)}") from None
@@ -168,6 +169,8 @@ def load_models(generator: Generator, potential: Potential, preview: Potential |
             where = f"{section}.criteria.{c.name}.params: {c.scorer.name}"
             try:
                 c.scorer.load()
+            except (ConfigError, NotCachedError) as exc:  # named relative to the criterion (params.model: ...)
+                raise ConfigError(f"{section}.criteria.{c.name}.{exc}") from None
             except Exception as exc:
                 raise ConfigError(f"{where} cannot load its model: {one_line(exc)}") from None
             preflight = getattr(c.scorer, "preflight", None)

@@ -32,9 +32,54 @@ class CheckpointParams(Params):
     revision: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
-    local_files_only: bool = False
+    local_files_only: bool = Field(True, description="never reach the hub unless set to false (the one download "
+                                   "policy of generators and scorers; `eacps generate --allow-download` sets it)")
     trust_remote_code: bool = False
     batch_size: int = Field(16, ge=1)
+
+
+# -- where a model comes from: a local folder, the Hugging Face cache, or a download -----------------------------
+def is_hub_id(model: str) -> bool:
+    """``org/name`` that is not an existing local path (a hub repository id)."""
+    if model.startswith(("/", ".", "~", "\\")) or (len(model) > 1 and model[1] == ":") or model.count("/") != 1:
+        return False
+    return not Path(model).expanduser().exists()
+
+
+def in_hf_cache(repo: str, filename: str, *, revision: str | None = None, cache_dir: str | None = None) -> bool:
+    """Whether ``filename`` of ``repo`` is in the Hugging Face cache (nothing is fetched)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo, filename, cache_dir=cache_dir, revision=revision), str)
+    except Exception:  # huggingface_hub missing, or not a valid repo id
+        return False
+
+
+def download_command(repo: str, revision: str | None = None) -> str:
+    """The exact command that puts ``repo`` in the Hugging Face cache."""
+    return f"hf download {repo}" + (f" --revision {revision}" if revision else "")
+
+
+def not_cached(model: str, filename: str, *, revision: str | None = None, cache_dir: str | None = None) -> str | None:
+    """Why a hub model cannot be loaded with downloads off (``local_files_only = true``), with the exact
+    ``hf download`` line, or None when it is a local folder, cached, or not a hub id."""
+    if not is_hub_id(model) or in_hf_cache(model, filename, revision=revision, cache_dir=cache_dir):
+        return None
+    return (f"{model!r} is not in the Hugging Face cache and downloads are off (local_files_only = true); download "
+            f"it with: {download_command(model, revision)} (or allow downloads: `eacps generate ... --allow-download`, "
+            "or local_files_only = false in the config)")
+
+
+class NotCachedError(ValueError):
+    """A hub model missing from the cache while downloads are off; ``str()`` names ``params.model`` and says the
+    exact ``hf download`` line (the engine reports it as a config error, uncut)."""
+
+
+def require_local(p: CheckpointParams, filename: str = "config.json") -> None:
+    """``NotCachedError`` when ``p.model`` would have to be downloaded and ``p.local_files_only`` forbids it."""
+    if p.local_files_only and (why := not_cached(p.model, filename, revision=p.revision)) is not None:
+        raise NotCachedError(f"params.model: {why}")
 
 
 def resolve_device(device: str, *, mps: bool = True) -> torch.device:

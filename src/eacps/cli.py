@@ -31,9 +31,11 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 
-#: commands living in their own modules, imported only when used: ``name: (module, short help)``; the
-#: module's ``command()`` returns the click command.
+#: commands living in their own modules, imported only when used: ``name: (module[:function], short help)``;
+#: the module's ``command()`` (or the named function) returns the click command.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("eacps.doctor:check_command", "validate a config offline: plugins, parameters, capabilities, "
+              "downloads"),
     "generate": ("eacps.generate", "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)"),
     "doctor": ("eacps.doctor", "Python, torch, devices, libraries, plugins; with CONFIG: what it needs is there"),
     "serve": ("eacps.serve", "a live read-only page of a run, refreshing as batches land"),
@@ -70,6 +72,14 @@ natural = click.IntRange(min=0)
 
 def _echo_table(header: list[str], rows: list[list[Any]], left: int = 1) -> None:
     click.echo(format_table(header, rows, left=left))
+
+
+def validate(config: Path) -> None:
+    """Parse and validate CONFIG (fields, plugin names, strategy params) before the heavy modules (engine, torch)
+    are imported: a config error is one line within a second."""
+    from eacps.config import load_config
+
+    load_config(config)
 
 
 def _default_out(config: Path, suffix: str = "") -> Path:
@@ -125,6 +135,7 @@ def demo_command(out: Path | None, tasks: int, budget: int, seed: int, quiet: bo
 @out_option("the config's `output`, else runs/<config name>")
 @quiet_option
 def run_command(config: Path, out: Path | None, quiet: bool) -> None:
+    validate(config)
     from eacps.api import run_config
     from eacps.report import write_report
     from eacps.summary import format_table as summary_table
@@ -224,6 +235,7 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 @out_option("runs/<config name>-compare")
 @quiet_option
 def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) -> None:
+    validate(config)
     from eacps.compare import format_compare, run_compare
     from eacps.report import write_report
 
@@ -263,6 +275,7 @@ def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
 @quiet_option
 def landscape_command(config: Path, neighborhoods: str, parents: int, children: int, seed: int, per_step: bool,
                       out: Path | None, quiet: bool) -> None:
+    validate(config)
     from eacps.landscape import format_landscape, run_landscape
     from eacps.report import write_report
 
@@ -364,10 +377,11 @@ class EacpsGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in LAZY_COMMANDS:
-            module, _ = LAZY_COMMANDS[name]
-            self._adding = module
+            spec, _ = LAZY_COMMANDS[name]
+            self._adding = spec
+            module, _, function = spec.partition(":")
             try:
-                self.add_command(importlib.import_module(module).command(), name)
+                self.add_command(getattr(importlib.import_module(module), function or "command")(), name)
             except ModuleNotFoundError as exc:
                 if exc.name != module:
                     raise
@@ -384,8 +398,9 @@ class EacpsGroup(click.Group):
         """Lists every command without importing the lazy ones (their short help is in ``LAZY_COMMANDS``)."""
         rows = []
         for name in self.list_commands(ctx):
-            cmd = self.commands.get(name)
-            text = cmd.get_short_help_str(limit=formatter.width - 16) if cmd else LAZY_COMMANDS[name][1]
+            cmd = self.commands.get(name)  # a lazy command reads the same loaded or not
+            text = LAZY_COMMANDS[name][1] if name in LAZY_COMMANDS else cmd.get_short_help_str(
+                limit=formatter.width - 16)
             if cmd is None or not cmd.hidden:
                 rows.append((name, text))
         if rows:

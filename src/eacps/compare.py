@@ -113,7 +113,7 @@ def parse_contestants(spec: str, cfg: RunConfig | None = None) -> list[Contestan
             continue
         try:
             plugins.get("strategy", item)
-        except plugins.UnknownPluginError as exc:
+        except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
             labels = f"; config labels: {', '.join(entries)}" if entries else ""
             raise ConfigError(f"--strategies: {exc}{labels}") from None
         out.append(Contestant(item, item, {}, base.batch_size, base.max_steps))

@@ -114,7 +114,7 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
     where = f"{section}.{field}" if section else kind
     try:
         cls = plugins.get(kind, name)
-    except plugins.UnknownPluginError as exc:
+    except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     p = validate_params(cls.Params, params or {}, f"{section}.params" if section else "params")
     if isinstance(getattr(p, "device", None), str):
@@ -246,7 +246,9 @@ class RunConfig(Section):
         return [self.search if self.search is not None else SearchConfig()]
 
 
-def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
+def load_config(path: str | Path, *, names: bool = True) -> tuple[RunConfig, dict[str, Any]]:
+    """Read and validate a config file (``parse_config``); ``names=False`` leaves unknown plugin names to the
+    caller (``eacps doctor`` lists every problem instead of the first)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -263,18 +265,36 @@ def load_config(path: str | Path) -> tuple[RunConfig, dict[str, Any]]:
         raise ConfigError(f"config: {path}: nested more than {MAX_DEPTH} levels deep") from None
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror or exc}") from None
-    return parse_config(raw), raw
+    return parse_config(raw, names=names), raw
 
 
-def parse_config(raw: dict[str, Any]) -> RunConfig:
-    """Validate a config (as read from TOML): fields, values, strategy names and parameters of every search."""
+def parse_config(raw: dict[str, Any], *, names: bool = True) -> RunConfig:
+    """Validate a config (as read from TOML): fields, values, every plugin name (with ``names``), strategy names
+    and parameters of every search."""
     check_values(raw)
     try:
         cfg = RunConfig(**raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err)) from None
+    if names:
+        check_names(cfg)
     check_searches(cfg)
     return cfg
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Every plugin the config names is registered (one line with "did you mean", nothing imported)."""
+    reg = plugins.get_registry()
+    named: list[tuple[str, plugins.Kind, str]] = [("generator.name", "generator", cfg.generator.name),
+                                                  ("executor.name", "executor", cfg.executor.name)]
+    for section, pot in (("potential", cfg.potential), ("preview_potential", cfg.preview_potential)):
+        criteria = pot.criteria if pot is not None else {}
+        named += [(f"{section}.criteria.{n}.scorer", "scorer", c.scorer) for n, c in criteria.items()]
+    if cfg.tasks is not None:
+        named.append(("tasks.name", "tasks", cfg.tasks.name))
+    for where, kind, name in named:
+        if name not in reg.entries[kind]:
+            raise ConfigError(f"{where}: {plugins.UnknownPluginError(kind, name, reg.names(kind))}")
 
 
 def search_section(cfg: RunConfig, i: int) -> str:
@@ -415,7 +435,7 @@ def build_conditions(cfg: RunConfig, base_dir: Path) -> list[Condition]:
     if cfg.tasks is not None:
         try:
             fn = plugins.get("tasks", cfg.tasks.name)
-        except plugins.UnknownPluginError as exc:
+        except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
             raise ConfigError(f"tasks.name: {exc}") from None
         out += list(fn(cfg.tasks.n, cfg.tasks.seed))
     ids = [c.id for c in out]

@@ -7,6 +7,11 @@ failed to load with the reason. With ``CONFIG``: every plugin the config names e
 parameters, every model it names is a local folder or in the Hugging Face cache (unless the plugin may
 download it), reference images exist, judges' API keys are set and their servers answer, and a
 requested CUDA device exists. Exit code 1 when something is missing; nothing is loaded or written.
+
+``eacps check CONFIG`` (and ``eacps generate ... --dry-run``) is the offline half: the config is valid, every
+plugin it names resolves and takes its parameters, strategies and generator are compatible where that is known
+without the model, and it says which models would have to be downloaded (``hf download`` lines) — no weights,
+keys or servers needed. Exit 0 for a valid config, 2 (one line) otherwise.
 """
 
 from __future__ import annotations
@@ -76,8 +81,8 @@ def torch_lines(rep: Report) -> None:
 def hf_lines(rep: Report) -> None:
     offline = [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DIFFUSERS_OFFLINE")
                if os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")]
-    rep.add("offline mode", ", ".join(offline) + " set" if offline else "off (plugins still default to "
-            "local files where they say so)")
+    rep.add("offline mode", ", ".join(offline) + " set" if offline else "off (generators and scorers still load "
+            "local files only unless local_files_only = false, e.g. eacps generate --allow-download)")
     try:
         from huggingface_hub import constants
 
@@ -119,14 +124,9 @@ def machine_report() -> Report:
 
 # -- a config's needs --------------------------------------------------------------------------------------------
 def _in_hf_cache(repo: str, filename: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    try:
-        return isinstance(try_to_load_from_cache(repo, filename), str)
-    except Exception:  # not a valid repo id
-        return False
+    from eacps.checkpoints import in_hf_cache
+
+    return in_hf_cache(repo, filename)
 
 
 def check_model(where: str, params: Any, filename: str, rep: Report) -> None:
@@ -138,8 +138,11 @@ def check_model(where: str, params: Any, filename: str, rep: Report) -> None:
         rep.add(where, f"{model}: found")
         return
     if getattr(params, "local_files_only", True):
+        from eacps.checkpoints import download_command
+
         rep.missing.append(f"{where}: model {model!r} is neither a local folder nor in the Hugging Face cache "
-                           "(download it first, or set local_files_only = false)")
+                           f"(download it with: {download_command(model, getattr(params, 'revision', None))}, or set "
+                           "local_files_only = false)")
     else:
         rep.add(where, f"{model}: not cached; downloaded on first use (local_files_only = false)")
 
@@ -181,7 +184,7 @@ def config_report(path: str | Path, rep: Report) -> None:
     """Add what the config at ``path`` needs and lacks to ``rep`` (nothing is loaded)."""
     path = Path(path)
     try:
-        cfg, _ = load_config(path)
+        cfg, _ = load_config(path, names=False)  # every unknown name is listed below, not only the first
     except ConfigError as exc:
         rep.missing.append(str(exc))
         return
@@ -240,3 +243,99 @@ def command() -> Any:
         return code
 
     return doctor
+
+
+# -- eacps check / generate --dry-run: the offline half ------------------------------------------------------------
+def model_source(params: Any, filename: str) -> tuple[str, bool] | None:
+    """(where the ``model`` parameter's weights come from, whether they must be downloaded first), or None."""
+    from eacps.checkpoints import download_command, in_hf_cache, is_hub_id
+
+    model = getattr(params, "model", None)
+    if not isinstance(model, str) or not model or hasattr(params, "base_url"):
+        return None
+    if Path(model).expanduser().is_dir():
+        return f"{model}: local folder", False
+    if not is_hub_id(model):
+        raise ConfigError(f"params.model: {model!r} is neither a local folder nor a hub id (org/name)")
+    revision = getattr(params, "revision", None)
+    if in_hf_cache(model, filename, revision=revision, cache_dir=getattr(params, "cache_dir", None)):
+        return f"{model}: in the Hugging Face cache", False
+    fetch = download_command(model, revision)
+    how = ("downloaded on first use (local_files_only = false)" if not getattr(params, "local_files_only", True)
+           else f"download it first: {fetch} (or --allow-download / local_files_only = false)")
+    return f"{model}: not downloaded; {how}; size unknown offline ({fetch} --dry-run lists the files online)", True
+
+
+def _capability_line(strategy: Any, generator: Any, where: str) -> str:
+    from eacps import capabilities
+    from eacps.generator import Generator
+
+    needs = sorted(capabilities.required(strategy))
+    if not needs:
+        return f"{strategy.name}: needs no generator capability"
+    if type(generator).load is not Generator.load:  # what it offers depends on the model it loads
+        return (f"{strategy.name}: needs {', '.join(needs)}; generator {generator.name!r} says whether it offers "
+                "them once its model loads (eacps run checks it before any candidate)")
+    if (why := capabilities.problem(strategy, generator)) is not None:
+        raise ConfigError(f"{where}: {why}")
+    return f"{strategy.name}: needs {', '.join(needs)}; offered by {generator.name!r}"
+
+
+def check_config(cfg: RunConfig, base_dir: Path) -> tuple[list[str], list[str]]:
+    """(what ``eacps check`` prints, what must be provided before the config runs: models to download, reference
+    images) for a parsed config. A problem is a ``ConfigError`` naming its field. Nothing is loaded, fetched or
+    contacted."""
+    from eacps.api import make_strategy
+    from eacps.config import search_section
+
+    rep, needs, seen, generator = Report(), [], set(), None
+    for where, kind, name, params in _plugins(cfg):
+        obj = create(kind, name, params, section=where, field="scorer" if kind == "scorer" else "name")
+        rep.add(where, f"{kind} {name} ({plugins.get_registry().entries[kind][name].distribution})")
+        generator = obj if kind == "generator" else generator
+        try:
+            source = model_source(obj.params, "model_index.json" if kind == "generator" else "config.json")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+        if source is not None:
+            rep.add("  model", source[0])
+            if source[1] and obj.params.model not in seen:
+                needs.append(f"model {obj.params.model}")
+                seen.add(obj.params.model)
+        if hasattr(obj.params, "base_url"):
+            rep.add("  server", f"{obj.params.base_url} (not contacted; eacps doctor CONFIG checks the key and server)")
+    for i, c in enumerate(cfg.conditions):
+        if c.reference is not None and not (base_dir / c.reference).is_file():
+            rep.add(f"conditions.{i}", f"reference {str(base_dir / c.reference)!r} does not exist yet (eacps run "
+                    "needs it)")
+            needs.append(f"reference image {base_dir / c.reference}")
+    for i, s in enumerate(cfg.all_searches()):
+        where = f"{search_section(cfg, i)}.strategy"
+        rep.add(search_section(cfg, i), _capability_line(make_strategy(s.strategy, s.params, budget=s.budget,
+                                                                       seed=s.seed), generator, where))
+    return rep.lines, needs
+
+
+def check_lines(cfg: RunConfig, base_dir: Path, what: str) -> list[str]:
+    lines, needs = check_config(cfg, base_dir)
+    needs = list(dict.fromkeys(needs))
+    tail = (f"{what} is valid; before it runs, provide: {', '.join(needs)}" if needs
+            else f"{what} is valid; every model and file it names is here")
+    return [*lines, tail]
+
+
+def check_command() -> Any:
+    """The ``eacps check`` click command."""
+    import click
+
+    @click.command("check", short_help="validate a config offline: plugins, parameters, capabilities, downloads",
+                   help="Validates CONFIG without weights, keys or network: fields and values, every plugin it names "
+                   "and its parameters, strategy/generator capabilities where known without the model, reference "
+                   "images; says which models would have to be downloaded (with the hf download line). Exit 0 when "
+                   "valid, 2 with one line naming the field otherwise. `eacps doctor CONFIG` checks this machine.")
+    @click.argument("config", type=click.Path(path_type=Path), metavar="CONFIG")
+    def check(config: Path) -> None:
+        cfg, _ = load_config(config)
+        click.echo("\n".join(check_lines(cfg, config.parent, f"{config}")))
+
+    return check

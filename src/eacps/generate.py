@@ -56,6 +56,8 @@ class GenerateRequest:
     save_config: str | None = None
     run_dir: str | None = None
     batch_size: int = 8
+    dry_run: bool = False  # validate, resolve and say what would be downloaded; no weights, no search
+    allow_download: bool = False  # local_files_only = false for the generator and the local judge
 
 
 @dataclass
@@ -98,6 +100,8 @@ def _judge_criterion(req: GenerateRequest, criterion: str) -> dict[str, Any]:
         params.update(model=req.judge, base_url=req.judge_url, api_key_env=req.judge_key_env or DEFAULT_KEY_ENV)
         return {"scorer": "openai-judge", "params": params}
     params["model"] = req.judge or DEFAULT_JUDGE
+    if req.allow_download:
+        params["local_files_only"] = False
     return {"scorer": "vlm", "params": params}
 
 
@@ -123,6 +127,8 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
         gp: dict[str, Any] = {"model": req.model}
         if req.steps is not None:
             gp["steps"] = req.steps
+        if req.allow_download:
+            gp["local_files_only"] = False
         generator = {"name": "diffusers", "params": gp}
         condition = {"id": _slug(req.prompt), "prompt": req.prompt}
         if req.reference is not None:
@@ -153,20 +159,36 @@ def check_request(req: GenerateRequest) -> None:
         raise ConfigError(f"--model: unknown model {req.model!r}; known: {presets}, or a diffusers model id/folder "
                           "(install eacps-diffusers)")
     if req.judge_url is not None:
-        _check_remote_judge(req)
+        _check_remote_judge(req, contact=not req.dry_run)
+    check_model_name(req.model)
 
 
-def _check_remote_judge(req: GenerateRequest) -> None:
+def check_model_name(model: str) -> None:
+    """A ``--model`` that is neither a preset, a hub id (``org/name``) nor an existing folder is unknown: one line
+    with the closest preset ("did you mean 'digits'?"), before anything is imported or loaded."""
+    if "/" in model or Path(model).expanduser().is_dir():
+        return
+    known = plugins.get_registry().names("demo")
+    hint = plugins.did_you_mean(model, known)
+    known_text = ", ".join(known) or "(no preset installed)"
+    raise ConfigError(f"--model: unknown model {model!r}{hint}{' ' if hint else '; '}known: {known_text}, or a "
+                      "diffusers hub id (org/name) or local folder")
+
+
+def _check_remote_judge(req: GenerateRequest, contact: bool = True) -> None:
+    """The judge's model is named and its URL well formed; with ``contact``, its key is set and it answers."""
     if not req.judge:
         raise ConfigError("--judge: with --judge-url, name the server's model (e.g. --judge qwen2.5-vl)")
     env = req.judge_key_env or DEFAULT_KEY_ENV
-    if not os.environ.get(env):
+    if contact and not os.environ.get(env):
         raise ConfigError(f"--judge-key-env: environment variable {env} is not set (local servers accept any "
                           f"value: export {env}=none)")
     url = urllib.parse.urlparse(req.judge_url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ConfigError(f"--judge-url: not an http(s) URL: {req.judge_url!r}")
     port = url.port or (443 if url.scheme == "https" else 80)
+    if not contact:
+        return
     try:
         socket.create_connection((url.hostname, port), timeout=5).close()
     except OSError as exc:
@@ -184,10 +206,11 @@ def _with_reference(config: dict[str, Any], reference: str | None, base: Path) -
 
 def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOutcome:
     """Check, build, run one search and write ``req.output`` (and ``req.save_config``) on success."""
-    from eacps.api import run_config
-
     check_request(req)
     config = build_config(req)
+    if req.dry_run:
+        return dry_run(req, config)
+    from eacps.api import run_config  # the engine and torch: only once the request is valid
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
     try:
         path = tmp / "generate.toml"
@@ -210,6 +233,22 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return GenerateOutcome(config, result, output, saved, describe(result, config, output, saved))
+
+
+def dry_run(req: GenerateRequest, config: dict[str, Any]) -> GenerateOutcome:
+    """``--dry-run``: what ``eacps check`` says of the equivalent config (plugins, capabilities, models to
+    download), and ``--save-config`` written; no weights, keys or servers needed, no search."""
+    from eacps.doctor import check_lines
+
+    lines = check_lines(parse_config(config), Path("."), "the config")
+    saved = None
+    if req.save_config:
+        saved = Path(req.save_config)
+        header = (f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
+                  f"eacps check {saved.name}; eacps run {saved.name} --out runs/{saved.stem}")
+        saved.write_text(tomlw.dumps(_with_reference(config, req.reference, saved.parent), header=header))
+        lines.append(f"config: {saved} (eacps check {saved}; eacps run {saved})")
+    return GenerateOutcome(config, None, None, saved, ["dry run: nothing loaded, no search", *lines])
 
 
 def _write_best(result: Any, output: str | None) -> Path | None:
@@ -278,6 +317,10 @@ def command() -> Any:
     @click.option("-o", "--output", default="best.png", show_default=True, help="where the best image is written")
     @click.option("--save-config", type=click.Path(), help="write the equivalent TOML config for `eacps run`")
     @click.option("--run-dir", type=click.Path(), help="keep the run store here (default: a temporary one)")
+    @click.option("--dry-run", is_flag=True, help="validate, resolve plugins and say what would be downloaded; "
+                  "writes --save-config; loads no weights and runs no search")
+    @click.option("--allow-download", is_flag=True, help="let the generator and the local judge download their "
+                  "models (local_files_only = false); default: local folders and the Hugging Face cache only")
     @click.option("--quiet", is_flag=True, help="no progress bar")
     def generate(quiet: bool, **kw: Any) -> None:
         req = GenerateRequest(**kw)

@@ -9,6 +9,10 @@ callback, so a plugin that adds one scorer is three lines::
     def register_scorers(register):
         register(MyScorer)
 
+A module that imports something heavy registers by reference instead, ``register("my_package.scorer:MyScorer",
+name="my-scorer")``: the module is imported when a config first uses the name, so ``eacps --help`` and
+``eacps plugins`` stay fast.
+
 Third-party plugins are found through the ``eacps`` entry-point group
 (``[project.entry-points.eacps] my-plugin = "my_package.plugin"``). A hook implementation may take
 fewer arguments than its spec, so specs can grow.

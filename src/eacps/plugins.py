@@ -6,10 +6,17 @@
   reported by name in ``problems()``; the others keep working.
 * Listing plugins runs no plugin code beyond import and the ``register_*`` hooks (classes are
   registered, never instantiated).
+* Registration can be lazy: ``register("my_pkg.scorer:MyScorer", name="my-scorer")`` names a class by
+  ``"module:attribute"``; the module is imported only when the plugin is first looked up (``get``), so
+  ``eacps --help``, ``eacps plugins`` and config errors never import torch, diffusers or nevergrad. A
+  lazily named module that fails to import (or exits, or is interrupted) is ``PluginLoadError``, naming it.
+* A plugin that exits (``sys.exit``) or raises ``KeyboardInterrupt`` at import is a broken plugin like any
+  other: reported by name, the command goes on.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import os
@@ -57,22 +64,77 @@ class DemoPreset:
     title: str = ""
 
 
+def did_you_mean(name: str, known: list[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest known name (difflib), or ``""``."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class UnknownPluginError(KeyError):
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, known
-        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(known) or '(none)'}")
+        hint = did_you_mean(name, known)
+        super().__init__(f"unknown {kind} {name!r}{hint}{' ' if hint else '; '}known: {', '.join(known) or '(none)'}")
 
     def __str__(self) -> str:
         return self.args[0]
 
 
-@dataclass(frozen=True)
+class PluginLoadError(LookupError):
+    """A plugin registered by reference whose module fails when it is first used (one line, naming it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+#: what a plugin's import or hook may raise and still be reported as a broken plugin: exits and interrupts
+#: included (a plugin calling sys.exit at import must not end ``eacps doctor`` silently)
+PLUGIN_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for anything a plugin raised at import or in a hook, exits and interrupts included."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "it raised KeyboardInterrupt"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
+
+
+def resolve(ref: str) -> Any:
+    """The object named by ``"module:attribute"`` (or ``"module"``)."""
+    module, _, attr = ref.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
 class Entry:
+    """A registered plugin. ``target`` is the class (task-set function, demo preset) itself, or a
+    ``"module:attribute"`` string imported on the first use of ``cls``."""
+
     kind: Kind
     name: str
-    cls: type
+    target: Any
     plugin: str  # the plugin (module / entry point) that registered it
     distribution: str  # the installed distribution that ships it
+
+    @property
+    def loaded(self) -> bool:
+        return not isinstance(self.target, str)
+
+    @property
+    def cls(self) -> Any:
+        """The registered object, imported now if it was registered by reference."""
+        if isinstance(self.target, str):
+            try:
+                self.target = resolve(self.target)
+            except PLUGIN_FAILURES as exc:
+                raise PluginLoadError(f"{self.kind} {self.name!r} (plugin {self.plugin!r}, {self.distribution}) "
+                                      f"cannot be imported from {self.target}: {describe_failure(exc)}") from None
+        return self.target
 
 
 @dataclass
@@ -83,10 +145,10 @@ class Registry:
     dist_of: dict[str, str] = field(default_factory=dict)
 
     def get(self, kind: Kind, name: str) -> type:
-        try:
-            return self.entries[kind][name].cls
-        except KeyError:
-            raise UnknownPluginError(kind, name, sorted(self.entries[kind])) from None
+        entry = self.entries[kind].get(name)
+        if entry is None:
+            raise UnknownPluginError(kind, name, sorted(self.entries[kind]))
+        return entry.cls  # imported now when registered by reference (PluginLoadError if it cannot be)
 
     def names(self, kind: Kind) -> list[str]:
         return sorted(self.entries[kind])
@@ -101,10 +163,15 @@ class Registry:
 
                 try:
                     impl.function(**{a: register for a in impl.argnames})
-                except Exception as exc:
-                    self.problems.append(f"plugin {plugin!r}: {hook} raised {type(exc).__name__}: {exc}")
+                except PLUGIN_FAILURES as exc:
+                    why = describe_failure(exc)
+                    why = f"raised {why}" if isinstance(exc, Exception) else why.removeprefix("it ")
+                    self.problems.append(f"plugin {plugin!r}: {hook} {why}")
 
     def _add(self, kind: Kind, cls: Any, plugin: str, name: str | None = None) -> None:
+        if isinstance(cls, str) and not name:
+            self.problems.append(f"plugin {plugin!r}: registered a {kind} by reference ({cls!r}) without name=")
+            return
         name = name or getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             self.problems.append(f"plugin {plugin!r}: registered a {kind} without a 'name' ({cls!r})")
@@ -149,8 +216,8 @@ def build_registry(extra_plugins: list[Any] | None = None, *, autoload: bool | N
             try:
                 obj = ep.load()
                 pm.register(obj, name=ep.name)
-            except Exception as exc:
-                reg.problems.append(f"plugin {ep.name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}")
+            except PLUGIN_FAILURES as exc:
+                reg.problems.append(f"plugin {ep.name!r} ({dist}) failed to load: {describe_failure(exc)}")
                 continue
             reg.dist_of[ep.name] = dist
     for obj in extra_plugins or []:

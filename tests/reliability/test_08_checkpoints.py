@@ -141,11 +141,15 @@ def spy(monkeypatch):
     return calls
 
 
+# local_files_only = false: the spy hub ids are in no cache, and a hub id missing from the cache with downloads off
+# is refused before from_pretrained is called (the spy stands in for the hub)
 LOADERS = {  # loader -> (toy_config kwargs, the params that get the extra keys, the from_pretrained calls it makes)
-    "diffusers": (dict(generator="diffusers"), "gen_params", {"model": "spy/sd"}, ["DiffusionPipeline"]),
-    "vlm": (dict(scorer="vlm"), "scorer_params", {"model": "spy/vlm", "device": "cpu"},
+    "diffusers": (dict(generator="diffusers"), "gen_params", {"model": "spy/sd", "local_files_only": False},
+                  ["DiffusionPipeline"]),
+    "vlm": (dict(scorer="vlm"), "scorer_params", {"model": "spy/vlm", "device": "cpu", "local_files_only": False},
             ["AutoProcessor", "AutoModelForImageTextToText"]),
-    "clip-text": (dict(scorer="clip-text"), "scorer_params", {"model": "spy/clip", "device": "cpu"},
+    "clip-text": (dict(scorer="clip-text"), "scorer_params", {"model": "spy/clip", "device": "cpu",
+                                                              "local_files_only": False},
                   ["AutoProcessor", "AutoModel"]),
 }
 

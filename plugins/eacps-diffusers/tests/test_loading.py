@@ -83,7 +83,9 @@ def test_missing_model_is_a_quick_one_line_error(model):
 
 
 def test_download_hint_only_for_a_hub_id_missing_offline(saved, tmp_path):
-    with pytest.raises(ModelLoadError, match=r"not in the local cache and local_files_only=true: download it first"):
+    with pytest.raises(ModelLoadError, match=r"^params.model: 'nobody-here/no-such-model-eacps' is not in the Hugging "
+                       r"Face cache and downloads are off \(local_files_only = true\); download it with: hf download "
+                       r"nobody-here/no-such-model-eacps \("):
         _ = DiffusersGenerator(model="nobody-here/no-such-model-eacps", **BASE).pipe
     with pytest.raises(ModelLoadError) as info:
         _ = DiffusersGenerator(model="/nonexistent/eacps/model", **BASE).pipe

@@ -17,7 +17,6 @@ from pydantic import Field
 from eacps import plugins
 from eacps.config import ConfigError, validate_params
 from eacps.hookspecs import hookimpl
-from eacps.orderstats import expected_max_empirical, expected_max_std_normal
 from eacps.params import Params
 from eacps.recipe import Recipe
 from eacps.strategy import Strategy
@@ -40,7 +39,7 @@ class Adaptive(Strategy):
         super().__init__(params, budget=budget, seed=seed)
         try:
             cls = plugins.get("strategy", self.params.strategy)
-        except plugins.UnknownPluginError as exc:
+        except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
             raise ConfigError(f"params.strategy: {exc.args[0]}") from None
         if cls is Adaptive:
             raise ConfigError("params.strategy: adaptive cannot wrap itself")
@@ -60,6 +59,8 @@ class Adaptive(Strategy):
         return frozenset(getattr(self.inner, "requires", ()))
 
     def predict_gain(self) -> float | None:
+        from eacps.orderstats import expected_max_empirical, expected_max_std_normal  # scipy: only when used
+
         ys = [r.potential for r in self.history if r.ok]
         n = len(ys)
         if n < self.params.min_samples:

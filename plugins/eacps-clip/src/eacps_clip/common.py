@@ -6,7 +6,14 @@ from typing import Any
 
 import torch
 
-from eacps.checkpoints import CheckpointParams, refuse_pickled_only, resolve_device, resolve_dtype, weights_fingerprint
+from eacps.checkpoints import (
+    CheckpointParams,
+    refuse_pickled_only,
+    require_local,
+    resolve_device,
+    resolve_dtype,
+    weights_fingerprint,
+)
 from eacps.params import Params
 
 
@@ -21,6 +28,7 @@ def load_model(p: ModelParams) -> tuple[Any, Any, torch.device, torch.dtype]:
     """``AutoModel`` + ``AutoProcessor`` (falls back to ``AutoImageProcessor``) in eval mode on the device."""
     from transformers import AutoImageProcessor, AutoModel, AutoProcessor
 
+    require_local(p)
     refuse_pickled_only(p.model)
     device = resolve_device(p.device, mps=False)
     dtype = resolve_dtype(p.dtype, device, cuda_auto=torch.float16)

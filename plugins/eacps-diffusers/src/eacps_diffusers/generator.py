@@ -30,6 +30,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
+from eacps.checkpoints import NotCachedError, not_cached
 from eacps.config import ConfigError
 from eacps.errors import one_line
 from eacps.stepping import Trajectory, route_paths
@@ -39,6 +40,11 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 class ModelLoadError(RuntimeError):
     """A pipeline could not be loaded; the message is one line and says what to do."""
+
+
+class ModelNotCached(ModelLoadError, NotCachedError):
+    """A hub model that is not in the cache while downloads are off: a config error naming ``params.model``,
+    with the exact ``hf download`` line (``eacps.checkpoints.not_cached``), never cut."""
 
 
 class DiffusersParams(Params):
@@ -222,6 +228,9 @@ class DiffusersGenerator(Generator):
 
     def _load(self) -> Any:
         p = self.params
+        if p.local_files_only and (why := not_cached(p.model, "model_index.json", revision=p.revision,
+                                                     cache_dir=p.cache_dir)) is not None:
+            raise ModelNotCached(f"params.model: {why}")
         cls = self._pipeline_cls()
         kwargs: dict[str, Any] = {
             "dtype": self.torch_dtype,
@@ -244,7 +253,7 @@ class DiffusersGenerator(Generator):
         except Exception as exc:
             cause = one_line(exc, limit=sys.maxsize)  # uncut: whoever prints it cuts once
             hint = _load_hint(exc, p)
-            raise ModelLoadError(f"cannot load diffusers model {_short(p.model)!r}{hint}: {cause}") from None
+            raise ModelLoadError(f"model {_short(p.model)!r}{hint}: {cause}") from None
         finally:
             dlog.set_verbosity(verbosity)
             if bars:
@@ -570,6 +579,8 @@ def _load_hint(exc: BaseException, p: DiffusersParams) -> str:
     """What to do about a failed ``from_pretrained``; "download it first" only for a hub id missing offline."""
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    from eacps.checkpoints import download_command
+
     msg = str(exc).lower()
     folder = Path(p.model).expanduser()
     if folder.is_dir():
@@ -582,8 +593,9 @@ def _load_hint(exc: BaseException, p: DiffusersParams) -> str:
     if "safetensors" in msg and not p.allow_pickle_weights:
         return " (only safetensors weights are loaded; set allow_pickle_weights=true to accept .bin files)"
     offline_miss = isinstance(exc, LocalEntryNotFoundError) or "outgoing traffic has been disabled" in msg
-    if p.local_files_only and offline_miss:
-        return " (not in the local cache and local_files_only=true: download it first, or set local_files_only=false)"
+    if p.local_files_only and offline_miss:  # a cached repo missing a file (another revision or variant)
+        fetch = download_command(p.model, p.revision)
+        return f" (incomplete in the local cache and local_files_only = true: {fetch}, or set local_files_only = false)"
     return ""
 
 
@@ -597,4 +609,4 @@ def _key_seed(recipe: Recipe) -> int:
     return int.from_bytes(hashlib.sha256(recipe.key.encode()).digest()[:8], "big") % (2**63 - 1) or 1
 
 
-__all__ = ["FAMILIES", "DiffusersGenerator", "DiffusersParams", "Family", "ModelLoadError"]
+__all__ = ["FAMILIES", "DiffusersGenerator", "DiffusersParams", "Family", "ModelLoadError", "ModelNotCached"]

@@ -1,4 +1,5 @@
-"""The eacps plugin module (entry point ``eacps: diffusers``): registers the ``diffusers`` generator."""
+"""The eacps plugin module (entry point ``eacps: diffusers``): registers the ``diffusers`` generator by reference,
+so listing plugins imports neither torch nor diffusers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,4 @@ from eacps import hookimpl
 
 @hookimpl
 def register_generators(register):
-    from eacps_diffusers.generator import DiffusersGenerator
-
-    register(DiffusersGenerator)
+    register("eacps_diffusers.generator:DiffusersGenerator", name="diffusers")

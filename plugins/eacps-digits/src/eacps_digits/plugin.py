@@ -1,5 +1,5 @@
 """Entry point of the ``eacps-digits`` plugin: the ``digits`` generator, its three scorers, task set and demo
-preset."""
+preset. Everything is registered by reference or built without torch: listing plugins imports no model code."""
 
 from __future__ import annotations
 
@@ -8,25 +8,19 @@ from eacps import hookimpl
 
 @hookimpl
 def register_generators(register):
-    from eacps_digits.generator import DigitsGenerator
-
-    register(DigitsGenerator)
+    register("eacps_digits.generator:DigitsGenerator", name="digits")
 
 
 @hookimpl
 def register_scorers(register):
-    from eacps_digits.scorers import DigitsConsistency, DigitsIdentity, DigitsRealism
-
-    register(DigitsConsistency)
-    register(DigitsRealism)
-    register(DigitsIdentity)
+    for cls, name in (("DigitsConsistency", "digits-consistency"), ("DigitsRealism", "digits-realism"),
+                      ("DigitsIdentity", "digits-identity")):
+        register(f"eacps_digits.scorers:{cls}", name=name)
 
 
 @hookimpl
 def register_task_sets(register):
-    from eacps_digits.tasks import tasks
-
-    register(tasks, name="digits")
+    register("eacps_digits.tasks:tasks", name="digits")
 
 
 @hookimpl

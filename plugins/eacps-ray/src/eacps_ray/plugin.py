@@ -1,4 +1,5 @@
-"""Entry point of the ``eacps-ray`` plugin: the ``ray`` executor."""
+"""Entry point of the ``eacps-ray`` plugin: the ``ray`` executor (registered by reference: ray is imported when a
+config uses it)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,4 @@ from eacps import hookimpl
 
 @hookimpl
 def register_executors(register):
-    from eacps_ray.executor import RayExecutor
-
-    register(RayExecutor)
+    register("eacps_ray.executor:RayExecutor", name="ray")

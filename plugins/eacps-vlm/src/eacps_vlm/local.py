@@ -11,7 +11,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from eacps.checkpoints import CheckpointParams, refuse_pickled_only, resolve_device, resolve_dtype, weights_fingerprint
+from eacps.checkpoints import (
+    CheckpointParams,
+    refuse_pickled_only,
+    require_local,
+    resolve_device,
+    resolve_dtype,
+    weights_fingerprint,
+)
 from eacps.types import Condition
 from eacps_vlm.criteria import Part, build_prompt
 from eacps_vlm.errors import JudgeError
@@ -65,6 +72,7 @@ class VLMScorer(JudgeScorer):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         p: VLMParams = self.params
+        require_local(p)
         refuse_pickled_only(p.model)
         device = resolve_device(p.device)
         dtype = resolve_dtype(p.dtype, device)
