@@ -21,6 +21,8 @@ class ToyGeneratorParams(Params):
     stepping: bool = Field(False, description="offer the stepping capability (start/advance/decode/marginal)")
     log: str | None = Field(None, description="append the key of every generated recipe to this file")
     pid_file: str | None = Field(None, description="write the generating process's pid here at each batch start")
+    shift: bool = Field(False, description="noise x condition.extra['scale'] + extra['offset'] (conditions of "
+                        "different difficulty, for allocation tests)")
 
 
 class ToyGenerator(Generator):
@@ -81,6 +83,8 @@ class ToyGenerator(Generator):
         if self.params.sleep:
             time.sleep(self.params.sleep)
         z = self.noises(recipes, condition)
+        if self.params.shift:
+            z = z * float(condition.extra.get("scale", 1.0)) + float(condition.extra.get("offset", 0.0))
         steps = steps or self.default_steps
         imgs = torch.sigmoid(z * steps / 10.0).numpy()
         out = []

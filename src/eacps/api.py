@@ -198,7 +198,12 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
         engine = setup.engine(store, progress=progress)
         results = []
         try:
-            for s in cfg.all_searches():  # conditions run concurrently, one search config at a time
+            for i, s in enumerate(cfg.all_searches()):  # conditions run concurrently, one search config at a time
+                if cfg.allocation is not None:  # one total budget moved between the conditions (eacps.allocate)
+                    from eacps.allocate import run_allocated
+
+                    results += run_allocated(engine, setup.conditions, s, cfg.allocation, search_section(cfg, i))
+                    continue
                 jobs = [Job(cond, make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed),
                             label=s.label or s.strategy, prior_seed=s.prior_seed) for cond in setup.conditions]
                 results += engine.run_all(jobs, batch_size=s.batch_size, max_steps=s.max_steps)

@@ -163,8 +163,24 @@ def show_command(run_dir: Path, tree: bool) -> None:
     finally:
         store.close()
     _echo_table(["search", "n", "failed", "prior", "best", "best recipe"], rows)
+    _echo_allocations(run_dir)
     if tree:
         _echo_trees(searches)
+
+
+def _echo_allocations(run_dir: Path) -> None:
+    """Where a cross-condition budget went and why (``[allocation]`` runs; nothing for others)."""
+    from eacps.allocation_log import format_allocation, stored_allocations
+    from eacps.store import read_only
+
+    store = read_only(run_dir)
+    try:
+        logs = stored_allocations(store)
+    finally:
+        store.close()
+    for log in logs.values():
+        click.echo()
+        click.echo(format_allocation(log, last=1))
 
 
 def _echo_trees(searches: list) -> None:

@@ -96,3 +96,27 @@ def invert_curves(curves: np.ndarray, targets: np.ndarray) -> np.ndarray:
     lo, hi = curves[mid, k[mid] - 1], curves[mid, k[mid]]
     out[mid] = k[mid] + (targets[mid] - lo) / (hi - lo)
     return out
+
+
+def expected_improvement_normal(mu: float, sigma: float, best: float, k: int) -> float:
+    """E[max(0, max of k draws of N(μ, σ²) − best)]: how much ``k`` more draws are expected to raise a best-so-far
+    ``best``, = σ ∫_z^∞ (1 − Φ(t)^k) dt with z = (best − μ)/σ (k = 1: the classic expected improvement)."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if sigma <= 0:
+        return max(0.0, mu - best)
+    z = (best - mu) / sigma
+    if k == 1:
+        return float(sigma * (stats.norm.pdf(z) - z * stats.norm.sf(z)))
+    f = lambda t: -math.expm1(k * stats.norm.logcdf(t))  # noqa: E731 - 1 − Φ(t)^k, accurate in both tails
+    val, _ = integrate.quad(f, z, max(z, 0.0) + 12.0, limit=200)
+    return float(sigma * val)
+
+
+def prob_reach_normal(mu: float, sigma: float, tau: float, k: int) -> float:
+    """P(at least one of k draws of N(μ, σ²) is >= τ) = 1 − Φ((τ − μ)/σ)^k."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    if sigma <= 0:
+        return 1.0 if mu >= tau else 0.0
+    return float(-math.expm1(k * stats.norm.logcdf((tau - mu) / sigma)))
