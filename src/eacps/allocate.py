@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from eacps.allocation_log import META_PREFIX
 from eacps.api import check_compatible, make_strategy
-from eacps.config import AllocationConfig, ConfigError, SearchConfig
+from eacps.config import AllocationConfig, ConfigError, RunConfig, SearchConfig, search_section
 from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
 from eacps.generator import Generator
 from eacps.meter import Cost
@@ -290,6 +290,44 @@ class Allocation:
 
 
 # -- the allocator --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pick:
+    """``choose``'s answer: the condition (index) and candidates of the next grant, or why there is none."""
+
+    index: int | None
+    candidates: int = 0
+    predicted: float | None = None
+    priority: float | None = None
+    reason: str = ""
+    stop: dict[str, Any] = field(default_factory=dict)
+
+
+def choose(scores: Sequence[Sequence[float]], room: Sequence[int], left: int, objective: Objective, *,
+           batch_size: int, prior_weight: float = 4.0) -> Pick:
+    """The next grant from every condition's OK potentials so far (``scores``), the candidates each may still
+    take (``room``) and the total left: the condition of highest priority per candidate (the first on ties), or
+    why the allocation is over. Pure, so that a benchmark can replay it on cached draws."""
+    if left <= 0:
+        return Pick(None, stop={"budget": "the total budget is spent"})
+    if all(objective.reached(max(ys) if ys else None) for ys in scores):
+        return Pick(None, stop={"reached": f"every condition reached the objective ({objective.to_json()})"})
+    ests, sigma = estimates(scores, prior_weight)
+    lows = [e.best for e in ests if e is not None]
+    f = Field(min(lows) if lows else 0.0, sigma)
+    best: Pick | None = None
+    for i, e in enumerate(ests):
+        k = min(batch_size, left, room[i])
+        if e is None or k <= 0 or objective.reached(e.best):
+            continue
+        pri, pred, why = objective.priority(e, k, f)
+        if best is None or pri > best.priority:  # type: ignore[operator]
+            best = Pick(i, k, pred, pri, why)
+    if best is None:
+        return Pick(None, stop={"exhausted": "no condition can take more (each at its cap, at the objective, or "
+                                "without an OK candidate)"})
+    return best
+
+
 @dataclass
 class _Track:
     condition: Condition
@@ -381,28 +419,15 @@ class Allocator:
 
     def _next(self, rnd: int) -> tuple[list[tuple[_Track, int]], dict[str, Any]]:
         """The next grant (one condition, up to ``batch_size``) or why the allocation is over."""
-        if self.left <= 0:
-            return [], {"budget": self.total_budget}
-        if all(self.objective.reached(t.best) for t in self.tracks):
-            return [], {"reached": f"every condition reached the objective ({self.objective.to_json()})"}
-        ests, sigma = estimates([t.scores for t in self.tracks], self.prior_weight)
-        bests = [e.best for e in ests if e is not None]
-        f = Field(min(bests) if bests else 0.0, sigma)
-        best: tuple[float, int, float, str, int] | None = None
-        for i, (t, e) in enumerate(zip(self.tracks, ests, strict=True)):
-            k = min(self.batch_size, self.left, t.strategy.budget - t.strategy.granted)
-            if e is None or k <= 0 or self.objective.reached(e.best) or t.strategy.inner.stop():
-                continue
-            pri, pred, why = self.objective.priority(e, k, f)
-            if best is None or pri > best[0]:
-                best = (pri, i, pred, why, k)
-        if best is None:
-            return [], {"exhausted": "no condition can take more (every one at its cap, reached, or without an OK "
-                        "candidate)"}
-        pri, i, pred, why, k = best
-        t = self.tracks[i]
-        self.decisions.append(Decision(rnd, t.condition.id, k, t.spent, t.best, pred, pri, why))
-        return [(t, k)], {}
+        room = [0 if t.strategy.inner.stop() else t.strategy.budget - t.strategy.granted for t in self.tracks]
+        pick = choose([t.scores for t in self.tracks], room, self.left, self.objective, batch_size=self.batch_size,
+                      prior_weight=self.prior_weight)
+        if pick.index is None:
+            return [], pick.stop
+        t = self.tracks[pick.index]
+        self.decisions.append(Decision(rnd, t.condition.id, pick.candidates, t.spent, t.best, pick.predicted,
+                                       pick.priority, pick.reason))
+        return [(t, pick.candidates)], {}
 
     def _save(self, stop: dict[str, Any]) -> None:
         rows = [{"condition": t.condition.id, "search": t.search_id, "candidates": t.spent, "best": t.best}
@@ -487,16 +512,26 @@ def search_all(
     return out
 
 
-def run_allocated(engine: Engine, conditions: Sequence[Condition], s: SearchConfig, a: AllocationConfig,
-                  section: str = "search") -> list[SearchResult]:
-    """``eacps run`` with ``[allocation]``: search ``s`` over ``conditions`` under one total budget (default: its
-    budget x the conditions). Settings that cannot run are a ConfigError naming the field."""
+def check_config(cfg: RunConfig, conditions: Sequence[Condition]) -> None:
+    """ConfigError (one line, naming the field) for an ``[allocation]`` that cannot run, before any compute."""
+    a = cfg.allocation
+    if a is None:
+        return
+    for i, s in enumerate(cfg.all_searches()):
+        where = search_section(cfg, i)
+        total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
+        check_allocation(len(conditions), total, a.min_per_condition, a.max_per_condition, s.batch_size, "allocation")
+        try:
+            Allotted(make_strategy(s.strategy, s.params, budget=1, seed=s.seed))
+        except ValueError as exc:
+            raise ConfigError(f"{where}.strategy: {exc}") from None
+
+
+def run_allocated(engine: Engine, conditions: Sequence[Condition], s: SearchConfig, a: AllocationConfig
+                  ) -> list[SearchResult]:
+    """``eacps run`` with ``[allocation]`` (checked by ``check_config``): search ``s`` over ``conditions`` under one
+    total budget (default: its budget x the conditions)."""
     total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
-    check_allocation(len(conditions), total, a.min_per_condition, a.max_per_condition, s.batch_size, "allocation")
-    try:
-        Allotted(make_strategy(s.strategy, s.params, budget=1, seed=s.seed))
-    except ValueError as exc:
-        raise ConfigError(f"{section}.strategy: {exc}") from None
     obj = Worst(a.softness) if a.objective == "worst" else as_objective(a.objective, a.threshold)
 
     def make(cap: int) -> Strategy:
