@@ -102,7 +102,7 @@ def bests_after(seq: list[list[float | None]], spent: list[int]) -> list[float |
     return out
 
 
-def simulate(seq: list[list[float | None]], total: int, objective: Objective, *, batch_size: int = 4,
+def simulate(seq: list[list[float | None]], total: int, objective: Objective, *, batch_size: int = 2,
              min_per_condition: int = 2, prior_weight: float = 4.0) -> list[int]:
     """Candidates per task that ``search_all``'s decisions grant when task i's draws are ``seq[i]`` (capped at
     the pool)."""

@@ -163,7 +163,7 @@ def test_deterministic_and_resumed_from_the_store(setup, tmp_path):
     assert log["decisions"] == [d.to_json() for d in a.decisions] and log["stop"] == a.stop
     assert sum(r["candidates"] for r in log["rows"]) == 40
     text = format_allocation(log)
-    assert "objective worst, 40 of 40 candidates" in text and "weight" in text
+    assert "objective worst, 40 of 40 candidates" in text and "above the lowest" in text
 
 
 def test_a_step_counting_strategy_is_refused(setup):

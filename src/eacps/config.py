@@ -205,8 +205,9 @@ class AllocationConfig(Section):
     total_budget: int | None = Field(None, ge=1, description="candidates over every condition (default: the "
                                      "search's budget x the number of conditions)")
     min_per_condition: int = Field(2, ge=2, description="warm-up candidates of every condition")
+    grant: int = Field(2, ge=1, description="candidates per grant after the warm-up (one condition at a time)")
     max_per_condition: int | None = Field(None, ge=2, description="cap per condition (default: none)")
-    softness: float = Field(1.0, gt=0, description="objective worst: T = softness x the pooled deviation in the "
+    softness: float = Field(0.01, gt=0, description="objective worst: T = softness x the pooled deviation in the "
                             "weight exp(-(best - lowest best)/T)")
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 from scipy.special import gammaln
 
 
@@ -108,9 +108,11 @@ def expected_improvement_normal(mu: float, sigma: float, best: float, k: int) ->
     z = (best - mu) / sigma
     if k == 1:
         return float(sigma * (stats.norm.pdf(z) - z * stats.norm.sf(z)))
-    f = lambda t: -math.expm1(k * stats.norm.logcdf(t))  # noqa: E731 - 1 − Φ(t)^k, accurate in both tails
-    val, _ = integrate.quad(f, z, max(z, 0.0) + 12.0, limit=200)
-    return float(sigma * val)
+    # 1 − Φ(t)^k on a fixed grid (Simpson): the integrand is smooth and below 1e-30 past t = 12
+    t = np.linspace(z, max(z, 0.0) + 12.0, 513)
+    f = -np.expm1(k * special.log_ndtr(t))
+    h = t[1] - t[0]
+    return float(sigma * h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum()))
 
 
 def prob_reach_normal(mu: float, sigma: float, tau: float, k: int) -> float:
