@@ -191,6 +191,8 @@ def test_run_and_show_report_where_the_budget_went(tmp_path, toy_plugin, capsys)
     out = capsys.readouterr().out
     assert "allocation 'best-of-n+worst': objective worst, 36 of 36 candidates" in out  # 6 x 6 conditions
     assert "warm-up" not in out.split("allocation 'best-of-n+worst'")[1].split("\n")[2]  # reasons of the last grant
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Budget across conditions: where it went and why" in html and "above the lowest" in html
     with read_only(tmp_path / "run") as store:
         log = stored_allocations(store)["best-of-n+worst"]
         counts = {r["condition"]: len([c for c in store.candidates(r["search"], role="search")]) for r in log["rows"]}

@@ -18,6 +18,17 @@ def stored_allocations(store: Store) -> dict[str, dict[str, Any]]:
     return {k.removeprefix(META_PREFIX): store.get_meta(k) for k in sorted(keys)}
 
 
+def allocation_context(log: dict[str, Any]) -> dict[str, Any]:
+    """The report's view of one allocation log: a heading line and per condition (candidates, best, last reason)."""
+    last: dict[str, str] = {}
+    for d in log["decisions"]:
+        last[d["condition"]] = d["reason"]
+    return {"head": format_allocation(log).splitlines()[0],
+            "rows": [{"condition": r["condition"], "candidates": r["candidates"],
+                      "best": "-" if r["best"] is None else f"{r['best']:.3f}", "reason": last.get(r["condition"], "")}
+                     for r in log["rows"]]}
+
+
 def format_allocation(log: dict[str, Any], last: int = 2) -> str:
     """Where the budget went and why: per condition, candidates, best and the reasons of its ``last`` grants."""
     reasons: dict[str, list[str]] = {}
