@@ -55,12 +55,17 @@ def test_worst_goes_to_the_weakest_and_mean_to_the_largest_gain():
     assert choose([HIGH, [], WIDE], [10] * 3, 30, Worst(), batch_size=2).index == 0
 
 
-def test_worst_weighs_the_chance_of_helping():
-    """A weakest condition whose draws never vary (nothing to gain) yields to the next weakest when the weights
-    are soft; with softness -> 0 it is "always the weakest"."""
-    flat = [33.0, 33.0, 33.0, 33.0]
-    assert choose([flat, [*LOW[:3], 33.5], HIGH], [10] * 3, 30, Worst(1.0), batch_size=2, prior_weight=0).index == 1
-    assert choose([flat, [33.5] * 4, HIGH], [10] * 3, 30, Worst(1e-3), batch_size=2).index == 0
+def test_worst_raises_the_bottom_decile_where_it_can_rise():
+    """20 conditions: the worst decile is the lowest 2. Only those two are candidates; of them, the one expected
+    to rise more (up to the third lowest best) is granted; a weakest one that never varies yields to the other."""
+    others = [[40.0 + i, 41.0 + i, 42.0 + i, 43.0 + i] for i in range(18)]  # bests 43..60, wide gains
+    flat = [33.0] * 4
+    pick = choose([flat, LOW, *others], [10] * 20, 100, Worst(), batch_size=2, prior_weight=0)
+    assert pick.index == 1 and "among the lowest 2" in pick.reason and "up to 43.000" in pick.reason
+    # with a single bottom condition (fraction 0.05 of 20 = 1), the flat one is the whole set: it is granted
+    assert choose([flat, LOW, *others], [10] * 20, 100, Worst(0.05), batch_size=2, prior_weight=0).index == 0
+    # a bottom condition at its cap: the next weakest outside the set comes next, not the strongest
+    assert choose([flat, LOW, *others], [0, 0, *[10] * 18], 100, Worst(), batch_size=2).index == 2
 
 
 def test_threshold_skips_conditions_that_reached_it_and_stops_when_all_have():
@@ -163,7 +168,7 @@ def test_deterministic_and_resumed_from_the_store(setup, tmp_path):
     assert log["decisions"] == [d.to_json() for d in a.decisions] and log["stop"] == a.stop
     assert sum(r["candidates"] for r in log["rows"]) == 40
     text = format_allocation(log)
-    assert "objective worst, 40 of 40 candidates" in text and "above the lowest" in text
+    assert "objective worst, 40 of 40 candidates" in text and "among the lowest" in text
 
 
 def test_a_step_counting_strategy_is_refused(setup):
@@ -192,7 +197,7 @@ def test_run_and_show_report_where_the_budget_went(tmp_path, toy_plugin, capsys)
     assert "allocation 'best-of-n+worst': objective worst, 36 of 36 candidates" in out  # 6 x 6 conditions
     assert "warm-up" not in out.split("allocation 'best-of-n+worst'")[1].split("\n")[2]  # reasons of the last grant
     html = (tmp_path / "run" / "report.html").read_text()
-    assert "Budget across conditions: where it went and why" in html and "above the lowest" in html
+    assert "Budget across conditions: where it went and why" in html and "among the lowest" in html
     with read_only(tmp_path / "run") as store:
         log = stored_allocations(store)["best-of-n+worst"]
         counts = {r["condition"]: len([c for c in store.candidates(r["search"], role="search")]) for r in log["rows"]}
@@ -206,7 +211,7 @@ def test_run_and_show_report_where_the_budget_went(tmp_path, toy_plugin, capsys)
     ({"total_budget": 5}, "allocation.total_budget: must be >= 12 (min_per_condition 2 x 6 conditions), got 5"),
     ({"min_per_condition": 1}, "allocation.min_per_condition: Input should be greater than or equal to 2"),
     ({"max_per_condition": 3, "min_per_condition": 4}, "allocation.max_per_condition: must be >= min_per_condition"),
-    ({"softness": 0}, "allocation.softness: Input should be greater than 0"),
+    ({"fraction": 0}, "allocation.fraction: Input should be greater than 0"),
     ({"colour": 1}, "allocation.colour: unknown field"),
 ])
 def test_allocation_config_errors_name_the_field(tmp_path, toy_plugin, capsys, allocation, expected):

@@ -7,10 +7,9 @@ pooled one, ``prior_weight`` pseudo-observations, so two samples do not make a w
 and the order statistics of the next batch (``eacps.orderstats``):
 
 * ``mean`` — the condition whose best is expected to rise most per candidate (expected improvement of the max);
-* ``worst`` — the same gain, weighted by exp(−(best − lowest best)/T), T = ``softness`` × the pooled standard
-  deviation: the weakest conditions first (the expected gain of a soft minimum; ``softness`` → 0 is "always the
-  currently worst", ties broken by the gain; → ∞ is ``mean``). The default, 0.01, is all but "the weakest first",
-  which did best on the tuning split;
+* ``worst`` — raise the mean of the lowest ``fraction`` of the bests (the worst decile by default): among the
+  conditions in that bottom set, the largest expected rise per candidate, counted only up to the best just above
+  the set (past it the condition leaves the set and that one takes its place); conditions outside it wait;
 * ``Threshold(tau)`` — among conditions below τ, the one most likely to reach τ with its next batch; it stops
   when every condition has reached τ (or the budget is spent).
 
@@ -77,17 +76,17 @@ def estimates(scores: Sequence[Sequence[float]], prior_weight: float) -> tuple[l
     return out, math.sqrt(pooled)
 
 
-#: ``Worst``'s default: on the tuning split (digits tasks 0..29) "always the weakest" (softness -> 0) beat softer
-#: weights (0.3, 1, 3) for the worst-decile mean; see benchmarks/allocation.py
-SOFTNESS = 0.01
+#: ``Worst``'s default: the worst decile (the figure the issue asks about)
+FRACTION = 0.1
 
 
 # -- objectives -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Field:
-    """What an objective sees of all conditions at a decision: the lowest best and the pooled deviation."""
+    """What an objective sees of all conditions at a decision: every condition's best (sorted; those with an OK
+    candidate) and the pooled deviation."""
 
-    lowest: float
+    bests: tuple[float, ...]
     sigma: float
 
 
@@ -126,29 +125,33 @@ class Mean(Objective):
 
 @dataclass(frozen=True)
 class Worst(Objective):
-    """Raise the weakest conditions first: the expected gain weighted by exp(−(best − lowest)/T), T = softness × σ."""
+    """Raise the weakest conditions first: the mean of the lowest ``fraction`` of bests (at least one). A condition
+    in that bottom set is credited its expected rise up to the best just above the set (beyond it, it leaves the
+    set and that one takes its place); a condition outside it comes after every one inside, weakest first."""
 
-    softness: float = SOFTNESS
+    fraction: float = FRACTION
     name: ClassVar[str] = "worst"
 
     def __post_init__(self) -> None:
-        if not self.softness > 0:
-            raise ValueError(f"softness must be > 0, got {self.softness}")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
 
     def priority(self, e: Estimate, k: int, f: Field) -> tuple[float, float, str]:
-        gain = expected_improvement_normal(e.mu, e.sigma, e.best, k)
-        temp = max(self.softness * f.sigma, 1e-12)
-        # log(weight x gain per candidate): the same order without underflow far above the lowest
-        pri = -(e.best - f.lowest) / temp + math.log(max(gain / k, 1e-300))
-        return (pri, gain, f"best {e.best:.3f} ({e.best - f.lowest:+.3f} above the lowest), predicted gain "
-                f"{gain:+.3f} from {k} more")
+        m = max(1, math.ceil(self.fraction * len(f.bests)))
+        bar = f.bests[m] if m < len(f.bests) else math.inf
+        if e.best >= bar and not (e.best == bar == f.bests[m - 1]):
+            return (-1.0 - (e.best - bar), 0.0, f"best {e.best:.3f}, above the lowest {m} (bar {bar:.3f}); the "
+                    "weakest of those outside")
+        gain = expected_improvement_normal(e.mu, e.sigma, e.best, k, cap=None if math.isinf(bar) else bar)
+        return (gain / k, gain, f"best {e.best:.3f}, among the lowest {m}: predicted rise {gain:+.3f} from {k} "
+                f"more (up to {bar:.3f}; largest per candidate)")
 
     def value(self, bests: Sequence[float | None]) -> float:
-        """The worst-decile mean (the lowest tenth of the bests, at least one)."""
-        return worst_decile(bests)
+        """The mean of the lowest ``fraction`` of the bests (the worst decile by default)."""
+        return worst_decile(bests, self.fraction)
 
     def to_json(self) -> dict[str, Any]:
-        return {"objective": self.name, "softness": self.softness}
+        return {"objective": self.name, "fraction": self.fraction}
 
 
 @dataclass(frozen=True)
@@ -195,12 +198,12 @@ def as_objective(spec: Objective | str, threshold: float | None = None) -> Objec
     raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)} or an eacps.allocate.Objective, got {spec!r}")
 
 
-def worst_decile(bests: Sequence[float | None]) -> float:
-    """Mean of the lowest ceil(10%) of the bests (a condition without any counts as −inf)."""
+def worst_decile(bests: Sequence[float | None], fraction: float = 0.1) -> float:
+    """Mean of the lowest ceil(fraction x n) of the bests, at least one (a condition without any counts as −inf)."""
     xs = sorted(-math.inf if b is None else b for b in bests)
     if not xs:
         return math.nan
-    low = xs[: max(1, math.ceil(len(xs) / 10))]
+    low = xs[: max(1, math.ceil(fraction * len(xs)))]
     return sum(low) / len(low)
 
 
@@ -322,8 +325,7 @@ def choose(scores: Sequence[Sequence[float]], room: Sequence[int], left: int, ob
     if all(objective.reached(max(ys) if ys else None) for ys in scores):
         return Pick(None, stop={"reached": f"every condition reached the objective ({objective.to_json()})"})
     ests, sigma = estimates(scores, prior_weight)
-    lows = [e.best for e in ests if e is not None]
-    f = Field(min(lows) if lows else 0.0, sigma)
+    f = Field(tuple(sorted(e.best for e in ests if e is not None)), sigma)
     best: Pick | None = None
     for i, e in enumerate(ests):
         k = min(batch_size, left, room[i])
@@ -542,7 +544,7 @@ def run_allocated(engine: Engine, conditions: Sequence[Condition], s: SearchConf
     """``eacps run`` with ``[allocation]`` (checked by ``check_config``): search ``s`` over ``conditions`` under one
     total budget (default: its budget x the conditions)."""
     total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
-    obj = Worst(a.softness) if a.objective == "worst" else as_objective(a.objective, a.threshold)
+    obj = Worst(a.fraction) if a.objective == "worst" else as_objective(a.objective, a.threshold)
 
     def make(cap: int) -> Strategy:
         return make_strategy(s.strategy, s.params, budget=cap, seed=s.seed)

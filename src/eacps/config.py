@@ -207,8 +207,8 @@ class AllocationConfig(Section):
     min_per_condition: int = Field(2, ge=2, description="warm-up candidates of every condition")
     grant: int = Field(2, ge=1, description="candidates per grant after the warm-up (one condition at a time)")
     max_per_condition: int | None = Field(None, ge=2, description="cap per condition (default: none)")
-    softness: float = Field(0.01, gt=0, description="objective worst: T = softness x the pooled deviation in the "
-                            "weight exp(-(best - lowest best)/T)")
+    fraction: float = Field(0.1, gt=0, le=1, description="objective worst: raise the mean of the lowest `fraction` "
+                            "of the conditions' bests (0.1: the worst decile)")
 
     @model_validator(mode="after")
     def _threshold(self) -> AllocationConfig:

@@ -98,18 +98,22 @@ def invert_curves(curves: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return out
 
 
-def expected_improvement_normal(mu: float, sigma: float, best: float, k: int) -> float:
+def expected_improvement_normal(mu: float, sigma: float, best: float, k: int, cap: float | None = None) -> float:
     """E[max(0, max of k draws of N(μ, σ²) − best)]: how much ``k`` more draws are expected to raise a best-so-far
-    ``best``, = σ ∫_z^∞ (1 − Φ(t)^k) dt with z = (best − μ)/σ (k = 1: the classic expected improvement)."""
+    ``best``, = σ ∫_z^∞ (1 − Φ(t)^k) dt with z = (best − μ)/σ (k = 1: the classic expected improvement). With
+    ``cap``, a rise counts only up to ``cap`` (E[min(max(best, M), cap)] − best)."""
     if k < 1:
         raise ValueError("k must be >= 1")
+    if cap is not None and cap <= best:
+        return 0.0
     if sigma <= 0:
-        return max(0.0, mu - best)
+        return max(0.0, min(mu, math.inf if cap is None else cap) - best)
     z = (best - mu) / sigma
-    if k == 1:
+    if k == 1 and cap is None:
         return float(sigma * (stats.norm.pdf(z) - z * stats.norm.sf(z)))
     # 1 − Φ(t)^k on a fixed grid (Simpson): the integrand is smooth and below 1e-30 past t = 12
-    t = np.linspace(z, max(z, 0.0) + 12.0, 513)
+    top = max(z, 0.0) + 12.0
+    t = np.linspace(z, top if cap is None else min(top, (cap - mu) / sigma), 513)
     f = -np.expm1(k * special.log_ndtr(t))
     h = t[1] - t[0]
     return float(sigma * h / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum()))
