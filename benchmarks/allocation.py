@@ -3,7 +3,7 @@
 Protocol:
 
 * Tasks: the digits task set with seed 0. **Tuning split** = its first 30 tasks (the project's tuning split, see
-  benchmarks/strategies.py): the allocator's defaults (``softness``, ``min_per_condition``, ``prior_weight``, the
+  benchmarks/strategies.py): the allocator's rule and defaults (``Worst``'s rule, ``min_per_condition``, the
   grant size) were chosen there (``--split tune``). **Evaluation split** = the next 40 tasks (30..69), never used
   to choose anything.
 * Pools: per task, the first ``--pool`` best-of-N draws of strategy seed 0 (the candidates ``best-of-n`` with seed 0
