@@ -195,6 +195,7 @@ def test_run_and_show_report_where_the_budget_went(tmp_path, toy_plugin, capsys)
     assert main(["show", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "allocation 'best-of-n+worst': objective worst, 36 of 36 candidates" in out  # 6 x 6 conditions
+    assert "best-of-n+worst  " in out and "(n=" not in out  # one summary row for the whole allocation
     assert "warm-up" not in out.split("allocation 'best-of-n+worst'")[1].split("\n")[2]  # reasons of the last grant
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Budget across conditions: where it went and why" in html and "among the lowest" in html

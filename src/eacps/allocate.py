@@ -412,11 +412,13 @@ class Allocator:
                                            f"warm-up: {self.min_per_condition} candidates for every condition"))
         stop: dict[str, Any] = {}
         rnd = 0
-        while grants:
-            self._run_round(grants)
-            rnd += 1
-            grants, stop = self._next(rnd)
-        self._save(stop)
+        try:
+            while grants:
+                self._run_round(grants)
+                rnd += 1
+                grants, stop = self._next(rnd)
+        finally:  # interrupted too: the decisions so far (a resumed run replays them and goes on)
+            self._save(stop)
         return Allocation(self.objective, self.total_budget, self.label, [t.result for t in self.tracks],  # type: ignore[misc]
                           self.decisions, stop)
 
