@@ -171,6 +171,14 @@ def test_deterministic_and_resumed_from_the_store(setup, tmp_path):
     assert "objective worst, 40 of 40 candidates" in text and "among the lowest" in text
 
 
+def test_conditions_without_any_ok_candidate_get_nothing_more(setup):
+    _, pot = setup
+    gen = toy.ToyGenerator(toy.ToyGeneratorParams(fail_all=True))
+    a = eacps.search_all(shifted_conditions(3), generator=gen, potential=pot, budget=30, objective="worst")
+    assert a.spent == 6 and "exhausted" in a.stop and a.bests == [None] * 3  # the warm-up only, every one FAILED
+    assert all(c.reason and "exploded" in c.reason for r in a.results for c in r.history)
+
+
 def test_a_step_counting_strategy_is_refused(setup):
     gen, pot = setup
     with pytest.raises(ValueError, match="spends denoising steps on partial paths"):
