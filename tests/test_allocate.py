@@ -272,6 +272,7 @@ def start(cfg: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # ~1 min: seven child processes
 def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
     def config(log: Path) -> Path:
         cfg = configs.edit(alloc_config(), "generator.params", {"shift": True, "sleep": 0.03, "log": str(log)})
