@@ -134,6 +134,13 @@ CONFIG_SECTIONS = [  # (heading, model name in eacps.config / eacps.potential, t
         "`params` are validated against the strategy's own parameters (see [Strategies](#strategies)).",
     ),
     (
+        "`[allocation]`",
+        "AllocationConfig",
+        "One total budget over every condition instead of the same budget for each (`eacps.search_all`, "
+        "see [Budgets across conditions](concepts.md#budgets-across-conditions)); each search's `budget` is then the "
+        "default budget per condition of the total.",
+    ),
+    (
         "`[[conditions]]`",
         "ConditionConfig",
         "One task. `extra` is passed to generators and scorers as "

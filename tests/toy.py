@@ -24,6 +24,8 @@ class ToyGeneratorParams(Params):
     stepping: bool = Field(False, description="offer the stepping capability (start/advance/decode/marginal)")
     log: str | None = Field(None, description="append the key of every generated recipe to this file")
     pid_file: str | None = Field(None, description="write the generating process's pid here at each batch start")
+    shift: bool = Field(False, description="noise x condition.extra['scale'] + extra['offset'] (conditions of "
+                        "different difficulty, for allocation tests; the plain toy only, not stepping)")
 
 
 class ToyGenerator(Generator):
@@ -108,6 +110,8 @@ class ToyGenerator(Generator):
             time.sleep(self.params.sleep)
         self.check(recipes)
         z = self.noises([r.root for r in recipes], condition)
+        if self.params.shift:
+            z = z * float(condition.extra.get("scale", 1.0)) + float(condition.extra.get("offset", 0.0))
         steps = steps or self.default_steps
         if self.params.stepping:  # path recipes included
             out = self.generate_stepwise(recipes, condition, steps=steps)

@@ -13,6 +13,7 @@ from eacps.hookspecs import hookimpl
 from eacps.params import NoParams, Params
 
 if TYPE_CHECKING:
+    from eacps.allocate import Allocation, Mean, Threshold, Worst, search_all
     from eacps.api import make_strategy, run_config, search
     from eacps.engine import Engine, SearchResult
     from eacps.generator import Generator
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "eacps.allocate": ("Allocation", "Mean", "Threshold", "Worst", "search_all"),
     "eacps.api": ("make_strategy", "run_config", "search"),
     "eacps.engine": ("Engine", "SearchResult"),
     "eacps.generator": ("Generator",),
@@ -40,6 +42,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
     "PCN",
+    "Allocation",
     "Calibration",
     "Candidate",
     "Condition",
@@ -48,6 +51,7 @@ __all__ = [
     "Generated",
     "Generator",
     "Image",
+    "Mean",
     "NoParams",
     "Params",
     "Potential",
@@ -60,10 +64,13 @@ __all__ = [
     "Store",
     "Strategy",
     "StrategyError",
+    "Threshold",
+    "Worst",
     "hookimpl",
     "make_strategy",
     "run_config",
     "search",
+    "search_all",
 ]
 
 

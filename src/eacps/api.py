@@ -151,6 +151,10 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
     load_models(generator, potential, preview)
     for i, strat in enumerate(strategies):
         check_compatible(strat, generator, f"{search_section(cfg, i)}.strategy")
+    if cfg.allocation is not None:
+        from eacps.allocate import check_config  # eacps.allocate builds on this module
+
+        check_config(cfg, conditions)
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
 
 
@@ -202,6 +206,11 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
         results = []
         try:
             for s in cfg.all_searches():  # conditions run concurrently, one search config at a time
+                if cfg.allocation is not None:  # one total budget moved between the conditions (eacps.allocate)
+                    from eacps.allocate import run_allocated
+
+                    results += run_allocated(engine, setup.conditions, s, cfg.allocation)
+                    continue
                 jobs = [Job(cond, make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed),
                             label=s.label or s.strategy, prior_seed=s.prior_seed) for cond in setup.conditions]
                 results += engine.run_all(jobs, batch_size=s.batch_size, max_steps=s.max_steps)

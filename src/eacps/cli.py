@@ -174,6 +174,7 @@ def show_command(run_dir: Path, tree: bool) -> None:
     finally:
         store.close()
     _echo_safe(format_table(["search", "n", "failed", "prior", "best", "best recipe"], rows))
+    _echo_allocations(run_dir)
     if tree:
         _echo_trees(searches)
 
@@ -181,6 +182,21 @@ def show_command(run_dir: Path, tree: bool) -> None:
 def _echo_safe(text: str) -> None:
     """Print text holding stored strings (condition ids, labels): control characters escaped."""
     click.echo(printable(text))
+
+
+def _echo_allocations(run_dir: Path) -> None:
+    """Where a cross-condition budget went and why (``[allocation]`` runs; nothing for others)."""
+    from eacps.allocation_log import format_allocation, stored_allocations
+    from eacps.store import read_only
+
+    store = read_only(run_dir)
+    try:
+        logs = stored_allocations(store)
+    finally:
+        store.close()
+    for log in logs.values():
+        click.echo()
+        _echo_safe(format_allocation(log, last=1))
 
 
 def _echo_trees(searches: list) -> None:

@@ -11,7 +11,7 @@ import re
 import tomllib
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -194,6 +194,31 @@ class SearchConfig(Section):
     prior_seed: int = Field(0, ge=0, lt=2**32, description="seed of the stage-0 prior")
 
 
+class AllocationConfig(Section):
+    """``[allocation]``: one total budget over every condition, granted where ``objective`` gains most
+    (``eacps.allocate``). Each search's ``budget`` is then the default budget *per condition* of the total."""
+
+    objective: Literal["mean", "worst", "threshold"] = Field(
+        description="mean: maximise the average best; worst: raise the weakest conditions first; threshold: bring "
+        "as many conditions as possible to a best >= `threshold`, then stop")
+    threshold: float | None = Field(None, description="τ of objective = 'threshold', in potential units")
+    total_budget: int | None = Field(None, ge=1, description="candidates over every condition (default: the "
+                                     "search's budget x the number of conditions)")
+    min_per_condition: int = Field(2, ge=2, description="warm-up candidates of every condition")
+    grant: int = Field(2, ge=1, description="candidates per grant after the warm-up (one condition at a time)")
+    max_per_condition: int | None = Field(None, ge=2, description="cap per condition (default: none)")
+    fraction: float = Field(0.1, gt=0, le=1, description="objective worst: raise the mean of the lowest `fraction` "
+                            "of the conditions' bests (0.1: the worst decile)")
+
+    @model_validator(mode="after")
+    def _threshold(self) -> AllocationConfig:
+        if self.objective == "threshold" and self.threshold is None:
+            raise ValueError("objective = 'threshold' needs threshold = τ (in potential units)")
+        if self.objective != "threshold" and self.threshold is not None:
+            raise ValueError(f"threshold is only used with objective = 'threshold' (got objective {self.objective!r})")
+        return self
+
+
 class ConditionConfig(Section):
     id: str = Field(min_length=1)
     prompt: str | None = None
@@ -222,6 +247,8 @@ class RunConfig(Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     cost: CostConfig = Field(default_factory=CostConfig, description="per-unit costs of the single cost figure "
                              "(default: measured in the run)")
+    allocation: AllocationConfig | None = Field(None, description="spend one total budget over the conditions "
+                                                "where an objective gains most ([allocation])")
     output: str | None = Field(None, description="default run directory of `eacps run` when --out is not given, "
                                "relative to the config file (default: runs/<config name>)")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from eacps.allocation_log import allocation_context, stored_allocations
 from eacps.cost import figure
 from eacps.store import Candidate, StoreError, image_name, read_only
 from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
@@ -467,6 +468,7 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
         for key in ("compare", "landscape"):  # their configs live in their own meta entries
             config = config or (store.get_meta(key, expect=dict) or {}).get("config")
         conditions = {r.condition: store.condition_json(r.condition) for r in recs}
+        allocations = [allocation_context(log) for log in stored_allocations(store).values()]
     finally:
         store.close()
     generator = config.get("generator") if isinstance(config, dict) else None
@@ -477,6 +479,7 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
     if (root / "landscape.json").exists():
         ctx["landscape"] = landscape_context(json.loads((root / "landscape.json").read_text()))
     ctx["summary"] = summary_context(summary, recs)
+    ctx["allocations"] = allocations  # where a cross-condition budget went and why (eacps.allocate)
     ctx["curves"] = curves_svg(recs, summary["cost_model"])
     ctx["tasks"] = tasks_context(recs, images)
     ctx["recipes"] = list(images.recipes.values())

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from eacps.allocation_log import stored_allocations
 from eacps.cost import CostConfig, figure, unit_costs
 from eacps.stats import bootstrap_ci
 from eacps.store import Candidate, Store, best_of, best_so_far
@@ -69,8 +70,9 @@ def load_searches(store: Store) -> list[SearchRecord]:
     sizes: dict[str, set[int]] = defaultdict(set)
     for r in out:
         sizes[r.strategy].add(len(r.candidates))
+    allocated = set(stored_allocations(store))  # one allocation's searches differ in size by design: one row
     for r in out:  # a store holding several budgets of one strategy (eacps compare): keep them apart
-        if len(sizes[r.strategy]) > 1:
+        if len(sizes[r.strategy]) > 1 and r.strategy not in allocated:
             r.strategy = f"{r.strategy} (n={len(r.candidates)})"
     return out
 

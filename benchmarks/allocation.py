@@ -1,0 +1,211 @@
+"""Budgets across conditions (``eacps.search_all``) against uniform budgets, on the digits testbed.
+
+Protocol:
+
+* Tasks: the digits task set with seed 0. **Tuning split** = its first 30 tasks (the project's tuning split, see
+  benchmarks/strategies.py): the allocator's rule and defaults (``Worst``'s rule, ``min_per_condition``, the
+  grant size) were chosen there (``--split tune``). **Evaluation split** = the next 40 tasks (30..69), never used
+  to choose anything.
+* Pools: per task, the first ``--pool`` best-of-N draws of strategy seed 0 (the candidates ``best-of-n`` with seed 0
+  asks, in order), computed once through the engine into OUT/store.sqlite (resumable) and cached in OUT/pools.json.
+* Replicates: replicate 0 walks each pool in the order drawn (exactly what ``search_all``/best-of-N with seed 0
+  would see); replicates r >= 1 walk a random permutation of each pool (seeded by r): **resampling without
+  replacement from the cached pool**, not new generations. The allocation policies are run on these draws with
+  the same decision code as ``search_all`` (``eacps.allocate.choose``), at equal total cost (candidates; the
+  priors are not counted by either).
+* Reported, per objective: the allocation's figure and the uniform ones (8, 16, 32, 64 per condition where the
+  pool allows), each with a bootstrap 95% CI over replicates and tasks (tasks resampled jointly within each
+  replicate), and the paired difference allocation − uniform at equal cost:
+  ``mean`` — mean best; ``worst`` — worst-decile mean (the mean of the lowest 10% of bests);
+  ``threshold`` — fraction of tasks whose best reaches τ (``--tau``).
+* The done-means check (``worst``, 8 per condition on 40 conditions, vs uniform 32 per condition) is also run
+  for real, through ``eacps.search_all`` on the evaluation split, by tests/test_allocate.py.
+
+    python benchmarks/allocation.py [--split eval|tune] [--pool 128] [--replicates 200] [--out runs/bench-allocation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eacps.allocate import Mean, Objective, Threshold, Worst, choose
+
+TUNE_TASKS, EVAL_TASKS = 30, 40
+
+
+def digits_setup():
+    """The digits generator and its three scorers at the reference weights (the demo's potential)."""
+    from eacps.api import load_models
+    from eacps.config import PotentialConfig, build_potential, create
+
+    generator = create("generator", "digits", {})
+    potential = build_potential(PotentialConfig(criteria={c: {"scorer": f"digits-{c}"} for c in
+                                                          ("consistency", "realism", "identity")}))
+    load_models(generator, potential)
+    return generator, potential
+
+
+def split_tasks(split: str) -> list:
+    import eacps_digits
+
+    tasks = eacps_digits.tasks(TUNE_TASKS + EVAL_TASKS, 0)
+    return tasks[:TUNE_TASKS] if split == "tune" else tasks[TUNE_TASKS:]
+
+
+def pools(out: Path, split: str, size: int) -> dict[str, list[float | None]]:
+    """Per task, the potentials of best-of-N seed 0's first ``size`` candidates (None: not OK), in order."""
+    cache = out / f"pools-{split}-{size}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    from eacps.engine import Engine, Job
+    from eacps.store import Store
+    from eacps.strategies.best_of_n import BestOfN
+
+    generator, potential = digits_setup()
+    tasks = split_tasks(split)
+    with Store.open(out) as store:
+        engine = Engine(generator, potential, store, batch_size=16, progress=True)
+        try:
+            res = engine.run_all([Job(t, BestOfN(budget=size, seed=0), "pool") for t in tasks])
+        finally:
+            engine.close()
+    got = {r.condition.id: [c.potential if c.result.ok else None for c in r.history] for r in res}
+    cache.write_text(json.dumps(got))
+    return got
+
+
+# -- simulation on the cached pools ---------------------------------------------------------------------------
+def draws(pool: dict[str, list[float | None]], replicate: int) -> list[list[float | None]]:
+    """Per task, the order its candidates are drawn in: as generated (replicate 0) or a seeded permutation."""
+    out = []
+    for i, ys in enumerate(pool.values()):
+        if replicate == 0:
+            out.append(list(ys))
+        else:
+            perm = np.random.default_rng([replicate, i]).permutation(len(ys))
+            out.append([ys[j] for j in perm])
+    return out
+
+
+def bests_after(seq: list[list[float | None]], spent: list[int]) -> list[float | None]:
+    out = []
+    for ys, n in zip(seq, spent, strict=True):
+        ok = [y for y in ys[:n] if y is not None]
+        out.append(max(ok) if ok else None)
+    return out
+
+
+def simulate(seq: list[list[float | None]], total: int, objective: Objective, *, batch_size: int = 2,
+             min_per_condition: int = 2, prior_weight: float = 4.0) -> list[int]:
+    """Candidates per task that ``search_all``'s decisions grant when task i's draws are ``seq[i]`` (capped at
+    the pool)."""
+    spent = [min_per_condition] * len(seq)
+    while True:
+        scores = [[y for y in ys[:n] if y is not None] for ys, n in zip(seq, spent, strict=True)]
+        room = [len(ys) - n for ys, n in zip(seq, spent, strict=True)]
+        pick = choose(scores, room, total - sum(spent), objective, batch_size=batch_size, prior_weight=prior_weight)
+        if pick.index is None:
+            return spent
+        spent[pick.index] += pick.candidates
+
+
+def figure(objective: Objective, bests: list[float | None]) -> float:
+    return objective.value(bests)
+
+
+def bootstrap(values: np.ndarray, objective: Objective, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% CI of the objective's figure: replicates and tasks resampled (tasks jointly within a replicate)."""
+    rng = np.random.default_rng(seed)
+    r, t = values.shape
+    stats = []
+    for _ in range(n_boot):
+        rows = values[rng.integers(0, r, r)]
+        cols = rng.integers(0, t, t)
+        stats.append(np.mean([objective.value(list(row[cols])) for row in rows]))
+    return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
+
+
+def evaluate(pool: dict[str, list[float | None]], objective: Objective, per_condition: int, uniform: list[int],
+             replicates: int, **kw: Any) -> dict[str, Any]:
+    """The allocation at ``per_condition`` x tasks against uniform budgets, over ``replicates`` draw orders."""
+    m = min(len(v) for v in pool.values())
+    total = per_condition * len(pool)
+    alloc, unif = [], {u: [] for u in uniform if u <= m}
+    for r in range(replicates):
+        seq = draws(pool, r)
+        alloc.append(bests_after(seq, simulate(seq, total, objective, **kw)))
+        for u in unif:
+            unif[u].append(bests_after(seq, [u] * len(seq)))
+    a = np.array(alloc, dtype=float)
+    out = {"objective": objective.to_json(), "per_condition": per_condition, "tasks": len(pool),
+           "replicates": replicates, "allocation": _fig(a, objective), "uniform": {}}
+    for u, rows in unif.items():
+        b = np.array(rows, dtype=float)
+        out["uniform"][u] = {**_fig(b, objective), "diff": _diff(a, b, objective)}
+    return out
+
+
+def _fig(v: np.ndarray, objective: Objective) -> dict[str, Any]:
+    return {"value": float(np.mean([objective.value(list(row)) for row in v])), "ci95": bootstrap(v, objective)}
+
+
+def _diff(a: np.ndarray, b: np.ndarray, objective: Objective, n_boot: int = 2000) -> dict[str, Any]:
+    """allocation − uniform, paired (the same replicates and tasks in both)."""
+    rng = np.random.default_rng(1)
+    r, t = a.shape
+    d = []
+    for _ in range(n_boot):
+        rows, cols = rng.integers(0, r, r), rng.integers(0, t, t)
+        d.append(np.mean([objective.value(list(a[i, cols])) - objective.value(list(b[i, cols])) for i in rows]))
+    point = float(np.mean([objective.value(list(x)) - objective.value(list(y)) for x, y in zip(a, b, strict=True)]))
+    return {"value": point, "ci95": (float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975)))}
+
+
+def fmt(res: dict[str, Any]) -> str:
+    o = res["objective"]
+    name = o["objective"] + (f" τ={o['threshold']:g}" if "threshold" in o else "")
+    a = res["allocation"]
+    lines = [f"{name}: allocation {res['per_condition']}/condition over {res['tasks']} tasks, {res['replicates']} "
+             f"replicates: {a['value']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"]
+    for u, r in res["uniform"].items():
+        d = r["diff"]
+        lines.append(f"  uniform {u:>3}/condition: {r['value']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]; "
+                     f"allocation - uniform: {d['value']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=["eval", "tune"], default="eval")
+    ap.add_argument("--pool", type=int, default=128, help="best-of-N draws cached per task")
+    ap.add_argument("--replicates", type=int, default=200, help="draw orders (replicate 0: as generated)")
+    ap.add_argument("--per-condition", type=int, default=8, help="the allocation's total budget per condition")
+    ap.add_argument("--tau", type=float, default=None, help="threshold τ (default: the median best of uniform 8)")
+    ap.add_argument("--out", default="runs/bench-allocation")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    pool = pools(out, args.split, args.pool)
+    tau = args.tau
+    if tau is None:
+        tau = float(np.median([b for b in bests_after(draws(pool, 0), [args.per_condition] * len(pool))
+                               if b is not None]))
+    results = []
+    for obj in (Mean(), Worst(), Threshold(round(tau, 2))):
+        res = evaluate(pool, obj, args.per_condition, [8, 16, 32, 64], args.replicates)
+        results.append(res)
+        print(fmt(res), flush=True)
+    (out / f"allocation-{args.split}.json").write_text(json.dumps(results, indent=1))
+    print(f"wall time: {time.perf_counter() - t0:.0f} s; results: {out / f'allocation-{args.split}.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

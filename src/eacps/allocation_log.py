@@ -1,0 +1,43 @@
+"""Reading where a cross-condition budget went (``eacps.allocate``'s log, store meta ``allocation/<label>``):
+``eacps show`` and the report. Imports no torch (reading a store never does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eacps.store import Store
+from eacps.tables import format_table
+
+META_PREFIX = "allocation/"
+
+
+def stored_allocations(store: Store) -> dict[str, dict[str, Any]]:
+    """Every allocation log of a run store, by label (``{}`` for a run without one)."""
+    keys = [r[0] for r in store.db.execute("SELECT key FROM meta WHERE key LIKE ?", (META_PREFIX + "%",))] \
+        if "meta" in store._tables else []
+    return {k.removeprefix(META_PREFIX): store.get_meta(k) for k in sorted(keys)}
+
+
+def allocation_context(log: dict[str, Any]) -> dict[str, Any]:
+    """The report's view of one allocation log: a heading line and per condition (candidates, best, last reason)."""
+    last: dict[str, str] = {}
+    for d in log["decisions"]:
+        last[d["condition"]] = d["reason"]
+    return {"head": format_allocation(log).splitlines()[0],
+            "rows": [{"condition": r["condition"], "candidates": r["candidates"],
+                      "best": "-" if r["best"] is None else f"{r['best']:.3f}", "reason": last.get(r["condition"], "")}
+                     for r in log["rows"]]}
+
+
+def format_allocation(log: dict[str, Any], last: int = 2) -> str:
+    """Where the budget went and why: per condition, candidates, best and the reasons of its ``last`` grants."""
+    reasons: dict[str, list[str]] = {}
+    for d in log["decisions"]:
+        reasons.setdefault(d["condition"], []).append(d["reason"])
+    rows = [[r["condition"], r["candidates"], "-" if r["best"] is None else f"{r['best']:.3f}",
+             " | ".join(reasons.get(r["condition"], [])[-last:])] for r in log["rows"]]
+    spent = sum(r["candidates"] for r in log["rows"])
+    tau = f", τ = {log['threshold']:g}" if log.get("threshold") is not None else ""
+    head = (f"allocation {log['label']!r}: objective {log['objective']}{tau}, {spent} of {log['total_budget']} "
+            f"candidates, {len(log['decisions'])} grants; stopped: {log['stop'] or '(interrupted)'}")
+    return head + "\n" + format_table(["condition", "candidates", "best", "why (last grants)"], rows)

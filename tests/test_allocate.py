@@ -1,0 +1,340 @@
+"""Budgets across conditions: ``eacps.search_all`` and ``eacps run`` with ``[allocation]``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import configs
+import numpy as np
+import pytest
+import toy
+
+import eacps
+from eacps import Condition
+from eacps.allocate import Mean, Threshold, Worst, as_objective, choose, worst_decile
+from eacps.allocation_log import format_allocation, stored_allocations
+from eacps.cli import main
+from eacps.orderstats import expected_improvement_normal, prob_reach_normal
+from eacps.potential import Criterion, Potential
+from eacps.store import read_only
+
+HERE = Path(__file__).parent
+
+
+# -- the order statistics behind each decision ----------------------------------------------------------------
+@pytest.mark.parametrize("k", [1, 4])
+@pytest.mark.parametrize("best", [-1.0, 0.0, 1.5])
+def test_expected_improvement_matches_monte_carlo(k, best):
+    rng = np.random.default_rng(0)
+    draws = 2.0 + 3.0 * rng.standard_normal((400_000, k))
+    mc = np.maximum(draws.max(axis=1) - best, 0.0).mean()
+    assert expected_improvement_normal(2.0, 3.0, best, k) == pytest.approx(mc, rel=0.01)
+    p = (draws.max(axis=1) >= best).mean()
+    assert prob_reach_normal(2.0, 3.0, best, k) == pytest.approx(p, abs=0.003)
+
+
+# -- objective semantics on evidence alone (choose is what search_all asks) ------------------------------------
+LOW = [30.0, 31.0, 32.0, 33.0]  # a weak condition: best 33
+HIGH = [40.0, 41.0, 42.0, 43.0]  # a strong one, the same spread: best 43
+WIDE = [30.0, 50.0, 35.0, 45.0]  # the strongest, spread much wider: the largest expected gain
+
+
+def test_worst_goes_to_the_weakest_and_mean_to_the_largest_gain():
+    scores = [HIGH, LOW, WIDE]
+    assert choose(scores, [10] * 3, 30, Worst(), batch_size=2).index == 1
+    assert choose(scores, [10] * 3, 30, Mean(), batch_size=2, prior_weight=0).index == 2  # each its own spread
+    # a condition at its cap gets nothing; a condition without any OK candidate gets nothing
+    assert choose(scores, [10, 0, 10], 30, Worst(), batch_size=2).index == 0
+    assert choose([HIGH, [], WIDE], [10] * 3, 30, Worst(), batch_size=2).index == 0
+
+
+def test_worst_raises_the_bottom_decile_where_it_can_rise():
+    """20 conditions: the worst decile is the lowest 2. Only those two are candidates; of them, the one expected
+    to rise more (up to the third lowest best) is granted; a weakest one that never varies yields to the other."""
+    others = [[40.0 + i, 41.0 + i, 42.0 + i, 43.0 + i] for i in range(18)]  # bests 43..60, wide gains
+    flat = [33.0] * 4
+    pick = choose([flat, LOW, *others], [10] * 20, 100, Worst(), batch_size=2, prior_weight=0)
+    assert pick.index == 1 and "among the lowest 2" in pick.reason and "up to 43.000" in pick.reason
+    # with a single bottom condition (fraction 0.05 of 20 = 1), the flat one is the whole set: it is granted
+    assert choose([flat, LOW, *others], [10] * 20, 100, Worst(0.05), batch_size=2, prior_weight=0).index == 0
+    # a bottom condition at its cap: the next weakest outside the set comes next, not the strongest
+    assert choose([flat, LOW, *others], [0, 0, *[10] * 18], 100, Worst(), batch_size=2).index == 2
+
+
+def test_threshold_skips_conditions_that_reached_it_and_stops_when_all_have():
+    scores = [HIGH, LOW, WIDE]
+    pick = choose(scores, [10] * 3, 30, Threshold(42.5), batch_size=2)
+    assert pick.index == 1 and 0 < pick.predicted < 1  # LOW and only LOW is below τ
+    done = choose(scores, [10] * 3, 30, Threshold(33.0), batch_size=2)
+    assert done.index is None and "reached" in done.stop
+    assert choose(scores, [10] * 3, 0, Mean(), batch_size=2).stop == {"budget": "the total budget is spent"}
+
+
+def test_objectives_from_names_and_their_figures():
+    assert as_objective("mean") == Mean() and as_objective("worst") == Worst()
+    assert as_objective("threshold", 7.0) == Threshold(7.0)
+    with pytest.raises(ValueError, match="needs a threshold"):
+        as_objective("threshold")
+    with pytest.raises(ValueError, match="must be one of mean, worst, threshold"):
+        as_objective("best")
+    bests = [float(x) for x in range(1, 21)]  # 20 conditions: the worst decile is the lowest 2
+    assert worst_decile(bests) == 1.5 == Worst().value(bests)
+    assert Threshold(15.0).value(bests) == 0.3 and Mean().value(bests) == 10.5
+
+
+# -- search_all on the toy generator with conditions of different difficulty ----------------------------------
+def shifted_conditions(n: int = 6) -> list[Condition]:
+    """Condition i's noise is z * scale_i + offset_i: some conditions are harder (low offset) or more varied."""
+    return [Condition(f"c{i}", prompt="toy", extra={"offset": -0.6 + 0.25 * i, "scale": 0.5 + 0.2 * (i % 3)})
+            for i in range(n)]
+
+
+@pytest.fixture
+def setup():
+    gen = toy.ToyGenerator(toy.ToyGeneratorParams(shift=True))
+    pot = Potential([Criterion("realism", toy.ToyScorer(), 4.0), Criterion("consistency", toy.ToyMeanScorer(), 1.0)])
+    return gen, pot
+
+
+def uniform(setup, conds, per: int, run_dir: Path | None = None) -> list[float]:
+    gen, pot = setup
+    return [eacps.search(c, generator=gen, potential=pot, strategy="best-of-n", budget=per, batch_size=4,
+                         run_dir=run_dir).best.potential for c in conds]
+
+
+def test_worst_raises_the_minimum_over_uniform_at_equal_cost(setup, tmp_path):
+    gen, pot = setup
+    conds = shifted_conditions()
+    a = eacps.search_all(conds, generator=gen, potential=pot, budget=8 * len(conds), objective="worst",
+                         batch_size=2, run_dir=tmp_path / "run")
+    u = uniform(setup, conds, 8)
+    assert a.spent == 8 * len(conds)
+    assert min(a.bests) > min(u)  # the weakest condition is better than uniform's weakest
+    spent = {r["condition"]: r["candidates"] for r in a.rows()}
+    weakest = conds[int(np.argmin(u))].id
+    assert spent[weakest] == max(spent.values()) > 8  # it got the most
+    assert a.value == worst_decile(a.bests)
+
+
+def test_mean_spends_the_budget_and_records_every_reason(setup):
+    gen, pot = setup
+    conds = shifted_conditions()
+    a = eacps.search_all(conds, generator=gen, potential=pot, budget=23, objective=eacps.Mean(), batch_size=4)
+    assert a.spent == 23 and a.stop == {"budget": "the total budget is spent"}  # 23: not a multiple of the grant
+    assert sum(d.candidates for d in a.decisions) == 23
+    assert [d.condition for d in a.decisions[:6]] == [c.id for c in conds]  # the warm-up
+    for d in a.decisions[6:]:
+        assert d.predicted > 0 and d.best is not None and "predicted gain" in d.reason
+    grants = {}
+    for d in a.decisions:
+        assert d.spent == grants.get(d.condition, 0)  # each decision saw the condition's candidates so far
+        grants[d.condition] = d.spent + d.candidates
+    assert grants == {r["condition"]: r["candidates"] for r in a.rows()}
+    assert a.value == pytest.approx(np.mean(a.bests))
+
+
+def test_threshold_stops_when_every_condition_reaches_it(setup):
+    gen, pot = setup
+    conds = shifted_conditions()
+    tau = sorted(uniform(setup, conds, 4))[1]  # reachable: most conditions pass it within a few candidates
+    a = eacps.search_all(conds, generator=gen, potential=pot, budget=200, objective=Threshold(tau), batch_size=2)
+    assert "reached" in a.stop and a.spent < 200
+    assert all(b >= tau for b in a.bests) and a.value == 1.0
+    never = eacps.search_all(conds, generator=gen, potential=pot, budget=30, objective=Threshold(1e3), batch_size=2)
+    assert never.spent == 30 and "budget" in never.stop and never.value == 0.0
+
+
+def test_deterministic_and_resumed_from_the_store(setup, tmp_path):
+    gen, pot = setup
+    conds = shifted_conditions()
+    kw = dict(generator=gen, potential=pot, budget=40, objective="worst", batch_size=2, seed=3)
+    a = eacps.search_all(conds, run_dir=tmp_path / "a", **kw)
+    b = eacps.search_all(conds, run_dir=tmp_path / "b", **kw)
+    assert [d.to_json() for d in a.decisions] == [d.to_json() for d in b.decisions]
+    assert [r.best.recipe for r in a.results] == [r.best.recipe for r in b.results]
+    before = gen.generated
+    again = eacps.search_all(conds, run_dir=tmp_path / "a", **kw)  # everything served from the store
+    assert gen.generated == before
+    assert [d.to_json() for d in again.decisions] == [d.to_json() for d in a.decisions]
+    with read_only(tmp_path / "a") as store:
+        log = stored_allocations(store)["best-of-n+worst"]
+    assert log["decisions"] == [d.to_json() for d in a.decisions] and log["stop"] == a.stop
+    assert sum(r["candidates"] for r in log["rows"]) == 40
+    text = format_allocation(log)
+    assert "objective worst, 40 of 40 candidates" in text and "among the lowest" in text
+
+
+def test_conditions_without_any_ok_candidate_get_nothing_more(setup):
+    _, pot = setup
+    gen = toy.ToyGenerator(toy.ToyGeneratorParams(fail_all=True))
+    a = eacps.search_all(shifted_conditions(3), generator=gen, potential=pot, budget=30, objective="worst")
+    assert a.spent == 6 and "exhausted" in a.stop and a.bests == [None] * 3  # the warm-up only, every one FAILED
+    assert all(c.reason and "exploded" in c.reason for r in a.results for c in r.history)
+
+
+def test_a_step_counting_strategy_is_refused(setup):
+    gen, pot = setup
+    with pytest.raises(ValueError, match="spends denoising steps on partial paths"):
+        eacps.search_all(shifted_conditions(2), generator=gen, potential=pot, budget=8, strategy="fk-steering")
+    with pytest.raises(ValueError, match="total_budget: must be >= 12"):
+        eacps.search_all(shifted_conditions(6), generator=gen, potential=pot, budget=8)
+
+
+# -- eacps run with [allocation] ------------------------------------------------------------------------------
+def alloc_config(**allocation) -> dict:
+    cfg = configs.toy(strategy="best-of-n", budget=6, batch_size=2)
+    cfg = configs.edit(cfg, "generator.params", {"shift": True})
+    cfg["conditions"] = [{"id": c.id, "prompt": "toy", "extra": c.extra} for c in shifted_conditions()]
+    cfg["allocation"] = {"objective": "worst", **allocation}
+    return cfg
+
+
+def test_run_and_show_report_where_the_budget_went(tmp_path, toy_plugin, capsys):
+    cfg = configs.write(tmp_path / "cfg.toml", alloc_config())
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "allocation 'best-of-n+worst': objective worst, 36 of 36 candidates" in out  # 6 x 6 conditions
+    assert "best-of-n+worst  " in out and "(n=" not in out  # one summary row for the whole allocation
+    assert "warm-up" not in out.split("allocation 'best-of-n+worst'")[1].split("\n")[2]  # reasons of the last grant
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Budget across conditions: where it went and why" in html and "among the lowest" in html
+    with read_only(tmp_path / "run") as store:
+        log = stored_allocations(store)["best-of-n+worst"]
+        counts = {r["condition"]: len([c for c in store.candidates(r["search"], role="search")]) for r in log["rows"]}
+    assert counts == {r["condition"]: r["candidates"] for r in log["rows"]} and len(set(counts.values())) > 1
+
+
+@pytest.mark.parametrize("allocation, expected", [
+    ({"objective": "best"}, "allocation.objective: must be one of 'mean', 'worst' or 'threshold' (got 'best')"),
+    ({"objective": "threshold"}, "allocation: objective = 'threshold' needs threshold = τ"),
+    ({"objective": "mean", "threshold": 3.0}, "allocation: threshold is only used with objective = 'threshold'"),
+    ({"total_budget": 5}, "allocation.total_budget: must be >= 12 (min_per_condition 2 x 6 conditions), got 5"),
+    ({"min_per_condition": 1}, "allocation.min_per_condition: Input should be greater than or equal to 2"),
+    ({"max_per_condition": 3, "min_per_condition": 4}, "allocation.max_per_condition: must be >= min_per_condition"),
+    ({"fraction": 0}, "allocation.fraction: Input should be greater than 0"),
+    ({"colour": 1}, "allocation.colour: unknown field"),
+])
+def test_allocation_config_errors_name_the_field(tmp_path, toy_plugin, capsys, allocation, expected):
+    cfg = alloc_config()
+    cfg["allocation"] = {"objective": "worst", **allocation}
+    assert main(["run", str(configs.write(tmp_path / "cfg.toml", cfg)), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_step_counting_strategy_is_a_config_error(tmp_path, toy_plugin, capsys):
+    cfg = configs.edit(alloc_config(), "search.strategy", "fk-steering")
+    cfg = configs.edit(cfg, "generator.params", {"shift": True, "stepping": True})
+    assert main(["run", str(configs.write(tmp_path / "cfg.toml", cfg)), "--out", str(tmp_path / "run")]) == 2
+    assert "search.strategy: 'fk-steering' spends denoising steps on partial paths" in capsys.readouterr().err
+
+
+# -- kill -9 during a cross-condition run ---------------------------------------------------------------------
+RUNNER = """
+import sys
+sys.path.insert(0, {here!r})
+import toy
+from eacps import plugins
+from eacps.cli import main
+plugins.register_plugin(toy)
+sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
+"""
+
+
+def rows(out: Path) -> list[tuple]:
+    db = sqlite3.connect(out / "store.sqlite")
+    try:
+        return db.execute("SELECT id, search, seq, recipe, status, potential FROM candidates ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def allocation_log(out: Path) -> dict:
+    db = sqlite3.connect(out / "store.sqlite")
+    try:
+        return json.loads(db.execute("SELECT value FROM meta WHERE key = 'allocation/best-of-n+worst'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def start(cfg: Path, out: Path) -> subprocess.Popen:
+    code = RUNNER.format(here=str(HERE), cfg=str(cfg), out=str(out))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.slow  # ~1 min: seven child processes
+def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
+    def config(log: Path) -> Path:
+        cfg = configs.edit(alloc_config(), "generator.params", {"shift": True, "sleep": 0.03, "log": str(log)})
+        return configs.write(tmp_path / f"{log.stem}.toml", cfg)
+
+    ref = start(config(tmp_path / "ref.log"), tmp_path / "ref")
+    assert ref.wait(120) == 0, ref.stderr.read().decode()
+    total = len(rows(tmp_path / "ref"))  # 6 priors + 36 candidates
+    assert total == 42
+    for kill_at in (10, 30):  # in the warm-up, late in the grants
+        out, log = tmp_path / f"run{kill_at}", tmp_path / f"run{kill_at}.log"
+        cfg = config(log)
+        proc = start(cfg, out)
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                if len(rows(out)) >= kill_at:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = rows(out)
+        log.write_text("")
+        again = start(cfg, out)
+        assert again.wait(120) == 0, again.stderr.read().decode()
+        after = rows(out)
+        assert after[: len(before)] == before  # nothing finished was lost or rewritten
+        assert len(after) == total and len({(s, q) for _, s, q, *_ in after}) == total  # each exactly once
+        finished = {f"{s.split('/')[1] if s.startswith('prior/') else s.split('/')[0]} {r}"
+                    for _, s, _, r, *_ in before}
+        assert not set(log.read_text().splitlines()) & finished  # no finished candidate generated again
+        assert sorted(x[1:] for x in after) == sorted(x[1:] for x in rows(tmp_path / "ref"))  # the same candidates
+        assert allocation_log(out) == allocation_log(tmp_path / "ref")  # the same decisions, the same winners
+
+
+# -- the issue's done-means on the embedded digits testbed ----------------------------------------------------
+@pytest.mark.slow
+def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks(tmp_path):
+    """Objective worst, a total of 8 per condition over 40 evaluation-split tasks (30..69, no allocator parameter
+    was chosen on them), against best-of-N 32 per condition: the worst-decile mean is at least uniform 32's."""
+    import eacps_digits
+
+    from eacps.engine import Engine, Job
+    from eacps.store import Store
+    from eacps.strategies.best_of_n import BestOfN
+
+    sys.path.insert(0, str(HERE.parent / "benchmarks"))
+    from allocation import digits_setup
+
+    gen, pot = digits_setup()
+    tasks = eacps_digits.tasks(70, 0)[30:]
+    with Store.open(tmp_path / "run") as store:  # uniform first: the allocation's prefixes are then served from it
+        engine = Engine(gen, pot, store, batch_size=16)
+        try:
+            u32 = engine.run_all([Job(t, BestOfN(budget=32, seed=0), "uniform") for t in tasks])
+        finally:
+            engine.close()
+    a = eacps.search_all(tasks, generator=gen, potential=pot, budget=8 * 40, objective="worst", seed=0,
+                         run_dir=tmp_path / "run")
+    uniform32 = worst_decile([r.best.potential for r in u32])
+    assert a.spent == 320 and sum(r.cost.candidates for r in u32) == 1280
+    print(f"worst decile of 40 held-out tasks: allocation (8 per condition) {a.value:.3f}, uniform 32 {uniform32:.3f}")
+    assert a.value >= uniform32, (a.value, uniform32)
+    assert not math.isnan(a.value)
