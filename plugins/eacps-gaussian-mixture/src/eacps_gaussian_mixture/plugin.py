@@ -1,5 +1,5 @@
 """Entry point of the ``eacps-gaussian-mixture`` plugin: the ``gaussian-mixture`` generator, its three scorers
-and task set."""
+and task set. Registered by reference: listing plugins imports no torch."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ from eacps import hookimpl
 
 @hookimpl
 def register_generators(register):
-    from eacps_gaussian_mixture.generator import GaussianMixtureGenerator
-
-    register(GaussianMixtureGenerator)
+    register("eacps_gaussian_mixture.generator:GaussianMixtureGenerator", name="gaussian-mixture")
 
 
 @hookimpl
 def register_scorers(register):
-    from eacps_gaussian_mixture.scorers import GMConsistency, GMIdentity, GMRealism
-
-    register(GMConsistency)
-    register(GMRealism)
-    register(GMIdentity)
+    for cls, name in (("GMConsistency", "gm-consistency"), ("GMRealism", "gm-realism"),
+                      ("GMIdentity", "gm-identity")):
+        register(f"eacps_gaussian_mixture.scorers:{cls}", name=name)
 
 
 @hookimpl
 def register_task_sets(register):
-    from eacps_gaussian_mixture.tasks import tasks
-
-    register(tasks, name="gaussian-mixture")
+    register("eacps_gaussian_mixture.tasks:tasks", name="gaussian-mixture")
