@@ -36,9 +36,10 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: 4.20x compute multiplier at budget 64)
 RECOMMENDED: tuple[str, dict[str, Any]] = (
     "eacps", {"neighborhood": "pcn", "generations": 3, "theta": 0.6, "theta_decay": 0.5})
-#: the default on a generator that can step: tree-search with its defaults (docs/findings.md: +1.57 [+1.23, +1.93]
-#: over best-of-N at budget 20 on held-out digits tasks, against +0.49 for annealed pCN EACPS; also ahead on the
-#: gaussian-mixture landscape, which no parameter was tuned on)
+#: the default on a generator that can step: tree-search with its defaults (docs/findings.md, evaluation split of
+#: the digits testbed, tasks no parameter was chosen on: +1.57 [+1.23, +1.93] over best-of-N at budget 20 and
+#: 2.98x [1.84, 5.37] its compute when a potential evaluation costs a generation, against +0.49 [+0.23, +0.77]
+#: and 1.89x for annealed pCN EACPS)
 STEPPING: tuple[str, dict[str, Any]] = ("tree-search", {})
 
 
