@@ -8,13 +8,14 @@ import re
 
 import pytest
 from rich.console import Console
-from toy import ToyGenerator
+from toy import ToyGenerator, ToyGeneratorParams
 
 from eacps import Condition, progress
 from eacps.api import load_models
 from eacps.engine import Engine, Job
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.eacps import EACPS
+from eacps.strategies.tree_search import TreeSearch
 
 
 def screen(raw: str) -> list[str]:
@@ -61,6 +62,17 @@ def test_a_labelled_bar_per_search_group_with_one_rate_stays_on_screen(terminal,
         assert re.search(r"best \d+\.\d{3}", line) and "None" not in line
     assert "search(es)" not in terminal.file.getvalue()
     assert capsys.readouterr().err == ""  # on a terminal: bars, not the plain per-batch lines
+
+
+def test_a_trajectory_search_fills_its_bar_in_candidate_equivalents(terminal, toy_potential):
+    """tree-search stores its previews as rows too (more rows than its budget): the bar counts the budget spent,
+    B·T steps, so it ends at exactly B of B."""
+    gen = ToyGenerator(ToyGeneratorParams(stepping=True))
+    (res,) = Engine(gen, toy_potential, progress=True).run_all([Job(Condition("t0", prompt="toy"), TreeSearch(budget=8),
+                                                                    label="tree-search")], batch_size=4)
+    assert len(res.history) > 8 and res.cost.steps == 8 * gen.default_steps
+    (bar,) = screen(terminal.file.getvalue())
+    assert bar.startswith("tree-search B=8 ") and " 8/8 " in bar
 
 
 def test_the_status_shows_while_a_model_loads_and_goes(terminal, toy_potential):

@@ -1,8 +1,10 @@
 """Progress on a terminal (rich): a status line while models load, then a labelled bar per search group.
 
 A search group is the searches of one contestant at one budget (one strategy label, one budget, every
-condition): its bar is named ``"<label> B=<budget>"`` (and the number of conditions), shows candidates done of
-the total, one rate (candidates per second) and, once a candidate has succeeded, the best potential so far.
+condition): its bar is named ``"<label> B=<budget>"`` (and the number of conditions), shows the budget spent
+of the total in candidate equivalents (a budget B is B·T denoising steps, so previews and shared prefixes count
+their share), one rate (candidate equivalents per second) and, once a candidate has succeeded, the best
+potential so far.
 The bars stay on screen when the searches end. All of it only when progress is asked for and stderr is a
 terminal; elsewhere (a pipe, a log) the scheduler prints a plain line per batch, and ``--quiet`` nothing.
 """
@@ -64,7 +66,7 @@ def group_label(label: str, budget: int, conditions: int) -> str:
 
 
 class SearchBars:
-    """One bar per search group; ``advance`` adds candidates and a search's best; ``close`` leaves them drawn."""
+    """One bar per search group; ``advance`` adds spent steps and a search's best; ``close`` leaves them drawn."""
 
     def __init__(self, groups: Sequence[tuple[Hashable, str, int]], *, enabled: bool, workers: int = 1) -> None:
         """``groups``: (key, label, total candidates) in display order."""
@@ -72,6 +74,7 @@ class SearchBars:
         self._progress: Progress | None = None
         self._tasks: dict[Hashable, Any] = {}
         self._best: dict[Hashable, float] = {}
+        self._steps: dict[Hashable, int] = {}
         if self.console is None:
             return
         suffix = f" ({workers} workers)" if workers > 1 else ""
@@ -87,12 +90,16 @@ class SearchBars:
         """Whether bars are drawn (a terminal, progress asked for)."""
         return self._progress is not None
 
-    def advance(self, key: Hashable, n: int, best: float | None) -> None:
+    def advance(self, key: Hashable, steps: int, full_steps: int, best: float | None) -> None:
+        """``steps`` more denoising steps spent in group ``key`` (``full_steps`` make a candidate), whose latest
+        search's best is ``best``."""
         if self._progress is None:
             return
+        self._steps[key] = self._steps.get(key, 0) + steps
         if best is not None and best > self._best.get(key, float("-inf")):
             self._best[key] = best
-        self._progress.update(self._tasks[key], advance=n, best=self._best.get(key))
+        self._progress.update(self._tasks[key], completed=self._steps[key] / max(full_steps, 1),
+                              best=self._best.get(key))
 
     def close(self) -> None:
         """Stop drawing; the bars' last state stays on screen."""

@@ -247,12 +247,15 @@ class Scheduler:
             # charged steps: what the strategy's PathLedger charged each path when it was asked (index = seq)
             seq0 = p.planned.seq0
             charges = st.strategy.ledger.charges[seq0:seq0 + len(cands)]  # type: ignore[union-attr]
+            spent = st.cost.steps
             for c, new, steps in zip(cands, p.planned.computed, charges, strict=True):
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
                 self.meter.charge(st.cost, c, criteria, computed=new, steps=steps)
             st.history.extend(cands)
             best = best_of(st.history)
-            bars.advance(_group(st), len(cands), None if best is None else best.potential)
+            # progress in candidate equivalents (budget B = B·T steps): previews and shared prefixes count their share
+            bars.advance(_group(st), st.cost.steps - spent, st.strategy.full_steps or 1,
+                         None if best is None else best.potential)
             if self.progress and not bars.active:  # not a terminal: a line per batch instead of a bar
                 print(f"eacps: {st.search_id}: {len(st.history)} candidates, {st.cost.steps} steps, best "
                       f"{'-' if best is None else f'{best.potential:.3f}'}", file=sys.stderr, flush=True)
