@@ -272,3 +272,24 @@ def test_generate_help_names_the_default_rule():
 
     text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
     assert "tree-search on a generator that can step" in text and "annealed pCN eacps" in text
+
+
+def test_generate_on_a_stepping_diffusers_model_defaults_to_tree_search(tmp_path, capsys, monkeypatch):
+    """A diffusers model's stepping depends on its pipeline and scheduler: decided once loaded (tiny SD, DDIM)."""
+    tiny = pytest.importorskip("eacps_diffusers.tiny")
+    pytest.importorskip("eacps_vlm")
+    model = tmp_path / "tiny-sd"
+    tiny.tiny_pipeline("sd").save_pretrained(model)
+    assert build_config(GenerateRequest("a red cat", str(model)))["search"]["strategy"] == "eacps"  # not loaded yet
+    monkeypatch.setenv("EACPS_JUDGE_KEY", "none")
+    judge = BrightnessJudge()
+    try:
+        rc = main(["generate", "a red cat", "--model", str(model), "--judge-url", judge.url, "--judge", "fake",
+                   "--judge-key-env", "EACPS_JUDGE_KEY", "--budget", "4", "--steps", "5", "-o", str(tmp_path / "b.png"),
+                   "--save-config", str(tmp_path / "g.toml"), "--quiet"])
+    finally:
+        judge.httpd.shutdown()
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert _line(out, "strategy: ") == "strategy: tree-search"
+    assert tomllib.loads((tmp_path / "g.toml").read_text())["search"]["strategy"] == "tree-search"

@@ -138,7 +138,7 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
               "params": params}
     config = {"generator": generator, "potential": {"criteria": _criteria(req)}, "search": search,
               "conditions": [condition]}
-    parse_config(config)  # field errors are one line, before anything is loaded
+    parse_config(_until_loaded(config, req))  # field errors are one line, before anything is loaded
     return config
 
 
@@ -162,20 +162,33 @@ def _declared_stepping(generator: str) -> str:
     return capabilities.UNKNOWN if target is None else capabilities.declared(target)["stepping"]
 
 
+def _decided_after_loading(config: dict[str, Any], req: GenerateRequest) -> bool:
+    """No ``--strategy``, and the generator's stepping depends on its loaded model (diffusers: pipeline, scheduler)."""
+    return not req.strategy and _declared_stepping(config["generator"]["name"]) not in (capabilities.YES,
+                                                                                         capabilities.NO)
+
+
+def _until_loaded(config: dict[str, Any], req: GenerateRequest) -> dict[str, Any]:
+    """The config to validate and load with: when the default is decided after loading, its search holds
+    best-of-n (any budget, any generator) until then."""
+    if not _decided_after_loading(config, req):
+        return config
+    return {**config, "search": {**config["search"], "strategy": "best-of-n", "params": {}}}
+
+
 def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
                        progress: bool = False) -> tuple[dict[str, Any], Any]:
-    """Load the run's models once and, when no ``--strategy`` was given and the generator's stepping depends on
-    its model, put the default for the loaded generator in ``config`` (and the loaded setup)."""
+    """Load the run's models once (``path`` holds ``_until_loaded(config)``) and, when the default strategy is
+    decided after loading, put the one for the loaded generator in ``config`` and the setup."""
     from eacps.api import check_compatible, load_run, make_strategy
 
     setup = load_run(path, progress=progress)
-    if req.strategy or _declared_stepping(config["generator"]["name"]) in (capabilities.YES, capabilities.NO):
+    if not _decided_after_loading(config, req):
         return config, setup
     name, params = default_strategy(setup.generator)
-    if name != config["search"]["strategy"]:
-        config = {**config, "search": {**config["search"], "strategy": name, "params": params}}
-        check_compatible(make_strategy(name, params, budget=req.budget, seed=req.seed), setup.generator)
-        setup.config = parse_config(_with_reference(config, req.reference, path.parent))
+    config = {**config, "search": {**config["search"], "strategy": name, "params": params}}
+    check_compatible(make_strategy(name, params, budget=req.budget, seed=req.seed), setup.generator)
+    setup.config = parse_config(_with_reference(config, req.reference, path.parent))
     return config, setup
 
 
@@ -234,7 +247,7 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
     try:
         path = tmp / "generate.toml"
-        path.write_text(tomlw.dumps(_with_reference(config, req.reference, tmp)))
+        path.write_text(tomlw.dumps(_with_reference(_until_loaded(config, req), req.reference, tmp)))
         run_dir = Path(req.run_dir) if req.run_dir else tmp / "run"
         try:
             config, setup = _load_with_default(path, config, req, progress)
