@@ -1,8 +1,10 @@
-"""Generate docs/reference.md (config and plugin parameters) and docs/cli.md (every ``--help``).
+"""Generate docs/reference.md (config and plugin parameters), docs/cli.md (every ``--help``) and
+docs/packages/*.md (each plugin distribution's README, in the site).
 
-Both pages are generated from the code: the pydantic models of ``eacps.config`` and each registered
-plugin's ``Params``, and the click commands of ``eacps.cli``. ``tests/test_docs.py`` fails when the
-committed pages differ from what this script writes.
+The first two are generated from the code: the pydantic models of ``eacps.config`` and each registered
+plugin's ``Params``, and the click commands of ``eacps.cli``; the package pages are the READMEs under
+``plugins/`` and ``strategies/`` with their links made relative to the site. ``tests/test_docs.py`` fails
+when the committed pages differ from what this script writes.
 
     python docs/gen_reference.py          # rewrite both pages
     python docs/gen_reference.py --check  # exit 1 if either page is stale
@@ -253,7 +255,42 @@ def help_blocks(markdown: str) -> dict[str, str]:
     }
 
 
-PAGES = {"reference.md": reference_markdown, "cli.md": cli_markdown}
+def package_readmes() -> dict[str, Path]:
+    """``{page name under docs/: README}`` of every plugin and strategy distribution of the repository."""
+    readmes = sorted([*ROOT.glob("plugins/*/README.md"), *ROOT.glob("strategies/*/README.md")])
+    return {f"packages/{p.parent.name}.md": p for p in readmes}
+
+
+def _site_link(readme: Path, target: str) -> str | None:
+    """A README's relative link as seen from docs/packages/ (None: a repository file the site does not hold)."""
+    path, _, anchor = target.partition("#")
+    resolved = (readme.parent / path).resolve()
+    if resolved == ROOT / "README.md":
+        site = "../index.md"
+    elif resolved.is_relative_to(DOCS):
+        site = "../" + resolved.relative_to(DOCS).as_posix()
+    else:
+        return None
+    return site + (f"#{anchor}" if anchor else "")
+
+
+def package_markdown(readme: Path) -> str:
+    """The README as a site page: relative links point into the site, other repository paths become code."""
+
+    def link(m: re.Match[str]) -> str:
+        text, target = m.group(1), m.group(2)
+        if re.match(r"[a-z]+:|#", target):
+            return m.group(0)
+        site = _site_link(readme, target)
+        return f"[{text}]({site})" if site is not None else f"{text} (`{readme.parent.relative_to(ROOT) / target}`)"
+
+    rel = readme.relative_to(ROOT).as_posix()
+    body = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", link, readme.read_text())
+    return f"<!-- generated from {rel} by docs/gen_reference.py: edit that README -->\n{body}"
+
+
+PAGES = {"reference.md": reference_markdown, "cli.md": cli_markdown,
+         **{name: (lambda p=p: package_markdown(p)) for name, p in package_readmes().items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path.exists() or path.read_text() != text:
                 stale.append(name)
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path}")
     if stale:

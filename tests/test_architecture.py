@@ -17,7 +17,7 @@ SRC = ROOT / "src" / "eacps"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"params", "recipe", "types", "errors", "versions", "stats", "orderstats", "hookspecs", "cost",
-                "tables", "capabilities", "trees", "tomlw"}),
+                "tables", "capabilities", "trees", "tomlw", "progress"}),
     ("interfaces", {"generator", "scorer", "strategy", "stepping", "plugins", "checkpoints", "noise_space"}),
     ("potential/store", {"potential", "store", "config", "allocation_log"}),
     ("engine parts", {"batch", "meter", "planner", "calibrator", "executor", "scheduler", "engine", "strategies",

@@ -92,14 +92,36 @@ def test_mkdocs_build_strict(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     site = tmp_path / "site"
-    for page in ("concepts", "cli", "reference", "plugins", "strategies", "findings", "notebooks"):
+    for page in ("concepts", "cli", "reference", "plugins", "strategies", "findings", "notebooks", "getting-started"):
         assert (site / page / "index.html").exists(), page
+    # every plugin distribution's README is a page of the site, its links pointing into the site
+    readmes = [*ROOT.glob("plugins/*/README.md"), *ROOT.glob("strategies/*/README.md")]
+    assert len(readmes) >= 8
+    for readme in readmes:
+        page = (site / "packages" / readme.parent.name / "index.html").read_text()
+        assert readme.read_text().splitlines()[0].lstrip("# ") in page
+        assert "../../README.md" not in page
     html = (site / "reference" / "index.html").read_text()
     assert "<table>" in html and 'id="strategies"' in html  # tables rendered, anchors used by other pages exist
     concepts = (site / "concepts" / "index.html").read_text()
-    diagram = re.search(r'<div class="mermaid">(.*?)</div>', concepts, re.S)
-    assert diagram is not None, "the engine's parts must render as a mermaid diagram, not a code block"
+    section = concepts.split('<h2 id="the-engines-parts"', 1)[1]
+    diagram = re.search(r"<pre[^>]*>(?:<span></span>)?<code[^>]*>(.*?)</code></pre>", section, re.S)
+    assert diagram is not None, "the engine's parts are drawn as a text diagram (readable offline, no script)"
     # the diagram names the parts as they are in the code: every eacps.<module> it mentions exists
     named = set(re.findall(r"eacps\.(\w+)", diagram.group(1)))
     assert {"scheduler", "planner", "batch", "executor", "store", "meter", "calibrator"} <= named
     assert all((ROOT / "src" / "eacps" / f"{m}.py").exists() for m in named), named
+
+
+def test_the_site_loads_nothing_from_another_host(tmp_path):
+    """Every script, stylesheet and image of the built site is served from the site itself (it reads offline)."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"), "-d",
+                    str(site)], check=True, capture_output=True, cwd=ROOT)
+    remote = []
+    for page in site.rglob("*.html"):
+        for tag in re.findall(r"<(?:script|link|img)\b[^>]*>", page.read_text()):
+            src = re.search(r'(?:src|href)="([^"]+)"', tag)
+            if src and re.match(r"(https?:)?//", src.group(1)):
+                remote.append(f"{page.relative_to(site)}: {src.group(1)}")
+    assert not remote, remote

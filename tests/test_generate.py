@@ -9,10 +9,12 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
+import toy
 from PIL import Image
 
+from eacps import hookimpl, plugins
 from eacps.cli import main
-from eacps.generate import GenerateRequest, build_config, reproduction
+from eacps.generate import RECOMMENDED, STEPPING, GenerateRequest, build_config, default_strategy, reproduction
 from eacps.recipe import Recipe
 from eacps.store import read_only
 from eacps.summary import load_searches
@@ -41,6 +43,8 @@ def test_generate_digits_then_run_the_saved_config(tmp_path, capsys, monkeypatch
     cfg = tomllib.loads(Path("g.toml").read_text())
     assert cfg["generator"]["name"] == "digits" and cfg["conditions"][0]["class_label"] == 3
     assert cfg["search"]["budget"] == 8
+    assert cfg["search"]["strategy"] == "tree-search"  # digits can step: the measured-best default
+    assert _line(out, "strategy: ") == "strategy: tree-search"
 
     assert main(["run", "g.toml", "--out", "run", "--quiet"]) == 0
     capsys.readouterr()
@@ -49,7 +53,7 @@ def test_generate_digits_then_run_the_saved_config(tmp_path, capsys, monkeypatch
         (rec,) = load_searches(store)
     finally:
         store.close()
-    assert len(rec.candidates) == 8
+    assert rec.strategy == "tree-search" and len(rec.candidates) >= 8  # tree-search also stores its previews
     assert rec.best.recipe == recipe
     assert rec.best.potential == pytest.approx(potential, abs=5e-4)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / rec.best.image_path)), best)
@@ -178,3 +182,114 @@ def test_generate_diffusers_with_an_http_judge_and_the_two_lines_reproduce_it(tm
     plain = np.asarray(ns["image"].convert("RGB"), dtype=np.int16)
     best = np.asarray(Image.open(tmp_path / "best.png").convert("RGB"), dtype=np.int16)
     assert plain.shape == best.shape and np.abs(plain - best).max() <= 1
+
+
+# -- the default strategy follows the generator's capabilities ----------------------------------------------
+class SteppingToyParams(toy.ToyGeneratorParams):
+    stepping: bool = True
+
+
+class SteppingToy(toy.ToyGenerator):
+    """The toy generator with stepping on by default: a generator whose stepping its class cannot declare (a
+    property of the instance, like diffusers' scheduler-dependent one)."""
+
+    name = "toy-stepping"
+    Params = SteppingToyParams
+
+
+class ToyPresets:
+    """Demo presets on the toy generators (``--model toy`` / ``--model toy-stepping``)."""
+
+    @hookimpl
+    def register_generators(self, register):
+        register(SteppingToy)
+
+    @hookimpl
+    def register_demo_presets(self, register):
+        crit = {"realism": ("toy-pixel", 4.0), "consistency": ("toy-mean", 1.0)}
+        register(plugins.DemoPreset(name="toy", generator="toy", criteria=crit, tasks="toy"))
+        register(plugins.DemoPreset(name="toy-stepping", generator="toy-stepping", criteria=crit, tasks="toy"))
+
+
+@pytest.fixture
+def toy_presets(toy_plugin):
+    presets = ToyPresets()
+    plugins.register_plugin(presets)
+    try:
+        yield
+    finally:
+        plugins.unregister_plugin(presets)
+
+
+def test_default_strategy_from_the_generators_declared_capabilities(toy_presets):
+    """digits declares stepping: tree-search from the config alone; --strategy still wins; a generator whose
+    stepping depends on its instance gets annealed pCN EACPS until it is loaded (no model is loaded here)."""
+    assert STEPPING[0] == "tree-search" and RECOMMENDED[0] == "eacps"
+    digits = build_config(GenerateRequest("3", "digits"))["search"]
+    assert (digits["strategy"], digits["params"]) == STEPPING
+    assert build_config(GenerateRequest("3", "digits", strategy="best-of-n"))["search"]["strategy"] == "best-of-n"
+    assert default_strategy("digits") == STEPPING
+    assert default_strategy("toy") == RECOMMENDED  # depends on params: decided after loading
+    assert default_strategy(toy.ToyGenerator()) == RECOMMENDED
+    assert default_strategy(toy.ToyGenerator(toy.ToyGeneratorParams(stepping=True))) == STEPPING
+
+
+@pytest.mark.parametrize("model, expected", [("toy", "eacps"), ("toy-stepping", "tree-search")])
+def test_generate_decides_after_loading_when_the_class_cannot_tell(tmp_path, capsys, toy_presets, model, expected):
+    """The toy generator without stepping runs annealed pCN EACPS; with stepping (known only once the instance
+    exists) tree-search; the saved config and the run store name the strategy that ran."""
+    rc = main(["generate", "toy task 1", "--model", model, "--budget", "8", "-o", str(tmp_path / "b.png"),
+               "--save-config", str(tmp_path / "g.toml"), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert _line(out, "strategy: ") == f"strategy: {expected}"
+    saved = tomllib.loads((tmp_path / "g.toml").read_text())["search"]
+    assert saved["strategy"] == expected
+    assert saved["params"] == (RECOMMENDED[1] if expected == "eacps" else {})
+    store = read_only(tmp_path / "run")
+    try:
+        assert store.get_meta("config")["search"]["strategy"] == expected
+        (rec,) = load_searches(store)
+    finally:
+        store.close()
+    assert rec.strategy == expected
+    assert len(rec.candidates) == 8 if expected == "eacps" else len(rec.candidates) > 8  # tree previews are rows
+
+
+def test_generate_strategy_option_overrides_the_default(tmp_path, capsys, toy_presets):
+    rc = main(["generate", "toy task 1", "--model", "toy-stepping", "--strategy", "best-of-n", "--budget", "4",
+               "-o", str(tmp_path / "b.png"), "--save-config", str(tmp_path / "g.toml"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert _line(out, "strategy: ") == "strategy: best-of-n"
+    assert tomllib.loads((tmp_path / "g.toml").read_text())["search"]["strategy"] == "best-of-n"
+
+
+def test_generate_help_names_the_default_rule():
+    from click.testing import CliRunner
+
+    from eacps.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
+    assert "tree-search on a generator that can step" in text and "annealed pCN eacps" in text
+
+
+def test_generate_on_a_stepping_diffusers_model_defaults_to_tree_search(tmp_path, capsys, monkeypatch):
+    """A diffusers model's stepping depends on its pipeline and scheduler: decided once loaded (tiny SD, DDIM)."""
+    tiny = pytest.importorskip("eacps_diffusers.tiny")
+    pytest.importorskip("eacps_vlm")
+    model = tmp_path / "tiny-sd"
+    tiny.tiny_pipeline("sd").save_pretrained(model)
+    assert build_config(GenerateRequest("a red cat", str(model)))["search"]["strategy"] == "eacps"  # not loaded yet
+    monkeypatch.setenv("EACPS_JUDGE_KEY", "none")
+    judge = BrightnessJudge()
+    try:
+        rc = main(["generate", "a red cat", "--model", str(model), "--judge-url", judge.url, "--judge", "fake",
+                   "--judge-key-env", "EACPS_JUDGE_KEY", "--budget", "4", "--steps", "5", "-o", str(tmp_path / "b.png"),
+                   "--save-config", str(tmp_path / "g.toml"), "--quiet"])
+    finally:
+        judge.httpd.shutdown()
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert _line(out, "strategy: ") == "strategy: tree-search"
+    assert tomllib.loads((tmp_path / "g.toml").read_text())["search"]["strategy"] == "tree-search"

@@ -26,6 +26,7 @@ from eacps.errors import one_line
 from eacps.executor import Executor
 from eacps.generator import Generator
 from eacps.potential import Potential
+from eacps.progress import status
 from eacps.store import Store, read_only
 from eacps.strategy import Strategy
 from eacps.types import Condition, Status
@@ -123,15 +124,16 @@ class Run:
             c.status is Status.OK for r in self.results for c in [r.prior, *r.history])
 
 
-def load_run(path: str | Path) -> Setup:
-    """Parse and build everything a config names, raising ConfigError before any compute."""
+def load_run(path: str | Path, *, progress: bool = False) -> Setup:
+    """Parse and build everything a config names, raising ConfigError before any compute. ``progress``: a
+    status line on a terminal while the models load."""
     path = Path(path)
     cfg, _ = load_config(path)
     plugins.report_problems()
-    return build(cfg, path.parent)
+    return build(cfg, path.parent, progress=progress)
 
 
-def build(cfg: RunConfig, base_dir: Path) -> Setup:
+def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
     conditions = build_conditions(cfg, base_dir)
     strategies = [make_strategy(s.strategy, s.params, budget=s.budget, seed=s.seed)  # validated before any model
                   for s in cfg.all_searches()]
@@ -148,7 +150,7 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
             generator.check_condition(cond)
         except ValueError as exc:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
-    load_models(generator, potential, preview)
+    load_models(generator, potential, preview, progress=progress)
     for i, strat in enumerate(strategies):
         check_compatible(strat, generator, f"{search_section(cfg, i)}.strategy")
     if cfg.allocation is not None:
@@ -158,12 +160,14 @@ def build(cfg: RunConfig, base_dir: Path) -> Setup:
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
 
 
-def load_models(generator: Generator, potential: Potential, preview: Potential | None = None) -> None:
+def load_models(generator: Generator, potential: Potential, preview: Potential | None = None, *,
+                progress: bool = False) -> None:
     """Load every model, then run every scorer's ``preflight`` (credentials, reachability) before the run: a
     model that cannot be loaded or a judge that cannot be reached is a configuration error. A generator's
     ``load`` may raise ``ConfigError`` for a setting its model refuses (``params.steps: ...``)."""
     try:
-        generator.load()
+        with status(f"loading generator {generator.name}…", progress):
+            generator.load()
     except (ConfigError, NotCachedError) as exc:  # named relative to the generator entry (params.steps: ...)
         raise ConfigError(f"generator.{exc}") from None
     except Exception as exc:
@@ -172,7 +176,8 @@ def load_models(generator: Generator, potential: Potential, preview: Potential |
         for c in pot.criteria if pot is not None else ():
             where = f"{section}.criteria.{c.name}.params: {c.scorer.name}"
             try:
-                c.scorer.load()
+                with status(f"loading scorer {c.scorer.name} ({section} criterion {c.name})…", progress):
+                    c.scorer.load()
             except (ConfigError, NotCachedError) as exc:  # named relative to the criterion (params.model: ...)
                 raise ConfigError(f"{section}.criteria.{c.name}.{exc}") from None
             except Exception as exc:
@@ -186,10 +191,10 @@ def load_models(generator: Generator, potential: Potential, preview: Potential |
 
 
 def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool = False,
-               argv: list[str] | None = None) -> Run:
+               argv: list[str] | None = None, setup: Setup | None = None) -> Run:
     """``eacps run``: one search per condition (and per ``[[search]]`` entry); resumes ``run_dir``.
-    ``Run.all_failed`` tells whether no candidate at all was OK."""
-    setup = load_run(config_path)
+    ``Run.all_failed`` tells whether no candidate at all was OK. ``setup``: that config already loaded."""
+    setup = setup or load_run(config_path, progress=progress)
     cfg = setup.config
     run_dir = Path(run_dir)
     current = cfg.model_dump(mode="json")

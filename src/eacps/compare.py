@@ -186,7 +186,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
                           f"got {scorer_cost}")
     if not 0 <= split.seed_offset <= 2**32 - repeats:
         raise ConfigError(f"--seed-offset: between 0 and 2^32 - repeats, got {split.seed_offset}")
-    setup = load_run(config)
+    setup = load_run(config, progress=progress)
     cfg, generator, potential, conditions, _ = setup
     contestants = parse_contestants(strategies, cfg)
     bs = parse_budgets(budgets)

@@ -2,9 +2,10 @@
 
 The command builds the config ``eacps run`` would read (``build_config``), runs it through the same path
 (``eacps.api.run_config``), prints the winner and, with ``--save-config``, writes that config as TOML so a
-user can graduate to ``eacps run``. Defaults: the recommended strategy (annealed pCN EACPS, the finding with
-CIs above best-of-N at every budget), the write-up's three criteria where their inputs exist (consistency
-from the prompt, identity when a reference image is given, realism always).
+user can graduate to ``eacps run``. Defaults: the strategy measured best for the generator (``default_strategy``:
+tree-search on a generator that can step, else annealed pCN EACPS; docs/findings.md), the write-up's three
+criteria where their inputs exist (consistency from the prompt, identity when a reference image is given,
+realism always).
 
 ``--model digits`` (any registered demo preset) is the embedded testbed: the prompt is the digit, the
 reference a held-out exemplar, the preset's scorers judge. Any other model is a diffusers pipeline (hub id or
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eacps import plugins, tomlw
+from eacps import capabilities, plugins, tomlw
 from eacps.config import ConfigError, parse_config
 from eacps.potential import REFERENCE_WEIGHTS
 
@@ -35,6 +36,11 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 #: 4.20x compute multiplier at budget 64)
 RECOMMENDED: tuple[str, dict[str, Any]] = (
     "eacps", {"neighborhood": "pcn", "generations": 3, "theta": 0.6, "theta_decay": 0.5})
+#: the default on a generator that can step: tree-search with its defaults (docs/findings.md, evaluation split of
+#: the digits testbed, tasks no parameter was chosen on: +1.57 [+1.23, +1.93] over best-of-N at budget 20 and
+#: 2.98x [1.84, 5.37] its compute when a potential evaluation costs a generation, against +0.49 [+0.23, +0.77]
+#: and 1.89x for annealed pCN EACPS)
+STEPPING: tuple[str, dict[str, Any]] = ("tree-search", {})
 
 
 @dataclass
@@ -133,13 +139,63 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
         condition = {"id": _slug(req.prompt), "prompt": req.prompt}
         if req.reference is not None:
             condition["reference"] = req.reference
-    name, params = (req.strategy, {}) if req.strategy else RECOMMENDED
+    name, params = (req.strategy, {}) if req.strategy else default_strategy(generator["name"])
     search = {"strategy": name, "budget": req.budget, "seed": req.seed, "batch_size": req.batch_size,
               "params": params}
     config = {"generator": generator, "potential": {"criteria": _criteria(req)}, "search": search,
               "conditions": [condition]}
-    parse_config(config)  # field errors are one line, before anything is loaded
+    parse_config(_until_loaded(config, req))  # field errors are one line, before anything is loaded
     return config
+
+
+# -- the default strategy ------------------------------------------------------------------------------------
+def default_strategy(generator: str | Any) -> tuple[str, dict[str, Any]]:
+    """What ``generate`` runs without ``--strategy``: ``STEPPING`` (tree-search) on a generator that can step,
+    else ``RECOMMENDED`` (annealed pCN EACPS). ``generator`` is a registered name, decided from the class's
+    declared flag without loading anything (a generator whose stepping depends on its loaded model gets
+    ``RECOMMENDED`` here, and ``run_generate`` decides again once it is loaded), or a generator instance."""
+    if isinstance(generator, str):
+        steps = _declared_stepping(generator) == capabilities.YES
+    else:
+        steps = "stepping" in capabilities.offered(generator)
+    return STEPPING if steps else RECOMMENDED
+
+
+def _declared_stepping(generator: str) -> str:
+    """The registered generator class's declared stepping: yes, no, depends on params, unknown."""
+    entry = plugins.get_registry().entries["generator"].get(generator)
+    target = None if entry is None else getattr(entry, "target", None) or entry.cls
+    return capabilities.UNKNOWN if target is None else capabilities.declared(target)["stepping"]
+
+
+def _decided_after_loading(config: dict[str, Any], req: GenerateRequest) -> bool:
+    """No ``--strategy``, and the generator's stepping depends on its loaded model (diffusers: pipeline, scheduler)."""
+    return not req.strategy and _declared_stepping(config["generator"]["name"]) not in (capabilities.YES,
+                                                                                         capabilities.NO)
+
+
+def _until_loaded(config: dict[str, Any], req: GenerateRequest) -> dict[str, Any]:
+    """The config to validate and load with: when the default is decided after loading, its search holds
+    best-of-n (any budget, any generator) until then."""
+    if not _decided_after_loading(config, req):
+        return config
+    return {**config, "search": {**config["search"], "strategy": "best-of-n", "params": {}}}
+
+
+def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
+                       progress: bool = False) -> tuple[dict[str, Any], Any]:
+    """Load the run's models once (``path`` holds ``_until_loaded(config)``) and, when the default strategy is
+    decided after loading, put the one for the loaded generator in ``config`` and the setup."""
+    from eacps.api import check_compatible, load_run, make_strategy
+
+    setup = load_run(path, progress=progress)
+    if not _decided_after_loading(config, req):
+        return config, setup
+    name, params = default_strategy(setup.generator)
+    config = {**config, "search": {**config["search"], "strategy": name, "params": params}}
+    check_compatible(make_strategy(name, params, budget=req.budget, seed=req.seed), setup.generator)
+    setup.config = parse_config(_with_reference(config, req.reference, path.parent))
+    return config, setup
 
 
 # -- checks before any model is loaded ----------------------------------------------------------------------
@@ -214,10 +270,11 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
     try:
         path = tmp / "generate.toml"
-        path.write_text(tomlw.dumps(_with_reference(config, req.reference, tmp)))
+        path.write_text(tomlw.dumps(_with_reference(_until_loaded(config, req), req.reference, tmp)))
         run_dir = Path(req.run_dir) if req.run_dir else tmp / "run"
         try:
-            run = run_config(path, run_dir, progress=progress, argv=["generate", req.prompt])
+            config, setup = _load_with_default(path, config, req, progress)
+            run = run_config(path, run_dir, progress=progress, argv=["generate", req.prompt], setup=setup)
         except ConfigError as exc:
             msg = str(exc)
             raise ConfigError(f"--model {req.model}: {msg}" if msg.startswith("generator") else msg) from None
@@ -283,6 +340,7 @@ def describe(result: Any, config: dict[str, Any], output: Path | None, saved: Pa
              + ("" if prior.potential is None else f" (prior {prior.potential:.3f}, {result.improvement:+.3f})"),
              f"sub-scores: {scores}",
              f"recipe: {best.recipe.key}",
+             f"strategy: {config['search']['strategy']}",
              f"cost: {result.cost.candidates} candidates, {result.cost.steps} denoising steps"]
     repro = reproduction(config, best.recipe)
     if repro:
@@ -311,7 +369,8 @@ def command() -> Any:
     @click.option("--reference", type=click.Path(), help="reference image: adds the identity criterion")
     @click.option("--prior", is_flag=True, help="the judge's consistency also compares with the stage-0 prior's scene")
     @click.option("--budget", type=int, default=20, show_default=True, help="candidates (the prior is not counted)")
-    @click.option("--strategy", help="registered strategy with its default params (default: annealed pCN eacps)")
+    @click.option("--strategy", help="registered strategy with its default params (default: tree-search on a generator "
+                  "that can step, e.g. digits, SDXL/FLUX with a stepping scheduler; else annealed pCN eacps)")
     @click.option("--seed", type=int, default=0, show_default=True, help="strategy seed")
     @click.option("--steps", type=int, help="denoising steps (default: the model's own)")
     @click.option("-o", "--output", default="best.png", show_default=True, help="where the best image is written")

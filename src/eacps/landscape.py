@@ -81,7 +81,7 @@ def run_landscape(config: str | Path, out: str | Path, *, neighborhoods: str, pa
                   seed: int = 0, progress: bool = False) -> dict[str, Any]:
     if parents < 3 or k < 1:
         raise ConfigError("--parents must be >= 3 and --children >= 1")
-    setup = load_run(config)
+    setup = load_run(config, progress=progress)
     cfg, generator, _, conditions, _ = setup
     nbs = parse_neighborhoods(neighborhoods)
     prior_seed, batch_size = landscape_settings(cfg)

@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -25,14 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm.std import tqdm
-
 from eacps.batch import Batch, BatchComputer, Pair
 from eacps.calibrator import Calibrator
 from eacps.errors import Interrupted, one_line
 from eacps.executor import Executor
 from eacps.meter import Cost, CostMeter
 from eacps.planner import CRASH_FILE, Planned, Planner
+from eacps.progress import SearchBars, group_label
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, best_of, best_so_far, search_id
 from eacps.strategy import Strategy, StrategyError
@@ -105,6 +103,11 @@ class _Search:
     @property
     def strategy(self) -> Strategy:
         return self.job.strategy
+
+
+def _group(st: _Search) -> tuple[str, int]:
+    """A search's progress group: its label (the contestant) and budget."""
+    return st.label, st.strategy.budget
 
 
 def prior_search(condition: Condition, prior_seed: int) -> str:
@@ -196,17 +199,14 @@ class Scheduler:
     def _run(self, jobs: Sequence[Job], batch_size: int, max_steps: int | None) -> list[SearchResult]:
         priors = self.priors(jobs)
         states = [self._search(job, *priors[prior_search(job.condition, job.prior_seed)]) for job in jobs]
-        # disable=None: a bar only on a terminal (no bar spam in logs and pipes)
-        bar = tqdm(total=sum(j.strategy.budget for j in jobs), desc=f"{len(jobs)} search(es)", leave=False,
-                   disable=None if self.progress else True, unit="cand")
-        t0 = time.perf_counter()
+        bars = self._bars(states)  # drawn only on a terminal (no bar spam in logs and pipes)
         try:
             active = list(states)
             while active:
-                self._check_interrupt(active, bar)
+                self._check_interrupt(active, bars)
                 progressed = False
                 for st in list(active):
-                    progressed |= self._collect(st, bar)
+                    progressed |= self._collect(st, bars)
                     if not st.inflight and self._finished(st, max_steps):
                         active.remove(st)
                         progressed = True
@@ -215,9 +215,8 @@ class Scheduler:
                 if not progressed:
                     heads = [st.inflight[0].future for st in active if st.inflight and st.inflight[0].future]
                     wait(heads, return_when=FIRST_COMPLETED)
-                self._postfix(bar, states, t0)
         finally:
-            bar.close()
+            bars.close()
         return [SearchResult(st.search_id, st.job.condition, st.label, st.prior, best_of(st.history), st.history,
                              st.cost, st.stop, st.diagnostics) for st in states]
 
@@ -229,7 +228,16 @@ class Scheduler:
         job.strategy.bind(self.computer.generator.default_steps)  # budget B = B·T denoising steps
         return _Search(job, label, sid, prior, {"condition": job.condition, **inputs}, cond)
 
-    def _collect(self, st: _Search, bar: tqdm) -> bool:
+    def _bars(self, states: list[_Search]) -> SearchBars:
+        """A bar per search group: one contestant (label) at one budget, over its conditions."""
+        groups: dict[tuple[str, int], list[_Search]] = {}
+        for st in states:
+            groups.setdefault(_group(st), []).append(st)
+        rows = [(key, group_label(key[0], key[1], len(sts)), sum(s.strategy.budget for s in sts))
+                for key, sts in groups.items()]
+        return SearchBars(rows, enabled=self.progress, workers=self.executor.workers)
+
+    def _collect(self, st: _Search, bars: SearchBars) -> bool:
         """Commit and tell the finished batches at the head of ``st``'s queue (in the order asked)."""
         done = False
         while st.inflight and st.inflight[0].done:
@@ -239,13 +247,16 @@ class Scheduler:
             # charged steps: what the strategy's PathLedger charged each path when it was asked (index = seq)
             seq0 = p.planned.seq0
             charges = st.strategy.ledger.charges[seq0:seq0 + len(cands)]  # type: ignore[union-attr]
+            spent = st.cost.steps
             for c, new, steps in zip(cands, p.planned.computed, charges, strict=True):
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
                 self.meter.charge(st.cost, c, criteria, computed=new, steps=steps)
             st.history.extend(cands)
-            bar.update(len(cands))
-            if self.progress and bar.disable:  # not a terminal: a line per batch instead of a bar
-                best = best_of(st.history)
+            best = best_of(st.history)
+            # progress in candidate equivalents (budget B = B·T steps): previews and shared prefixes count their share
+            bars.advance(_group(st), st.cost.steps - spent, st.strategy.full_steps or 1,
+                         None if best is None else best.potential)
+            if self.progress and not bars.active:  # not a terminal: a line per batch instead of a bar
                 print(f"eacps: {st.search_id}: {len(st.history)} candidates, {st.cost.steps} steps, best "
                       f"{'-' if best is None else f'{best.potential:.3f}'}", file=sys.stderr, flush=True)
             done = True
@@ -283,14 +294,8 @@ class Scheduler:
         st.inflight.append(self.submit(b, **st.inputs))
         return True
 
-    def _postfix(self, bar: tqdm, states: list[_Search], t0: float) -> None:
-        bests = [b.potential for st in states if (b := best_of(st.history)) is not None]
-        dt = time.perf_counter() - t0
-        bar.set_postfix(best=round(max(bests), 3) if bests else None, workers=self.executor.workers,
-                        cand_s=round(bar.n / dt, 1) if dt > 0 else None, refresh=False)
-
     # -- signals --------------------------------------------------------------------------------
-    def _check_interrupt(self, active: list[_Search], bar: tqdm) -> None:
+    def _check_interrupt(self, active: list[_Search], bars: SearchBars) -> None:
         """After a signal: finish and commit every batch in flight, then raise ``Interrupted``."""
         if self._signal is None:
             return
@@ -298,7 +303,7 @@ class Scheduler:
             for p in st.inflight:
                 if p.future is not None:
                     wait([p.future])
-            self._collect(st, bar)
+            self._collect(st, bars)
         raise Interrupted(self._signal)
 
     @contextmanager

@@ -65,7 +65,7 @@ def run_step_landscape(config: str | Path, out: str | Path, *, parents: int = 32
                        progress: bool = False) -> dict[str, Any]:
     if parents < 3:
         raise ConfigError("--parents must be >= 3 (a rank correlation needs at least three trajectories)")
-    setup = load_run(config)
+    setup = load_run(config, progress=progress)
     cfg, generator, _, conditions, _ = setup
     if (problem := generator.stepping_problem()) is not None:
         raise ConfigError(f"--per-step: {problem}: it cannot show intermediate predictions")
