@@ -135,8 +135,26 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
               "params": params}
     config = {"generator": generator, "potential": {"criteria": _criteria(req)}, "search": search,
               "conditions": [condition]}
-    parse_config(config)  # field errors are one line, before anything is loaded
+    try:
+        parse_config(config)  # field errors are one line, before anything is loaded
+    except ConfigError as exc:
+        raise ConfigError(_as_option(str(exc), req)) from None
     return config
+
+
+#: config fields set by an option of ``eacps generate``: an error names the option
+OPTIONS = {"search.budget": "--budget", "search.seed": "--seed", "search.strategy": "--strategy"}
+
+
+def _as_option(message: str, req: GenerateRequest) -> str:
+    """A config error of the built config, naming the option that set the field (``--steps`` for
+    ``generator.params.steps`` when given, else ``--model``)."""
+    field, _, rest = message.partition(": ")
+    if field == "generator.params.steps" and req.steps is not None:
+        return f"--steps: {rest}"
+    if field in OPTIONS:
+        return f"{OPTIONS[field]}: {rest}"
+    return f"--model {req.model}: {message}" if message.startswith("generator") else message
 
 
 # -- checks before any model is loaded ----------------------------------------------------------------------
@@ -252,8 +270,7 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
         try:
             run = run_config(path, run_dir, progress=progress, argv=["generate", req.prompt])
         except ConfigError as exc:
-            msg = str(exc)
-            raise ConfigError(f"--model {req.model}: {msg}" if msg.startswith("generator") else msg) from None
+            raise ConfigError(_as_option(str(exc), req)) from None
         result = run.results[0]
         written: dict[str, Path | None] = {"--output": None, "--save-config": None}
         try:
