@@ -36,11 +36,12 @@ from eacps.types import Condition, Status
 
 def make_strategy(strategy: str | type[Strategy] | Strategy, params: dict[str, Any] | None = None, *,
                   budget: int = 20, seed: int = 0) -> Strategy:
-    """A strategy instance from a registered name, a class or an instance (returned as is). ``budget`` and
-    ``seed`` obey the config's rules (``search.budget``, ``search.seed``)."""
+    """A strategy instance from a registered name, a class or an instance (returned as is). ``budget`` obeys the
+    config's rule (``search.budget``); ``eacps.search`` checks ``seed`` as ``search.seed`` (internal streams, such
+    as compare's reference pool, use seeds past 2^32)."""
     if isinstance(strategy, Strategy):
         return strategy
-    check_fields(SearchConfig, budget=budget, seed=seed)
+    check_fields(SearchConfig, budget=budget)
     if isinstance(strategy, str):
         return create("strategy", strategy, params, section="search", field="strategy", budget=budget, seed=seed)
     p = validate_params(strategy.Params, params or {}, "search.params")

@@ -81,9 +81,12 @@ class Strategy(ABC):
     counts_steps: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None, *, budget: int, seed: int = 0) -> None:
-        for what, value, low, high in (("budget", budget, 1, MAX_BUDGET), ("seed", seed, 0, SEED_MAX - 1)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-                raise ValueError(f"{what} must be an integer in {low}..{high}, got {value!r}")
+        # seeds past 2^32 are allowed here: compare's reference pool draws from a stream no config seed can name
+        for what, value, low, high in (("budget", budget, 1, MAX_BUDGET), ("seed", seed, 0, None)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
+                    (high is not None and value > high):
+                raise ValueError(f"{what} must be an integer in {low}..{high if high is not None else ''}, "
+                                 f"got {value!r}")
         self.params = params if params is not None else self.Params()
         self.budget = int(budget)
         self.seed = int(seed)
