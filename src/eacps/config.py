@@ -197,7 +197,8 @@ class SearchConfig(Section):
     label: str | None = Field(None, description="name of this search in the store and reports (default: strategy)")
     params: dict[str, Any] = Field(default_factory=dict, description="the strategy's parameters")
     budget: int = Field(20, ge=1, le=MAX_BUDGET, description="candidates per condition (the prior is not counted)")
-    max_steps: int | None = Field(None, ge=1, description="optional cap on denoising steps per search")
+    max_steps: int | None = Field(None, ge=1, description="optional cap on denoising steps per search: asks stop "
+                                  "before it; below one finished candidate (T, fk-steering N·T) it is refused")
     seed: int = Field(0, ge=0, lt=2**32, description="strategy seed")
     batch_size: int = Field(8, ge=1, description="candidates per generator call")
     prior_seed: int = Field(0, ge=0, lt=2**32, description="seed of the stage-0 prior")
