@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,13 @@ from eacps import capabilities, plugins
 from eacps.checkpoints import NotCachedError
 from eacps.config import (
     ConfigError,
+    ExecutorConfig,
     RunConfig,
+    SearchConfig,
     build_conditions,
     build_potential,
     check_conditions,
+    check_fields,
     create,
     load_config,
     search_section,
@@ -27,16 +31,19 @@ from eacps.executor import Executor
 from eacps.generator import Generator
 from eacps.potential import Potential
 from eacps.progress import status
-from eacps.store import Store, read_only
+from eacps.store import Store, read_only, search_id
 from eacps.strategy import Strategy
 from eacps.types import Condition, Status
 
 
 def make_strategy(strategy: str | type[Strategy] | Strategy, params: dict[str, Any] | None = None, *,
                   budget: int = 20, seed: int = 0) -> Strategy:
-    """A strategy instance from a registered name, a class or an instance (returned as is)."""
+    """A strategy instance from a registered name, a class or an instance (returned as is). ``budget`` obeys the
+    config's rule (``search.budget``); ``eacps.search`` checks ``seed`` as ``search.seed`` (internal streams, such
+    as compare's reference pool, use seeds past 2^32)."""
     if isinstance(strategy, Strategy):
         return strategy
+    check_fields(SearchConfig, budget=budget)
     if isinstance(strategy, str):
         return create("strategy", strategy, params, section="search", field="strategy", budget=budget, seed=seed)
     p = validate_params(strategy.Params, params or {}, "search.params")
@@ -47,6 +54,50 @@ def check_compatible(strategy: Strategy, generator: Generator, where: str = "sea
     """ConfigError (one line) when ``strategy`` needs a capability ``generator`` does not offer."""
     if (why := capabilities.problem(strategy, generator)) is not None:
         raise ConfigError(f"{where}: {why}")
+
+
+def check_steps(strategy: Strategy, generator: Generator, max_steps: int | None = None, *,
+                steps_field: str = "generator.params.steps", max_steps_field: str = "search.max_steps") -> None:
+    """ConfigError (one line, naming the setting) when a search of ``strategy`` could not finish a candidate on
+    ``generator``'s schedule within ``max_steps`` (a step-counting strategy on a 1-step schedule, a cap below
+    one candidate)."""
+    if (problem := strategy.steps_problem(generator.default_steps, max_steps)) is not None:
+        where, why = problem
+        raise ConfigError(f"{steps_field if where == 'steps' else max_steps_field}: {why}")
+
+
+#: store meta: fingerprints of the generator and potentials whose candidates a run directory holds
+IDENTITY_META = "identity"
+#: store meta prefix: per search of ``eacps.search``, the strategy and params that asked its recipes
+SETTINGS_META = "settings"
+
+
+def identity(generator: Generator, potential: Potential, preview: Potential | None = None) -> dict[str, Any]:
+    return {"generator": generator.fingerprint(), "potential": potential.fingerprint(),
+            "preview_potential": None if preview is None else preview.fingerprint()}
+
+
+def check_identity(run_dir: Path, ident: dict[str, Any], search: str | None = None,
+                   settings: dict[str, Any] | None = None) -> None:
+    """ConfigError when ``run_dir`` holds candidates of another generator or potential, or ``search`` run with other
+    strategy ``settings`` (its stored rows would be returned as this search's); read-only: a refused search writes
+    nothing."""
+    if not (run_dir / "store.sqlite").exists():
+        return
+    ro = read_only(run_dir)
+    try:
+        stored, old = ro.get_meta(IDENTITY_META), ro.get_meta(f"{SETTINGS_META}/{search}") if search else None
+    finally:
+        ro.close()
+    diff = [k for k in ident if isinstance(stored, dict) and stored.get(k) != ident[k]]
+    if diff:
+        what = {"generator": "generator (other settings)", "potential": "potential (other criteria, scorers or "
+                "weights)", "preview_potential": "preview potential"}[diff[0]]
+        raise ConfigError(f"run_dir: {run_dir} holds a run of another {what}: fingerprint {stored.get(diff[0])}, "
+                          f"this one {ident[diff[0]]}; use another directory")
+    if old is not None and settings is not None and old != settings:
+        raise ConfigError(f"label: search {search!r} in {run_dir} was run with other strategy settings "
+                          f"({json.dumps(old, sort_keys=True)}); give another label or run_dir")
 
 
 def search(
@@ -71,15 +122,30 @@ def search(
     Returns the best candidate (``result.best``: recipe, potential, sub-scores, image), the prior and the
     whole history. With ``run_dir`` every candidate is stored there and a repeated call resumes;
     without it a temporary store lives as long as the result. ``timeout_s`` limits each generator and scorer
-    call. A strategy that needs what the generator cannot do is a ConfigError before any compute.
+    call. Arguments obey the config's rules, and a strategy that needs what the generator cannot do, a strategy
+    instance that already ran, or a ``run_dir`` holding another generator's or potential's run is a ConfigError
+    (StrategyError for the instance) before any compute.
     """
+    check_fields(SearchConfig, budget=budget, seed=seed, batch_size=batch_size, prior_seed=prior_seed)
+    check_fields(ExecutorConfig, timeout_s=timeout_s)
     strat = make_strategy(strategy, params, budget=budget, seed=seed)
+    strat.check_fresh()
     check_compatible(strat, generator)
+    check_steps(strat, generator)
+    ident = identity(generator, potential, preview_potential)
+    sid = search_id(condition.id, label or strat.name, f"b{strat.budget}", f"s{strat.seed}")
+    settings = {"strategy": strat.name, "params": strat.params.model_dump(mode="json")}
+    if run_dir is not None:
+        check_identity(Path(run_dir), ident, sid, settings)
     store = Store.open(run_dir) if run_dir is not None else None
+    if store is not None:
+        with store.transaction():
+            store.set_meta(IDENTITY_META, ident)
+            store.set_meta(f"{SETTINGS_META}/{sid}", settings)
     engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
                     preview_potential=preview_potential, timeout_s=timeout_s)
     try:
-        result = engine.run(condition, strat, label=label, prior_seed=prior_seed)
+        result = engine.run(condition, strat, label=label, search_id=sid, prior_seed=prior_seed)
     finally:
         engine.release()
         if store is not None:
@@ -151,8 +217,9 @@ def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
         except ValueError as exc:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
     load_models(generator, potential, preview, progress=progress)
-    for i, strat in enumerate(strategies):
+    for i, (s, strat) in enumerate(zip(cfg.all_searches(), strategies, strict=True)):
         check_compatible(strat, generator, f"{search_section(cfg, i)}.strategy")
+        check_steps(strat, generator, s.max_steps, max_steps_field=f"{search_section(cfg, i)}.max_steps")
     if cfg.allocation is not None:
         from eacps.allocate import check_config  # eacps.allocate builds on this module
 
@@ -207,6 +274,7 @@ def run_config(config_path: str | Path, run_dir: str | Path, *, progress: bool =
                               "use another directory")
     with Store.open(run_dir, argv=argv or []) as store:
         store.set_meta("config", current)
+        store.set_meta(IDENTITY_META, identity(setup.generator, setup.potential, setup.preview_potential))
         engine = setup.engine(store, progress=progress)
         results = []
         try:

@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from eacps import plugins
 from eacps.cost import CostConfig
 from eacps.errors import one_line
-from eacps.params import Params, StrictNumbers
+from eacps.params import MAX_BUDGET, Params, StrictNumbers
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
 from eacps.types import Condition
 
@@ -90,7 +90,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
     elif e["type"] == "literal_error":
         msg = f"must be one of {e.get('ctx', {}).get('expected', '')}"
     value = e.get("input")
-    shown = "" if isinstance(value, dict) or e["type"] == "missing" else f" (got {value!r})"
+    shown = "" if isinstance(value, dict) or e["type"] == "missing" or "(got " in msg else f" (got {value!r})"
     more = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{_loc(prefix, e['loc'])}: {msg}{shown}{more}"
 
@@ -104,6 +104,15 @@ def validate_params(model: type[Params], data: dict[str, Any], where: str) -> Pa
             raise ConfigError(f"{_loc(where, e['loc'])}: unknown parameter; allowed: "
                               f"{', '.join(model.model_fields) or '(none)'}") from None
         raise ConfigError(format_validation_error(err, where)) from None
+
+
+def check_fields(model: type[Section], **values: Any) -> None:
+    """Validate keyword arguments by the fields of a config section, so the Python API obeys the config's rules
+    (``check_fields(SearchConfig, budget=b)``): ConfigError naming the argument."""
+    try:
+        model(**values)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
 
 
 def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, *, section: str = "",
@@ -187,8 +196,9 @@ class SearchConfig(Section):
     strategy: str = Field("eacps", description="registered strategy name")
     label: str | None = Field(None, description="name of this search in the store and reports (default: strategy)")
     params: dict[str, Any] = Field(default_factory=dict, description="the strategy's parameters")
-    budget: int = Field(20, ge=1, description="candidates per condition (the prior is not counted)")
-    max_steps: int | None = Field(None, ge=1, description="optional cap on denoising steps per search")
+    budget: int = Field(20, ge=1, le=MAX_BUDGET, description="candidates per condition (the prior is not counted)")
+    max_steps: int | None = Field(None, ge=1, description="optional cap on denoising steps per search: asks stop "
+                                  "before it; below one finished candidate (T, fk-steering N·T) it is refused")
     seed: int = Field(0, ge=0, lt=2**32, description="strategy seed")
     batch_size: int = Field(8, ge=1, description="candidates per generator call")
     prior_seed: int = Field(0, ge=0, lt=2**32, description="seed of the stage-0 prior")

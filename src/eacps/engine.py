@@ -31,7 +31,7 @@ from eacps.potential import Potential
 from eacps.recipe import Recipe
 from eacps.scheduler import DEFAULT_PRIOR_SEED, Job, Scheduler, SearchResult, prior_search
 from eacps.store import Candidate, Store, best_of, eligible
-from eacps.strategy import Strategy
+from eacps.strategy import Strategy, StrategyError
 from eacps.types import Condition
 
 __all__ = ["CALIBRATION_SEED", "DEFAULT_PRIOR_SEED", "Cost", "Engine", "Job", "SearchResult", "best_of", "eligible",
@@ -119,12 +119,25 @@ class Engine:
         bs = batch_size if batch_size is not None else self.batch_size
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {bs}")
-        for job in jobs:  # before any compute (configs and eacps.search check it earlier, as a config error)
-            if (why := capabilities.problem(job.strategy, self.computer.generator)) is not None:
-                raise ValueError(why)
+        cap = max_steps if max_steps is not None else self.max_steps
+        self.check_jobs(jobs, cap)
         self._start()
-        return self.scheduler.run_all(jobs, batch_size=bs, max_steps=max_steps if max_steps is not None
-                                      else self.max_steps)
+        return self.scheduler.run_all(jobs, batch_size=bs, max_steps=cap)
+
+    def check_jobs(self, jobs: Sequence[Job], max_steps: int | None = None) -> None:
+        """Before any compute (configs and eacps.search check the same earlier, as config errors): every strategy
+        is a fresh instance, used once, that this generator can run and that can finish a candidate within
+        ``max_steps``."""
+        if len({id(job.strategy) for job in jobs}) != len(jobs):
+            raise StrategyError("the same strategy instance is given to two searches; a strategy runs one search: "
+                                "make a new one for each")
+        generator = self.computer.generator
+        for job in jobs:
+            job.strategy.check_fresh()
+            if (why := capabilities.problem(job.strategy, generator)) is not None:
+                raise ValueError(why)
+            if (problem := job.strategy.steps_problem(generator.default_steps, max_steps)) is not None:
+                raise ValueError(f"{problem[0]}: {problem[1]}")
 
     # -- single batches (landscape, notebooks) --------------------------------------------------
     def prior(self, condition: Condition, prior_seed: int = DEFAULT_PRIOR_SEED) -> Candidate:

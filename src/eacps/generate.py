@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import socket
 import tempfile
@@ -29,6 +30,7 @@ from typing import Any
 from eacps import capabilities, plugins, tomlw
 from eacps.config import ConfigError, parse_config
 from eacps.potential import REFERENCE_WEIGHTS
+from eacps.store import describe_os_error
 
 DEFAULT_JUDGE = "Qwen/Qwen2.5-VL-7B-Instruct"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -85,7 +87,8 @@ def _preset_condition(pre: Any, prompt: str, reference: str | None) -> dict[str,
     """The preset's task whose class label, prompt or id is ``prompt`` (digits: the digit), as a config table."""
     tasks = plugins.get("tasks", pre.tasks)(100)
     text = prompt.strip()
-    match = [t for t in tasks if text in (t.prompt, t.id) or (text.isdigit() and t.class_label == int(text))]
+    # isdecimal, not isdigit: '²' is a digit that int() refuses
+    match = [t for t in tasks if text in (t.prompt, t.id) or (text.isdecimal() and t.class_label == int(text))]
     if not match:
         labels = sorted({t.class_label for t in tasks if t.class_label is not None})
         allowed = f"class labels {labels[0]}-{labels[-1]}" if labels else "task prompts or ids"
@@ -144,8 +147,27 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
               "params": params}
     config = {"generator": generator, "potential": {"criteria": _criteria(req)}, "search": search,
               "conditions": [condition]}
-    parse_config(_until_loaded(config, req))  # field errors are one line, before anything is loaded
+    try:
+        parse_config(_until_loaded(config, req))  # field errors are one line, before anything is loaded
+    except ConfigError as exc:
+        raise ConfigError(_as_option(str(exc), req)) from None
     return config
+
+
+#: config fields set by an option of ``eacps generate``: an error names the option
+OPTIONS = {"search.budget": "--budget", "search.seed": "--seed", "search.strategy": "--strategy"}
+
+
+def _as_option(message: str, req: GenerateRequest) -> str:
+    """A config error of the built config, naming the option that set the field (``--steps`` for
+    ``generator.params.steps`` when given, else ``--model``)."""
+    field, _, rest = message.partition(": ")
+    if field == "generator.params.steps" and req.steps is not None:
+        return f"--steps: {rest}"
+    if field in OPTIONS:
+        return f"{OPTIONS[field]}: {rest}"
+    return f"--model {req.model}: {message}" if message.startswith("generator") else message
+
 
 
 # -- the default strategy ------------------------------------------------------------------------------------
@@ -199,10 +221,49 @@ def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
 
 
 # -- checks before any model is loaded ----------------------------------------------------------------------
+#: the suffixes ``-o`` may end in, and the format each is written in
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+CONFIG_SUFFIXES = {".toml": "TOML"}
+
+
+def check_target(text: str, option: str, suffixes: dict[str, str]) -> Path:
+    """The file ``option`` names, refused in one line when it could not be written at the end of the search:
+    empty, a directory, an unknown suffix, a missing or unwritable folder. Writes nothing."""
+    allowed = ", ".join(suffixes)
+    if not text.strip():
+        raise ConfigError(f"{option}: an empty path; give a file name ending in {allowed}")
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        raise ConfigError(f"{option}: {text} is a directory; give a file name in it (ending in {allowed})")
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option}: {text}: unknown suffix {path.suffix or '(none)'!r}; allowed: {allowed}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option}: folder {folder} does not exist; create it first" if not folder.exists() else
+                          f"{option}: {folder} is not a folder")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{option}: {text} exists and is not a regular file")
+    try:  # the same kind of write as at the end (a new file beside the target), removed at once
+        _temp_beside(path).unlink()
+    except OSError as exc:
+        raise ConfigError(f"{option}: {describe_os_error(exc, folder)}") from None
+    return path
+
+
+def check_outputs(req: GenerateRequest) -> None:
+    """Every file written after the search (``-o``, ``--save-config``) is checked before it."""
+    out = check_target(req.output, "--output", IMAGE_FORMATS) if req.output is not None else None
+    if req.save_config is not None:
+        saved = check_target(req.save_config, "--save-config", CONFIG_SUFFIXES)
+        if out is not None and saved.resolve() == out.resolve():
+            raise ConfigError(f"--save-config: {req.save_config} is also --output; give another file name")
+
+
 def check_request(req: GenerateRequest) -> None:
     """Refuse bad input in one line before anything is loaded or written."""
     if req.budget < 1:
         raise ConfigError(f"--budget: must be >= 1 (got {req.budget})")
+    check_outputs(req)
     if req.reference is not None and not Path(req.reference).is_file():
         raise ConfigError(f"--reference: no such image file: {req.reference}")
     if preset(req.model) is not None:
@@ -260,14 +321,28 @@ def _with_reference(config: dict[str, Any], reference: str | None, base: Path) -
     return {**config, "conditions": [cond]}
 
 
+class OutputError(RuntimeError):
+    """The search finished but an output could not be written: ``lines`` describe the winner, ``kept`` is the run
+    directory kept for it (not deleted)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, lines: list[str], kept: Path) -> None:
+        super().__init__(message)
+        self.lines, self.kept = lines, kept
+
+
 def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOutcome:
-    """Check, build, run one search and write ``req.output`` (and ``req.save_config``) on success."""
+    """Check, build, run one search and write ``req.output`` (and ``req.save_config``) on success. Every output
+    path is checked before the search; if one still cannot be written after it, ``OutputError`` carries the
+    winner's description and the run directory, which is then kept."""
     check_request(req)
     config = build_config(req)
     if req.dry_run:
         return dry_run(req, config)
     from eacps.api import run_config  # the engine and torch: only once the request is valid
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
+    keep = False
     try:
         path = tmp / "generate.toml"
         path.write_text(tomlw.dumps(_with_reference(_until_loaded(config, req), req.reference, tmp)))
@@ -276,19 +351,22 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
             config, setup = _load_with_default(path, config, req, progress)
             run = run_config(path, run_dir, progress=progress, argv=["generate", req.prompt], setup=setup)
         except ConfigError as exc:
-            msg = str(exc)
-            raise ConfigError(f"--model {req.model}: {msg}" if msg.startswith("generator") else msg) from None
+            raise ConfigError(_as_option(str(exc), req)) from None
         result = run.results[0]
-        output = _write_best(result, req.output)
-        saved = None
-        if req.save_config:
-            saved = Path(req.save_config)
-            text = tomlw.dumps(_with_reference(config, req.reference, saved.parent),
-                           header=f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
-                           f"eacps run {saved.name} --out runs/{saved.stem}")
-            saved.write_text(text)
+        written: dict[str, Path | None] = {"--output": None, "--save-config": None}
+        try:
+            written["--output"] = _write_best(result, req.output)
+            written["--save-config"] = _save_config(req, config)
+        except OSError as exc:
+            keep = req.run_dir is None
+            option = "--output" if written["--output"] is None and req.output is not None else "--save-config"
+            lines = describe(result, config, written["--output"], written["--save-config"])
+            raise OutputError(f"{option}: {describe_os_error(exc, exc.filename or option)}; the run is kept in "
+                              f"{run_dir} (eacps show {run_dir})", lines, run_dir) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    output, saved = written["--output"], written["--save-config"]
     return GenerateOutcome(config, result, output, saved, describe(result, config, output, saved))
 
 
@@ -303,21 +381,60 @@ def dry_run(req: GenerateRequest, config: dict[str, Any]) -> GenerateOutcome:
         saved = Path(req.save_config)
         header = (f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
                   f"eacps check {saved.name}; eacps run {saved.name} --out runs/{saved.stem}")
-        saved.write_text(tomlw.dumps(_with_reference(config, req.reference, saved.parent), header=header))
+        text = tomlw.dumps(_with_reference(config, req.reference, saved.parent), header=header)
+        write_atomic(saved, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         lines.append(f"config: {saved} (eacps check {saved}; eacps run {saved})")
     return GenerateOutcome(config, None, None, saved, ["dry run: nothing loaded, no search", *lines])
 
 
+def _temp_beside(path: Path) -> Path:
+    """A new empty file in ``path``'s folder (created with the process's umask), to be renamed over ``path``."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    with open(tmp, "xb"):
+        pass
+    return tmp
+
+
+def write_atomic(path: Path, write: Any) -> Path:
+    """``write(tmp)`` into a new file beside ``path``, then rename it over ``path``: readers never see half a file,
+    and a failed write leaves ``path`` as it was."""
+    tmp = _temp_beside(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _save_config(req: GenerateRequest, config: dict[str, Any]) -> Path | None:
+    if not req.save_config:
+        return None
+    saved = Path(req.save_config)
+    text = tomlw.dumps(_with_reference(config, req.reference, saved.parent),
+                       header=f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
+                       f"eacps run {saved.name} --out runs/{saved.stem}")
+    return write_atomic(saved, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def _write_best(result: Any, output: str | None) -> Path | None:
+    """The winner's image at ``output``, in the format its suffix names (the stored PNG's bytes for .png)."""
     if output is None or result.best is None or result.best.image_path is None:
         return None
-    from eacps.store import load_png, save_png
+    from PIL import Image
 
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img = load_png(result.best.root / result.best.image_path)
-    save_png(img, out)
-    return out
+    src, out = result.best.root / result.best.image_path, Path(output)
+    fmt = IMAGE_FORMATS[out.suffix.lower()]
+
+    def write(tmp: Path) -> None:
+        if fmt == "PNG":
+            shutil.copyfile(src, tmp)
+            return
+        with Image.open(src) as img:
+            img.convert("L" if img.mode in ("L", "LA", "I", "I;16") else "RGB").save(tmp, format=fmt, quality=95)
+
+    return write_atomic(out, write)
 
 
 def reproduction(config: dict[str, Any], recipe: Any) -> list[str]:
@@ -373,8 +490,9 @@ def command() -> Any:
                   "that can step, e.g. digits, SDXL/FLUX with a stepping scheduler; else annealed pCN eacps)")
     @click.option("--seed", type=int, default=0, show_default=True, help="strategy seed")
     @click.option("--steps", type=int, help="denoising steps (default: the model's own)")
-    @click.option("-o", "--output", default="best.png", show_default=True, help="where the best image is written")
-    @click.option("--save-config", type=click.Path(), help="write the equivalent TOML config for `eacps run`")
+    @click.option("-o", "--output", default="best.png", show_default=True,
+                  help="where the best image is written: .png (the stored image), .jpg or .jpeg, in an existing folder")
+    @click.option("--save-config", type=click.Path(), help="write the equivalent TOML config for `eacps run` (.toml)")
     @click.option("--run-dir", type=click.Path(), help="keep the run store here (default: a temporary one)")
     @click.option("--dry-run", is_flag=True, help="validate, resolve plugins and say what would be downloaded; "
                   "writes --save-config; loads no weights and runs no search")
@@ -388,6 +506,10 @@ def command() -> Any:
         except ConfigError as exc:
             click.echo(f"eacps: error: {exc}", err=True)
             raise SystemExit(2) from None
+        except OutputError as exc:  # the winner is printed even when its file could not be written
+            click.echo("\n".join(exc.lines))
+            click.echo(f"eacps: error: {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
         click.echo("\n".join(outcome.lines))
 
     return generate

@@ -28,6 +28,12 @@ def _bool_is_a_number_here(annotation: Any) -> bool:
     return bool(leaves & {int, float}) and not leaves & {bool, Any, object}
 
 
+#: the largest budget (candidates, or B·T denoising steps) of one search: above it a strategy's first ask could hold
+#: more than memory allows (fk-steering keeps B particles; 10^5 take about 2 s and 40 MB to draw) and a run more
+#: than anyone waits for (10^5 images per condition); ``search.budget`` and the Python API refuse more
+MAX_BUDGET = 100_000
+
+
 class StrictNumbers(BaseModel):
     """No silent coercions of numbers: ``true`` is not 1 for an integer field, and ``nan``/``inf`` are refused
     for every float field (a weight of ``inf`` makes every best an arbitrary tie)."""

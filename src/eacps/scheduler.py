@@ -198,7 +198,7 @@ class Scheduler:
 
     def _run(self, jobs: Sequence[Job], batch_size: int, max_steps: int | None) -> list[SearchResult]:
         priors = self.priors(jobs)
-        states = [self._search(job, *priors[prior_search(job.condition, job.prior_seed)]) for job in jobs]
+        states = [self._search(job, *priors[prior_search(job.condition, job.prior_seed)], max_steps) for job in jobs]
         bars = self._bars(states)  # drawn only on a terminal (no bar spam in logs and pipes)
         try:
             active = list(states)
@@ -207,10 +207,10 @@ class Scheduler:
                 progressed = False
                 for st in list(active):
                     progressed |= self._collect(st, bars)
-                    if not st.inflight and self._finished(st, max_steps):
+                    if not st.inflight and self._finished(st):
                         active.remove(st)
                         progressed = True
-                    elif self._ask(st, active, batch_size, max_steps):
+                    elif self._ask(st, active, batch_size):
                         progressed = True
                 if not progressed:
                     heads = [st.inflight[0].future for st in active if st.inflight and st.inflight[0].future]
@@ -220,12 +220,16 @@ class Scheduler:
         return [SearchResult(st.search_id, st.job.condition, st.label, st.prior, best_of(st.history), st.history,
                              st.cost, st.stop, st.diagnostics) for st in states]
 
-    def _search(self, job: Job, prior: Candidate, inputs: dict[str, Any]) -> _Search:
+    def _search(self, job: Job, prior: Candidate, inputs: dict[str, Any], max_steps: int | None) -> _Search:
+        job.strategy.bind(self.computer.generator.default_steps)  # budget B = B·T denoising steps
+        job.strategy.limit(max_steps)  # the strategy stops asking where the next candidate would pass the cap
         label = job.label or job.strategy.name
-        sid = job.search_id or search_id(job.condition.id, label, f"b{job.strategy.budget}", f"s{job.strategy.seed}")
+        # a cap below B·T changes what a step-counting strategy plans: part of the default id
+        cap = (f"m{max_steps}",) if job.strategy.capped else ()
+        sid = job.search_id or search_id(job.condition.id, label, f"b{job.strategy.budget}", f"s{job.strategy.seed}",
+                                         *cap)
         self.store.link_prior(sid, prior.search)
         cond = job.condition if inputs["prior"] is None else job.condition.with_prior(inputs["prior"])
-        job.strategy.bind(self.computer.generator.default_steps)  # budget B = B·T denoising steps
         return _Search(job, label, sid, prior, {"condition": job.condition, **inputs}, cond)
 
     def _bars(self, states: list[_Search]) -> SearchBars:
@@ -262,10 +266,8 @@ class Scheduler:
             done = True
         return done
 
-    def _finished(self, st: _Search, max_steps: int | None) -> bool:
+    def _finished(self, st: _Search) -> bool:
         stop = st.strategy.stop()
-        if not stop and max_steps is not None and st.cost.steps >= max_steps:
-            stop = {"max_steps": max_steps}
         if not stop:
             return False
         st.stop = stop
@@ -275,10 +277,8 @@ class Scheduler:
         st.strategy.close()
         return True
 
-    def _ask(self, st: _Search, active: list[_Search], batch_size: int, max_steps: int | None = None) -> bool:
+    def _ask(self, st: _Search, active: list[_Search], batch_size: int) -> bool:
         if st.inflight and not st.strategy.ask_ahead:
-            return False
-        if max_steps is not None and st.strategy.spent_steps >= max_steps:  # asked (in flight too) reaches the cap
             return False
         if sum(len(s.inflight) for s in active) >= self.executor.capacity:
             return False

@@ -7,6 +7,7 @@ the stored results (no pickles of live objects).
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from eacps.params import NoParams, Params
+from eacps.params import MAX_BUDGET, NoParams, Params
 from eacps.recipe import SEED_MAX, Recipe
 from eacps.trees import PathLedger
 from eacps.types import Result, Status
@@ -106,8 +107,12 @@ class Strategy(ABC):
     counts_steps: ClassVar[bool] = False
 
     def __init__(self, params: Params | None = None, *, budget: int, seed: int = 0) -> None:
-        if budget < 1:
-            raise ValueError(f"budget must be >= 1, got {budget}")
+        # seeds past 2^32 are allowed here: compare's reference pool draws from a stream no config seed can name
+        for what, value, low, high in (("budget", budget, 1, MAX_BUDGET), ("seed", seed, 0, None)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
+                    (high is not None and value > high):
+                raise ValueError(f"{what} must be an integer in {low}..{high if high is not None else ''}, "
+                                 f"got {value!r}")
         self.params = params if params is not None else self.Params()
         self.budget = int(budget)
         self.seed = int(seed)
@@ -118,6 +123,7 @@ class Strategy(ABC):
         self.pending: dict[Recipe, int] = {}
         self.seen: set[Recipe] = set()
         self.full_steps: int | None = None
+        self.max_steps: int | None = None  # a cap on the denoising steps of the search (``limit``)
         self.spent_steps = 0  # charged denoising steps of everything asked (known once bound)
         self.ledger: PathLedger | None = None  # what was asked, as paths: charges and parent links (once bound)
 
@@ -136,6 +142,45 @@ class Strategy(ABC):
         self.ledger = PathLedger(full_steps)
         return self
 
+    def limit(self, max_steps: int | None) -> Strategy:
+        """Cap the denoising steps this search may spend (``search.max_steps``), before the first ask: asks stop
+        where the next candidate would pass it, and a step-counting strategy plans within it."""
+        if max_steps == self.max_steps:
+            return self
+        if self.asked:
+            raise StrategyError(f"{self.name}: limit(max_steps) before the first ask")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral)
+                                      or max_steps < 1):
+            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        self.max_steps = max_steps
+        return self
+
+    def min_steps(self, full_steps: int) -> int:
+        """The fewest denoising steps in which a search can finish a candidate on a ``full_steps``-step schedule
+        (one whole candidate; fk-steering: all its particles)."""
+        return full_steps
+
+    def steps_problem(self, full_steps: int, max_steps: int | None = None) -> tuple[str, str] | None:
+        """Why a search could not finish a candidate on a ``full_steps``-step schedule within ``max_steps``, as (the
+        setting at fault, ``"steps"`` or ``"max_steps"``; one line with the allowed values), or None. Checked
+        before any compute (configs, ``eacps.search``, ``Engine.run_all``)."""
+        if self.counts_steps and full_steps < 2:
+            return "steps", (f"{self.name} stops and continues trajectories part way, which needs a schedule of at "
+                             f"least 2 denoising steps (got {full_steps}); allowed: >= 2, or a strategy that asks "
+                             "whole candidates")
+        need = self.min_steps(full_steps)
+        if max_steps is not None and max_steps < need:
+            return "max_steps", (f"{self.name} needs {need} denoising steps to finish a candidate on this "
+                                 f"{full_steps}-step schedule (got {max_steps}); allowed: >= {need}, or unset")
+        return None
+
+    def check_fresh(self) -> None:
+        """StrategyError when this instance already ran a search: a strategy runs one search (its history, seed
+        streams and ledger are spent); make a new one for each."""
+        if self.asked or self.history or self.pending:
+            raise StrategyError(f"{self.name}: this strategy instance already ran a search ({self.asked} recipes "
+                                "asked); a strategy runs one search: make a new one for each")
+
     def schedule_steps(self, fractions: Sequence[float]) -> list[int]:
         """Steps of the bound T-step schedule at ``fractions``: distinct, in 1..T-1."""
         total = self.full_steps
@@ -145,8 +190,17 @@ class Strategy(ABC):
 
     @property
     def step_budget(self) -> int | None:
-        """B·T denoising steps (None until bound)."""
-        return None if self.full_steps is None else self.budget * self.full_steps
+        """B·T denoising steps, or ``max_steps`` when lower (None until bound)."""
+        if self.full_steps is None:
+            return None
+        full = self.budget * self.full_steps
+        return full if self.max_steps is None else min(full, self.max_steps)
+
+    @property
+    def capped(self) -> bool:
+        """``max_steps`` is below B·T: the cap, not the budget, ends the search."""
+        return self.max_steps is not None and self.full_steps is not None and \
+            self.max_steps < self.budget * self.full_steps
 
     @property
     def steps_left(self) -> int:
@@ -161,12 +215,19 @@ class Strategy(ABC):
         return self.ledger.peek(recipe)
 
     # -- public contract ----------------------------------------------------------------------
+    def _room(self, n: int) -> int:
+        """How many recipes may be asked now: within the budget (candidates, or steps for a step-counting strategy)
+        and, once bound, whole candidates within the steps left (``max_steps``)."""
+        if self.counts_steps:
+            return n if self.steps_left > 0 else 0
+        n = min(n, self.budget - self.asked)
+        return n if not self._step_capped() else min(n, self.steps_left // self.full_steps)  # type: ignore[operator]
+
+    def _step_capped(self) -> bool:
+        return self.max_steps is not None and self.full_steps is not None
+
     def ask(self, n: int) -> list[Recipe]:
-        n = int(n)
-        if not self.counts_steps:
-            n = min(n, self.budget - self.asked)
-        elif self.steps_left <= 0:
-            n = 0
+        n = self._room(int(n))
         if n <= 0:
             return []
         recipes = list(self._ask(n))
@@ -203,9 +264,12 @@ class Strategy(ABC):
     def stop(self) -> dict[str, Any]:
         """Why the search is over (empty while it goes on), as in pycma's ``stop()``."""
         reasons = dict(self._stop())
-        spent = self.steps_left <= 0 if self.counts_steps else self.asked >= self.budget
+        if self.counts_steps:
+            spent = self.steps_left <= 0
+        else:
+            spent = self.asked >= self.budget or (self._step_capped() and self.steps_left < self.full_steps)
         if spent and not self.pending:
-            reasons["budget"] = self.budget
+            reasons.update({"max_steps": self.max_steps} if self.capped else {"budget": self.budget})
         return reasons
 
     @property

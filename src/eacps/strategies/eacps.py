@@ -88,8 +88,10 @@ class EACPS(Strategy):
             if self.pending:  # stage boundary: the elites need every result of this stage
                 return []
             self._next_generation()
-        if self.generation == 0 and not self.queue:
-            self.queue = self.fresh_seeds(self.stage_left)
+        if self.generation == 0:  # drawn per ask, never the whole stage at once (a budget of 10^5 is 4·10^4 seeds)
+            out = self.fresh_seeds(min(n, self.stage_left))
+            self.stage_left -= len(out)
+            return out
         out, self.queue = self.queue[:n], self.queue[n:]
         self.stage_left -= len(out)
         return out

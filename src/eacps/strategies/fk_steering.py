@@ -87,6 +87,10 @@ class FKSteering(Strategy):
         self.ess: list[float] = []
         self.ancestors: list[int] = []
 
+    def min_steps(self, full_steps: int) -> int:
+        """Every particle runs to the end together: N·T."""
+        return self.n * full_steps
+
     def _start(self) -> None:
         self.points = self.schedule_steps(self.params.resample_at)
         self.paths = self.fresh_seeds(self.n)

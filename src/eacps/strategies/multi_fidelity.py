@@ -19,8 +19,8 @@ plans tried on the tuning split of the digits tasks (``benchmarks/tune_trajector
 
 from __future__ import annotations
 
-import itertools
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -42,18 +42,25 @@ class MultiFidelityParams(Params):
 def plan(step_budget: int, steps: Sequence[int], total: int, promote: float) -> list[int]:
     """Trajectories per rung (previews..., final): the largest ``n0`` whose plan fits ``step_budget``."""
     points = [0, *steps, total]
-    best = None
-    for n0 in itertools.count(1):
+
+    def sizes_of(n0: int) -> list[int]:
         sizes = [n0]
         for _ in steps:
             sizes.append(max(1, math.ceil(sizes[-1] * promote)))
-        cost = sum(n * (points[i + 1] - points[i]) for i, n in enumerate(sizes))
-        if cost > step_budget:
-            break
-        best = sizes
-    if best is None:
+        return sizes
+
+    def fits(n0: int) -> bool:
+        return sum(n * (points[i + 1] - points[i]) for i, n in enumerate(sizes_of(n0))) <= step_budget
+
+    if not fits(1):
         raise ValueError(f"multi-fidelity: {step_budget} steps cannot pay one trajectory of {total}")
-    return best
+    lo, hi = 1, 2  # the cost grows with n0: the largest n0 that fits, by doubling then bisection
+    while fits(hi):
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return sizes_of(lo)
 
 
 class MultiFidelity(Strategy):
@@ -68,7 +75,8 @@ class MultiFidelity(Strategy):
         self.sizes: list[int] = []
         self.points: list[int] = []
         self.rung = 0
-        self.queue: list[Recipe] = []
+        self.queue: deque[Recipe] = deque()
+        self.fresh0 = 0  # rung-0 trajectories of the plan not drawn yet (drawn per ask, not all at once)
         self.rung_results: list[list[Result]] = []
 
     def _plan(self) -> None:
@@ -78,7 +86,15 @@ class MultiFidelity(Strategy):
         self.points = [*steps, total]
         self.sizes = plan(self.step_budget, steps, total, self.params.promote)
         self.rung_results = [[] for _ in self.sizes]
-        self.queue = [r.with_until(steps[0]) for r in self.fresh_seeds(self.sizes[0])]
+        self.fresh0 = self.sizes[0]
+
+    def _fill(self, n: int) -> None:
+        """At least ``n`` recipes queued while rung-0 seeds are left to draw (the same seeds, in the same order, as
+        drawing them all at once)."""
+        if self.fresh0 and len(self.queue) < n:
+            k = min(self.fresh0, n - len(self.queue))
+            self.fresh0 -= k
+            self.queue.extend(r.with_until(self.points[0]) for r in self.fresh_seeds(k))
 
     def until_of(self, rung: int) -> int | None:
         return self.points[rung] if rung < len(self.points) - 1 else None
@@ -87,6 +103,7 @@ class MultiFidelity(Strategy):
         """When a rung is complete, queue the next one (what no longer fits ends the plan)."""
         if not self.sizes:
             self._plan()
+        self._fill(1)
         self._trim()
         while not self.queue and not self.pending and self.rung + 1 < len(self.sizes):
             self._promote()
@@ -94,25 +111,27 @@ class MultiFidelity(Strategy):
 
     def _ask(self, n: int) -> list[Recipe]:
         self._next_rung()
+        self._fill(n)
         out: list[Recipe] = []
         left = self.steps_left
         while self.queue and len(out) < n and (cost := self.cost_of(self.queue[0])) <= left:
             left -= cost
-            out.append(self.queue.pop(0))
+            out.append(self.queue.popleft())
         return out
 
     def _trim(self) -> None:
         """Fresh fill-ins (after failed previews) cost whole trajectories: what no longer fits ends the plan."""
         if self.queue and not self.pending and self.cost_of(self.queue[0]) > self.steps_left:
-            self.queue = []
+            self.queue.clear()
+            self.fresh0 = 0
 
     def _promote(self) -> None:
         ranked = sorted((r for r in self.rung_results[self.rung] if r.ok), key=lambda r: -r.potential)
         self.rung += 1
         until = self.until_of(self.rung)
-        self.queue = [r.recipe.with_until(until) for r in ranked[: self.sizes[self.rung]]]
+        self.queue = deque(r.recipe.with_until(until) for r in ranked[: self.sizes[self.rung]])
         short = self.sizes[self.rung] - len(self.queue)  # failed previews: fresh trajectories fill in
-        self.queue += [r.with_until(until) for r in self.fresh_seeds(short)]
+        self.queue.extend(r.with_until(until) for r in self.fresh_seeds(short))
 
     def _tell(self, results: Sequence[Result]) -> None:
         for r in results:
