@@ -9,7 +9,7 @@ from PIL import Image
 
 import eacps.api
 from eacps.cli import main
-from eacps.store import read_only
+from eacps.store import best_of, read_only
 
 
 def _searched(monkeypatch) -> list[int]:
@@ -110,8 +110,7 @@ def test_jpeg_suffix_writes_jpeg_and_png_is_the_stored_image(tmp_path, capsys, m
     assert a.shape == b.shape and np.abs(a - b).mean() < 12  # the same winner, lossy
     ro = read_only(tmp_path / "run")
     try:
-        best = max((c for c in ro.candidates() if c.potential is not None and c.role == "search"),
-                   key=lambda c: c.potential)
+        best = best_of([c for c in ro.candidates() if c.role == "search"])  # previews are never the winner
     finally:
         ro.close()
     assert (tmp_path / "best.png").read_bytes() == (tmp_path / "run" / best.image_path).read_bytes()
@@ -133,7 +132,8 @@ def test_a_write_failing_after_the_search_prints_the_winner_and_keeps_the_store(
         return run
 
     monkeypatch.setattr(eacps.api, "run_config", search_then_lose_the_folder)
-    rc = main(["generate", "3", "--model", "digits", "--budget", "8", "--quiet", "-o", "out/best.png"])
+    rc = main(["generate", "3", "--model", "digits", "--budget", "8", "--strategy", "best-of-n", "--quiet",
+               "-o", "out/best.png"])  # best-of-n: 8 rows, one per candidate (tree-search stores previews too)
     out, err = capsys.readouterr()
     assert rc == 1
     assert out.startswith("best potential ") and "recipe: " in out and "image:" not in out

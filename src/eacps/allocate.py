@@ -229,6 +229,10 @@ class Allotted(Strategy):
     def grant(self, n: int) -> None:
         self.granted = min(self.budget, self.granted + n)
 
+    def check_fresh(self) -> None:
+        """Continued round after round by its allocator (each ``run_all`` asks only the new grant), so a used
+        instance is expected; the inner strategy still runs one search."""
+
     def _ask(self, n: int) -> list[Recipe]:
         return self.inner.ask(min(n, self.granted - self.asked)) if self.granted > self.asked else []
 
