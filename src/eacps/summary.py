@@ -1,4 +1,7 @@
-"""Per-strategy summaries of a run store: mean best potential with CIs, improvement over the prior."""
+"""Per-strategy summaries of a run store: mean best potential with CIs, improvement over the prior.
+
+Means are over tasks (a task's value: the mean over its searches), CIs the percentile bootstrap over tasks of
+``eacps.stats.task_mean_ci``, the one ``eacps compare`` uses."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eacps.cost import CostConfig, figure, unit_costs
-from eacps.stats import bootstrap_ci
+from eacps.stats import task_mean_ci
 from eacps.store import Candidate, Store, best_of, best_so_far
 from eacps.tables import format_table as _table
 from eacps.trees import charged_steps
@@ -95,9 +98,12 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
         "strategies": {},
     }
     for label, rs in by_strategy.items():
-        bests = [r.best.potential for r in rs if r.best is not None]
-        imps = [r.best.potential - r.prior.potential for r in rs
-                if r.best is not None and r.prior is not None and r.prior.potential is not None]
+        bests, imps = defaultdict(list), defaultdict(list)  # per task (condition)
+        for r in rs:
+            if r.best is not None:
+                bests[r.condition].append(r.best.potential)
+                if r.prior is not None and r.prior.potential is not None:
+                    imps[r.condition].append(r.best.potential - r.prior.potential)
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
         steps = sum(sum(search_charges(r)) for r in rs) / len(rs)
@@ -107,12 +113,12 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
                 if c.image_path is not None and c.status is not Status.FILTERED:  # it reached the scorers
                     for k in preview_keys if c.recipe.is_preview else full_keys:
                         calls[k] += 1 / len(rs)
-        lo, hi = bootstrap_ci(bests)
-        ilo, ihi = bootstrap_ci(imps)
+        mean, lo, hi = task_mean_ci(bests)  # over tasks, as eacps compare: one CI per number
+        imp, ilo, ihi = task_mean_ci(imps)
         out["strategies"][label] = {
-            "mean_best": sum(bests) / len(bests) if bests else None,
+            "mean_best": mean if bests else None,
             "ci95": [lo, hi],
-            "improvement_over_prior": sum(imps) / len(imps) if imps else None,
+            "improvement_over_prior": imp if imps else None,
             "improvement_ci95": [ilo, ihi],
             "n_searches": len(rs),
             "candidates": n,
