@@ -93,6 +93,7 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
     out: dict[str, Any] = {
         "cost_model": units,
         "budget": _budget(config, recs),
+        "compare": _compare_budgets(store),
         "n_tasks": len({r.condition for r in recs}),  # prior_mean: over the priors the searches were run against
         "prior_mean": sum(priors.values()) / len(priors) if priors else None,
         "strategies": {},
@@ -142,8 +143,10 @@ def format_table(summary: dict[str, Any]) -> str:
                      f"{sum(c['scorer_calls'].values()):.0f}", secs))
     lines = _table(rows[0], rows[1:]).splitlines()
     prior = summary.get("prior_mean")
-    head = (f"{summary['n_tasks']} tasks, budget {summary['budget']}"
-            + ("" if prior is None else f", prior mean {prior:.3f}"))
+    cmp = summary.get("compare")
+    budget = (f"a comparison at budgets {', '.join(map(str, cmp['budgets']))} (reference pool: {cmp['pool']} "
+              "per task)" if cmp else f"budget {summary['budget']}")
+    head = f"{summary['n_tasks']} tasks, {budget}" + ("" if prior is None else f", prior mean {prior:.3f}")
     u = summary.get("cost_model") or {}
     step = u.get("seconds_per_step")
     model = (f"cost model: {u.get('kind')} ({'-' if step is None else f'{step:.2e}'} s/step; per scorer call: "
@@ -163,6 +166,15 @@ def _schedule(cands: list[Candidate]) -> int:
     """The full schedule T of a search's candidates: the path length of a finished full-schedule candidate."""
     full = [c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None]
     return max(full) if full else max((c.steps for c in cands), default=1)
+
+
+def _compare_budgets(store: Store) -> dict[str, Any] | None:
+    """An ``eacps compare`` store's contestant budgets and reference pool size (None for any other store)."""
+    cmp = store.get_meta("compare")
+    if not isinstance(cmp, dict):
+        return None
+    pool = ((cmp.get("protocol") or {}).get("pool") or {}).get("size")
+    return {"budgets": [b for b in cmp.get("budgets") or [] if isinstance(b, int)], "pool": pool}
 
 
 def _budget(config: dict[str, Any], recs: list[SearchRecord]) -> int | str:
