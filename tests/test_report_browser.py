@@ -253,7 +253,8 @@ def test_compare_report_reads_in_chromium(trajectory_compare, tmp_path):
     assert len(models) == 2
     heads = r["headers"]["compare"]
     mult_cols = [i for i, h in enumerate(heads) if h.startswith("compute multiplier")]
-    assert len(mult_cols) == 2 and "measured cost" in heads[mult_cols[0]] and "judge cost" in heads[mult_cols[1]]
+    assert len(mult_cols) == 2 and "(measured)" in heads[mult_cols[0]] and "(judge k=1)" in heads[mult_cols[1]]
+    assert "(a) measured: the run's cost model above; (b) judge k=1: one potential evaluation costs 1" in r["method"]
     from eacps.tables import multiplier_text
 
     for row, data in zip(r["rows"]["compare"], summary["table"], strict=True):

@@ -431,12 +431,14 @@ class Images:
                 "scores": " ".join(f"{k[:4]}={v:.1f}" for k, v in c.scores.items())}
 
 
-def model_words(name: str) -> str:
-    """A compare cost model's name in words (``measured``, ``scorer_cost=4``)."""
+def model_words(name: str, short: bool = False) -> str:
+    """A compare cost model's name in words (``measured``, ``scorer_cost=4``); ``short``: for a column head."""
     if name == "measured":
-        return "measured cost"
-    return f"judge cost: 1 evaluation = {name.split('=', 1)[1]} generation(s)" if name.startswith("scorer_cost=") \
-        else name
+        return "measured" if short else "measured: the run's cost model above"
+    if name.startswith("scorer_cost="):
+        k = name.split("=", 1)[1]
+        return f"judge k={k}" if short else f"judge k={k}: one potential evaluation costs {k} generation(s)"
+    return name
 
 
 def method_words(summary: Mapping[str, Any]) -> str:
@@ -446,7 +448,8 @@ def method_words(summary: Mapping[str, Any]) -> str:
     return (f"How these numbers are computed: every 95% CI on this page is a percentile bootstrap over tasks "
             f"({boot.get('replicates', '-')} replicates, seed {boot.get('seed', '-')}): the tasks are resampled with "
             "replacement, jointly for every strategy (so differences are paired), a task's value being the mean over "
-            "its strategy seeds; the summary table below uses the same replicates, so a number has one CI. N* is the "
+            "its strategy seeds (the sampler effect's also resamples pool positions); the summary table below uses "
+            "the same replicates, so a number has one CI. N* is the "
             "best-of-N size whose expected best (the unbiased expected maximum of N draws from each task's reference "
             "pool, averaged over tasks) equals the strategy's mean best; the compute multiplier is N* divided by the "
             "strategy's charged cost in best-of-N candidate equivalents (one = T denoising steps + one potential "
@@ -482,7 +485,7 @@ def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
                      f"{opt['best_of_1']:.3f}): 'optimum gap closed' is (mean best − best-of-1) / (optimum − "
                      "best-of-1), with a paired bootstrap 95% CI over tasks.")
     return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]), "notes": notes,
-            "models": [model_words(n) for n in models], "method": method_words(summary),
+            "models": [model_words(n, short=True) for n in models], "method": method_words(summary),
             "optimum": bool(opt), "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary),
             "sampler": sampler_rows(summary)}
 
