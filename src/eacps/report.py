@@ -295,7 +295,8 @@ def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Mar
         return Markup("<p>(no neighbourhoods)</p>")
     py = _scale(-1.0, 1.0, h - 40, 20)
     bw = (w - 80) / len(rows)
-    parts = _svg(w, h, "neighbourhood (bars: potential r; dots: noise r)", -1, 1, "landscape", [])
+    parts = _svg(w, h, "neighbourhood (bars: potential r; dots: noise r)", -1, 1, "landscape",
+                 [(60 + i * bw + bw * 0.3, r["neighborhood"]) for i, r in enumerate(rows)])  # names that fit
     parts.append(Markup(f"<line x1='50' x2='{w - 20}' y1='{py(0)}' y2='{py(0)}' stroke='#aaa'/>"))
     for i, r in enumerate(rows):
         x = 60 + i * bw
@@ -309,8 +310,6 @@ def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Mar
         if r["noise_r"] == r["noise_r"]:
             parts.append(Markup(f"<circle cx='{x + bw * 0.3:.1f}' cy='{py(r['noise_r']):.1f}' r='4' "
                                 f"fill='{COLORS[1]}'/>"))
-        parts.append(Markup("<text x='{x:.1f}' y='{y}' font-size='10'>{t}</text>").format(x=x, y=h - 26,
-                                                                                          t=r["neighborhood"]))
     parts.append(Markup("</svg>"))
     return Markup("").join(parts)
 
