@@ -6,6 +6,7 @@ Needs Debian's ``chromium`` (``.ci/run`` installs it). Missing Chromium is a fai
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -40,7 +41,29 @@ window.addEventListener('load', () => {
              budgets: [...document.querySelectorAll('#summary tr')].slice(1).map(r => r.cells[1].textContent),
              bands: [...document.querySelectorAll('svg polygon.band')].map(p => p.closest('svg').id),
              xlabels: [...document.querySelectorAll('svg')].map(s => s.querySelector('text[text-anchor=middle]')
-               ?.textContent || '')};
+               ?.textContent || ''),
+             // every pair of labels in one plot whose rendered boxes intersect (by more than half a pixel)
+             overlaps: [...document.querySelectorAll('svg')].flatMap(s => {
+               const boxes = [...s.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+               const hit = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 0.5 &&
+                                     Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5;
+               return boxes.flatMap(([ta, a], i) => boxes.slice(i + 1).filter(([, b]) => hit(a, b))
+                 .map(([tb]) => `${s.id}: "${ta}" / "${tb}"`));
+             }),
+             xticks: Object.fromEntries([...document.querySelectorAll('svg.plot')]
+               .map(s => [s.id, [...s.querySelectorAll('text.xtick')].map(t => t.textContent)])),
+             method: document.getElementById('method')?.textContent || '',
+             toc: [...document.querySelectorAll('nav.toc a')].map(a => [a.textContent,
+               !!document.getElementById(a.getAttribute('href').slice(1))]),
+             // the rightmost point of each line of the best-so-far plot, as a fraction of the plot's width
+             reach: Object.fromEntries(['contestant', 'reference'].map(k => [k,
+               Math.max(-1, ...[...document.querySelectorAll(`svg#curves polyline.${k}`)].flatMap(p =>
+                 p.getAttribute('points').split(' ').map(q => +q.split(',')[0])))
+               / (+document.querySelector('svg#curves')?.getAttribute('width') || 1)])),
+             trees: [...document.querySelectorAll('h3.tree')].map(h => h.textContent),
+             rows: Object.fromEntries([...document.querySelectorAll('table')].map(t => [t.id,
+               [...t.rows].slice(1).map(r => [...r.cells].map(c => c.textContent))])),
+             height: document.documentElement.scrollHeight};
   const pre = document.createElement('pre');
   pre.id = 'CHECK_ID';
   pre.textContent = JSON.stringify(r);
@@ -155,7 +178,7 @@ def test_report_renders_in_chromium(runs, kind, tables, tmp_path):
     assert r["json_cells"] == [], f"raw JSON in table cells: {r['json_cells']}"
     text = report.read_text()
     assert all(text.count(f"id=\"{t}\"") == 1 for t in tables), "each table once"
-    assert "<pre>" not in text.split("<h2>Recipes</h2>")[0], "no preformatted copy of a table"
+    assert "<pre>" not in text.split("Recipes</h2>")[0], "no preformatted copy of a table"
     for t in tables:  # one column per criterion
         assert {f"{k} calls" for k in ("consistency", "realism", "identity")} <= set(r["headers"][t]), r["headers"]
     # the budget each search was given, not the candidates it asked
@@ -176,7 +199,7 @@ def test_a_recipe_snippet_regenerates_its_image(runs):
     from eacps.store import load_png
 
     text = runs["compare"].read_text()  # its config names the generator (the demo's names a preset)
-    entry = re.search(r'<div class="recipe" id="(c\d+)">.*?<pre>(.*?)</pre>', text.split("<h2>Recipes</h2>")[1], re.S)
+    entry = re.search(r'<div class="recipe" id="(c\d+)">.*?<pre>(.*?)</pre>', text.split("Recipes</h2>")[1], re.S)
     anchor, code = entry.group(1), htmllib.unescape(entry.group(2))
     ns: dict = {}
     exec(code, ns)
@@ -196,3 +219,58 @@ def test_the_check_catches_a_broken_image(runs, tmp_path):
     bad.write_text(text[:i] + "AAAA" + text[i + 40 :])
     r = browser_check(bad, tmp_path)
     assert len(r["broken"]) == 1, r
+
+
+@pytest.fixture(scope="module")
+def trajectory_compare(runs) -> Path:
+    """A comparison of two trajectory strategies and best-of-N whose costs in best-of-N equivalents lie close
+    together (4.3 and 4.4: labels that collided), with a reference pool of twice the largest budget."""
+    from eacps.compare import run_compare
+    from eacps.report import write_report
+
+    tmp = runs["tmp"]
+    run_compare(tmp / "tiny.toml", tmp / "trajectories", strategies="best-of-n,fk-steering,tree-search",
+                budgets="4,8", repeats=1, pool=16)
+    return write_report(tmp / "trajectories", title="eacps compare")
+
+
+def test_compare_report_reads_in_chromium(trajectory_compare, tmp_path):
+    """The comparison page as rendered: no two labels of a plot overlap (their boxes measured in the page), the
+    CI and N* method is stated, a number carries one CI in every table, both cost models' multipliers, the pool
+    drawn apart from the contestants, a tree per trajectory strategy and a table of contents."""
+    r = browser_check(trajectory_compare, tmp_path)
+    summary = json.loads((trajectory_compare.parent / "compare.json").read_text())
+    assert r["overlaps"] == [], f"plot labels overlap: {r['overlaps']}"
+    assert len(r["xticks"]["scaling"]) >= 2 and len(r["xticks"]["curves"]) == 2, r["xticks"]
+    assert "percentile bootstrap over tasks (2000 replicates" in r["method"] and "N* is the best-of-N size" in \
+        r["method"], r["method"]
+    # one CI per number: each comparison row's mean best and CI are the summary row's of that strategy and budget
+    summary_rows = {(row[0].split(" (n=")[0], row[1]): row[4:6] for row in r["rows"]["summary"]}
+    for row in r["rows"]["compare"]:
+        assert summary_rows[(row[0], row[1])] == row[2:4], (row, summary_rows)
+    # both cost models: an equivalents and a multiplier column each, the multiplier cells as compare.json has them
+    models = summary["cost_models"]
+    assert len(models) == 2
+    heads = r["headers"]["compare"]
+    mult_cols = [i for i, h in enumerate(heads) if h.startswith("compute multiplier")]
+    assert len(mult_cols) == 2 and "(measured)" in heads[mult_cols[0]] and "(judge k=1)" in heads[mult_cols[1]]
+    assert "(a) measured: the run's cost model above; (b) judge k=1: one potential evaluation costs 1" in r["method"]
+    from eacps.tables import multiplier_text
+
+    for row, data in zip(r["rows"]["compare"], summary["table"], strict=True):
+        assert [row[i] for i in mult_cols] == [multiplier_text(data["multipliers"][m], times="×", at_most="≤")
+                                               for m in models]
+    # the contestants span the best-so-far plot; the pool is a separate dashed line that does not stretch it
+    assert r["reach"]["contestant"] > 0.6 and 0 < r["reach"]["reference"] <= r["reach"]["contestant"], r["reach"]
+    assert {t.split("/")[1] for t in r["trees"]} == {"fk-steering", "tree-search"}, r["trees"]
+    assert len(r["toc"]) >= 7 and all(ok for _, ok in r["toc"]), r["toc"]
+
+
+def test_tick_labels_are_thinned_until_they_fit():
+    from eacps.report import _text_width, fit_ticks
+
+    ticks = [(100.0, "4.3"), (103.0, "4.4"), (140.0, "8.6"), (146.0, "8.8"), (400.0, "16")]
+    kept = fit_ticks(ticks)
+    assert kept[0] == (100.0, "4.3") and kept[-1] == (400.0, "16") and len(kept) == 3
+    for (xa, ta), (xb, tb) in itertools.pairwise(kept):
+        assert xb - _text_width(tb) / 2 >= xa + _text_width(ta) / 2 + 6

@@ -108,6 +108,12 @@ def test_page_shows_new_candidates_without_reload(live_run, tmp_path):
     assert dom.count('class="cand"') == 1  # the best image of the one condition
     assert re.search(r'<polyline[^>]*points="[^"]+"', dom)
     assert "consistency" in dom and "realism" in dom
+    # titled by what it serves; a legend entry per strategy; progress against the run's budget, phase and ETA
+    assert "<title>eacps run: run</title>" in dom and '<h1 id="title">eacps run: run</h1>' in dom
+    assert re.search(r'class="legend"[^>]*>best-of-n<', dom), "the curves carry a legend"
+    prog = re.search(r'<span id="progress-text">([^<]*)</span>', dom).group(1)
+    assert re.fullmatch(r"[\d.]+ / 600 best-of-N candidate equivalents · 1 searches · phase: best-of-n, budget 600 · "
+                        r"ETA (\d+ h )?(\d+ min )?\d+ s", prog), prog
     src = re.search(r'<img class="cand" src="(/images/[0-9a-f]+\.png)"', dom).group(1)
     assert _get(url.rstrip("/") + src)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -418,3 +424,58 @@ def test_make_server_refuses_a_port_out_of_range(tmp_path, toy_plugin):
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     with pytest.raises(ConfigError, match="--port: must be between 0 and 65535, got 99999"):
         make_server(tmp_path / "run", port=99999)
+
+
+def test_a_client_that_goes_away_prints_nothing(live_run, tmp_path):
+    """Clients closing early (before reading, mid-body, with a reset, mid-request) leave the server's console
+    quiet: no BrokenPipeError or ConnectionResetError traceback, nothing on stderr at all."""
+    import socket
+    import struct
+
+    _url, _run, run_dir = live_run
+    port = configs.unused_port()
+    serve = subprocess.Popen([sys.executable, "-m", "eacps", "serve", str(run_dir), "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: _reachable(port), 60, "eacps serve")
+        request = f"GET {{}} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        for path in ["/", "/api/state"] * 10:
+            for how in ("close", "read-some", "reset", "partial"):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"GET / HT" if how == "partial" else request.format(path).encode())
+                if how == "read-some":
+                    s.recv(16)
+                if how == "reset":
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+        assert _get(f"http://127.0.0.1:{port}/api/state"), "still serving"
+    finally:
+        serve.terminate()
+        _out, err = serve.communicate(timeout=30)
+    assert err.strip() == "", err[-3000:]
+
+
+def _reachable(port: int) -> bool:
+    try:
+        return bool(_get(f"http://127.0.0.1:{port}/api/state"))
+    except OSError:
+        return False
+
+
+def test_a_comparison_is_served_as_one(tmp_path):
+    """On a comparison's store the page's state names it a comparison and counts its progress against everything
+    compare plans: the reference pool and every contestant at every budget, per task."""
+    import eacps_digits
+
+    from eacps.compare import run_compare
+    from eacps.serve import state
+
+    cfg = {**CONFIG, "generator": {"name": "digits", "params": {"steps": 4}},
+           "conditions": [{"id": c.id, "class_label": c.class_label} for c in eacps_digits.tasks(2)]}
+    del cfg["search"]
+    configs.write(tmp_path / "c.toml", cfg)
+    run_compare(tmp_path / "c.toml", tmp_path / "cmp", strategies="eacps,best-of-n", budgets="4,8", repeats=1, pool=8)
+    s = state(tmp_path / "cmp")
+    assert s["kind"] == "compare" and s["title"] == "eacps compare: cmp"
+    assert s["progress"]["total"] == 2 * (8 + 2 * (4 + 8)) == s["progress"]["done"]
+    assert s["progress"]["phase"] == "finished" and s["progress"]["searches"] == 2 * (1 + 2 * 2)

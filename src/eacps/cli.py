@@ -152,10 +152,16 @@ def run_command(config: Path, out: Path | None, quiet: bool) -> None:
 
 @click.command("show", short_help="the run's table and best candidates",
                help="The run's summary table, then one line per search: candidates, failures, prior, best and the "
-               "best recipe. --tree draws the tree of every trajectory search (path recipes).")
+               "best recipe (long recipes shortened; --json prints them whole). A comparison's header names the "
+               "contestants' budgets and the reference pool. --tree draws the tree of every trajectory search "
+               "(path recipes).")
 @run_dir_argument
 @click.option("--tree", is_flag=True, help="draw each trajectory search's tree (parents from the path recipes)")
-def show_command(run_dir: Path, tree: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the summary and every search as JSON (recipes whole)")
+@click.option("--search", "search", metavar="NAME",
+              help="only the searches with this id, strategy label or id part (e.g. 'eacps', 'B20')")
+@click.option("--condition", "condition", metavar="ID", help="only the searches of this condition")
+def show_command(run_dir: Path, tree: bool, as_json: bool, search: str | None, condition: str | None) -> None:
     from eacps.store import read_only
     from eacps.summary import format_table as summary_table
     from eacps.summary import load_searches, summarize_store
@@ -165,18 +171,69 @@ def show_command(run_dir: Path, tree: bool) -> None:
     except FileNotFoundError as exc:
         raise ConfigError(f"RUN_DIR: {exc}") from None
     try:
-        searches = load_searches(store)
-        _echo_safe(summary_table(summarize_store(store, searches)))
-        click.echo()
-        rows = [[r.search, len(r.candidates), r.failed, _num(r.prior.potential if r.prior else None),
-                 _num(r.best.potential if r.best else None), r.best.recipe.key if r.best else None]
-                for r in searches]
+        searches = select_searches(load_searches(store), search, condition)
+        summary = summarize_store(store, searches)
     finally:
         store.close()
-    _echo_safe(format_table(["search", "n", "failed", "prior", "best", "best recipe"], rows))
+    if as_json:  # ensure_ascii: every control or format character of a stored string is escaped
+        data = {"summary": summary, "searches": [_search_json(r) for r in searches]}
+        click.echo(json.dumps(_finite(data), indent=2))
+        return
+    _echo_safe(summary_table(summary))
+    click.echo()
+    rows = [[r.search, len(r.candidates), r.failed, _num(r.prior.potential if r.prior else None),
+             _num(r.best.potential if r.best else None), short_recipe(r.best.recipe) if r.best else None]
+            for r in searches]
+    _echo_safe(format_table(["search", "n", "failed", "prior", "best", "best recipe"], rows, last_left=True))
     _echo_allocations(run_dir)
     if tree:
         _echo_trees(searches)
+
+
+def select_searches(searches: list, search: str | None, condition: str | None) -> list:
+    """The searches ``show`` is asked for: ``--condition`` exact, ``--search`` an id, a strategy label (with or
+    without its ``(n=…)``) or one ``/``-part of an id; a filter matching nothing is a one-line error naming
+    what there is."""
+    if condition is not None:
+        known = sorted({r.condition for r in searches})
+        searches = [r for r in searches if r.condition == condition]
+        if not searches:
+            raise ConfigError(f"--condition: no search of condition {condition!r}; conditions: "
+                              + ", ".join(map(repr, known[:20])) + (" …" if len(known) > 20 else ""))
+    if search is not None:
+        labels = sorted({r.strategy.split(" (n=")[0] for r in searches})
+        searches = [r for r in searches if search in (r.search, r.strategy, r.strategy.split(" (n=")[0])
+                    or search in r.search.split("/")]
+        if not searches:
+            raise ConfigError(f"--search: no search matches {search!r}; strategy labels: "
+                              + ", ".join(map(repr, labels)))
+    return searches
+
+
+def short_recipe(recipe: Any, width: int = 72) -> str:
+    """A recipe on one table line: ``seed 123`` for a seed-only one, else its JSON cut to ``width`` characters."""
+    if recipe.is_seed_only:
+        return f"seed {recipe.seed}" + ("" if recipe.steps is None else f", {recipe.steps} steps")
+    key = recipe.key
+    return key if len(key) <= width else key[: width - 1] + "…"
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with NaN and infinities as null: strict JSON (no ``NaN`` tokens)."""
+    if isinstance(x, float):
+        return x if x == x and abs(x) != float("inf") else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _search_json(r: Any) -> dict[str, Any]:
+    return {"search": r.search, "condition": r.condition, "strategy": r.strategy, "candidates": len(r.candidates),
+            "failed": r.failed, "prior": r.prior.potential if r.prior else None,
+            "best": r.best.potential if r.best else None, "best_id": r.best.id if r.best else None,
+            "best_recipe": json.loads(r.best.recipe.key) if r.best else None}
 
 
 def _echo_safe(text: str) -> None:

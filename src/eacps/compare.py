@@ -40,7 +40,7 @@ from eacps.config import ConfigError, RunConfig, SearchConfig, stored_difference
 from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
-from eacps.stats import percentile_interval, task_weights
+from eacps.stats import N_BOOT, percentile_interval, task_weights
 from eacps.store import Store, read_only
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.tables import gap_text, multiplier_text
@@ -60,7 +60,7 @@ POOL_PER_BUDGET, POOL_CAP = 16, 1024
 #: so no contestant shares a stream with it.
 SAMPLER, SAMPLER_POOL = "branched-best-of-n", "sampler-pool"
 MIN_TASKS, MIN_REPEATS = 10, 4  # below these a figure gets a warning
-N_BOOT = 2000
+# N_BOOT (eacps.stats): the bootstrap replicates, shared with the summaries so a number has one CI
 
 
 @dataclass

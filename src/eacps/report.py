@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from eacps.allocation_log import allocation_context, stored_allocations
 from eacps.cost import figure
+from eacps.stats import N_BOOT
 from eacps.store import Candidate, StoreError, image_name, read_only
 from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
 from eacps.tables import gap_text, multiplier_text
@@ -82,9 +83,47 @@ def _svg(w: int, h: int, xlabel: str, ylo: float, yhi: float, id_: str, x_ticks:
                  x=w / 2, y=h - 8, t=xlabel),
              Markup(f"<text x='4' y='24' font-size='10'>{yhi:.2f}</text>"),
              Markup(f"<text x='4' y='{h - 40}' font-size='10'>{ylo:.2f}</text>")]
-    parts += [Markup("<text x='{x:.1f}' y='{y}' font-size='10' text-anchor='middle'>{t}</text>").format(
-        x=x, y=h - 26, t=t) for x, t in x_ticks]
+    parts += [Markup("<text class='xtick' x='{x:.1f}' y='{y}' font-size='10' text-anchor='middle'>{t}</text>").format(
+        x=x, y=h - 26, t=t) for x, t in fit_ticks(x_ticks)]
     return parts
+
+
+def _text_width(text: str, size: float = 10) -> float:
+    """A generous estimate of a label's width in pixels (sans-serif digits are about 0.56 em wide)."""
+    return 0.62 * size * len(text) + 2
+
+
+def fit_ticks(ticks: Sequence[tuple[float, str]], gap: float = 6, size: float = 10) -> list[tuple[float, str]]:
+    """The x-axis ticks whose centred labels do not touch: left to right, a tick is kept when its label starts
+    ``gap`` pixels after the previous kept label ends (the first and the last tick are preferred)."""
+    ticks = sorted(set(ticks))
+    if len(ticks) <= 1:
+        return list(ticks)
+    half = lambda t: _text_width(t[1], size) / 2  # noqa: E731
+    last = ticks[-1]
+    kept: list[tuple[float, str]] = []
+    for t in ticks[:-1]:
+        clear_left = not kept or t[0] - half(t) >= kept[-1][0] + half(kept[-1]) + gap
+        clear_last = t[0] + half(t) + gap <= last[0] - half(last)
+        if clear_left and clear_last:
+            kept.append(t)
+    if not kept or last[0] - half(last) >= kept[-1][0] + half(kept[-1]) + gap:
+        kept.append(last)
+    return kept
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks from ``lo`` to ``hi`` (a log axis), with both ends."""
+    out = {lo, hi}
+    k = math.floor(math.log10(max(lo, 1e-9)))
+    while 10 ** k <= hi:
+        out |= {m * 10 ** k for m in (1, 2, 5) if lo <= m * 10 ** k <= hi}
+        k += 1
+    return sorted(out)
+
+
+def _tick_text(x: float) -> str:
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
 
 def _band(color: str, pts: Sequence[tuple[float, float, float]]) -> Markup:
@@ -147,28 +186,55 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def curves_svg(recs: list[SearchRecord], units: Mapping[str, Any], w: int = 620, h: int = 300) -> Markup:
-    """Mean best-so-far potential (95% band over searches) against charged cost, one line per strategy."""
-    curves = {k: v for k, v in cost_curves(recs, units).items() if v}
+#: eacps compare's reference pools (search ids ``task/best-of-n-pool/N128``, ``task/sampler-pool/.../N128``): drawn
+#: apart from the contestants, never as one of them
+POOL_SEARCH, SAMPLER_POOL_SEARCH = re.compile(r"/best-of-n-pool/"), re.compile(r"/sampler-pool/")
+
+
+def _steps_of(curve: list[tuple[float, float, float, float]], px: Callable, py: Callable) -> list[tuple]:
+    """A best-so-far curve as a step function in pixels: (x, lo, hi, mean); a value holds until the next lands."""
+    steps = []
+    for i, (x, m, lo, hi) in enumerate(curve):
+        if i:
+            steps.append((px(x), py(curve[i - 1][2]), py(curve[i - 1][3]), py(curve[i - 1][1])))
+        steps.append((px(x), py(lo), py(hi), py(m)))
+    return steps
+
+
+def _clip(curve: list[tuple[float, float, float, float]], xmax: float) -> list[tuple[float, float, float, float]]:
+    """The part of a curve at or before ``xmax``, held to ``xmax``."""
+    kept = [p for p in curve if p[0] <= xmax]
+    return [*kept, (xmax, *kept[-1][1:])] if kept and kept[-1][0] < xmax else kept
+
+
+def curves_svg(recs: list[SearchRecord], units: Mapping[str, Any], w: int = 720, h: int = 300) -> Markup:
+    """Mean best-so-far potential (95% band over searches) against charged cost, one line per strategy. A
+    comparison's reference pool is drawn apart: a grey dashed line (best-of-N at equal cost), cut at the
+    contestants' largest cost so it does not stretch the axis; its same-sampler pools are left out."""
+    contest = [r for r in recs if not (POOL_SEARCH.search(r.search) or SAMPLER_POOL_SEARCH.search(r.search))]
+    curves = {k: v for k, v in cost_curves(contest, units).items() if v}
     if not curves:
         return Markup("<p>(no scored candidates)</p>")
+    xmax = max(p[0] for v in curves.values() for p in v)
+    refs = {k: _clip(v, xmax) for k, v in cost_curves([r for r in recs if POOL_SEARCH.search(r.search)],
+                                                      units).items()}
+    refs = {k: v for k, v in refs.items() if v}
     seconds = units.get("seconds_per_step") is not None
-    xs = [p[0] for v in curves.values() for p in v]
-    ys = [y for v in curves.values() for p in v for y in p[1:]]
-    px, py = _scale(0.0, max(xs), 50, w - 180), _scale(min(ys), max(ys), h - 40, 20)
+    ys = [y for v in curves.values() for p in v for y in p[1:]] + [p[1] for v in refs.values() for p in v]
+    px, py = _scale(0.0, xmax, 50, w - 230), _scale(min(ys), max(ys), h - 40, 20)
     label = "charged cost per search (seconds, cost model above)" if seconds else "charged denoising steps per search"
-    parts = _svg(w, h, label, min(ys), max(ys), "curves",
-                 [(px(0), "0"), (px(max(xs)), _secs(max(xs)) if seconds else f"{max(xs):.0f}")])
+    parts = _svg(w, h, label, min(ys), max(ys), "curves", [(px(0), "0"), (px(xmax), _secs(xmax) if seconds
+                                                                          else f"{xmax:.0f}")])
     for k, (name, pts) in enumerate(curves.items()):
         color = COLORS[k % len(COLORS)]
-        steps = []  # a step function: best-so-far holds until the next candidate lands
-        for i, (x, m, lo, hi) in enumerate(pts):
-            if i:
-                steps.append((px(x), py(pts[i - 1][2]), py(pts[i - 1][3]), py(pts[i - 1][1])))
-            steps.append((px(x), py(lo), py(hi), py(m)))
+        steps = _steps_of(pts, px, py)
         parts.append(_band(color, [(x, lo, hi) for x, lo, hi, _ in steps]))
-        parts.append(_line(color, [(x, m) for x, _, _, m in steps]))
-        parts.append(_legend(w - 170, 30 + 14 * k, color, name))
+        parts.append(_line(color, [(x, m) for x, _, _, m in steps], "class='contestant'"))
+        parts.append(_legend(w - 220, 30 + 14 * k, color, name))
+    for j, (name, pts) in enumerate(refs.items()):
+        steps = _steps_of(pts, px, py)
+        parts.append(_line("#777", [(x, m) for x, _, _, m in steps], "class='reference' stroke-dasharray='5,3'"))
+        parts.append(_legend(w - 220, 30 + 14 * (len(curves) + j), "#777", f"{name} (reference, cut)", 10))
     parts.append(Markup("</svg>"))
     return Markup("").join(parts)
 
@@ -199,9 +265,8 @@ def scaling_svg(summary: Mapping[str, Any], w: int = 820, h: int = 340) -> Marku
         return Markup("<p>(nothing to plot)</p>")
     lx = _scale(math.log2(max(min(xs), 1e-9)), math.log2(max(xs)), 50, w - 280)
     px, py = (lambda n: lx(math.log2(n))), _scale(min(ys), max(ys), h - 40, 20)
-    ticks = sorted({round(x, 1) for s in series.values() for x, *_ in s})
     parts = _svg(w, h, "charged cost (best-of-N candidate equivalents, log scale)", min(ys), max(ys), "scaling",
-                 [(px(t), f"{t:g}") for t in ticks])
+                 [(px(t), _tick_text(t)) for t in log_ticks(min(xs), max(xs))])
     styles = {"empirical": ("#555", "4,2", "best-of-N, reference pool"),
               "writeup_approx": ("#c90", "8,3", "write-up approx. μ+σ√(2 ln N)")}
     k = 0
@@ -231,7 +296,8 @@ def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Mar
         return Markup("<p>(no neighbourhoods)</p>")
     py = _scale(-1.0, 1.0, h - 40, 20)
     bw = (w - 80) / len(rows)
-    parts = _svg(w, h, "neighbourhood (bars: potential r; dots: noise r)", -1, 1, "landscape", [])
+    parts = _svg(w, h, "neighbourhood (bars: potential r; dots: noise r)", -1, 1, "landscape",
+                 [(60 + i * bw + bw * 0.3, r["neighborhood"]) for i, r in enumerate(rows)])  # names that fit
     parts.append(Markup(f"<line x1='50' x2='{w - 20}' y1='{py(0)}' y2='{py(0)}' stroke='#aaa'/>"))
     for i, r in enumerate(rows):
         x = 60 + i * bw
@@ -245,25 +311,27 @@ def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Mar
         if r["noise_r"] == r["noise_r"]:
             parts.append(Markup(f"<circle cx='{x + bw * 0.3:.1f}' cy='{py(r['noise_r']):.1f}' r='4' "
                                 f"fill='{COLORS[1]}'/>"))
-        parts.append(Markup("<text x='{x:.1f}' y='{y}' font-size='10'>{t}</text>").format(x=x, y=h - 26,
-                                                                                          t=r["neighborhood"]))
     parts.append(Markup("</svg>"))
     return Markup("").join(parts)
 
 
-def trees(cands: list[Candidate], limit: int = 4) -> dict[str, list[dict[str, Any]]] | None:
-    """Trajectory trees of the searches that asked path recipes (the newest ``limit``), None when there are none.
+def trees(cands: list[Candidate], limit: int = 2) -> dict[str, list[dict[str, Any]]] | None:
+    """Trajectory trees of the searches that asked path recipes (the newest ``limit`` of every strategy label, so
+    each trajectory strategy of a comparison shows), None when there are none.
 
     Parent links are read back from the recipes (``eacps.trees.parent_links``): a node per candidate, in ask
     order, with its parent's store id, its potential and where its path stops (``until``; None: the end)."""
     by: dict[str, list[Candidate]] = defaultdict(list)
     for c in cands:
-        if c.role == "search":
+        if c.role == "search" and not SAMPLER_POOL_SEARCH.search(c.search):  # a pool is no strategy's tree
             by[c.search].append(c)
     paths = {sid: sorted(cs, key=lambda c: c.seq) for sid, cs in by.items() if any(c.recipe.is_path for c in cs)}
     if not paths:
         return None
-    newest = sorted(paths, key=lambda sid: max(c.id or 0 for c in paths[sid]))[-limit:]
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for sid in sorted(paths, key=lambda sid: max(c.id or 0 for c in paths[sid])):
+        by_label[paths[sid][0].strategy or "?"].append(sid)
+    newest = [sid for sids in by_label.values() for sid in sids[-limit:]]
     out = {}
     for sid in newest:
         cs = paths[sid]
@@ -363,15 +431,42 @@ class Images:
                 "scores": " ".join(f"{k[:4]}={v:.1f}" for k, v in c.scores.items())}
 
 
+def model_words(name: str, short: bool = False) -> str:
+    """A compare cost model's name in words (``measured``, ``scorer_cost=4``); ``short``: for a column head."""
+    if name == "measured":
+        return "measured" if short else "measured: the run's cost model above"
+    if name.startswith("scorer_cost="):
+        k = name.split("=", 1)[1]
+        return f"judge k={k}" if short else f"judge k={k}: one potential evaluation costs {k} generation(s)"
+    return name
+
+
+def method_words(summary: Mapping[str, Any]) -> str:
+    """How the comparison's CIs and N* are computed, in one paragraph."""
+    boot = summary.get("bootstrap") or {}
+    models = "; ".join(f"({chr(97 + i)}) {model_words(n)}" for i, n in enumerate(summary.get("cost_models") or []))
+    return (f"How these numbers are computed: every 95% CI on this page is a percentile bootstrap over tasks "
+            f"({boot.get('replicates', '-')} replicates, seed {boot.get('seed', '-')}): the tasks are resampled with "
+            "replacement, jointly for every strategy (so differences are paired), a task's value being the mean over "
+            "its strategy seeds (the sampler effect's also resamples pool positions); the summary table below uses "
+            "the same replicates, so a number has one CI. N* is the "
+            "best-of-N size whose expected best (the unbiased expected maximum of N draws from each task's reference "
+            "pool, averaged over tasks) equals the strategy's mean best; the compute multiplier is N* divided by the "
+            "strategy's charged cost in best-of-N candidate equivalents (one = T denoising steps + one potential "
+            f"evaluation), once per cost model: {models}. Its CI recomputes N* and the cost in every replicate.")
+
+
 def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
     criteria = sorted({k for r in summary["table"] for k in r.get("scorer_calls", {})})
+    models = list(summary.get("cost_models") or ["measured"])
     rows = []
     for r in summary["table"]:
         diff = "-" if "diff_vs_best_of_n" not in r else f"{r['diff_vs_best_of_n']:+.3f} {_ci(r['diff_ci95'], '+.3f')}"
+        ms = r.get("multipliers") or {}
         rows.append({"strategy": r["strategy"], "budget": r["budget"], "mean_best": _f(r.get("mean_best")),
                      "ci": _ci(r.get("ci95")), "diff": diff,
-                     "multiplier": multiplier_text(r.get("multiplier"), times="×", at_most="≤"),
-                     "equivalents": _f((r.get("multiplier") or {}).get("equivalents"), ".1f"),
+                     "multipliers": [(_f((ms.get(n) or {}).get("equivalents"), ".1f"),
+                                      multiplier_text(ms.get(n), times="×", at_most="≤")) for n in models],
                      "steps": _f(r.get("steps"), ".0f"), "gap": gap_text(r.get("optimum_gap")),
                      "calls": [_f(r["scorer_calls"].get(k), ".1f") for k in criteria],
                      "seconds": _secs(r.get("cost_seconds"))})
@@ -390,6 +485,7 @@ def compare_context(summary: Mapping[str, Any]) -> dict[str, Any]:
                      f"{opt['best_of_1']:.3f}): 'optimum gap closed' is (mean best − best-of-1) / (optimum − "
                      "best-of-1), with a paired bootstrap 95% CI over tasks.")
     return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]), "notes": notes,
+            "models": [model_words(n, short=True) for n in models], "method": method_words(summary),
             "optimum": bool(opt), "warnings": summary.get("warnings", []), "scaling": scaling_svg(summary),
             "sampler": sampler_rows(summary)}
 
@@ -431,7 +527,7 @@ def summary_context(summary: Mapping[str, Any], recs: list[SearchRecord]) -> dic
                      "failure": f"{100 * s['failure_rate']:.1f}%", "steps": _f(c["steps"], ".0f"),
                      "calls": [_f(c["scorer_calls"].get(k), ".1f") for k in criteria], "seconds": _secs(c["seconds"])})
     return {"criteria": criteria, "rows": rows, "cost": cost_words(summary["cost_model"]),
-            "n_tasks": summary["n_tasks"], "prior_mean": _f(summary.get("prior_mean"))}
+            "n_tasks": summary["n_tasks"], "prior_mean": _f(summary.get("prior_mean")), "n_boot": N_BOOT}
 
 
 def tasks_context(recs: list[SearchRecord], images: Images) -> list[dict[str, Any]]:

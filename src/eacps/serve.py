@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from eacps.config import ConfigError
-from eacps.report import trees
+from eacps.report import budget_of, trees
 from eacps.store import Candidate, StoreError, best_so_far, eligible, image_name, read_only
+from eacps.trees import charged_steps
 
 ROWS = 200  # newest candidates in the table
 
@@ -64,19 +65,78 @@ def _best_per_condition(cands: list[Candidate]) -> list[dict[str, Any]]:
     return [_row(c) for _, c in sorted(best.items())]
 
 
+def _kind(meta: dict[str, Any]) -> str:
+    """What the store holds: a ``compare``, a ``landscape`` or a ``run`` (``eacps run``/``demo``)."""
+    return "compare" if meta.get("compare") else "landscape" if meta.get("landscape") else "run"
+
+
+def planned(meta: dict[str, Any], n_conditions: int) -> list[int]:
+    """The budget of every search the store's command plans (compare: the reference pool and every contestant,
+    budget and seed on the reported tasks; run: every [[searches]] entry on every condition). Same-sampler pools
+    are not counted (how many there are is known only as they run)."""
+    cmp = meta.get("compare")
+    if isinstance(cmp, dict):
+        p = cmp.get("protocol") or {}
+        tasks = len(p.get(f"{p.get('reported', 'evaluation')}_tasks") or []) or n_conditions
+        labels = len(meta.get("compare/contestants") or {}) or 1
+        per_task = [int((p.get("pool") or {}).get("size") or 0)]
+        per_task += [int(b) for b in cmp.get("budgets") or [] for _ in range(labels * int(cmp.get("repeats") or 1))]
+        return [b for b in per_task if b] * tasks
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    searches = config.get("searches") or [config.get("search") or {}]
+    n = len(config.get("conditions") or []) or n_conditions
+    return [s["budget"] for s in searches if isinstance(s, dict) and isinstance(s.get("budget"), int)] * n
+
+
+def progress(meta: dict[str, Any], cands: list[Candidate], n_conditions: int) -> dict[str, Any]:
+    """How far the command is, in best-of-N candidate equivalents (a search of budget B may charge B·T denoising
+    steps; its candidates' charged steps / T is how much of that it spent), and its phase (the newest search)."""
+    by: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        if c.role == "search" and "/sampler-pool/" not in c.search:
+            by[c.search].append(c)
+    full = max((c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None), default=1) or 1
+    done = 0.0
+    for sid, cs in by.items():
+        cs.sort(key=lambda c: c.seq)
+        spent = sum(charged_steps([c.recipe for c in cs], full)) / full
+        b = budget_of(sid)
+        done += min(spent, b) if b else spent
+    total = float(sum(planned(meta, n_conditions)))
+    newest = max((c for c in cands if c.role == "search"), key=lambda c: c.id or 0, default=None)
+    phase = "starting" if newest is None else _phase(newest)
+    if total and done >= total - 1e-9:
+        phase = "finished"
+    return {"done": round(done, 3), "total": total or None, "unit": "best-of-N candidate equivalents",
+            "phase": phase, "searches": len(by)}
+
+
+def _phase(c: Candidate) -> str:
+    if "/best-of-n-pool/" in c.search:
+        return "reference pool (best-of-N)"
+    if "/sampler-pool/" in c.search:
+        return "same-sampler pools"
+    b = budget_of(c.search)
+    return f"{c.strategy or 'search'}" + (f", budget {b}" if b else "")
+
+
 def state(run_dir: Path) -> dict[str, Any]:
     """The JSON the page polls, read fresh from the store (``StoreError``: one line, for a damaged store)."""
     store = read_only(run_dir)
     try:
         cands = store.candidates()
+        meta = {k: store.get_meta(k) for k in ("compare", "compare/contestants", "landscape", "config")}
+        n_conditions = len({c.condition for c in cands})
     finally:
         store.close()
     criteria = sorted({k for c in cands for k in c.scores})
     newest = sorted(cands, key=lambda c: c.id or 0, reverse=True)[:ROWS]
-    return {"run_dir": run_dir.name, "candidates": len(cands), "last_id": max((c.id or 0 for c in cands), default=0),
+    kind = _kind(meta)
+    return {"run_dir": run_dir.name, "kind": kind, "title": f"eacps {kind}: {run_dir.name}", "candidates": len(cands),
+            "last_id": max((c.id or 0 for c in cands), default=0),
             "failed": sum(str(c.status) != "OK" for c in cands), "time": time.time(), "criteria": criteria,
             "searches": _curves(cands), "best": _best_per_condition(cands), "rows": [_row(c) for c in newest],
-            "trees": trees(cands)}
+            "trees": trees(cands), "progress": progress(meta, cands, n_conditions)}
 
 
 def page() -> bytes:

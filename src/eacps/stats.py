@@ -27,6 +27,23 @@ def summarize(values: Sequence[float]) -> dict[str, float | list[float]]:
     return {"mean": float(np.mean(values)) if len(values) else float("nan"), "ci95": [lo, hi], "n": len(values)}
 
 
+#: Bootstrap replicates of every over-tasks CI (``eacps compare`` and the summaries share it, and its seed 0).
+N_BOOT = 2000
+
+
+def task_mean_ci(values: dict[str, list[float]], *, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
+    """Mean over tasks of each task's mean value (its searches' bests, say), with the 95% percentile bootstrap CI
+    that resamples tasks: ``task_weights`` on the sorted task ids, as ``eacps compare`` does, so the same numbers
+    carry the same CI in every table. NaNs when there is no task."""
+    tasks = sorted(t for t, v in values.items() if len(v))
+    if not tasks:
+        return (float("nan"), float("nan"), float("nan"))
+    x = np.array([float(np.mean(values[t])) for t in tasks])
+    w = task_weights(len(tasks), n_boot=n_boot, seed=seed)
+    lo, hi = percentile_interval(w @ x / w.sum(axis=1))
+    return (float(x.mean()), lo, hi)
+
+
 def task_weights(n_tasks: int, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
     """Paired bootstrap over tasks: row b counts how often each task is drawn in replicate b (n_tasks
     draws with replacement). One matrix for every strategy, so replicates resample tasks jointly."""

@@ -1,4 +1,7 @@
-"""Per-strategy summaries of a run store: mean best potential with CIs, improvement over the prior."""
+"""Per-strategy summaries of a run store: mean best potential with CIs, improvement over the prior.
+
+Means are over tasks (a task's value: the mean over its searches), CIs the percentile bootstrap over tasks of
+``eacps.stats.task_mean_ci``, the one ``eacps compare`` uses."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 from eacps.allocation_log import stored_allocations
 from eacps.cost import CostConfig, figure, unit_costs
-from eacps.stats import bootstrap_ci
+from eacps.stats import task_mean_ci
 from eacps.store import Candidate, Store, best_of, best_so_far
 from eacps.tables import format_table as _table
 from eacps.trees import charged_steps
@@ -92,14 +95,18 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
     out: dict[str, Any] = {
         "cost_model": units,
         "budget": _budget(config, recs),
+        "compare": _compare_budgets(store),
         "n_tasks": len({r.condition for r in recs}),  # prior_mean: over the priors the searches were run against
         "prior_mean": sum(priors.values()) / len(priors) if priors else None,
         "strategies": {},
     }
     for label, rs in by_strategy.items():
-        bests = [r.best.potential for r in rs if r.best is not None]
-        imps = [r.best.potential - r.prior.potential for r in rs
-                if r.best is not None and r.prior is not None and r.prior.potential is not None]
+        bests, imps = defaultdict(list), defaultdict(list)  # per task (condition)
+        for r in rs:
+            if r.best is not None:
+                bests[r.condition].append(r.best.potential)
+                if r.prior is not None and r.prior.potential is not None:
+                    imps[r.condition].append(r.best.potential - r.prior.potential)
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
         steps = sum(sum(search_charges(r)) for r in rs) / len(rs)
@@ -109,12 +116,12 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
                 if c.image_path is not None and c.status is not Status.FILTERED:  # it reached the scorers
                     for k in preview_keys if c.recipe.is_preview else full_keys:
                         calls[k] += 1 / len(rs)
-        lo, hi = bootstrap_ci(bests)
-        ilo, ihi = bootstrap_ci(imps)
+        mean, lo, hi = task_mean_ci(bests)  # over tasks, as eacps compare: one CI per number
+        imp, ilo, ihi = task_mean_ci(imps)
         out["strategies"][label] = {
-            "mean_best": sum(bests) / len(bests) if bests else None,
+            "mean_best": mean if bests else None,
             "ci95": [lo, hi],
-            "improvement_over_prior": sum(imps) / len(imps) if imps else None,
+            "improvement_over_prior": imp if imps else None,
             "improvement_ci95": [ilo, ihi],
             "n_searches": len(rs),
             "candidates": n,
@@ -138,8 +145,10 @@ def format_table(summary: dict[str, Any]) -> str:
                      f"{sum(c['scorer_calls'].values()):.0f}", secs))
     lines = _table(rows[0], rows[1:]).splitlines()
     prior = summary.get("prior_mean")
-    head = (f"{summary['n_tasks']} tasks, budget {summary['budget']}"
-            + ("" if prior is None else f", prior mean {prior:.3f}"))
+    cmp = summary.get("compare")
+    budget = (f"a comparison at budgets {', '.join(map(str, cmp['budgets']))} (reference pool: {cmp['pool']} "
+              "per task)" if cmp else f"budget {summary['budget']}")
+    head = f"{summary['n_tasks']} tasks, {budget}" + ("" if prior is None else f", prior mean {prior:.3f}")
     u = summary.get("cost_model") or {}
     step = u.get("seconds_per_step")
     model = (f"cost model: {u.get('kind')} ({'-' if step is None else f'{step:.2e}'} s/step; per scorer call: "
@@ -159,6 +168,15 @@ def _schedule(cands: list[Candidate]) -> int:
     """The full schedule T of a search's candidates: the path length of a finished full-schedule candidate."""
     full = [c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None]
     return max(full) if full else max((c.steps for c in cands), default=1)
+
+
+def _compare_budgets(store: Store) -> dict[str, Any] | None:
+    """An ``eacps compare`` store's contestant budgets and reference pool size (None for any other store)."""
+    cmp = store.get_meta("compare")
+    if not isinstance(cmp, dict):
+        return None
+    pool = ((cmp.get("protocol") or {}).get("pool") or {}).get("size")
+    return {"budgets": [b for b in cmp.get("budgets") or [] if isinstance(b, int)], "pool": pool}
 
 
 def _budget(config: dict[str, Any], recs: list[SearchRecord]) -> int | str:

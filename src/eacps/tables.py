@@ -22,9 +22,11 @@ def printable(text: str) -> str:
                    else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}") for ch in text)
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1) -> str:
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, left: int = 1,
+                 last_left: bool = False) -> str:
     """Columns padded to their widest cell; the first ``left`` columns are left-aligned, the others
-    right-aligned (numbers). ``None`` cells print as ``-``."""
+    right-aligned (numbers), the last one left-aligned too with ``last_left`` (text of any length, never padded).
+    ``None`` cells print as ``-``."""
     cells = [[str(c) for c in header]] + [["-" if c is None else str(c) for c in r] for r in rows]
     n = len(cells[0])
     if any(len(r) != n for r in cells):
@@ -32,7 +34,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, lef
     widths = [max(len(r[i]) for r in cells) for i in range(n)]
     lines = []
     for r in cells:
-        parts = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        parts = [c.ljust(w) if i < left or (last_left and i == n - 1) else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
 
