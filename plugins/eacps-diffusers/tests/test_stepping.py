@@ -120,8 +120,9 @@ def test_stochastic_noise_is_per_trajectory_and_paths_regenerate_exactly(schedul
     part = gen.advance(gen.start(RECIPES, condition), condition, 2)
     gen.stepper.streams._live.clear()
     assert torch.equal(gen.advance(part, condition, STEPS).latents, batch.latents)
-    # each trajectory's per-step noise comes from its own recipe, not from its place in the batch
-    torch.testing.assert_close(alone.latents[0], batch.latents[1], atol=1e-4, rtol=0)
+    # each trajectory's per-step noise comes from its own recipe, not from its place in the batch (another batch
+    # composition rounds differently: 1.1e-4 on latents of magnitude ~10 seen under load; a wrong noise is O(1))
+    torch.testing.assert_close(alone.latents[0], batch.latents[1], atol=1e-4, rtol=1e-4)
     paths = [Recipe.from_seed(1).branch(2, 0.5, 7), Recipe.from_seed(1).branch(2, 0.5, 8),
              Recipe.from_seed(2).with_until(2)]
     first = images(generate_paths(gen, paths, condition))
