@@ -101,6 +101,20 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
 
 
+def lazy_attributes(package: str, names: Mapping[str, str]) -> Any:
+    """A package's module ``__getattr__`` (PEP 562) that imports the submodule holding ``name`` on first use
+    (``names``: attribute -> module), so importing a plugin package (its entry point does) imports no model
+    library: ``__getattr__ = lazy_attributes(__name__, _LAZY)``."""
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__
+
+
 def resolve(ref: str) -> Any:
     """The object named by ``"module:attribute"`` (or ``"module"``)."""
     module, _, attr = ref.partition(":")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eacps.plugins import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -17,11 +16,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule of ``name`` on first use (PEP 562): importing this package (the entry point does)
-    must not import torch or diffusers."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)  # submodules import on first use: no torch or diffusers at import

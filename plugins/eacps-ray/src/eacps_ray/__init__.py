@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eacps.plugins import lazy_attributes
 
 _LAZY = {
     "RayExecutor": "eacps_ray.executor",
@@ -15,11 +14,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    """Import the submodule of ``name`` on first use (PEP 562): importing this package (the entry point does)
-    must not import ray."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)  # submodules import on first use: no ray at import
