@@ -97,8 +97,9 @@ TESTBEDS: dict[str, dict[str, Any]] = {
 }
 
 
-def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str = "digits") -> str:
-    tb = TESTBEDS[testbed]
+def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str | dict[str, Any] = "digits") -> str:
+    """The compare config of ``n_tasks`` tasks for a ``TESTBEDS`` name or an entry of that form (e.g. another shape)."""
+    tb = TESTBEDS[testbed] if isinstance(testbed, str) else testbed
     mixture = tb["mixture"]
     criteria = {c: {"scorer": f"{tb['scorer']}-{c}"} for c in ("consistency", "realism", "identity")}
     if mixture is not None:  # the generator and every scorer share the mixture's fields
