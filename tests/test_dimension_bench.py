@@ -49,6 +49,33 @@ def test_dimension_benchmark_quick_run(tmp_path, capsys):
         assert f"| {d['latent']} | {d['dim']} | {d['steps']} |" in text
 
 
+@pytest.mark.slow
+def test_strategies_markdown_has_the_search_or_sampler_table(tmp_path):
+    """``benchmarks/strategies.py --markdown`` on a gaussian-mixture compare: the optimum column, and for every
+    branching row (only those) its schedule, both multipliers under both cost models and the sampler effect."""
+    mod = load()
+    mod.main(["--quick", "--shapes", "1x2x2", "--strategies", "best-of-n,fk-steering,branched-best-of-n",
+              "--out", str(tmp_path)])
+    spec = importlib.util.spec_from_file_location("bench_strategies", BENCH.parent / "strategies.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    summary = json.loads((tmp_path / "1x2x2" / "compare.json").read_text())
+    lines = bench.markdown(summary).splitlines()
+    assert "optimum gap closed [95% CI]" in lines[4]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Search or sampler? (budget 4;"))
+    table = lines[start + 2:]
+    assert table[0].startswith("| strategy | branch schedule (steps of 10; θ) |") and table[0].count("|") == 8
+    body = {line.split(" | ")[0][2:]: line for line in table[2:]}
+    assert set(body) == {"fk-steering", "branched-best-of-n"}  # best-of-n does not branch: no row
+    for label, line in body.items():
+        row = next(r for r in summary["table"] if r["strategy"] == label)
+        same = row["same_sampler"]
+        assert ", ".join(map(str, same["schedule"]["steps"])) in line
+        assert f"{same['effect']:+.2f} [{same['effect_ci95'][0]:+.2f}," in line
+        for name in summary["cost_models"]:
+            assert bench.multiplier_text(same["multipliers"][name], times="×") in line
+
+
 def test_dimension_benchmark_steps_and_bad_input():
     mod = load()
     assert mod.steps_for((4, 64, 64), (4, 16, 16), 50, fixed=False) == 200
