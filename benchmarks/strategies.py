@@ -21,6 +21,9 @@ Protocol (issue 11, "Targets"):
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
 character; there the table adds the fraction of the gap to the known optimum each strategy closes.
+``--markdown`` adds, per budget, a "search or sampler?" table for the strategies that branch (their multiplier
+against best-of-N of random paths with the same branches, and the sampler effect). ``benchmarks/dimension.py``
+runs this protocol on the gaussian-mixture testbed at growing latent sizes.
 
 ``--strategies`` takes labels of the built-in contestants below, or JSON mapping new labels to searches
 (``'{"eacps-wide": {"strategy": "eacps", "params": {"k_global": 12}}}'``; built-in labels may be mixed in
