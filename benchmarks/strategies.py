@@ -21,6 +21,9 @@ Protocol (issue 11, "Targets"):
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
 character; there the table adds the fraction of the gap to the known optimum each strategy closes.
+``--markdown`` adds, per budget, a "search or sampler?" table for the strategies that branch (their multiplier
+against best-of-N of random paths with the same branches, and the sampler effect). ``benchmarks/dimension.py``
+runs this protocol on the gaussian-mixture testbed at growing latent sizes.
 
 ``--strategies`` takes labels of the built-in contestants below, or JSON mapping new labels to searches
 (``'{"eacps-wide": {"strategy": "eacps", "params": {"k_global": 12}}}'``; built-in labels may be mixed in
@@ -97,8 +100,9 @@ TESTBEDS: dict[str, dict[str, Any]] = {
 }
 
 
-def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str = "digits") -> str:
-    tb = TESTBEDS[testbed]
+def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str | dict[str, Any] = "digits") -> str:
+    """The compare config of ``n_tasks`` tasks for a ``TESTBEDS`` name or an entry of that form (e.g. another shape)."""
+    tb = TESTBEDS[testbed] if isinstance(testbed, str) else testbed
     mixture = tb["mixture"]
     criteria = {c: {"scorer": f"{tb['scorer']}-{c}"} for c in ("consistency", "realism", "identity")}
     if mixture is not None:  # the generator and every scorer share the mixture's fields
@@ -133,7 +137,33 @@ def markdown(summary: dict[str, Any]) -> str:
                        f"| {r['steps']:.0f} | {r['evaluations']:.1f} | "
                        + " | ".join(multiplier_text(ms.get(n), times="×") for n in names) + " |"
                        + (f" {gap_text(r.get('optimum_gap'))} |" if opt else ""))
+        out += sampler_table(summary, b)
     return "\n".join(out)
+
+
+def sampler_table(summary: dict[str, Any], budget: int) -> list[str]:
+    """Search or sampler? For each branching row of ``budget``: its branch schedule, the multiplier against
+    vanilla best-of-N and against best-of-N of random paths with the same branches (both cost models), and the
+    sampler effect alone (mean potential of those paths minus vanilla samples), with CIs. Empty if none."""
+    names = summary["cost_models"]
+    rows = [r for r in summary["table"] if r["budget"] == budget and r.get("same_sampler")]
+    if not rows:
+        return []
+    out = ["", f"Search or sampler? (budget {budget}; same-sampler pool "
+           f"{max(r['same_sampler'].get('pool', 0) for r in rows)} per task and schedule)", "",
+           f"| strategy | branch schedule (steps of {summary['full_steps']}; θ) | "
+           + " | ".join(f"vs best-of-N ({'ab'[i]}) [95% CI] | vs same sampler ({'ab'[i]}) [95% CI]"
+                        for i in range(len(names))) + " | sampler effect on the mean [95% CI] |",
+           "|---|---|" + "---|---|" * len(names) + "---|"]
+    for r in rows:
+        same, sched = r["same_sampler"], r["same_sampler"]["schedule"]
+        steps = ", ".join(map(str, sched["steps"])) + "; " + ", ".join(f"{t:g}" for t in sched["thetas"])
+        eff = (f"{same['effect']:+.2f} [{same['effect_ci95'][0]:+.2f}, {same['effect_ci95'][1]:+.2f}]"
+               if "effect" in same else same.get("note", "–"))
+        mults = " | ".join(f"{multiplier_text(r.get('multipliers', {}).get(n), times='×')} | "
+                           f"{multiplier_text((same.get('multipliers') or {}).get(n), times='×')}" for n in names)
+        out.append(f"| {r['strategy']} | {steps} | {mults} | {eff} |")
+    return out
 
 
 def main() -> None:
