@@ -21,6 +21,7 @@ from eacps import Condition
 from eacps.allocate import Mean, Threshold, Worst, as_objective, choose, worst_decile
 from eacps.allocation_log import format_allocation, stored_allocations
 from eacps.cli import main
+from eacps.config import ConfigError
 from eacps.orderstats import expected_improvement_normal, prob_reach_normal
 from eacps.potential import Criterion, Potential
 from eacps.store import read_only
@@ -187,6 +188,51 @@ def test_a_step_counting_strategy_is_refused(setup):
         eacps.search_all(shifted_conditions(6), generator=gen, potential=pot, budget=8)
 
 
+def test_a_step_cap_is_never_granted_past(setup):
+    """With max_steps (4 candidates of 10 steps per condition), a condition at its cap gets no further grant: the
+    decisions are what was asked, nothing granted goes unspent while others could use it."""
+    from eacps.allocate import Allocator
+    from eacps.api import make_strategy
+    from eacps.engine import Engine
+
+    gen, pot = setup
+    al = Allocator(Engine(gen, pot, None, batch_size=2), shifted_conditions(3),
+                   lambda cap: make_strategy("best-of-n", {}, budget=cap, seed=0), 24, eacps.Mean(), "x",
+                   batch_size=2, min_per_condition=2, max_steps=40)
+    out = al.run()
+    assert all(t.strategy.granted == t.strategy.asked == 4 for t in al.tracks)
+    assert out.spent == 12 and "exhausted" in out.stop and len(out.decisions) == 6
+
+
+def test_eacps_runs_under_allocation(setup):
+    """eacps cannot be built at every budget; search_all checks it at the cap it runs with (it refused it)."""
+    gen, pot = setup
+    a = eacps.search_all(shifted_conditions(3), generator=gen, potential=pot, budget=60, strategy="eacps")
+    assert a.spent == 60 and all(b is not None for b in a.bests)
+    assert all(r.search_id.split("/")[1] == "eacps+mean" for r in a.results)
+
+
+def test_a_run_dir_of_another_potential_is_refused(setup, tmp_path):
+    gen, pot = setup
+    conds = shifted_conditions(2)
+    eacps.search_all(conds, generator=gen, potential=pot, budget=8, run_dir=tmp_path / "run")
+    other = Potential([Criterion("realism", toy.ToyScorer(), 100.0)])
+    with pytest.raises(ConfigError, match="holds a run of another potential"):
+        eacps.search_all(conds, generator=gen, potential=other, budget=8, run_dir=tmp_path / "run")
+
+
+def test_a_damaged_allocation_log_is_one_line(setup, tmp_path, capsys):
+    gen, pot = setup
+    eacps.search_all(shifted_conditions(2), generator=gen, potential=pot, budget=8, run_dir=tmp_path / "run")
+    db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
+    db.execute("UPDATE meta SET value = ? WHERE key LIKE 'allocation/%'", (json.dumps({"label": "x"}),))
+    db.commit()
+    db.close()
+    assert main(["show", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "meta 'allocation/best-of-n+mean' is not an allocation log" in err
+
+
 # -- eacps run with [allocation] ------------------------------------------------------------------------------
 def alloc_config(**allocation) -> dict:
     cfg = configs.toy(strategy="best-of-n", budget=6, batch_size=2)
@@ -246,6 +292,7 @@ sys.path.insert(0, {here!r})
 import toy
 from eacps import plugins
 from eacps.cli import main
+from eacps.config import ConfigError
 plugins.register_plugin(toy)
 sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 """

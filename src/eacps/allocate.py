@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from eacps.allocation_log import META_PREFIX
-from eacps.api import check_compatible, make_strategy
+from eacps.api import IDENTITY_META, check_compatible, check_identity, identity, make_strategy
 from eacps.config import AllocationConfig, ConfigError, RunConfig, SearchConfig, search_section
 from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
 from eacps.generator import Generator
@@ -437,7 +437,7 @@ class Allocator:
 
     def _next(self, rnd: int) -> tuple[list[tuple[_Track, int]], dict[str, Any]]:
         """The next grant (one condition, up to ``batch_size``) or why the allocation is over."""
-        room = [0 if t.strategy.inner.stop() else t.strategy.budget - t.strategy.granted for t in self.tracks]
+        room = [self._room(t) for t in self.tracks]
         pick = choose([t.scores for t in self.tracks], room, self.left, self.objective, batch_size=self.batch_size,
                       prior_weight=self.prior_weight)
         if pick.index is None:
@@ -446,6 +446,17 @@ class Allocator:
         self.decisions.append(Decision(rnd, t.condition.id, pick.candidates, t.spent, t.best, pick.predicted,
                                        pick.priority, pick.reason))
         return [(t, pick.candidates)], {}
+
+    def _room(self, t: _Track) -> int:
+        """Candidates ``t`` can still be granted: none once its strategy stopped, else up to its cap, and within
+        ``max_steps`` (a grant the cap would not let it ask is never made)."""
+        s = t.strategy
+        if s.inner.stop():
+            return 0
+        room = s.budget - s.granted
+        if s.max_steps is not None and s.full_steps:
+            room = min(room, max(0, s.steps_left // s.full_steps - (s.granted - s.asked)))
+        return room
 
     def _save(self, stop: dict[str, Any]) -> None:
         rows = [{"condition": t.condition.id, "search": t.search_id, "candidates": t.spent, "best": t.best}
@@ -512,8 +523,14 @@ def search_all(
     def make(cap: int) -> Strategy:
         return make_strategy(strategy, params, budget=cap, seed=seed)
 
-    check_compatible(Allotted(make(1)), generator)
+    check_compatible(Allotted(make(min(budget, max_per_condition or budget))), generator)
+    if run_dir is not None:  # a run_dir belongs to one generator and potential, as for eacps.search
+        ident = identity(generator, potential, preview_potential)
+        check_identity(Path(run_dir), ident)
     store = Store.open(run_dir) if run_dir is not None else None
+    if store is not None:
+        with store.transaction():
+            store.set_meta(IDENTITY_META, ident)
     engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
                     preview_potential=preview_potential, timeout_s=timeout_s)
     try:
@@ -539,8 +556,10 @@ def check_config(cfg: RunConfig, conditions: Sequence[Condition]) -> None:
         where = search_section(cfg, i)
         total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
         check_allocation(len(conditions), total, a.min_per_condition, a.max_per_condition, a.grant, "allocation")
-        try:
-            Allotted(make_strategy(s.strategy, s.params, budget=1, seed=s.seed))
+        try:  # built at the cap it will run with (eacps, say, cannot be built at every budget)
+            Allotted(make_strategy(s.strategy, s.params, budget=min(total, a.max_per_condition or total), seed=s.seed))
+        except ConfigError:
+            raise
         except ValueError as exc:
             raise ConfigError(f"{where}.strategy: {exc}") from None
 

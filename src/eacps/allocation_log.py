@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eacps.store import Store
+from eacps.store import Store, StoreError
 from eacps.tables import format_table
 
 META_PREFIX = "allocation/"
@@ -15,7 +15,22 @@ def stored_allocations(store: Store) -> dict[str, dict[str, Any]]:
     """Every allocation log of a run store, by label (``{}`` for a run without one)."""
     keys = [r[0] for r in store.db.execute("SELECT key FROM meta WHERE key LIKE ?", (META_PREFIX + "%",))] \
         if "meta" in store._tables else []
-    return {k.removeprefix(META_PREFIX): store.get_meta(k) for k in sorted(keys)}
+    return {k.removeprefix(META_PREFIX): _checked(k, store.get_meta(k, expect=dict)) for k in sorted(keys)}
+
+
+def _checked(key: str, log: dict[str, Any]) -> dict[str, Any]:
+    """A stored allocation log in the shape ``format_allocation`` reads, or StoreError naming the key (one line)."""
+    ok = (isinstance(log.get("label"), str) and isinstance(log.get("objective"), str)
+          and isinstance(log.get("total_budget"), int) and isinstance(log.get("decisions"), list)
+          and isinstance(log.get("rows"), list)
+          and all(isinstance(d, dict) and isinstance(d.get("condition"), str) and isinstance(d.get("reason"), str)
+                  for d in log["decisions"])
+          and all(isinstance(r, dict) and isinstance(r.get("condition"), str) and isinstance(r.get("candidates"), int)
+                  and (r.get("best") is None or isinstance(r.get("best"), int | float)) for r in log["rows"]))
+    if not ok:
+        raise StoreError(f"run store damaged: meta {key!r} is not an allocation log (label, objective, total_budget, "
+                         "decisions and rows of the shape eacps.allocate writes)")
+    return log
 
 
 def allocation_context(log: dict[str, Any]) -> dict[str, Any]:
