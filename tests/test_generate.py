@@ -256,6 +256,47 @@ def test_generate_decides_after_loading_when_the_class_cannot_tell(tmp_path, cap
     assert len(rec.candidates) == 8 if expected == "eacps" else len(rec.candidates) > 8  # tree previews are rows
 
 
+@pytest.mark.parametrize("model", ["toy-stepping", "digits"])
+def test_a_one_step_schedule_defaults_to_a_strategy_that_runs_on_it(tmp_path, capsys, toy_presets, model):
+    """tree-search needs >= 2 steps: with --steps 1 the default is annealed pCN EACPS, whether the stepping is
+    known from the class (digits: it was a --steps error) or only once loaded (a traceback)."""
+    rc = main(["generate", "toy task 1" if model != "digits" else "3", "--model", model, "--steps", "1",
+               "--budget", "8", "-o", str(tmp_path / "b.png"), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert _line(out, "strategy: ") == "strategy: eacps"
+
+
+def test_dry_run_validates_what_would_load_and_says_the_strategy_is_decided_then(tmp_path, capsys, toy_presets):
+    """A budget annealed EACPS refuses but the run accepts (best-of-n holds the place until the model is loaded):
+    the dry run accepts it too, and says the strategy is decided once the model is loaded."""
+    rc = main(["generate", "toy task 1", "--model", "toy", "--budget", "3", "--dry-run"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "strategy: decided once the model is loaded" in out
+
+
+def test_a_plugin_that_fails_when_first_used_is_one_line(tmp_path, capsys, toy_plugin):
+    class Broken:
+        @hookimpl
+        def register_task_sets(self, register):
+            register("no_such_module_xyz:tasks", name="broken")
+
+        @hookimpl
+        def register_demo_presets(self, register):
+            register(plugins.DemoPreset(name="broken", generator="toy", criteria={"realism": ("toy-pixel", 1.0)},
+                                        tasks="broken"))
+
+    broken = Broken()
+    plugins.register_plugin(broken)
+    try:
+        rc = main(["generate", "1", "--model", "broken", "-o", str(tmp_path / "b.png"), "--quiet"])
+    finally:
+        plugins.unregister_plugin(broken)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no_such_module_xyz" in err and "Traceback" not in err
+
+
 def test_generate_strategy_option_overrides_the_default(tmp_path, capsys, toy_presets):
     rc = main(["generate", "toy task 1", "--model", "toy-stepping", "--strategy", "best-of-n", "--budget", "4",
                "-o", str(tmp_path / "b.png"), "--save-config", str(tmp_path / "g.toml"), "--quiet"])

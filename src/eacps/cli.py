@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         cause = exc.interrupt if isinstance(exc, _Stopped) else exc.__cause__
         _error(str(cause) if cause is not None and str(cause) else "interrupted; rerun the same command to resume")
         return getattr(cause, "exit_code", EXIT_INTERRUPTED)
-    except (ConfigError, RunLockedError, StoreError) as exc:
+    except (ConfigError, RunLockedError, StoreError, plugins.PluginLoadError) as exc:
         _error(str(exc))
         return getattr(exc, "exit_code", EXIT_CONFIG)
     except sqlite3.OperationalError as exc:  # a store that cannot be written (I/O error, full disk)

@@ -142,7 +142,7 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
         condition = {"id": _slug(req.prompt), "prompt": req.prompt}
         if req.reference is not None:
             condition["reference"] = req.reference
-    name, params = (req.strategy, {}) if req.strategy else default_strategy(generator["name"])
+    name, params = (req.strategy, {}) if req.strategy else default_strategy(generator["name"], req.steps)
     search = {"strategy": name, "budget": req.budget, "seed": req.seed, "batch_size": req.batch_size,
               "params": params}
     config = {"generator": generator, "potential": {"criteria": _criteria(req)}, "search": search,
@@ -171,16 +171,18 @@ def _as_option(message: str, req: GenerateRequest) -> str:
 
 
 # -- the default strategy ------------------------------------------------------------------------------------
-def default_strategy(generator: str | Any) -> tuple[str, dict[str, Any]]:
-    """What ``generate`` runs without ``--strategy``: ``STEPPING`` (tree-search) on a generator that can step,
-    else ``RECOMMENDED`` (annealed pCN EACPS). ``generator`` is a registered name, decided from the class's
-    declared flag without loading anything (a generator whose stepping depends on its loaded model gets
-    ``RECOMMENDED`` here, and ``run_generate`` decides again once it is loaded), or a generator instance."""
+def default_strategy(generator: str | Any, steps: int | None = None) -> tuple[str, dict[str, Any]]:
+    """What ``generate`` runs without ``--strategy``: ``STEPPING`` (tree-search) on a generator that can step
+    with a schedule of at least 2 steps (``steps``, else the instance's own), else ``RECOMMENDED`` (annealed pCN
+    EACPS). ``generator`` is a registered name, decided from the class's declared flag without loading anything
+    (a generator whose stepping depends on its loaded model gets ``RECOMMENDED`` here, and ``run_generate``
+    decides again once it is loaded), or a generator instance."""
     if isinstance(generator, str):
-        steps = _declared_stepping(generator) == capabilities.YES
+        can_step = _declared_stepping(generator) == capabilities.YES
     else:
-        steps = "stepping" in capabilities.offered(generator)
-    return STEPPING if steps else RECOMMENDED
+        can_step = "stepping" in capabilities.offered(generator)
+        steps = steps if steps is not None else generator.default_steps
+    return STEPPING if can_step and (steps is None or steps >= 2) else RECOMMENDED
 
 
 def _declared_stepping(generator: str) -> str:
@@ -208,14 +210,16 @@ def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
                        progress: bool = False) -> tuple[dict[str, Any], Any]:
     """Load the run's models once (``path`` holds ``_until_loaded(config)``) and, when the default strategy is
     decided after loading, put the one for the loaded generator in ``config`` and the setup."""
-    from eacps.api import check_compatible, load_run, make_strategy
+    from eacps.api import check_compatible, check_steps, load_run, make_strategy
 
     setup = load_run(path, progress=progress)
     if not _decided_after_loading(config, req):
         return config, setup
     name, params = default_strategy(setup.generator)
     config = {**config, "search": {**config["search"], "strategy": name, "params": params}}
-    check_compatible(make_strategy(name, params, budget=req.budget, seed=req.seed), setup.generator)
+    strategy = make_strategy(name, params, budget=req.budget, seed=req.seed)
+    check_compatible(strategy, setup.generator)
+    check_steps(strategy, setup.generator, steps_field="--steps" if req.steps is not None else "generator.params.steps")
     setup.config = parse_config(_with_reference(config, req.reference, path.parent))
     return config, setup
 
@@ -375,7 +379,14 @@ def dry_run(req: GenerateRequest, config: dict[str, Any]) -> GenerateOutcome:
     download), and ``--save-config`` written; no weights, keys or servers needed, no search."""
     from eacps.doctor import check_lines
 
-    lines = check_lines(parse_config(config), Path("."), "the config")
+    try:
+        cfg = parse_config(_until_loaded(config, req))
+    except ConfigError as exc:
+        raise ConfigError(_as_option(str(exc), req)) from None
+    lines = check_lines(cfg, Path("."), "the config")
+    if _decided_after_loading(config, req):
+        lines.append(f"strategy: decided once the model is loaded ({STEPPING[0]} if it can step, else "
+                     f"{RECOMMENDED[0]}); --strategy to fix it")
     saved = None
     if req.save_config:
         saved = Path(req.save_config)
