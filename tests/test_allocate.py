@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import configs
@@ -333,14 +332,19 @@ def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
         out, log = tmp_path / f"run{kill_at}", tmp_path / f"run{kill_at}.log"
         cfg = config(log)
         proc = start(cfg, out)
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                if len(rows(out)) >= kill_at:
-                    break
-            except sqlite3.OperationalError:
-                pass
-        os.kill(proc.pid, signal.SIGKILL)
+        try:
+            deadline = time.monotonic() + 120
+            while True:  # until kill_at rows are stored (polled, not spun: the child needs the cores)
+                assert proc.poll() is None, proc.stderr.read().decode()
+                assert time.monotonic() < deadline, "the run did not progress"
+                try:
+                    if len(rows(out)) >= kill_at:
+                        break
+                except sqlite3.OperationalError:
+                    pass
+                time.sleep(0.01)
+        finally:
+            proc.kill()  # SIGKILL, the point of the test (and no child left behind when an assert fails)
         proc.wait()
         before = rows(out)
         log.write_text("")
@@ -358,7 +362,7 @@ def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
 
 # -- the issue's done-means on the embedded digits testbed ----------------------------------------------------
 @pytest.mark.slow
-def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks(tmp_path):
+def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks(tmp_path, monkeypatch):
     """Objective worst, a total of 8 per condition over 40 evaluation-split tasks (30..69, no allocator parameter
     was chosen on them), against best-of-N 32 per condition: the worst-decile mean is at least uniform 32's."""
     import eacps_digits
@@ -367,7 +371,7 @@ def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks
     from eacps.store import Store
     from eacps.strategies.best_of_n import BestOfN
 
-    sys.path.insert(0, str(HERE.parent / "benchmarks"))
+    monkeypatch.syspath_prepend(str(HERE.parent / "benchmarks"))
     from allocation import digits_setup
 
     gen, pot = digits_setup()

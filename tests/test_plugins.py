@@ -363,14 +363,14 @@ def test_plugins_and_doctor_go_on_past_a_plugin_that_exits(rude_plugins, capsys,
     assert "third-party" in out and "interrupted" not in out.replace("it raised KeyboardInterrupt", "")
 
 
-def test_a_hook_or_a_lazy_module_that_exits_is_named():
+def test_a_hook_or_a_lazy_module_that_exits_is_named(tmp_path):
     def exits(register):
         raise SystemExit(4)
 
     _module("tp_hook_exits", register_scorers=exits,
             register_strategies=lambda register: register("tp_import_exits:X", name="exits-on-import"))
     code = "import sys\nsys.exit(5)\n"
-    spec_dir = Path(__import__("tempfile").mkdtemp())
+    spec_dir = tmp_path
     (spec_dir / "tp_import_exits.py").write_text(code)
     sys.path.insert(0, str(spec_dir))
     try:

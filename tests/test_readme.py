@@ -78,7 +78,9 @@ SMALL = {  # subcommand or script -> options set to small values (the digits tas
     "benchmarks/gpu.py": {"--candidates": "2", "--batch-size": "2", "--steps": "2", "--size": "32", "--rounds": "1"},
     "benchmarks/strategies.py": {"--eval-tasks": "2", "--budgets": "4", "--repeats": "1", "--pool": "4",
                                  "--strategies": "best-of-n,tree-search"},
+    "benchmarks/allocation.py": {"--pool": "8", "--replicates": "10"},
 }
+QUICK = {"benchmarks/dimension.py"}  # scripts whose own --quick smoke run stands for the documented one
 
 
 def how(command: str) -> tuple[str, list[str], Path | None]:
@@ -106,6 +108,8 @@ def how(command: str) -> tuple[str, list[str], Path | None]:
         return "serve", _set(words, "--port", str(_free_port())), None
     for option, value in SMALL.get(key or "", {}).items():
         words = _set(words, option, value)
+    if key in QUICK:
+        words = [*words[:2], "--quick", *(["--out", words[words.index("--out") + 1]] if "--out" in words else [])]
     return "run", words, None
 
 

@@ -378,7 +378,7 @@ def plugins_command(as_json: bool) -> None:
     reg = plugins.get_registry()
     cli._load_plugins()  # plugin commands' problems too
     rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
-    caps = {e.name: declared(getattr(e, "target", None) or e.cls) for e in rows if e.kind == "generator"}
+    caps = {e.name: declared(e.target) for e in rows if e.kind == "generator"}
     problems = [*reg.problems, *_command_problems]
     if as_json:
         click.echo(json.dumps({"plugins": [{"kind": e.kind, "name": e.name, "distribution": e.distribution,

@@ -107,7 +107,7 @@ def plugin_lines(rep: Report) -> None:
 
 def _target(entry: Any) -> Any:
     """The registered class, or its ``"module:Class"`` reference when it is not imported yet."""
-    return getattr(entry, "target", None) or entry.cls
+    return entry.target
 
 
 def machine_report() -> Report:

@@ -188,7 +188,7 @@ def default_strategy(generator: str | Any, steps: int | None = None) -> tuple[st
 def _declared_stepping(generator: str) -> str:
     """The registered generator class's declared stepping: yes, no, depends on params, unknown."""
     entry = plugins.get_registry().entries["generator"].get(generator)
-    target = None if entry is None else getattr(entry, "target", None) or entry.cls
+    target = None if entry is None else entry.target
     return capabilities.UNKNOWN if target is None else capabilities.declared(target)["stepping"]
 
 

@@ -6,27 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def bootstrap_ci(
-    values: Sequence[float], *, level: float = 0.95, n_boot: int = 4000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (seeded, so reports are reproducible)."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return (float("nan"), float("nan"))
-    if x.size == 1:
-        return (float(x[0]), float(x[0]))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    a = (1 - level) / 2
-    return (float(np.quantile(means, a)), float(np.quantile(means, 1 - a)))
-
-
-def summarize(values: Sequence[float]) -> dict[str, float | list[float]]:
-    lo, hi = bootstrap_ci(values)
-    return {"mean": float(np.mean(values)) if len(values) else float("nan"), "ci95": [lo, hi], "n": len(values)}
-
-
 #: Bootstrap replicates of every over-tasks CI (``eacps compare`` and the summaries share it, and its seed 0).
 N_BOOT = 2000
 

@@ -1,8 +1,9 @@
 """The data distribution of the testbed: a Gaussian mixture whose denoiser E[x0 | x_t] is exact in closed form.
 
 p(x0) = sum_k pi_k N(x0; mu_k, diag(s_k^2)) over D = C·H·W dimensions, uniform pi_k = 1/K. The means are
-``separation · sigma / sqrt(2)`` times orthonormal directions (K <= D; otherwise random unit directions), so
-any two means lie ``separation`` component standard deviations apart. The stds are ``sigma`` (isotropic) or,
+``separation · sigma / sqrt(2)`` times orthonormal directions when K <= D, so any two means lie ``separation``
+component standard deviations apart; when K > D (gm-easy: 10 components in D = 4) they are random unit directions
+and the pairwise distances vary (0.96 to 4.16 stds there at separation 3: some classes overlap). The stds are ``sigma`` (isotropic) or,
 with ``sigma_spread > 1``, ``sigma · sigma_spread^u`` per component and dimension with u ~ U(-1, 1) (diagonal).
 
 For a noisy state x_t = a·x0 + b·eps (eps ~ N(0, I)), component k gives x_t ~ N(a·mu_k, a^2 s_k^2 + b^2), so
@@ -37,7 +38,8 @@ class MixtureParams(Params):
                                         "C·H·W at most 4·64·64")
     components: int = Field(10, ge=2, le=256, description="mixture components (one per class label)")
     separation: float = Field(3.0, gt=0.0, le=100.0, description="distance between any two component means, "
-                              "in component standard deviations")
+                              "in component standard deviations (exactly when components <= C·H·W; else the means "
+                              "lie on random directions and distances vary)")
     sigma: float = Field(1.0, gt=0.0, le=10.0, description="component standard deviation")
     sigma_spread: float = Field(1.0, ge=1.0, le=10.0, description="1: isotropic components; > 1: diagonal, each "
                                 "std sigma·sigma_spread^u with u ~ U(-1, 1) per component and dimension")

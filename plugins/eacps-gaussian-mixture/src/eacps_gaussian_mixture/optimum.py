@@ -154,7 +154,8 @@ def _compute(generator: GaussianMixtureGenerator, condition: Condition, potentia
     gen = torch.Generator("cpu").manual_seed(0x0971)
     z = torch.randn(POOL, generator.mixture.dim, generator=gen, dtype=torch.float64)
     with torch.no_grad():
-        starts = z[torch.argsort(u(_project(z, lo, hi)), descending=True)[:STARTS]]
+        z = _project(z, lo, hi)  # starts on the noise shell, so every point scored below is reachable
+        starts = z[torch.argsort(u(z), descending=True)[:STARTS]]
     with torch.enable_grad():
         best = _ascend(u, starts, lo, hi, iters)
     values = [v for v in engine_potentials(generator, condition, potential, torch.cat([best, starts]))
