@@ -23,11 +23,13 @@ from configs import digits, edit, write
 from relhelp import rows
 
 KILLS = 20
-CONFIG = digits("eacps", 54, criteria=("consistency", "realism"), batch_size=2,
-                params={"k_global": 6, "m": 2, "k_local": 4, "generations": 7})
+CONFIG = digits("eacps", 102, criteria=("consistency", "realism"), batch_size=2,
+                params={"k_global": 6, "m": 2, "k_local": 4, "generations": 13})
 CONFIG = edit(CONFIG, "generator.params", {"steps": 4})
 CONFIG = edit(CONFIG, "conditions", [{"id": "three", "class_label": 3}, {"id": "seven", "class_label": 7}])
-TOTAL = 2 * (1 + 54)  # a prior and 54 candidates per condition (k_global + 6 refinements x m x k_local)
+# a prior and 102 candidates per condition (k_global + 12 refinements x m x k_local): room for 20 kills that each
+# land mid-run (a session stores ~8 rows between the row count it waits for and the kill on an idle machine)
+TOTAL = 2 * (1 + 102)
 
 # A fork server: imports eacps and the digits plugin (torch, diffusers) once, then forks one process per
 # ``run`` command, so that each of the 21 processes does not pay the imports. Each child is a real process
