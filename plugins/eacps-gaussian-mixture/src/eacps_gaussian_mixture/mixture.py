@@ -3,8 +3,9 @@
 p(x0) = sum_k pi_k N(x0; mu_k, diag(s_k^2)) over D = C·H·W dimensions, uniform pi_k = 1/K. The means are
 ``separation · sigma / sqrt(2)`` times orthonormal directions when K <= D, so any two means lie ``separation``
 component standard deviations apart; when K > D (gm-easy: 10 components in D = 4) they are random unit directions
-and the pairwise distances vary (0.96 to 4.16 stds there at separation 3: some classes overlap). The stds are ``sigma`` (isotropic) or,
-with ``sigma_spread > 1``, ``sigma · sigma_spread^u`` per component and dimension with u ~ U(-1, 1) (diagonal).
+and the pairwise distances vary (0.96 to 4.16 stds there at separation 3: some classes overlap). The stds are
+``sigma`` (isotropic) or, with ``sigma_spread > 1``, ``sigma · sigma_spread^u`` per component and dimension
+with u ~ U(-1, 1) (diagonal).
 
 For a noisy state x_t = a·x0 + b·eps (eps ~ N(0, I)), component k gives x_t ~ N(a·mu_k, a^2 s_k^2 + b^2), so
 
