@@ -241,6 +241,17 @@ def alloc_config(**allocation) -> dict:
     return cfg
 
 
+def test_serve_counts_the_total_budget_of_an_allocated_run(tmp_path, toy_plugin):
+    """serve's progress total is [allocation].total_budget, not budget x conditions (36 here): a finished
+    allocated run reads done = total."""
+    from eacps.serve import state
+
+    cfg = configs.write(tmp_path / "cfg.toml", alloc_config(total_budget=20))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    progress = state(tmp_path / "run")["progress"]
+    assert progress["total"] == 20 == progress["done"]
+
+
 def test_run_and_show_report_where_the_budget_went(tmp_path, toy_plugin, capsys):
     cfg = configs.write(tmp_path / "cfg.toml", alloc_config())
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0

@@ -91,3 +91,15 @@ def test_off_a_terminal_plain_lines_and_quiet_nothing(monkeypatch, toy_potential
     load_models(ToyGenerator(), toy_potential, progress=True)
     Engine(ToyGenerator(), toy_potential, progress=False).run_all(_jobs()[:1], batch_size=4)
     assert capsys.readouterr().err == ""
+
+
+def test_an_allocated_run_does_not_pile_up_a_bar_block_per_grant(terminal, toy_potential):
+    """search_all runs one short run_all per grant: each round's bars vanish when it ends (they piled up, 13
+    blocks for a budget of 30), so nothing of them is left on screen."""
+    import eacps
+
+    conds = [Condition(f"c{i}", prompt="toy") for i in range(3)]
+    a = eacps.search_all(conds, generator=ToyGenerator(), potential=toy_potential, budget=30, progress=True)
+    assert len(a.decisions) > 5  # many rounds
+    assert "cand/s" in terminal.file.getvalue()  # bars were drawn
+    assert not [x for x in screen(terminal.file.getvalue()) if "cand/s" in x]  # and none is left

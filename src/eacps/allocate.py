@@ -410,6 +410,7 @@ class Allocator:
         return self.total_budget - sum(t.strategy.granted for t in self.tracks)
 
     def run(self) -> Allocation:
+        self.engine.scheduler.transient_bars = True  # a round's bars vanish: one grant after another, not a pile
         grants = [(t, self.min_per_condition) for t in self.tracks]
         for t in self.tracks:
             self.decisions.append(Decision(0, t.condition.id, self.min_per_condition, 0, None, None, None,

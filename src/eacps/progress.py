@@ -68,8 +68,9 @@ def group_label(label: str, budget: int, conditions: int) -> str:
 class SearchBars:
     """One bar per search group; ``advance`` adds spent steps and a search's best; ``close`` leaves them drawn."""
 
-    def __init__(self, groups: Sequence[tuple[Hashable, str, int]], *, enabled: bool, workers: int = 1) -> None:
-        """``groups``: (key, label, total candidates) in display order."""
+    def __init__(self, groups: Sequence[tuple[Hashable, str, int]], *, enabled: bool, workers: int = 1,
+                 transient: bool = False) -> None:
+        """``groups``: (key, label, total candidates) in display order; ``transient``: erased by ``close``."""
         self.console = shown(enabled)
         self._progress: Progress | None = None
         self._tasks: dict[Hashable, Any] = {}
@@ -80,7 +81,7 @@ class SearchBars:
         suffix = f" ({workers} workers)" if workers > 1 else ""
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                   TimeElapsedColumn(), RateColumn(), BestColumn(), console=self.console,
-                                  transient=False)
+                                  transient=transient)
         for key, label, total in groups:
             self._tasks[key] = self._progress.add_task(label + suffix, total=total, best=None)
         self._progress.start()

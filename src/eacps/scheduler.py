@@ -120,6 +120,8 @@ class Scheduler:
                  notify: Callable[[str], None] | None = None) -> None:
         self.computer, self.planner, self.calibrator, self.meter = computer, planner, calibrator, meter
         self.executor, self.store, self.progress = executor, store, progress
+        #: bars of a run_all vanish when it ends (a caller that runs many short rounds: the allocator)
+        self.transient_bars = False
         self.notify = notify or (lambda msg: print(f"eacps: warning: {msg}", file=sys.stderr))
         self._open: set[Future] = set()
         self._signal: int | None = None
@@ -239,7 +241,7 @@ class Scheduler:
             groups.setdefault(_group(st), []).append(st)
         rows = [(key, group_label(key[0], key[1], len(sts)), sum(s.strategy.budget for s in sts))
                 for key, sts in groups.items()]
-        return SearchBars(rows, enabled=self.progress, workers=self.executor.workers)
+        return SearchBars(rows, enabled=self.progress, workers=self.executor.workers, transient=self.transient_bars)
 
     def _collect(self, st: _Search, bars: SearchBars) -> bool:
         """Commit and tell the finished batches at the head of ``st``'s queue (in the order asked)."""

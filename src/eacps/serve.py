@@ -85,7 +85,11 @@ def planned(meta: dict[str, Any], n_conditions: int) -> list[int]:
     config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     searches = config.get("searches") or [config.get("search") or {}]
     n = len(config.get("conditions") or []) or n_conditions
-    return [s["budget"] for s in searches if isinstance(s, dict) and isinstance(s.get("budget"), int)] * n
+    budgets = [s["budget"] for s in searches if isinstance(s, dict) and isinstance(s.get("budget"), int)]
+    alloc = config.get("allocation")
+    if isinstance(alloc, dict) and isinstance(alloc.get("total_budget"), int):  # one total over the conditions
+        return [alloc["total_budget"]] * len(budgets)
+    return budgets * n
 
 
 def progress(meta: dict[str, Any], cands: list[Candidate], n_conditions: int) -> dict[str, Any]:
