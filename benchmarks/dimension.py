@@ -32,6 +32,7 @@ markdown and the wall time.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import statistics
@@ -41,14 +42,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
 import eacps
 from eacps import Recipe
 from eacps.api import load_run
 from eacps.compare import Split, run_compare
 from eacps.config import ConfigError
 from eacps.tables import gap_text, multiplier_text
-from strategies import TUNE_TASKS, config, contestants
+
+# benchmarks/strategies.py by its path: the name ``strategies`` is also the repository's strategies/ folder (a
+# namespace package once anything imported it from the root), so a sys.path import could find the folder instead
+_spec = importlib.util.spec_from_file_location("bench_strategies", Path(__file__).with_name("strategies.py"))
+_strategies = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(_strategies)  # type: ignore[union-attr]
+TUNE_TASKS, config, contestants = _strategies.TUNE_TASKS, _strategies.config, _strategies.contestants
 
 DEFAULT = "best-of-n,eacps-pcn,fk-steering,tree-search,multi-fidelity,branched-best-of-n"
 

@@ -84,3 +84,19 @@ def test_dimension_benchmark_steps_and_bad_input():
         mod.main(["--shapes", "4x16"])
     with pytest.raises(SystemExit, match="must include best-of-n"):
         mod.main(["--strategies", "fk-steering", "--shapes", "1x2x2"])
+
+
+def test_loads_beside_the_repositorys_strategies_folder(monkeypatch):
+    """Imported in-process after something imported the repository's ``strategies/`` folder as a namespace package
+    (as the full suite does), the benchmark still finds benchmarks/strategies.py (it failed with ImportError)."""
+    import importlib
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCH.parents[1]))
+    monkeypatch.delitem(sys.modules, "strategies", raising=False)
+    ns = importlib.import_module("strategies")
+    assert getattr(ns, "__file__", None) is None  # the folder, a namespace package
+    try:
+        assert load().TUNE_TASKS == 30
+    finally:
+        sys.modules.pop("strategies", None)
