@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Recipe
-from eacps.stepping import Trajectory, generate_paths
+from eacps.stepping import Trajectory
 from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, encode, mixture_of, mixture_spec
 
 
@@ -138,8 +138,6 @@ class GaussianMixtureGenerator(Generator):
         self.check(recipes)
         if not recipes:
             return []
-        if any(r.is_path for r in recipes):  # branches and previews: through the core's path runner, exactly
-            return generate_paths(self, recipes, condition, steps=steps)
         return self.generate_stepwise(recipes, condition, steps=steps)
 
     # -- the known optimum (eacps_gaussian_mixture.optimum) ---------------------------------------------
