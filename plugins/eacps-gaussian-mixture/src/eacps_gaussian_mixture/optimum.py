@@ -33,7 +33,6 @@ from scipy import stats
 from eacps import Condition
 from eacps.store import quantize
 from eacps_gaussian_mixture.generator import GaussianMixtureGenerator, component_of
-from eacps_gaussian_mixture.mixture import encode
 from eacps_gaussian_mixture.scorers import _MixtureScorer
 
 ALPHA = 1e-4
@@ -62,11 +61,16 @@ def shell(dim: int, alpha: float = ALPHA) -> tuple[float, float]:
     return math.sqrt(stats.chi2.ppf(alpha / 2, dim)), math.sqrt(stats.chi2.ppf(1 - alpha / 2, dim))
 
 
-def differentiable_potential(generator: GaussianMixtureGenerator, condition: Condition, potential: Any):
-    """U(z) for flat noises z (B, D): the sampler from z, then the weighted, calibrated scorer values."""
+def _sampler(generator: GaussianMixtureGenerator, condition: Condition):
+    """The generator's whole sampler (its steps) as a function of flat noises z (B, D): the final states x."""
     label = component_of(condition, generator.mixture.k)
     total = generator.default_steps
-    sample = lambda z: generator.sample_flat(z, label, 0, total, total)[0]  # noqa: E731
+    return lambda z: generator.sample_flat(z, label, 0, total, total)[0]
+
+
+def differentiable_potential(generator: GaussianMixtureGenerator, condition: Condition, potential: Any):
+    """U(z) for flat noises z (B, D): the sampler from z, then the weighted, calibrated scorer values."""
+    sample = _sampler(generator, condition)
     if generator.params.guidance == 1.0:  # type: ignore[attr-defined]
         # the conditional denoiser is affine in each coordinate, so is the whole sampler: x = shift + scale·z
         with torch.no_grad():
@@ -84,11 +88,9 @@ def differentiable_potential(generator: GaussianMixtureGenerator, condition: Con
 def engine_potentials(generator: GaussianMixtureGenerator, condition: Condition, potential: Any,
                       z: torch.Tensor) -> list[float | None]:
     """The potentials the engine gives the images of flat noises z: sampler, 8-bit image, ``evaluate``."""
-    label = component_of(condition, generator.mixture.k)
-    total = generator.default_steps
     with torch.no_grad():
-        x, _ = generator.sample_flat(z.detach().double(), label, 0, total, total)
-    images = [quantize(im) for im in encode(x.reshape(-1, *generator.mixture.shape), generator.mixture).numpy()]
+        x = _sampler(generator, condition)(z.detach().double())
+    images = [quantize(g.image) for g in generator.decode(x.reshape(-1, *generator.mixture.shape), condition)]
     return [s.potential for s in potential.evaluate(images, condition)]
 
 
