@@ -6,12 +6,11 @@ first uses it (``eacps --help`` and ``eacps plugins`` stay fast); the names belo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from eacps import hookimpl
+from eacps.plugins import lazy_attributes
 
 __all__ = ["SAMPLERS", "OptunaParams", "OptunaStrategy", "make_sampler"]
+_LAZY = dict.fromkeys(__all__, "eacps_optuna.strategy")
 
 
 @hookimpl
@@ -19,7 +18,4 @@ def register_strategies(register):
     register("eacps_optuna.strategy:OptunaStrategy", name="optuna")
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("eacps_optuna.strategy"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)  # the strategy module imports on first use
