@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from eacps.allocate import Mean, Objective, Threshold, Worst, choose
+from eacps.allocate import Allocator, Mean, Objective, Threshold, Worst, choose
 
 TUNE_TASKS, EVAL_TASKS = 30, 40
 
@@ -102,10 +102,11 @@ def bests_after(seq: list[list[float | None]], spent: list[int]) -> list[float |
     return out
 
 
-def simulate(seq: list[list[float | None]], total: int, objective: Objective, *, batch_size: int = 2,
-             min_per_condition: int = 2, prior_weight: float = 4.0) -> list[int]:
+def simulate(seq: list[list[float | None]], total: int, objective: Objective, *,
+             batch_size: int = Allocator.batch_size, min_per_condition: int = Allocator.min_per_condition,
+             prior_weight: float = Allocator.prior_weight) -> list[int]:
     """Candidates per task that ``search_all``'s decisions grant when task i's draws are ``seq[i]`` (capped at
-    the pool)."""
+    the pool); the defaults are ``search_all``'s (its ``Allocator``'s)."""
     spent = [min_per_condition] * len(seq)
     while True:
         scores = [[y for y in ys[:n] if y is not None] for ys, n in zip(seq, spent, strict=True)]
@@ -116,20 +117,17 @@ def simulate(seq: list[list[float | None]], total: int, objective: Objective, *,
         spent[pick.index] += pick.candidates
 
 
-def figure(objective: Objective, bests: list[float | None]) -> float:
-    return objective.value(bests)
-
-
-def bootstrap(values: np.ndarray, objective: Objective, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% CI of the objective's figure: replicates and tasks resampled (tasks jointly within a replicate)."""
+def _ci95(stat: Any, r: int, t: int, seed: int, n_boot: int = 2000) -> tuple[float, float]:
+    """95% CI of ``stat(rows, cols)`` with replicates and tasks resampled (tasks jointly within a replicate)."""
     rng = np.random.default_rng(seed)
-    r, t = values.shape
-    stats = []
-    for _ in range(n_boot):
-        rows = values[rng.integers(0, r, r)]
-        cols = rng.integers(0, t, t)
-        stats.append(np.mean([objective.value(list(row[cols])) for row in rows]))
+    stats = [stat(rng.integers(0, r, r), rng.integers(0, t, t)) for _ in range(n_boot)]
     return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
+
+
+def bootstrap(values: np.ndarray, objective: Objective) -> tuple[float, float]:
+    """95% CI of the objective's figure."""
+    return _ci95(lambda rows, cols: np.mean([objective.value(list(row[cols])) for row in values[rows]]),
+                 *values.shape, seed=0)
 
 
 def evaluate(pool: dict[str, list[float | None]], objective: Objective, per_condition: int, uniform: list[int],
@@ -156,16 +154,12 @@ def _fig(v: np.ndarray, objective: Objective) -> dict[str, Any]:
     return {"value": float(np.mean([objective.value(list(row)) for row in v])), "ci95": bootstrap(v, objective)}
 
 
-def _diff(a: np.ndarray, b: np.ndarray, objective: Objective, n_boot: int = 2000) -> dict[str, Any]:
+def _diff(a: np.ndarray, b: np.ndarray, objective: Objective) -> dict[str, Any]:
     """allocation − uniform, paired (the same replicates and tasks in both)."""
-    rng = np.random.default_rng(1)
-    r, t = a.shape
-    d = []
-    for _ in range(n_boot):
-        rows, cols = rng.integers(0, r, r), rng.integers(0, t, t)
-        d.append(np.mean([objective.value(list(a[i, cols])) - objective.value(list(b[i, cols])) for i in rows]))
+    ci = _ci95(lambda rows, cols: np.mean([objective.value(list(a[i, cols])) - objective.value(list(b[i, cols]))
+                                           for i in rows]), *a.shape, seed=1)
     point = float(np.mean([objective.value(list(x)) - objective.value(list(y)) for x, y in zip(a, b, strict=True)]))
-    return {"value": point, "ci95": (float(np.quantile(d, 0.025)), float(np.quantile(d, 0.975)))}
+    return {"value": point, "ci95": ci}
 
 
 def fmt(res: dict[str, Any]) -> str:
