@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import torch
 from pydantic import Field, field_validator
@@ -126,7 +126,7 @@ class Mixture:
         eps = torch.randn(n, self.dim, generator=gen, dtype=torch.float64)
         return self.means[ks] + self.stds[ks] * eps
 
-    @property
+    @cached_property
     def typical_log_density(self) -> tuple[float, float]:
         """Mean and std of log p(x) over the data (2048 exact draws, fixed seed): what a typical sample scores."""
         return _typical(json.dumps(self.spec, sort_keys=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar
 
 import torch
@@ -37,8 +38,8 @@ def _phi(z: torch.Tensor) -> torch.Tensor:
 class _MixtureScorer(Scorer):
     Params: ClassVar[type[Params]] = MixtureParams
 
-    @property
-    def mixture(self) -> Mixture:
+    @cached_property
+    def mixture(self) -> Mixture:  # params are frozen: looked up once per scorer
         return mixture_of(self.params)
 
     def value(self, x: torch.Tensor, condition: Condition) -> torch.Tensor:
@@ -97,8 +98,14 @@ def reference_point(condition: Condition, m: Mixture) -> tuple[torch.Tensor, tor
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"condition {condition.id!r}: gm-identity needs extra.reference_seed (an int in [0, 2^32)),"
                          f" got {seed!r}")
-    g = gaussian(seed, (1, *m.shape)).double().reshape(-1)
+    g = _standard_normal(seed, m.shape)
     return m.means[c] + m.stds[c] * g, g
+
+
+@lru_cache(maxsize=256)
+def _standard_normal(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """The flat float64 draw of ``seed`` (drawn once: ``value`` runs in every step of the optimum's ascent)."""
+    return gaussian(seed, (1, *shape)).double().reshape(-1)
 
 
 class GMIdentity(_MixtureScorer):
