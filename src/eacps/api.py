@@ -66,6 +66,14 @@ def check_steps(strategy: Strategy, generator: Generator, max_steps: int | None 
         raise ConfigError(f"{steps_field if where == 'steps' else max_steps_field}: {why}")
 
 
+def check_runnable(strategy: Strategy, generator: Generator, max_steps: int | None = None, *,
+                   where: str = "search.strategy", steps_field: str = "generator.params.steps",
+                   max_steps_field: str = "search.max_steps") -> None:
+    """``check_compatible`` then ``check_steps``: a search of ``strategy`` on ``generator`` can run at all."""
+    check_compatible(strategy, generator, where)
+    check_steps(strategy, generator, max_steps, steps_field=steps_field, max_steps_field=max_steps_field)
+
+
 #: store meta: fingerprints of the generator and potentials whose candidates a run directory holds
 IDENTITY_META = "identity"
 #: store meta prefix: per search of ``eacps.search``, the strategy and params that asked its recipes
@@ -130,8 +138,7 @@ def search(
     check_fields(ExecutorConfig, timeout_s=timeout_s)
     strat = make_strategy(strategy, params, budget=budget, seed=seed)
     strat.check_fresh()
-    check_compatible(strat, generator)
-    check_steps(strat, generator)
+    check_runnable(strat, generator)
     ident = identity(generator, potential, preview_potential)
     sid = search_id(condition.id, label or strat.name, f"b{strat.budget}", f"s{strat.seed}")
     settings = {"strategy": strat.name, "params": strat.params.model_dump(mode="json")}
@@ -218,8 +225,8 @@ def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
     load_models(generator, potential, preview, progress=progress)
     for i, (s, strat) in enumerate(zip(cfg.all_searches(), strategies, strict=True)):
-        check_compatible(strat, generator, f"{search_section(cfg, i)}.strategy")
-        check_steps(strat, generator, s.max_steps, max_steps_field=f"{search_section(cfg, i)}.max_steps")
+        check_runnable(strat, generator, s.max_steps, where=f"{search_section(cfg, i)}.strategy",
+                       max_steps_field=f"{search_section(cfg, i)}.max_steps")
     if cfg.allocation is not None:
         from eacps.allocate import check_config  # eacps.allocate builds on this module
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from eacps import plugins
-from eacps.api import check_compatible, check_steps, load_run, make_strategy
+from eacps.api import check_runnable, load_run, make_strategy
 from eacps.config import ConfigError, RunConfig, SearchConfig, stored_difference
 from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job, SearchResult
@@ -197,8 +197,8 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     for c in contestants:  # validate every (strategy, budget) before computing anything
         for b in bs:
             strat = make_strategy(c.strategy, c.params, budget=b, seed=seeds[0])
-            check_compatible(strat, generator, f"--strategies: {c.label}")
-            check_steps(strat, generator, c.max_steps, max_steps_field=f"--strategies: {c.label}: max_steps")
+            check_runnable(strat, generator, c.max_steps, where=f"--strategies: {c.label}",
+                           max_steps_field=f"--strategies: {c.label}: max_steps")
     out = Path(out)
     check_run_dir(out, cfg, {c.label: c.settings() for c in contestants})
     protocol = {"reported": split.report, "tuning_tasks": [c.id for c in conditions[:split.tune_tasks]],

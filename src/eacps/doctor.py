@@ -268,6 +268,7 @@ def model_source(params: Any, filename: str) -> tuple[str, bool] | None:
 
 def _capability_line(strategy: Any, generator: Any, where: str) -> str:
     from eacps import capabilities
+    from eacps.api import check_compatible
     from eacps.generator import Generator
 
     needs = sorted(capabilities.required(strategy))
@@ -276,8 +277,7 @@ def _capability_line(strategy: Any, generator: Any, where: str) -> str:
     if type(generator).load is not Generator.load:  # what it offers depends on the model it loads
         return (f"{strategy.name}: needs {', '.join(needs)}; generator {generator.name!r} says whether it offers "
                 "them once its model loads (eacps run checks it before any candidate)")
-    if (why := capabilities.problem(strategy, generator)) is not None:
-        raise ConfigError(f"{where}: {why}")
+    check_compatible(strategy, generator, where)
     return f"{strategy.name}: needs {', '.join(needs)}; offered by {generator.name!r}"
 
 

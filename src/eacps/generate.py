@@ -210,7 +210,7 @@ def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
                        progress: bool = False) -> tuple[dict[str, Any], Any]:
     """Load the run's models once (``path`` holds ``_until_loaded(config)``) and, when the default strategy is
     decided after loading, put the one for the loaded generator in ``config`` and the setup."""
-    from eacps.api import check_compatible, check_steps, load_run, make_strategy
+    from eacps.api import check_runnable, load_run, make_strategy
 
     setup = load_run(path, progress=progress)
     if not _decided_after_loading(config, req):
@@ -218,8 +218,8 @@ def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
     name, params = default_strategy(setup.generator)
     config = {**config, "search": {**config["search"], "strategy": name, "params": params}}
     strategy = make_strategy(name, params, budget=req.budget, seed=req.seed)
-    check_compatible(strategy, setup.generator)
-    check_steps(strategy, setup.generator, steps_field="--steps" if req.steps is not None else "generator.params.steps")
+    check_runnable(strategy, setup.generator,
+                   steps_field="--steps" if req.steps is not None else "generator.params.steps")
     setup.config = parse_config(_with_reference(config, req.reference, path.parent))
     return config, setup
 
