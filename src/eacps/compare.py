@@ -194,9 +194,10 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     tasks = split.select(conditions)
     n_pool = default_pool(bs) if pool is None else pool
     seeds = [split.seed_offset + r for r in range(repeats)]
+    built: dict[tuple[str, int], Strategy] = {}  # per (label, budget); read again for the branch schedules
     for c in contestants:  # validate every (strategy, budget) before computing anything
         for b in bs:
-            strat = make_strategy(c.strategy, c.params, budget=b, seed=seeds[0])
+            strat = built[(c.label, b)] = make_strategy(c.strategy, c.params, budget=b, seed=seeds[0])
             check_runnable(strat, generator, c.max_steps, where=f"--strategies: {c.label}",
                            max_steps_field=f"--strategies: {c.label}: max_steps")
     out = Path(out)
@@ -214,7 +215,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
             return setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress)
 
         pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants)
-        schedules = sampler_schedules(contestants, bs, seeds[0], generator.default_steps)
+        schedules = sampler_schedules(built, generator.default_steps)
         sampler_pools = _run_sampler_pools(engine_for, tasks, n_pool, prior_seed, schedules, contestants)
         records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed)
         unit = unit_costs(store, cfg.cost)
@@ -252,20 +253,24 @@ def _run_pool(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
                                   for cond in tasks])
     finally:
         engine.close()
+    return _pool_potentials(results)
+
+
+def _pool_potentials(results: list[SearchResult]) -> dict[str, list[float]]:
+    """Per task, the potentials of a pool's OK full candidates in asked order."""
     return {res.condition.id: [h.potential for h in res.history if h.potential is not None
                                and h.status is Status.OK and not h.recipe.is_preview] for res in results}
 
 
-def sampler_schedules(contestants: list[Contestant], budgets: list[int], seed: int,
+def sampler_schedules(strategies: dict[tuple[str, int], Strategy],
                       full_steps: int) -> dict[tuple[str, int], SamplerSchedule]:
-    """Per (label, budget) of a contestant whose paths branch: the branch schedule it declares
+    """Per (label, budget) of a contestant's fresh strategy whose paths branch: the branch schedule it declares
     (``Strategy.sampler_schedule()``, bound to the generator's T), never guessed from its name."""
     out = {}
-    for c in contestants:
-        for b in budgets:
-            sched = make_strategy(c.strategy, c.params, budget=b, seed=seed).bind(full_steps).sampler_schedule()
-            if sched is not None and sched.steps:
-                out[(c.label, b)] = sched
+    for key, strat in strategies.items():
+        sched = strat.bind(full_steps).sampler_schedule()
+        if sched is not None and sched.steps:
+            out[key] = sched
     return out
 
 
@@ -295,9 +300,7 @@ def _run_sampler_pools(engine_for: EngineFor, tasks: list, n_pool: int, prior_se
             results = engine.run_all([Job(cond, sampler_pool_strategy(sched, n_pool), label=SAMPLER_POOL,
                                           search_id=sampler_pool_id(cond.id, sched, n_pool),
                                           prior_seed=prior_seed) for cond in tasks])
-            out[label] = {res.condition.id: [h.potential for h in res.history if h.potential is not None
-                                             and h.status is Status.OK and not h.recipe.is_preview]
-                          for res in results}
+            out[label] = _pool_potentials(results)
     finally:
         engine.close()
     return out
