@@ -470,8 +470,8 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
         "pool": {"size": m, "tasks": len(tasks) if pooled else 0},
         "best_of_n_curve": _curve(pools, tasks, m, budgets),
     }
-    if optima:
-        add_optimum(summary, records, pools, optima, n_boot=n_boot, seed=seed)
+    if optima and pooled and all(t in optima for t in tasks):
+        add_optimum(summary, per, tasks, w, big_f, optima)
     return summary
 
 
@@ -576,23 +576,18 @@ def gap_fraction(w: np.ndarray, best: np.ndarray, best_of_1: np.ndarray, opt: np
         return (wm @ np.where(ok, best - best_of_1, 0.0)) / (wm @ (opt - best_of_1))
 
 
-def add_optimum(summary: dict[str, Any], records: list[dict], pools: dict[str, list[float]],
-                optima: dict[str, float], *, n_boot: int = N_BOOT, seed: int = 0) -> None:
+def add_optimum(summary: dict[str, Any], per: dict[tuple[str, int], dict[str, Any]], tasks: list[str],
+                w: np.ndarray, curves: np.ndarray, optima: dict[str, float]) -> None:
     """Beside each row's multiplier, ``optimum_gap``: the fraction of the gap between best-of-1 (the mean of
     the task's reference pool) and the optimum that the strategy closes, with a paired bootstrap 95% CI over
     tasks (the table's replicates); ``summary["optimum"]``: the optima, and best-of-N's own fraction for every
-    N the pool resolves (exact order statistics of the pool: the U-statistic E[max of N])."""
-    tasks = sorted({r["task"] for r in records})
-    if not tasks or not all(len(pools.get(t, [])) >= 2 and t in optima for t in tasks):
-        return
-    m = min(len(pools[t]) for t in tasks)
-    w = np.vstack([np.ones(len(tasks)), task_weights(len(tasks), n_boot=n_boot, seed=seed)])
-    curves = np.stack([expected_max_curve(pools[t][:m]) for t in tasks])
+    N the pool resolves (exact order statistics of the pool: the U-statistic E[max of N]). ``analyze``'s own
+    figures: ``per`` (label, budget) -> per-task figures, the task weights ``w``, and ``curves``, per task the
+    expected max of N of its first m pool samples (every task has an optimum and a pool of m >= 2)."""
+    m = curves.shape[1]
     b1, opt = curves[:, 0], np.array([optima[t] for t in tasks])
     for row in summary["table"]:
-        best = _per_task([r for r in records if r["strategy"] == row["strategy"] and r["budget"] == row["budget"]],
-                         tasks)["best"]
-        frac = gap_fraction(w, best, b1, opt)
+        frac = gap_fraction(w, per[(row["strategy"], row["budget"])]["best"], b1, opt)
         if not np.isnan(frac[0]):
             row["optimum_gap"] = {"fraction": float(frac[0]), "ci95": list(percentile_interval(frac[1:]))}
     ns = [n for n in sorted({1, 2, *summary["budgets"], *(2**k for k in range(1, 11))}) if n <= m]
