@@ -98,16 +98,11 @@ def plugin_lines(rep: Report) -> None:
     reg = plugins.get_registry()
     for kind in plugins.HOOKS:
         entries = reg.entries[kind].values()
-        names = ", ".join(f"{e.name} ({e.distribution})" + (f" [offers {describe(declared(_target(e)))}]"
+        names = ", ".join(f"{e.name} ({e.distribution})" + (f" [offers {describe(declared(e.target))}]"
                                                            if kind == "generator" else "") for e in entries)
         rep.add(PLURAL.get(kind, f"{kind}s"), names or "(none)")
     for p in reg.problems:
         rep.lines.append(f"plugin problem     {p}")
-
-
-def _target(entry: Any) -> Any:
-    """The registered class, or its ``"module:Class"`` reference when it is not imported yet."""
-    return entry.target
 
 
 def machine_report() -> Report:
@@ -123,18 +118,14 @@ def machine_report() -> Report:
 
 
 # -- a config's needs --------------------------------------------------------------------------------------------
-def _in_hf_cache(repo: str, filename: str) -> bool:
-    from eacps.checkpoints import in_hf_cache
-
-    return in_hf_cache(repo, filename)
-
-
 def check_model(where: str, params: Any, filename: str, rep: Report) -> None:
     """A ``model`` parameter must be a local folder or cached, unless the plugin may download it."""
     model = getattr(params, "model", None)
     if not isinstance(model, str) or not model:
         return
-    if Path(model).expanduser().is_dir() or _in_hf_cache(model, filename):
+    from eacps.checkpoints import in_hf_cache
+
+    if Path(model).expanduser().is_dir() or in_hf_cache(model, filename):
         rep.add(where, f"{model}: found")
         return
     if getattr(params, "local_files_only", True):
