@@ -451,13 +451,8 @@ class Allocator:
     def _room(self, t: _Track) -> int:
         """Candidates ``t`` can still be granted: none once its strategy stopped, else up to its cap, and within
         ``max_steps`` (a grant the cap would not let it ask is never made)."""
-        s = t.strategy
-        if s.inner.stop():
-            return 0
-        room = s.budget - s.granted
-        if s.max_steps is not None and s.full_steps:
-            room = min(room, max(0, s.steps_left // s.full_steps - (s.granted - s.asked)))
-        return room
+        s = t.strategy  # asked <= granted <= budget: what it may ask up to its cap, less what is granted unasked
+        return 0 if s.inner.stop() else max(0, s.room(s.budget) - (s.granted - s.asked))
 
     def _save(self, stop: dict[str, Any]) -> None:
         rows = [{"condition": t.condition.id, "search": t.search_id, "candidates": t.spent, "best": t.best}
