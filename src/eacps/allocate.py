@@ -183,14 +183,15 @@ class Threshold(Objective):
 OBJECTIVES = ("mean", "worst", "threshold")
 
 
-def as_objective(spec: Objective | str, threshold: float | None = None) -> Objective:
-    """An objective from ``"mean"``, ``"worst"``, ``"threshold"`` (with ``threshold``) or an ``Objective``."""
+def as_objective(spec: Objective | str, threshold: float | None = None, fraction: float = FRACTION) -> Objective:
+    """An objective from ``"mean"``, ``"worst"`` (of the lowest ``fraction``), ``"threshold"`` (with ``threshold``)
+    or an ``Objective``."""
     if isinstance(spec, Objective):
         return spec
     if spec == "mean":
         return Mean()
     if spec == "worst":
-        return Worst()
+        return Worst(fraction)
     if spec == "threshold":
         if threshold is None:
             raise ValueError("objective 'threshold' needs a threshold (τ, in potential units)")
@@ -400,8 +401,7 @@ class Allocator:
     def __post_init__(self) -> None:
         check_allocation(len(self.conditions), self.total_budget, self.min_per_condition, self.max_per_condition,
                          self.batch_size)
-        cap = min(self.total_budget, self.max_per_condition or self.total_budget)
-        self.tracks = [_Track(c, Allotted(self.make(cap)),
+        self.tracks = [_Track(c, Allotted(self.make(condition_cap(self.total_budget, self.max_per_condition))),
                               search_id(c.id, self.label, f"B{self.total_budget}", f"s{self.seed}"))
                        for c in self.conditions]
 
@@ -483,6 +483,16 @@ def check_allocation(n_conditions: int, total_budget: int, min_per_condition: in
         raise (ConfigError if where else ValueError)(msg)
 
 
+def total_budget(a: AllocationConfig, s: SearchConfig, n_conditions: int) -> int:
+    """``[allocation].total_budget``, by default the search's budget x the conditions."""
+    return a.total_budget if a.total_budget is not None else s.budget * n_conditions
+
+
+def condition_cap(total: int, max_per_condition: int | None) -> int:
+    """What one condition may be granted at most: ``max_per_condition`` within ``total`` (the total when unset)."""
+    return min(total, max_per_condition or total)
+
+
 def search_all(
     conditions: Sequence[Condition],
     *,
@@ -519,7 +529,7 @@ def search_all(
     def make(cap: int) -> Strategy:
         return make_strategy(strategy, params, budget=cap, seed=seed)
 
-    check_compatible(Allotted(make(min(budget, max_per_condition or budget))), generator)
+    check_compatible(Allotted(make(condition_cap(budget, max_per_condition))), generator)
     if run_dir is not None:  # a run_dir belongs to one generator and potential, as for eacps.search
         ident = identity(generator, potential, preview_potential)
         check_identity(Path(run_dir), ident)
@@ -550,10 +560,10 @@ def check_config(cfg: RunConfig, conditions: Sequence[Condition]) -> None:
         return
     for i, s in enumerate(cfg.all_searches()):
         where = search_section(cfg, i)
-        total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
+        total = total_budget(a, s, len(conditions))
         check_allocation(len(conditions), total, a.min_per_condition, a.max_per_condition, a.grant, "allocation")
         try:  # built at the cap it will run with (eacps, say, cannot be built at every budget)
-            Allotted(make_strategy(s.strategy, s.params, budget=min(total, a.max_per_condition or total), seed=s.seed))
+            Allotted(make_strategy(s.strategy, s.params, budget=condition_cap(total, a.max_per_condition), seed=s.seed))
         except ConfigError:
             raise
         except ValueError as exc:
@@ -564,8 +574,8 @@ def run_allocated(engine: Engine, conditions: Sequence[Condition], s: SearchConf
                   ) -> list[SearchResult]:
     """``eacps run`` with ``[allocation]`` (checked by ``check_config``): search ``s`` over ``conditions`` under one
     total budget (default: its budget x the conditions)."""
-    total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
-    obj = Worst(a.fraction) if a.objective == "worst" else as_objective(a.objective, a.threshold)
+    total = total_budget(a, s, len(conditions))
+    obj = as_objective(a.objective, a.threshold, a.fraction)
 
     def make(cap: int) -> Strategy:
         return make_strategy(s.strategy, s.params, budget=cap, seed=s.seed)
