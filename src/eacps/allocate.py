@@ -553,15 +553,16 @@ def search_all(
     return out
 
 
-def check_config(cfg: RunConfig, conditions: Sequence[Condition]) -> None:
-    """ConfigError (one line, naming the field) for an ``[allocation]`` that cannot run, before any compute."""
+def check_config(cfg: RunConfig, n_conditions: int) -> None:
+    """ConfigError (one line, naming the field) for an ``[allocation]`` that cannot run over ``n_conditions``
+    conditions, before any compute (``eacps run``, and ``eacps check`` before any model is loaded)."""
     a = cfg.allocation
     if a is None:
         return
     for i, s in enumerate(cfg.all_searches()):
         where = search_section(cfg, i)
-        total = total_budget(a, s, len(conditions))
-        check_allocation(len(conditions), total, a.min_per_condition, a.max_per_condition, a.grant, "allocation")
+        total = total_budget(a, s, n_conditions)
+        check_allocation(n_conditions, total, a.min_per_condition, a.max_per_condition, a.grant, "allocation")
         try:  # built at the cap it will run with (eacps, say, cannot be built at every budget)
             Allotted(make_strategy(s.strategy, s.params, budget=condition_cap(total, a.max_per_condition), seed=s.seed))
         except ConfigError:

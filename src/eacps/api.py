@@ -230,7 +230,7 @@ def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
     if cfg.allocation is not None:
         from eacps.allocate import check_config  # eacps.allocate builds on this module
 
-        check_config(cfg, conditions)
+        check_config(cfg, len(conditions))
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
 
 

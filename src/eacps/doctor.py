@@ -304,6 +304,10 @@ def check_config(cfg: RunConfig, base_dir: Path) -> tuple[list[str], list[str]]:
         where = f"{search_section(cfg, i)}.strategy"
         rep.add(search_section(cfg, i), _capability_line(make_strategy(s.strategy, s.params, budget=s.budget,
                                                                        seed=s.seed), generator, where))
+    if cfg.allocation is not None:  # as eacps run checks it (the task set counted as the n it is asked for)
+        from eacps.allocate import check_config as check_allocation
+
+        check_allocation(cfg, len(cfg.conditions) + (cfg.tasks.n if cfg.tasks is not None else 0))
     return rep.lines, needs
 
 
