@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from eacps.allocation_log import META_PREFIX
-from eacps.api import IDENTITY_META, check_compatible, check_identity, identity, make_strategy
+from eacps.api import check_compatible, identity, make_strategy, open_run_dir
 from eacps.config import AllocationConfig, ConfigError, RunConfig, SearchConfig, search_section
 from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
 from eacps.generator import Generator
@@ -42,7 +42,7 @@ from eacps.meter import Cost
 from eacps.orderstats import expected_improvement_normal, prob_reach_normal
 from eacps.potential import Potential
 from eacps.recipe import Recipe
-from eacps.store import Store, best_of, search_id
+from eacps.store import best_of, search_id
 from eacps.strategy import Strategy
 from eacps.types import Condition, Result
 
@@ -530,13 +530,9 @@ def search_all(
         return make_strategy(strategy, params, budget=cap, seed=seed)
 
     check_compatible(Allotted(make(condition_cap(budget, max_per_condition))), generator)
-    if run_dir is not None:  # a run_dir belongs to one generator and potential, as for eacps.search
-        ident = identity(generator, potential, preview_potential)
-        check_identity(Path(run_dir), ident)
-    store = Store.open(run_dir) if run_dir is not None else None
-    if store is not None:
-        with store.transaction():
-            store.set_meta(IDENTITY_META, ident)
+    store = None  # a run_dir belongs to one generator and potential, as for eacps.search
+    if run_dir is not None:
+        store = open_run_dir(run_dir, identity(generator, potential, preview_potential))
     engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
                     preview_potential=preview_potential, timeout_s=timeout_s)
     try:

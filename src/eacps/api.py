@@ -108,6 +108,19 @@ def check_identity(run_dir: Path, ident: dict[str, Any], search: str | None = No
                           f"({json.dumps(old, sort_keys=True)}); give another label or run_dir")
 
 
+def open_run_dir(run_dir: str | Path, ident: dict[str, Any], search: str | None = None,
+                 settings: dict[str, Any] | None = None) -> Store:
+    """``run_dir``'s store once ``check_identity`` passed (read-only: a refused search writes nothing), with the
+    identity (and ``search``'s strategy ``settings``) recorded."""
+    check_identity(Path(run_dir), ident, search, settings)
+    store = Store.open(run_dir)
+    with store.transaction():
+        store.set_meta(IDENTITY_META, ident)
+        if search is not None:
+            store.set_meta(f"{SETTINGS_META}/{search}", settings)
+    return store
+
+
 def search(
     condition: Condition,
     *,
@@ -142,13 +155,7 @@ def search(
     ident = identity(generator, potential, preview_potential)
     sid = search_id(condition.id, label or strat.name, f"b{strat.budget}", f"s{strat.seed}")
     settings = {"strategy": strat.name, "params": strat.params.model_dump(mode="json")}
-    if run_dir is not None:
-        check_identity(Path(run_dir), ident, sid, settings)
-    store = Store.open(run_dir) if run_dir is not None else None
-    if store is not None:
-        with store.transaction():
-            store.set_meta(IDENTITY_META, ident)
-            store.set_meta(f"{SETTINGS_META}/{sid}", settings)
+    store = open_run_dir(run_dir, ident, sid, settings) if run_dir is not None else None
     engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
                     preview_potential=preview_potential, timeout_s=timeout_s)
     try:
