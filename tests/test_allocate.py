@@ -295,6 +295,27 @@ def test_a_step_counting_strategy_is_a_config_error(tmp_path, toy_plugin, capsys
     assert "search.strategy: 'fk-steering' spends denoising steps on partial paths" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("allocation, strategy, expected", [
+    ({"total_budget": 5}, None, "allocation.total_budget: must be >= 12 (min_per_condition 2 x 6 conditions), got 5"),
+    ({"max_per_condition": 3, "min_per_condition": 4}, None,
+     "allocation.max_per_condition: must be >= min_per_condition"),
+    ({}, "fk-steering", "search.strategy: 'fk-steering' spends denoising steps on partial paths"),
+])
+def test_check_refuses_the_allocation_run_refuses(tmp_path, toy_plugin, capsys, allocation, strategy, expected):
+    """``eacps check`` (and so ``generate --dry-run``'s check) runs run's [allocation] check: a config it passes
+    does not fail at ``eacps run`` for its allocation."""
+    cfg = alloc_config(**allocation)
+    if strategy is not None:
+        cfg = configs.edit(configs.edit(cfg, "search.strategy", strategy), "generator.params",
+                           {"shift": True, "stepping": True})
+    path = str(configs.write(tmp_path / "cfg.toml", cfg))
+    assert main(["check", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err, err
+    assert main(["run", path, "--out", str(tmp_path / "run")]) == 2 and expected in capsys.readouterr().err
+    assert main(["check", str(configs.write(tmp_path / "ok.toml", alloc_config()))]) == 0
+
+
 # -- kill -9 during a cross-condition run ---------------------------------------------------------------------
 RUNNER = """
 import sys

@@ -177,7 +177,8 @@ def test_schedules_are_declared_not_guessed():
     contestants = [Contestant("ts", "tree-search", {"levels": [0.3, 0.6], "theta": 0.4}),
                    Contestant("plain", "best-of-n"), Contestant("mf", "multi-fidelity"),
                    Contestant("none", "branched-best-of-n", {"steps": []})]
-    got = sampler_schedules(contestants, [4, 8], 0, 20)
+    got = sampler_schedules({(c.label, b): make_strategy(c.strategy, c.params, budget=b, seed=0)
+                             for c in contestants for b in (4, 8)}, 20)
     assert got == {("ts", b): SamplerSchedule((6, 12), (0.4, 0.4)) for b in (4, 8)}
 
     class Sneaky(BestOfN):  # a best-of-N by name that declares a branch schedule: compare believes the declaration

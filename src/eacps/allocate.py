@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from eacps.allocation_log import META_PREFIX
-from eacps.api import IDENTITY_META, check_compatible, check_identity, identity, make_strategy
+from eacps.api import check_compatible, identity, make_strategy, open_run_dir
 from eacps.config import AllocationConfig, ConfigError, RunConfig, SearchConfig, search_section
 from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
 from eacps.generator import Generator
@@ -42,7 +42,7 @@ from eacps.meter import Cost
 from eacps.orderstats import expected_improvement_normal, prob_reach_normal
 from eacps.potential import Potential
 from eacps.recipe import Recipe
-from eacps.store import Store, best_of, search_id
+from eacps.store import best_of, search_id
 from eacps.strategy import Strategy
 from eacps.types import Condition, Result
 
@@ -183,14 +183,15 @@ class Threshold(Objective):
 OBJECTIVES = ("mean", "worst", "threshold")
 
 
-def as_objective(spec: Objective | str, threshold: float | None = None) -> Objective:
-    """An objective from ``"mean"``, ``"worst"``, ``"threshold"`` (with ``threshold``) or an ``Objective``."""
+def as_objective(spec: Objective | str, threshold: float | None = None, fraction: float = FRACTION) -> Objective:
+    """An objective from ``"mean"``, ``"worst"`` (of the lowest ``fraction``), ``"threshold"`` (with ``threshold``)
+    or an ``Objective``."""
     if isinstance(spec, Objective):
         return spec
     if spec == "mean":
         return Mean()
     if spec == "worst":
-        return Worst()
+        return Worst(fraction)
     if spec == "threshold":
         if threshold is None:
             raise ValueError("objective 'threshold' needs a threshold (τ, in potential units)")
@@ -400,8 +401,7 @@ class Allocator:
     def __post_init__(self) -> None:
         check_allocation(len(self.conditions), self.total_budget, self.min_per_condition, self.max_per_condition,
                          self.batch_size)
-        cap = min(self.total_budget, self.max_per_condition or self.total_budget)
-        self.tracks = [_Track(c, Allotted(self.make(cap)),
+        self.tracks = [_Track(c, Allotted(self.make(condition_cap(self.total_budget, self.max_per_condition))),
                               search_id(c.id, self.label, f"B{self.total_budget}", f"s{self.seed}"))
                        for c in self.conditions]
 
@@ -451,13 +451,8 @@ class Allocator:
     def _room(self, t: _Track) -> int:
         """Candidates ``t`` can still be granted: none once its strategy stopped, else up to its cap, and within
         ``max_steps`` (a grant the cap would not let it ask is never made)."""
-        s = t.strategy
-        if s.inner.stop():
-            return 0
-        room = s.budget - s.granted
-        if s.max_steps is not None and s.full_steps:
-            room = min(room, max(0, s.steps_left // s.full_steps - (s.granted - s.asked)))
-        return room
+        s = t.strategy  # asked <= granted <= budget: what it may ask up to its cap, less what is granted unasked
+        return 0 if s.inner.stop() else max(0, s.room(s.budget) - (s.granted - s.asked))
 
     def _save(self, stop: dict[str, Any]) -> None:
         rows = [{"condition": t.condition.id, "search": t.search_id, "candidates": t.spent, "best": t.best}
@@ -486,6 +481,16 @@ def check_allocation(n_conditions: int, total_budget: int, min_per_condition: in
     if problems:
         msg = f"{where}.{problems[0]}" if where else problems[0]
         raise (ConfigError if where else ValueError)(msg)
+
+
+def total_budget(a: AllocationConfig, s: SearchConfig, n_conditions: int) -> int:
+    """``[allocation].total_budget``, by default the search's budget x the conditions."""
+    return a.total_budget if a.total_budget is not None else s.budget * n_conditions
+
+
+def condition_cap(total: int, max_per_condition: int | None) -> int:
+    """What one condition may be granted at most: ``max_per_condition`` within ``total`` (the total when unset)."""
+    return min(total, max_per_condition or total)
 
 
 def search_all(
@@ -524,14 +529,10 @@ def search_all(
     def make(cap: int) -> Strategy:
         return make_strategy(strategy, params, budget=cap, seed=seed)
 
-    check_compatible(Allotted(make(min(budget, max_per_condition or budget))), generator)
-    if run_dir is not None:  # a run_dir belongs to one generator and potential, as for eacps.search
-        ident = identity(generator, potential, preview_potential)
-        check_identity(Path(run_dir), ident)
-    store = Store.open(run_dir) if run_dir is not None else None
-    if store is not None:
-        with store.transaction():
-            store.set_meta(IDENTITY_META, ident)
+    check_compatible(Allotted(make(condition_cap(budget, max_per_condition))), generator)
+    store = None  # a run_dir belongs to one generator and potential, as for eacps.search
+    if run_dir is not None:
+        store = open_run_dir(run_dir, identity(generator, potential, preview_potential))
     engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
                     preview_potential=preview_potential, timeout_s=timeout_s)
     try:
@@ -548,17 +549,18 @@ def search_all(
     return out
 
 
-def check_config(cfg: RunConfig, conditions: Sequence[Condition]) -> None:
-    """ConfigError (one line, naming the field) for an ``[allocation]`` that cannot run, before any compute."""
+def check_config(cfg: RunConfig, n_conditions: int) -> None:
+    """ConfigError (one line, naming the field) for an ``[allocation]`` that cannot run over ``n_conditions``
+    conditions, before any compute (``eacps run``, and ``eacps check`` before any model is loaded)."""
     a = cfg.allocation
     if a is None:
         return
     for i, s in enumerate(cfg.all_searches()):
         where = search_section(cfg, i)
-        total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
-        check_allocation(len(conditions), total, a.min_per_condition, a.max_per_condition, a.grant, "allocation")
+        total = total_budget(a, s, n_conditions)
+        check_allocation(n_conditions, total, a.min_per_condition, a.max_per_condition, a.grant, "allocation")
         try:  # built at the cap it will run with (eacps, say, cannot be built at every budget)
-            Allotted(make_strategy(s.strategy, s.params, budget=min(total, a.max_per_condition or total), seed=s.seed))
+            Allotted(make_strategy(s.strategy, s.params, budget=condition_cap(total, a.max_per_condition), seed=s.seed))
         except ConfigError:
             raise
         except ValueError as exc:
@@ -569,8 +571,8 @@ def run_allocated(engine: Engine, conditions: Sequence[Condition], s: SearchConf
                   ) -> list[SearchResult]:
     """``eacps run`` with ``[allocation]`` (checked by ``check_config``): search ``s`` over ``conditions`` under one
     total budget (default: its budget x the conditions)."""
-    total = a.total_budget if a.total_budget is not None else s.budget * len(conditions)
-    obj = Worst(a.fraction) if a.objective == "worst" else as_objective(a.objective, a.threshold)
+    total = total_budget(a, s, len(conditions))
+    obj = as_objective(a.objective, a.threshold, a.fraction)
 
     def make(cap: int) -> Strategy:
         return make_strategy(s.strategy, s.params, budget=cap, seed=s.seed)

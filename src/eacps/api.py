@@ -66,6 +66,14 @@ def check_steps(strategy: Strategy, generator: Generator, max_steps: int | None 
         raise ConfigError(f"{steps_field if where == 'steps' else max_steps_field}: {why}")
 
 
+def check_runnable(strategy: Strategy, generator: Generator, max_steps: int | None = None, *,
+                   where: str = "search.strategy", steps_field: str = "generator.params.steps",
+                   max_steps_field: str = "search.max_steps") -> None:
+    """``check_compatible`` then ``check_steps``: a search of ``strategy`` on ``generator`` can run at all."""
+    check_compatible(strategy, generator, where)
+    check_steps(strategy, generator, max_steps, steps_field=steps_field, max_steps_field=max_steps_field)
+
+
 #: store meta: fingerprints of the generator and potentials whose candidates a run directory holds
 IDENTITY_META = "identity"
 #: store meta prefix: per search of ``eacps.search``, the strategy and params that asked its recipes
@@ -100,6 +108,19 @@ def check_identity(run_dir: Path, ident: dict[str, Any], search: str | None = No
                           f"({json.dumps(old, sort_keys=True)}); give another label or run_dir")
 
 
+def open_run_dir(run_dir: str | Path, ident: dict[str, Any], search: str | None = None,
+                 settings: dict[str, Any] | None = None) -> Store:
+    """``run_dir``'s store once ``check_identity`` passed (read-only: a refused search writes nothing), with the
+    identity (and ``search``'s strategy ``settings``) recorded."""
+    check_identity(Path(run_dir), ident, search, settings)
+    store = Store.open(run_dir)
+    with store.transaction():
+        store.set_meta(IDENTITY_META, ident)
+        if search is not None:
+            store.set_meta(f"{SETTINGS_META}/{search}", settings)
+    return store
+
+
 def search(
     condition: Condition,
     *,
@@ -130,18 +151,11 @@ def search(
     check_fields(ExecutorConfig, timeout_s=timeout_s)
     strat = make_strategy(strategy, params, budget=budget, seed=seed)
     strat.check_fresh()
-    check_compatible(strat, generator)
-    check_steps(strat, generator)
+    check_runnable(strat, generator)
     ident = identity(generator, potential, preview_potential)
     sid = search_id(condition.id, label or strat.name, f"b{strat.budget}", f"s{strat.seed}")
     settings = {"strategy": strat.name, "params": strat.params.model_dump(mode="json")}
-    if run_dir is not None:
-        check_identity(Path(run_dir), ident, sid, settings)
-    store = Store.open(run_dir) if run_dir is not None else None
-    if store is not None:
-        with store.transaction():
-            store.set_meta(IDENTITY_META, ident)
-            store.set_meta(f"{SETTINGS_META}/{sid}", settings)
+    store = open_run_dir(run_dir, ident, sid, settings) if run_dir is not None else None
     engine = Engine(generator, potential, store, batch_size=batch_size, progress=progress,
                     preview_potential=preview_potential, timeout_s=timeout_s)
     try:
@@ -218,12 +232,12 @@ def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
             raise ConfigError(f"conditions.{i} ({cond.id!r}): {exc} (generator {generator.name!r})") from None
     load_models(generator, potential, preview, progress=progress)
     for i, (s, strat) in enumerate(zip(cfg.all_searches(), strategies, strict=True)):
-        check_compatible(strat, generator, f"{search_section(cfg, i)}.strategy")
-        check_steps(strat, generator, s.max_steps, max_steps_field=f"{search_section(cfg, i)}.max_steps")
+        check_runnable(strat, generator, s.max_steps, where=f"{search_section(cfg, i)}.strategy",
+                       max_steps_field=f"{search_section(cfg, i)}.max_steps")
     if cfg.allocation is not None:
         from eacps.allocate import check_config  # eacps.allocate builds on this module
 
-        check_config(cfg, conditions)
+        check_config(cfg, len(conditions))
     return Setup(cfg, generator, potential, conditions, executor, preview, cfg.executor.timeout_s)
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from eacps import plugins
-from eacps.api import check_compatible, check_steps, load_run, make_strategy
+from eacps.api import check_runnable, load_run, make_strategy
 from eacps.config import ConfigError, RunConfig, SearchConfig, stored_difference
 from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job, SearchResult
@@ -194,11 +194,12 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     tasks = split.select(conditions)
     n_pool = default_pool(bs) if pool is None else pool
     seeds = [split.seed_offset + r for r in range(repeats)]
+    built: dict[tuple[str, int], Strategy] = {}  # per (label, budget); read again for the branch schedules
     for c in contestants:  # validate every (strategy, budget) before computing anything
         for b in bs:
-            strat = make_strategy(c.strategy, c.params, budget=b, seed=seeds[0])
-            check_compatible(strat, generator, f"--strategies: {c.label}")
-            check_steps(strat, generator, c.max_steps, max_steps_field=f"--strategies: {c.label}: max_steps")
+            strat = built[(c.label, b)] = make_strategy(c.strategy, c.params, budget=b, seed=seeds[0])
+            check_runnable(strat, generator, c.max_steps, where=f"--strategies: {c.label}",
+                           max_steps_field=f"--strategies: {c.label}: max_steps")
     out = Path(out)
     check_run_dir(out, cfg, {c.label: c.settings() for c in contestants})
     protocol = {"reported": split.report, "tuning_tasks": [c.id for c in conditions[:split.tune_tasks]],
@@ -214,7 +215,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
             return setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress)
 
         pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants)
-        schedules = sampler_schedules(contestants, bs, seeds[0], generator.default_steps)
+        schedules = sampler_schedules(built, generator.default_steps)
         sampler_pools = _run_sampler_pools(engine_for, tasks, n_pool, prior_seed, schedules, contestants)
         records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed)
         unit = unit_costs(store, cfg.cost)
@@ -252,20 +253,24 @@ def _run_pool(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
                                   for cond in tasks])
     finally:
         engine.close()
+    return _pool_potentials(results)
+
+
+def _pool_potentials(results: list[SearchResult]) -> dict[str, list[float]]:
+    """Per task, the potentials of a pool's OK full candidates in asked order."""
     return {res.condition.id: [h.potential for h in res.history if h.potential is not None
                                and h.status is Status.OK and not h.recipe.is_preview] for res in results}
 
 
-def sampler_schedules(contestants: list[Contestant], budgets: list[int], seed: int,
+def sampler_schedules(strategies: dict[tuple[str, int], Strategy],
                       full_steps: int) -> dict[tuple[str, int], SamplerSchedule]:
-    """Per (label, budget) of a contestant whose paths branch: the branch schedule it declares
+    """Per (label, budget) of a contestant's fresh strategy whose paths branch: the branch schedule it declares
     (``Strategy.sampler_schedule()``, bound to the generator's T), never guessed from its name."""
     out = {}
-    for c in contestants:
-        for b in budgets:
-            sched = make_strategy(c.strategy, c.params, budget=b, seed=seed).bind(full_steps).sampler_schedule()
-            if sched is not None and sched.steps:
-                out[(c.label, b)] = sched
+    for key, strat in strategies.items():
+        sched = strat.bind(full_steps).sampler_schedule()
+        if sched is not None and sched.steps:
+            out[key] = sched
     return out
 
 
@@ -295,9 +300,7 @@ def _run_sampler_pools(engine_for: EngineFor, tasks: list, n_pool: int, prior_se
             results = engine.run_all([Job(cond, sampler_pool_strategy(sched, n_pool), label=SAMPLER_POOL,
                                           search_id=sampler_pool_id(cond.id, sched, n_pool),
                                           prior_seed=prior_seed) for cond in tasks])
-            out[label] = {res.condition.id: [h.potential for h in res.history if h.potential is not None
-                                             and h.status is Status.OK and not h.recipe.is_preview]
-                          for res in results}
+            out[label] = _pool_potentials(results)
     finally:
         engine.close()
     return out
@@ -467,8 +470,8 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
         "pool": {"size": m, "tasks": len(tasks) if pooled else 0},
         "best_of_n_curve": _curve(pools, tasks, m, budgets),
     }
-    if optima:
-        add_optimum(summary, records, pools, optima, n_boot=n_boot, seed=seed)
+    if optima and pooled and all(t in optima for t in tasks):
+        add_optimum(summary, per, tasks, w, big_f, optima)
     return summary
 
 
@@ -573,23 +576,18 @@ def gap_fraction(w: np.ndarray, best: np.ndarray, best_of_1: np.ndarray, opt: np
         return (wm @ np.where(ok, best - best_of_1, 0.0)) / (wm @ (opt - best_of_1))
 
 
-def add_optimum(summary: dict[str, Any], records: list[dict], pools: dict[str, list[float]],
-                optima: dict[str, float], *, n_boot: int = N_BOOT, seed: int = 0) -> None:
+def add_optimum(summary: dict[str, Any], per: dict[tuple[str, int], dict[str, Any]], tasks: list[str],
+                w: np.ndarray, curves: np.ndarray, optima: dict[str, float]) -> None:
     """Beside each row's multiplier, ``optimum_gap``: the fraction of the gap between best-of-1 (the mean of
     the task's reference pool) and the optimum that the strategy closes, with a paired bootstrap 95% CI over
     tasks (the table's replicates); ``summary["optimum"]``: the optima, and best-of-N's own fraction for every
-    N the pool resolves (exact order statistics of the pool: the U-statistic E[max of N])."""
-    tasks = sorted({r["task"] for r in records})
-    if not tasks or not all(len(pools.get(t, [])) >= 2 and t in optima for t in tasks):
-        return
-    m = min(len(pools[t]) for t in tasks)
-    w = np.vstack([np.ones(len(tasks)), task_weights(len(tasks), n_boot=n_boot, seed=seed)])
-    curves = np.stack([expected_max_curve(pools[t][:m]) for t in tasks])
+    N the pool resolves (exact order statistics of the pool: the U-statistic E[max of N]). ``analyze``'s own
+    figures: ``per`` (label, budget) -> per-task figures, the task weights ``w``, and ``curves``, per task the
+    expected max of N of its first m pool samples (every task has an optimum and a pool of m >= 2)."""
+    m = curves.shape[1]
     b1, opt = curves[:, 0], np.array([optima[t] for t in tasks])
     for row in summary["table"]:
-        best = _per_task([r for r in records if r["strategy"] == row["strategy"] and r["budget"] == row["budget"]],
-                         tasks)["best"]
-        frac = gap_fraction(w, best, b1, opt)
+        frac = gap_fraction(w, per[(row["strategy"], row["budget"])]["best"], b1, opt)
         if not np.isnan(frac[0]):
             row["optimum_gap"] = {"fraction": float(frac[0]), "ci95": list(percentile_interval(frac[1:]))}
     ns = [n for n in sorted({1, 2, *summary["budgets"], *(2**k for k in range(1, 11))}) if n <= m]

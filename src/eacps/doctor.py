@@ -98,16 +98,11 @@ def plugin_lines(rep: Report) -> None:
     reg = plugins.get_registry()
     for kind in plugins.HOOKS:
         entries = reg.entries[kind].values()
-        names = ", ".join(f"{e.name} ({e.distribution})" + (f" [offers {describe(declared(_target(e)))}]"
+        names = ", ".join(f"{e.name} ({e.distribution})" + (f" [offers {describe(declared(e.target))}]"
                                                            if kind == "generator" else "") for e in entries)
         rep.add(PLURAL.get(kind, f"{kind}s"), names or "(none)")
     for p in reg.problems:
         rep.lines.append(f"plugin problem     {p}")
-
-
-def _target(entry: Any) -> Any:
-    """The registered class, or its ``"module:Class"`` reference when it is not imported yet."""
-    return entry.target
 
 
 def machine_report() -> Report:
@@ -123,18 +118,14 @@ def machine_report() -> Report:
 
 
 # -- a config's needs --------------------------------------------------------------------------------------------
-def _in_hf_cache(repo: str, filename: str) -> bool:
-    from eacps.checkpoints import in_hf_cache
-
-    return in_hf_cache(repo, filename)
-
-
 def check_model(where: str, params: Any, filename: str, rep: Report) -> None:
     """A ``model`` parameter must be a local folder or cached, unless the plugin may download it."""
     model = getattr(params, "model", None)
     if not isinstance(model, str) or not model:
         return
-    if Path(model).expanduser().is_dir() or _in_hf_cache(model, filename):
+    from eacps.checkpoints import in_hf_cache
+
+    if Path(model).expanduser().is_dir() or in_hf_cache(model, filename):
         rep.add(where, f"{model}: found")
         return
     if getattr(params, "local_files_only", True):
@@ -268,6 +259,7 @@ def model_source(params: Any, filename: str) -> tuple[str, bool] | None:
 
 def _capability_line(strategy: Any, generator: Any, where: str) -> str:
     from eacps import capabilities
+    from eacps.api import check_compatible
     from eacps.generator import Generator
 
     needs = sorted(capabilities.required(strategy))
@@ -276,8 +268,7 @@ def _capability_line(strategy: Any, generator: Any, where: str) -> str:
     if type(generator).load is not Generator.load:  # what it offers depends on the model it loads
         return (f"{strategy.name}: needs {', '.join(needs)}; generator {generator.name!r} says whether it offers "
                 "them once its model loads (eacps run checks it before any candidate)")
-    if (why := capabilities.problem(strategy, generator)) is not None:
-        raise ConfigError(f"{where}: {why}")
+    check_compatible(strategy, generator, where)
     return f"{strategy.name}: needs {', '.join(needs)}; offered by {generator.name!r}"
 
 
@@ -313,6 +304,10 @@ def check_config(cfg: RunConfig, base_dir: Path) -> tuple[list[str], list[str]]:
         where = f"{search_section(cfg, i)}.strategy"
         rep.add(search_section(cfg, i), _capability_line(make_strategy(s.strategy, s.params, budget=s.budget,
                                                                        seed=s.seed), generator, where))
+    if cfg.allocation is not None:  # as eacps run checks it (the task set counted as the n it is asked for)
+        from eacps.allocate import check_config as check_allocation
+
+        check_allocation(cfg, len(cfg.conditions) + (cfg.tasks.n if cfg.tasks is not None else 0))
     return rep.lines, needs
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from eacps import capabilities, plugins, tomlw
-from eacps.config import ConfigError, parse_config
+from eacps.config import ConfigError, RunConfig, parse_config
 from eacps.potential import REFERENCE_WEIGHTS
 from eacps.store import describe_os_error
 
@@ -128,6 +128,11 @@ def _slug(text: str) -> str:
 
 def build_config(req: GenerateRequest) -> dict[str, Any]:
     """The ``eacps run`` config equivalent to ``req`` (a plain dict, validated by ``parse_config``)."""
+    return _build_config(req)[0]
+
+
+def _build_config(req: GenerateRequest) -> tuple[dict[str, Any], RunConfig]:
+    """``build_config``'s dict, and the config it was validated as (``_until_loaded`` of it, parsed)."""
     pre = preset(req.model)
     if pre is not None:
         generator: dict[str, Any] = {"name": pre.generator, "params": {} if req.steps is None else {"steps": req.steps}}
@@ -148,10 +153,10 @@ def build_config(req: GenerateRequest) -> dict[str, Any]:
     config = {"generator": generator, "potential": {"criteria": _criteria(req)}, "search": search,
               "conditions": [condition]}
     try:
-        parse_config(_until_loaded(config, req))  # field errors are one line, before anything is loaded
+        parsed = parse_config(_until_loaded(config, req))  # field errors are one line, before anything is loaded
     except ConfigError as exc:
         raise ConfigError(_as_option(str(exc), req)) from None
-    return config
+    return config, parsed
 
 
 #: config fields set by an option of ``eacps generate``: an error names the option
@@ -210,7 +215,7 @@ def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
                        progress: bool = False) -> tuple[dict[str, Any], Any]:
     """Load the run's models once (``path`` holds ``_until_loaded(config)``) and, when the default strategy is
     decided after loading, put the one for the loaded generator in ``config`` and the setup."""
-    from eacps.api import check_compatible, check_steps, load_run, make_strategy
+    from eacps.api import check_runnable, load_run, make_strategy
 
     setup = load_run(path, progress=progress)
     if not _decided_after_loading(config, req):
@@ -218,8 +223,8 @@ def _load_with_default(path: Path, config: dict[str, Any], req: GenerateRequest,
     name, params = default_strategy(setup.generator)
     config = {**config, "search": {**config["search"], "strategy": name, "params": params}}
     strategy = make_strategy(name, params, budget=req.budget, seed=req.seed)
-    check_compatible(strategy, setup.generator)
-    check_steps(strategy, setup.generator, steps_field="--steps" if req.steps is not None else "generator.params.steps")
+    check_runnable(strategy, setup.generator,
+                   steps_field="--steps" if req.steps is not None else "generator.params.steps")
     setup.config = parse_config(_with_reference(config, req.reference, path.parent))
     return config, setup
 
@@ -341,9 +346,9 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
     path is checked before the search; if one still cannot be written after it, ``OutputError`` carries the
     winner's description and the run directory, which is then kept."""
     check_request(req)
-    config = build_config(req)
+    config, parsed = _build_config(req)
     if req.dry_run:
-        return dry_run(req, config)
+        return dry_run(req, config, parsed)
     from eacps.api import run_config  # the engine and torch: only once the request is valid
     tmp = Path(tempfile.mkdtemp(prefix="eacps-generate-"))
     keep = False
@@ -374,26 +379,18 @@ def run_generate(req: GenerateRequest, *, progress: bool = False) -> GenerateOut
     return GenerateOutcome(config, result, output, saved, describe(result, config, output, saved))
 
 
-def dry_run(req: GenerateRequest, config: dict[str, Any]) -> GenerateOutcome:
+def dry_run(req: GenerateRequest, config: dict[str, Any], parsed: RunConfig) -> GenerateOutcome:
     """``--dry-run``: what ``eacps check`` says of the equivalent config (plugins, capabilities, models to
-    download), and ``--save-config`` written; no weights, keys or servers needed, no search."""
+    download), and ``--save-config`` written; no weights, keys or servers needed, no search. ``parsed``: the
+    config as ``build_config`` validated it."""
     from eacps.doctor import check_lines
 
-    try:
-        cfg = parse_config(_until_loaded(config, req))
-    except ConfigError as exc:
-        raise ConfigError(_as_option(str(exc), req)) from None
-    lines = check_lines(cfg, Path("."), "the config")
+    lines = check_lines(parsed, Path("."), "the config")
     if _decided_after_loading(config, req):
         lines.append(f"strategy: decided once the model is loaded ({STEPPING[0]} if it can step, else "
                      f"{RECOMMENDED[0]}); --strategy to fix it")
-    saved = None
-    if req.save_config:
-        saved = Path(req.save_config)
-        header = (f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
-                  f"eacps check {saved.name}; eacps run {saved.name} --out runs/{saved.stem}")
-        text = tomlw.dumps(_with_reference(config, req.reference, saved.parent), header=header)
-        write_atomic(saved, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    saved = _save_config(req, config, check_first=True)
+    if saved is not None:
         lines.append(f"config: {saved} (eacps check {saved}; eacps run {saved})")
     return GenerateOutcome(config, None, None, saved, ["dry run: nothing loaded, no search", *lines])
 
@@ -419,13 +416,16 @@ def write_atomic(path: Path, write: Any) -> Path:
     return path
 
 
-def _save_config(req: GenerateRequest, config: dict[str, Any]) -> Path | None:
+def _save_config(req: GenerateRequest, config: dict[str, Any], *, check_first: bool = False) -> Path | None:
+    """``--save-config``: ``config`` written as TOML under a header saying how to run it (after a dry run, how to
+    check it first)."""
     if not req.save_config:
         return None
     saved = Path(req.save_config)
+    check = f"eacps check {saved.name}; " if check_first else ""
     text = tomlw.dumps(_with_reference(config, req.reference, saved.parent),
                        header=f"eacps generate {req.prompt!r} --model {req.model}: the equivalent config\n"
-                       f"eacps run {saved.name} --out runs/{saved.stem}")
+                       f"{check}eacps run {saved.name} --out runs/{saved.stem}")
     return write_atomic(saved, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

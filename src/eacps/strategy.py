@@ -215,9 +215,9 @@ class Strategy(ABC):
         return self.ledger.peek(recipe)
 
     # -- public contract ----------------------------------------------------------------------
-    def _room(self, n: int) -> int:
-        """How many recipes may be asked now: within the budget (candidates, or steps for a step-counting strategy)
-        and, once bound, whole candidates within the steps left (``max_steps``)."""
+    def room(self, n: int) -> int:
+        """How many of ``n`` recipes may be asked now: within the budget (candidates, or steps for a step-counting
+        strategy) and, once bound, whole candidates within the steps left (``max_steps``)."""
         if self.counts_steps:
             return n if self.steps_left > 0 else 0
         n = min(n, self.budget - self.asked)
@@ -227,7 +227,7 @@ class Strategy(ABC):
         return self.max_steps is not None and self.full_steps is not None
 
     def ask(self, n: int) -> list[Recipe]:
-        n = self._room(int(n))
+        n = self.room(int(n))
         if n <= 0:
             return []
         recipes = list(self._ask(n))
