@@ -23,7 +23,7 @@ from markupsafe import Markup
 from eacps.allocation_log import allocation_context, stored_allocations
 from eacps.cost import figure
 from eacps.stats import N_BOOT
-from eacps.store import Candidate, StoreError, image_name, read_only
+from eacps.store import Candidate, image_file, missing_image, read_only
 from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
 from eacps.tables import gap_text, multiplier_text
 from eacps.trees import parent_links
@@ -404,16 +404,11 @@ class Images:
     def png(self, name: str) -> str:
         """The store image ``name`` (``images/<hex>.png``, validated when read) as a data URL; a file that resolves
         outside the run's images/ folder (a symlink) is refused: a report embeds nothing else."""
-        folder = (self.root / "images").resolve()
-        path = (self.root / name).resolve()
-        if image_name(name) is None or path.parent != folder:
-            raise StoreError(f"{self.root / name}: resolves outside {folder}; a report embeds only the run's own "
-                             "images: restore the file, or use another run directory")
+        path = image_file(self.root, name)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"{self.root / name}: a stored image is missing (was the run's images/ folder deleted or "
-                             "moved?); restore it, or use another run directory") from None
+            raise missing_image(self.root / name) from None
         return "data:image/png;base64," + base64.b64encode(data).decode()
 
     def figure(self, c: Candidate | None, caption: str) -> dict[str, Any]:

@@ -30,17 +30,18 @@ from typing import Any
 
 from eacps.config import ConfigError
 from eacps.report import budget_of, trees
-from eacps.store import Candidate, StoreError, best_so_far, eligible, image_name, read_only
+from eacps.store import Candidate, StoreError, best_so_far, eligible, image_file, read_only
 from eacps.trees import charged_steps
 
 ROWS = 200  # newest candidates in the table
 
 
 def _row(c: Candidate) -> dict[str, Any]:
+    """A candidate of ``state()`` (read by ``Store.candidates``, whose ``image`` is None or a store image name)."""
     return {"id": c.id, "search": c.search, "seq": c.seq, "role": c.role, "condition": c.condition,
             "strategy": c.strategy, "status": str(c.status), "potential": c.potential, "scores": c.scores,
             "recipe": c.recipe.key, "steps": c.steps, "reason": c.reason,
-            "image": None if image_name(c.image_path) is None else f"/{c.image_path}"}  # same origin, validated
+            "image": None if c.image_path is None else f"/{c.image_path}"}  # same origin; validated when read
 
 
 def _curves(cands: list[Candidate]) -> list[dict[str, Any]]:
@@ -256,12 +257,12 @@ class Handler(BaseHTTPRequestHandler):
             except (sqlite3.Error, OSError, StoreError) as exc:  # mid-checkpoint, replaced, damaged: the page retries
                 return self._send(503, json.dumps({"error": " ".join(str(exc).split())}).encode(), "application/json")
             return self._send(200, body, "application/json")
-        name = path.lstrip("/")
-        if image_name(name) is not None:  # the store's own image names only
-            images = (self.run_dir / "images").resolve()
-            f = (self.run_dir / name).resolve()
-            if f.parent == images and f.is_file():
-                return self._send(200, f.read_bytes(), "image/png")
+        try:
+            f = image_file(self.run_dir, path.lstrip("/"))  # the store's own image names, inside images/, only
+        except StoreError:
+            f = None
+        if f is not None and f.is_file():
+            return self._send(200, f.read_bytes(), "image/png")
         self._send(404, b"not found", "text/plain")
 
 

@@ -104,6 +104,24 @@ def image_name(value: object) -> str | None:
     return value if isinstance(value, str) and IMAGE_NAME.fullmatch(value) else None
 
 
+def image_file(root: Path, name: str) -> Path:
+    """The file of the store image ``name`` (``images/<hex>.png``) in the run directory ``root``, resolved;
+    ``StoreError`` when ``name`` is not one of the store's image names or resolves outside ``root/images`` (a
+    symlink): reports and ``eacps serve`` read no other file."""
+    folder = (root / "images").resolve()
+    path = (root / name).resolve()
+    if image_name(name) is None or path.parent != folder:
+        raise StoreError(f"{root / name}: resolves outside {folder}; a report embeds only the run's own "
+                         "images: restore the file, or use another run directory")
+    return path
+
+
+def missing_image(path: Path) -> StoreError:
+    """The error for a stored image whose file is gone (``path``: as named in the run directory)."""
+    return StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
+                      "restore it, or use another run directory")
+
+
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection to the SQLite file ``path``, whatever characters its name holds: the path is
     percent-quoted into a ``file:`` URI (``#``, ``?`` and ``%`` in a run directory's name are characters of the
@@ -158,8 +176,7 @@ class Candidate:
         try:
             return load_png(path)
         except FileNotFoundError:
-            raise StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
-                             "restore it, or use another run directory") from None
+            raise missing_image(path) from None
 
 
 class _BadValue(ValueError):
