@@ -13,9 +13,8 @@ META_PREFIX = "allocation/"
 
 def stored_allocations(store: Store) -> dict[str, dict[str, Any]]:
     """Every allocation log of a run store, by label (``{}`` for a run without one)."""
-    keys = [r[0] for r in store.db.execute("SELECT key FROM meta WHERE key LIKE ?", (META_PREFIX + "%",))] \
-        if "meta" in store._tables else []
-    return {k.removeprefix(META_PREFIX): _checked(k, store.get_meta(k, expect=dict)) for k in sorted(keys)}
+    return {k.removeprefix(META_PREFIX): _checked(k, store.get_meta(k, expect=dict))
+            for k in store.meta_keys(META_PREFIX)}
 
 
 def _checked(key: str, log: dict[str, Any]) -> dict[str, Any]:

@@ -552,14 +552,15 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
     root = Path(run_dir)
     store = read_only(root)
     try:
-        recs = load_searches(store)
+        logs = stored_allocations(store)
+        recs = load_searches(store, logs)
         summary = summarize_store(store, recs)
         tree_data = trees([c for r in recs for c in r.candidates])
         config = store.get_meta("config", expect=dict)
         for key in ("compare", "landscape"):  # their configs live in their own meta entries
             config = config or (store.get_meta(key, expect=dict) or {}).get("config")
         conditions = {r.condition: store.condition_json(r.condition) for r in recs}
-        allocations = [allocation_context(log) for log in stored_allocations(store).values()]
+        allocations = [allocation_context(log) for log in logs.values()]
     finally:
         store.close()
     generator = config.get("generator") if isinstance(config, dict) else None

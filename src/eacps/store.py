@@ -477,6 +477,14 @@ class Store:
             return default
         return self._json(row[0], f"meta {key!r}", expect)
 
+    def meta_keys(self, prefix: str) -> list[str]:
+        """The meta keys that start with ``prefix``, sorted (SQLite's ``LIKE``: ASCII letters of ``prefix`` match
+        either case); none in an empty database."""
+        if "meta" not in self._tables:
+            return []
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return sorted(r[0] for r in self.db.execute("SELECT key FROM meta WHERE key LIKE ? ESCAPE '\\'", (like,)))
+
     def _json(self, text: Any, where: str, expect: type | None = None) -> Any:
         """A stored JSON value, checked: one line naming ``where`` when it is damaged."""
         try:

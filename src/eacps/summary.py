@@ -6,6 +6,7 @@ Means are over tasks (a task's value: the mean over its searches), CIs the perce
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,9 @@ def _prior_finder(store: Store):
     return find
 
 
-def load_searches(store: Store) -> list[SearchRecord]:
+def load_searches(store: Store, allocations: Mapping[str, Any] | None = None) -> list[SearchRecord]:
+    """Every search of the store, in the order they ran (``allocations``: its ``stored_allocations``, when the
+    caller has read them already)."""
     find_prior = _prior_finder(store)
     by_search: dict[str, list[Candidate]] = defaultdict(list)
     for c in store.candidates(role="search"):
@@ -73,7 +76,8 @@ def load_searches(store: Store) -> list[SearchRecord]:
     sizes: dict[str, set[int]] = defaultdict(set)
     for r in out:
         sizes[r.strategy].add(len(r.candidates))
-    allocated = set(stored_allocations(store))  # one allocation's searches differ in size by design: one row
+    # one allocation's searches differ in size by design: one row
+    allocated = set(stored_allocations(store) if allocations is None else allocations)
     for r in out:  # a store holding several budgets of one strategy (eacps compare): keep them apart
         if len(sizes[r.strategy]) > 1 and r.strategy not in allocated:
             r.strategy = f"{r.strategy} (n={len(r.candidates)})"
