@@ -41,13 +41,13 @@ from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
 from eacps.stats import N_BOOT, percentile_interval, task_weights, weighted_mean
-from eacps.store import Store, read_only
+from eacps.store import POOL, SAMPLER_POOL, Store, read_only
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.tables import gap_text, multiplier_text
 from eacps.types import Status
 
 REFERENCE = "best-of-n"
-POOL = "best-of-n-pool"  # the reference pool's label: feeds N* and the curve, never a contestant
+# POOL (eacps.store): the reference pool's label: feeds N* and the curve, never a contestant
 #: The pool's strategy seed. Contestants use seeds < 2^32 (``seed_offset + r``), so ``SeedStream(POOL_SEED)``
 #: shares no stream with any of them (best-of-N at seed r draws from ``SeedStream(r)``).
 POOL_SEED = 2**32 + 0x5EED
@@ -57,8 +57,8 @@ POOL_PER_BUDGET, POOL_CAP = 16, 1024
 #: The same-sampler baselines: per branch schedule, a pool of ``branched-best-of-n`` samples (random paths with the
 #: schedule's renoise branches, no selection) under the reference pool's strategy seed: the same root seeds as the
 #: reference pool (paired: the two pools differ by the branch moves alone), branch seeds from its own local stream,
-#: so no contestant shares a stream with it.
-SAMPLER, SAMPLER_POOL = "branched-best-of-n", "sampler-pool"
+#: so no contestant shares a stream with it. Their label, SAMPLER_POOL, lives in eacps.store with POOL.
+SAMPLER = "branched-best-of-n"
 MIN_TASKS, MIN_REPEATS = 10, 4  # below these a figure gets a warning
 # N_BOOT (eacps.stats): the bootstrap replicates, shared with the summaries so a number has one CI
 

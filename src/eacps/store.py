@@ -94,6 +94,11 @@ def search_id(*parts: object) -> str:
     return "/".join(str(p).replace("%", "%25").replace("/", "%2F") for p in parts)
 
 
+#: ``eacps compare``'s pool labels, the second part of their search ids (``task/best-of-n-pool/N128``,
+#: ``task/sampler-pool/<schedule>/N128``): the reference best-of-N pool and the same-sampler pools
+POOL, SAMPLER_POOL = "best-of-n-pool", "sampler-pool"
+
+
 #: the names the store gives its images (``Store.image_path_for``): the only ``image`` values read back
 IMAGE_NAME = re.compile(r"images/[0-9a-f]{8,64}\.png")
 
