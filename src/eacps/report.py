@@ -24,7 +24,7 @@ from eacps.allocation_log import allocation_context, stored_allocations
 from eacps.cost import figure
 from eacps.stats import N_BOOT
 from eacps.store import POOL, SAMPLER_POOL, Candidate, image_file, missing_image, read_only
-from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
+from eacps.summary import SearchRecord, load_searches, summarize_store
 from eacps.tables import gap_text, multiplier_text
 from eacps.trees import parent_links
 from eacps.types import Status
@@ -162,7 +162,7 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
     by: dict[str, list[list[tuple[float, float | None]]]] = defaultdict(list)
     for r in recs:
         cost, pts = 0.0, []
-        for c, steps, best in zip(r.candidates, search_charges(r), r.curve, strict=True):
+        for c, steps, best in zip(r.candidates, r.charges, r.curve, strict=True):
             cost += _charged(c, steps, units)
             pts.append((cost, best))
         by[r.strategy].append(pts)

@@ -28,7 +28,7 @@ class SearchRecord:
     prior: Candidate | None
     best: Candidate | None = None
     curve: list[float | None] = field(default_factory=list)
-    charges: list[int] | None = None  # ``search_charges``, once computed
+    charges: list[int] = field(default_factory=list)  # each candidate's charged denoising steps (``_charges``)
 
     @property
     def failed(self) -> int:
@@ -72,6 +72,7 @@ def load_searches(store: Store, allocations: Mapping[str, Any] | None = None) ->
         rec = SearchRecord(sid, cond, label, cands, find_prior(sid, cond, label))
         rec.best = best_of(cands)
         rec.curve = best_so_far(cands)
+        rec.charges = _charges(cands)
         out.append(rec)
     sizes: dict[str, set[int]] = defaultdict(set)
     for r in out:
@@ -113,7 +114,7 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
                     imps[r.condition].append(r.best.potential - r.prior.potential)
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
-        steps = sum(sum(search_charges(r)) for r in rs) / len(rs)
+        steps = sum(sum(r.charges) for r in rs) / len(rs)
         calls: dict[str, float] = defaultdict(float)
         for r in rs:
             for c in r.candidates:
@@ -160,12 +161,10 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join([head, *lines, "cost per search: steps, scorer calls, single figure; " + model])
 
 
-def search_charges(r: SearchRecord) -> list[int]:
+def _charges(cands: list[Candidate]) -> list[int]:
     """Each candidate's charged denoising steps, in ask order: a prefix shared by the search's paths is charged
-    once, to the candidate that computed it (computed once per record)."""
-    if r.charges is None or len(r.charges) != len(r.candidates):
-        r.charges = charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
-    return r.charges
+    once, to the candidate that computed it."""
+    return charged_steps([c.recipe for c in cands], _schedule(cands))
 
 
 def _schedule(cands: list[Candidate]) -> int:
