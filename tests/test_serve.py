@@ -296,7 +296,7 @@ def test_cost_curves_hold_each_searchs_best_at_each_cost(big_tree):
     definition: at each cost, the mean over searches of the last best-so-far at or below it."""
     from eacps.report import _charged, cost_curves
     from eacps.store import read_only
-    from eacps.summary import load_searches, search_charges
+    from eacps.summary import load_searches
 
     store = read_only(big_tree)
     try:
@@ -308,7 +308,7 @@ def test_cost_curves_hold_each_searchs_best_at_each_cost(big_tree):
     pts = []
     for r in recs[:1]:
         cost, seen = 0.0, []
-        for c, steps, best in zip(r.candidates, search_charges(r), r.curve, strict=True):
+        for c, steps, best in zip(r.candidates, r.charges, r.curve, strict=True):
             cost += _charged(c, steps, {})
             seen.append((cost, best))
         pts.append(seen)

@@ -233,3 +233,17 @@ def test_a_deleted_lock_file_under_a_real_run_is_named(tmp_path):
         if first.poll() is None:
             first.terminate()
         first.wait(60)
+
+
+def test_meta_keys_by_prefix(tmp_path):
+    """``Store.meta_keys``: the keys starting with a prefix, sorted; ``%`` and ``_`` in the prefix are characters."""
+    with Store.open(tmp_path / "run") as store:
+        for key in ("allocation/b", "allocation/a", "allocations", "alloc_x/a", "config"):
+            store.set_meta(key, {})
+        assert store.meta_keys("allocation/") == ["allocation/a", "allocation/b"]
+        assert store.meta_keys("alloc_") == ["alloc_x/a"] and store.meta_keys("a%") == []
+    ro = read_only(tmp_path / "run")
+    try:
+        assert ro.meta_keys("allocation/") == ["allocation/a", "allocation/b"]
+    finally:
+        ro.close()

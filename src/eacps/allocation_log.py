@@ -13,9 +13,8 @@ META_PREFIX = "allocation/"
 
 def stored_allocations(store: Store) -> dict[str, dict[str, Any]]:
     """Every allocation log of a run store, by label (``{}`` for a run without one)."""
-    keys = [r[0] for r in store.db.execute("SELECT key FROM meta WHERE key LIKE ?", (META_PREFIX + "%",))] \
-        if "meta" in store._tables else []
-    return {k.removeprefix(META_PREFIX): _checked(k, store.get_meta(k, expect=dict)) for k in sorted(keys)}
+    return {k.removeprefix(META_PREFIX): _checked(k, store.get_meta(k, expect=dict))
+            for k in store.meta_keys(META_PREFIX)}
 
 
 def _checked(key: str, log: dict[str, Any]) -> dict[str, Any]:
@@ -35,24 +34,35 @@ def _checked(key: str, log: dict[str, Any]) -> dict[str, Any]:
 
 def allocation_context(log: dict[str, Any]) -> dict[str, Any]:
     """The report's view of one allocation log: a heading line and per condition (candidates, best, last reason)."""
-    last: dict[str, str] = {}
-    for d in log["decisions"]:
-        last[d["condition"]] = d["reason"]
-    return {"head": format_allocation(log).splitlines()[0],
-            "rows": [{"condition": r["condition"], "candidates": r["candidates"],
-                      "best": "-" if r["best"] is None else f"{r['best']:.3f}", "reason": last.get(r["condition"], "")}
-                     for r in log["rows"]]}
+    reasons = _reasons(log)
+    return {"head": allocation_heading(log).splitlines()[0],  # one line, whatever a stored string holds
+            "rows": [{"condition": r["condition"], "candidates": r["candidates"], "best": _best(r),
+                      "reason": reasons.get(r["condition"], [""])[-1]} for r in log["rows"]]}
 
 
 def format_allocation(log: dict[str, Any], last: int = 2) -> str:
     """Where the budget went and why: per condition, candidates, best and the reasons of its ``last`` grants."""
+    reasons = _reasons(log)
+    rows = [[r["condition"], r["candidates"], _best(r), " | ".join(reasons.get(r["condition"], [])[-last:])]
+            for r in log["rows"]]
+    return allocation_heading(log) + "\n" + format_table(["condition", "candidates", "best", "why (last grants)"], rows)
+
+
+def allocation_heading(log: dict[str, Any]) -> str:
+    """One line: the allocation's label, objective (and threshold), candidates spent of the total, grants, stop."""
+    spent = sum(r["candidates"] for r in log["rows"])
+    tau = f", τ = {log['threshold']:g}" if log.get("threshold") is not None else ""
+    return (f"allocation {log['label']!r}: objective {log['objective']}{tau}, {spent} of {log['total_budget']} "
+            f"candidates, {len(log['decisions'])} grants; stopped: {log['stop'] or '(interrupted)'}")
+
+
+def _reasons(log: dict[str, Any]) -> dict[str, list[str]]:
+    """Per condition, the reasons of its grants in order."""
     reasons: dict[str, list[str]] = {}
     for d in log["decisions"]:
         reasons.setdefault(d["condition"], []).append(d["reason"])
-    rows = [[r["condition"], r["candidates"], "-" if r["best"] is None else f"{r['best']:.3f}",
-             " | ".join(reasons.get(r["condition"], [])[-last:])] for r in log["rows"]]
-    spent = sum(r["candidates"] for r in log["rows"])
-    tau = f", τ = {log['threshold']:g}" if log.get("threshold") is not None else ""
-    head = (f"allocation {log['label']!r}: objective {log['objective']}{tau}, {spent} of {log['total_budget']} "
-            f"candidates, {len(log['decisions'])} grants; stopped: {log['stop'] or '(interrupted)'}")
-    return head + "\n" + format_table(["condition", "candidates", "best", "why (last grants)"], rows)
+    return reasons
+
+
+def _best(row: dict[str, Any]) -> str:
+    return "-" if row["best"] is None else f"{row['best']:.3f}"

@@ -162,6 +162,7 @@ def run_command(config: Path, out: Path | None, quiet: bool) -> None:
               help="only the searches with this id, strategy label or id part (e.g. 'eacps', 'B20')")
 @click.option("--condition", "condition", metavar="ID", help="only the searches of this condition")
 def show_command(run_dir: Path, tree: bool, as_json: bool, search: str | None, condition: str | None) -> None:
+    from eacps.allocation_log import stored_allocations
     from eacps.store import read_only
     from eacps.summary import format_table as summary_table
     from eacps.summary import load_searches, summarize_store
@@ -171,7 +172,8 @@ def show_command(run_dir: Path, tree: bool, as_json: bool, search: str | None, c
     except FileNotFoundError as exc:
         raise ConfigError(f"RUN_DIR: {exc}") from None
     try:
-        searches = select_searches(load_searches(store), search, condition)
+        logs = stored_allocations(store)  # a damaged log: one line before anything is printed
+        searches = select_searches(load_searches(store, logs), search, condition)
         summary = summarize_store(store, searches)
     finally:
         store.close()
@@ -185,7 +187,7 @@ def show_command(run_dir: Path, tree: bool, as_json: bool, search: str | None, c
              _num(r.best.potential if r.best else None), short_recipe(r.best.recipe) if r.best else None]
             for r in searches]
     _echo_safe(format_table(["search", "n", "failed", "prior", "best", "best recipe"], rows, last_left=True))
-    _echo_allocations(run_dir)
+    _echo_allocations(logs)
     if tree:
         _echo_trees(searches)
 
@@ -241,16 +243,10 @@ def _echo_safe(text: str) -> None:
     click.echo(printable(text))
 
 
-def _echo_allocations(run_dir: Path) -> None:
+def _echo_allocations(logs: dict[str, dict[str, Any]]) -> None:
     """Where a cross-condition budget went and why (``[allocation]`` runs; nothing for others)."""
-    from eacps.allocation_log import format_allocation, stored_allocations
-    from eacps.store import read_only
+    from eacps.allocation_log import format_allocation
 
-    store = read_only(run_dir)
-    try:
-        logs = stored_allocations(store)
-    finally:
-        store.close()
     for log in logs.values():
         click.echo()
         _echo_safe(format_allocation(log, last=1))

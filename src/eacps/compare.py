@@ -40,14 +40,14 @@ from eacps.config import ConfigError, RunConfig, SearchConfig, stored_difference
 from eacps.cost import figure, unit_costs
 from eacps.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
-from eacps.stats import N_BOOT, percentile_interval, task_weights
-from eacps.store import Store, read_only
+from eacps.stats import N_BOOT, percentile_interval, task_weights, weighted_mean
+from eacps.store import POOL, SAMPLER_POOL, Store, read_only
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.tables import gap_text, multiplier_text
 from eacps.types import Status
 
 REFERENCE = "best-of-n"
-POOL = "best-of-n-pool"  # the reference pool's label: feeds N* and the curve, never a contestant
+# POOL (eacps.store): the reference pool's label: feeds N* and the curve, never a contestant
 #: The pool's strategy seed. Contestants use seeds < 2^32 (``seed_offset + r``), so ``SeedStream(POOL_SEED)``
 #: shares no stream with any of them (best-of-N at seed r draws from ``SeedStream(r)``).
 POOL_SEED = 2**32 + 0x5EED
@@ -57,8 +57,8 @@ POOL_PER_BUDGET, POOL_CAP = 16, 1024
 #: The same-sampler baselines: per branch schedule, a pool of ``branched-best-of-n`` samples (random paths with the
 #: schedule's renoise branches, no selection) under the reference pool's strategy seed: the same root seeds as the
 #: reference pool (paired: the two pools differ by the branch moves alone), branch seeds from its own local stream,
-#: so no contestant shares a stream with it.
-SAMPLER, SAMPLER_POOL = "branched-best-of-n", "sampler-pool"
+#: so no contestant shares a stream with it. Their label, SAMPLER_POOL, lives in eacps.store with POOL.
+SAMPLER = "branched-best-of-n"
 MIN_TASKS, MIN_REPEATS = 10, 4  # below these a figure gets a warning
 # N_BOOT (eacps.stats): the bootstrap replicates, shared with the summaries so a number has one CI
 
@@ -354,14 +354,6 @@ def cost_models(unit: dict[str, Any], full_steps: int, criteria: list[str], scor
     return models
 
 
-def _wmean(w: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Per replicate (row of ``w``), the weighted mean of ``v`` over its non-NaN tasks."""
-    ok = ~np.isnan(v)
-    wm = w * ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (wm @ np.where(ok, v, 0.0)) / wm.sum(axis=1)
-
-
 def _per_task(records: list[dict], tasks: list[str]) -> dict[str, Any]:
     """Per task (mean over seeds): best (NaN when no seed found one), steps, evaluations, calls."""
     by: dict[str, list[dict]] = defaultdict(list)
@@ -401,12 +393,12 @@ def _equivalents(t: dict[str, Any], w: np.ndarray, f: Callable) -> np.ndarray:
     """Mean charged cost in best-of-N-candidate equivalents under cost model ``f`` (tasks with a best only)."""
     eq_t = np.array([f(s, c, e) if ok else np.nan for s, c, e, ok in
                      zip(t["steps"], t["calls"], t["evaluations"], ~np.isnan(t["best"]), strict=True)])
-    return _wmean(w, eq_t)
+    return weighted_mean(w, eq_t)
 
 
 def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: np.ndarray,
          curves_of, models: dict[str, Any], m: int) -> dict[str, Any]:
-    means = _wmean(w, t["best"])
+    means = weighted_mean(w, t["best"])
     n = int(np.sum(~np.isnan(t["best"])))
     steps, evals = float(np.nanmean(t["steps"])), float(np.nanmean(t["evaluations"]))
     calls = {k: float(np.mean([c.get(k, 0.0) for c in t["calls"]])) for k in {k for c in t["calls"] for k in c}}
@@ -415,7 +407,7 @@ def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: n
         "ci95": list(percentile_interval(means[1:])), "steps": steps, "evaluations": evals,
         "scorer_calls": {k: round(v, 3) for k, v in calls.items()}}
     if ref is not None:
-        d = _wmean(w, t["best"] - ref["best"])
+        d = weighted_mean(w, t["best"] - ref["best"])
         if not np.isnan(d[0]):
             row["diff_vs_best_of_n"], row["diff_ci95"] = float(d[0]), list(percentile_interval(d[1:]))
     if curves_of is not None and n:
@@ -508,7 +500,7 @@ def same_sampler(t: dict[str, Any], schedule: SamplerSchedule, spool: dict[str, 
     big_f = np.stack([expected_max_curve(spool[task][:ms]) for task in tasks])
     ok = ~np.isnan(t["best"])
     curves = (w * ok) @ big_f / (w * ok).sum(axis=1, keepdims=True)
-    means = _wmean(w, t["best"])
+    means = weighted_mean(w, t["best"])
     if np.isnan(means[0]):
         return out
     out["multipliers"] = {name: _multiplier(curves, means, _equivalents(t, w, f), ms) for name, f in models.items()}

@@ -92,8 +92,8 @@ class SearchBars:
         return self._progress is not None
 
     def advance(self, key: Hashable, steps: int, full_steps: int, best: float | None) -> None:
-        """``steps`` more denoising steps spent in group ``key`` (``full_steps`` make a candidate), whose latest
-        search's best is ``best``."""
+        """``steps`` more denoising steps spent in group ``key`` (``full_steps`` make a candidate); ``best``: the best
+        potential among the candidates just added (the group shows the running best of all it was given)."""
         if self._progress is None:
             return
         self._steps[key] = self._steps.get(key, 0) + steps

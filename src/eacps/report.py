@@ -23,8 +23,8 @@ from markupsafe import Markup
 from eacps.allocation_log import allocation_context, stored_allocations
 from eacps.cost import figure
 from eacps.stats import N_BOOT
-from eacps.store import Candidate, StoreError, image_name, read_only
-from eacps.summary import SearchRecord, load_searches, search_charges, summarize_store
+from eacps.store import POOL, SAMPLER_POOL, Candidate, image_file, missing_image, read_only
+from eacps.summary import SearchRecord, load_searches, summarize_store
 from eacps.tables import gap_text, multiplier_text
 from eacps.trees import parent_links
 from eacps.types import Status
@@ -162,7 +162,7 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
     by: dict[str, list[list[tuple[float, float | None]]]] = defaultdict(list)
     for r in recs:
         cost, pts = 0.0, []
-        for c, steps, best in zip(r.candidates, search_charges(r), r.curve, strict=True):
+        for c, steps, best in zip(r.candidates, r.charges, r.curve, strict=True):
             cost += _charged(c, steps, units)
             pts.append((cost, best))
         by[r.strategy].append(pts)
@@ -188,7 +188,7 @@ def cost_curves(recs: list[SearchRecord], units: Mapping[str, Any]) -> dict[str,
 
 #: eacps compare's reference pools (search ids ``task/best-of-n-pool/N128``, ``task/sampler-pool/.../N128``): drawn
 #: apart from the contestants, never as one of them
-POOL_SEARCH, SAMPLER_POOL_SEARCH = re.compile(r"/best-of-n-pool/"), re.compile(r"/sampler-pool/")
+POOL_SEARCH, SAMPLER_POOL_SEARCH = f"/{POOL}/", f"/{SAMPLER_POOL}/"
 
 
 def _steps_of(curve: list[tuple[float, float, float, float]], px: Callable, py: Callable) -> list[tuple]:
@@ -211,12 +211,12 @@ def curves_svg(recs: list[SearchRecord], units: Mapping[str, Any], w: int = 720,
     """Mean best-so-far potential (95% band over searches) against charged cost, one line per strategy. A
     comparison's reference pool is drawn apart: a grey dashed line (best-of-N at equal cost), cut at the
     contestants' largest cost so it does not stretch the axis; its same-sampler pools are left out."""
-    contest = [r for r in recs if not (POOL_SEARCH.search(r.search) or SAMPLER_POOL_SEARCH.search(r.search))]
+    contest = [r for r in recs if not (POOL_SEARCH in r.search or SAMPLER_POOL_SEARCH in r.search)]
     curves = {k: v for k, v in cost_curves(contest, units).items() if v}
     if not curves:
         return Markup("<p>(no scored candidates)</p>")
     xmax = max(p[0] for v in curves.values() for p in v)
-    refs = {k: _clip(v, xmax) for k, v in cost_curves([r for r in recs if POOL_SEARCH.search(r.search)],
+    refs = {k: _clip(v, xmax) for k, v in cost_curves([r for r in recs if POOL_SEARCH in r.search],
                                                       units).items()}
     refs = {k: v for k, v in refs.items() if v}
     seconds = units.get("seconds_per_step") is not None
@@ -315,17 +315,15 @@ def landscape_svg(summary: Mapping[str, Any], w: int = 520, h: int = 260) -> Mar
     return Markup("").join(parts)
 
 
-def trees(cands: list[Candidate], limit: int = 2) -> dict[str, list[dict[str, Any]]] | None:
+def trees(searches: Mapping[str, list[Candidate]], limit: int = 2) -> dict[str, list[dict[str, Any]]] | None:
     """Trajectory trees of the searches that asked path recipes (the newest ``limit`` of every strategy label, so
     each trajectory strategy of a comparison shows), None when there are none.
 
     Parent links are read back from the recipes (``eacps.trees.parent_links``): a node per candidate, in ask
-    order, with its parent's store id, its potential and where its path stops (``until``; None: the end)."""
-    by: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        if c.role == "search" and not SAMPLER_POOL_SEARCH.search(c.search):  # a pool is no strategy's tree
-            by[c.search].append(c)
-    paths = {sid: sorted(cs, key=lambda c: c.seq) for sid, cs in by.items() if any(c.recipe.is_path for c in cs)}
+    order, with its parent's store id, its potential and where its path stops (``until``; None: the end).
+    ``searches``: every search's candidates (role ``search``) in ask order (``seq``)."""
+    paths = {sid: cs for sid, cs in searches.items()  # a same-sampler pool is no strategy's tree
+             if SAMPLER_POOL_SEARCH not in sid and any(c.recipe.is_path for c in cs)}
     if not paths:
         return None
     by_label: dict[str, list[str]] = defaultdict(list)
@@ -404,16 +402,11 @@ class Images:
     def png(self, name: str) -> str:
         """The store image ``name`` (``images/<hex>.png``, validated when read) as a data URL; a file that resolves
         outside the run's images/ folder (a symlink) is refused: a report embeds nothing else."""
-        folder = (self.root / "images").resolve()
-        path = (self.root / name).resolve()
-        if image_name(name) is None or path.parent != folder:
-            raise StoreError(f"{self.root / name}: resolves outside {folder}; a report embeds only the run's own "
-                             "images: restore the file, or use another run directory")
+        path = image_file(self.root, name)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"{self.root / name}: a stored image is missing (was the run's images/ folder deleted or "
-                             "moved?); restore it, or use another run directory") from None
+            raise missing_image(self.root / name) from None
         return "data:image/png;base64," + base64.b64encode(data).decode()
 
     def figure(self, c: Candidate | None, caption: str) -> dict[str, Any]:
@@ -557,14 +550,15 @@ def context(run_dir: str | Path, title: str) -> dict[str, Any]:
     root = Path(run_dir)
     store = read_only(root)
     try:
-        recs = load_searches(store)
+        logs = stored_allocations(store)
+        recs = load_searches(store, logs)
         summary = summarize_store(store, recs)
-        tree_data = trees([c for r in recs for c in r.candidates])
+        tree_data = trees({r.search: r.candidates for r in recs})
         config = store.get_meta("config", expect=dict)
         for key in ("compare", "landscape"):  # their configs live in their own meta entries
             config = config or (store.get_meta(key, expect=dict) or {}).get("config")
         conditions = {r.condition: store.condition_json(r.condition) for r in recs}
-        allocations = [allocation_context(log) for log in stored_allocations(store).values()]
+        allocations = [allocation_context(log) for log in logs.values()]
     finally:
         store.close()
     generator = config.get("generator") if isinstance(config, dict) else None

@@ -258,11 +258,13 @@ class Scheduler:
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
                 self.meter.charge(st.cost, c, criteria, computed=new, steps=steps)
             st.history.extend(cands)
-            best = best_of(st.history)
-            # progress in candidate equivalents (budget B = B·T steps): previews and shared prefixes count their share
+            # progress in candidate equivalents (budget B = B·T steps): previews and shared prefixes count their share;
+            # the bar keeps the running best of its group, so this batch's best is all it needs
+            batch_best = best_of(cands)
             bars.advance(_group(st), st.cost.steps - spent, st.strategy.full_steps or 1,
-                         None if best is None else best.potential)
+                         None if batch_best is None else batch_best.potential)
             if self.progress and not bars.active:  # not a terminal: a line per batch instead of a bar
+                best = best_of(st.history)
                 print(f"eacps: {st.search_id}: {len(st.history)} candidates, {st.cost.steps} steps, best "
                       f"{'-' if best is None else f'{best.potential:.3f}'}", file=sys.stderr, flush=True)
             done = True

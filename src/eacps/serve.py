@@ -29,28 +29,35 @@ from pathlib import Path
 from typing import Any
 
 from eacps.config import ConfigError
-from eacps.report import budget_of, trees
-from eacps.store import Candidate, StoreError, best_so_far, eligible, image_name, read_only
+from eacps.report import POOL_SEARCH, SAMPLER_POOL_SEARCH, budget_of, trees
+from eacps.store import Candidate, StoreError, best_so_far, eligible, image_file, read_only
 from eacps.trees import charged_steps
 
 ROWS = 200  # newest candidates in the table
 
 
 def _row(c: Candidate) -> dict[str, Any]:
+    """A candidate of ``state()`` (read by ``Store.candidates``, whose ``image`` is None or a store image name)."""
     return {"id": c.id, "search": c.search, "seq": c.seq, "role": c.role, "condition": c.condition,
             "strategy": c.strategy, "status": str(c.status), "potential": c.potential, "scores": c.scores,
             "recipe": c.recipe.key, "steps": c.steps, "reason": c.reason,
-            "image": None if image_name(c.image_path) is None else f"/{c.image_path}"}  # same origin, validated
+            "image": None if c.image_path is None else f"/{c.image_path}"}  # same origin; validated when read
 
 
-def _curves(cands: list[Candidate]) -> list[dict[str, Any]]:
+def by_search(cands: list[Candidate]) -> dict[str, list[Candidate]]:
+    """Every search's candidates (role ``search``), in ask order (``seq``); searches in the order first met."""
     by: dict[str, list[Candidate]] = defaultdict(list)
     for c in cands:
         if c.role == "search":
             by[c.search].append(c)
-    out = []
-    for sid, cs in by.items():
+    for cs in by.values():
         cs.sort(key=lambda c: c.seq)
+    return dict(by)
+
+
+def _curves(searches: dict[str, list[Candidate]]) -> list[dict[str, Any]]:
+    out = []
+    for sid, cs in searches.items():
         curve = best_so_far(cs)
         out.append({"search": sid, "condition": cs[0].condition, "strategy": cs[0].strategy, "n": len(cs),
                     "best": curve[-1], "curve": curve})
@@ -92,17 +99,15 @@ def planned(meta: dict[str, Any], n_conditions: int) -> list[int]:
     return budgets * n
 
 
-def progress(meta: dict[str, Any], cands: list[Candidate], n_conditions: int) -> dict[str, Any]:
+def progress(meta: dict[str, Any], cands: list[Candidate], searches: dict[str, list[Candidate]],
+             n_conditions: int) -> dict[str, Any]:
     """How far the command is, in best-of-N candidate equivalents (a search of budget B may charge B·T denoising
-    steps; its candidates' charged steps / T is how much of that it spent), and its phase (the newest search)."""
-    by: dict[str, list[Candidate]] = defaultdict(list)
-    for c in cands:
-        if c.role == "search" and "/sampler-pool/" not in c.search:
-            by[c.search].append(c)
+    steps; its candidates' charged steps / T is how much of that it spent), and its phase (the newest search).
+    ``searches``: ``by_search(cands)``."""
+    by = {sid: cs for sid, cs in searches.items() if SAMPLER_POOL_SEARCH not in sid}
     full = max((c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None), default=1) or 1
     done = 0.0
     for sid, cs in by.items():
-        cs.sort(key=lambda c: c.seq)
         spent = sum(charged_steps([c.recipe for c in cs], full)) / full
         b = budget_of(sid)
         done += min(spent, b) if b else spent
@@ -116,9 +121,9 @@ def progress(meta: dict[str, Any], cands: list[Candidate], n_conditions: int) ->
 
 
 def _phase(c: Candidate) -> str:
-    if "/best-of-n-pool/" in c.search:
+    if POOL_SEARCH in c.search:
         return "reference pool (best-of-N)"
-    if "/sampler-pool/" in c.search:
+    if SAMPLER_POOL_SEARCH in c.search:
         return "same-sampler pools"
     b = budget_of(c.search)
     return f"{c.strategy or 'search'}" + (f", budget {b}" if b else "")
@@ -136,11 +141,12 @@ def state(run_dir: Path) -> dict[str, Any]:
     criteria = sorted({k for c in cands for k in c.scores})
     newest = sorted(cands, key=lambda c: c.id or 0, reverse=True)[:ROWS]
     kind = _kind(meta)
+    searches = by_search(cands)
     return {"run_dir": run_dir.name, "kind": kind, "title": f"eacps {kind}: {run_dir.name}", "candidates": len(cands),
             "last_id": max((c.id or 0 for c in cands), default=0),
             "failed": sum(str(c.status) != "OK" for c in cands), "time": time.time(), "criteria": criteria,
-            "searches": _curves(cands), "best": _best_per_condition(cands), "rows": [_row(c) for c in newest],
-            "trees": trees(cands), "progress": progress(meta, cands, n_conditions)}
+            "searches": _curves(searches), "best": _best_per_condition(cands), "rows": [_row(c) for c in newest],
+            "trees": trees(searches), "progress": progress(meta, cands, searches, n_conditions)}
 
 
 def page() -> bytes:
@@ -256,12 +262,12 @@ class Handler(BaseHTTPRequestHandler):
             except (sqlite3.Error, OSError, StoreError) as exc:  # mid-checkpoint, replaced, damaged: the page retries
                 return self._send(503, json.dumps({"error": " ".join(str(exc).split())}).encode(), "application/json")
             return self._send(200, body, "application/json")
-        name = path.lstrip("/")
-        if image_name(name) is not None:  # the store's own image names only
-            images = (self.run_dir / "images").resolve()
-            f = (self.run_dir / name).resolve()
-            if f.parent == images and f.is_file():
-                return self._send(200, f.read_bytes(), "image/png")
+        try:
+            f = image_file(self.run_dir, path.lstrip("/"))  # the store's own image names, inside images/, only
+        except StoreError:
+            f = None
+        if f is not None and f.is_file():
+            return self._send(200, f.read_bytes(), "image/png")
         self._send(404, b"not found", "text/plain")
 
 

@@ -19,16 +19,24 @@ def task_mean_ci(values: dict[str, list[float]], *, n_boot: int = N_BOOT, seed: 
         return (float("nan"), float("nan"), float("nan"))
     x = np.array([float(np.mean(values[t])) for t in tasks])
     w = task_weights(len(tasks), n_boot=n_boot, seed=seed)
-    lo, hi = percentile_interval(w @ x / w.sum(axis=1))
+    lo, hi = percentile_interval(weighted_mean(w, x))
     return (float(x.mean()), lo, hi)
 
 
-def task_weights(n_tasks: int, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+def task_weights(n_tasks: int, *, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """Paired bootstrap over tasks: row b counts how often each task is drawn in replicate b (n_tasks
     draws with replacement). One matrix for every strategy, so replicates resample tasks jointly."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_tasks, size=(n_boot, n_tasks))
     return np.stack([np.bincount(row, minlength=n_tasks) for row in draws]).astype(float)
+
+
+def weighted_mean(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per replicate (row of ``w``), the weighted mean of ``v`` over its non-NaN tasks."""
+    ok = ~np.isnan(v)
+    wm = w * ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (wm @ np.where(ok, v, 0.0)) / wm.sum(axis=1)
 
 
 def percentile_interval(values: Sequence[float], *, level: float = 0.95) -> tuple[float, float]:

@@ -94,6 +94,11 @@ def search_id(*parts: object) -> str:
     return "/".join(str(p).replace("%", "%25").replace("/", "%2F") for p in parts)
 
 
+#: ``eacps compare``'s pool labels, the second part of their search ids (``task/best-of-n-pool/N128``,
+#: ``task/sampler-pool/<schedule>/N128``): the reference best-of-N pool and the same-sampler pools
+POOL, SAMPLER_POOL = "best-of-n-pool", "sampler-pool"
+
+
 #: the names the store gives its images (``Store.image_path_for``): the only ``image`` values read back
 IMAGE_NAME = re.compile(r"images/[0-9a-f]{8,64}\.png")
 
@@ -102,6 +107,24 @@ def image_name(value: object) -> str | None:
     """``value`` if it is one of the store's own image names (``images/<hex>.png``, relative to the run directory),
     else None: a tampered ``image`` column can name no other file (``../../etc/hostname``, ``/host/x.png``)."""
     return value if isinstance(value, str) and IMAGE_NAME.fullmatch(value) else None
+
+
+def image_file(root: Path, name: str) -> Path:
+    """The file of the store image ``name`` (``images/<hex>.png``) in the run directory ``root``, resolved;
+    ``StoreError`` when ``name`` is not one of the store's image names or resolves outside ``root/images`` (a
+    symlink): reports and ``eacps serve`` read no other file."""
+    folder = (root / "images").resolve()
+    path = (root / name).resolve()
+    if image_name(name) is None or path.parent != folder:
+        raise StoreError(f"{root / name}: resolves outside {folder}; a report embeds only the run's own "
+                         "images: restore the file, or use another run directory")
+    return path
+
+
+def missing_image(path: Path) -> StoreError:
+    """The error for a stored image whose file is gone (``path``: as named in the run directory)."""
+    return StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
+                      "restore it, or use another run directory")
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
@@ -158,8 +181,7 @@ class Candidate:
         try:
             return load_png(path)
         except FileNotFoundError:
-            raise StoreError(f"{path}: a stored image is missing (was the run's images/ folder deleted or moved?); "
-                             "restore it, or use another run directory") from None
+            raise missing_image(path) from None
 
 
 class _BadValue(ValueError):
@@ -182,16 +204,9 @@ def _shown(value: Any, limit: int = 60) -> str:
 _STATUSES = frozenset(s.value for s in Status)
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any, finite: bool = True) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and (not finite or math.isfinite(v))
-
-
-def _opt(v: Any, test: Any) -> bool:
-    return v is None or test(v)
+def _finite(v: Any) -> bool:
+    """A finite number (an int or a float, never a bool)."""
+    return type(v) in (float, int) and math.isfinite(v)
 
 
 def _recipe(text: Any) -> Recipe:
@@ -209,25 +224,9 @@ def _scores(text: Any) -> dict[str, float]:
         scores = json.loads(text) if isinstance(text, str) else None
     except json.JSONDecodeError:
         scores = None
-    ok = isinstance(scores, dict) and all(isinstance(k, str) and _is_num(v) for k, v in scores.items())
+    ok = isinstance(scores, dict) and all(isinstance(k, str) and _finite(v) for k, v in scores.items())
     _check("scores", text, ok, "a JSON object of finite scores")
     return scores  # type: ignore[return-value]
-
-
-def _typed(row: tuple) -> bool:
-    """Every scalar of a row has its type (the common case, in one expression; ``_check_scalars`` names a bad one)."""
-    (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image, gs, ss, session, reused,
-     parent) = row
-    return (type(id_) is int and type(seq) is int and type(session) is int and type(steps) is int and steps >= 0
-            and type(search) is str and type(role) is str and type(cond) is str and type(key) is str
-            and (strategy is None or type(strategy) is str) and (reason is None or type(reason) is str)
-            and (reused is None or type(reused) is int) and (parent is None or type(parent) is int)
-            and _finite_or_none(pot) and _finite_or_none(gs) and _finite_or_none(ss) and status in _STATUSES
-            and (image is None or (type(image) is str and IMAGE_NAME.fullmatch(image) is not None)))
-
-
-def _finite_or_none(v: Any) -> bool:
-    return v is None or (type(v) in (float, int) and v - v == 0)
 
 
 def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
@@ -235,31 +234,47 @@ def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
     read-back values are untrusted (a store may be damaged or edited)."""
     (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
      gs, ss, session, reused, parent) = row
-    if not _typed(row):
-        _check_scalars(row)
+    _check_scalars(row)
     return Candidate(search, seq, role, cond, _recipe(recipe), steps, Status(status), pot, _scores(scores), reason,
                      image, key, strategy, gs or 0.0, ss or 0.0, id_, reused, session, root, parent)
 
 
+def _text(v: Any) -> bool:
+    return type(v) is str
+
+
+def _int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _optional(test: Any) -> Any:
+    return lambda v: v is None or test(v)
+
+
+#: ``(index in the row, field, test, what it must be)`` for every scalar of a row, in the order they are checked:
+#: the first that fails is the field named for a bad row. Read-back rows hold only SQLite's own types (str, int,
+#: float, bytes, None), so ``type(v) is ...`` is the whole type test.
+_ROW_RULES: tuple[tuple[int, str, Any, str], ...] = (
+    (1, "search", _text, "text"), (3, "role", _text, "text"), (4, "condition", _text, "text"),
+    (8, "cache_key", _text, "text"),
+    (5, "strategy", _optional(_text), "text"), (11, "reason", _optional(_text), "text"),
+    (0, "id", _int, "an integer"), (2, "seq", _int, "an integer"), (16, "session", _int, "an integer"),
+    (17, "reused_from", _optional(_int), "an integer"), (18, "parent", _optional(_int), "an integer"),
+    (7, "steps", lambda v: type(v) is int and v >= 0, "an integer >= 0"),
+    (9, "status", lambda v: v in _STATUSES, f"one of {sorted(_STATUSES)}"),
+    (10, "potential", _optional(_finite), "a finite number"),
+    (14, "gen_seconds", _optional(_finite), "a finite number"),
+    (15, "score_seconds", _optional(_finite), "a finite number"),
+    (13, "image", lambda v: v is None or image_name(v) is not None,
+     "one of the store's image names (images/<hex>.png inside the run directory)"),
+)
+
+
 def _check_scalars(row: tuple) -> None:
-    """``_BadValue`` naming the first scalar of a row that is not of its type."""
-    (id_, search, seq, role, cond, strategy, _, steps, key, status, pot, reason, _, image,
-     gs, ss, session, reused, parent) = row
-    for name, v in (("search", search), ("role", role), ("condition", cond), ("cache_key", key)):
-        _check(name, v, isinstance(v, str), "text")
-    for name, v in (("strategy", strategy), ("reason", reason)):
-        _check(name, v, _opt(v, lambda x: isinstance(x, str)), "text")
-    for name, v in (("id", id_), ("seq", seq), ("session", session)):
-        _check(name, v, _is_int(v), "an integer")
-    for name, v in (("reused_from", reused), ("parent", parent)):
-        _check(name, v, _opt(v, _is_int), "an integer")
-    _check("steps", steps, _is_int(steps) and steps >= 0, "an integer >= 0")
-    _check("status", status, status in _STATUSES, f"one of {sorted(_STATUSES)}")
-    _check("potential", pot, _opt(pot, _is_num), "a finite number")
-    for name, v in (("gen_seconds", gs), ("score_seconds", ss)):
-        _check(name, v, _opt(v, _is_num), "a finite number")
-    _check("image", image, image is None or image_name(image) is not None,
-           "one of the store's image names (images/<hex>.png inside the run directory)")
+    """``_BadValue`` naming the first scalar of a row that is not of its type (``_ROW_RULES``)."""
+    for i, name, ok, expected in _ROW_RULES:
+        if not ok(row[i]):
+            raise _BadValue(name, f"{_shown(row[i])} is not {expected}")
 
 
 def eligible(c: Candidate) -> bool:
@@ -466,6 +481,14 @@ class Store:
         if row is None:
             return default
         return self._json(row[0], f"meta {key!r}", expect)
+
+    def meta_keys(self, prefix: str) -> list[str]:
+        """The meta keys that start with ``prefix``, sorted (SQLite's ``LIKE``: ASCII letters of ``prefix`` match
+        either case); none in an empty database."""
+        if "meta" not in self._tables:
+            return []
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return sorted(r[0] for r in self.db.execute("SELECT key FROM meta WHERE key LIKE ? ESCAPE '\\'", (like,)))
 
     def _json(self, text: Any, where: str, expect: type | None = None) -> Any:
         """A stored JSON value, checked: one line naming ``where`` when it is damaged."""

@@ -6,6 +6,7 @@ Means are over tasks (a task's value: the mean over its searches), CIs the perce
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ class SearchRecord:
     prior: Candidate | None
     best: Candidate | None = None
     curve: list[float | None] = field(default_factory=list)
-    charges: list[int] | None = None  # ``search_charges``, once computed
+    charges: list[int] = field(default_factory=list)  # each candidate's charged denoising steps (``_charges``)
 
     @property
     def failed(self) -> int:
@@ -57,7 +58,9 @@ def _prior_finder(store: Store):
     return find
 
 
-def load_searches(store: Store) -> list[SearchRecord]:
+def load_searches(store: Store, allocations: Mapping[str, Any] | None = None) -> list[SearchRecord]:
+    """Every search of the store, in the order they ran (``allocations``: its ``stored_allocations``, when the
+    caller has read them already)."""
     find_prior = _prior_finder(store)
     by_search: dict[str, list[Candidate]] = defaultdict(list)
     for c in store.candidates(role="search"):
@@ -69,11 +72,13 @@ def load_searches(store: Store) -> list[SearchRecord]:
         rec = SearchRecord(sid, cond, label, cands, find_prior(sid, cond, label))
         rec.best = best_of(cands)
         rec.curve = best_so_far(cands)
+        rec.charges = _charges(cands)
         out.append(rec)
     sizes: dict[str, set[int]] = defaultdict(set)
     for r in out:
         sizes[r.strategy].add(len(r.candidates))
-    allocated = set(stored_allocations(store))  # one allocation's searches differ in size by design: one row
+    # one allocation's searches differ in size by design: one row
+    allocated = set(stored_allocations(store) if allocations is None else allocations)
     for r in out:  # a store holding several budgets of one strategy (eacps compare): keep them apart
         if len(sizes[r.strategy]) > 1 and r.strategy not in allocated:
             r.strategy = f"{r.strategy} (n={len(r.candidates)})"
@@ -109,7 +114,7 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
                     imps[r.condition].append(r.best.potential - r.prior.potential)
         n = sum(len(r.candidates) for r in rs)
         failed = sum(r.failed for r in rs)
-        steps = sum(sum(search_charges(r)) for r in rs) / len(rs)
+        steps = sum(sum(r.charges) for r in rs) / len(rs)
         calls: dict[str, float] = defaultdict(float)
         for r in rs:
             for c in r.candidates:
@@ -156,12 +161,10 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join([head, *lines, "cost per search: steps, scorer calls, single figure; " + model])
 
 
-def search_charges(r: SearchRecord) -> list[int]:
+def _charges(cands: list[Candidate]) -> list[int]:
     """Each candidate's charged denoising steps, in ask order: a prefix shared by the search's paths is charged
-    once, to the candidate that computed it (computed once per record)."""
-    if r.charges is None or len(r.charges) != len(r.candidates):
-        r.charges = charged_steps([c.recipe for c in r.candidates], _schedule(r.candidates))
-    return r.charges
+    once, to the candidate that computed it."""
+    return charged_steps([c.recipe for c in cands], _schedule(cands))
 
 
 def _schedule(cands: list[Candidate]) -> int:

@@ -53,6 +53,7 @@ class PathLedger:
         """The ids of ``recipe``'s prefixes (root noise + its first k branches, k = 0, 1, ...) that some recorded
         path has (all of them, made as needed, with ``create``); ``known``: the first ones, already looked up."""
         out: list[int] = list(known or ())
+        # ``recipe.root``'s fields (``Recipe.root`` itself builds and validates a Recipe: 2.5x slower links)
         key: tuple = (recipe.seed, recipe.basis, recipe.coeffs, recipe.moves, recipe.steps)
         for k in range(len(out), len(recipe.branches) + 1):
             if k:
@@ -70,7 +71,7 @@ class PathLedger:
     def _reach(recipe: Recipe, k: int) -> int:
         """How far ``recipe`` follows the trajectory of its first ``k`` branches: its next branch or its end."""
         nxt = recipe.branches[k].step if k < len(recipe.branches) else _FAR
-        return min(nxt, _FAR if recipe.until is None else recipe.until)
+        return min(nxt, stop_of(recipe, _FAR))
 
     def _nearest(self, recipe: Recipe, ids: list[int] | None = None) -> tuple[int | None, int]:
         """The parent of ``recipe`` among the paths so far, and the model calls they share (0: none); ``ids``: its
