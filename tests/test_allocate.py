@@ -7,13 +7,13 @@ import math
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import configs
 import numpy as np
 import pytest
 import toy
+from test_resume_kill import wait_for_rows
 
 import eacps
 from eacps import Condition
@@ -365,16 +365,7 @@ def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
         cfg = config(log)
         proc = start(cfg, out)
         try:
-            deadline = time.monotonic() + 120
-            while True:  # until kill_at rows are stored (polled, not spun: the child needs the cores)
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "the run did not progress"
-                try:
-                    if len(rows(out)) >= kill_at:
-                        break
-                except sqlite3.OperationalError:
-                    pass
-                time.sleep(0.01)
+            wait_for_rows(out, kill_at, proc, timeout=120)  # polled, not spun: the child needs the cores
         finally:
             proc.kill()  # SIGKILL, the point of the test (and no child left behind when an assert fails)
         proc.wait()
