@@ -25,6 +25,9 @@ from repo import OWN, own_names
 from eacps import Condition, Generated, Generator, Recipe, Scorer, Status, Strategy, StrategyError, hookimpl
 from eacps.executor import InlineExecutor
 from eacps.plugins import build_registry
+from eacps.strategies.best_of_n import BestOfN
+from eacps.strategies.multi_fidelity import MultiFidelity
+from eacps.strategies.tree_search import TreeSearch
 from eacps.testing import (
     ExecutorConformance,
     GeneratorCase,
@@ -101,6 +104,64 @@ class _QuitsEarly(Strategy):
         return {"bored": True} if self.asked >= 5 and not self.pending else {}
 
 
+class _PlansInStop(Strategy):
+    name = "bad-plans-in-stop"
+
+    def __init__(self, params=None, *, budget=20, seed=0):
+        super().__init__(params, budget=budget, seed=seed)
+        self.queue: list[Recipe] = []
+
+    def _ask(self, n):
+        out, self.queue = self.queue[:n], self.queue[n:]
+        return out
+
+    def _stop(self):  # plans the next recipe: each extra call draws another seed
+        if self.asked + len(self.queue) < self.budget:
+            self.queue += self.fresh_seeds(1)
+        return {}
+
+
+class _StopsDrawHiddenSeeds(Strategy):
+    name = "bad-hidden-draws"
+
+    def __init__(self, params=None, *, budget=20, seed=0):
+        super().__init__(params, budget=budget, seed=seed)
+        self.rng = random.Random(seed)  # another library's object: the state snapshot sees only its type
+
+    def _ask(self, n):
+        return [Recipe.from_seed(self.rng.randrange(2**32)) for _ in range(n)]
+
+    def _stop(self):  # each call moves the stream the asks draw from: caught by the twin that never calls stop()
+        self.rng.random()
+        return {}
+
+
+class _CountsStops(BestOfN):
+    name = "bad-counts-stops"
+
+    def __init__(self, params=None, *, budget=20, seed=0):
+        super().__init__(params, budget=budget, seed=seed)
+        self.stops = 0
+
+    def _stop(self):  # the asks do not change, the state does
+        self.stops += 1
+        return {}
+
+
+class _PlanningMultiFidelity(MultiFidelity):
+    def _stop(self):  # multi-fidelity before issue 20: stop() planned the next rung
+        if self.full_steps is not None:
+            self._next_rung()
+        return super()._stop()
+
+
+class _PlanningTreeSearch(TreeSearch):
+    def _stop(self):  # tree-search before issue 20: stop() placed the levels
+        if not self.points:
+            self.points = self.schedule_steps(self.params.levels)
+        return super()._stop()
+
+
 KWARGS = {"test_respects_budget_with_any_batch_size": {"batch": 3}, "test_handles_failed_candidates":
           {"status": Status.FAILED}}
 
@@ -115,6 +176,11 @@ KWARGS = {"test_respects_budget_with_any_batch_size": {"batch": 3}, "test_handle
         (_QuitsEarly, "test_respects_budget_with_any_batch_size"),
         (_QuitsEarly, "test_uses_the_whole_budget_or_says_why"),
         (_QuitsEarly, "test_handles_failed_candidates"),
+        (_PlansInStop, "test_stop_is_a_pure_read"),
+        (_StopsDrawHiddenSeeds, "test_stop_is_a_pure_read"),
+        (_CountsStops, "test_stop_is_a_pure_read"),
+        (_PlanningMultiFidelity, "test_stop_is_a_pure_read"),
+        (_PlanningTreeSearch, "test_stop_is_a_pure_read"),
     ],
 )
 def test_suite_catches_broken_strategies(cls: type[Strategy], check: str) -> None:

@@ -73,6 +73,7 @@ __all__ = [
     "noise_digest",
     "path_noise",
     "replay",
+    "state_snapshot",
 ]
 
 NOISE_SHAPE = (1, 1, 4, 4)
@@ -359,6 +360,49 @@ class StrategyConformance:
         for r in asked:
             assert Recipe.from_json(r.key) == r
 
+    # -- stop() reads, never plans -------------------------------------------------------------
+    def test_stop_is_a_pure_read(self, make_strategy: StrategyFactory) -> None:
+        """Calling ``stop()`` any number of times between a tell and the next ask changes nothing: the same
+        reasons each time, the strategy's state unchanged (:func:`state_snapshot`), and the same asks, round by
+        round, as a twin that never calls ``stop()`` (planning belongs to ask and tell)."""
+        objective = fake_objective(0.2)
+        for n, rng_seed in ((3, None), (4, 9)):
+            a, twin = self._new(make_strategy, 12), self._new(make_strategy, 12)
+            ahead = bool(getattr(a, "ask_ahead", False))
+            rng = np.random.default_rng(rng_seed) if rng_seed is not None and ahead else None
+            pending: list[Recipe] = []
+            for _ in range(10_000):
+                before = state_snapshot(a)
+                first = a.stop()
+                for extra in range(2):
+                    again = a.stop()
+                    assert again == first, f"stop() gave {first}, then {again} (call {extra + 2}) with nothing between"
+                changed = _first_change(before, state_snapshot(a))
+                assert changed is None, f"{a.name}: stop() changed the strategy's state ({changed}): stop() must " \
+                                        "only read; plan the next stage in ask or tell"
+                if first and not pending:
+                    break
+                batch, twin_batch = list(a.ask(n)), list(twin.ask(n))
+                assert [r.key for r in batch] == [r.key for r in twin_batch], (
+                    f"{a.name} asked {[r.key for r in batch]} after calls to stop(), {[r.key for r in twin_batch]} "
+                    "without them: stop() changed what ask returns")
+                pending += batch
+                if not pending:
+                    assert first or a.stop(), "ask returned [] with no pending recipe and no stop reason"
+                    break
+                if rng is None:
+                    told, pending = pending, []
+                else:
+                    k = int(rng.integers(1, len(pending) + 1))
+                    told, pending = pending[:k], pending[k:]
+                results = [objective(r) for r in told]
+                a.tell(results)
+                twin.tell(results)
+            else:
+                raise AssertionError("the search did not finish in 10000 rounds")
+            assert a.stop() == twin.stop(), f"stop() says {a.stop()} after extra calls, {twin.stop()} without them"
+            assert a.asked == twin.asked and [r.recipe for r in a.history] == [r.recipe for r in twin.history]
+
     # -- duplicates ---------------------------------------------------------------------------
     def test_never_proposes_the_same_noise_twice(self, make_strategy: StrategyFactory) -> None:
         objective = fake_objective(0.3, ties=True)  # many ties and failures: easy to fall into repeats
@@ -366,6 +410,64 @@ class StrategyConformance:
         assert len({r.key for r in asked}) == len(asked), "a recipe was proposed twice"
         digests = [noise_digest(r) for r in asked]
         assert len(set(digests)) == len(digests), "two different recipes make the same noise (at the same steps)"
+
+
+def state_snapshot(obj: Any, *, own: Sequence[str] = ()) -> Any:
+    """A comparable picture of ``obj``'s state: its attributes, recursively through containers, dataclasses,
+    pydantic models, numpy arrays and random generators (their bit-generator state), tensors and objects of
+    ``eacps`` (or of a package in ``own``, default: ``obj``'s own package); objects of other libraries (an optuna
+    study, a nevergrad optimizer) count by their type only. Cycles (a tree's parent links) are followed once."""
+    roots = {"eacps", type(obj).__module__.split(".")[0], *own}
+    seen: dict[int, int] = {}
+
+    def walk(x: Any) -> Any:
+        if x is None or isinstance(x, bool | int | float | str | bytes):
+            return x
+        if isinstance(x, np.ndarray):
+            return ("ndarray", x.shape, str(x.dtype), x.tobytes())
+        if isinstance(x, torch.Tensor):
+            return ("tensor", tuple(x.shape), str(x.dtype), x.detach().cpu().contiguous().view(-1).tolist())
+        if isinstance(x, np.random.Generator):
+            return ("rng", json.dumps(x.bit_generator.state, sort_keys=True, default=str))
+        if isinstance(x, np.generic):
+            return x.item()
+        if id(x) in seen:
+            return ("seen", seen[id(x)])
+        seen[id(x)] = len(seen)
+        if isinstance(x, dict):
+            return ("dict", [(walk(k), walk(v)) for k, v in x.items()])
+        if isinstance(x, list | tuple) or type(x).__name__ == "deque":
+            return (type(x).__name__, [walk(v) for v in x])
+        if isinstance(x, set | frozenset):
+            return ("set", sorted((walk(v) for v in x), key=repr))
+        if hasattr(x, "model_dump") and hasattr(type(x), "model_fields"):
+            return (type(x).__name__, x.model_dump(mode="json"))
+        if type(x).__module__.split(".")[0] not in roots:
+            return ("foreign", type(x).__qualname__)
+        if hasattr(x, "__dataclass_fields__"):
+            return (type(x).__qualname__, [(f, walk(getattr(x, f))) for f in x.__dataclass_fields__])
+        attrs = getattr(x, "__dict__", None)
+        if attrs is None:
+            return ("opaque", type(x).__qualname__, repr(x))
+        return (type(x).__qualname__, [(k, walk(v)) for k, v in attrs.items()])
+
+    return walk(obj)
+
+
+def _first_change(a: Any, b: Any, where: str = "") -> str | None:
+    """Where two :func:`state_snapshot` pictures first differ (None: equal)."""
+    if a == b:
+        return None
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 2 and isinstance(a[1], list) \
+            and isinstance(b[1], list) and a[0] == b[0]:
+        if len(a[1]) != len(b[1]):
+            return f"{where or 'the strategy'}: {len(a[1])} entries, then {len(b[1])}"
+        for i, (x, y) in enumerate(zip(a[1], b[1], strict=True)):
+            label = x[0] if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) and x[0] == y[0] else i
+            if (got := _first_change(x[1] if label != i else x, y[1] if label != i else y,
+                                     f"{where}.{label}" if where else str(label))) is not None:
+                return got
+    return where or "the strategy"
 
 
 # ================================================================================================

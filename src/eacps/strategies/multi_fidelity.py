@@ -100,7 +100,8 @@ class MultiFidelity(Strategy):
         return self.points[rung] if rung < len(self.points) - 1 else None
 
     def _next_rung(self) -> None:
-        """When a rung is complete, queue the next one (what no longer fits ends the plan)."""
+        """When a rung is complete, queue the next one (what no longer fits ends the plan). Run at every ask and
+        after every tell, so ``stop()`` only reads the plan's state."""
         if not self.sizes:
             self._plan()
         self._fill(1)
@@ -137,10 +138,9 @@ class MultiFidelity(Strategy):
         for r in results:
             u = r.recipe.until
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
+        self._next_rung()
 
     def _stop(self) -> dict[str, Any]:
-        if self.full_steps is not None:
-            self._next_rung()
         done = bool(self.sizes) and self.rung + 1 >= len(self.sizes) and not self.queue and not self.pending
         return {"plan": self.sizes} if done and self.steps_left > 0 else {}
 

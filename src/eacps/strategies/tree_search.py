@@ -130,8 +130,6 @@ class TreeSearch(Strategy):
     def _next(self, left: int) -> Node | None:
         """The node to grow next, if its child fits in ``left`` steps. Anytime: until a leaf exists, a child that
         could not be finished with what would be left gives way to finishing the deepest best node."""
-        if not self.points:
-            self.points = self.schedule_steps(self.params.levels)
         node = self._select()
         if node is not None and not self._finished_any():
             depth = node.depth + 1
@@ -168,6 +166,8 @@ class TreeSearch(Strategy):
         return out
 
     def _ask(self, n: int) -> list[Recipe]:
+        if not self.points:  # the levels need T: placed at the first ask (after ``bind``)
+            self.points = self.schedule_steps(self.params.levels)
         if not self.queue and not self.pending:
             self.queue = self._wave()
         out, self.queue = self.queue[:n], self.queue[n:]
@@ -181,7 +181,9 @@ class TreeSearch(Strategy):
             node.backup(self.params.backup)
 
     def _stop(self) -> dict[str, Any]:
-        if self.queue or self.pending or self.steps_left <= 0 or self._next(self.steps_left) is not None:
+        """A pure read: nothing asked yet, or a node that can still grow, is no reason to stop."""
+        if not self.points or self.queue or self.pending or self.steps_left <= 0 or \
+                self._next(self.steps_left) is not None:
             return {}
         return {"tree": "nothing left to grow within the budget"}
 
