@@ -20,6 +20,7 @@ from eacps.config import (
     check_conditions,
     check_fields,
     create,
+    inner_strategy,
     load_config,
     search_section,
     stored_difference,
@@ -47,7 +48,8 @@ def make_strategy(strategy: str | type[Strategy] | Strategy, params: dict[str, A
     if isinstance(strategy, str):
         return create("strategy", strategy, params, section="search", field="strategy", budget=budget, seed=seed)
     p = validate_params(strategy.Params, params or {}, "search.params")
-    return strategy(p, budget=budget, seed=seed)
+    return strategy(p, budget=budget, seed=seed, **inner_strategy(strategy, p, section="search", budget=budget,
+                                                                  seed=seed))
 
 
 def check_compatible(strategy: Strategy, generator: Generator, where: str = "search.strategy") -> None:

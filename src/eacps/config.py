@@ -17,14 +17,10 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from eacps import plugins
 from eacps.cost import CostConfig
-from eacps.errors import one_line
+from eacps.errors import ConfigError, one_line
 from eacps.params import MAX_BUDGET, Params, StrictNumbers
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
 from eacps.types import Condition
-
-
-class ConfigError(ValueError):
-    """A configuration error, already formatted as one line."""
 
 
 #: deeper nesting than this is refused (a config is a few tables deep; tomllib recurses per level)
@@ -128,6 +124,8 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
     p = validate_params(cls.Params, params or {}, f"{section}.params" if section else "params")
     if isinstance(getattr(p, "device", None), str):
         check_device(p.device, f"{section}.params.device" if section else "params.device")
+    if kind == "strategy":
+        kw = {**kw, **inner_strategy(cls, p, section=section, budget=kw["budget"], seed=kw.get("seed", 0))}
     try:
         return cls(p, **kw)
     except ConfigError as exc:  # names a field relative to this entry ("params.strategy: ..."): prefix the entry
@@ -136,6 +134,18 @@ def create(kind: plugins.Kind, name: str, params: dict[str, Any] | None = None, 
         raise ConfigError(f"{where}: {one_line(str(exc))}") from None
     except Exception as exc:  # a plugin's constructor failing in any way is a problem of this config entry
         raise ConfigError(f"{where}: {name} cannot be created: {one_line(exc)}") from None
+
+
+def inner_strategy(cls: type, params: Any, *, section: str = "", budget: int, seed: int = 0) -> dict[str, Any]:
+    """``{"inner": strategy}`` for a strategy class that wraps another (its ``inner_entry(params)`` names the
+    wrapped strategy and its params, as ``adaptive`` does): built here like any entry, its fields named under
+    ``{section}.params``; ``{}`` for any other class."""
+    entry = getattr(cls, "inner_entry", None)
+    if entry is None:
+        return {}
+    name, inner_params = entry(params)
+    return {"inner": create("strategy", name, inner_params, section=f"{section}.params" if section else "params",
+                            field="strategy", budget=budget, seed=seed)}
 
 
 def check_device(device: str, where: str) -> None:

@@ -20,6 +20,10 @@ def one_line(exc: BaseException | str, limit: int = LINE_LIMIT) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
+class ConfigError(ValueError):
+    """A configuration error, already formatted as one line (``eacps.config.ConfigError``: the same class)."""
+
+
 class CallTimeout(TimeoutError):
     """A plugin call did not return within its time limit."""
 

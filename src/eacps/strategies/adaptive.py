@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from eacps import plugins
-from eacps.config import ConfigError, validate_params
+from eacps.errors import ConfigError
 from eacps.hookspecs import hookimpl
 from eacps.params import Params
 from eacps.recipe import Recipe
+from eacps.strategies.best_of_n import BestOfN
 from eacps.strategy import Strategy
 from eacps.types import Result
 
@@ -32,26 +32,38 @@ class AdaptiveParams(Params):
 
 
 class Adaptive(Strategy):
+    """The stop rule around ``inner``, the wrapped strategy, built by whoever builds strategies by name (a config,
+    ``eacps.make_strategy``: see ``inner_entry``); without ``inner``, the default ``best-of-n``."""
+
     name = "adaptive"
     Params = AdaptiveParams
 
-    def __init__(self, params: AdaptiveParams | None = None, *, budget: int = 20, seed: int = 0) -> None:
+    def __init__(self, params: AdaptiveParams | None = None, *, budget: int = 20, seed: int = 0,
+                 inner: Strategy | None = None) -> None:
         super().__init__(params, budget=budget, seed=seed)
-        try:
-            cls = plugins.get("strategy", self.params.strategy)
-        except (plugins.UnknownPluginError, plugins.PluginLoadError) as exc:
-            raise ConfigError(f"params.strategy: {exc.args[0]}") from None
-        if cls is Adaptive:
+        p = self.params
+        if inner is None:
+            if p.strategy != BestOfN.name or p.params:
+                raise ValueError(f"adaptive wraps {p.strategy!r} (params.strategy): pass it built, as inner=, or "
+                                 "build adaptive by name (eacps.make_strategy('adaptive', params), a config)")
+            inner = BestOfN(budget=budget, seed=seed)
+        if inner.name != p.strategy:
+            raise ValueError(f"params.strategy is {p.strategy!r} but the inner strategy passed is {inner.name!r}")
+        if isinstance(inner, Adaptive):
             raise ConfigError("params.strategy: adaptive cannot wrap itself")
-        if cls.counts_steps:  # its budget is B·T steps and it needs bind(T); adaptive predicts per candidate
-            raise ConfigError(f"params.strategy: adaptive cannot wrap {cls.name!r}, which spends denoising steps "
+        if inner.counts_steps:  # its budget is B·T steps and it needs bind(T); adaptive predicts per candidate
+            raise ConfigError(f"params.strategy: adaptive cannot wrap {inner.name!r}, which spends denoising steps "
                               "on partial paths; wrap a strategy that asks whole candidates")
-        inner = validate_params(cls.Params, self.params.params, "params.params")  # one line, not a dump
-        try:
-            self.inner: Strategy = cls(inner, budget=budget, seed=seed)
-        except ConfigError as exc:  # a field of the inner entry, which sits under params
-            raise ConfigError(f"params.{exc}") from None
+        if inner.budget != self.budget:
+            raise ValueError(f"the inner strategy's budget is {inner.budget}, adaptive's {self.budget}: give both one")
+        self.inner = inner
         self.predicted_gain: float | None = None
+
+    @classmethod
+    def inner_entry(cls, params: AdaptiveParams) -> tuple[str, dict[str, Any]]:
+        """The wrapped strategy's registered name and params: what builds strategies by name builds it too and
+        passes it as ``inner`` (``eacps.config.inner_strategy``)."""
+        return params.strategy, params.params
 
     @property
     def requires(self) -> frozenset[str]:  # type: ignore[override]
