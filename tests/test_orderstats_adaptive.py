@@ -52,7 +52,7 @@ def test_adaptive_wraps_any_strategy_and_ignores_failures():
     s.tell([Result(r, Status.FAILED, None, reason="x") if i < 5 else Result(r, Status.OK, float(i))
             for i, r in enumerate(rs)])
     assert s.predicted_gain is None  # only 3 OK results: the rule waits for min_samples
-    with pytest.raises(ValueError, match="^params.strategy: adaptive cannot wrap itself"):
+    with pytest.raises(ValueError, match=r"^params\.strategy: adaptive cannot wrap itself"):
         Adaptive(AdaptiveParams(strategy="adaptive"), budget=8, inner=Adaptive(budget=8))
 
 
@@ -76,7 +76,7 @@ def test_adaptive_receives_its_inner_strategy_built():
     assert Adaptive(budget=5).inner.name == "best-of-n"  # the default needs no builder
     with pytest.raises(ValueError, match=r"adaptive wraps 'eacps' \(params.strategy\): pass it built, as inner="):
         Adaptive(AdaptiveParams(strategy="eacps"), budget=8)
-    with pytest.raises(ValueError, match="params.strategy is 'best-of-n' but the inner strategy passed is 'eacps'"):
+    with pytest.raises(ValueError, match=r"params\.strategy is 'best-of-n' but the inner strategy passed is 'eacps'"):
         Adaptive(budget=8, inner=EACPS(budget=8))
     with pytest.raises(ValueError, match="budget is 9, adaptive's 8"):
         Adaptive(AdaptiveParams(strategy="eacps"), budget=8, inner=EACPS(budget=9))

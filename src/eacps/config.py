@@ -22,7 +22,6 @@ from eacps.params import MAX_BUDGET, Params, StrictNumbers
 from eacps.potential import REFERENCE_WEIGHTS, Criterion, CriterionConfig, Potential
 from eacps.types import Condition
 
-
 #: deeper nesting than this is refused (a config is a few tables deep; tomllib recurses per level)
 MAX_DEPTH = 32
 #: values shaped like API keys or tokens (OpenAI/Anthropic ``sk-``, Hugging Face ``hf_``, GitHub, AWS, Slack,
