@@ -654,6 +654,12 @@ class GeneratorCase:
     runtime: Mapping[str, Any] = field(default_factory=dict)
     #: a reduced fidelity (denoising steps) to try; None: skip
     preview_steps: int | None = None
+    #: stepping generators: largest pixel difference allowed between start -> advance (at once or in pieces) ->
+    #: decode and ``generate`` of the same batch; 0: bit for bit (what an exact stepper gives)
+    stepping_tolerance: float = 0.0
+    #: stepping generators that keep a cache of their own between calls (noise streams, encoded prompts): drops it,
+    #: and the suite checks that what it computes after a drop equals what it computed with the cache warm
+    forget: Callable[[Generator], None] | None = None
 
 
 def _images(outs: Sequence[Generated], n: int) -> list[np.ndarray]:
@@ -816,7 +822,8 @@ class GeneratorConformance:
         return gen
 
     def test_stepping_composes_generate(self, generator_case: GeneratorCase) -> None:
-        """start -> advance(T) -> decode is ``generate`` (within the case's batch tolerance)."""
+        """start -> advance -> decode is ``generate``, advancing at once and in uneven pieces (1, k, k+1, T-1, T),
+        within ``stepping_tolerance`` (default: bit for bit)."""
         case = generator_case
         gen = self._stepper(case)
         recipes = self._recipes(case)
@@ -825,11 +832,17 @@ class GeneratorConformance:
         assert (traj.step, traj.total, len(traj), traj.x0) == (0, total, len(recipes), None), \
             f"start() returned step {traj.step} of {traj.total} for {len(traj)} states (x0 {type(traj.x0).__name__})"
         direct = _images(gen.generate(recipes, case.condition), len(recipes))
-        done = gen.advance(traj, case.condition, total)
-        stepwise = _images(gen.decode(done.latents, case.condition), len(recipes))
-        for r, x, y in zip(recipes, direct, stepwise, strict=True):
-            gap = float(np.abs(x - y).max())
-            assert gap <= case.tolerance, f"{r.key}: start/advance/decode differs from generate by {gap}"
+        cuts = sorted({1, max(1, total // 3), min(total, total // 3 + 1), max(1, total - 1), total})
+        pieces = traj
+        for until in cuts:
+            pieces = gen.advance(pieces, case.condition, until)
+        for how, done in (("at once", gen.advance(traj, case.condition, total)), (f"in pieces {cuts}", pieces)):
+            stepwise = _images(gen.decode(done.latents, case.condition), len(recipes))
+            for r, x, y in zip(recipes, direct, stepwise, strict=True):
+                gap = float(np.abs(x - y).max())
+                assert gap <= case.stepping_tolerance, (
+                    f"{r.key}: start, advance {how}, decode differs from generate by {gap} (stepping_tolerance "
+                    f"{case.stepping_tolerance})")
 
     def test_stepping_advance_in_pieces(self, generator_case: GeneratorCase) -> None:
         """Advancing 0 -> 1 -> T/2 -> T is advancing 0 -> T, bit for bit (advance starts at ``traj.step``)."""
@@ -877,8 +890,9 @@ class GeneratorConformance:
 
     def test_stepping_previews(self, generator_case: GeneratorCase) -> None:
         """After k < T model calls the clean prediction x0 is not the noisy state, and a preview (``until=k``) is
-        the decoded x0, through ``generate_paths`` and through ``generate``."""
-        from eacps.stepping import StateCache, generate_paths
+        the decoded x0, through ``generate_paths`` and through ``generate``; a branched preview is the decoded x0
+        of its path computed by hand from the generator's own pieces."""
+        from eacps.stepping import StateCache, generate_paths, renoise
 
         case = generator_case
         gen = self._stepper(case)
@@ -896,22 +910,95 @@ class GeneratorConformance:
         assert np.array_equal(via_paths, decoded), f"the preview {preview.key} is not decode(x0) at step {k}"
         gap = float(np.abs(via_generate - decoded).max())
         assert gap <= case.tolerance, f"generate() of the preview {preview.key} is not decode(x0) (by {gap})"
+        # a branched preview: the generator's own pieces, by hand (start, advance, renoise by its marginal, advance)
+        j = max(1, k // 2)
+        branched = root.branch(j, 0.7, 5).with_until(k)
+        by_hand = gen.advance(gen.start([root], case.condition), case.condition, j)
+        by_hand = renoise(by_hand, gen.marginal(by_hand), branched.branches)
+        by_hand = gen.advance(by_hand, case.condition, k)
+        (decoded,) = _images(gen.decode(by_hand.x0, case.condition), 1)  # type: ignore[arg-type]
+        (via_paths,) = _images(generate_paths(gen, [branched], case.condition, cache=StateCache()), 1)
+        assert np.array_equal(via_paths, decoded), f"the branched preview {branched.key} is not decode(x0) of its path"
+
+    def _branched(self, case: GeneratorCase, total: int) -> list[Recipe]:
+        """The mixed batch of :meth:`_paths` and a path with two branches (nested: the second on the first's path)."""
+        a = Recipe.from_seed(case.seeds[0])
+        nested = a.branch(max(1, total // 3), 0.8, 103).branch(max(1, total // 3) + 1, 1.2, 104) \
+            if total >= 3 else a.branch(1, 0.8, 103)
+        return [*self._paths(case, total), nested]
 
     def test_stepping_branches(self, generator_case: GeneratorCase) -> None:
-        """Branched paths regenerate bit-identically (fresh instance and cache) and change the image (that
-        ``generate`` computes them too: :meth:`test_path_recipes_are_followed_or_refused`)."""
+        """Branched paths (nested ones too) are reproducible from their recipes: computed twice, by a fresh instance,
+        and from their JSON keys, bit for bit; and a branch changes the image (that ``generate`` computes them
+        too: :meth:`test_path_recipes_are_followed_or_refused`)."""
         from eacps.stepping import StateCache, generate_paths
 
         case = generator_case
         gen = self._stepper(case)
-        paths = self._paths(case, gen.default_steps)
+        paths = self._branched(case, gen.default_steps)
         ref = _images(generate_paths(gen, paths, case.condition, cache=StateCache()), len(paths))
-        again = _images(generate_paths(case.make(), paths, case.condition, cache=StateCache()), len(paths))
-        for r, x, y in zip(paths, ref, again, strict=True):
-            assert np.array_equal(x, y), f"{r.key} regenerated differently (fresh instance and cache)"
+        twice = _images(generate_paths(gen, paths, case.condition, cache=StateCache()), len(paths))
+        fresh = _images(generate_paths(case.make(), paths, case.condition, cache=StateCache()), len(paths))
+        keys = [Recipe.from_json(r.key) for r in paths]
+        from_keys = _images(generate_paths(case.make(), keys, case.condition, cache=StateCache()), len(paths))
+        for how, other in (("computed twice", twice), ("by a fresh instance", fresh), ("from its key", from_keys)):
+            for r, x, y in zip(paths, ref, other, strict=True):
+                assert np.array_equal(x, y), f"{r.key} regenerated differently ({how}): max diff {np.abs(x - y).max()}"
         (plain,) = _images(gen.generate([paths[0].root], case.condition), 1)
         assert not np.array_equal(ref[0], plain), f"the branch of {paths[0].key} does not change the image"
         assert not np.array_equal(ref[0], ref[1]), "two branch seeds gave the same image"
+        assert not np.array_equal(ref[-1], plain), f"the branches of {paths[-1].key} do not change the image"
+
+    def test_stepping_cache_hit_equals_miss(self, generator_case: GeneratorCase) -> None:
+        """A path continued from a cached state (``eacps.stepping.StateCache``, after other paths ran to the end)
+        is the path computed from step 0, bit for bit; and, for a generator with a cache of its own
+        (``GeneratorCase.forget``), what it computes after dropping that cache is what it computed with it warm."""
+        from eacps.stepping import StateCache, generate_paths
+
+        case = generator_case
+        gen = self._stepper(case)
+        total = gen.default_steps
+        k = max(1, total // 2)
+        a, b = (Recipe.from_seed(s) for s in case.seeds[:2])
+        cache = _counting_cache()
+        generate_paths(gen, [a.with_until(k), b], case.condition, cache=cache)  # a stops at k; b runs to the end
+        later = [a.branch(k, 0.9, 7), a, a.with_until(k)]
+        hits = cache.hits
+        hit = _images(generate_paths(gen, later, case.condition, cache=cache), len(later))
+        assert cache.hits > hits, "generate_paths found no cached state to continue from"
+        miss = _images(generate_paths(case.make(), later, case.condition, cache=StateCache()), len(later))
+        for r, x, y in zip(later, hit, miss, strict=True):
+            assert np.array_equal(x, y), (
+                f"{r.key} continued from a cached state differs from the path computed from step 0 by "
+                f"{np.abs(x - y).max()}: advance and marginal must read the trajectory, not what the generator "
+                "did last")
+        if case.forget is None:
+            return
+        part = gen.advance(gen.start([a, b], case.condition), case.condition, k)
+        warm = gen.advance(part, case.condition, total)
+        case.forget(gen)
+        cold = gen.advance(part, case.condition, total)
+        assert torch.equal(warm.latents, cold.latents), "continuing a trajectory after forget() differs from " \
+                                                        "continuing it with the generator's cache warm"
+        case.forget(gen)
+        again = _images(generate_paths(gen, later, case.condition, cache=StateCache()), len(later))
+        for r, x, y in zip(later, miss, again, strict=True):
+            assert np.array_equal(x, y), f"{r.key} differs after forget() (by {np.abs(x - y).max()})"
+
+
+def _counting_cache() -> Any:
+    """A ``StateCache`` that counts the states it hands back (``hits``); ``eacps.stepping`` is imported on use."""
+    from eacps.stepping import StateCache
+
+    class CountingCache(StateCache):
+        hits = 0
+
+        def get(self, key: str) -> Any:
+            got = super().get(key)
+            self.hits += got is not None
+            return got
+
+    return CountingCache()
 
 
 def _steps(gen: Generator) -> bool:
