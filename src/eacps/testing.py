@@ -34,7 +34,8 @@ The strategy suite's objective is a fast numpy function of the candidate's noise
 :class:`eacps.Strategy`: the budget is respected exactly (or the search says why it stopped early, with a
 reason the test module declared), asks are deterministic under a seed and do not depend on how the engine
 batches asks and tells (ask-ahead), failed candidates are handled and never best, a fresh instance replaying
-stored results asks the same recipes (resume), and no candidate noise is proposed twice.
+stored results asks the same recipes (resume), no candidate noise is proposed twice, and ``stop()`` is a pure
+read (calling it again changes neither its answer, the strategy's state nor the next asks).
 """
 
 from __future__ import annotations
@@ -685,10 +686,12 @@ class GeneratorConformance:
     ``noises()``: a pCN child differs from its parent and the same noise gives the same image; one that does
     not refuses them in ``check`` before any compute); ``steps=None`` is ``default_steps``;
     ``settings()``/fingerprint follow the params; path recipes are computed exactly or refused; and, for
-    generators that declare stepping, the stepping section (``test_stepping_*``): start -> advance -> decode is
-    ``generate``, advancing in pieces is advancing at once (bit for bit), ``marginal`` follows a denoising
-    schedule and implies unit-scale noise, the clean prediction is not the noisy state and a preview is its
-    decoding, and branched paths regenerate exactly and are honoured by ``generate``.
+    generators that declare stepping, the stepping section (``test_stepping_*``): start -> advance (at once and in
+    uneven pieces) -> decode is ``generate`` (bit for bit unless ``stepping_tolerance``), advancing in pieces is
+    advancing at once (bit for bit), ``marginal`` follows a denoising schedule and implies unit-scale noise, the
+    clean prediction is not the noisy state and a preview (branched or not) is its decoding, branched paths
+    (nested too) regenerate exactly from their recipes and are honoured by ``generate``, and a path continued from
+    a cached state is the path computed from step 0 (with ``forget``: the generator's own cache dropped too).
     """
 
     def _recipes(self, case: GeneratorCase) -> list[Recipe]:
