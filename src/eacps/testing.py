@@ -914,6 +914,9 @@ class GeneratorConformance:
         gap = float(np.abs(via_generate - decoded).max())
         assert gap <= case.tolerance, f"generate() of the preview {preview.key} is not decode(x0) (by {gap})"
         # a branched preview: the generator's own pieces, by hand (start, advance, renoise by its marginal, advance)
+        if gen.default_steps < 3:
+            return  # no step left between a branch and a preview before the end
+        k = max(2, k)
         j = max(1, k // 2)
         branched = root.branch(j, 0.7, 5).with_until(k)
         by_hand = gen.advance(gen.start([root], case.condition), case.condition, j)
@@ -954,8 +957,9 @@ class GeneratorConformance:
 
     def test_stepping_cache_hit_equals_miss(self, generator_case: GeneratorCase) -> None:
         """A path continued from a cached state (``eacps.stepping.StateCache``, after other paths ran to the end)
-        is the path computed from step 0, bit for bit; and, for a generator with a cache of its own
-        (``GeneratorCase.forget``), what it computes after dropping that cache is what it computed with it warm."""
+        is the path computed from step 0 (within the batch tolerance: the two are computed in other batches); and,
+        for a generator with a cache of its own (``GeneratorCase.forget``), what it computes after dropping that
+        cache is what it computed with it warm."""
         from eacps.stepping import StateCache, generate_paths
 
         case = generator_case
@@ -970,11 +974,11 @@ class GeneratorConformance:
         hit = _images(generate_paths(gen, later, case.condition, cache=cache), len(later))
         assert cache.hits > hits, "generate_paths found no cached state to continue from"
         miss = _images(generate_paths(case.make(), later, case.condition, cache=StateCache()), len(later))
-        for r, x, y in zip(later, hit, miss, strict=True):
-            assert np.array_equal(x, y), (
-                f"{r.key} continued from a cached state differs from the path computed from step 0 by "
-                f"{np.abs(x - y).max()}: advance and marginal must read the trajectory, not what the generator "
-                "did last")
+        for r, x, y in zip(later, hit, miss, strict=True):  # the same paths, other batches: the batch tolerance
+            gap = float(np.abs(x - y).max())
+            assert gap <= case.tolerance, (
+                f"{r.key} continued from a cached state differs from the path computed from step 0 by {gap} > "
+                f"{case.tolerance}: advance and marginal must read the trajectory, not what the generator did last")
         if case.forget is None:
             return
         part = gen.advance(gen.start([a, b], case.condition), case.condition, k)
