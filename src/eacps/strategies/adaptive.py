@@ -32,8 +32,7 @@ class AdaptiveParams(Params):
 
 
 class Adaptive(Strategy):
-    """The stop rule around ``inner``, the wrapped strategy, built by whoever builds strategies by name (a config,
-    ``eacps.make_strategy``: see ``inner_entry``); without ``inner``, the default ``best-of-n``."""
+    """A stop rule around ``inner``, built by whoever builds strategies by name (default: ``best-of-n``)."""
 
     name = "adaptive"
     Params = AdaptiveParams
