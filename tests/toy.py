@@ -66,9 +66,9 @@ class ToyGenerator(Generator):
         return k / total, 1.0 - k / total
 
     def start(self, recipes, condition, *, steps=None):
-        from eacps.stepping import Trajectory
+        from eacps.trajectory import Trajectory
 
-        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps)
+        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps, tuple(recipes))
 
     def model_call(self, x, k: int, total: int):
         """One denoising step from x_k: (x_{k+1}, the clean prediction x0)."""
@@ -80,13 +80,11 @@ class ToyGenerator(Generator):
         return a1 * x0 + b1 * z, x0
 
     def advance(self, traj, condition, until):
-        from eacps.stepping import Trajectory
-
         self.calls += 1
         x, x0 = traj.latents, traj.x0
         for k in range(traj.step, until):
             x, x0 = self.model_call(x, k, traj.total)
-        return Trajectory(x, x0, until, traj.total)
+        return traj.moved(x, x0, until)
 
     def decode(self, latents, condition):
         self.generated += len(latents)

@@ -12,7 +12,8 @@ import torch
 
 from eacps.params import NoParams, Params
 from eacps.recipe import Recipe
-from eacps.stepping import Trajectory, generate_paths
+from eacps.stepping import generate_paths
+from eacps.trajectory import Trajectory
 from eacps.types import Condition, Generated
 
 
@@ -104,11 +105,13 @@ class Generator(ABC):
 
     # -- stepping (only when ``supports_stepping``; see eacps.stepping) ------------------------------
     def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:
-        """The initial states of ``recipes`` (step 0 of a ``steps``-call schedule): what ``generate`` starts from."""
+        """The initial states of ``recipes`` (step 0 of a ``steps``-call schedule): what ``generate`` starts from;
+        ``Trajectory(latents, None, 0, steps, tuple(recipes))``, each row's origin its recipe."""
         raise NotImplementedError(f"generator {self.name!r} cannot step")
 
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
-        """Model calls ``traj.step .. until - 1`` for the whole batch; ``x0`` = the last call's clean prediction."""
+        """Model calls ``traj.step .. until - 1`` for the whole batch; ``x0`` = the last call's clean prediction.
+        Returns ``traj.moved(latents, x0, until)``: the same rows, each keeping its origin."""
         raise NotImplementedError(f"generator {self.name!r} cannot step")
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:

@@ -97,11 +97,11 @@ _MARGINAL = (0.5, 0.5)
 def path_noise(recipe: Recipe) -> torch.Tensor:
     """The fake generator's latent at the end of ``recipe``'s path: its initial noise with every branch move
     applied (what ``eacps.stepping`` computes on the fake stepping generator)."""
-    from eacps.stepping import Trajectory, renoise
+    from eacps.trajectory import Trajectory, renoise
 
     z = recipe.noise(NOISE_SHAPE)
     for b in recipe.branches:
-        z = renoise(Trajectory(z, z, b.step, b.step + 1), _MARGINAL, [b]).latents
+        z = renoise(Trajectory(z, z, b.step, b.step + 1, (recipe,)), _MARGINAL, [b]).latents
     return z
 
 
@@ -1007,14 +1007,12 @@ class _NoiseGenerator(Generator):
         return self.generate_stepwise(recipes, condition, steps=steps)
 
     def start(self, recipes, condition, *, steps=None):
-        from eacps.stepping import Trajectory
+        from eacps.trajectory import Trajectory
 
-        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps)
+        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps, tuple(recipes))
 
     def advance(self, traj, condition, until):
-        from eacps.stepping import Trajectory
-
-        return Trajectory(traj.latents, traj.latents, until, traj.total)
+        return traj.moved(traj.latents, traj.latents, until)
 
     def decode(self, latents, condition):
         return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0))) for x in latents]

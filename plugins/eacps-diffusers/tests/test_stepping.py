@@ -14,7 +14,8 @@ from eacps_diffusers import DiffusersGenerator
 from eacps_diffusers.tiny import CALL_KWARGS, tiny_pipeline
 
 from eacps import Recipe, Status, capabilities
-from eacps.stepping import StateCache, Trajectory, generate_paths
+from eacps.stepping import StateCache, generate_paths
+from eacps.trajectory import Trajectory
 
 TOL = 1e-5
 STEPS, SIZE = 4, 32

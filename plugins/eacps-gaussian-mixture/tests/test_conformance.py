@@ -12,9 +12,10 @@ from eacps_gaussian_mixture.scorers import GMConsistency, GMIdentity, GMRealism
 
 from eacps import Condition, Recipe, Status
 from eacps.recipe import Branch
-from eacps.stepping import StateCache, generate_paths, renoise
+from eacps.stepping import StateCache, generate_paths
 from eacps.store import quantize
 from eacps.testing import GeneratorCase, GeneratorConformance, ScorerCase, ScorerConformance
+from eacps.trajectory import renoise
 
 TASK = tasks(4)[3]  # component 3 near the reference point of its reference_seed
 

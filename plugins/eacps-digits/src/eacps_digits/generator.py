@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
-from eacps.stepping import Trajectory
+from eacps.trajectory import Trajectory
 from eacps_digits.models import NULL_CLASS, load_unet, weights
 
 
@@ -92,7 +92,7 @@ class DigitsGenerator(Generator):
         if total < 1:
             raise ValueError(f"steps must be >= 1, got {total}")
         x = self.noises(recipes, condition).to(self._device, torch.float32)
-        return Trajectory(x * self._scheduler(total).init_noise_sigma, None, 0, total)
+        return Trajectory(x * self._scheduler(total).init_noise_sigma, None, 0, total, tuple(recipes))
 
     @torch.inference_mode()
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
@@ -114,7 +114,7 @@ class DigitsGenerator(Generator):
                 eps = uncond + guidance * (cond - uncond)
             out = sched.step(eps, t, x, eta=0.0)
             x, x0 = out.prev_sample, out.pred_original_sample
-        return Trajectory(x, x0, until, traj.total)
+        return traj.moved(x, x0, until)
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
         images = ((latents.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()

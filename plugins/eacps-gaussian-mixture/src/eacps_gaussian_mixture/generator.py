@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Recipe
-from eacps.stepping import Trajectory
+from eacps.trajectory import Trajectory
 from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, encode, mixture_of, mixture_spec
 
 
@@ -110,7 +110,7 @@ class GaussianMixtureGenerator(Generator):
         if total < 1:
             raise ValueError(f"steps must be >= 1, got {total}")
         x = self.noises(recipes, condition).to(self._device, torch.float64)
-        return Trajectory(x, None, 0, total)
+        return Trajectory(x, None, 0, total, tuple(recipes))
 
     @torch.inference_mode()
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
@@ -121,7 +121,7 @@ class GaussianMixtureGenerator(Generator):
         x, x0 = self.sample_flat(traj.latents.reshape(shape[0], -1).double(), label, traj.step, until, traj.total)
         if x0 is None:
             return traj
-        return Trajectory(x.reshape(shape), x0.reshape(shape), until, traj.total)
+        return traj.moved(x.reshape(shape), x0.reshape(shape), until)
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
         images = encode(latents, self.mixture).numpy()
