@@ -119,7 +119,7 @@ def test_stochastic_noise_is_per_trajectory_and_paths_regenerate_exactly(schedul
     alone = gen.advance(gen.start(RECIPES[1:2], condition), condition, STEPS)
     # a stream is (seed, model calls so far): replayed when its live generator state is no longer kept
     part = gen.advance(gen.start(RECIPES, condition), condition, 2)
-    gen.stepper.streams._live.clear()
+    gen.stepper.streams.clear()
     assert torch.equal(gen.advance(part, condition, STEPS).latents, batch.latents)
     # each trajectory's per-step noise comes from its own recipe, not from its place in the batch (another batch
     # composition rounds differently: 1.1e-4 on latents of magnitude ~10 seen under load; a wrong noise is O(1))

@@ -20,19 +20,7 @@ from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Recipe
 from eacps.trajectory import Trajectory
-from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, encode, mixture_of, mixture_spec
-
-
-def component_of(condition: Condition, k: int) -> int:
-    """``condition.class_label`` as a component index in 0..k-1, or a clear ValueError."""
-    label = condition.class_label
-    if label is None:
-        raise ValueError(f"condition {condition.id!r}: the gaussian-mixture testbed needs class_label "
-                         f"(a component, an int in 0..{k - 1})")
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) < k:
-        raise ValueError(f"condition {condition.id!r}: class_label must be an int in 0..{k - 1} (the mixture has "
-                         f"{k} components), got {label!r}")
-    return int(label)
+from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, component_of, encode, mixture_of, mixture_spec
 
 
 class GaussianMixtureParams(MixtureParams):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -32,8 +32,15 @@ from scipy import stats
 
 from eacps import Condition
 from eacps.store import quantize
-from eacps_gaussian_mixture.generator import GaussianMixtureGenerator, component_of
+from eacps_gaussian_mixture.mixture import Mixture, component_of
 from eacps_gaussian_mixture.scorers import _MixtureScorer
+
+
+class GaussianMixtureGenerator(Protocol):
+    """What the optimum needs of ``eacps_gaussian_mixture.generator.GaussianMixtureGenerator`` (which imports this
+    module on use: typing against the class would make an import cycle)."""
+
+    mixture: Mixture
 
 ALPHA = 1e-4
 POOL, STARTS, ITERS, LR = 256, 8, 150, 0.05
