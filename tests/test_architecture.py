@@ -252,5 +252,5 @@ def test_no_code_reads_another_objects_private_members():
 
 def test_the_private_check_sees_reads_on_other_objects(tmp_path):
     f = tmp_path / "m.py"
-    f.write_text("class A:\n    def f(self, other):\n        return self._a, other._b, self.gen._c, cls._d, x.__len__\n")
-    assert private_reads(f) == [(3, "other._b"), (3, "gen._c")]
+    f.write_text("class A:\n    def f(self, o):\n        return self._a, o._b, self.gen._c, cls._d, x.__len__\n")
+    assert private_reads(f) == [(3, "o._b"), (3, "gen._c")]

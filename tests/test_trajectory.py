@@ -5,8 +5,8 @@ or reorders them."""
 from __future__ import annotations
 
 import pytest
-import toy
 import torch
+import toy
 
 from eacps.recipe import Branch, Recipe
 from eacps.stepping import StateCache, generate_paths
