@@ -145,10 +145,10 @@ def import_graph(package: Path, *, lazy: bool) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets += [owner(a.name) for a in node.names]
             elif isinstance(node, ast.ImportFrom):
-                base = ".".join(here[: len(here) - node.level + 1] + [node.module or ""]).strip(".") if node.level \
-                    else node.module or ""
+                parent = here[: len(here) - node.level + 1] if node.level else []
+                base = ".".join([*parent, node.module or ""]).strip(".")
                 subs = [f"{base}.{a.name}" for a in node.names]
-                targets += [s for s in subs if s in mods] or [owner(base)]
+                targets += [s for s in subs if s in mods]
                 if any(s not in mods for s in subs):
                     targets.append(owner(base))
         graph[mod] = {t for t in targets if t is not None and t != mod}
