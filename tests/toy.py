@@ -54,9 +54,7 @@ class ToyGenerator(Generator):
     # pattern). Step k of T has the marginal x_k = a_k·x0 + b_k·eps with a_k = k/T, b_k = 1 - k/T; the model call at
     # step k predicts z = (x_k - a_k·MU)/(a_k·s + b_k), then x0 = MU + s·z, eps = z, and moves to
     # x_{k+1} = a_{k+1}·x0 + b_{k+1}·eps (DDIM): a plain path ends at MU + s·noise; a branch mixes other noise in.
-    @property
-    def supports_stepping(self) -> bool:
-        return bool(self.params.stepping)
+    supports_stepping = True  # as configured: ``stepping_problem`` says whether this instance steps
 
     def stepping_problem(self):
         return None if self.params.stepping else "generator 'toy' has no stepping capability (params.stepping)"

@@ -28,14 +28,16 @@ class Generator(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = NoParams
-    #: False for pipelines whose ``latents=`` is not the initial noise (img2img): seed-only recipes.
+    #: False for pipelines whose ``latents=`` is not the initial noise (img2img): seed-only recipes. A generator
+    #: whose support depends on the loaded model keeps it True and overrides ``noise_recipes_problem``.
     supports_noise_recipes: ClassVar[bool] = True
     #: True when the generator implements ``start``/``advance``/``decode``/``marginal`` (see ``eacps.stepping``):
     #: path recipes (branches, previews part way) and trajectory strategies need it. A generator whose support
     #: depends on the loaded model (e.g. the scheduler) overrides ``stepping_problem``.
     supports_stepping: ClassVar[bool] = False
-    #: images whose brightest pixel is at or below this are FILTERED as all black (before scoring)
-    black_level: ClassVar[float] = 1e-6
+    #: images whose brightest pixel is at or below this are FILTERED as all black (before scoring); a generator
+    #: may set it per instance (from its params)
+    black_level: float = 1e-6
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -79,8 +81,13 @@ class Generator(ABC):
     @property
     def capabilities(self) -> frozenset[str]:
         """What this generator offers strategies (``eacps.capabilities``); may depend on the loaded model."""
-        return frozenset({"noise_recipes"} if self.supports_noise_recipes else set()) | (
+        return frozenset({"noise_recipes"} if self.noise_recipes_problem() is None else set()) | (
             frozenset({"stepping"}) if self.stepping_problem() is None else frozenset())
+
+    def noise_recipes_problem(self) -> str | None:
+        """Why this generator takes seed-only recipes (None when it takes noise-space recipes too)."""
+        return None if self.supports_noise_recipes else (
+            f"generator {self.name!r} accepts seed-only recipes (its latents are not the initial noise)")
 
     def stepping_problem(self) -> str | None:
         """Why this generator cannot step (None when it can)."""
@@ -95,13 +102,9 @@ class Generator(ABC):
         for r in recipes:
             if r.is_path:
                 r.check_schedule(r.steps if r.steps is not None else self.default_steps)
-        if not self.supports_noise_recipes:
-            bad = [r.key for r in recipes if not r.is_seed_only]
-            if bad:
-                raise ValueError(
-                    f"generator {self.name!r} accepts seed-only recipes (its latents are not the "
-                    f"initial noise); got noise-space recipe(s) {bad[:3]}"
-                )
+        bad = [r.key for r in recipes if not r.is_seed_only]
+        if bad and (problem := self.noise_recipes_problem()) is not None:
+            raise ValueError(f"{problem}; got noise-space recipe(s) {bad[:3]}")
 
     # -- stepping (only when ``supports_stepping``; see eacps.stepping) ------------------------------
     def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:

@@ -167,7 +167,7 @@ def test_setups_that_cannot_step_are_refused_before_compute(family, params, why,
     calls = _count_model_calls(gen)
     problem = gen.stepping_problem()
     assert problem is not None and why in problem and "\n" not in problem
-    assert not gen.supports_stepping and "stepping" not in capabilities.offered(gen)
+    assert "stepping" not in gen.capabilities and "stepping" not in capabilities.offered(gen)
     with pytest.raises(ValueError, match="cannot step"):
         gen.check([Recipe.from_seed(1).branch(1, 0.5, 2)])
     with pytest.raises(ValueError, match="cannot step"):

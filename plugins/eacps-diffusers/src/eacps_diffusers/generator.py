@@ -158,6 +158,9 @@ class DiffusersGenerator(Generator):
 
     name = "diffusers"
     Params = DiffusersParams
+    #: both depend on the loaded pipeline: ``stepping_problem`` and ``noise_recipes_problem`` decide (and load it)
+    supports_stepping = True
+    supports_noise_recipes = True
 
     def __init__(self, params: DiffusersParams | None = None, *, pipe: Any = None, **kwargs: Any) -> None:
         if params is None:
@@ -169,6 +172,7 @@ class DiffusersGenerator(Generator):
         self._pipe = pipe
         self._in_memory = pipe is not None
         self._stepper: Stepper | None = None
+        self.black_level = float(params.black_threshold)  # images at or below it are FILTERED as all black
         if pipe is not None:
             if params.components:
                 raise ValueError("components: applies when loading a model; build the in-memory pipeline without them")
@@ -309,11 +313,6 @@ class DiffusersGenerator(Generator):
         return stepping_problem(self.pipe, self.family, self)
 
     @property
-    def supports_stepping(self) -> bool:  # type: ignore[override]
-        """SD/SDXL with DDIM/DDPM/Euler(-ancestral), SD3/FLUX with flow-matching Euler (loads the pipeline)."""
-        return self.stepping_problem() is None
-
-    @property
     def stepper(self) -> Stepper:
         """The stepping loop of this pipeline's family and scheduler (built by ``load``, or on first use)."""
         if self._stepper is None:
@@ -354,10 +353,11 @@ class DiffusersGenerator(Generator):
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
         return self.stepper.marginal(traj)
 
-    @property
-    def supports_noise_recipes(self) -> bool:  # type: ignore[override]
+    def noise_recipes_problem(self) -> str | None:
         """Noise-space recipes need ``latents=`` to be the initial noise (known text-to-image families)."""
-        return self.family is not None
+        if self.family is not None:
+            return None
+        return f"{type(self.pipe).__name__} accepts seed-only recipes (its latents are not the initial noise)"
 
     def call_kwarg(self, name: str) -> Any:
         """The value a call passes for ``name``: ``call_kwargs``, else the pipeline's default."""
@@ -547,10 +547,6 @@ class DiffusersGenerator(Generator):
             return Generated.filtered("safety checker flagged the image", image)
         return Generated(np.ascontiguousarray(image))
 
-    @property
-    def black_level(self) -> float:  # type: ignore[override]
-        """Images whose brightest pixel is at or below this are FILTERED as all black (``black_threshold``)."""
-        return float(self.params.black_threshold)
 
 
 def _eval_mode(pipe: Any) -> None:
