@@ -102,7 +102,8 @@ def _declared_in_source(ref: str) -> dict[str, str]:
                 found[t.id] = YES if value.value else NO
         if isinstance(stmt, ast.FunctionDef):
             found[stmt.name] = DEPENDS
-    direct = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases] == ["Generator"]
+    bases = [b.value if isinstance(b, ast.Subscript) else b for b in node.bases]  # Generator[MyParams]
+    direct = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in bases] == ["Generator"]
     out = {cap: found.get(flag, (YES if default else NO) if direct else UNKNOWN)
            for cap, (flag, default) in FLAGS.items()}
     return {cap: DEPENDS if v == YES and found.get(PROBLEMS[cap]) == DEPENDS else v for cap, v in out.items()}

@@ -6,7 +6,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 
@@ -16,14 +16,18 @@ from eacps.stepping import generate_paths
 from eacps.trajectory import Trajectory
 from eacps.types import Condition, Generated
 
+P = TypeVar("P", bound=Params)
 
-class Generator(ABC):
+
+class Generator(ABC, Generic[P]):
     """Turns a batch of noise recipes and one condition into images.
 
     Subclasses set ``name`` and ``Params``, and implement ``noise_shape``, ``default_steps``,
     ``settings`` and ``generate``. The generator owns the seed -> noise mapping: ``noises()``
     materializes recipes in the shape and dtype the model draws (batch dimension of 1 included),
     so a seed-only recipe reproduces the model's own ``generator=manual_seed(seed)`` call.
+
+    Generic in its params: ``class MyGenerator(Generator[MyParams])`` types ``self.params`` as ``MyParams``.
     """
 
     name: ClassVar[str]
@@ -39,16 +43,16 @@ class Generator(ABC):
     #: may set it per instance (from its params)
     black_level: float = 1e-6
 
-    def __init__(self, params: Params | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    def __init__(self, params: P | None = None) -> None:
+        self.params: P = params if params is not None else cast(P, self.Params())
 
-    def load(self) -> None:  # noqa: B027 - optional hook
+    def load(self) -> None:
         """Load models now. Called before a run starts, so that a missing or unreadable model is a
         configuration error (exit code 2) rather than a run of FAILED candidates. Raise
         ``eacps.config.ConfigError("params.<field>: why")`` for a setting the loaded model cannot run.
         Default: nothing."""
 
-    def check_condition(self, condition: Condition) -> None:  # noqa: B027 - optional hook
+    def check_condition(self, condition: Condition) -> None:
         """Raise ValueError when ``condition`` lacks what this generator needs (checked before a run)."""
 
     @abstractmethod

@@ -968,7 +968,7 @@ class _NoiseParams(Params):
     log: str | None = Field(None, description="append each batch's seeds here (attempts, across processes)")
 
 
-class _NoiseGenerator(Generator):
+class _NoiseGenerator(Generator["_NoiseParams"]):
     """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1. It steps: the latent is
     the noise, its clean prediction the latent itself, and branches move it (``path_noise``). Its params make a
     batch raise or kill its process (for the executor suite). A fake for the strategy and executor suites, not a
@@ -980,7 +980,7 @@ class _NoiseGenerator(Generator):
     supports_stepping = True
 
     def check(self, recipes: Sequence[Recipe]) -> None:
-        p: _NoiseParams = self.params  # type: ignore[assignment]
+        p = self.params
         seeds = {r.seed for r in recipes}
         if p.log:
             with open(p.log, "a") as f:

@@ -153,7 +153,7 @@ def _floors_strength(cls: type) -> bool:
         return False
 
 
-class DiffusersGenerator(Generator):
+class DiffusersGenerator(Generator[DiffusersParams]):
     """Runs a diffusers pipeline; owns the seed -> noise mapping so winning seeds work in plain diffusers."""
 
     name = "diffusers"
@@ -168,7 +168,6 @@ class DiffusersGenerator(Generator):
         elif kwargs:
             raise TypeError("pass either params or keyword parameters, not both")
         super().__init__(params)
-        self.params: DiffusersParams
         self._pipe = pipe
         self._in_memory = pipe is not None
         self._stepper: Stepper | None = None

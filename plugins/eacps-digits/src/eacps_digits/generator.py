@@ -33,7 +33,7 @@ class DigitsParams(Params):
     weights_dir: str | None = Field(None, description="weights directory; default: the weights shipped in the package")
 
 
-class DigitsGenerator(Generator):
+class DigitsGenerator(Generator[DigitsParams]):
     """A tiny class-conditional diffusers ``UNet2DModel`` trained on 8x8 digits, sampled with ``DDIMScheduler``.
 
     eta = 0 and trailing timestep spacing: the initial noise alone determines the image. All recipes of a
@@ -48,7 +48,7 @@ class DigitsGenerator(Generator):
 
     def __init__(self, params: DigitsParams | None = None) -> None:
         super().__init__(params)
-        p: DigitsParams = self.params  # type: ignore[assignment]
+        p = self.params
         self._weights = weights(p.weights_dir)
         self._device = torch.device(p.device)
         self._unet = load_unet(self._weights.root, p.device)
@@ -63,10 +63,10 @@ class DigitsGenerator(Generator):
 
     @property
     def default_steps(self) -> int:
-        return self.params.steps  # type: ignore[attr-defined]
+        return self.params.steps
 
     def settings(self) -> dict[str, Any]:
-        p: DigitsParams = self.params  # type: ignore[assignment]
+        p = self.params
         return {
             "unet_sha256": self._weights.unet_sha256,
             "scheduler": "DDIMScheduler",
@@ -99,7 +99,7 @@ class DigitsGenerator(Generator):
         if not traj.step <= until <= traj.total:
             raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
         label = class_label_of(condition)
-        guidance = float(self.params.guidance)  # type: ignore[attr-defined]
+        guidance = float(self.params.guidance)
         sched = self._scheduler(traj.total)
         x, x0 = traj.latents, traj.x0
         labels = torch.full((x.shape[0],), label, dtype=torch.long, device=self._device)

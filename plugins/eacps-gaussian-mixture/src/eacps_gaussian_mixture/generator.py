@@ -31,7 +31,7 @@ class GaussianMixtureParams(MixtureParams):
     device: str = Field("cpu", description="torch device of the sampler (cpu, cuda, cuda:N, mps)")
 
 
-class GaussianMixtureGenerator(Generator):
+class GaussianMixtureGenerator(Generator[GaussianMixtureParams]):
     """A perfect diffusion model of a Gaussian mixture (``eacps_gaussian_mixture.mixture``): no weights, no
     training, exact denoiser. Batched, float64, steps (``eacps.stepping``); images are the 16-bit encoding of the
     final latent (``mixture.encode``), which the testbed's scorers read back exactly."""
@@ -42,7 +42,7 @@ class GaussianMixtureGenerator(Generator):
 
     def __init__(self, params: GaussianMixtureParams | None = None) -> None:
         super().__init__(params)
-        p: GaussianMixtureParams = self.params  # type: ignore[assignment]
+        p = self.params
         self.mixture: Mixture = mixture_of(p)
         self._device = torch.device(p.device)
 
@@ -54,10 +54,10 @@ class GaussianMixtureGenerator(Generator):
 
     @property
     def default_steps(self) -> int:
-        return self.params.steps  # type: ignore[attr-defined]
+        return self.params.steps
 
     def settings(self) -> dict[str, Any]:
-        p: GaussianMixtureParams = self.params  # type: ignore[assignment]
+        p = self.params
         return {"mixture": mixture_spec(p), "steps": p.steps, "sampler": p.sampler, "guidance": p.guidance,
                 "dtype": "float64"}
 
@@ -65,13 +65,13 @@ class GaussianMixtureGenerator(Generator):
     def coefficients(self, step: int, total: int) -> tuple[float, float]:
         """(a, b) of the marginal x = a·x0 + b·eps after ``step`` of ``total`` sampler steps (t = 1 - step/total)."""
         t = 1.0 - step / total
-        if self.params.sampler == "flow":  # type: ignore[attr-defined]
+        if self.params.sampler == "flow":
             return 1.0 - t, t
         return math.cos(math.pi * t / 2), math.sin(math.pi * t / 2)
 
     def clean_prediction(self, x: torch.Tensor, a: float, b: float, label: int) -> torch.Tensor:
         """The (guided) exact E[x0 | x_t = x] for rows of x (B, D)."""
-        w = float(self.params.guidance)  # type: ignore[attr-defined]
+        w = float(self.params.guidance)
         cond = self.mixture.denoise(x, a, b, label)
         if w == 1.0:
             return cond
