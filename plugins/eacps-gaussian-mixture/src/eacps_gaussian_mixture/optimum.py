@@ -41,6 +41,7 @@ class GaussianMixtureGenerator(Protocol):
     module on use: typing against the class would make an import cycle)."""
 
     mixture: Mixture
+    params: Any  # its GaussianMixtureParams (guidance, sampler, ...)
 
 ALPHA = 1e-4
 POOL, STARTS, ITERS, LR = 256, 8, 150, 0.05
@@ -78,7 +79,7 @@ def _sampler(generator: GaussianMixtureGenerator, condition: Condition):
 def differentiable_potential(generator: GaussianMixtureGenerator, condition: Condition, potential: Any):
     """U(z) for flat noises z (B, D): the sampler from z, then the weighted, calibrated scorer values."""
     sample = _sampler(generator, condition)
-    if generator.params.guidance == 1.0:  # type: ignore[attr-defined]
+    if generator.params.guidance == 1.0:
         # the conditional denoiser is affine in each coordinate, so is the whole sampler: x = shift + scale·z
         with torch.no_grad():
             shift = sample(torch.zeros(1, generator.mixture.dim, dtype=torch.float64))
