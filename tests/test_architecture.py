@@ -18,7 +18,8 @@ SRC = ROOT / "src" / "eacps"
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"params", "recipe", "types", "errors", "versions", "stats", "orderstats", "hookspecs", "cost",
                 "tables", "capabilities", "trees", "tomlw", "progress"}),
-    ("interfaces", {"generator", "scorer", "strategy", "stepping", "plugins", "checkpoints", "noise_space"}),
+    ("interfaces", {"generator", "scorer", "strategy", "stepping", "trajectory", "plugins", "checkpoints",
+                    "noise_space"}),
     ("potential/store", {"potential", "store", "config", "allocation_log"}),
     ("engine parts", {"batch", "meter", "planner", "calibrator", "executor", "scheduler", "engine", "strategies",
                       "testing"}),
@@ -105,3 +106,151 @@ def test_reading_a_store_imports_no_torch(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'eacps.engine') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", f"{module} imports {out.strip()}"
+
+
+# -- no import cycles, no private access across objects ---------------------------------------------------
+def packages() -> list[Path]:
+    """The core package and every plugin distribution's package."""
+    found = [p for pattern in ("plugins/*/src/*", "strategies/*/src/*") for p in sorted(ROOT.glob(pattern))
+             if (p / "__init__.py").exists()]
+    return [SRC, *found]
+
+
+def import_graph(package: Path, *, lazy: bool) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports: at module level and under ``if TYPE_CHECKING:``
+    always, inside functions too when ``lazy``. ``from pkg import name`` is an edge to ``pkg.name`` when that
+    is a module, else to ``pkg`` (a re-export runs the package's ``__init__``)."""
+    mods = {}
+    for f in sorted(package.rglob("*.py")):
+        parts = [package.name, *f.relative_to(package).with_suffix("").parts]
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    def nodes(tree: ast.AST):
+        for node in ast.iter_child_nodes(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) and not lazy:
+                continue
+            yield node
+            yield from nodes(node)
+
+    graph: dict[str, set[str]] = {}
+    for mod, f in mods.items():
+        here = mod.split(".") if f.name == "__init__.py" else mod.split(".")[:-1]
+        targets: list[str | None] = []
+        for node in nodes(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                targets += [owner(a.name) for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                parent = here[: len(here) - node.level + 1] if node.level else []
+                base = ".".join([*parent, node.module or ""]).strip(".")
+                subs = [f"{base}.{a.name}" for a in node.names]
+                targets += [s for s in subs if s in mods]
+                if any(s not in mods for s in subs):
+                    targets.append(owner(base))
+        graph[mod] = {t for t in targets if t is not None and t != mod}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while (w := stack.pop()) != v:
+                comp.append(w)
+            if comp:
+                out.append(sorted([v, *comp]))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+#: cycles closed only by an import inside a function, still to be removed: eacps.api dispatches a config with an
+#: ``allocation`` to eacps.allocate, which builds on eacps.api. The test fails once it is gone (then drop it here).
+KNOWN_LAZY_CYCLES = [["eacps.allocate", "eacps.api"]]
+
+
+@pytest.mark.parametrize("package", packages(), ids=lambda p: p.name)
+def test_no_import_cycle_counting_type_checking_imports(package):
+    found = cycles(import_graph(package, lazy=False))
+    assert not found, f"{package.name}: import cycles (module level and TYPE_CHECKING imports): {found}"
+
+
+def test_no_import_cycle_counting_imports_inside_functions():
+    found = [c for p in packages() for c in cycles(import_graph(p, lazy=True))]
+    assert found == KNOWN_LAZY_CYCLES, f"import cycles (imports inside functions included): {found}"
+
+
+def test_the_cycle_check_sees_type_checking_and_relative_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.b import B\n")
+    (pkg / "b.py").write_text("from . import c\n")
+    (pkg / "c.py").write_text("def f():\n    from pkg import a\n")
+    assert cycles(import_graph(pkg, lazy=False)) == []
+    assert cycles(import_graph(pkg, lazy=True)) == [["pkg.a", "pkg.b", "pkg.c"]]
+    (pkg / "c.py").write_text("import pkg.a\n")
+    assert cycles(import_graph(pkg, lazy=False)) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+#: ``_private`` members read on another object that are allowed, each for a reason: ``os._exit`` is the
+#: documented stdlib call that ends a forked child without running the parent's handlers; the diffusers pipelines'
+#: own helpers, which the stepping loop must call exactly as the pipelines' ``__call__`` does to give the same image
+#: (``_execution_device``: diffusers' device rule under CPU offload).
+PRIVATE_ALLOWED = {
+    "os._exit",
+    "pipe._execution_device", "pipe._get_add_time_ids", "pipe._prepare_latent_image_ids", "pipe._unpack_latents",
+    "type(pipe)._pack_latents",
+}
+
+
+def private_reads(path: Path) -> list[tuple[int, str]]:
+    """(line, expression) for every ``x._name`` where ``x`` is not ``self``/``cls`` (dunders excepted); the
+    object is shown by its last name (``self.pipe._x`` -> ``pipe._x``)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        value = node.value
+        if isinstance(value, ast.Name) and value.id in ("self", "cls"):
+            continue
+        if isinstance(value, ast.Attribute):
+            owner = value.attr
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "type":
+            owner = "type(" + ast.unparse(value.args[0]).split(".")[-1] + ")"
+        else:
+            owner = ast.unparse(value)
+        out.append((node.lineno, f"{owner}.{node.attr}"))
+    return out
+
+
+def test_no_code_reads_another_objects_private_members():
+    bad = [f"{f.relative_to(ROOT)}:{line}: {expr}" for p in packages() for f in sorted(p.rglob("*.py"))
+           for line, expr in private_reads(f) if expr not in PRIVATE_ALLOWED]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_private_check_sees_reads_on_other_objects(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("class A:\n    def f(self, o):\n        return self._a, o._b, self.gen._c, cls._d, x.__len__\n")
+    assert private_reads(f) == [(3, "o._b"), (3, "gen._c")]

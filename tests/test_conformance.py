@@ -380,12 +380,10 @@ class _IgnoresBranches(toy.ToyGenerator):
 
 class _AdvanceFromZero(toy.ToyGenerator):
     def advance(self, traj, condition, until):  # runs the first until - step calls of the schedule
-        from eacps.stepping import Trajectory
-
         x, x0 = traj.latents, traj.x0
         for k in range(until - traj.step):
             x, x0 = self.model_call(x, k, traj.total)
-        return Trajectory(x, x0, until, traj.total)
+        return traj.moved(x, x0, until)
 
 
 class _X0IsTheState(toy.ToyGenerator):

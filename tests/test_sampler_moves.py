@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from eacps.recipe import Recipe
-from eacps.stepping import Trajectory, renoise
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
 from eacps.testing import StrategyConformance
+from eacps.trajectory import Trajectory, renoise
 
 D, T, S = 40_000, 10, 0.5  # coordinates (independent samples), steps, data standard deviation
 ABAR = np.linspace(0.999, 0.02, 1000)  # cumulative alphas of a VP schedule over 1000 training timesteps
@@ -51,7 +51,7 @@ def final(recipe: Recipe) -> torch.Tensor:
     for k in range(T):
         move = next((m for m in recipe.branches if m.step == k), None)
         if move is not None:
-            traj = renoise(Trajectory(x.float(), x0.float(), k, T), coeffs(k), [move])
+            traj = renoise(Trajectory(x.float(), x0.float(), k, T, (recipe,)), coeffs(k), [move])
             x = traj.latents.double()
         x0, x = advance(x, k)
     return x.flatten()

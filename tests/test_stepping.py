@@ -11,8 +11,9 @@ from repo import own_names
 
 from eacps.plugins import build_registry
 from eacps.recipe import Branch, Recipe
-from eacps.stepping import StateCache, Trajectory, generate_paths, renoise
+from eacps.stepping import StateCache, generate_paths
 from eacps.store import quantize
+from eacps.trajectory import Trajectory, renoise
 from eacps.trees import PathLedger
 from eacps.types import Condition
 
@@ -160,7 +161,7 @@ def test_cache_is_scoped_by_condition(digits):
 
 def test_cache_is_bounded():
     cache = StateCache(max_states=2)
-    st = Trajectory(torch.zeros(1, 1), None, 1, 5)
+    st = Trajectory(torch.zeros(1, 1), None, 1, 5, (Recipe.from_seed(0),))
     for i in range(5):
         cache.put(str(i), st)
     assert len(cache) == 2 and cache.get("0") is None and cache.get("4") is st

@@ -54,9 +54,7 @@ class ToyGenerator(Generator):
     # pattern). Step k of T has the marginal x_k = a_k·x0 + b_k·eps with a_k = k/T, b_k = 1 - k/T; the model call at
     # step k predicts z = (x_k - a_k·MU)/(a_k·s + b_k), then x0 = MU + s·z, eps = z, and moves to
     # x_{k+1} = a_{k+1}·x0 + b_{k+1}·eps (DDIM): a plain path ends at MU + s·noise; a branch mixes other noise in.
-    @property
-    def supports_stepping(self) -> bool:
-        return bool(self.params.stepping)
+    supports_stepping = True  # as configured: ``stepping_problem`` says whether this instance steps
 
     def stepping_problem(self):
         return None if self.params.stepping else "generator 'toy' has no stepping capability (params.stepping)"
@@ -66,9 +64,9 @@ class ToyGenerator(Generator):
         return k / total, 1.0 - k / total
 
     def start(self, recipes, condition, *, steps=None):
-        from eacps.stepping import Trajectory
+        from eacps.trajectory import Trajectory
 
-        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps)
+        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps, tuple(recipes))
 
     def model_call(self, x, k: int, total: int):
         """One denoising step from x_k: (x_{k+1}, the clean prediction x0)."""
@@ -80,13 +78,11 @@ class ToyGenerator(Generator):
         return a1 * x0 + b1 * z, x0
 
     def advance(self, traj, condition, until):
-        from eacps.stepping import Trajectory
-
         self.calls += 1
         x, x0 = traj.latents, traj.x0
         for k in range(traj.step, until):
             x, x0 = self.model_call(x, k, traj.total)
-        return Trajectory(x, x0, until, traj.total)
+        return traj.moved(x, x0, until)
 
     def decode(self, latents, condition):
         self.generated += len(latents)

@@ -22,6 +22,9 @@ KNOWN = frozenset({"noise_recipes", "stepping"})
 #: the ``Generator`` class flag behind each capability, and its default in ``eacps.Generator``
 FLAGS: dict[str, tuple[str, bool]] = {"noise_recipes": ("supports_noise_recipes", True),
                                       "stepping": ("supports_stepping", False)}
+#: the ``Generator`` method that says why an instance cannot offer a capability its class flag declares
+#: (a generator whose support depends on the loaded model overrides it)
+PROBLEMS: dict[str, str] = {"noise_recipes": "noise_recipes_problem", "stepping": "stepping_problem"}
 YES, NO, DEPENDS, UNKNOWN = "yes", "no", "depends on params", "unknown"
 
 
@@ -56,8 +59,9 @@ def problem(strategy: Any, generator: Any) -> str | None:
 
 def declared(target: Any) -> dict[str, str]:
     """What a generator class declares it offers, without instantiating it or loading a model: per capability
-    ``"yes"``/``"no"`` from its class flag, ``"depends on params"`` where the flag is a property (the instance
-    decides: model, scheduler, params), ``"unknown"`` where it cannot be told. ``target`` is the class, or a
+    ``"yes"``/``"no"`` from its class flag, ``"depends on params"`` where the flag is true and the class overrides
+    the capability's problem method (``PROBLEMS``: the instance decides, by model, scheduler, params) or where the
+    flag is a property, ``"unknown"`` where it cannot be told. ``target`` is the class, or a
     ``"module:Class"`` reference, then read from the module's source without importing it."""
     if isinstance(target, str):
         return _declared_in_source(target)
@@ -65,7 +69,15 @@ def declared(target: Any) -> dict[str, str]:
     for cap, (flag, _) in FLAGS.items():
         value = inspect.getattr_static(target, flag, None)
         out[cap] = (YES if value else NO) if isinstance(value, bool) else DEPENDS if value is not None else UNKNOWN
+        if out[cap] == YES and _overrides(target, PROBLEMS[cap]):
+            out[cap] = DEPENDS
     return out
+
+
+def _overrides(cls: Any, method: str) -> bool:
+    """Whether ``cls`` (a generator class) defines ``method`` below ``eacps.Generator``, which defines them all."""
+    owner = next((c for c in getattr(cls, "__mro__", ()) if method in vars(c)), None)
+    return owner is not None and owner.__module__ != "eacps.generator"
 
 
 def _declared_in_source(ref: str) -> dict[str, str]:
@@ -90,9 +102,11 @@ def _declared_in_source(ref: str) -> dict[str, str]:
                 found[t.id] = YES if value.value else NO
         if isinstance(stmt, ast.FunctionDef):
             found[stmt.name] = DEPENDS
-    direct = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases] == ["Generator"]
-    return {cap: found.get(flag, (YES if default else NO) if direct else UNKNOWN)
-            for cap, (flag, default) in FLAGS.items()}
+    bases = [b.value if isinstance(b, ast.Subscript) else b for b in node.bases]  # Generator[MyParams]
+    direct = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in bases] == ["Generator"]
+    out = {cap: found.get(flag, (YES if default else NO) if direct else UNKNOWN)
+           for cap, (flag, default) in FLAGS.items()}
+    return {cap: DEPENDS if v == YES and found.get(PROBLEMS[cap]) == DEPENDS else v for cap, v in out.items()}
 
 
 def describe(caps: dict[str, str]) -> str:

@@ -372,7 +372,7 @@ def plugins_command(as_json: bool) -> None:
     from eacps.capabilities import declared, describe
 
     reg = plugins.get_registry()
-    cli._load_plugins()  # plugin commands' problems too
+    cli.load_plugins()  # plugin commands' problems too
     rows = [e for kind in plugins.HOOKS for e in reg.entries[kind].values()]
     caps = {e.name: declared(e.target) for e in rows if e.kind == "generator"}
     problems = [*reg.problems, *_command_problems]
@@ -420,7 +420,7 @@ class EacpsGroup(click.Group):
         if self._adding != "eacps.cli" and self._adding not in {m for m, _ in LAZY_COMMANDS.values()}:
             self._from_plugins.append(name)
 
-    def _load_plugins(self) -> None:
+    def load_plugins(self) -> None:
         """Plugin commands of the current registry (reloaded when plugins are registered in process)."""
         reg = plugins.get_registry()
         if self._registry is reg:
@@ -456,11 +456,11 @@ class EacpsGroup(click.Group):
                     raise
                 return None  # not shipped in this version: "No such command"
         if name not in self.commands or name in self._from_plugins:  # plugin commands of the current registry
-            self._load_plugins()
+            self.load_plugins()
         return self.commands.get(name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugins()
+        self.load_plugins()
         return sorted(set(self.commands) | set(LAZY_COMMANDS))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

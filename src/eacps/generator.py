@@ -6,46 +6,53 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import torch
 
 from eacps.params import NoParams, Params
 from eacps.recipe import Recipe
-from eacps.stepping import Trajectory, generate_paths
+from eacps.stepping import generate_paths
+from eacps.trajectory import Trajectory
 from eacps.types import Condition, Generated
 
+P = TypeVar("P", bound=Params)
 
-class Generator(ABC):
+
+class Generator(ABC, Generic[P]):
     """Turns a batch of noise recipes and one condition into images.
 
     Subclasses set ``name`` and ``Params``, and implement ``noise_shape``, ``default_steps``,
     ``settings`` and ``generate``. The generator owns the seed -> noise mapping: ``noises()``
     materializes recipes in the shape and dtype the model draws (batch dimension of 1 included),
     so a seed-only recipe reproduces the model's own ``generator=manual_seed(seed)`` call.
+
+    Generic in its params: ``class MyGenerator(Generator[MyParams])`` types ``self.params`` as ``MyParams``.
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = NoParams
-    #: False for pipelines whose ``latents=`` is not the initial noise (img2img): seed-only recipes.
+    #: False for pipelines whose ``latents=`` is not the initial noise (img2img): seed-only recipes. A generator
+    #: whose support depends on the loaded model keeps it True and overrides ``noise_recipes_problem``.
     supports_noise_recipes: ClassVar[bool] = True
     #: True when the generator implements ``start``/``advance``/``decode``/``marginal`` (see ``eacps.stepping``):
     #: path recipes (branches, previews part way) and trajectory strategies need it. A generator whose support
     #: depends on the loaded model (e.g. the scheduler) overrides ``stepping_problem``.
     supports_stepping: ClassVar[bool] = False
-    #: images whose brightest pixel is at or below this are FILTERED as all black (before scoring)
-    black_level: ClassVar[float] = 1e-6
+    #: images whose brightest pixel is at or below this are FILTERED as all black (before scoring); a generator
+    #: may set it per instance (from its params)
+    black_level: float = 1e-6
 
-    def __init__(self, params: Params | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    def __init__(self, params: P | None = None) -> None:
+        self.params: P = params if params is not None else cast(P, self.Params())
 
-    def load(self) -> None:  # noqa: B027 - optional hook
+    def load(self) -> None:
         """Load models now. Called before a run starts, so that a missing or unreadable model is a
         configuration error (exit code 2) rather than a run of FAILED candidates. Raise
         ``eacps.config.ConfigError("params.<field>: why")`` for a setting the loaded model cannot run.
         Default: nothing."""
 
-    def check_condition(self, condition: Condition) -> None:  # noqa: B027 - optional hook
+    def check_condition(self, condition: Condition) -> None:
         """Raise ValueError when ``condition`` lacks what this generator needs (checked before a run)."""
 
     @abstractmethod
@@ -78,8 +85,13 @@ class Generator(ABC):
     @property
     def capabilities(self) -> frozenset[str]:
         """What this generator offers strategies (``eacps.capabilities``); may depend on the loaded model."""
-        return frozenset({"noise_recipes"} if self.supports_noise_recipes else set()) | (
+        return frozenset({"noise_recipes"} if self.noise_recipes_problem() is None else set()) | (
             frozenset({"stepping"}) if self.stepping_problem() is None else frozenset())
+
+    def noise_recipes_problem(self) -> str | None:
+        """Why this generator takes seed-only recipes (None when it takes noise-space recipes too)."""
+        return None if self.supports_noise_recipes else (
+            f"generator {self.name!r} accepts seed-only recipes (its latents are not the initial noise)")
 
     def stepping_problem(self) -> str | None:
         """Why this generator cannot step (None when it can)."""
@@ -94,21 +106,19 @@ class Generator(ABC):
         for r in recipes:
             if r.is_path:
                 r.check_schedule(r.steps if r.steps is not None else self.default_steps)
-        if not self.supports_noise_recipes:
-            bad = [r.key for r in recipes if not r.is_seed_only]
-            if bad:
-                raise ValueError(
-                    f"generator {self.name!r} accepts seed-only recipes (its latents are not the "
-                    f"initial noise); got noise-space recipe(s) {bad[:3]}"
-                )
+        bad = [r.key for r in recipes if not r.is_seed_only]
+        if bad and (problem := self.noise_recipes_problem()) is not None:
+            raise ValueError(f"{problem}; got noise-space recipe(s) {bad[:3]}")
 
     # -- stepping (only when ``supports_stepping``; see eacps.stepping) ------------------------------
     def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:
-        """The initial states of ``recipes`` (step 0 of a ``steps``-call schedule): what ``generate`` starts from."""
+        """The initial states of ``recipes`` (step 0 of a ``steps``-call schedule): what ``generate`` starts from;
+        ``Trajectory(latents, None, 0, steps, tuple(recipes))``, each row's origin its recipe."""
         raise NotImplementedError(f"generator {self.name!r} cannot step")
 
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
-        """Model calls ``traj.step .. until - 1`` for the whole batch; ``x0`` = the last call's clean prediction."""
+        """Model calls ``traj.step .. until - 1`` for the whole batch; ``x0`` = the last call's clean prediction.
+        Returns ``traj.moved(latents, x0, until)``: the same rows, each keeping its origin."""
         raise NotImplementedError(f"generator {self.name!r} cannot step")
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:

@@ -11,6 +11,10 @@ A generator with the stepping capability (``Generator.supports_stepping``) imple
 * ``marginal(traj) -> (a, b)``: the scheduler's marginal ``x_k = a·x0 + b·eps`` at the current step, with
   which the core applies branch moves generically (``renoise``), so a generator never implements branching.
 
+``Trajectory`` and ``renoise`` live in the interface module ``eacps.trajectory`` (re-exported here); every row
+carries its identity (``Trajectory.origins``, the recipe it started from) through select, concat, branch and
+advance, so a generator never needs to recognise a state by its tensors.
+
 ``generate_paths`` runs path recipes (``Recipe.branches`` / ``Recipe.until``) through these methods, batching
 every trajectory that sits at the same step, and reusing states already computed in a bounded
 ``StateCache`` (a shared prefix is computed once). ``eacps.trees.PathLedger`` charges a search for the model
@@ -27,68 +31,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
-from eacps.recipe import Branch, Recipe, gaussian
+from eacps.recipe import Branch, Recipe
+from eacps.trajectory import Stepping, Trajectory, renoise
 from eacps.trees import stop_of
 from eacps.types import Condition, Generated
-
-if TYPE_CHECKING:
-    from eacps.generator import Generator
-
-
-@dataclass
-class Trajectory:
-    """A batch of denoising states at the same step: ``latents`` is x_k (after ``step`` model calls out of
-    ``total``), ``x0`` the clean-latent prediction of the last model call (None at step 0)."""
-
-    latents: torch.Tensor
-    x0: torch.Tensor | None
-    step: int
-    total: int
-
-    def __len__(self) -> int:
-        return int(self.latents.shape[0])
-
-    def select(self, idx: Sequence[int]) -> Trajectory:
-        index = torch.as_tensor(list(idx), dtype=torch.long, device=self.latents.device)
-        x0 = None if self.x0 is None else self.x0.index_select(0, index)
-        return Trajectory(self.latents.index_select(0, index), x0, self.step, self.total)
-
-    @staticmethod
-    def concat(parts: Sequence[Trajectory]) -> Trajectory:
-        steps = {(p.step, p.total) for p in parts}
-        if len(steps) != 1:
-            raise ValueError(f"cannot batch trajectories at different steps: {sorted(steps)}")
-        step, total = steps.pop()
-        x0s = [p.x0 for p in parts]
-        x0 = None if any(x is None for x in x0s) else torch.cat(x0s)  # type: ignore[arg-type]
-        return Trajectory(torch.cat([p.latents for p in parts]), x0, step, total)
-
-
-def renoise(traj: Trajectory, coeffs: tuple[float, float], moves: Sequence[Branch]) -> Trajectory:
-    """Apply one ``renoise`` branch per trajectory (see ``eacps.recipe.Branch``), in float32, on CPU-drawn
-    noise so the move is the same on every device."""
-    if traj.x0 is None:
-        raise ValueError("a branch needs a clean prediction: branch after at least one model call")
-    a, b = coeffs
-    if not (math.isfinite(a) and math.isfinite(b) and b > 0):
-        raise ValueError(f"cannot branch at step {traj.step}: marginal coefficients a={a}, b={b}")
-    x = traj.latents.float()
-    x0 = traj.x0.float()
-    eps = (x - a * x0) / b
-    shape = (1, *x.shape[1:])
-    xi = torch.cat([gaussian(m.seed, shape) for m in moves]).to(x.device)
-    cos = torch.tensor([math.cos(m.theta) for m in moves], device=x.device).view(-1, *[1] * (x.dim() - 1))
-    sin = torch.tensor([math.sin(m.theta) for m in moves], device=x.device).view(-1, *[1] * (x.dim() - 1))
-    out = a * x0 + b * (cos * eps + sin * xi)
-    return replace(traj, latents=out.to(traj.latents.dtype))
 
 
 def _node(scope: str, recipe: Recipe, k: int, *, before_branch: bool = False) -> str:
@@ -156,13 +108,13 @@ class _Lane:
         return next((b for b in self.recipe.branches if b.step == k), None)
 
 
-def scope_of(generator: Generator, condition: Condition) -> str:
+def scope_of(generator: Stepping, condition: Condition) -> str:
     """What a cached state depends on besides its path: the generator's settings and the condition."""
     text = json.dumps([generator.fingerprint(), condition.describe()], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def generate_paths(generator: Generator, recipes: Sequence[Recipe], condition: Condition, *,
+def generate_paths(generator: Stepping, recipes: Sequence[Recipe], condition: Condition, *,
                    steps: int | None = None, cache: StateCache | None = None) -> list[Generated]:
     """Compute path recipes with a stepping generator: previews for recipes with ``until``, final images for
     the others. Trajectories at the same step advance together; prefixes found in ``cache`` are not recomputed.
@@ -193,7 +145,7 @@ def generate_paths(generator: Generator, recipes: Sequence[Recipe], condition: C
     return _decode(generator, lanes, condition)
 
 
-def route_paths(generator: Generator, recipes: Sequence[Recipe], condition: Condition,
+def route_paths(generator: Stepping, recipes: Sequence[Recipe], condition: Condition,
                 plain: Callable[[list[Recipe]], Sequence[Generated]], *, steps: int | None = None,
                 cache: StateCache | None = None) -> list[Generated]:
     """Outputs in order: plain recipes through ``plain`` (a generator's own whole call, e.g. a pipeline), path
@@ -213,7 +165,7 @@ def route_paths(generator: Generator, recipes: Sequence[Recipe], condition: Cond
     return out  # type: ignore[return-value]
 
 
-def _branch_due(generator: Generator, lanes: list[_Lane], scope: str, cache: StateCache) -> None:
+def _branch_due(generator: Stepping, lanes: list[_Lane], scope: str, cache: StateCache) -> None:
     """Apply the branch moves due at each lane's current step (batched per step)."""
     due = [ln for ln in lanes if ln.pending]
     for k in sorted({ln.step for ln in due}):
@@ -225,17 +177,21 @@ def _branch_due(generator: Generator, lanes: list[_Lane], scope: str, cache: Sta
             cache.put(_node(scope, ln.recipe, k), ln.state)
 
 
-def _advance_lowest(generator: Generator, active: list[_Lane], condition: Condition, scope: str,
+def _advance_lowest(generator: Stepping, active: list[_Lane], condition: Condition, scope: str,
                     cache: StateCache) -> None:
     """Advance the lanes at the lowest step together, to the next step where any of them (or another lane
     waiting further on, which they may then join) must pause."""
     k = min(ln.step for ln in active)
     group = [ln for ln in active if ln.step == k]
     target = min([ln.next_event() for ln in group] + [ln.step for ln in active if ln.step > k])
-    batch = generator.advance(Trajectory.concat([ln.state for ln in group]), condition, target)  # type: ignore[misc]
+    states = Trajectory.concat([ln.state for ln in group])  # type: ignore[misc]
+    batch = generator.advance(states, condition, target)
     if batch.step != target or len(batch) != len(group):
         raise RuntimeError(f"generator {generator.name!r}: advance of {len(group)} states to step {target} "
                            f"returned {len(batch)} at step {batch.step}")
+    if batch.origins != states.origins:
+        raise RuntimeError(f"generator {generator.name!r}: advance must keep each row's origin (return "
+                           "traj.moved(latents, x0, until))")
     for j, ln in enumerate(group):
         ln.state = batch.select([j])
         ln.pending = ln.move_at(target) is not None
@@ -243,7 +199,7 @@ def _advance_lowest(generator: Generator, active: list[_Lane], condition: Condit
             cache.put(_node(scope, ln.recipe, target, before_branch=True), ln.state)
 
 
-def _decode(generator: Generator, lanes: list[_Lane], condition: Condition) -> list[Generated]:
+def _decode(generator: Stepping, lanes: list[_Lane], condition: Condition) -> list[Generated]:
     """Previews decode the clean prediction; finished trajectories their final latents (one call each)."""
     out: list[Generated | None] = [None] * len(lanes)
     for final in (False, True):

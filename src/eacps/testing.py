@@ -99,11 +99,11 @@ _MARGINAL = (0.5, 0.5)
 def path_noise(recipe: Recipe) -> torch.Tensor:
     """The fake generator's latent at the end of ``recipe``'s path: its initial noise with every branch move
     applied (what ``eacps.stepping`` computes on the fake stepping generator)."""
-    from eacps.stepping import Trajectory, renoise
+    from eacps.trajectory import Trajectory, renoise
 
     z = recipe.noise(NOISE_SHAPE)
     for b in recipe.branches:
-        z = renoise(Trajectory(z, z, b.step, b.step + 1), _MARGINAL, [b]).latents
+        z = renoise(Trajectory(z, z, b.step, b.step + 1, (recipe,)), _MARGINAL, [b]).latents
     return z
 
 
@@ -734,7 +734,7 @@ class GeneratorConformance:
     def test_noise_shape(self, generator_case: GeneratorCase) -> None:
         case = generator_case
         gen = case.make()
-        if not gen.supports_noise_recipes:
+        if "noise_recipes" not in gen.capabilities:
             _skip(f"{gen.name} takes seed-only recipes: it draws its own noise")
         shape = tuple(gen.noise_shape(case.condition))
         assert shape[0] == 1, f"noise_shape {shape} must include the leading batch dimension of 1"
@@ -749,7 +749,7 @@ class GeneratorConformance:
         parent = Recipe.from_seed(case.seeds[0])
         child = parent.pcn(0.5, case.seeds[1])
         gen.check([parent])
-        if not gen.supports_noise_recipes:
+        if "noise_recipes" not in gen.capabilities:
             try:
                 gen.check([parent, child])
             except ValueError:
@@ -1164,7 +1164,7 @@ class _NoiseParams(Params):
     log: str | None = Field(None, description="append each batch's seeds here (attempts, across processes)")
 
 
-class _NoiseGenerator(Generator):
+class _NoiseGenerator(Generator["_NoiseParams"]):
     """A numpy-fast generator for the conformance suite: image = sigmoid(noise), 4x4x1. It steps: the latent is
     the noise, its clean prediction the latent itself, and branches move it (``path_noise``). Its params make a
     batch raise or kill its process (for the executor suite). A fake for the strategy and executor suites, not a
@@ -1176,7 +1176,7 @@ class _NoiseGenerator(Generator):
     supports_stepping = True
 
     def check(self, recipes: Sequence[Recipe]) -> None:
-        p: _NoiseParams = self.params  # type: ignore[assignment]
+        p = self.params
         seeds = {r.seed for r in recipes}
         if p.log:
             with open(p.log, "a") as f:
@@ -1203,14 +1203,12 @@ class _NoiseGenerator(Generator):
         return self.generate_stepwise(recipes, condition, steps=steps)
 
     def start(self, recipes, condition, *, steps=None):
-        from eacps.stepping import Trajectory
+        from eacps.trajectory import Trajectory
 
-        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps)
+        return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps, tuple(recipes))
 
     def advance(self, traj, condition, until):
-        from eacps.stepping import Trajectory
-
-        return Trajectory(traj.latents, traj.latents, until, traj.total)
+        return traj.moved(traj.latents, traj.latents, until)
 
     def decode(self, latents, condition):
         return [Generated(np.transpose(torch.sigmoid(x).numpy(), (1, 2, 0))) for x in latents]

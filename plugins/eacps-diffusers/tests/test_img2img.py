@@ -25,7 +25,7 @@ def cond(**kw) -> Condition:
 
 def test_seed_recipe_reproduces_vanilla_img2img(gen_pipe):
     gen, pipe = gen_pipe
-    assert gen.family is None and gen.supports_noise_recipes is False
+    assert gen.family is None and gen.noise_recipes_problem() is not None
     (g,) = gen.generate([Recipe.from_seed(5)], cond(reference=REF))
     expected = vanilla(pipe, "a photo of a cat", 5, steps=4, size=None, image=REF, strength=0.6)
     assert g.status is Status.OK and np.array_equal(g.image, expected)

@@ -38,6 +38,8 @@ def test_from_pretrained_local_folder_matches_in_memory(saved):
     assert gen._pipe is None
     fp = gen.fingerprint()
     assert gen._pipe is None  # fingerprinting loads nothing
+    assert gen.supports_stepping and gen.supports_noise_recipes and gen.black_level > 0
+    assert gen._pipe is None  # nor do the class flags (the loaded pipeline's problems decide)
     (g,) = gen.generate([Recipe.from_seed(3)], COND)
     assert type(gen.pipe).__name__ == "StableDiffusionPipeline"
     (m,) = DiffusersGenerator.from_pipe(pipe, steps=2, height=32, width=32).generate([Recipe.from_seed(3)], COND)
@@ -52,7 +54,7 @@ def test_explicit_pipeline_class_and_scheduler_override(saved):
     )
     assert type(gen.pipe).__name__ == "StableDiffusionImg2ImgPipeline"
     assert type(gen.pipe.scheduler).__name__ == "EulerDiscreteScheduler"
-    assert gen.supports_noise_recipes is False
+    assert gen.noise_recipes_problem() is not None and "noise_recipes" not in gen.capabilities
     with pytest.raises(ModelLoadError, match="unknown diffusers pipeline class"):
         _ = DiffusersGenerator(model=str(folder), pipeline_class="os.system", **BASE).pipe
 

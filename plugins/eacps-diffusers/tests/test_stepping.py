@@ -15,8 +15,9 @@ from eacps_diffusers import DiffusersGenerator
 from eacps_diffusers.tiny import CALL_KWARGS, tiny_pipeline
 
 from eacps import Recipe, Status, capabilities
-from eacps.stepping import StateCache, Trajectory, generate_paths
+from eacps.stepping import StateCache, generate_paths
 from eacps.testing import GeneratorCase, GeneratorConformance
+from eacps.trajectory import Trajectory
 
 TOL = 1e-5
 STEPS, SIZE = 4, 32
@@ -112,7 +113,7 @@ def test_stochastic_noise_is_per_trajectory_and_paths_regenerate_exactly(schedul
     alone = gen.advance(gen.start(RECIPES[1:2], condition), condition, STEPS)
     # a stream is (seed, model calls so far): replayed when its live generator state is no longer kept
     part = gen.advance(gen.start(RECIPES, condition), condition, 2)
-    gen.stepper.streams._live.clear()
+    gen.stepper.streams.clear()
     assert torch.equal(gen.advance(part, condition, STEPS).latents, batch.latents)
     # each trajectory's per-step noise comes from its own recipe, not from its place in the batch (another batch
     # composition rounds differently: 1.1e-4 on latents of magnitude ~10 seen under load; a wrong noise is O(1))
@@ -160,7 +161,7 @@ def test_setups_that_cannot_step_are_refused_before_compute(family, params, why,
     calls = _count_model_calls(gen)
     problem = gen.stepping_problem()
     assert problem is not None and why in problem and "\n" not in problem
-    assert not gen.supports_stepping and "stepping" not in capabilities.offered(gen)
+    assert "stepping" not in gen.capabilities and "stepping" not in capabilities.offered(gen)
     with pytest.raises(ValueError, match="cannot step"):
         gen.check([Recipe.from_seed(1).branch(1, 0.5, 2)])
     with pytest.raises(ValueError, match="cannot step"):
@@ -240,3 +241,53 @@ def test_call_settings_are_honoured_when_stepping(family, params, condition):
     traj = gen.advance(gen.start(RECIPES, condition), condition, 2)
     stepwise = images(gen.decode(gen.advance(traj, condition, STEPS).latents, condition))
     assert max(np.abs(a - b).max() for a, b in zip(direct, stepwise, strict=True)) <= TOL
+
+
+@pytest.mark.parametrize("scheduler", ["EulerAncestralDiscreteScheduler", "DDPMScheduler"])
+def test_each_row_keeps_its_recipes_noise_stream_through_select_concat_and_eviction(scheduler, condition):
+    """A row's per-step noise is its origin recipe's stream, whatever its place in the batch and whatever the
+    stepper still remembers: two rows with the same state but different recipes diverge, and a reordered batch
+    advanced after every live stream state is forgotten is the same as the original batch."""
+    gen = make("sd", scheduler)
+    part = gen.advance(gen.start(RECIPES, condition), condition, 2)
+    once = gen.advance(part, condition, STEPS)
+    gen.stepper.streams.clear()
+    assert len(gen.stepper.streams) == 0
+    swapped = gen.advance(Trajectory.concat([part.select([2]), part.select([0, 1])]), condition, STEPS)
+    assert swapped.origins == (RECIPES[2], RECIPES[0], RECIPES[1])
+    for i, j in ((0, 2), (1, 0), (2, 1)):
+        torch.testing.assert_close(swapped.latents[i], once.latents[j], atol=1e-4, rtol=1e-4)
+    # the same state under another recipe draws that recipe's noise: the stream is never read from the tensors
+    twin = Trajectory(part.latents[:1], part.x0[:1], 2, STEPS, (RECIPES[1],))
+    other = gen.advance(twin, condition, STEPS)
+    mine = gen.advance(part.select([0]), condition, STEPS)
+    assert not torch.allclose(other.latents, mine.latents, atol=1e-3)
+
+
+@pytest.mark.parametrize("scheduler", ["EulerAncestralDiscreteScheduler", "DDPMScheduler"])
+def test_branches_regenerate_from_their_recipes_after_cache_and_stream_eviction(scheduler, condition):
+    """Branched paths through a state cache of one entry and a stream table of one live state (everything evicted
+    as it goes) are the images a fresh generator computes from the recipes alone."""
+    paths = [Recipe.from_seed(4).branch(1, 0.6, 11).branch(3, 0.4, 12), Recipe.from_seed(4).branch(1, 0.6, 13),
+             Recipe.from_seed(5).branch(2, 0.5, 11)]
+    gen = make("sd", scheduler)
+    gen.stepper.streams.max_live = 1
+    tight = images(generate_paths(gen, paths, condition, cache=StateCache(max_states=1)))
+    again = images(generate_paths(gen, paths[::-1], condition, cache=StateCache(max_states=1)))[::-1]
+    fresh = images(generate_paths(make("sd", scheduler), paths, condition, cache=StateCache()))
+    for r, a, b, c in zip(paths, tight, again, fresh, strict=True):
+        assert np.abs(a - c).max() <= 1e-4 and np.abs(b - c).max() <= 1e-4, f"{r.key} left its recipe"
+    assert not np.allclose(fresh[0], fresh[1], atol=1e-3)
+    (winner,) = images(gen.generate([paths[0]], condition))  # generate follows the path recipe whole
+    assert np.abs(winner - fresh[0]).max() <= 1e-4
+
+
+def test_the_stepper_is_built_once_by_load_with_its_family_record(condition):
+    from eacps_diffusers.stepping import FAMILY_STEPS, SCHEDULERS
+
+    gen = make("sdxl")
+    gen.load()
+    stepper = gen.stepper
+    assert stepper.steps is FAMILY_STEPS["sdxl"] and stepper.sched_kind is SCHEDULERS["EulerDiscreteScheduler"]
+    gen.load()
+    assert gen.stepper is stepper

@@ -16,7 +16,6 @@ Noise modes
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import math
 import sys
@@ -33,7 +32,9 @@ from eacps import Condition, Generated, Generator, Params, Recipe
 from eacps.checkpoints import NotCachedError, not_cached
 from eacps.config import ConfigError
 from eacps.errors import one_line
-from eacps.stepping import Trajectory, route_paths
+from eacps.stepping import route_paths
+from eacps.trajectory import Trajectory
+from eacps_diffusers.stepping import Stepper, stepping_problem, stream_seed
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -152,11 +153,14 @@ def _floors_strength(cls: type) -> bool:
         return False
 
 
-class DiffusersGenerator(Generator):
+class DiffusersGenerator(Generator[DiffusersParams]):
     """Runs a diffusers pipeline; owns the seed -> noise mapping so winning seeds work in plain diffusers."""
 
     name = "diffusers"
     Params = DiffusersParams
+    #: both depend on the loaded pipeline: ``stepping_problem`` and ``noise_recipes_problem`` decide (and load it)
+    supports_stepping = True
+    supports_noise_recipes = True
 
     def __init__(self, params: DiffusersParams | None = None, *, pipe: Any = None, **kwargs: Any) -> None:
         if params is None:
@@ -164,9 +168,10 @@ class DiffusersGenerator(Generator):
         elif kwargs:
             raise TypeError("pass either params or keyword parameters, not both")
         super().__init__(params)
-        self.params: DiffusersParams
         self._pipe = pipe
         self._in_memory = pipe is not None
+        self._stepper: Stepper | None = None
+        self.black_level = float(params.black_threshold)  # images at or below it are FILTERED as all black
         if pipe is not None:
             if params.components:
                 raise ValueError("components: applies when loading a model; build the in-memory pipeline without them")
@@ -206,6 +211,8 @@ class DiffusersGenerator(Generator):
         _ = self.pipe
         if (problem := self.steps_problem(self.default_steps)) is not None:
             raise ConfigError(f"{problem[0]}: {problem[1]}")
+        if self._stepper is None and self.stepping_problem() is None:
+            self._stepper = Stepper(self, self.family.name)  # type: ignore[union-attr]
 
     @property
     def pipe(self) -> Any:
@@ -302,23 +309,15 @@ class DiffusersGenerator(Generator):
     # -- stepping (eacps.stepping; the loops are in eacps_diffusers.stepping) ---------------------------
     def stepping_problem(self) -> str | None:
         """Why this pipeline cannot step (family, scheduler, call kwargs), or None; see ``stepping.SCHEDULERS``."""
-        from eacps_diffusers.stepping import stepping_problem
-
-        return stepping_problem(self)
+        return stepping_problem(self.pipe, self.family, self)
 
     @property
-    def supports_stepping(self) -> bool:  # type: ignore[override]
-        """SD/SDXL with DDIM/DDPM/Euler(-ancestral), SD3/FLUX with flow-matching Euler (loads the pipeline)."""
-        return self.stepping_problem() is None
-
-    @property
-    def stepper(self) -> Any:
-        if getattr(self, "_stepper", None) is None:
-            from eacps_diffusers.stepping import Stepper
-
+    def stepper(self) -> Stepper:
+        """The stepping loop of this pipeline's family and scheduler (built by ``load``, or on first use)."""
+        if self._stepper is None:
             if (problem := self.stepping_problem()) is not None:
                 raise ValueError(problem)
-            self._stepper = Stepper(self)
+            self._stepper = Stepper(self, self.family.name)  # type: ignore[union-attr]
         return self._stepper
 
     def start(self, recipes: Sequence[Recipe], condition: Condition, *, steps: int | None = None) -> Trajectory:
@@ -328,7 +327,7 @@ class DiffusersGenerator(Generator):
         stepper = self.stepper
         _eval_mode(self.pipe)
         noise = self.pipeline_latents(self.noises(recipes, condition))
-        return stepper.start(noise, condition, total, [_stream_seed(r) for r in recipes])
+        return stepper.start(noise, condition, total, recipes)
 
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
         """At most ``max_batch_size`` trajectories per model call (out of memory: the engine splits the call)."""
@@ -353,30 +352,32 @@ class DiffusersGenerator(Generator):
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
         return self.stepper.marginal(traj)
 
-    @property
-    def supports_noise_recipes(self) -> bool:  # type: ignore[override]
+    def noise_recipes_problem(self) -> str | None:
         """Noise-space recipes need ``latents=`` to be the initial noise (known text-to-image families)."""
-        return self.family is not None
+        if self.family is not None:
+            return None
+        return f"{type(self.pipe).__name__} accepts seed-only recipes (its latents are not the initial noise)"
 
-    def _call_kwarg(self, name: str) -> Any:
+    def call_kwarg(self, name: str) -> Any:
         """The value a call passes for ``name``: ``call_kwargs``, else the pipeline's default."""
-        return self.params.call_kwargs.get(name, self._call_default(name))
+        return self.params.call_kwargs.get(name, self.call_default(name))
 
-    def _call_default(self, name: str) -> Any:
+    def call_default(self, name: str) -> Any:
+        """The pipeline's own default for call argument ``name`` (None when it has none)."""
         par = self._signature.get(name)
         return None if par is None or par.default is inspect.Parameter.empty else par.default
 
     @property
     def default_steps(self) -> int:
-        return int(self.params.steps or self._call_default("num_inference_steps") or 50)
+        return int(self.params.steps or self.call_default("num_inference_steps") or 50)
 
     def steps_problem(self, steps: int) -> tuple[str, str] | None:
         """(field, why) when a call at ``steps`` would run no denoising step, else None. SD/SDXL-style img2img
         and inpaint pipelines run ``int(steps × strength)`` steps (their ``get_timesteps`` floors), and at zero
         fail deep inside the VAE; flow-matching ones round up, and ``denoising_start`` replaces strength."""
-        if "strength" not in self._signature or self._call_kwarg("denoising_start") is not None:
+        if "strength" not in self._signature or self.call_kwarg("denoising_start") is not None:
             return None
-        strength = self._call_kwarg("strength")
+        strength = self.call_kwarg("strength")
         if isinstance(strength, bool) or not isinstance(strength, int | float) or not _floors_strength(type(self.pipe)):
             return None
         name = type(self.pipe).__name__
@@ -391,7 +392,7 @@ class DiffusersGenerator(Generator):
         """(height, width) passed to every call: the params, else the pipeline's own default."""
         pipe, p = self.pipe, self.params
         vsf = int(getattr(pipe, "vae_scale_factor", 8))
-        default = self._call_default("height"), self._call_default("width")
+        default = self.call_default("height"), self.call_default("width")
         if default[0] is None or default[1] is None:
             ss = getattr(pipe, "default_sample_size", None)
             if ss is None:
@@ -405,7 +406,7 @@ class DiffusersGenerator(Generator):
         pipe = self.pipe
         h, w = self.size()
         kw = {**self.params.call_kwargs, **(kwargs or {})}
-        if fam.bins and kw.get("use_resolution_binning", self._call_default("use_resolution_binning")):
+        if fam.bins and kw.get("use_resolution_binning", self.call_default("use_resolution_binning")):
             ss = pipe.transformer.config.sample_size
             if ss not in fam.bins:
                 raise ValueError(
@@ -446,7 +447,7 @@ class DiffusersGenerator(Generator):
         """One CPU generator per candidate, in the state the vanilla call leaves it after the initial draw."""
         gens = []
         for r in recipes:
-            g = torch.Generator("cpu").manual_seed(_stream_seed(r))
+            g = torch.Generator("cpu").manual_seed(stream_seed(r))
             if shape is not None:
                 torch.randn(shape, generator=g, dtype=self.noise_dtype)  # advance past the initial draw
             gens.append(g)
@@ -466,7 +467,8 @@ class DiffusersGenerator(Generator):
         return d
 
     # -- generation --------------------------------------------------------------------------------
-    def _kwargs(self, condition: Condition, steps: int) -> dict[str, Any]:
+    def call_kwargs_for(self, condition: Condition, steps: int) -> dict[str, Any]:
+        """The keyword arguments of a pipeline call for ``condition`` at ``steps`` (no noise, no batch size)."""
         p, sig = self.params, self._signature
         kw: dict[str, Any] = {"prompt": condition.prompt or ""}
         neg = condition.negative_prompt if condition.negative_prompt is not None else p.negative_prompt
@@ -508,7 +510,7 @@ class DiffusersGenerator(Generator):
         steps = int(steps or self.default_steps)
         if (problem := self.steps_problem(steps)) is not None:  # a preview at fewer steps, say
             raise ValueError(problem[1])
-        kwargs = self._kwargs(condition, steps)
+        kwargs = self.call_kwargs_for(condition, steps)
         _eval_mode(self.pipe)  # a module switched to training since (dropout) would break exact regeneration
         return self._in_chunks(len(recipes), lambda i, j: self._run(recipes[i:j], condition, kwargs))
 
@@ -531,23 +533,19 @@ class DiffusersGenerator(Generator):
         if images.shape[0] != n:
             raise RuntimeError(f"pipeline returned {images.shape[0]} images for {n} candidates")
         nsfw = getattr(output, "nsfw_content_detected", None) or [False] * n
-        return [self._judge(images[i], bool(nsfw[i])) for i in range(n)]
+        return [self.judge(images[i], bool(nsfw[i])) for i in range(n)]
 
     def _invoke(self, kwargs: dict[str, Any]) -> Any:
         """One pipeline call (a seam for tests: out-of-memory injection, call capture)."""
         return self.pipe(**kwargs)
 
-    def _judge(self, image: np.ndarray, nsfw: bool) -> Generated:
+    def judge(self, image: np.ndarray, nsfw: bool) -> Generated:
         """A safety-checker hit is FILTERED here; NaN/inf and all-black images by the engine's one image filter,
         at this generator's ``black_level``."""
         if nsfw:
             return Generated.filtered("safety checker flagged the image", image)
         return Generated(np.ascontiguousarray(image))
 
-    @property
-    def black_level(self) -> float:  # type: ignore[override]
-        """Images whose brightest pixel is at or below this are FILTERED as all black (``black_threshold``)."""
-        return float(self.params.black_threshold)
 
 
 def _eval_mode(pipe: Any) -> None:
@@ -597,16 +595,6 @@ def _load_hint(exc: BaseException, p: DiffusersParams) -> str:
         fetch = download_command(p.model, p.revision)
         return f" (incomplete in the local cache and local_files_only = true: {fetch}, or set local_files_only = false)"
     return ""
-
-
-def _stream_seed(recipe: Recipe) -> int:
-    """The seed of a candidate's own CPU generator (stochastic schedulers): its seed, as in plain diffusers."""
-    return int(recipe.seed) if recipe.is_seed_only else _key_seed(recipe)  # type: ignore[arg-type]
-
-
-def _key_seed(recipe: Recipe) -> int:
-    """A stable 63-bit seed for the auxiliary generator of a noise-space recipe (from its canonical key)."""
-    return int.from_bytes(hashlib.sha256(recipe.key.encode()).digest()[:8], "big") % (2**63 - 1) or 1
 
 
 __all__ = ["FAMILIES", "DiffusersGenerator", "DiffusersParams", "Family", "ModelLoadError", "ModelNotCached"]

@@ -3,20 +3,22 @@
 The denoising loop of each supported pipeline is written out here, step for step as the pipeline's own
 ``__call__`` does it (prompt encoding, CFG batch order ``[negative, positive]``, ``scale_model_input``, the
 scheduler step, the VAE decode), so that ``start -> advance(T) -> decode`` gives the image ``generate`` gives.
-Prompt embeddings live in a small per-condition cache and the configured schedulers in a per-length one, never
-in the Trajectory.
+What differs between families is one record per family (``FamilySteps``: prompt encoding, model call, decode,
+timestep shift, latent handling) and one per scheduler (``SchedulerKind``: stochastic or not, step index,
+marginal), both chosen once when the ``Stepper`` is built (``DiffusersGenerator.load``). Prompt embeddings live
+in a small per-condition cache and the configured schedulers in a per-length one, never in the Trajectory.
 
 Supported: SD1.5/2.x, SDXL and PixArt-α/Σ with DDIM, DDPM, Euler and Euler-ancestral; SD3, FLUX and Sana with
 flow-matching Euler. Anything else (img2img, multistep/higher-order schedulers such as DPM-Solver++, UniPC,
 Heun, PixArt's and Sana's resolution binning) is refused by ``stepping_problem`` before any compute.
 
 Stochastic schedulers (Euler-ancestral, DDPM, DDIM with ``eta > 0``): the per-step noise of trajectory i comes
-from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (the recipe's
-seed, advanced past the initial-noise draw), so a seed-only path is the vanilla diffusers call. Since a
-Trajectory carries no recipe, the generator remembers the stream seed of every state it returned
-(``NoiseStreams``; a stream after k model calls is ``(seed, k)``); a branched state continues its parent's
-stream, so a path's noise depends on its recipe alone and paths regenerate from their recipes (up to float
-rounding, which is never turned into other noise).
+from its own CPU ``torch.Generator``, seeded from its recipe exactly as ``generate`` seeds it (``stream_seed``:
+the recipe's seed, advanced past the initial-noise draw). Each row's recipe is its origin
+(``eacps.trajectory.Trajectory.origins``), which travels with the state through select, concat and branch
+moves, so a stream after k model calls is ``(stream_seed(origin), k)``: a branched row continues its parent's
+stream, a path's noise depends on its recipe alone, and a stream whose live state is no longer kept is replayed
+from the recipe (never re-seeded from the state's bytes).
 """
 
 from __future__ import annotations
@@ -25,127 +27,85 @@ import copy
 import hashlib
 import math
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from eacps import Condition, Generated
-from eacps.stepping import Trajectory
-
-if TYPE_CHECKING:
-    from eacps_diffusers.generator import DiffusersGenerator
-
-SCHEDULERS: dict[str, str] = {
-    "DDIMScheduler": "ddim",
-    "DDPMScheduler": "ddpm",
-    "EulerDiscreteScheduler": "euler",
-    "EulerAncestralDiscreteScheduler": "euler",
-    "FlowMatchEulerDiscreteScheduler": "flow",
-}
-"""Schedulers that can step from any step index (no multistep history), with their marginal kind."""
-
-FAMILY_SCHEDULERS: dict[str, frozenset[str]] = {
-    "sd": frozenset({"ddim", "ddpm", "euler"}),
-    "sdxl": frozenset({"ddim", "ddpm", "euler"}),
-    "pixart-alpha": frozenset({"ddim", "ddpm", "euler"}),
-    "pixart-sigma": frozenset({"ddim", "ddpm", "euler"}),
-    "sd3": frozenset({"flow"}),
-    "flux": frozenset({"flow"}),
-    "sana": frozenset({"flow"}),
-}
-"""Families that can step, and the scheduler kinds each supports."""
-
-CALL_KWARGS: dict[str, frozenset[str]] = {
-    "sd": frozenset({"eta", "guidance_rescale", "clip_skip"}),
-    "sdxl": frozenset({"eta", "guidance_rescale", "clip_skip"}),
-    "sd3": frozenset({"max_sequence_length", "clip_skip"}),
-    "flux": frozenset({"max_sequence_length"}),
-    "pixart-alpha": frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"}),
-    "pixart-sigma": frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"}),
-    "sana": frozenset({"max_sequence_length", "clean_caption", "complex_human_instruction", "use_resolution_binning"}),
-}
-"""``call_kwargs`` the stepping loop honours per family; any other one is refused (it would be ignored)."""
+from eacps import Condition, Generated, Recipe
+from eacps.trajectory import Trajectory
 
 
-def stepping_problem(gen: DiffusersGenerator) -> str | None:
-    """Why ``gen`` cannot step (None when it can): family, scheduler and call kwargs are checked up front."""
-    pipe = gen.pipe
-    fam = gen.family
-    if fam is None:
-        return (f"diffusers {type(pipe).__name__} cannot step: it draws its own noise (generator mode); "
-                f"stepping families: {sorted(FAMILY_SCHEDULERS)}")
-    if fam.name not in FAMILY_SCHEDULERS:
-        return f"diffusers family {fam.name!r} cannot step; stepping families: {sorted(FAMILY_SCHEDULERS)}"
-    sched = type(pipe.scheduler).__name__
-    kind = SCHEDULERS.get(sched)
-    allowed = sorted(k for k, v in SCHEDULERS.items() if v in FAMILY_SCHEDULERS[fam.name])
-    if kind not in FAMILY_SCHEDULERS[fam.name]:
-        return (f"diffusers {fam.name} cannot step with scheduler {sched!r}; "
-                f"set generator.params.scheduler to one of {allowed}")
-    if pipe.scheduler.config.get("stochastic_sampling", False):
-        return "diffusers: stochastic_sampling flow matching cannot step (the pipeline draws its noise unseeded)"
-    if fam.name in ("sd", "sdxl") and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
-        return "diffusers: a guidance-embedded UNet (time_cond_proj_dim, LCM) cannot step"
-    if fam.bins and gen._call_kwarg("use_resolution_binning"):
-        return (f"diffusers {fam.name} cannot step with resolution binning (the image is resized after decoding); "
-                "set call_kwargs.use_resolution_binning=false and a binned height/width")
-    extra = sorted(set(gen.params.call_kwargs) - CALL_KWARGS[fam.name])
-    if extra:
-        allowed_kw = sorted(CALL_KWARGS[fam.name])
-        return f"diffusers {fam.name} cannot step with call_kwargs {extra} (not honoured); allowed: {allowed_kw}"
-    return None
+class Host(Protocol):
+    """What the stepper needs of its ``DiffusersGenerator`` (public members only)."""
+
+    params: Any
+
+    @property
+    def pipe(self) -> Any: ...
+
+    @property
+    def default_steps(self) -> int: ...
+
+    @property
+    def noise_dtype(self) -> torch.dtype: ...
+
+    def noise_shape(self, condition: Condition) -> tuple[int, ...]: ...
+
+    def size(self) -> tuple[int, int]: ...
+
+    def call_kwargs_for(self, condition: Condition, steps: int) -> dict[str, Any]: ...
+
+    def call_default(self, name: str) -> Any: ...
+
+    def call_kwarg(self, name: str) -> Any: ...
+
+    def judge(self, image: np.ndarray, nsfw: bool) -> Generated: ...
 
 
-def _state_hash(row: torch.Tensor) -> bytes:
-    return hashlib.sha256(row.detach().to("cpu").contiguous().flatten().view(torch.uint8).numpy().tobytes()).digest()
+# -- noise streams ------------------------------------------------------------------------------
+def stream_seed(recipe: Recipe) -> int:
+    """The seed of a candidate's own CPU generator (stochastic schedulers): its seed, as in plain diffusers, or
+    for a noise-space recipe a stable 63-bit seed from its canonical key."""
+    if recipe.is_seed_only:
+        return int(recipe.seed)  # type: ignore[arg-type]
+    return int.from_bytes(hashlib.sha256(recipe.key.encode()).digest()[:8], "big") % (2**63 - 1) or 1
 
 
 class NoiseStreams:
     """Per-trajectory noise generators for stochastic schedulers.
 
-    A trajectory's stream is ``Generator(seed)`` advanced past the initial-noise draw (as ``generate`` leaves it)
-    and then by one draw per model call, so after ``k`` calls it is fully described by ``(seed, k)``. ``seed`` is
-    the recipe's (``start``); ``advance`` remembers it under the hash of each state it returns, both of its
-    latents and of its clean prediction. A branch move (the core's ``renoise``) changes the latents but keeps
-    ``x0``, so a branched state is found by its ``x0`` and continues its parent's stream: a path's noise depends
-    on its recipe alone, never on the float rounding of its state. The seeds are small (a large LRU); live
-    generator states are kept for the most recent ``(seed, k)`` and otherwise replayed. A state found under
-    neither hash (evicted) is seeded by the hash of its latents."""
+    A trajectory's stream is ``Generator(stream_seed(origin))`` advanced past the initial-noise draw (as
+    ``generate`` leaves it) and then by one draw per model call, so after ``k`` calls it is fully described by
+    ``(seed, k)``. Live generator states are kept for the most recent ``(seed, k)`` (an LRU of ``max_live``); any
+    other is replayed from the seed, so an evicted stream is rebuilt from its recipe, bit for bit."""
 
-    def __init__(self, init_shape: tuple[int, ...], init_dtype: torch.dtype, max_seeds: int = 1 << 16,
-                 max_live: int = 1024) -> None:
+    def __init__(self, init_shape: tuple[int, ...], init_dtype: torch.dtype, max_live: int = 1024) -> None:
         self.init_shape, self.init_dtype = init_shape, init_dtype
-        self.max_seeds, self.max_live = max_seeds, max_live
-        self._by_latents: OrderedDict[bytes, int] = OrderedDict()
-        self._by_x0: OrderedDict[bytes, int] = OrderedDict()
+        self.max_live = max_live
         self._live: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
 
-    def put(self, latents: torch.Tensor, x0: torch.Tensor | None, seeds: list[int], step: int,
-            gens: list[torch.Generator] | None = None) -> None:
-        for i, seed in enumerate(seeds):
-            _remember(self._by_latents, _state_hash(latents[i]), seed, self.max_seeds)
-            if x0 is not None:
-                _remember(self._by_x0, _state_hash(x0[i]), seed, self.max_seeds)
-            if gens is not None:
-                _remember(self._live, (seed, step), gens[i].get_state(), self.max_live)
+    def __len__(self) -> int:
+        return len(self._live)
 
-    def take(self, latents: torch.Tensor, x0: torch.Tensor | None,
-             step: int) -> tuple[list[int], list[torch.Generator]]:
-        """Each row's stream seed and its generator after ``step`` model calls."""
-        seeds, gens = [], []
-        draw = (1, *latents.shape[1:])
-        for i in range(latents.shape[0]):
-            h = _state_hash(latents[i])
-            seed = self._by_latents.get(h)
-            if seed is None and x0 is not None:
-                seed = self._by_x0.get(_state_hash(x0[i]))  # a branched row: its parent's stream
-            if seed is None:
-                seed = int.from_bytes(h[:8], "big") % (2**63 - 1) or 1
-            seeds.append(seed)
-            gens.append(self._generator(seed, step, draw, latents.dtype))
-        return seeds, gens
+    def clear(self) -> None:
+        """Forget every live state (later streams are replayed from their recipes)."""
+        self._live.clear()
+
+    def take(self, origins: Sequence[Recipe], step: int, draw: tuple[int, ...],
+             dtype: torch.dtype) -> list[torch.Generator]:
+        """Each row's generator after ``step`` model calls (``draw``: one row's per-step noise shape)."""
+        return [self._generator(stream_seed(r), step, draw, dtype) for r in origins]
+
+    def keep(self, origins: Sequence[Recipe], step: int, gens: Sequence[torch.Generator]) -> None:
+        for r, g in zip(origins, gens, strict=True):
+            key = (stream_seed(r), step)
+            self._live[key] = g.get_state()
+            self._live.move_to_end(key)
+            while len(self._live) > self.max_live:
+                self._live.popitem(last=False)
 
     def _generator(self, seed: int, step: int, draw: tuple[int, ...], dtype: torch.dtype) -> torch.Generator:
         g = torch.Generator("cpu")
@@ -160,28 +120,216 @@ class NoiseStreams:
         return g
 
 
-def _remember(table: OrderedDict, key: Any, value: Any, limit: int) -> None:
-    table[key] = value
-    table.move_to_end(key)
-    while len(table) > limit:
-        table.popitem(last=False)
+# -- schedulers ---------------------------------------------------------------------------------
+def _marginal_ddim(sched: Any, k: int) -> tuple[float, float]:
+    prev = int(sched.timesteps[k - 1]) - sched.config.num_train_timesteps // sched.num_inference_steps
+    abar = float(sched.alphas_cumprod[prev]) if prev >= 0 else float(sched.final_alpha_cumprod)
+    return math.sqrt(abar), math.sqrt(1.0 - abar)
+
+
+def _marginal_ddpm(sched: Any, k: int) -> tuple[float, float]:
+    prev = int(sched.previous_timestep(int(sched.timesteps[k - 1])))
+    abar = float(sched.alphas_cumprod[prev]) if prev >= 0 else 1.0
+    return math.sqrt(abar), math.sqrt(1.0 - abar)
+
+
+def _marginal_euler(sched: Any, k: int) -> tuple[float, float]:
+    return 1.0, float(sched.sigmas[k])
+
+
+def _marginal_flow(sched: Any, k: int) -> tuple[float, float]:
+    sigma = float(sched.sigmas[k])
+    return 1.0 - sigma, sigma
+
+
+@dataclass(frozen=True)
+class SchedulerKind:
+    """How the loop drives one scheduler class: its family-facing kind, whether each step draws noise (given
+    the call's ``eta``), whether it keeps a step index (set through ``set_begin_index``), whether ``step``
+    returns the clean prediction, and the marginal ``x_k = a·x0 + b·eps`` after ``k`` calls."""
+
+    kind: str
+    stochastic: Callable[[float], bool]
+    indexed: bool
+    marginal: Callable[[Any, int], tuple[float, float]]
+    flow: bool = False  # flow matching: x0 = x - sigma·v, computed by the loop
+    takes_eta: bool = False
+
+
+SCHEDULERS: dict[str, SchedulerKind] = {
+    "DDIMScheduler": SchedulerKind("ddim", lambda eta: eta > 0, False, _marginal_ddim, takes_eta=True),
+    "DDPMScheduler": SchedulerKind("ddpm", lambda eta: True, False, _marginal_ddpm),
+    "EulerDiscreteScheduler": SchedulerKind("euler", lambda eta: False, True, _marginal_euler),
+    "EulerAncestralDiscreteScheduler": SchedulerKind("euler", lambda eta: True, True, _marginal_euler),
+    "FlowMatchEulerDiscreteScheduler": SchedulerKind("flow", lambda eta: False, True, _marginal_flow, flow=True),
+}
+"""Schedulers that can step from any step index (no multistep history), and how each is driven."""
+
+
+# -- per-family records -------------------------------------------------------------------------
+Embeds = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FamilySteps:
+    """One family's loop: prompt encoding (embeddings at batch size 1, and whether CFG runs), the model call on
+    the (CFG-doubled) input, the decode to (images, nsfw flags or None), extra ``set_timesteps`` arguments,
+    and how its latents are prepared and read."""
+
+    schedulers: frozenset[str]
+    call_kwargs: frozenset[str]
+    encode: Callable[[Stepper, dict[str, Any], float], tuple[Embeds, bool]]
+    call: Callable[[Stepper, torch.Tensor, torch.Tensor, _Expanded], torch.Tensor]
+    decode: Callable[[Stepper, torch.Tensor], tuple[Any, list[bool] | None]]
+    timesteps: Callable[[Stepper, Any, int], dict[str, Any]] | None = None
+    scales_noise: bool = True  # initial latents x init_noise_sigma (else cast to the embeddings' dtype)
+    float32_latents: bool = False  # Sana keeps its latents in float32
+    scales_input: bool = True  # the loop calls scheduler.scale_model_input
+    learned_sigma: bool = False  # a transformer with 2x output channels: keep the noise half
+    guidance_embedded_unet: bool = False  # a UNet with time_cond_proj_dim (LCM) cannot step
+    one_step_keeps_x0: bool = False  # PixArt-α's one-step call returns the clean prediction
+    resolution_condition: bool = False  # PixArt-α at sample size 128 conditions on resolution and aspect ratio
+
+
+class Stepper:
+    """start / advance / decode / marginal for one ``DiffusersGenerator`` (its pipeline and params), with its
+    family's record and its scheduler's kind chosen once, here."""
+
+    def __init__(self, gen: Host, family: str, max_contexts: int = 8) -> None:
+        self.gen = gen
+        self.pipe = gen.pipe
+        self.steps = FAMILY_STEPS[family]
+        self.sched_kind = SCHEDULERS[type(self.pipe.scheduler).__name__]
+        self.max_contexts = max_contexts
+        self._contexts: OrderedDict[tuple[str, str | None], _Context] = OrderedDict()
+        self._schedulers: dict[int, Any] = {}
+        self.shape = gen.noise_shape(Condition(id="_"))
+        self.streams = NoiseStreams(self.shape, gen.noise_dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe._execution_device  # diffusers' own device rule (offload included)
+
+    # -- context ---------------------------------------------------------------------------------
+    def context(self, condition: Condition) -> _Context:
+        kw = self.gen.call_kwargs_for(condition, self.gen.default_steps)
+        key = (kw["prompt"], kw.get("negative_prompt"))
+        if (ctx := self._contexts.get(key)) is None:
+            ctx = self._build(kw)
+            self._contexts[key] = ctx
+            while len(self._contexts) > self.max_contexts:
+                self._contexts.popitem(last=False)
+        self._contexts.move_to_end(key)
+        return ctx
+
+    def _build(self, kw: dict[str, Any]) -> _Context:
+        guidance = float(kw.get("guidance_scale", self.gen.call_default("guidance_scale") or 1.0))
+        with torch.no_grad():
+            embeds, cfg = self.steps.encode(self, kw, guidance)
+        eta = float(kw.get("eta", 0.0))
+        return _Context(cfg, guidance, embeds, eta, float(kw.get("guidance_rescale", 0.0)),
+                        self.sched_kind.stochastic(eta))
+
+    def scheduler(self, total: int) -> Any:
+        """A copy of the pipeline's scheduler with the ``total``-step schedule the pipeline would set."""
+        from diffusers.pipelines.flux.pipeline_flux import retrieve_timesteps
+
+        if (sched := self._schedulers.get(total)) is None:
+            sched = type(self.pipe.scheduler).from_config(self.pipe.scheduler.config)
+            extra = self.steps.timesteps(self, sched, total) if self.steps.timesteps is not None else {}
+            retrieve_timesteps(sched, total, self.device, **extra)
+            self._schedulers[total] = sched
+        return sched
+
+    # -- the stepping methods ----------------------------------------------------------------------
+    def start(self, noise: torch.Tensor, condition: Condition, total: int, recipes: Sequence[Recipe]) -> Trajectory:
+        """``noise``: the recipes' initial noise as the pipeline's ``latents=``; scaled as ``prepare_latents`` does.
+        Each row's origin is its recipe (its noise stream under a stochastic scheduler)."""
+        ctx = self.context(condition)
+        latents = noise.to(self.device)
+        if self.steps.scales_noise:
+            latents = latents * self.scheduler(total).init_noise_sigma
+        else:
+            latents = latents.to(dtype=torch.float32 if self.steps.float32_latents else ctx.embeds["prompt"].dtype)
+        return Trajectory(latents, None, 0, total, tuple(recipes))
+
+    @torch.no_grad()
+    def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
+        if not traj.step <= until <= traj.total:
+            raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
+        ctx = self.context(condition)
+        kind = self.sched_kind
+        # a copy: the step index this call sets is its own (a timed-out call may still be running)
+        sched, x, x0 = copy.copy(self.scheduler(traj.total)), traj.latents, traj.x0
+        if kind.indexed:
+            sched.set_begin_index(traj.step)  # the first call of this piece is step ``traj.step``
+        step_kwargs: dict[str, Any] = {"eta": ctx.eta} if kind.takes_eta else {}
+        gens = None
+        if ctx.stochastic:
+            gens = self.streams.take(traj.origins, traj.step, (1, *x.shape[1:]), x.dtype)
+            step_kwargs["generator"] = gens
+        emb = _Expanded(ctx, x.shape[0])
+        out = None
+        for i in range(traj.step, until):
+            t = sched.timesteps[i]
+            pred = self._model(x, t, emb, sched)
+            out = sched.step(pred, t, x, **step_kwargs, return_dict=True)
+            if not kind.flow:
+                x0 = out.pred_original_sample
+            elif i == until - 1:  # only the last call's is kept; x_t = (1 - s) x0 + s eps, the model predicts eps - x0
+                x0 = (x.float() - float(sched.sigmas[i]) * pred.float()).to(x.dtype)
+            x = out.prev_sample
+        if self.steps.one_step_keeps_x0 and traj.total == 1 and out is not None:
+            x = out.pred_original_sample
+        if gens is not None:
+            self.streams.keep(traj.origins, until, gens)
+        return traj.moved(x, x0, until)
+
+    def _model(self, x: torch.Tensor, t: torch.Tensor, emb: _Expanded, sched: Any) -> torch.Tensor:
+        """One model call for the batch ``x`` at timestep ``t``, CFG as the pipeline does it."""
+        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
+
+        ctx = emb.ctx
+        inp = torch.cat([x] * 2) if ctx.cfg else x
+        if self.steps.scales_input:
+            inp = sched.scale_model_input(inp, t)
+        pred = self.steps.call(self, inp, t, emb)
+        if ctx.cfg:
+            uncond, text = pred.chunk(2)
+            pred = uncond + ctx.guidance * (text - uncond)
+            if ctx.guidance_rescale > 0:
+                pred = rescale_noise_cfg(pred, text, guidance_rescale=ctx.guidance_rescale)
+        if self.steps.learned_sigma and self.pipe.transformer.config.out_channels // 2 == x.shape[1]:
+            pred = pred.chunk(2, dim=1)[0]  # learned sigma (PixArt, Sana): the pipeline keeps the noise half
+        return pred
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
+        """Latents -> images as the pipeline decodes them, judged like ``generate``'s (the safety checker here;
+        NaN/inf and black by the engine's image filter)."""
+        latents = latents.to(self.device, self.pipe.vae.dtype)  # a clean prediction may be float32 (Euler upcasts)
+        image, nsfw = self.steps.decode(self, latents)
+        images = np.asarray(image, dtype=np.float32)
+        flags = nsfw or [False] * images.shape[0]
+        return [self.gen.judge(images[i], bool(flags[i])) for i in range(images.shape[0])]
+
+    def marginal(self, traj: Trajectory) -> tuple[float, float]:
+        """``x_k = a·x0 + b·eps`` after ``k = traj.step`` model calls, as the scheduler wrote ``x_k``."""
+        if not 1 <= traj.step < traj.total:
+            raise ValueError(f"no branch at step {traj.step} of {traj.total}: it needs 1 <= step < {traj.total}")
+        return self.sched_kind.marginal(self.scheduler(traj.total), traj.step)
 
 
 @dataclass
 class _Context:
-    """What every model call of one condition at one schedule length needs (batch size 1, expanded per call)."""
+    """What every model call of one condition needs (batch size 1, expanded per call)."""
 
-    kind: str
     cfg: bool
     guidance: float
-    embeds: dict[str, torch.Tensor]
-    extra: dict[str, Any]
+    embeds: Embeds
+    eta: float
+    guidance_rescale: float
     stochastic: bool
-
-
-def _set_index(sched: Any, i: int) -> None:
-    if hasattr(sched, "_step_index"):
-        sched._step_index = i  # diffusers schedulers keep the step index themselves: set it for this call
 
 
 def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -212,314 +360,253 @@ class _Expanded:
         return t
 
 
-class Stepper:
-    """start / advance / decode / marginal for one ``DiffusersGenerator`` (its pipeline and params)."""
+# -- prompt encoding: embeddings at batch size 1 (the pipeline encodes once, then repeats) -----------------
+def _encode_sd(st: Stepper, kw: dict[str, Any], guidance: float) -> tuple[Embeds, bool]:
+    cfg = guidance > 1
+    pe, ne = st.pipe.encode_prompt(kw["prompt"], st.device, 1, cfg, kw.get("negative_prompt"),
+                                   clip_skip=kw.get("clip_skip"))
+    return ({"prompt": pe, "negative": ne} if cfg else {"prompt": pe}), cfg
 
-    def __init__(self, gen: DiffusersGenerator, max_contexts: int = 8) -> None:
-        self.gen = gen
-        self.max_contexts = max_contexts
-        self._contexts: OrderedDict[tuple[str, str | None], _Context] = OrderedDict()
-        self._schedulers: dict[int, Any] = {}
-        self.streams = NoiseStreams(gen.noise_shape(Condition(id="_")), gen.noise_dtype)
 
-    @property
-    def family(self) -> str:
-        return self.gen.family.name  # type: ignore[union-attr]
+def _encode_sdxl(st: Stepper, kw: dict[str, Any], guidance: float) -> tuple[Embeds, bool]:
+    pipe, cfg = st.pipe, guidance > 1
+    pe, ne, pool, npool = pipe.encode_prompt(prompt=kw["prompt"], device=st.device, num_images_per_prompt=1,
+                                             do_classifier_free_guidance=cfg,
+                                             negative_prompt=kw.get("negative_prompt"), clip_skip=kw.get("clip_skip"))
+    h, w = kw["height"], kw["width"]
+    proj = int(pool.shape[-1]) if pipe.text_encoder_2 is None else pipe.text_encoder_2.config.projection_dim
+    ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=pe.dtype,  # the pipeline's own helper
+                                 text_encoder_projection_dim=proj).to(st.device)
+    out = {"prompt": pe, "pooled": pool, "time_ids": ids}
+    if cfg:
+        out.update(negative=ne, negative_pooled=npool)
+    return out, cfg
 
-    @property
-    def device(self) -> torch.device:
-        return self.gen.pipe._execution_device
 
-    # -- context ---------------------------------------------------------------------------------
-    def context(self, condition: Condition) -> _Context:
-        kw = self.gen._kwargs(condition, self.gen.default_steps)
-        key = (kw["prompt"], kw.get("negative_prompt"))
-        if (ctx := self._contexts.get(key)) is None:
-            ctx = self._build(kw)
-            self._contexts[key] = ctx
-            while len(self._contexts) > self.max_contexts:
-                self._contexts.popitem(last=False)
-        self._contexts.move_to_end(key)
-        return ctx
+def _encode_sd3(st: Stepper, kw: dict[str, Any], guidance: float) -> tuple[Embeds, bool]:
+    cfg = guidance > 1
+    pe, ne, pool, npool = st.pipe.encode_prompt(
+        prompt=kw["prompt"], prompt_2=None, prompt_3=None, negative_prompt=kw.get("negative_prompt"),
+        do_classifier_free_guidance=cfg, device=st.device, clip_skip=kw.get("clip_skip"),
+        num_images_per_prompt=1, max_sequence_length=kw.get("max_sequence_length", 256))
+    out = {"prompt": pe, "pooled": pool}
+    if cfg:
+        out.update(negative=ne, negative_pooled=npool)
+    return out, cfg
 
-    def _build(self, kw: dict[str, Any]) -> _Context:
-        pipe = self.gen.pipe
-        guidance = float(kw.get("guidance_scale", self.gen._call_default("guidance_scale") or 1.0))
-        sched = pipe.scheduler
-        kind = SCHEDULERS[type(sched).__name__]
-        with torch.no_grad():
-            embeds, cfg = getattr(self, f"_encode_{self.family.split('-')[0]}")(kw, guidance)
-        eta = float(kw.get("eta", 0.0))
-        stochastic = (type(sched).__name__ in ("EulerAncestralDiscreteScheduler", "DDPMScheduler")
-                      or (kind == "ddim" and eta > 0))
-        extra = {"eta": eta} if kind == "ddim" else {}
-        extra["guidance_rescale"] = float(kw.get("guidance_rescale", 0.0))
-        return _Context(kind, cfg, guidance, embeds, extra, stochastic)
 
-    def scheduler(self, total: int) -> Any:
-        """A copy of the pipeline's scheduler with the ``total``-step schedule the pipeline would set."""
-        if (sched := self._schedulers.get(total)) is None:
-            pipe = self.gen.pipe
-            sched = type(pipe.scheduler).from_config(pipe.scheduler.config)
-            self._set_timesteps(sched, total)
-            self._schedulers[total] = sched
-        return sched
-
-    def _set_timesteps(self, sched: Any, total: int) -> None:
-        from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
-
-        pipe, cfg = self.gen.pipe, sched.config
-        kwargs: dict[str, Any] = {}
-        if self.family == "flux":
-            seq = int(np.prod(self.gen.noise_shape(Condition(id="_"))[2:])) // 4
-            if not cfg.get("use_flow_sigmas", False):
-                kwargs["sigmas"] = np.linspace(1.0, 1 / total, total)
-            kwargs["mu"] = calculate_shift(seq, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
-                                           cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15))
-        elif self.family == "sd3" and cfg.get("use_dynamic_shifting", None):
-            _, _, h, w = self.gen.noise_shape(Condition(id="_"))
-            ps = pipe.transformer.config.patch_size
-            kwargs["mu"] = calculate_shift((h // ps) * (w // ps), cfg.get("base_image_seq_len", 256),
-                                           cfg.get("max_image_seq_len", 4096), cfg.get("base_shift", 0.5),
-                                           cfg.get("max_shift", 1.16))
-        retrieve_timesteps(sched, total, self.device, **kwargs)
-
-    # per-family prompt encoding: embeddings at batch size 1 (the pipeline encodes once, then repeats)
-    def _encode_sd(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
-        pipe = self.gen.pipe
-        cfg = guidance > 1
-        pe, ne = pipe.encode_prompt(kw["prompt"], self.device, 1, cfg, kw.get("negative_prompt"),
-                                    clip_skip=kw.get("clip_skip"))
-        return {"prompt": pe, "negative": ne} if cfg else {"prompt": pe}, cfg
-
-    def _encode_sdxl(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
-        pipe = self.gen.pipe
-        cfg = guidance > 1
-        pe, ne, pool, npool = pipe.encode_prompt(prompt=kw["prompt"], device=self.device, num_images_per_prompt=1,
-                                                 do_classifier_free_guidance=cfg,
-                                                 negative_prompt=kw.get("negative_prompt"),
-                                                 clip_skip=kw.get("clip_skip"))
+def _encode_t5(st: Stepper, kw: dict[str, Any], guidance: float, **extra: Any) -> tuple[Embeds, bool]:
+    """PixArt-α/Σ and Sana: T5/Gemma embeddings with attention masks."""
+    gen, cfg = st.gen, guidance > 1
+    pe, pm, ne, nm = st.pipe.encode_prompt(
+        kw["prompt"], cfg, negative_prompt=kw.get("negative_prompt", ""), num_images_per_prompt=1,
+        device=st.device, clean_caption=kw.get("clean_caption", gen.call_default("clean_caption")),
+        max_sequence_length=kw.get("max_sequence_length", gen.call_default("max_sequence_length")), **extra)
+    out = {"prompt": pe, "mask": pm}
+    if cfg:
+        out.update(negative=ne, negative_mask=nm)
+    if st.steps.resolution_condition and st.pipe.transformer.config.sample_size == 128:
         h, w = kw["height"], kw["width"]
-        proj = int(pool.shape[-1]) if pipe.text_encoder_2 is None else pipe.text_encoder_2.config.projection_dim
-        ids = pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=pe.dtype,
-                                     text_encoder_projection_dim=proj).to(self.device)
-        out = {"prompt": pe, "pooled": pool, "time_ids": ids}
-        if cfg:
-            out.update(negative=ne, negative_pooled=npool)
-        return out, cfg
-
-    def _encode_sd3(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
-        pipe = self.gen.pipe
-        cfg = guidance > 1
-        pe, ne, pool, npool = pipe.encode_prompt(
-            prompt=kw["prompt"], prompt_2=None, prompt_3=None, negative_prompt=kw.get("negative_prompt"),
-            do_classifier_free_guidance=cfg, device=self.device, clip_skip=kw.get("clip_skip"),
-            num_images_per_prompt=1, max_sequence_length=kw.get("max_sequence_length", 256))
-        out = {"prompt": pe, "pooled": pool}
-        if cfg:
-            out.update(negative=ne, negative_pooled=npool)
-        return out, cfg
-
-    def _encode_pixart(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
-        """PixArt-α/Σ and Sana (T5/Gemma embeddings with attention masks; Sana adds its instruction)."""
-        pipe, gen = self.gen.pipe, self.gen
-        cfg = guidance > 1
-        extra = {}
-        if self.family == "sana":
-            extra["complex_human_instruction"] = kw.get("complex_human_instruction",
-                                                        gen._call_default("complex_human_instruction"))
-        pe, pm, ne, nm = pipe.encode_prompt(
-            kw["prompt"], cfg, negative_prompt=kw.get("negative_prompt", ""), num_images_per_prompt=1,
-            device=self.device, clean_caption=kw.get("clean_caption", gen._call_default("clean_caption")),
-            max_sequence_length=kw.get("max_sequence_length", gen._call_default("max_sequence_length")), **extra)
-        out = {"prompt": pe, "mask": pm}
-        if cfg:
-            out.update(negative=ne, negative_mask=nm)
-        if self.family == "pixart-alpha" and pipe.transformer.config.sample_size == 128:
-            h, w = kw["height"], kw["width"]
-            out["resolution"] = torch.tensor([[h, w]]).to(dtype=pe.dtype, device=self.device)
-            out["aspect_ratio"] = torch.tensor([[float(h / w)]]).to(dtype=pe.dtype, device=self.device)
-        return out, cfg
-
-    _encode_sana = _encode_pixart
-
-    def _encode_flux(self, kw: dict[str, Any], guidance: float) -> tuple[dict[str, torch.Tensor], bool]:
-        pipe = self.gen.pipe
-        pe, pool, text_ids = pipe.encode_prompt(prompt=kw["prompt"], prompt_2=None, device=self.device,
-                                                num_images_per_prompt=1,
-                                                max_sequence_length=kw.get("max_sequence_length", 512))
-        _, _, h, w = self.gen.noise_shape(Condition(id="_"))
-        img_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, self.device, pe.dtype)
-        out = {"prompt": pe, "pooled": pool, "text_ids": text_ids, "img_ids": img_ids}
-        if pipe.transformer.config.guidance_embeds:
-            out["guidance"] = torch.full([1], guidance, device=self.device, dtype=torch.float32)
-        return out, False  # FLUX.1 is guidance-distilled: one pass per step
-
-    # -- the stepping methods ----------------------------------------------------------------------
-    def start(self, noise: torch.Tensor, condition: Condition, total: int, seeds: list[int]) -> Trajectory:
-        """``noise``: the recipes' initial noise as the pipeline's ``latents=``; scaled as ``prepare_latents`` does.
-        ``seeds``: the recipes' noise-stream seeds (used by stochastic schedulers)."""
-        ctx = self.context(condition)
-        latents = noise.to(self.device)
-        if self.family in ("sd", "sdxl", "pixart-alpha", "pixart-sigma"):
-            latents = latents * self.scheduler(total).init_noise_sigma
-        else:  # SD3/FLUX draw in the embeddings' dtype, Sana in float32
-            latents = latents.to(dtype=torch.float32 if self.family == "sana" else ctx.embeds["prompt"].dtype)
-        if ctx.stochastic:
-            self.streams.put(latents, None, seeds, 0)
-        return Trajectory(latents, None, 0, total)
-
-    @torch.no_grad()
-    def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
-        if not traj.step <= until <= traj.total:
-            raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
-        ctx = self.context(condition)
-        # a shallow copy: the step index this call sets is its own (a timed-out call may still be running)
-        sched, x, x0 = copy.copy(self.scheduler(traj.total)), traj.latents, traj.x0
-        seeds, gens = self.streams.take(x, x0, traj.step) if ctx.stochastic else ([], None)
-        step_kwargs: dict[str, Any] = {"generator": gens} if gens is not None else {}
-        emb = _Expanded(ctx, x.shape[0])
-        if ctx.kind == "ddim":
-            step_kwargs["eta"] = ctx.extra["eta"]
-        for i in range(traj.step, until):
-            t = sched.timesteps[i]
-            pred = self._model(x, t, i, emb, sched)
-            _set_index(sched, i)
-            out = sched.step(pred, t, x, **step_kwargs, return_dict=True)
-            if ctx.kind != "flow":
-                x0 = out.pred_original_sample
-            elif i == until - 1:  # only the last call's is kept; x_t = (1 - s) x0 + s eps, the model predicts eps - x0
-                x0 = (x.float() - float(sched.sigmas[i]) * pred.float()).to(x.dtype)
-            x = out.prev_sample
-        if self.family == "pixart-alpha" and traj.total == 1:
-            x = out.pred_original_sample  # PixArt-α's one-step call keeps the clean prediction
-        if gens is not None:
-            self.streams.put(x, x0, seeds, until, gens)
-        return Trajectory(x, x0, until, traj.total)
-
-    def _model(self, x: torch.Tensor, t: torch.Tensor, i: int, emb: _Expanded, sched: Any) -> torch.Tensor:
-        """One model call for the batch ``x`` at timestep ``t`` (index ``i``), CFG as the pipeline does it."""
-        from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
-
-        ctx = emb.ctx
-        inp = torch.cat([x] * 2) if ctx.cfg else x
-        if self.family in ("sd", "sdxl") or self.family.startswith("pixart"):
-            _set_index(sched, i)
-            inp = sched.scale_model_input(inp, t)
-        pred = getattr(self, f"_call_{self.family.split('-')[0]}")(inp, t, emb)
-        if ctx.cfg:
-            uncond, text = pred.chunk(2)
-            pred = uncond + ctx.guidance * (text - uncond)
-            if ctx.extra["guidance_rescale"] > 0:
-                pred = rescale_noise_cfg(pred, text, guidance_rescale=ctx.extra["guidance_rescale"])
-        den = getattr(self.gen.pipe, "transformer", None)
-        if self.family not in ("sd3", "flux") and den is not None and den.config.out_channels // 2 == x.shape[1]:
-            pred = pred.chunk(2, dim=1)[0]  # learned sigma (PixArt, Sana): the pipeline keeps the noise half
-        return pred
-
-    # per-family model calls on the (CFG-doubled) input, as each pipeline's loop makes them
-    def _call_sd(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
-        added = {"text_embeds": emb["pooled"], "time_ids": emb["time_ids"]} if self.family == "sdxl" else None
-        return self.gen.pipe.unet(inp, t, encoder_hidden_states=emb["prompt"], timestep_cond=None,
-                                  cross_attention_kwargs=None, added_cond_kwargs=added, return_dict=False)[0]
-
-    _call_sdxl = _call_sd
-
-    def _call_pixart(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
-        added: dict[str, Any] = {"resolution": None, "aspect_ratio": None}
-        if "resolution" in emb.ctx.embeds:  # PixArt-α at sample size 128
-            added = {k: emb[k] for k in ("resolution", "aspect_ratio")}
-        step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
-        return self.gen.pipe.transformer(inp, encoder_hidden_states=emb["prompt"],
-                                         encoder_attention_mask=emb["mask"], timestep=step_t,
-                                         added_cond_kwargs=added, return_dict=False)[0]
-
-    def _call_sana(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
-        tr = self.gen.pipe.transformer
-        step_t = t.expand(inp.shape[0]) * tr.config.timestep_scale
-        return tr(inp.to(dtype=tr.dtype), encoder_hidden_states=emb["prompt"].to(dtype=tr.dtype),
-                  encoder_attention_mask=emb["mask"], timestep=step_t, return_dict=False,
-                  attention_kwargs=None)[0].float()
-
-    def _call_sd3(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
-        return self.gen.pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
-                                         encoder_hidden_states=emb["prompt"], pooled_projections=emb["pooled"],
-                                         joint_attention_kwargs=None, return_dict=False)[0]
-
-    def _call_flux(self, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
-        e, n = emb.ctx.embeds, emb.n
-        guidance = e["guidance"].expand(n) if "guidance" in e else None
-        return self.gen.pipe.transformer(hidden_states=inp, timestep=t.expand(n).to(inp.dtype) / 1000,
-                                         guidance=guidance, pooled_projections=emb["pooled"],
-                                         encoder_hidden_states=emb["prompt"], txt_ids=e["text_ids"],
-                                         img_ids=e["img_ids"], joint_attention_kwargs=None, return_dict=False)[0]
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
-        """Latents -> images as the pipeline decodes them, judged like ``generate``'s (the safety checker here;
-        NaN/inf and black by the engine's image filter)."""
-        pipe = self.gen.pipe
-        vae = pipe.vae
-        h, w = self.gen.size()
-        nsfw = None
-        latents = latents.to(self.device, vae.dtype)  # a clean prediction may be float32 (Euler upcasts)
-        if self.family == "flux":
-            latents = pipe._unpack_latents(latents, h, w, pipe.vae_scale_factor)
-        if self.family.startswith("pixart") or self.family == "sana":
-            image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-            image = pipe.image_processor.postprocess(image, output_type="np")
-        elif self.family in ("sd3", "flux"):
-            image = vae.decode((latents / vae.config.scaling_factor) + vae.config.shift_factor, return_dict=False)[0]
-            image = pipe.image_processor.postprocess(image, output_type="np")
-        elif self.family == "sdxl":
-            image = pipe.image_processor.postprocess(self._decode_sdxl(latents), output_type="np")
-        else:
-            image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-            image, nsfw = pipe.run_safety_checker(image, self.device, latents.dtype)
-            denorm = [True] * image.shape[0] if nsfw is None else [not f for f in nsfw]
-            image = pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denorm)
-        images = np.asarray(image, dtype=np.float32)
-        flags = nsfw or [False] * images.shape[0]
-        return [self.gen._judge(images[i], bool(flags[i])) for i in range(images.shape[0])]
-
-    def _decode_sdxl(self, latents: torch.Tensor) -> torch.Tensor:
-        pipe = self.gen.pipe
-        vae = pipe.vae
-        upcast = vae.dtype == torch.float16 and vae.config.force_upcast
-        if upcast:
-            pipe.upcast_vae()
-            latents = latents.to(next(iter(vae.post_quant_conv.parameters())).dtype)
-        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
-        if mean is not None and std is not None:
-            mean_t = torch.tensor(mean).view(1, 4, 1, 1).to(latents.device, latents.dtype)
-            std_t = torch.tensor(std).view(1, 4, 1, 1).to(latents.device, latents.dtype)
-            latents = latents * std_t / vae.config.scaling_factor + mean_t
-        else:
-            latents = latents / vae.config.scaling_factor
-        image = vae.decode(latents, return_dict=False)[0]
-        if upcast:
-            vae.to(dtype=torch.float16)
-        if getattr(pipe, "watermark", None) is not None:
-            image = pipe.watermark.apply_watermark(image)
-        return image
-
-    def marginal(self, traj: Trajectory) -> tuple[float, float]:
-        """``x_k = a·x0 + b·eps`` after ``k = traj.step`` model calls, as the scheduler wrote ``x_k``."""
-        if not 1 <= traj.step < traj.total:
-            raise ValueError(f"no branch at step {traj.step} of {traj.total}: it needs 1 <= step < {traj.total}")
-        sched, k = self.scheduler(traj.total), traj.step
-        kind = SCHEDULERS[type(sched).__name__]
-        if kind in ("ddim", "ddpm"):
-            t = int(sched.timesteps[k - 1])
-            if kind == "ddim":
-                prev = t - sched.config.num_train_timesteps // sched.num_inference_steps
-                abar = float(sched.alphas_cumprod[prev]) if prev >= 0 else float(sched.final_alpha_cumprod)
-            else:
-                prev = int(sched.previous_timestep(t))
-                abar = float(sched.alphas_cumprod[prev]) if prev >= 0 else 1.0
-            return math.sqrt(abar), math.sqrt(1.0 - abar)
-        sigma = float(sched.sigmas[k])
-        return (1.0, sigma) if kind == "euler" else (1.0 - sigma, sigma)
+        out["resolution"] = torch.tensor([[h, w]]).to(dtype=pe.dtype, device=st.device)
+        out["aspect_ratio"] = torch.tensor([[float(h / w)]]).to(dtype=pe.dtype, device=st.device)
+    return out, cfg
 
 
-__all__ = ["CALL_KWARGS", "FAMILY_SCHEDULERS", "SCHEDULERS", "NoiseStreams", "Stepper", "stepping_problem"]
+def _encode_sana(st: Stepper, kw: dict[str, Any], guidance: float) -> tuple[Embeds, bool]:
+    instruction = kw.get("complex_human_instruction", st.gen.call_default("complex_human_instruction"))
+    return _encode_t5(st, kw, guidance, complex_human_instruction=instruction)
+
+
+def _encode_flux(st: Stepper, kw: dict[str, Any], guidance: float) -> tuple[Embeds, bool]:
+    pipe = st.pipe
+    pe, pool, text_ids = pipe.encode_prompt(prompt=kw["prompt"], prompt_2=None, device=st.device,
+                                            num_images_per_prompt=1,
+                                            max_sequence_length=kw.get("max_sequence_length", 512))
+    _, _, h, w = st.shape
+    img_ids = pipe._prepare_latent_image_ids(1, h // 2, w // 2, st.device, pe.dtype)  # the pipeline's own helper
+    out = {"prompt": pe, "pooled": pool, "text_ids": text_ids, "img_ids": img_ids}
+    if pipe.transformer.config.guidance_embeds:
+        out["guidance"] = torch.full([1], guidance, device=st.device, dtype=torch.float32)
+    return out, False  # FLUX.1 is guidance-distilled: one pass per step
+
+
+# -- model calls on the (CFG-doubled) input, as each pipeline's loop makes them -----------------------------
+def _call_unet(st: Stepper, inp: torch.Tensor, t: torch.Tensor, added: dict[str, Any] | None,
+               emb: _Expanded) -> torch.Tensor:
+    return st.pipe.unet(inp, t, encoder_hidden_states=emb["prompt"], timestep_cond=None, cross_attention_kwargs=None,
+                        added_cond_kwargs=added, return_dict=False)[0]
+
+
+def _call_sd(st: Stepper, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+    return _call_unet(st, inp, t, None, emb)
+
+
+def _call_sdxl(st: Stepper, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+    return _call_unet(st, inp, t, {"text_embeds": emb["pooled"], "time_ids": emb["time_ids"]}, emb)
+
+
+def _call_pixart(st: Stepper, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+    added: dict[str, Any] = {"resolution": None, "aspect_ratio": None}
+    if "resolution" in emb.ctx.embeds:  # PixArt-α at sample size 128
+        added = {k: emb[k] for k in ("resolution", "aspect_ratio")}
+    step_t = (t[None] if t.dim() == 0 else t).to(inp.device).expand(inp.shape[0])
+    return st.pipe.transformer(inp, encoder_hidden_states=emb["prompt"], encoder_attention_mask=emb["mask"],
+                               timestep=step_t, added_cond_kwargs=added, return_dict=False)[0]
+
+
+def _call_sana(st: Stepper, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+    tr = st.pipe.transformer
+    step_t = t.expand(inp.shape[0]) * tr.config.timestep_scale
+    return tr(inp.to(dtype=tr.dtype), encoder_hidden_states=emb["prompt"].to(dtype=tr.dtype),
+              encoder_attention_mask=emb["mask"], timestep=step_t, return_dict=False,
+              attention_kwargs=None)[0].float()
+
+
+def _call_sd3(st: Stepper, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+    return st.pipe.transformer(hidden_states=inp, timestep=t.expand(inp.shape[0]),
+                               encoder_hidden_states=emb["prompt"], pooled_projections=emb["pooled"],
+                               joint_attention_kwargs=None, return_dict=False)[0]
+
+
+def _call_flux(st: Stepper, inp: torch.Tensor, t: torch.Tensor, emb: _Expanded) -> torch.Tensor:
+    e, n = emb.ctx.embeds, emb.n
+    guidance = e["guidance"].expand(n) if "guidance" in e else None
+    return st.pipe.transformer(hidden_states=inp, timestep=t.expand(n).to(inp.dtype) / 1000, guidance=guidance,
+                               pooled_projections=emb["pooled"], encoder_hidden_states=emb["prompt"],
+                               txt_ids=e["text_ids"], img_ids=e["img_ids"], joint_attention_kwargs=None,
+                               return_dict=False)[0]
+
+
+# -- decoding: (images as the pipeline post-processes them, safety-checker flags or None) --------------------
+def _decode_sd(st: Stepper, latents: torch.Tensor) -> tuple[Any, list[bool] | None]:
+    pipe, vae = st.pipe, st.pipe.vae
+    image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    image, nsfw = pipe.run_safety_checker(image, st.device, latents.dtype)
+    denorm = [True] * image.shape[0] if nsfw is None else [not f for f in nsfw]
+    return pipe.image_processor.postprocess(image, output_type="np", do_denormalize=denorm), nsfw
+
+
+def _decode_plain(st: Stepper, latents: torch.Tensor) -> tuple[Any, list[bool] | None]:
+    vae = st.pipe.vae
+    image = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    return st.pipe.image_processor.postprocess(image, output_type="np"), None
+
+
+def _decode_shifted(st: Stepper, latents: torch.Tensor) -> tuple[Any, list[bool] | None]:
+    vae = st.pipe.vae
+    image = vae.decode((latents / vae.config.scaling_factor) + vae.config.shift_factor, return_dict=False)[0]
+    return st.pipe.image_processor.postprocess(image, output_type="np"), None
+
+
+def _decode_flux(st: Stepper, latents: torch.Tensor) -> tuple[Any, list[bool] | None]:
+    h, w = st.gen.size()
+    return _decode_shifted(st, st.pipe._unpack_latents(latents, h, w, st.pipe.vae_scale_factor))
+
+
+def _decode_sdxl(st: Stepper, latents: torch.Tensor) -> tuple[Any, list[bool] | None]:
+    pipe = st.pipe
+    vae = pipe.vae
+    upcast = vae.dtype == torch.float16 and vae.config.force_upcast
+    if upcast:
+        pipe.upcast_vae()
+        latents = latents.to(next(iter(vae.post_quant_conv.parameters())).dtype)
+    mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+    if mean is not None and std is not None:
+        mean_t = torch.tensor(mean).view(1, 4, 1, 1).to(latents.device, latents.dtype)
+        std_t = torch.tensor(std).view(1, 4, 1, 1).to(latents.device, latents.dtype)
+        latents = latents * std_t / vae.config.scaling_factor + mean_t
+    else:
+        latents = latents / vae.config.scaling_factor
+    image = vae.decode(latents, return_dict=False)[0]
+    if upcast:
+        vae.to(dtype=torch.float16)
+    if getattr(pipe, "watermark", None) is not None:
+        image = pipe.watermark.apply_watermark(image)
+    return pipe.image_processor.postprocess(image, output_type="np"), None
+
+
+# -- timestep shifts (extra set_timesteps arguments, as the pipelines compute them) --------------------------
+def _shift(cfg: Any, seq: int, max_shift: float) -> float:
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    return calculate_shift(seq, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
+                           cfg.get("base_shift", 0.5), cfg.get("max_shift", max_shift))
+
+
+def _timesteps_flux(st: Stepper, sched: Any, total: int) -> dict[str, Any]:
+    cfg = sched.config
+    out: dict[str, Any] = {"mu": _shift(cfg, int(np.prod(st.shape[2:])) // 4, 1.15)}
+    if not cfg.get("use_flow_sigmas", False):
+        out["sigmas"] = np.linspace(1.0, 1 / total, total)
+    return out
+
+
+def _timesteps_sd3(st: Stepper, sched: Any, total: int) -> dict[str, Any]:
+    cfg = sched.config
+    if not cfg.get("use_dynamic_shifting", None):
+        return {}
+    _, _, h, w = st.shape
+    ps = st.pipe.transformer.config.patch_size
+    return {"mu": _shift(cfg, (h // ps) * (w // ps), 1.16)}
+
+
+_DISCRETE = frozenset({"ddim", "ddpm", "euler"})
+_FLOW = frozenset({"flow"})
+_PIXART_KW = frozenset({"eta", "max_sequence_length", "clean_caption", "use_resolution_binning"})
+
+FAMILY_STEPS: dict[str, FamilySteps] = {
+    "sd": FamilySteps(_DISCRETE, frozenset({"eta", "guidance_rescale", "clip_skip"}), _encode_sd, _call_sd,
+                      _decode_sd, guidance_embedded_unet=True),
+    "sdxl": FamilySteps(_DISCRETE, frozenset({"eta", "guidance_rescale", "clip_skip"}), _encode_sdxl, _call_sdxl,
+                        _decode_sdxl, guidance_embedded_unet=True),
+    "pixart-alpha": FamilySteps(_DISCRETE, _PIXART_KW, _encode_t5, _call_pixart, _decode_plain, learned_sigma=True,
+                                one_step_keeps_x0=True, resolution_condition=True),
+    "pixart-sigma": FamilySteps(_DISCRETE, _PIXART_KW, _encode_t5, _call_pixart, _decode_plain, learned_sigma=True),
+    "sd3": FamilySteps(_FLOW, frozenset({"max_sequence_length", "clip_skip"}), _encode_sd3, _call_sd3,
+                       _decode_shifted, _timesteps_sd3, scales_noise=False, scales_input=False),
+    "flux": FamilySteps(_FLOW, frozenset({"max_sequence_length"}), _encode_flux, _call_flux, _decode_flux,
+                        _timesteps_flux, scales_noise=False, scales_input=False),
+    "sana": FamilySteps(_FLOW, frozenset({"max_sequence_length", "clean_caption", "complex_human_instruction",
+                                          "use_resolution_binning"}), _encode_sana, _call_sana, _decode_plain,
+                        scales_noise=False, float32_latents=True, scales_input=False, learned_sigma=True),
+}
+"""Families that can step, each with its loop record."""
+
+FAMILY_SCHEDULERS: dict[str, frozenset[str]] = {name: f.schedulers for name, f in FAMILY_STEPS.items()}
+"""The scheduler kinds each family steps with."""
+
+CALL_KWARGS: dict[str, frozenset[str]] = {name: f.call_kwargs for name, f in FAMILY_STEPS.items()}
+"""``call_kwargs`` the stepping loop honours per family; any other one is refused (it would be ignored)."""
+
+
+def stepping_problem(pipe: Any, family: Any, host: Host) -> str | None:
+    """Why ``pipe`` (its ``family``, an ``eacps_diffusers.generator.Family`` or None in generator mode) cannot
+    step as ``host`` calls it (None when it can): family, scheduler and call kwargs, checked up front."""
+    if family is None:
+        return (f"diffusers {type(pipe).__name__} cannot step: it draws its own noise (generator mode); "
+                f"stepping families: {sorted(FAMILY_STEPS)}")
+    steps = FAMILY_STEPS.get(family.name)
+    if steps is None:
+        return f"diffusers family {family.name!r} cannot step; stepping families: {sorted(FAMILY_STEPS)}"
+    sched = type(pipe.scheduler).__name__
+    kind = SCHEDULERS.get(sched)
+    allowed = sorted(k for k, v in SCHEDULERS.items() if v.kind in steps.schedulers)
+    if kind is None or kind.kind not in steps.schedulers:
+        return (f"diffusers {family.name} cannot step with scheduler {sched!r}; "
+                f"set generator.params.scheduler to one of {allowed}")
+    if pipe.scheduler.config.get("stochastic_sampling", False):
+        return "diffusers: stochastic_sampling flow matching cannot step (the pipeline draws its noise unseeded)"
+    if steps.guidance_embedded_unet and getattr(pipe.unet.config, "time_cond_proj_dim", None) is not None:
+        return "diffusers: a guidance-embedded UNet (time_cond_proj_dim, LCM) cannot step"
+    if family.bins and host.call_kwarg("use_resolution_binning"):
+        return (f"diffusers {family.name} cannot step with resolution binning (the image is resized after "
+                "decoding); set call_kwargs.use_resolution_binning=false and a binned height/width")
+    extra = sorted(set(host.params.call_kwargs) - steps.call_kwargs)
+    if extra:
+        return (f"diffusers {family.name} cannot step with call_kwargs {extra} (not honoured); "
+                f"allowed: {sorted(steps.call_kwargs)}")
+    return None
+
+
+__all__ = ["CALL_KWARGS", "FAMILY_SCHEDULERS", "FAMILY_STEPS", "SCHEDULERS", "FamilySteps", "NoiseStreams",
+           "SchedulerKind", "Stepper", "stepping_problem", "stream_seed"]

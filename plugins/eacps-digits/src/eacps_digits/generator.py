@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
-from eacps.stepping import Trajectory
+from eacps.trajectory import Trajectory
 from eacps_digits.models import NULL_CLASS, load_unet, weights
 
 
@@ -33,7 +33,7 @@ class DigitsParams(Params):
     weights_dir: str | None = Field(None, description="weights directory; default: the weights shipped in the package")
 
 
-class DigitsGenerator(Generator):
+class DigitsGenerator(Generator[DigitsParams]):
     """A tiny class-conditional diffusers ``UNet2DModel`` trained on 8x8 digits, sampled with ``DDIMScheduler``.
 
     eta = 0 and trailing timestep spacing: the initial noise alone determines the image. All recipes of a
@@ -48,7 +48,7 @@ class DigitsGenerator(Generator):
 
     def __init__(self, params: DigitsParams | None = None) -> None:
         super().__init__(params)
-        p: DigitsParams = self.params  # type: ignore[assignment]
+        p = self.params
         self._weights = weights(p.weights_dir)
         self._device = torch.device(p.device)
         self._unet = load_unet(self._weights.root, p.device)
@@ -63,10 +63,10 @@ class DigitsGenerator(Generator):
 
     @property
     def default_steps(self) -> int:
-        return self.params.steps  # type: ignore[attr-defined]
+        return self.params.steps
 
     def settings(self) -> dict[str, Any]:
-        p: DigitsParams = self.params  # type: ignore[assignment]
+        p = self.params
         return {
             "unet_sha256": self._weights.unet_sha256,
             "scheduler": "DDIMScheduler",
@@ -92,14 +92,14 @@ class DigitsGenerator(Generator):
         if total < 1:
             raise ValueError(f"steps must be >= 1, got {total}")
         x = self.noises(recipes, condition).to(self._device, torch.float32)
-        return Trajectory(x * self._scheduler(total).init_noise_sigma, None, 0, total)
+        return Trajectory(x * self._scheduler(total).init_noise_sigma, None, 0, total, tuple(recipes))
 
     @torch.inference_mode()
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
         if not traj.step <= until <= traj.total:
             raise ValueError(f"advance from step {traj.step} to {until} is outside 0..{traj.total}")
         label = class_label_of(condition)
-        guidance = float(self.params.guidance)  # type: ignore[attr-defined]
+        guidance = float(self.params.guidance)
         sched = self._scheduler(traj.total)
         x, x0 = traj.latents, traj.x0
         labels = torch.full((x.shape[0],), label, dtype=torch.long, device=self._device)
@@ -114,7 +114,7 @@ class DigitsGenerator(Generator):
                 eps = uncond + guidance * (cond - uncond)
             out = sched.step(eps, t, x, eta=0.0)
             x, x0 = out.prev_sample, out.pred_original_sample
-        return Trajectory(x, x0, until, traj.total)
+        return traj.moved(x, x0, until)
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
         images = ((latents.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()

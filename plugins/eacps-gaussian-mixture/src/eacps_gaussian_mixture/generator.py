@@ -19,20 +19,8 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Recipe
-from eacps.stepping import Trajectory
-from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, encode, mixture_of, mixture_spec
-
-
-def component_of(condition: Condition, k: int) -> int:
-    """``condition.class_label`` as a component index in 0..k-1, or a clear ValueError."""
-    label = condition.class_label
-    if label is None:
-        raise ValueError(f"condition {condition.id!r}: the gaussian-mixture testbed needs class_label "
-                         f"(a component, an int in 0..{k - 1})")
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) < k:
-        raise ValueError(f"condition {condition.id!r}: class_label must be an int in 0..{k - 1} (the mixture has "
-                         f"{k} components), got {label!r}")
-    return int(label)
+from eacps.trajectory import Trajectory
+from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, component_of, encode, mixture_of, mixture_spec
 
 
 class GaussianMixtureParams(MixtureParams):
@@ -43,7 +31,7 @@ class GaussianMixtureParams(MixtureParams):
     device: str = Field("cpu", description="torch device of the sampler (cpu, cuda, cuda:N, mps)")
 
 
-class GaussianMixtureGenerator(Generator):
+class GaussianMixtureGenerator(Generator[GaussianMixtureParams]):
     """A perfect diffusion model of a Gaussian mixture (``eacps_gaussian_mixture.mixture``): no weights, no
     training, exact denoiser. Batched, float64, steps (``eacps.stepping``); images are the 16-bit encoding of the
     final latent (``mixture.encode``), which the testbed's scorers read back exactly."""
@@ -54,7 +42,7 @@ class GaussianMixtureGenerator(Generator):
 
     def __init__(self, params: GaussianMixtureParams | None = None) -> None:
         super().__init__(params)
-        p: GaussianMixtureParams = self.params  # type: ignore[assignment]
+        p = self.params
         self.mixture: Mixture = mixture_of(p)
         self._device = torch.device(p.device)
 
@@ -66,10 +54,10 @@ class GaussianMixtureGenerator(Generator):
 
     @property
     def default_steps(self) -> int:
-        return self.params.steps  # type: ignore[attr-defined]
+        return self.params.steps
 
     def settings(self) -> dict[str, Any]:
-        p: GaussianMixtureParams = self.params  # type: ignore[assignment]
+        p = self.params
         return {"mixture": mixture_spec(p), "steps": p.steps, "sampler": p.sampler, "guidance": p.guidance,
                 "dtype": "float64"}
 
@@ -77,13 +65,13 @@ class GaussianMixtureGenerator(Generator):
     def coefficients(self, step: int, total: int) -> tuple[float, float]:
         """(a, b) of the marginal x = a·x0 + b·eps after ``step`` of ``total`` sampler steps (t = 1 - step/total)."""
         t = 1.0 - step / total
-        if self.params.sampler == "flow":  # type: ignore[attr-defined]
+        if self.params.sampler == "flow":
             return 1.0 - t, t
         return math.cos(math.pi * t / 2), math.sin(math.pi * t / 2)
 
     def clean_prediction(self, x: torch.Tensor, a: float, b: float, label: int) -> torch.Tensor:
         """The (guided) exact E[x0 | x_t = x] for rows of x (B, D)."""
-        w = float(self.params.guidance)  # type: ignore[attr-defined]
+        w = float(self.params.guidance)
         cond = self.mixture.denoise(x, a, b, label)
         if w == 1.0:
             return cond
@@ -110,7 +98,7 @@ class GaussianMixtureGenerator(Generator):
         if total < 1:
             raise ValueError(f"steps must be >= 1, got {total}")
         x = self.noises(recipes, condition).to(self._device, torch.float64)
-        return Trajectory(x, None, 0, total)
+        return Trajectory(x, None, 0, total, tuple(recipes))
 
     @torch.inference_mode()
     def advance(self, traj: Trajectory, condition: Condition, until: int) -> Trajectory:
@@ -121,7 +109,7 @@ class GaussianMixtureGenerator(Generator):
         x, x0 = self.sample_flat(traj.latents.reshape(shape[0], -1).double(), label, traj.step, until, traj.total)
         if x0 is None:
             return traj
-        return Trajectory(x.reshape(shape), x0.reshape(shape), until, traj.total)
+        return traj.moved(x.reshape(shape), x0.reshape(shape), until)
 
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
         images = encode(latents, self.mixture).numpy()

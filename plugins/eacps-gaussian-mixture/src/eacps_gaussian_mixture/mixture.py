@@ -23,10 +23,11 @@ import json
 import math
 from functools import cached_property, lru_cache
 
+import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from eacps import Params
+from eacps import Condition, Params
 
 MAX_DIM = 4 * 64 * 64
 
@@ -193,3 +194,15 @@ def decode_latents(images, m: Mixture) -> torch.Tensor:
         return torch.zeros((0, m.dim), dtype=torch.float64)
     q = torch.from_numpy(np.stack(out)).double()
     return q / 65535 * (2 * m.range) - m.range
+
+
+def component_of(condition: Condition, k: int) -> int:
+    """``condition.class_label`` as a component index in 0..k-1, or a clear ValueError."""
+    label = condition.class_label
+    if label is None:
+        raise ValueError(f"condition {condition.id!r}: the gaussian-mixture testbed needs class_label "
+                         f"(a component, an int in 0..{k - 1})")
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) < k:
+        raise ValueError(f"condition {condition.id!r}: class_label must be an int in 0..{k - 1} (the mixture has "
+                         f"{k} components), got {label!r}")
+    return int(label)

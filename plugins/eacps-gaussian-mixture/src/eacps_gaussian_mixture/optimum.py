@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -32,8 +32,16 @@ from scipy import stats
 
 from eacps import Condition
 from eacps.store import quantize
-from eacps_gaussian_mixture.generator import GaussianMixtureGenerator, component_of
+from eacps_gaussian_mixture.mixture import Mixture, component_of
 from eacps_gaussian_mixture.scorers import _MixtureScorer
+
+
+class GaussianMixtureGenerator(Protocol):
+    """What the optimum needs of ``eacps_gaussian_mixture.generator.GaussianMixtureGenerator`` (which imports this
+    module on use: typing against the class would make an import cycle)."""
+
+    mixture: Mixture
+    params: Any  # its GaussianMixtureParams (guidance, sampler, ...)
 
 ALPHA = 1e-4
 POOL, STARTS, ITERS, LR = 256, 8, 150, 0.05
@@ -71,7 +79,7 @@ def _sampler(generator: GaussianMixtureGenerator, condition: Condition):
 def differentiable_potential(generator: GaussianMixtureGenerator, condition: Condition, potential: Any):
     """U(z) for flat noises z (B, D): the sampler from z, then the weighted, calibrated scorer values."""
     sample = _sampler(generator, condition)
-    if generator.params.guidance == 1.0:  # type: ignore[attr-defined]
+    if generator.params.guidance == 1.0:
         # the conditional denoiser is affine in each coordinate, so is the whole sampler: x = shift + scale·z
         with torch.no_grad():
             shift = sample(torch.zeros(1, generator.mixture.dim, dtype=torch.float64))

@@ -27,8 +27,7 @@ from pydantic import Field
 
 from eacps import Condition, Image, Params, Scorer
 from eacps.recipe import gaussian
-from eacps_gaussian_mixture.generator import component_of
-from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, decode_latents, mixture_of
+from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, component_of, decode_latents, mixture_of
 
 
 def _phi(z: torch.Tensor) -> torch.Tensor:
