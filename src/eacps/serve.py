@@ -59,7 +59,7 @@ def _curves(searches: dict[str, list[Candidate]]) -> list[dict[str, Any]]:
     for sid, cs in searches.items():
         curve = best_so_far(cs)
         out.append({"search": sid, "condition": cs[0].condition, "strategy": cs[0].strategy, "n": len(cs),
-                    "best": curve[-1], "curve": curve})
+                    "steps": sum(c.charge for c in cs), "best": curve[-1], "curve": curve})
     return out
 
 

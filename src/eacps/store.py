@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS candidates (
     reused_from INTEGER,           -- the row this one was served from (cache hit), if any
     created REAL NOT NULL,
     parent INTEGER,                -- seq of the candidate (same search) whose path this one continues or branches
-    charged INTEGER,               -- denoising steps its search is charged for it (role 'search'; shared prefixes once)
+    charged INTEGER,               -- denoising steps its search is charged for it (role 'search', a shared prefix once)
     UNIQUE (search, seq)
 );
 CREATE INDEX IF NOT EXISTS candidates_cache ON candidates (cache_key);
@@ -684,8 +684,19 @@ class Store:
             "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
 
 
-#: the statements of ``SCHEMA`` (each ``IF NOT EXISTS``; no ``;`` inside one)
-_SCHEMA_STATEMENTS = [stmt.strip() for stmt in SCHEMA.split(";") if stmt.strip()]
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, one each (``sqlite3.complete_statement`` decides where one ends)."""
+    out, cur = [], ""
+    for line in script.splitlines(keepends=True):
+        cur += line
+        if sqlite3.complete_statement(cur):
+            out.append(cur.strip())
+            cur = ""
+    return out
+
+
+#: the statements of ``SCHEMA`` (each ``IF NOT EXISTS``)
+_SCHEMA_STATEMENTS = _statements(SCHEMA)
 
 
 def _legacy_rows(rows: Sequence[tuple], root: Path, *, fill_parents: bool) -> Iterator[tuple[int, int, int | None]]:
