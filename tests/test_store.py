@@ -247,3 +247,71 @@ def test_meta_keys_by_prefix(tmp_path):
         assert ro.meta_keys("allocation/") == ["allocation/a", "allocation/b"]
     finally:
         ro.close()
+
+
+def _figures(run_dir: Path) -> list[tuple]:
+    """Per search, in the order run: id, each candidate's (seq, charged steps, parent) and the summary's cost."""
+    from eacps.summary import load_searches, summarize_store
+
+    with read_only(run_dir) as ro:
+        recs = load_searches(ro)
+        summary = summarize_store(ro, recs)
+    return [(r.search, [(c.seq, c.charge, c.parent) for c in r.candidates],
+             summary["strategies"][r.strategy]["cost_per_search"]["steps"]) for r in recs]
+
+
+def _tree_search(store: Store):
+    import toy
+
+    from eacps import Condition
+    from eacps.api import make_strategy
+    from eacps.engine import Engine
+    from eacps.potential import Criterion, Potential
+
+    pot = Potential([Criterion("realism", toy.ToyScorer(), 1.0)])
+    eng = Engine(toy.ToyGenerator(toy.ToyGeneratorParams(stepping=True)), pot, store, batch_size=3)
+    try:
+        return eng, eng.run(Condition("c", prompt="p"), make_strategy("tree-search", budget=6, seed=1))
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize("drop", [("charged",), ("charged", "parent")])
+def test_a_store_of_the_old_schema_is_read_and_migrated_with_the_same_figures(tmp_path, drop):
+    """A store from before schema 1 (no ``charged`` column, ``user_version`` 0; also without ``parent``: from before
+    path recipes) reads as it is read-only, and a write open migrates it once: the charges and parents it fills in
+    are the strategy's, so every figure is unchanged and a resume reuses everything."""
+    run = tmp_path / "run"
+    with Store.open(run) as store:
+        _, res = _tree_search(store)
+    before = _figures(run)
+    assert before[0][2] == res.cost.steps < sum(c.steps for c in res.history)  # prefixes shared: charged once
+    db = sqlite3.connect(run / "store.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    for column in drop:  # the old schema, by SQL
+        db.execute(f"ALTER TABLE candidates DROP COLUMN {column}")
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    db.close()
+    digest = _digest(run)
+    assert _figures(run) == before  # read-only: the figures its migration would store, the file untouched
+    assert _digest(run) == digest
+    with Store.open(run) as store:  # a write open migrates
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == 1
+        stored = store.db.execute("SELECT seq, charged, parent FROM candidates WHERE role = 'search' ORDER BY seq")
+        assert [tuple(r) for r in stored] == [(c.seq, c.charged, c.parent) for c in res.history]
+        eng, again = _tree_search(store)  # the resumed search reuses every candidate, charged as before
+    assert eng.generated == 0 and again.cost.steps == res.cost.steps
+    assert _figures(run) == before
+
+
+def test_a_store_of_a_newer_schema_is_refused_for_writing(tmp_path):
+    with Store.open(tmp_path / "run"):
+        pass
+    db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
+    db.execute("PRAGMA user_version = 99")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match=r"store schema 99; this one writes 1"):
+        Store.open(tmp_path / "run")
+    read_only(tmp_path / "run").close()  # still readable

@@ -211,15 +211,18 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
         store.set_meta("compare/contestants", {**(store.get_meta("compare/contestants") or {}),
                                                **{c.label: c.settings() for c in contestants}})
 
+        engines: list[Engine] = []
+
         def engine_for(batch_size: int, max_steps: int | None) -> Engine:
-            return setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress)
+            engines.append(setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress))
+            return engines[-1]
 
         pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants)
         schedules = sampler_schedules(built, generator.default_steps)
         sampler_pools = _run_sampler_pools(engine_for, tasks, n_pool, prior_seed, schedules, contestants)
         records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed)
         unit = unit_costs(store, cfg.cost)
-        generated = store.generated
+        generated = sum(e.generated for e in engines)  # the cost meters' count: skipped batches are not
     summary = analyze(records, pools, [c.label for c in contestants], bs, unit, full_steps=generator.default_steps,
                       criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost,
                       schedules=schedules, sampler_pools=sampler_pools,

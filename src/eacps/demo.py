@@ -93,7 +93,7 @@ def run_demo(out: str | Path = "eacps-demo", *, n_tasks: int = 10, budget: int =
                                 for cond in tasks])
         finally:
             engine.close()
-        generated = store.generated
+        generated = engine.generated  # the cost meter's count: skipped batches are not
     ro = read_only(out)
     try:
         summary = summarize_store(ro)

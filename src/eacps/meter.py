@@ -27,7 +27,7 @@ class Cost:
     candidates: int = 0  # charged: candidates the search asked
     steps: int = 0  # charged: denoising steps of those candidates
     scorer_calls: dict[str, int] = field(default_factory=dict)  # charged: per criterion
-    generated: int = 0  # spent: candidates computed by this process
+    generated: int = 0  # spent: candidates computed by this process (skipped batches are not)
     generated_steps: int = 0  # spent: denoising steps of those
     reused: int = 0  # served from the store
     gen_seconds: float = 0.0  # of the candidates computed
@@ -46,14 +46,17 @@ class CostMeter:
 
     def __init__(self, totals: dict[str, Any] | None = None) -> None:
         self.totals = totals if totals is not None else empty_totals()
-        self.generated = 0  # candidates computed by this process
+        self.generated = 0  # candidates computed by this process: the one count ("generated") commands report
 
     def charge(self, cost: Cost, c: Candidate, criteria: Sequence[str], *, computed: bool,
-               steps: int | None = None) -> None:
-        """Charge one asked candidate to a search's ``cost``: ``steps`` are its charged denoising steps (from the
-        search's ``PathLedger``: model calls beyond prefixes the search already paid for), default its own."""
+               skipped: bool = False) -> None:
+        """Charge one asked candidate to a search's ``cost``: its stored charged denoising steps (``c.charged``, what
+        the search's ``PathLedger`` charged when it was asked: model calls beyond prefixes the search already paid
+        for; its own steps for a row without one). ``computed``: this process generated it (not served from the
+        store, not skipped); ``skipped``: stored FAILED without computing (a batch that killed the process
+        repeatedly), neither generated nor reused."""
         cost.candidates += 1
-        cost.steps += c.steps if steps is None else steps
+        cost.steps += c.charge
         if c.image_path is not None and c.status is not Status.FILTERED:  # it reached the scorers
             for name in criteria:
                 cost.scorer_calls[name] = cost.scorer_calls.get(name, 0) + 1
@@ -62,7 +65,7 @@ class CostMeter:
             cost.generated_steps += c.steps
             cost.gen_seconds += c.gen_seconds
             cost.score_seconds += c.score_seconds
-        else:
+        elif not skipped:
             cost.reused += 1
 
     def measure(self, results: Sequence[tuple[Generated, Scored | None]], steps: Sequence[int]) -> dict[str, Any]:

@@ -62,16 +62,20 @@ class Planned:
     strategy: str | None
     keys: list[str]
     cands: list[Candidate | None] = field(default_factory=list)
-    computed: list[bool] = field(default_factory=list)
+    computed: list[bool] = field(default_factory=list)  # per recipe: computed by this process
+    #: per recipe: stored FAILED without computing (its batch killed the process ``MAX_DEATHS`` times)
+    skipped: list[bool] = field(default_factory=list)
     todo: list[int] = field(default_factory=list)
     new: list[Candidate] = field(default_factory=list)
     parents: list[int | None] | None = None  # per recipe: seq of its parent path in the search (path recipes)
+    charges: list[int | None] | None = None  # per recipe: the steps its search is charged (role 'search')
     deaths: int = 0  # times this batch was in flight when a plugin ended the process
     alone: bool = False  # in flight when a process died: computed with nothing else in flight
 
     def __post_init__(self) -> None:
         self.cands = [None] * len(self.recipes)
         self.computed = [False] * len(self.recipes)
+        self.skipped = [False] * len(self.recipes)
 
     @property
     def id(self) -> str:
@@ -98,18 +102,25 @@ class Planner:
         return cache_key(self.generator_fp, pot_fp, condition, recipe, steps)
 
     def plan(self, recipes: Sequence[Recipe], condition: Condition, *, search: str, seq0: int, role: str,
-             strategy: str | None, cache: bool = True, parents: list[int | None] | None = None) -> Planned:
+             strategy: str | None, cache: bool = True, parents: Sequence[int | None] | None = None,
+             charges: Sequence[int | None] | None = None) -> Planned:
         """Resolve what the store already has (this search's rows, then, with ``cache``, any row with the same
-        cache key); the rest is ``todo`` (to compute)."""
+        cache key); the rest is ``todo`` (to compute). ``parents`` and ``charges``: per recipe, the parent's seq and
+        the charged steps its strategy gave it (``Strategy.ask_records``), stored with the candidate; a search
+        row without them is charged its own steps."""
+        if charges is None and role == "search":
+            charges = [self.key_of(r)[1] for r in recipes]
         b = Planned(list(recipes), condition, search, seq0, role, strategy,
-                    [self.cache_key(r, condition) for r in recipes], parents=parents)
+                    [self.cache_key(r, condition) for r in recipes], parents=None if parents is None else list(parents),
+                    charges=None if charges is None else list(charges))
         for i, r in enumerate(recipes):
             if (row := self.store.find_in_search(search, r)) is not None:
                 b.cands[i] = row  # resumed: told again, not recomputed, not re-stored
             elif cache and (hit := self.store.find_cached(b.keys[i])) is not None:
                 b.cands[i] = replace(hit, search=search, seq=seq0 + i, role=role, recipe=r, strategy=strategy,
                                      reused_from=hit.reused_from or hit.id, id=None,
-                                     parent=parents[i] if parents else None)
+                                     parent=b.parents[i] if b.parents else None,
+                                     charged=b.charges[i] if b.charges else None)
                 b.new.append(b.cands[i])
             else:
                 b.todo.append(i)
@@ -165,10 +176,12 @@ class Planner:
     def commit(self, b: Planned, results: Sequence[Pair] | None, steps: Sequence[int],
                meta: dict[str, Any] | None = None) -> list[Candidate]:
         """Turn computed results into candidates and write every new row, ``meta`` and the removal of the
-        batch's in-flight record in one transaction."""
+        batch's in-flight record in one transaction. The rows of a batch skipped after ``MAX_DEATHS`` deaths are
+        stored FAILED and not marked computed (nothing was generated)."""
+        skipped = self.killed_reason(b) is not None
         for i, (g, sc) in zip(b.todo, results or [], strict=True):
             b.cands[i] = self._candidate(b, i, steps[i], g, sc)
-            b.computed[i] = True
+            b.computed[i], b.skipped[i] = not skipped, skipped
             b.new.append(b.cands[i])
         meta = dict(meta or {})
         if self.inflight.pop(b.id, None) is not None:
@@ -177,7 +190,7 @@ class Planner:
             desc = b.condition.describe()
             if b.condition.id in self.reference_paths:
                 desc["reference_image"] = self.reference_paths[b.condition.id]
-            self.store.add(b.new, desc, meta, computed=len(b.todo) if b.role != "calibration" else 0)
+            self.store.add(b.new, desc, meta)
         return b.cands  # type: ignore[return-value]
 
     def _candidate(self, b: Planned, i: int, steps: int, g: Generated, sc: Any) -> Candidate:
@@ -185,7 +198,7 @@ class Planner:
         key = b.keys[i] if b.role != "calibration" else f"calibration:{b.keys[i]}"  # never served as a search cand.
         c = Candidate(b.search, b.seq0 + i, b.role, b.condition.id, r, steps, g.status, None,
                       cache_key=key, strategy=b.strategy, gen_seconds=g.seconds,
-                      parent=b.parents[i] if b.parents else None)
+                      parent=b.parents[i] if b.parents else None, charged=b.charges[i] if b.charges else None)
         if g.status is Status.OK and sc is not None:
             c.scores, c.potential, c.score_seconds = sc.scores, sc.potential, sc.seconds
             if sc.reason is not None and b.role != "calibration":

@@ -26,7 +26,6 @@ from eacps.stats import N_BOOT
 from eacps.store import POOL, SAMPLER_POOL, Candidate, image_file, missing_image, read_only
 from eacps.summary import SearchRecord, load_searches, summarize_store
 from eacps.tables import gap_text, multiplier_text
-from eacps.trees import parent_links
 from eacps.types import Status
 
 TOP_K = 5
@@ -319,8 +318,9 @@ def trees(searches: Mapping[str, list[Candidate]], limit: int = 2) -> dict[str, 
     """Trajectory trees of the searches that asked path recipes (the newest ``limit`` of every strategy label, so
     each trajectory strategy of a comparison shows), None when there are none.
 
-    Parent links are read back from the recipes (``eacps.trees.parent_links``): a node per candidate, in ask
-    order, with its parent's store id, its potential and where its path stops (``until``; None: the end).
+    Parent links are the stored ones (``Candidate.parent``, the seq its strategy's ledger gave when it asked): a
+    node per candidate, in ask order, with its parent's store id, its potential and where its path stops (``until``;
+    None: the end).
     ``searches``: every search's candidates (role ``search``) in ask order (``seq``)."""
     paths = {sid: cs for sid, cs in searches.items()  # a same-sampler pool is no strategy's tree
              if SAMPLER_POOL_SEARCH not in sid and any(c.recipe.is_path for c in cs)}
@@ -333,9 +333,9 @@ def trees(searches: Mapping[str, list[Candidate]], limit: int = 2) -> dict[str, 
     out = {}
     for sid in newest:
         cs = paths[sid]
-        links = parent_links([c.recipe for c in cs])
-        out[sid] = [{"id": c.id, "parent": None if p is None else cs[p].id, "potential": c.potential,
-                     "until": c.recipe.until, "best": c.result.eligible} for c, p in zip(cs, links, strict=True)]
+        ids = {c.seq: c.id for c in cs}
+        out[sid] = [{"id": c.id, "parent": ids.get(c.parent), "potential": c.potential,
+                     "until": c.recipe.until, "best": c.result.eligible} for c in cs]
     return out
 
 

@@ -250,13 +250,11 @@ class Scheduler:
             p = st.inflight.popleft()
             cands = self.commit(p)
             st.strategy.tell([c.result for c in cands])
-            # charged steps: what the strategy's PathLedger charged each path when it was asked (index = seq)
-            seq0 = p.planned.seq0
-            charges = st.strategy.ledger.charges[seq0:seq0 + len(cands)]  # type: ignore[union-attr]
             spent = st.cost.steps
-            for c, new, steps in zip(cands, p.planned.computed, charges, strict=True):
+            b = p.planned
+            for c, new, skipped in zip(cands, b.computed, b.skipped, strict=True):  # charged: the stored figure
                 criteria = [k.name for k in self.computer.potential_for(c.recipe).criteria]
-                self.meter.charge(st.cost, c, criteria, computed=new, steps=steps)
+                self.meter.charge(st.cost, c, criteria, computed=new, skipped=skipped)
             st.history.extend(cands)
             # progress in candidate equivalents (budget B = B·T steps): previews and shared prefixes count their share;
             # the bar keeps the running best of its group, so this batch's best is all it needs
@@ -286,15 +284,15 @@ class Scheduler:
             return False
         if sum(len(s.inflight) for s in active) >= self.executor.capacity:
             return False
-        recipes = st.strategy.ask(batch_size)
-        if not recipes:
+        asked = st.strategy.ask_records(batch_size)
+        if not asked:
             if not st.inflight:
                 raise StrategyError(f"{st.strategy.name}: ask() returned nothing, nothing is pending, "
                                     "and stop() is empty")
             return False
-        seq0 = st.strategy.asked - len(recipes)  # the recipes' index in the strategy's PathLedger too
-        b = self.planner.plan(recipes, st.condition, search=st.search_id, role="search", seq0=seq0,
-                              strategy=st.label, parents=st.strategy.ledger.parents[seq0:])  # type: ignore[union-attr]
+        b = self.planner.plan([a.recipe for a in asked], st.condition, search=st.search_id, role="search",
+                              seq0=asked[0].seq, strategy=st.label, parents=[a.parent for a in asked],
+                              charges=[a.steps for a in asked])
         st.inflight.append(self.submit(b, **st.inputs))
         return True
 

@@ -31,7 +31,6 @@ from typing import Any
 from eacps.config import ConfigError
 from eacps.report import POOL_SEARCH, SAMPLER_POOL_SEARCH, budget_of, trees
 from eacps.store import Candidate, StoreError, best_so_far, eligible, image_file, read_only
-from eacps.trees import charged_steps
 
 ROWS = 200  # newest candidates in the table
 
@@ -60,7 +59,7 @@ def _curves(searches: dict[str, list[Candidate]]) -> list[dict[str, Any]]:
     for sid, cs in searches.items():
         curve = best_so_far(cs)
         out.append({"search": sid, "condition": cs[0].condition, "strategy": cs[0].strategy, "n": len(cs),
-                    "best": curve[-1], "curve": curve})
+                    "steps": sum(c.charge for c in cs), "best": curve[-1], "curve": curve})
     return out
 
 
@@ -108,7 +107,7 @@ def progress(meta: dict[str, Any], cands: list[Candidate], searches: dict[str, l
     full = max((c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None), default=1) or 1
     done = 0.0
     for sid, cs in by.items():
-        spent = sum(charged_steps([c.recipe for c in cs], full)) / full
+        spent = sum(c.charge for c in cs) / full
         b = budget_of(sid)
         done += min(spent, b) if b else spent
     total = float(sum(planned(meta, n_conditions)))

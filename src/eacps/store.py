@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from eacps.recipe import Recipe
+from eacps.trees import charged_steps, parent_links
 from eacps.types import Image, Result, Status
 
 SCHEMA = """
@@ -67,11 +68,15 @@ CREATE TABLE IF NOT EXISTS candidates (
     reused_from INTEGER,           -- the row this one was served from (cache hit), if any
     created REAL NOT NULL,
     parent INTEGER,                -- seq of the candidate (same search) whose path this one continues or branches
+    charged INTEGER,               -- denoising steps its search is charged for it (role 'search', a shared prefix once)
     UNIQUE (search, seq)
 );
 CREATE INDEX IF NOT EXISTS candidates_cache ON candidates (cache_key);
 CREATE INDEX IF NOT EXISTS candidates_search_recipe ON candidates (search, recipe);
 """
+#: ``PRAGMA user_version`` of the stores this code writes. 0: a store from before the version (``parent`` maybe
+#: missing, no ``charged``); ``Store`` migrates it on a write open (``_migrate``), reads it as it is read-only.
+SCHEMA_VERSION = 1
 
 
 class RunLockedError(RuntimeError):
@@ -167,6 +172,13 @@ class Candidate:
     session: int | None = None
     root: Path | None = None
     parent: int | None = None  # seq of the candidate (same search) whose path this one continues or branches
+    charged: int | None = None  # denoising steps its search is charged for it (the strategy's ledger); search rows
+
+    @property
+    def charge(self) -> int:
+        """The denoising steps its search is charged for it: the stored figure (``charged``), else its own steps (a
+        row no strategy charged: ``Engine.evaluate``'s)."""
+        return self.steps if self.charged is None else self.charged
 
     @property
     def result(self) -> Result:
@@ -230,13 +242,13 @@ def _scores(text: Any) -> dict[str, float]:
 
 
 def candidate_from_row(row: tuple, root: Path | None) -> Candidate:
-    """A ``Candidate`` from a row of ``Store._COLS`` + parent, every value checked (``_BadValue`` names the field):
-    read-back values are untrusted (a store may be damaged or edited)."""
+    """A ``Candidate`` from a row of ``Store._COLS`` + parent + charged, every value checked (``_BadValue`` names the
+    field): read-back values are untrusted (a store may be damaged or edited)."""
     (id_, search, seq, role, cond, strategy, recipe, steps, key, status, pot, reason, scores, image,
-     gs, ss, session, reused, parent) = row
+     gs, ss, session, reused, parent, charged) = row
     _check_scalars(row)
     return Candidate(search, seq, role, cond, _recipe(recipe), steps, Status(status), pot, _scores(scores), reason,
-                     image, key, strategy, gs or 0.0, ss or 0.0, id_, reused, session, root, parent)
+                     image, key, strategy, gs or 0.0, ss or 0.0, id_, reused, session, root, parent, charged)
 
 
 def _text(v: Any) -> bool:
@@ -261,6 +273,7 @@ _ROW_RULES: tuple[tuple[int, str, Any, str], ...] = (
     (0, "id", _int, "an integer"), (2, "seq", _int, "an integer"), (16, "session", _int, "an integer"),
     (17, "reused_from", _optional(_int), "an integer"), (18, "parent", _optional(_int), "an integer"),
     (7, "steps", lambda v: type(v) is int and v >= 0, "an integer >= 0"),
+    (19, "charged", _optional(lambda v: type(v) is int and v >= 0), "an integer >= 0"),
     (9, "status", lambda v: v in _STATUSES, f"one of {sorted(_STATUSES)}"),
     (10, "potential", _optional(_finite), "a finite number"),
     (14, "gen_seconds", _optional(_finite), "a finite number"),
@@ -337,13 +350,13 @@ class Store:
         self._lock_fd: int | None = None
         self._dir_fd: int | None = None
         self.session = 0
-        self.generated = 0  # candidates computed (not served from the store) by this session
         path = self.root / "store.sqlite"
         if readonly:
             if not path.exists():
                 raise FileNotFoundError(f"no run store at {path}")
             self.db = connect_read_only(path)
             self._check_readable(require_candidates=True)
+            self.version = self._user_version()  # below SCHEMA_VERSION: read as it is (``_old_columns``)
             return
         existed = path.exists()
         self._make_dirs(existed)
@@ -374,9 +387,16 @@ class Store:
         # NORMAL in WAL mode: a committed batch survives a killed process (kill -9); only an OS crash or
         # power loss may roll back the last batches, which a resume then recomputes.
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(f"BEGIN;\n{SCHEMA}\nCOMMIT;")  # all tables or none (a full disk cannot cut it)
-        if not self._has_column("candidates", "parent"):  # a store from before path recipes
-            self.db.execute("ALTER TABLE candidates ADD COLUMN parent INTEGER")
+        version = self._user_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.root / 'store.sqlite'}: written by a newer eacps (store schema {version}; this "
+                             f"one writes {SCHEMA_VERSION}); upgrade eacps, or use another run directory")
+        old = "candidates" in self._tables and version < SCHEMA_VERSION
+        if old:
+            self._migrate()
+        else:  # a new store (or one whose creation was cut short): all tables or none (a full disk cannot cut it)
+            self.db.executescript(f"BEGIN;\n{SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+        self.version = SCHEMA_VERSION
         self._tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         from eacps.versions import library_versions
 
@@ -385,6 +405,25 @@ class Store:
             (time.time(), os.getpid(), json.dumps(list(argv)), json.dumps(library_versions())),
         )
         self.session = int(cur.lastrowid)
+
+    def _user_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Schema 0 -> 1 in one transaction: the ``parent`` column (stores from before path recipes: filled from the
+        recipes), the ``charged`` column (filled for search rows: ``legacy_bookkeeping``), and the version."""
+        with self.transaction():
+            for stmt in _SCHEMA_STATEMENTS:  # tables and indexes it lacks (a store from before the conditions table)
+                self.db.execute(stmt)
+            had_parent = self._has_column("candidates", "parent")
+            if not had_parent:
+                self.db.execute("ALTER TABLE candidates ADD COLUMN parent INTEGER")
+            self.db.execute("ALTER TABLE candidates ADD COLUMN charged INTEGER")
+            rows = self.db.execute("SELECT id, search, seq, recipe, steps, parent FROM candidates "
+                                   "WHERE role = 'search' ORDER BY search, seq").fetchall()
+            for row_id, charged, parent in _legacy_rows(rows, self.root, fill_parents=not had_parent):
+                self.db.execute("UPDATE candidates SET charged = ?, parent = ? WHERE id = ?", (charged, parent, row_id))
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_readable(self, *, require_candidates: bool, integrity: bool = False) -> None:
         """Fail in one line on a file that is not a (readable) SQLite database or not a run store. With
@@ -509,9 +548,14 @@ class Store:
 
     @property
     def _cols(self) -> str:
-        """``_COLS`` and the parent link (NULL in a read-only store from before path recipes)."""
+        """``_COLS``, the parent link and the charged steps (a read-only store of an older schema: what it has,
+        NULL for the rest, filled by ``candidates``)."""
         if getattr(self, "_cols_cache", None) is None:
-            self._cols_cache = self._COLS + (", parent" if self._has_column("candidates", "parent") else ", NULL")
+            if self.version >= SCHEMA_VERSION:
+                self._cols_cache = self._COLS + ", parent, charged"
+            else:
+                self._cols_cache = self._COLS + "".join(f", {c}" if self._has_column("candidates", c) else ", NULL"
+                                                         for c in ("parent", "charged"))
         return self._cols_cache
 
     def _row(self, row: tuple) -> Candidate:
@@ -545,15 +589,13 @@ class Store:
             raise StoreError(describe_os_error(exc, self.root / rel), exit_code=1) from None
         return rel
 
-    def add(self, cands: list[Candidate], condition_json: dict[str, Any], meta: dict[str, Any] | None = None,
-            *, computed: int = 0) -> None:
+    def add(self, cands: list[Candidate], condition_json: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
         """Insert a finished batch (and any ``meta`` updates that belong to it) in one transaction. The
-        condition's description is stored once per condition (the first one written wins). ``computed``: how
-        many of these candidates this process computed (counted in ``generated``)."""
+        condition's description is stored once per condition (the first one written wins)."""
         now = time.time()
         desc = json.dumps(condition_json, sort_keys=True)
         cols = ("search, seq, role, condition, strategy, recipe, steps, cache_key, status, potential, reason, scores,"
-                " image, gen_seconds, score_seconds, session, reused_from, created, parent")
+                " image, gen_seconds, score_seconds, session, reused_from, created, parent, charged")
         if self._legacy:  # a store written before the conditions table: keep its format
             cols += ", condition_json"
         sql = f"INSERT INTO candidates ({cols}) VALUES ({', '.join('?' * (cols.count(',') + 1))})"
@@ -565,10 +607,9 @@ class Store:
                     self.db.execute("INSERT OR IGNORE INTO conditions (id, json) VALUES (?, ?)", (c.condition, desc))
                     row = (c.search, c.seq, c.role, c.condition, c.strategy, c.recipe.key, c.steps, c.cache_key,
                            c.status.value, c.potential, c.reason, json.dumps(c.scores, sort_keys=True), c.image_path,
-                           c.gen_seconds, c.score_seconds, self.session, c.reused_from, now, c.parent)
+                           c.gen_seconds, c.score_seconds, self.session, c.reused_from, now, c.parent, c.charged)
                     cur = self.db.execute(sql, (*row, desc) if self._legacy else row)
                     c.id, c.session, c.root = int(cur.lastrowid), self.session, self.root
-            self.generated += computed
         except sqlite3.IntegrityError as exc:  # rows another writer stored: two processes wrote one store
             raise StoreError(f"{self.root / 'store.sqlite'}: another process wrote the same candidates ({exc}): two "
                              "runs used this run directory at once (was its lock file .lock deleted while a run "
@@ -606,7 +647,17 @@ class Store:
             q, args = q + " AND search = ?", [*args, search]
         if role is not None:
             q, args = q + " AND role = ?", [*args, role]
-        return [self._row(r) for r in self.db.execute(q + " ORDER BY search, role, seq", args)]
+        out = [self._row(r) for r in self.db.execute(q + " ORDER BY search, role, seq", args)]
+        if self.version < SCHEMA_VERSION:  # read-only, an older schema: the figures its migration would store
+            self._fill_legacy(out)
+        return out
+
+    def _fill_legacy(self, cands: list[Candidate]) -> None:
+        fill_parents = not self._has_column("candidates", "parent")
+        rows = [(c.id, c.search, c.seq, c.recipe, c.steps, c.parent) for c in cands if c.role == "search"]
+        by_id = {c.id: c for c in cands}
+        for row_id, charged, parent in _legacy_rows(rows, self.root, fill_parents=fill_parents):
+            by_id[row_id].charged, by_id[row_id].parent = charged, parent
 
     def condition_json(self, condition: str) -> dict[str, Any]:
         """The stored description of a condition (as first written)."""
@@ -631,6 +682,55 @@ class Store:
             return []
         return [r[0] for r in self.db.execute(
             "SELECT DISTINCT search FROM candidates WHERE role = 'search' ORDER BY search")]
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, one each (``sqlite3.complete_statement`` decides where one ends)."""
+    out, cur = [], ""
+    for line in script.splitlines(keepends=True):
+        cur += line
+        if sqlite3.complete_statement(cur):
+            out.append(cur.strip())
+            cur = ""
+    return out
+
+
+#: the statements of ``SCHEMA`` (each ``IF NOT EXISTS``)
+_SCHEMA_STATEMENTS = _statements(SCHEMA)
+
+
+def _legacy_rows(rows: Sequence[tuple], root: Path, *, fill_parents: bool) -> Iterator[tuple[int, int, int | None]]:
+    """``(id, charged, parent)`` for the search rows ``(id, search, seq, recipe, steps, parent)`` of a store from
+    before charged steps were stored, in (search, seq) order: each search's charges as its ``PathLedger`` would have
+    charged them on the schedule T of its full candidates (``legacy_schedule``), and, with ``fill_parents`` (no
+    ``parent`` column), the parent links of its recipes. Used by the migration and by read-only opens of such a
+    store only; since schema 1 the strategy's figures are stored with each candidate."""
+    by_search: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_search.setdefault(row[1], []).append(row)
+    for group in by_search.values():
+        group.sort(key=lambda r: r[2])
+        recipes = []
+        for r in group:
+            try:
+                recipes.append(r[3] if isinstance(r[3], Recipe) else _recipe(r[3]))
+            except _BadValue as exc:
+                raise StoreError(f"{root / 'store.sqlite'}: candidate row {r[0]!r}, field {exc.field}: {exc.problem}; "
+                                 "the store was damaged or edited: keep it for inspection and use another run "
+                                 "directory") from None
+        total = legacy_schedule(recipes, [r[4] for r in group])
+        charges = charged_steps(recipes, total)
+        links = parent_links(recipes) if fill_parents else [None] * len(group)
+        for r, charged, link in zip(group, charges, links, strict=True):
+            parent = (None if link is None else group[link][2]) if fill_parents else r[5]
+            yield r[0], charged, parent
+
+
+def legacy_schedule(recipes: Sequence[Recipe], steps: Sequence[int]) -> int:
+    """The full schedule T of a search's candidates: the steps of a finished full-schedule candidate (else the most
+    steps of any)."""
+    full = [s for r, s in zip(recipes, steps, strict=True) if r.until is None and r.steps is None]
+    return max(full) if full else max(steps, default=1)
 
 
 def check_images(root: Path) -> None:

@@ -73,6 +73,20 @@ class StrategyError(RuntimeError):
     """A strategy broke the ask/tell contract."""
 
 
+@dataclass(frozen=True)
+class Asked:
+    """One recipe as asked (``Strategy.ask_records``), with the bookkeeping the search's ``PathLedger`` gave it when
+    it was asked: ``seq`` its place in the search (ask order), ``steps`` the denoising steps the search is charged
+    for it (model calls beyond prefixes already asked; None before ``bind``), ``parent`` the seq of the earlier
+    path it continues or branches (None: a fresh trajectory, or not bound). The engine stores these figures with
+    the candidate; summaries, reports and ``eacps serve`` read them back from the store."""
+
+    recipe: Recipe
+    seq: int
+    steps: int | None = None
+    parent: int | None = None
+
+
 def schedule_steps(fractions: Sequence[float], total: int, who: str = "this strategy") -> list[int]:
     """Steps (model calls) of a ``total``-step schedule at ``fractions``, distinct, in 1..total-1."""
     steps = sorted({min(total - 1, max(1, round(f * total))) for f in fractions})
@@ -227,31 +241,41 @@ class Strategy(ABC):
         return self.max_steps is not None and self.full_steps is not None
 
     def ask(self, n: int) -> list[Recipe]:
+        """Up to ``n`` recipes to evaluate next (``[]``: none now); the recipes of ``ask_records``."""
+        return [a.recipe for a in self.ask_records(n)]
+
+    def ask_records(self, n: int) -> list[Asked]:
+        """Up to ``n`` recipes to evaluate next, each with its seq, charged steps and parent (``Asked``): the one
+        source of those figures (the engine stores them with the candidates)."""
         n = self.room(int(n))
         if n <= 0:
             return []
         recipes = list(self._ask(n))
         if len(recipes) > n:
             raise StrategyError(f"{self.name}: asked for {n} recipes, got {len(recipes)}")
+        out = []
         for r in recipes:
             if r in self.seen:
                 raise StrategyError(f"{self.name}: proposed an already evaluated recipe {r.key}")
-            self._charge(r)
+            steps, parent = self._charge(r)
             self.seen.add(r)
             self.pending[r] = self.asked
+            out.append(Asked(r, self.asked, steps, parent))
             self.asked += 1
-        return recipes
+        return out
 
-    def _charge(self, recipe: Recipe) -> None:
+    def _charge(self, recipe: Recipe) -> tuple[int | None, int | None]:
+        """Charge ``recipe`` to the ledger: (its charged steps, its parent's seq); (None, None) before ``bind``."""
         if self.ledger is None:
             if recipe.is_path:
                 raise StrategyError(f"{self.name}: path recipes need bind(full_steps=T) first (the engine does)")
-            return
+            return None, None
         steps = self.ledger.charge(recipe)
         if self.counts_steps and self.spent_steps + steps > self.step_budget:  # type: ignore[operator]
             raise StrategyError(f"{self.name}: {recipe.key} needs {steps} steps, {self.steps_left} left of the "
                                 f"budget {self.budget} x {self.full_steps}")
         self.spent_steps += steps
+        return steps, self.ledger.parents[-1]
 
     def tell(self, results: Sequence[Result]) -> None:
         for res in results:

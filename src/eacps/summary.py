@@ -15,7 +15,6 @@ from eacps.cost import CostConfig, figure, unit_costs
 from eacps.stats import task_mean_ci
 from eacps.store import Candidate, Store, best_of, best_so_far
 from eacps.tables import format_table as _table
-from eacps.trees import charged_steps
 from eacps.types import Status
 
 
@@ -28,7 +27,7 @@ class SearchRecord:
     prior: Candidate | None
     best: Candidate | None = None
     curve: list[float | None] = field(default_factory=list)
-    charges: list[int] = field(default_factory=list)  # each candidate's charged denoising steps (``_charges``)
+    charges: list[int] = field(default_factory=list)  # each candidate's charged denoising steps (as stored)
 
     @property
     def failed(self) -> int:
@@ -72,7 +71,7 @@ def load_searches(store: Store, allocations: Mapping[str, Any] | None = None) ->
         rec = SearchRecord(sid, cond, label, cands, find_prior(sid, cond, label))
         rec.best = best_of(cands)
         rec.curve = best_so_far(cands)
-        rec.charges = _charges(cands)
+        rec.charges = [c.charge for c in cands]
         out.append(rec)
     sizes: dict[str, set[int]] = defaultdict(set)
     for r in out:
@@ -159,18 +158,6 @@ def format_table(summary: dict[str, Any]) -> str:
     model = (f"cost model: {u.get('kind')} ({'-' if step is None else f'{step:.2e}'} s/step; per scorer call: "
              + ", ".join(f"{k} {v:.2e} s" for k, v in (u.get("seconds_per_call") or {}).items()) + ")")
     return "\n".join([head, *lines, "cost per search: steps, scorer calls, single figure; " + model])
-
-
-def _charges(cands: list[Candidate]) -> list[int]:
-    """Each candidate's charged denoising steps, in ask order: a prefix shared by the search's paths is charged
-    once, to the candidate that computed it."""
-    return charged_steps([c.recipe for c in cands], _schedule(cands))
-
-
-def _schedule(cands: list[Candidate]) -> int:
-    """The full schedule T of a search's candidates: the path length of a finished full-schedule candidate."""
-    full = [c.steps for c in cands if c.recipe.until is None and c.recipe.steps is None]
-    return max(full) if full else max((c.steps for c in cands), default=1)
 
 
 def _compare_budgets(store: Store) -> dict[str, Any] | None:

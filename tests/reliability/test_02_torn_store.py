@@ -91,7 +91,7 @@ def test_torn_last_transaction_at_every_byte(tmp_path, figures):
                 shutil.copytree(snap / "images", d / "images")
                 with Store.open(d) as s:
                     res = run(s)
-                    assert s.generated == n_last
+                    assert res.cost.generated == n_last
                 assert rows(d) == complete
                 assert (res.best.recipe, res.best.potential) == (ref.best.recipe, ref.best.potential)
                 resumed += 1

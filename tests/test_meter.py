@@ -1,0 +1,136 @@
+"""The cost meter owns "charged steps" and "generated": every reader of a run store (summary and ``eacps show``,
+the report's curves and trees, ``eacps serve``'s state, ``eacps compare``) agrees with it, on runs with a batch
+skipped after repeated process deaths, with candidates reused from the store, and with shared path prefixes."""
+
+from __future__ import annotations
+
+import json
+
+import configs
+import pytest
+import toy
+from click.testing import CliRunner
+
+from eacps import Condition
+from eacps.api import make_strategy
+from eacps.cli import main, show_command
+from eacps.compare import run_compare
+from eacps.engine import Engine
+from eacps.planner import DEATHS_META, MAX_DEATHS, Planned
+from eacps.report import cost_curves, trees
+from eacps.serve import state
+from eacps.store import Store, read_only, search_id
+from eacps.summary import load_searches, summarize_store
+
+COND = Condition("task0", prompt="a toy")
+STEPS_ONLY = {"seconds_per_step": None, "seconds_per_call": {}}  # cost curves in denoising steps
+
+
+def engine(store: Store, potential, *, stepping: bool = False, batch_size: int = 3) -> Engine:
+    return Engine(toy.ToyGenerator(toy.ToyGeneratorParams(stepping=stepping)), potential, store,
+                  batch_size=batch_size)
+
+
+def readers(run_dir) -> dict[str, dict[str, float]]:
+    """Per search: the charged steps and candidates as summary, show --json, the report's curves and serve read
+    them from the store."""
+    with read_only(run_dir) as ro:
+        recs = load_searches(ro)
+    show = json.loads(CliRunner().invoke(show_command, [str(run_dir), "--json"]).output)
+    served = state(run_dir)
+    out = {}
+    for r in recs:
+        (curve,) = [c for label, c in cost_curves([r], STEPS_ONLY).items() if label == r.strategy]
+        out[r.search] = {"summary": sum(r.charges), "curve": curve[-1][0], "candidates": len(r.candidates),
+                         "show": show["summary"]["strategies"][r.strategy]["cost_per_search"]["steps"],
+                         "serve": next(s["steps"] for s in served["searches"] if s["search"] == r.search)}
+    return out
+
+
+def test_a_batch_skipped_after_repeated_deaths_is_charged_but_not_generated(tmp_path, toy_potential):
+    """A batch that killed the process ``MAX_DEATHS`` times is stored FAILED without computing: the meter counts
+    it as asked (charged) but neither generated nor reused, and every reader shows the meter's steps."""
+    strat = make_strategy("best-of-n", budget=12, seed=0).bind(toy.ToyGenerator().default_steps)
+    recipes = [a.recipe for a in strat.ask_records(9)][6:9]  # the third batch of 3 (seq 6..8)
+    sid = search_id(COND.id, "best-of-n", "b12", "s0")
+    b = Planned(recipes, COND, sid, 6, "search", "best-of-n", [""] * 3, todo=[0, 1, 2])
+    with Store.open(tmp_path) as store:  # what two deaths with crash evidence leave in the store
+        store.set_meta(DEATHS_META, {b.id: {"what": b.describe(), "deaths": MAX_DEATHS}})
+        eng = engine(store, toy_potential)
+        res = eng.run(COND, make_strategy("best-of-n", budget=12, seed=0))
+        eng.close()
+    failed = [c for c in res.history if c.reason and "died 2 times" in c.reason]
+    assert [c.seq for c in failed] == [6, 7, 8]
+    assert eng.generated == 1 + 9  # the prior and the 9 computed; the skipped 3 are not generated
+    assert (res.cost.generated, res.cost.reused, res.cost.candidates, res.cost.steps) == (9, 0, 12, 120)
+    assert readers(tmp_path) == {sid: {"summary": 120, "curve": 120, "candidates": 12, "show": 120, "serve": 120}}
+    assert state(tmp_path)["progress"]["done"] == 12  # candidate equivalents: 120 steps / T = 10
+
+
+def test_reused_candidates_are_charged_not_generated(tmp_path, toy_potential):
+    """A resumed search and another search served from the store's cache: charged in full, generated 0."""
+    with Store.open(tmp_path) as store:
+        first = engine(store, toy_potential)
+        a = first.run(COND, make_strategy("best-of-n", budget=6, seed=0))
+        first.close()
+        again = engine(store, toy_potential)
+        resumed = again.run(COND, make_strategy("best-of-n", budget=6, seed=0))
+        shared = again.run(COND, make_strategy("best-of-n", budget=6, seed=0), label="shared")
+        again.close()
+    assert first.generated == 1 + 6 and again.generated == 0
+    assert (a.cost.generated, a.cost.reused, a.cost.steps) == (6, 0, 60)
+    for res in (resumed, shared):
+        assert (res.cost.generated, res.cost.reused, res.cost.steps) == (0, 6, 60)
+    assert all(c.reused_from is not None for c in shared.history)
+    figures = readers(tmp_path)
+    assert set(figures) == {a.search_id, shared.search_id}
+    assert all(f == {"summary": 60, "curve": 60, "candidates": 6, "show": 60, "serve": 60} for f in figures.values())
+
+
+@pytest.mark.parametrize("name, params", [("tree-search", {}), ("fk-steering", {"particles": 3})])
+def test_shared_prefixes_are_charged_once_by_every_reader(tmp_path, toy_potential, name, params):
+    """Path recipes on a stepping generator: the stored charges and parents are the strategy's ledger's, a shared
+    prefix is charged once, and the readers show the meter's steps and the ledger's tree."""
+    with Store.open(tmp_path) as store:
+        eng = engine(store, toy_potential, stepping=True)
+        strat = make_strategy(name, params, budget=6, seed=0)
+        res = eng.run(COND, strat)
+        eng.close()
+    cands = res.history
+    assert res.cost.steps == strat.spent_steps == sum(c.charged for c in cands) == sum(strat.ledger.charges)
+    assert res.cost.steps < sum(c.steps for c in cands)  # prefixes were shared: charged once
+    assert [c.parent for c in cands] == strat.ledger.parents and any(p is not None for p in strat.ledger.parents)
+    (figures,) = readers(tmp_path).values()
+    assert figures == {"summary": res.cost.steps, "curve": res.cost.steps, "candidates": len(cands),
+                       "show": res.cost.steps, "serve": res.cost.steps}
+    assert state(tmp_path)["progress"]["done"] == pytest.approx(res.cost.steps / 10)
+    (nodes,) = trees({res.search_id: cands}).values()
+    ids = {c.seq: c.id for c in cands}
+    assert [n["parent"] for n in nodes] == [None if p is None else ids[p] for p in strat.ledger.parents]
+
+
+def test_compare_reports_the_meters_figures(tmp_path, toy_plugin):
+    """``eacps compare``: its ``generated`` is the meters' count (0 when it runs again over the same store) and
+    every search's charged steps are what summary, show and serve read back."""
+    cfg = configs.write(tmp_path / "c.toml", {
+        "tasks": {"name": "toy", "n": 2}, "generator": {"name": "toy", "params": {"stepping": True}},
+        "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}}}, "search": {"batch_size": 4}})
+    out = tmp_path / "cmp"
+    first = run_compare(cfg, out, strategies="best-of-n,tree-search", budgets="4", repeats=1, pool=4)
+    with read_only(out) as ro:
+        computed = sum(c.reused_from is None and c.role != "calibration" for c in ro.candidates())
+        summary = summarize_store(ro)
+    assert first["generated"] == computed > 0
+    figures = readers(out)
+    assert len(first["searches"]) == 4  # 2 tasks x 2 contestants
+    for rec in first["searches"]:
+        f = figures[search_id(rec["task"], rec["strategy"], f"B{rec['budget']}", f"r{rec['repeat']}")]
+        assert rec["steps"] == f["summary"] == f["curve"] == f["serve"] and rec["candidates"] == f["candidates"]
+    tree = [r["steps"] for r in first["searches"] if r["strategy"] == "tree-search"]
+    assert summary["strategies"]["tree-search"]["cost_per_search"]["steps"] == sum(tree) / len(tree)
+    assert main(["compare", str(cfg), "--strategies", "best-of-n,tree-search", "--budgets", "4", "--repeats", "1",
+                 "--pool", "4", "--out", str(out), "--quiet"]) == 0
+    again = json.loads((out / "compare.json").read_text())
+    assert again["generated"] == 0
+    assert [(r["task"], r["strategy"], r["steps"]) for r in again["searches"]] == \
+        [(r["task"], r["strategy"], r["steps"]) for r in first["searches"]]
