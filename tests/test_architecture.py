@@ -18,10 +18,11 @@ SRC = ROOT / "src" / "eacps"
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"params", "recipe", "types", "errors", "versions", "stats", "orderstats", "hookspecs", "cost",
                 "tables", "capabilities", "trees", "tomlw", "progress"}),
-    ("interfaces", {"generator", "scorer", "strategy", "stepping", "plugins", "checkpoints", "noise_space"}),
+    ("interfaces", {"generator", "scorer", "strategy", "stepping", "plugins", "checkpoints", "noise_space",
+                    "value_model"}),
     ("potential/store", {"potential", "store", "config", "allocation_log"}),
     ("engine parts", {"batch", "meter", "planner", "calibrator", "executor", "scheduler", "engine", "strategies",
-                      "testing"}),
+                      "testing", "screening"}),
     ("api", {"api", "allocate"}),
     ("analysis", {"summary", "compare", "landscape", "step_landscape", "report", "demo", "generate", "doctor",
                   "serve"}),
