@@ -12,6 +12,7 @@ import signal
 import sys
 import types
 from pathlib import Path
+from typing import ClassVar
 
 import configs
 import numpy as np
@@ -41,7 +42,7 @@ T = 10
 
 
 class TestBayesRidge(ValueModelConformance):
-    param_change = {"alpha": 3.0}
+    param_change: ClassVar[dict] = {"alpha": 3.0}
 
     @pytest.fixture
     def make_value_model(self):
@@ -268,8 +269,10 @@ def test_kill_9_during_a_screened_search_resumes_to_the_same_search(tmp_path):
         return subprocess.Popen([sys.executable, "-m", "eacps", "run", str(cfg), "--out", str(out), "--quiet"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 8, batch_size=4, params={
-        "value_model": {"min_pairs": 5}}))
+    # a screen that trusts any model (the check is not under test here) and prunes readily
+    screen = {"min_pairs": 4, "min_rho": -1.0, "max_miss": 1.0, "z": 0.5}
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 8, batch_size=4,
+                                                              params={"value_model": screen}))
     ref = start(cfg, tmp_path / "ref")
     assert ref.wait(300) == 0, ref.stderr.read().decode()
     from eacps.store import read_only
