@@ -35,7 +35,7 @@ from eacps.screening import (
 from eacps.strategies.fk_steering import FKParams, FKSteering
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
-from eacps.testing import ValueModelConformance, fake_objective, replay, value_pairs
+from eacps.testing import StrategyConformance, ValueModelConformance, fake_objective, replay, value_pairs
 from eacps.value_model import BayesRidge, BayesRidgeParams, ValueModel
 
 T = 10
@@ -144,15 +144,15 @@ def test_tree_search_learns_online_and_prunes_nodes():
 
     s, plain = tree({"min_pairs": 8}), tree()
     d = s.diagnostics()["value_model"]
-    assert d["pairs"] > 8 and d["warm_pairs"] == 0 and d["trusted"] and d["pruned"] > 0
-    pruned = [n for n in s.nodes.values() if n.pruned]
-    assert len(pruned) == d["pruned"]
+    assert d["pairs"] > 8 and d["warm_pairs"] == 0 and d["pruned"] > 0
+    assert s.screen.checks[0]["trusted"] and not d["trusted"]  # trusted at first, withdrawn as pairs showed it weak
+    assert len(s.ever_pruned) == d["pruned"] and not any(n.pruned for n in s.nodes.values())  # untrusted: lifted
     assert [r.recipe for r in s.history] != [r.recipe for r in plain.history]  # the budget went elsewhere
     assert s.best.potential >= plain.best.potential
     assert d["fit_seconds"] > 0 and d["predict_seconds"] > 0  # measured
     again = TreeSearch(TreeSearchParams(value_model={"min_pairs": 8}), budget=20, seed=0).bind(T)
     replay(again, s.history)  # resume: a fresh strategy replaying the told results asks the same recipes
-    assert [n.recipe for n in again.nodes.values() if n.pruned] == [n.recipe for n in pruned]
+    assert again.ever_pruned == s.ever_pruned
 
 
 @pytest.mark.parametrize("model", ["tv-constant", "tv-noise"])
@@ -294,3 +294,22 @@ def test_kill_9_during_a_screened_search_resumes_to_the_same_search(tmp_path):
     after = rows(out)
     assert after[: len(before)] == before  # nothing finished was lost or rewritten
     assert [r[1:5] for r in after] == reference  # the same recipes in the same order: the same screening choices
+
+
+# -- screened strategies keep the strategy contract (ask-ahead, resume, budget, determinism) ----------------------
+class TestScreenedStrategies(StrategyConformance):
+    """With a screen that acts on the suite's objective (tree-search online; all three with a warm start), each
+    trajectory strategy still passes the strategy suite: batching-independent asks, resume by replay, budget."""
+
+    budget = 20
+
+    def allowed_stop_reasons(self, strategy):
+        return {"tree-search": {"tree"}, "fk-steering": {"particles_finished"}, "multi-fidelity": {"plan"}}[
+            strategy.name]
+
+    @pytest.fixture(params=[cls.name for cls, _ in STRATEGIES])
+    def make_strategy(self, request, tmp_path_factory):
+        path = warm_file(tmp_path_factory.mktemp("warm"))
+        cls, params_cls = next((c, p) for c, p in STRATEGIES if c.name == request.param)
+        screen = {"min_pairs": 8, "warm_start": path}
+        return lambda budget, seed: cls(params_cls(value_model=screen), budget=budget, seed=seed)

@@ -88,6 +88,7 @@ class TreeSearch(Strategy):
         self.queue: list[Recipe] = []
         self.screen = screen_of(self.params.value_model)
         self.best_leaf: float | None = None
+        self.ever_pruned: set[Recipe] = set()
 
     @property
     def leaf_depth(self) -> int:
@@ -204,12 +205,22 @@ class TreeSearch(Strategy):
             node = node.parent
 
     def _prune(self) -> None:
-        """Inner nodes whose predicted final cannot beat the best leaf (or the best lower bound) are not grown."""
-        live = [n for n in self.nodes.values() if 1 <= n.depth < self.leaf_depth and not n.pruned
-                and not n.pending and n.value is not None]
+        """Inner nodes whose predicted final cannot beat the best leaf (or the best lower bound) are not grown; decided
+        again after every wave, and lifted when it would leave nothing to grow."""
+        live = [n for n in self.nodes.values() if 1 <= n.depth < self.leaf_depth and not n.pending
+                and n.value is not None]
         for node, drop in zip(live, self.screen.prune([self._features(n) for n in live], self.best_leaf),  # type: ignore
                               strict=True):
             node.pruned = drop
+        if self._next(self.steps_left) is None:  # nothing to grow: lift the pruning if that lets the tree go on
+            kept = [n for n in live if n.pruned]
+            for node in kept:
+                node.pruned = False
+            if self._next(self.steps_left) is None:
+                for node in kept:
+                    node.pruned = True
+        self.ever_pruned.update(n.recipe for n in live if n.pruned)
+        self.screen.pruned = len(self.ever_pruned)  # type: ignore[union-attr]
 
     def _stop(self) -> dict[str, Any]:
         if self.queue or self.pending or self.steps_left <= 0 or self._next(self.steps_left) is not None:
