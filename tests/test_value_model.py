@@ -313,3 +313,13 @@ class TestScreenedStrategies(StrategyConformance):
         cls, params_cls = next((c, p) for c, p in STRATEGIES if c.name == request.param)
         screen = {"min_pairs": 8, "warm_start": path}
         return lambda budget, seed: cls(params_cls(value_model=screen), budget=budget, seed=seed)
+
+
+@pytest.mark.parametrize(("screen", "why"), [
+    ({"model": "nope"}, "params.value_model.model: unknown value_model 'nope'; known: bayes-ridge"),
+    ({"params": {"alpha": -1}}, "params.value_model.params: .*alpha"),
+    ({"warm_start": "/nonexistent/warm.json"}, "params.value_model.warm_start: /nonexistent/warm.json: no such file"),
+])
+def test_a_bad_value_model_setting_is_a_config_error_naming_the_field(screen, why):
+    with pytest.raises(ConfigError, match=why):
+        MultiFidelity(MultiFidelityParams(value_model=screen), budget=4)
