@@ -191,6 +191,27 @@ def test_hook_register_generators(toy_plugin):
     assert out[0].image.shape == (4, 4, 1)
 
 
+def test_hook_register_value_models():
+    from eacps.screening import Screen, ScreenParams
+    from eacps.testing import value_pairs
+    from eacps.value_model import BayesRidge
+
+    cls = _through_hook("register_value_models", "value_model", "tp-ridge", type("TpRidge", (BayesRidge,),
+                                                                                 {"name": "tp-ridge"}))
+    assert issubclass(cls, BayesRidge) and cls.name == "tp-ridge"
+    mod = _module("tp_vm", register_value_models=lambda register: register(cls))
+    plugins.register_plugin(mod)
+    try:  # a strategy's value_model names it, and the screen fits it
+        screen = Screen(ScreenParams(model="tp-ridge"))
+        X, y = value_pairs(40)
+        for i, (x, v) in enumerate(zip(X, y, strict=True)):
+            screen.add(Recipe(seed=i, until=2), x, Recipe(seed=i), float(v))
+        assert isinstance(screen.model, cls) and screen.trusted()
+    finally:
+        plugins.unregister_plugin(mod)
+        sys.modules.pop("tp_vm", None)
+
+
 def test_hook_register_executors():
     from eacps.executor import InlineExecutor
 

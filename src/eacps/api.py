@@ -32,6 +32,7 @@ from eacps.executor import Executor
 from eacps.generator import Generator
 from eacps.potential import Potential
 from eacps.progress import status
+from eacps.screening import check_context
 from eacps.store import Store, read_only, search_id
 from eacps.strategy import Strategy
 from eacps.types import Condition, Status
@@ -155,6 +156,8 @@ def search(
     strat.check_fresh()
     check_runnable(strat, generator)
     ident = identity(generator, potential, preview_potential)
+    if (why := check_context(strat, ident)) is not None:  # a value model's warm start of another run
+        raise ConfigError(f"search.params.{why}")
     sid = search_id(condition.id, label or strat.name, f"b{strat.budget}", f"s{strat.seed}")
     settings = {"strategy": strat.name, "params": strat.params.model_dump(mode="json")}
     store = open_run_dir(run_dir, ident, sid, settings) if run_dir is not None else None
@@ -236,6 +239,8 @@ def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
     for i, (s, strat) in enumerate(zip(cfg.all_searches(), strategies, strict=True)):
         check_runnable(strat, generator, s.max_steps, where=f"{search_section(cfg, i)}.strategy",
                        max_steps_field=f"{search_section(cfg, i)}.max_steps")
+        if (why := check_context(strat, identity(generator, potential, preview))) is not None:
+            raise ConfigError(f"{search_section(cfg, i)}.params.{why}")
     if cfg.allocation is not None:
         from eacps.allocate import check_config  # eacps.allocate builds on this module
 

@@ -390,10 +390,33 @@ def plugins_command(as_json: bool) -> None:
 
 
 @hookimpl
+@click.command("warm-start", short_help="a value model's warm-start file from a run's (preview, final) pairs",
+               help="Writes the (preview, final) pairs of RUN_DIR (every judged preview of a path with the final "
+               "image of that path) to a warm-start file for a value model, fingerprinted by the model and its "
+               "params and by the run's generator and potentials. A trajectory strategy's value_model = "
+               "{ warm_start = FILE } then starts from them; a file made for another model, generator or "
+               "potential, or damaged, is refused (exit 2).")
+@run_dir_argument
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the file to write")
+@click.option("--model", default="bayes-ridge", show_default=True, help="the value model (eacps plugins)")
+def warm_start_command(run_dir: Path, output: Path, model: str) -> None:
+    from eacps.screening import ScreenParams, export_warm_start
+
+    if not (run_dir / "store.sqlite").exists():
+        raise ConfigError(f"RUN_DIR: no run store in {run_dir}")
+    if not output.parent.is_dir():
+        raise ConfigError(f"--output: folder {output.parent} does not exist")
+    try:
+        n = export_warm_start(run_dir, output, ScreenParams(model=model))
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("value_model.model", "--model", 1)) from None
+    click.echo(f"{output}: {n} pairs")
+
+
 def register_commands(register: Callable[[click.Command], None]) -> None:
     """The built-in commands, added through the same hook as plugins' commands."""
     for cmd in (demo_command, run_command, show_command, report_command, compare_command, landscape_command,
-                plugins_command):
+                plugins_command, warm_start_command):
         register(cmd)
 
 

@@ -47,6 +47,13 @@ def register_executors(register):
 
 
 @hookspec
+def register_value_models(register):
+    """Register value models (subclasses of ``eacps.value_model.ValueModel``): ``register(MyValueModel)``. A value
+    model predicts a partial trajectory's final potential, with an uncertainty; strategies that take a
+    ``value_model`` parameter use it to skip judge calls whose outcome it settles (``eacps.screening``)."""
+
+
+@hookspec
 def register_task_sets(register):
     """Register task sets: ``register(fn, name="my-tasks")`` where ``fn(n: int, seed: int)`` returns a list of
     ``eacps.Condition``. A config can then say ``tasks = { name = "my-tasks", n = 30 }`` instead of listing

@@ -30,7 +30,7 @@ import pluggy
 from eacps import hookspecs
 
 GROUP = "eacps"
-Kind = Literal["strategy", "scorer", "generator", "executor", "tasks", "demo"]
+Kind = Literal["strategy", "scorer", "generator", "executor", "tasks", "demo", "value_model"]
 HOOKS: dict[Kind, str] = {
     "strategy": "register_strategies",
     "scorer": "register_scorers",
@@ -38,6 +38,7 @@ HOOKS: dict[Kind, str] = {
     "executor": "register_executors",
     "tasks": "register_task_sets",
     "demo": "register_demo_presets",
+    "value_model": "register_value_models",
 }
 BUILTINS = (
     "eacps.strategies.best_of_n",
@@ -49,6 +50,7 @@ BUILTINS = (
     "eacps.strategies.tree_search",
     "eacps.strategies.branched_best_of_n",
     "eacps.executor",
+    "eacps.value_model",
 )
 
 

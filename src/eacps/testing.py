@@ -3,14 +3,15 @@
 Each suite is a plain class of ``test_*`` methods; a test module subclasses it and supplies one pytest fixture
 (the way ``optuna.testing.pytest_samplers`` asks samplers for one fixture):
 
-===========================  ==================  ======================================================
-suite                        fixture             returns
-===========================  ==================  ======================================================
-:class:`StrategyConformance`  ``make_strategy``   ``(budget, seed) -> Strategy``
-:class:`ScorerConformance`    ``scorer_case``     a :class:`ScorerCase`
-:class:`GeneratorConformance` ``generator_case``  a :class:`GeneratorCase`
-:class:`ExecutorConformance`  ``make_executor``   ``() -> Executor``
-===========================  ==================  ======================================================
+============================== ==================== ==================================================
+suite                          fixture              returns
+============================== ==================== ==================================================
+:class:`StrategyConformance`   ``make_strategy``    ``(budget, seed) -> Strategy``
+:class:`ScorerConformance`     ``scorer_case``      a :class:`ScorerCase`
+:class:`GeneratorConformance`  ``generator_case``   a :class:`GeneratorCase`
+:class:`ExecutorConformance`   ``make_executor``    ``() -> Executor``
+:class:`ValueModelConformance` ``make_value_model`` ``() -> ValueModel``
+============================== ==================== ==================================================
 
 ::
 
@@ -46,7 +47,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -69,6 +70,7 @@ __all__ = [
     "ScorerCase",
     "ScorerConformance",
     "StrategyConformance",
+    "ValueModelConformance",
     "drive",
     "fake_objective",
     "noise_digest",
@@ -1279,3 +1281,66 @@ def run_in_engine(strategy: Strategy, *, batch_size: int = 3) -> int:
     return count
 
 
+
+
+# ================================================================================================
+# value models
+# ================================================================================================
+def value_pairs(n: int, seed: int = 0, *, signal: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` (features, final) pairs in the shape of ``eacps.screening.features`` (preview, fraction,
+    preview·fraction): the final is ``signal``·(the preview, more so later in the schedule) plus noise."""
+    rng = np.random.default_rng([seed, 0x7A])
+    preview = rng.normal(0.0, 1.0, n)
+    frac = rng.choice([0.2, 0.4, 0.6, 0.8], n)
+    final = signal * preview * (0.5 + frac) + rng.normal(0.0, 0.3, n)
+    return np.stack([preview, frac, preview * frac], axis=1), final
+
+
+class ValueModelConformance:
+    """Contract tests of a value model (``eacps.value_model.ValueModel``); subclasses provide the
+    ``make_value_model`` fixture, ``() -> ValueModel``. ``param_change`` (params differing from the fixture's) checks
+    that the fingerprint follows the params; a model without params leaves it empty."""
+
+    param_change: ClassVar[dict[str, Any]] = {}
+
+    def test_predictions_are_finite_with_positive_std_fitted_or_not(self, make_value_model):
+        X, y = value_pairs(40)
+        model = make_value_model()
+        for fitted in (False, True):
+            if fitted:
+                model.fit(X[:30], y[:30])
+            mean, std = model.predict(X[30:])
+            assert np.shape(mean) == (10,) and np.shape(std) == (10,)
+            assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(np.asarray(std) > 0)
+
+    def test_deterministic(self, make_value_model):
+        X, y = value_pairs(40)
+        a, b = make_value_model(), make_value_model()
+        a.fit(X, y)
+        b.fit(X, y)
+        assert all(np.array_equal(p, q) for p, q in zip(a.predict(X), b.predict(X), strict=True))
+        assert a.fingerprint() == b.fingerprint()
+
+    def test_fit_improves_on_a_learnable_signal(self, make_value_model):
+        X, y = value_pairs(200)
+        model = make_value_model()
+        model.fit(X[:150], y[:150])
+        mean, _ = model.predict(X[150:])
+        baseline = float(np.mean((y[150:] - y[:150].mean()) ** 2))
+        assert float(np.mean((y[150:] - mean) ** 2)) < 0.5 * baseline
+
+    def test_fingerprint_follows_the_params(self, make_value_model):
+        model = make_value_model()
+        if not self.param_change:
+            return
+        other = type(model)(model.params.model_copy(update=self.param_change))
+        assert other.fingerprint() != model.fingerprint()
+
+    def test_state_round_trips_through_json(self, make_value_model):
+        X, y = value_pairs(60)
+        model = make_value_model()
+        model.fit(X, y)
+        again = make_value_model()
+        again.load_state(json.loads(json.dumps(model.state())))
+        for p, q in zip(model.predict(X), again.predict(X), strict=True):
+            assert np.allclose(p, q, rtol=1e-12, atol=1e-12)

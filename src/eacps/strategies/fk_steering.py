@@ -39,6 +39,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
+from eacps.screening import ScreenParams, features, preview_of, screen_of
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
@@ -52,6 +53,8 @@ class FKParams(Params):
     standardize: bool = Field(True, description="rewards in units of their std across particles before λ")
     resampling: Literal["systematic", "multinomial"] = "systematic"
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a resampled copy")
+    value_model: ScreenParams | None = Field(None, description="screen particles with a value model "
+                                             "(eacps.screening): a particle that cannot win is dropped")
 
 
 def resample(weights: np.ndarray, n: int, rng: np.random.Generator, method: str) -> list[int]:
@@ -86,6 +89,8 @@ class FKSteering(Strategy):
         self.told: dict[Recipe, Result] = {}
         self.ess: list[float] = []
         self.ancestors: list[int] = []
+        self.screen = screen_of(self.params.value_model)
+        self.alive = self.n  # particles still running (the value model may drop some)
 
     def min_steps(self, full_steps: int) -> int:
         """Every particle runs to the end together: N·T."""
@@ -116,6 +121,11 @@ class FKSteering(Strategy):
     def _tell(self, results: Sequence[Result]) -> None:
         for r in results:
             self.told[r.recipe] = r
+            if self.screen is not None and r.recipe.until is None and r.ok:  # a final: pairs with its previews
+                for k in self.points:
+                    p = self.told.get(preview_of(r.recipe, k))
+                    if p is not None and p.ok:
+                        self.screen.add(p.recipe, features(p.potential, k, self.full_steps), r.recipe, r.potential)
 
     def _log_weights(self, now: list[float | None]) -> np.ndarray:
         """λ·G_k per particle (-inf for a failed preview)."""
@@ -142,9 +152,15 @@ class FKSteering(Strategy):
         logw = self._log_weights(now)
         if np.all(np.isinf(logw)):  # every preview failed: nothing to steer by
             logw = np.zeros(len(now))
+        if self.screen is not None:  # particles the value model rules out leave the population
+            ok = [i for i, v in enumerate(now) if v is not None]
+            drop = self.screen.prune([features(now[i], k, self.full_steps) for i in ok])  # type: ignore[arg-type]
+            for i, d in zip(ok, drop, strict=True):
+                logw[i] = -np.inf if d else logw[i]
+            self.alive -= sum(drop)
         w = np.exp(logw - logw.max())
         self.ess.append(float(w.sum() ** 2 / (w**2).sum()))
-        idx = resample(w, self.n, self.rng, self.params.resampling)
+        idx = resample(w, self.alive, self.rng, self.params.resampling)
         self.ancestors.append(len(set(idx)))
         paths, rewards, seen = [], [], set()
         for i in idx:
@@ -168,9 +184,10 @@ class FKSteering(Strategy):
         return {"particles_finished": self.n} if done and self.steps_left > 0 else {}
 
     def diagnostics(self) -> dict[str, Any]:
-        return {"particles": self.n, "resample_steps": self.points,
-                "ess_mean": float(np.mean(self.ess)) if self.ess else None,
-                "ancestors_mean": float(np.mean(self.ancestors)) if self.ancestors else None}
+        out = {"particles": self.n, "resample_steps": self.points,
+               "ess_mean": float(np.mean(self.ess)) if self.ess else None,
+               "ancestors_mean": float(np.mean(self.ancestors)) if self.ancestors else None}
+        return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
 
 
 @hookimpl

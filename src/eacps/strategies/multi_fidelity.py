@@ -29,6 +29,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
+from eacps.screening import ScreenParams, features, on_path, screen_of
 from eacps.strategy import Strategy
 from eacps.types import Result
 
@@ -37,6 +38,8 @@ class MultiFidelityParams(Params):
     rungs: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.5],
                                      description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
+    value_model: ScreenParams | None = Field(None, description="screen promotions with a value model "
+                                             "(eacps.screening): a promoted path that cannot win is not continued")
 
 
 def plan(step_budget: int, steps: Sequence[int], total: int, promote: float) -> list[int]:
@@ -78,6 +81,7 @@ class MultiFidelity(Strategy):
         self.queue: deque[Recipe] = deque()
         self.fresh0 = 0  # rung-0 trajectories of the plan not drawn yet (drawn per ask, not all at once)
         self.rung_results: list[list[Result]] = []
+        self.screen = screen_of(self.params.value_model)
 
     def _plan(self) -> None:
         """The plan needs T: made at the first ask (after ``bind``)."""
@@ -130,14 +134,23 @@ class MultiFidelity(Strategy):
         ranked = sorted((r for r in self.rung_results[self.rung] if r.ok), key=lambda r: -r.potential)
         self.rung += 1
         until = self.until_of(self.rung)
-        self.queue = deque(r.recipe.with_until(until) for r in ranked[: self.sizes[self.rung]])
-        short = self.sizes[self.rung] - len(self.queue)  # failed previews: fresh trajectories fill in
+        chosen = ranked[: self.sizes[self.rung]]
+        short = self.sizes[self.rung] - len(chosen)  # failed previews: fresh trajectories fill in
+        if self.screen is not None:  # promoted paths the value model rules out are dropped, not refilled
+            x = [features(r.potential, r.recipe.until, self.full_steps) for r in ranked]  # type: ignore[arg-type]
+            drop = self.screen.prune(x[: len(chosen)], competitors=x)
+            chosen = [r for r, d in zip(chosen, drop, strict=True) if not d]
+        self.queue = deque(r.recipe.with_until(until) for r in chosen)
         self.queue.extend(r.with_until(until) for r in self.fresh_seeds(short))
 
     def _tell(self, results: Sequence[Result]) -> None:
         for r in results:
             u = r.recipe.until
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
+            if self.screen is not None and u is None and r.ok:  # a final: pairs with its path's previews
+                for p in (p for rung in self.rung_results[:-1] for p in rung if p.ok and on_path(p.recipe, r.recipe)):
+                    self.screen.add(p.recipe, features(p.potential, p.recipe.until, self.full_steps), r.recipe,
+                                    r.potential)
         self._next_rung()
 
     def _stop(self) -> dict[str, Any]:
@@ -145,7 +158,8 @@ class MultiFidelity(Strategy):
         return {"plan": self.sizes} if done and self.steps_left > 0 else {}
 
     def diagnostics(self) -> dict[str, Any]:
-        return {"plan": self.sizes, "rung_steps": self.points, "preview_rank_spearman": self.preview_rank_correlation()}
+        out = {"plan": self.sizes, "rung_steps": self.points, "preview_rank_spearman": self.preview_rank_correlation()}
+        return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
 
     def preview_rank_correlation(self, rung: int = 0) -> float | None:
         """Spearman correlation between rung-``rung`` preview potentials and final potentials of the same path."""

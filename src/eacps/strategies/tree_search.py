@@ -30,6 +30,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
+from eacps.screening import ScreenParams, features, on_path, screen_of
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
@@ -45,6 +46,8 @@ class TreeSearchParams(Params):
                                             "(recomputes the prefix; keeps the sampler's distribution exactly)")
     wave: int = Field(8, ge=1, description="expansions chosen together before their values are known")
     backup: Literal["max", "none"] = Field("max", description="a node's value: best of its subtree, or its own")
+    value_model: ScreenParams | None = Field(None, description="screen nodes with a value model (eacps.screening): "
+                                             "a node that cannot beat the best leaf is not grown")
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Node:
     value: float | None = None  # own potential; None while pending or failed
     pending: bool = True
     best: float = -math.inf  # backed-up value
+    pruned: bool = False  # the value model settled it: not grown
 
     def backup(self, how: str) -> None:
         node = self
@@ -82,6 +86,9 @@ class TreeSearch(Strategy):
         self.points: list[int] = []
         self.nodes: dict[Recipe, Node] = {}
         self.queue: list[Recipe] = []
+        self.screen = screen_of(self.params.value_model)
+        self.best_leaf: float | None = None
+        self.ever_pruned: set[Recipe] = set()
 
     @property
     def leaf_depth(self) -> int:
@@ -105,7 +112,8 @@ class TreeSearch(Strategy):
 
     def _growable(self, node: Node) -> bool:
         """Can this subtree take another child now (a node that is not a leaf, not failed, not pending)?"""
-        if node.depth >= self.leaf_depth or node.pending or (node.recipe is not None and node.value is None):
+        if node.depth >= self.leaf_depth or node.pending or node.pruned or (node.recipe is not None and
+                                                                            node.value is None):
             return False
         return len(node.children) < self._width(node) or any(self._growable(c) for c in node.children)
 
@@ -179,6 +187,40 @@ class TreeSearch(Strategy):
             node.pending = False
             node.value = r.potential if r.ok else None
             node.backup(self.params.backup)
+            if self.screen is not None and node.depth == self.leaf_depth and node.value is not None:
+                self._learn(node)
+        if self.screen is not None and not self.pending and not self.queue:  # a wave is complete: screen
+            self._prune()
+
+    def _features(self, node: Node) -> list[float]:
+        return features(node.value, node.recipe.until, self.full_steps)  # type: ignore[arg-type, union-attr]
+
+    def _learn(self, leaf: Node) -> None:
+        """A finished leaf: (preview, final) pairs with its ancestors on its path, and the best judged final."""
+        self.best_leaf = leaf.value if self.best_leaf is None else max(self.best_leaf, leaf.value)  # type: ignore
+        node = leaf.parent
+        while node is not None and node.recipe is not None:
+            if node.value is not None and on_path(node.recipe, leaf.recipe):  # type: ignore[arg-type]
+                self.screen.add(node.recipe, self._features(node), leaf.recipe, leaf.value)  # type: ignore
+            node = node.parent
+
+    def _prune(self) -> None:
+        """Inner nodes whose predicted final cannot beat the best leaf (or the best lower bound) are not grown; decided
+        again after every wave, and lifted when it would leave nothing to grow."""
+        live = [n for n in self.nodes.values() if 1 <= n.depth < self.leaf_depth and not n.pending
+                and n.value is not None]
+        for node, drop in zip(live, self.screen.prune([self._features(n) for n in live], self.best_leaf),  # type: ignore
+                              strict=True):
+            node.pruned = drop
+        if self._next(self.steps_left) is None:  # nothing to grow: lift the pruning if that lets the tree go on
+            kept = [n for n in live if n.pruned]
+            for node in kept:
+                node.pruned = False
+            if self._next(self.steps_left) is None:
+                for node in kept:
+                    node.pruned = True
+        self.ever_pruned.update(n.recipe for n in live if n.pruned)
+        self.screen.pruned = len(self.ever_pruned)  # type: ignore[union-attr]
 
     def _stop(self) -> dict[str, Any]:
         """A pure read: nothing asked yet, or a node that can still grow, is no reason to stop."""
@@ -199,7 +241,8 @@ class TreeSearch(Strategy):
         per_depth = [0] * (self.leaf_depth + 1)
         for node in self.nodes.values():
             per_depth[node.depth] += 1
-        return {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
+        out = {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
+        return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
 
 
 @hookimpl

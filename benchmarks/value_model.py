@@ -1,0 +1,76 @@
+"""Each trajectory strategy with and without judge screening by a value model, on the digits evaluation split.
+
+Protocol: the warm start comes from the *tuning split* only (``--warm-tasks`` of its tasks, one ``eacps run`` per
+trajectory strategy with default params at budget 20, exported with ``eacps warm-start``); then ``eacps compare``
+(the machinery of ``benchmarks/strategies.py``: the same tasks, seeds, independent best-of-N pool and paired
+bootstrap CIs) runs fk-steering, tree-search and multi-fidelity with and without ``value_model = { warm_start =
+... }`` at ``--budgets`` on ``--eval-tasks`` tasks of the evaluation split, ``--repeats`` seeds each, under both
+cost models (denoising steps; one potential evaluation costing one generation, ``--scorer-cost``).
+
+    python benchmarks/value_model.py [--budgets 8,20] [--repeats 4] [--eval-tasks 8] [--warm-tasks 4]
+                                     [--pool 128] [--out runs/bench-value-model]
+
+Writes OUT/warm.json, OUT/compare.json and OUT/report.html; prints the compare table, the warm-start size and the
+wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from eacps.api import run_config
+from eacps.compare import Split, format_compare, run_compare
+from eacps.config import ConfigError
+from eacps.report import write_report
+from eacps.screening import export_warm_start
+from strategies import TUNE_TASKS, config
+
+TRAJECTORY = ("fk-steering", "tree-search", "multi-fidelity")
+
+
+def warm_start(out: Path, tasks: int) -> tuple[Path, int]:
+    """Runs every trajectory strategy on the first ``tasks`` tuning tasks; their pairs in one warm-start file."""
+    path = out / "warm-config.toml"
+    path.write_text(config(tasks, {s: {"strategy": s, "budget": 20} for s in TRAJECTORY}))
+    run_config(path, out / "warm-run")
+    n = export_warm_start(out / "warm-run", out / "warm.json")
+    return out / "warm.json", n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budgets", default="8,20")
+    ap.add_argument("--repeats", type=int, default=4, help="strategy seeds per task")
+    ap.add_argument("--eval-tasks", type=int, default=8, help="tasks of the evaluation split")
+    ap.add_argument("--warm-tasks", type=int, default=4, help="tuning tasks the warm start is measured on")
+    ap.add_argument("--pool", type=int, default=128, help="reference best-of-N pool per task")
+    ap.add_argument("--scorer-cost", type=float, default=1.0, help="generations per potential evaluation, cost (b)")
+    ap.add_argument("--out", default="runs/bench-value-model")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        warm, pairs = warm_start(out, args.warm_tasks)
+        searches = {"best-of-n": {"strategy": "best-of-n", "batch_size": 16}}
+        for s in TRAJECTORY:
+            searches[s] = {"strategy": s}
+            searches[f"{s}+vm"] = {"strategy": s, "params": {"value_model": {"warm_start": str(warm.resolve())}}}
+        cfg = out / "config.toml"
+        cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches))
+        summary = run_compare(cfg, out / "compare", strategies=",".join(searches), budgets=args.budgets,
+                              repeats=args.repeats, pool=args.pool, scorer_cost=args.scorer_cost, progress=True,
+                              split=Split(tune_tasks=TUNE_TASKS))
+    except ConfigError as exc:
+        sys.exit(f"value_model.py: error: {exc}")
+    print(format_compare(summary))
+    print(f"warm start: {pairs} (preview, final) pairs from {args.warm_tasks} tuning tasks; "
+          f"wall time: {time.perf_counter() - t0:.0f} s")
+    print(f"report: {write_report(out / 'compare', title='value-model screening (digits, evaluation split)')}")
+
+
+if __name__ == "__main__":
+    main()

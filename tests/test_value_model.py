@@ -1,0 +1,325 @@
+"""Value models and judge screening (eacps.value_model, eacps.screening): the built-in passes the conformance
+suite; warm starts are fingerprinted and a damaged or mismatched one is refused (exit 2); a good model saves
+judge calls on a constructed case; a useless one (constant, noise) changes nothing; kill -9 during a screened
+search resumes to the same search."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import types
+from pathlib import Path
+from typing import ClassVar
+
+import configs
+import numpy as np
+import pytest
+from test_resume_kill import rows, wait_for_rows
+
+from eacps import Recipe, Result, Status, hookimpl, plugins
+from eacps.config import ConfigError
+from eacps.screening import (
+    Screen,
+    ScreenParams,
+    check_context,
+    features,
+    load_warm_start,
+    on_path,
+    pairs_of,
+    preview_of,
+    warm_start_data,
+)
+from eacps.strategies.fk_steering import FKParams, FKSteering
+from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams
+from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
+from eacps.testing import StrategyConformance, ValueModelConformance, fake_objective, replay, value_pairs
+from eacps.value_model import BayesRidge, BayesRidgeParams, ValueModel
+
+T = 10
+
+
+class TestBayesRidge(ValueModelConformance):
+    param_change: ClassVar[dict] = {"alpha": 3.0}
+
+    @pytest.fixture
+    def make_value_model(self):
+        return BayesRidge
+
+
+# -- useless value models, registered like any plugin ---------------------------------------------------------
+class Constant(ValueModel):
+    """Predicts the mean of the finals, confidently: an overconfident model with no information."""
+
+    name = "tv-constant"
+
+    def fit(self, X, y):
+        self.m = float(np.mean(y))
+
+    def predict(self, X):
+        return np.full(len(X), getattr(self, "m", 0.0)), np.full(len(X), 1e-3)
+
+    def state(self):
+        return {"m": getattr(self, "m", 0.0)}
+
+    def load_state(self, state):
+        self.m = state["m"]
+
+
+class Noise(Constant):
+    """Pure noise: a deterministic hash of the features, as confident as the finals' spread."""
+
+    name = "tv-noise"
+
+    def fit(self, X, y):
+        self.m, self.s = float(np.mean(y)), float(np.std(y)) or 1.0
+
+    def predict(self, X):
+        h = [int(hashlib.sha256(np.asarray(x, float).tobytes()).hexdigest()[:8], 16) / 2**32 for x in X]
+        return self.m + self.s * 2 * (np.array(h) - 0.5), np.full(len(X), 0.1 * self.s)
+
+
+@pytest.fixture
+def useless_models():
+    mod = types.ModuleType("tv_useless")
+    mod.register_value_models = hookimpl(lambda register: (register(Constant), register(Noise)))
+    plugins.register_plugin(mod)
+    try:
+        yield
+    finally:
+        plugins.unregister_plugin(mod)
+
+
+# -- a constructed case: a path's value is its root's, at every step, so previews predict finals exactly -------
+def _value(recipe: Recipe) -> float:
+    return int(hashlib.sha256(recipe.root.key.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def objective(recipe: Recipe) -> Result:
+    return Result(recipe, Status.OK, _value(recipe))
+
+
+def warm_file(tmp_path: Path, model: ValueModel | None = None, context: dict | None = None, n: int = 60) -> str:
+    """Pairs of the constructed case (previews at 0.2..0.8 of the schedule, the final equal to the preview)."""
+    rng = np.random.default_rng(3)
+    v, f = rng.random(n), rng.choice([0.2, 0.4, 0.5, 0.6, 0.8], n)
+    data = warm_start_data(model or BayesRidge(), context or {}, [features(a, round(b * T), T) for a, b in
+                                                                 zip(v, f, strict=True)], v)
+    path = tmp_path / "warm.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+STRATEGIES = [(FKSteering, FKParams), (MultiFidelity, MultiFidelityParams), (TreeSearch, TreeSearchParams)]
+
+
+def run(cls, params_cls, value_model=None, budget=20):
+    s = cls(params_cls(value_model=value_model), budget=budget, seed=0).bind(T)
+    s.optimize(objective, batch_size=4)
+    return s
+
+
+@pytest.mark.parametrize(("cls", "params_cls"), STRATEGIES[:2])
+def test_a_good_model_saves_judge_calls_and_keeps_the_winner(tmp_path, cls, params_cls):
+    plain = run(cls, params_cls)
+    screened = run(cls, params_cls, {"warm_start": warm_file(tmp_path)})
+    d = screened.diagnostics()["value_model"]
+    assert d["trusted"] and d["pruned"] > 0 and d["warm_pairs"] == 60
+    assert len(screened.history) <= len(plain.history) - d["pruned"]  # a told result is a judge call; a pruned
+    # path saves at least its next one
+    assert screened.spent_steps < plain.spent_steps
+    assert screened.best.potential >= plain.best.potential  # the best path is never pruned
+    assert all(r.recipe.until is None for r in [screened.best])
+
+
+def test_tree_search_learns_online_and_prunes_nodes():
+    """The strategy suite's objective (a function of the path's noise; previews rank like finals, loosely): the tree
+    learns from its own leaves, prunes nodes, and grows none below a pruned node."""
+    def tree(value_model=None):
+        s = TreeSearch(TreeSearchParams(value_model=value_model), budget=20, seed=0).bind(T)
+        s.optimize(fake_objective(), batch_size=4)
+        return s
+
+    s, plain = tree({"min_pairs": 8}), tree()
+    d = s.diagnostics()["value_model"]
+    assert d["pairs"] > 8 and d["warm_pairs"] == 0 and d["pruned"] > 0
+    assert s.screen.checks[0]["trusted"] and not d["trusted"]  # trusted at first, withdrawn as pairs showed it weak
+    assert len(s.ever_pruned) == d["pruned"] and not any(n.pruned for n in s.nodes.values())  # untrusted: lifted
+    assert [r.recipe for r in s.history] != [r.recipe for r in plain.history]  # the budget went elsewhere
+    assert s.best.potential >= plain.best.potential
+    assert d["fit_seconds"] > 0 and d["predict_seconds"] > 0  # measured
+    again = TreeSearch(TreeSearchParams(value_model={"min_pairs": 8}), budget=20, seed=0).bind(T)
+    replay(again, s.history)  # resume: a fresh strategy replaying the told results asks the same recipes
+    assert again.ever_pruned == s.ever_pruned
+
+
+@pytest.mark.parametrize("model", ["tv-constant", "tv-noise"])
+@pytest.mark.parametrize(("cls", "params_cls"), STRATEGIES)
+def test_a_useless_model_falls_back_to_the_judge(tmp_path, useless_models, cls, params_cls, model):
+    """Fitted on the same informative pairs, a constant or noise model never passes the trust check: the search asks
+    exactly what it asks without screening (same judge calls, same winner)."""
+    path = warm_file(tmp_path, plugins.get("value_model", model)())
+    plain = run(cls, params_cls)
+    screened = run(cls, params_cls, {"model": model, "warm_start": path, "min_pairs": 4})
+    d = screened.diagnostics()["value_model"]
+    assert d["pruned"] == 0 and not d["trusted"] and d["last_check"] is not None
+    assert [r.recipe for r in screened.history] == [r.recipe for r in plain.history]
+    assert screened.best.recipe == plain.best.recipe
+
+
+def test_the_trust_check_accepts_a_learnable_signal_and_refuses_none():
+    good, flat = Screen(ScreenParams()), Screen(ScreenParams())
+    X, y = value_pairs(60)
+    for i, (x, v) in enumerate(zip(X, y, strict=True)):
+        good.add(Recipe(seed=i, until=2), x, Recipe(seed=i), float(v))
+        flat.add(Recipe(seed=i, until=2), x, Recipe(seed=i), float(np.random.default_rng(i).normal()))
+    assert good.trusted() and not flat.trusted()
+    assert flat.prune(X[:5].tolist()) == [False] * 5  # untrusted: nothing is pruned
+    lower, upper = good.bounds(X[:5])
+    assert np.all(lower < upper)
+    assert good.prune([[3.0, 0.8, 2.4], [-3.0, 0.8, -2.4]]) == [False, True]
+    few = Screen(ScreenParams(min_pairs=8))
+    few.add(Recipe(seed=1, until=2), X[0], Recipe(seed=1), 1.0)
+    few.add(Recipe(seed=1, until=2), X[0], Recipe(seed=1), 1.0)  # the same pair once
+    assert few.pairs == 1 and not few.trusted()
+
+
+def test_pairs_are_of_one_path():
+    final = Recipe(seed=1).branch(4, 1.0, 7)
+    assert preview_of(final, 3) == Recipe(seed=1, until=3) and on_path(Recipe(seed=1, until=3), final)
+    assert preview_of(final, 6) == final.with_until(6) and on_path(final.with_until(6), final)
+    assert not on_path(Recipe(seed=1).branch(4, 1.0, 8).with_until(6), final)
+    assert not on_path(Recipe(seed=2, until=3), final)
+
+
+# -- warm starts: fingerprinted, refused in one line ----------------------------------------------------------
+def test_warm_start_round_trip_and_fingerprints(tmp_path):
+    ctx = {"generator": "g1", "potential": "p1", "preview_potential": None}
+    path = warm_file(tmp_path, context=ctx)
+    got, X, y = load_warm_start(path, BayesRidge())
+    assert got == ctx and X.shape == (60, 3) and y.shape == (60,)
+    assert BayesRidge().fingerprint() != BayesRidge(BayesRidgeParams(alpha=2.0)).fingerprint()
+    with pytest.raises(ValueError, match="another value model or params"):
+        load_warm_start(path, BayesRidge(BayesRidgeParams(alpha=2.0)))
+    s = FKSteering(FKParams(value_model={"warm_start": path}), budget=4)
+    assert check_context(s, ctx) is None
+    assert "made for another potential" in check_context(s, {**ctx, "potential": "p2"})
+    assert check_context(FKSteering(budget=4), {}) is None
+
+
+@pytest.mark.parametrize(("edit", "why"), [
+    (lambda text: text[: len(text) // 2], "damaged, not a warm-start file"),
+    (lambda text: text.replace('"y": [', '"y": [0.5, '), "damaged (its contents do not match its fingerprint)"),
+    (lambda text: "[]", "not a warm-start file"),
+])
+def test_a_damaged_warm_start_is_refused(tmp_path, edit, why):
+    path = Path(warm_file(tmp_path))
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ConfigError, match=r"^params\.value_model\.warm_start: .*" + why.replace("(", r"\(")
+                       .replace(")", r"\)")):
+        TreeSearch(TreeSearchParams(value_model={"warm_start": str(path)}), budget=4)
+
+
+def test_cli_refuses_a_damaged_or_mismatched_warm_start_with_exit_2(tmp_path, capsys):
+    from eacps.cli import main
+
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text('{"format": "eacps-value-warm-start/1", "X": [[1')
+    other = warm_file(tmp_path, context={"generator": "g", "potential": "p", "preview_potential": None})
+    for path, why in ((damaged, "damaged"), (other, "made for another generator")):
+        cfg = configs.write(tmp_path / "c.toml", configs.digits("fk-steering", 4, params={
+            "value_model": {"warm_start": str(path)}}))
+        assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("eacps: error: search.params.value_model.warm_start: ")
+        assert why in err
+        assert not (tmp_path / "run" / "store.sqlite").exists()  # refused before anything is written
+
+
+def test_warm_start_command_exports_the_pairs_of_a_run_and_a_search_uses_them(tmp_path, capsys):
+    import eacps
+    from eacps.api import identity
+    from eacps.cli import main
+    from eacps.store import read_only
+
+    cfg = configs.write(tmp_path / "c.toml", configs.digits("multi-fidelity", 6, batch_size=8))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["warm-start", str(tmp_path / "run"), "--output", str(tmp_path / "w.json")]) == 0
+    n = int(capsys.readouterr().out.split(": ")[1].split()[0])
+    store = read_only(tmp_path / "run")
+    X, y = pairs_of(store.candidates(), 15)
+    store.close()
+    assert n == len(y) > 0
+    context, X2, y2 = load_warm_start(tmp_path / "w.json", BayesRidge())
+    assert np.allclose(X2, X) and np.allclose(y2, y)
+    setup = eacps.api.load_run(cfg)
+    assert context == identity(setup.generator, setup.potential)
+    assert main(["warm-start", str(tmp_path / "run"), "--output", str(tmp_path / "w.json"), "--model", "nope"]) == 2
+    assert "--model: unknown value_model 'nope'" in capsys.readouterr().err
+
+
+# -- kill -9 during a value-screened search ------------------------------------------------------------------
+def test_kill_9_during_a_screened_search_resumes_to_the_same_search(tmp_path):
+    import subprocess
+
+    def start(cfg, out):
+        return subprocess.Popen([sys.executable, "-m", "eacps", "run", str(cfg), "--out", str(out), "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    # a screen that trusts any model (the check is not under test here) and prunes readily
+    screen = {"min_pairs": 4, "min_rho": -1.0, "max_miss": 1.0, "z": 0.5}
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 8, batch_size=4,
+                                                              params={"value_model": screen}))
+    ref = start(cfg, tmp_path / "ref")
+    assert ref.wait(300) == 0, ref.stderr.read().decode()
+    from eacps.store import read_only
+
+    store = read_only(tmp_path / "ref")
+    diag = [store.get_meta(k) for k in store.meta_keys("diagnostics/")]
+    store.close()
+    assert diag and diag[0]["value_model"]["pruned"] > 0  # the screen acted in this search
+    reference = [r[1:5] for r in rows(tmp_path / "ref")]
+    out = tmp_path / "run"
+    proc = start(cfg, out)
+    wait_for_rows(out, len(reference) // 2, proc, timeout=300)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = rows(out)
+    assert 0 < len(before) < len(reference)
+    again = start(cfg, out)
+    assert again.wait(300) == 0, again.stderr.read().decode()
+    after = rows(out)
+    assert after[: len(before)] == before  # nothing finished was lost or rewritten
+    assert [r[1:5] for r in after] == reference  # the same recipes in the same order: the same screening choices
+
+
+# -- screened strategies keep the strategy contract (ask-ahead, resume, budget, determinism) ----------------------
+class TestScreenedStrategies(StrategyConformance):
+    """With a screen that acts on the suite's objective (tree-search online; all three with a warm start), each
+    trajectory strategy still passes the strategy suite: batching-independent asks, resume by replay, budget."""
+
+    budget = 20
+
+    def allowed_stop_reasons(self, strategy):
+        return {"tree-search": {"tree"}, "fk-steering": {"particles_finished"}, "multi-fidelity": {"plan"}}[
+            strategy.name]
+
+    @pytest.fixture(params=[cls.name for cls, _ in STRATEGIES])
+    def make_strategy(self, request, tmp_path_factory):
+        path = warm_file(tmp_path_factory.mktemp("warm"))
+        cls, params_cls = next((c, p) for c, p in STRATEGIES if c.name == request.param)
+        screen = {"min_pairs": 8, "warm_start": path}
+        return lambda budget, seed: cls(params_cls(value_model=screen), budget=budget, seed=seed)
+
+
+@pytest.mark.parametrize(("screen", "why"), [
+    ({"model": "nope"}, "params.value_model.model: unknown value_model 'nope'; known: bayes-ridge"),
+    ({"params": {"alpha": -1}}, "params.value_model.params: .*alpha"),
+    ({"warm_start": "/nonexistent/warm.json"}, "params.value_model.warm_start: /nonexistent/warm.json: no such file"),
+])
+def test_a_bad_value_model_setting_is_a_config_error_naming_the_field(screen, why):
+    with pytest.raises(ConfigError, match=why):
+        MultiFidelity(MultiFidelityParams(value_model=screen), budget=4)
