@@ -15,6 +15,15 @@ Default schedule: measured on the digits model (``eacps landscape --per-step``),
 prediction ranks like the final one with Spearman about 0.55 at 20% of the schedule and 0.9 at 50%, against
 0.38 for a separately regenerated 3-step preview. Rungs at 20% and 50% (promote 25%) did best of the three
 plans tried on the tuning split of the digits tasks (``benchmarks/tune_trajectories.py``).
+
+Adaptive schedule (``schedule = "adaptive"``): instead of trusting fractions tuned on one landscape, the search
+first runs a *pilot* of ``pilot``·B trajectories to the end, scoring a preview at every point of ``rungs`` on the
+way (the prefix is shared: a pilot trajectory costs T steps, like a best-of-N candidate). From the pilot's
+(preview, final) pairs it measures the rank agreement (Spearman ρ) at each point, then spends the rest of the
+budget on the one-rung plan (a point of ``rungs``, a promotion fraction of ``PROMOTE_GRID``) whose expected best
+final is highest when previews and finals are standard bivariate normal with that ρ (a seeded Monte Carlo
+estimate, the pilot's finals included). Uninformative previews (ρ <= 0) choose promotion 1: the rest of the
+budget is best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from eacps.hookspecs import hookimpl
@@ -37,6 +47,27 @@ class MultiFidelityParams(Params):
     rungs: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.5],
                                      description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
+    schedule: Literal["fixed", "adaptive"] = Field(
+        "fixed", description="fixed: rungs and promote as given; adaptive: a pilot measures the preview/final rank "
+        "agreement at each point of rungs, then the best one-rung plan for it (promote ignored)")
+    pilot: float = Field(0.25, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
+                         "(at least 3)")
+
+
+#: promotion fractions the adaptive schedule chooses from (1: no screening, best-of-N)
+PROMOTE_GRID = (1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
+
+
+def expected_best(rho: float, n0: int, m: int, pilot: int, rng: np.random.Generator, sims: int = 4000) -> float:
+    """E[max] of the pilot's ``pilot`` finals and the finals of the top ``m`` of ``n0`` previews, when preview and
+    final are standard bivariate normal with correlation ``rho`` (Monte Carlo, in units of the final's sd)."""
+    z = rng.standard_normal((sims, n0))
+    f = rho * z + math.sqrt(max(0.0, 1 - rho * rho)) * rng.standard_normal((sims, n0))
+    top = np.argpartition(-z, m - 1, axis=1)[:, :m] if m < n0 else np.broadcast_to(np.arange(n0), (sims, n0))
+    best = np.take_along_axis(f, top, axis=1).max(axis=1)
+    if pilot:
+        best = np.maximum(best, rng.standard_normal((sims, pilot)).max(axis=1))
+    return float(best.mean())
 
 
 def plan(step_budget: int, steps: Sequence[int], total: int, promote: float) -> list[int]:
@@ -78,9 +109,17 @@ class MultiFidelity(Strategy):
         self.queue: deque[Recipe] = deque()
         self.fresh0 = 0  # rung-0 trajectories of the plan not drawn yet (drawn per ask, not all at once)
         self.rung_results: list[list[Result]] = []
+        # adaptive: the pilot's trajectories, how far they have been queued, their results by (root, until)
+        self.pilot: list[Recipe] = []
+        self.pilot_stage = 0
+        self.pilot_results: dict[tuple[Recipe, int | None], Result] = {}
+        self.adapted: dict[str, Any] = {}
 
     def _plan(self) -> None:
-        """The plan needs T: made at the first ask (after ``bind``)."""
+        """The plan needs T: made at the first ask (after ``bind``); adaptive: after the pilot."""
+        if self.params.schedule == "adaptive":
+            self._adaptive_plan()
+            return
         total = self.full_steps
         steps = self.schedule_steps(self.params.rungs)
         self.points = [*steps, total]
@@ -94,13 +133,69 @@ class MultiFidelity(Strategy):
         if self.fresh0 and len(self.queue) < n:
             k = min(self.fresh0, n - len(self.queue))
             self.fresh0 -= k
-            self.queue.extend(r.with_until(self.points[0]) for r in self.fresh_seeds(k))
+            self.queue.extend(r.with_until(self.until_of(0)) for r in self.fresh_seeds(k))
 
     def until_of(self, rung: int) -> int | None:
         return self.points[rung] if rung < len(self.points) - 1 else None
 
+    def _pilot_points(self) -> list[int | None]:
+        return [*self.schedule_steps(self.params.rungs), None]
+
+    def _run_pilot(self) -> bool:
+        """Adaptive: queue the pilot's next wave (previews at each rung point, then finals) once the previous one
+        is told. True while the pilot is not over (nothing else may be asked)."""
+        points = self._pilot_points()
+        if not self.pilot:
+            n = min(self.budget - 1, max(3, round(self.params.pilot * self.budget)))
+            self.pilot = self.fresh_seeds(n)
+        if self.queue or self.pending:
+            return True
+        if self.pilot_stage < len(points):
+            until = points[self.pilot_stage]
+            self.queue = deque(r.with_until(until) for r in self.pilot)
+            self.pilot_stage += 1
+            return True
+        return False
+
+    def _adaptive_plan(self) -> None:
+        """From the pilot's (preview, final) pairs: the rank agreement at each rung point, and the one-rung plan
+        with the highest expected best final for it (promotion 1: the rest as whole candidates, no previews)."""
+        from scipy.stats import spearmanr
+
+        total, left = self.full_steps, self.steps_left
+        finals = {r: v.potential for (r, u), v in self.pilot_results.items() if u is None and v.ok}
+        rhos: dict[int, float | None] = {}
+        for k in self.schedule_steps(self.params.rungs):
+            pairs = [(v.potential, finals[r]) for (r, u), v in self.pilot_results.items()
+                     if u == k and v.ok and r in finals]
+            rho = spearmanr(*zip(*pairs, strict=True)).statistic if len(pairs) >= 3 else math.nan
+            rhos[k] = None if math.isnan(rho) else float(rho)
+        rng = np.random.default_rng([self.seed, 0x3F])
+        n_pilot = len(finals)
+        whole = left // total
+        best = (expected_best(0.0, max(whole, 1), max(whole, 1), n_pilot, rng), None, 1.0, [whole])
+        for k, rho in rhos.items():
+            if rho is None or rho <= 0:
+                continue
+            for q in PROMOTE_GRID[1:]:
+                if left < k + (total - k):
+                    continue
+                sizes = plan(left, [k], total, q)
+                value = expected_best(rho, sizes[0], sizes[1], n_pilot, rng)
+                if value > best[0]:
+                    best = (value, k, q, sizes)
+        value, k, q, sizes = best
+        self.points = [total] if k is None else [k, total]
+        self.sizes = sizes if whole or k is not None else [0]
+        self.rung_results = [[] for _ in self.sizes]
+        self.fresh0 = self.sizes[0]
+        self.adapted = {"pilot": len(self.pilot), "agreement": {str(s): r for s, r in rhos.items()},
+                        "rung_step": k, "promote": q, "plan": self.sizes, "expected_best_sd": value}
+
     def _next_rung(self) -> None:
         """When a rung is complete, queue the next one (what no longer fits ends the plan)."""
+        if not self.sizes and self.params.schedule == "adaptive" and self._run_pilot():
+            return
         if not self.sizes:
             self._plan()
         self._fill(1)
@@ -134,7 +229,11 @@ class MultiFidelity(Strategy):
         self.queue.extend(r.with_until(until) for r in self.fresh_seeds(short))
 
     def _tell(self, results: Sequence[Result]) -> None:
+        pilot = set(self.pilot)
         for r in results:
+            if (root := r.recipe.with_until(None)) in pilot:
+                self.pilot_results[(root, r.recipe.until)] = r
+                continue
             u = r.recipe.until
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
 
@@ -145,7 +244,8 @@ class MultiFidelity(Strategy):
         return {"plan": self.sizes} if done and self.steps_left > 0 else {}
 
     def diagnostics(self) -> dict[str, Any]:
-        return {"plan": self.sizes, "rung_steps": self.points, "preview_rank_spearman": self.preview_rank_correlation()}
+        return {"plan": self.sizes, "rung_steps": self.points, "preview_rank_spearman": self.preview_rank_correlation(),
+                **({"schedule": "adaptive", **self.adapted} if self.params.schedule == "adaptive" else {})}
 
     def preview_rank_correlation(self, rung: int = 0) -> float | None:
         """Spearman correlation between rung-``rung`` preview potentials and final potentials of the same path."""
