@@ -48,7 +48,7 @@ class MultiFidelityParams(Params):
                                      description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
     schedule: Literal["fixed", "adaptive"] = Field(
-        "fixed", description="fixed: rungs and promote as given; adaptive: a pilot measures the preview/final rank "
+        "adaptive", description="fixed: rungs and promote as given; adaptive: a pilot measures the preview/final rank "
         "agreement at each point of rungs, then the best one-rung plan for it (promote ignored)")
     pilot: float = Field(0.25, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
                          "(at least 3)")
@@ -151,8 +151,10 @@ class MultiFidelity(Strategy):
         if self.queue or self.pending:
             return True
         if self.pilot_stage < len(points):
-            until = points[self.pilot_stage]
-            self.queue = deque(r.with_until(until) for r in self.pilot)
+            until, before = points[self.pilot_stage], points[self.pilot_stage - 1] if self.pilot_stage else 0
+            # a failed preview ends its trajectory (nothing grows out of it), as in the fixed plan
+            alive = [r for r in self.pilot if not before or (v := self.pilot_results.get((r, before))) and v.ok]
+            self.queue = deque(r.with_until(until) for r in alive)
             self.pilot_stage += 1
             return True
         return False
