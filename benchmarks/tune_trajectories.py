@@ -76,13 +76,15 @@ GRID: dict[str, dict] = {
     "mf-fixed": {"strategy": "multi-fidelity", "params": {"schedule": "fixed"}},
     "mf-ad25": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.25}},
     "mf-ad50": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.5}},
+    "mf-ad15": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15}},
 }
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` is run on every testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in ("fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50")],
-    "joint": ["best-of-n", "fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "ts-default",
-              "ts-3lvl"],
+    "digits": [k for k in GRID if k not in ("fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50",
+                                                "mf-ad15")],
+    "joint": ["best-of-n", "fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15",
+              "ts-4lvl", "ts-3lvl"],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-"}
 
@@ -103,7 +105,7 @@ def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
     for label in labels:
         ms: dict[str, list[float]] = {}
         cells = []
-        for tb, summary in runs.items():
+        for summary in runs.values():
             r = next(r for r in summary["table"] if r["strategy"] == label)
             for i, n in enumerate(names):
                 m = r["multipliers"][n]

@@ -48,7 +48,8 @@ def test_preview_potential_cascade_in_the_engine(cond):
     full = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
     gen = ToyGenerator(ToyGeneratorParams(stepping=True))
     eng = Engine(gen, full, preview_potential=cheap, batch_size=8)
-    res = eng.run(cond, MultiFidelity(MultiFidelityParams(rungs=[0.2], promote=0.25, schedule="fixed"), budget=20, seed=0))
+    params = MultiFidelityParams(rungs=[0.2], promote=0.25, schedule="fixed")
+    res = eng.run(cond, MultiFidelity(params, budget=20, seed=0))
     n0, n1 = 48, 12  # plan(200 steps, [2], T=10)
     assert res.cost.scorer_calls == {"realism": n0 + n1, "consistency": n1}  # the expensive criterion: finalists
     assert res.cost.steps == n0 * 2 + n1 * 8  # a finalist continues its preview: its prefix is charged once
