@@ -70,8 +70,8 @@ def test_needs_a_generator_that_steps(cond):
 
 # -- the adaptive schedule: a pilot measures how previews rank finals, the plan follows -----------------
 def _adaptive(seed: int = 0, **params) -> MultiFidelity:
-    return MultiFidelity(MultiFidelityParams(schedule="adaptive", rungs=[0.2, 0.5], **params), budget=20,
-                         seed=seed).bind(10)
+    return MultiFidelity(MultiFidelityParams(schedule="adaptive", rungs=[0.2, 0.5], pilot=0.25, **params),
+                         budget=20, seed=seed).bind(10)
 
 
 def _previews(agree: float):

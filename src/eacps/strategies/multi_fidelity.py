@@ -52,7 +52,7 @@ class MultiFidelityParams(Params):
     schedule: Literal["fixed", "adaptive"] = Field(
         "adaptive", description="fixed: rungs and promote as given; adaptive: a pilot measures the preview/final rank "
         "agreement at each point of rungs, then the best one-rung plan for it (promote ignored)")
-    pilot: float = Field(0.25, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
+    pilot: float = Field(0.15, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
                          "(at least 3)")
 
 
