@@ -126,3 +126,14 @@ def test_the_adaptive_plan_is_deterministic_under_a_seed():
 
     assert one(4) == one(4)
     assert one(4)[0] != one(5)[0]
+
+
+def test_a_pilot_whose_previews_all_fail_goes_on_as_best_of_n():
+    def objective(r):
+        return Result(r, Status.FAILED, None, reason="preview") if r.until is not None else fake_objective()(r)
+
+    s = _adaptive()
+    best = s.optimize(objective, batch_size=4)
+    assert s.diagnostics()["promote"] == 1.0 and s.diagnostics()["agreement"] == {"2": None, "5": None}
+    assert best is not None and best.recipe.until is None
+    assert s.spent_steps == 5 * 2 + 19 * 10  # the failed pilot's prefixes, then 19 whole candidates

@@ -152,13 +152,14 @@ class MultiFidelity(Strategy):
             self.pilot = self.fresh_seeds(n)
         if self.queue or self.pending:
             return True
-        if self.pilot_stage < len(points):
+        while self.pilot_stage < len(points):
             until, before = points[self.pilot_stage], points[self.pilot_stage - 1] if self.pilot_stage else 0
             # a failed preview ends its trajectory (nothing grows out of it), as in the fixed plan
             alive = [r for r in self.pilot if not before or ((v := self.pilot_results.get((r, before))) and v.ok)]
-            self.queue = deque(r.with_until(until) for r in alive)
             self.pilot_stage += 1
-            return True
+            if alive:  # (every pilot trajectory failed: the plan goes on from what is left)
+                self.queue = deque(r.with_until(until) for r in alive)
+                return True
         return False
 
     def _adaptive_plan(self) -> None:
