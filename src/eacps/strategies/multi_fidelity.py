@@ -53,9 +53,11 @@ class MultiFidelityParams(Params):
         "adaptive", description="fixed: rungs and promote as given; adaptive: a pilot measures the preview/final rank "
         "agreement at each point of rungs, then the best one-rung plan for it (promote ignored)")
     pilot: float = Field(0.15, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
-                         "(at least 3)")
+                         "(at least 3, at most 32)")
 
 
+#: the adaptive schedule's largest pilot (enough pairs to measure a rank correlation; keeps a huge B's first ask small)
+MAX_PILOT = 32
 #: promotion fractions the adaptive schedule chooses from (1: no screening, best-of-N)
 PROMOTE_GRID = (1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
 
@@ -113,6 +115,7 @@ class MultiFidelity(Strategy):
         self.rung_results: list[list[Result]] = []
         # adaptive: the pilot's trajectories, how far they have been queued, their results by (root, until)
         self.pilot: list[Recipe] = []
+        self.pilot_fresh: int | None = None  # pilot trajectories not drawn yet (None: not sized yet)
         self.pilot_stage = 0
         self.pilot_results: dict[tuple[Recipe, int | None], Result] = {}
         self.adapted: dict[str, Any] = {}
@@ -132,6 +135,12 @@ class MultiFidelity(Strategy):
     def _fill(self, n: int) -> None:
         """At least ``n`` recipes queued while rung-0 seeds are left to draw (the same seeds, in the same order, as
         drawing them all at once)."""
+        if self.pilot_fresh and len(self.queue) < n:  # adaptive: the pilot's first previews, the same way
+            k = min(self.pilot_fresh, n - len(self.queue))
+            self.pilot_fresh -= k
+            drawn = self.fresh_seeds(k)
+            self.pilot += drawn
+            self.queue.extend(r.with_until(self._pilot_points()[0]) for r in drawn)
         if self.fresh0 and len(self.queue) < n:
             k = min(self.fresh0, n - len(self.queue))
             self.fresh0 -= k
@@ -147,10 +156,12 @@ class MultiFidelity(Strategy):
         """Adaptive: queue the pilot's next wave (previews at each rung point, then finals) once the previous one
         is told. True while the pilot is not over (nothing else may be asked)."""
         points = self._pilot_points()
-        if not self.pilot:
-            n = min(self.budget - 1, max(3, round(self.params.pilot * self.budget)))
-            self.pilot = self.fresh_seeds(n)
-        if self.queue or self.pending:
+        if self.pilot_fresh is None:  # its size: pilot·B, at least 3, at most MAX_PILOT, leaving a candidate's steps
+            n = min(MAX_PILOT, max(3, round(self.params.pilot * self.budget)),
+                    self.step_budget // self.full_steps - 1)  # type: ignore[operator]
+            self.pilot_fresh = n if n >= 3 else 0  # too few to measure anything: no pilot
+            self.pilot_stage = 1 if n >= 3 else len(points)  # its first previews are drawn per ask (``_fill``)
+        if self.pilot_fresh or self.queue or self.pending:
             return True
         while self.pilot_stage < len(points):
             until, before = points[self.pilot_stage], points[self.pilot_stage - 1] if self.pilot_stage else 0
