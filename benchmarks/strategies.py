@@ -118,8 +118,22 @@ def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str | dic
     })
 
 
-def markdown(summary: dict[str, Any]) -> str:
-    """The findings tables (one per budget) from a compare.json, every figure with its 95% CI."""
+def steps_multiplier(row: dict[str, Any], full_steps: int) -> str:
+    """N* over the steps charged, in candidates (steps / T): the multiplier *in steps*, evaluations free (issue 18's
+    measure), with the N* CI scaled alike (the steps of a search are fixed by its budget)."""
+    m = next(iter(row.get("multipliers", {}).values()), None)
+    if not m:
+        return "–"
+    cands = row["steps"] / full_steps
+    lo, hi = m.get("n_star_ci95", [None, None])
+    fmt = lambda v: ">pool" if v is None else f"{v / cands:.2f}"  # noqa: E731
+    point = ">pool" if m["bound"] == ">" else f"{m['n_star'] / cands:.2f}×"
+    return f"{point} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def markdown(summary: dict[str, Any], steps: bool = False) -> str:
+    """The findings tables (one per budget) from a compare.json, every figure with its 95% CI; ``steps`` adds the
+    multiplier in steps (evaluations free)."""
     p, names, opt = summary["protocol"], summary["cost_models"], summary.get("optimum")
     out = [f"{p['reported']} split: {summary['tasks']} tasks x {len(p['strategy_seeds'])} seeds; reference pool "
            f"{summary['pool']['size']} per task; cost (a) {names[0]}, (b) {names[-1]}"]
@@ -127,8 +141,9 @@ def markdown(summary: dict[str, Any]) -> str:
         out += ["", f"Budget {b} ({b * summary['full_steps']} steps):", "",
                 "| strategy | mean best [95% CI] | paired diff vs best-of-N [95% CI] | steps | evaluations | "
                 + " | ".join(f"multiplier ({'ab'[i]}) {n} [95% CI]" for i, n in enumerate(names)) + " |"
-                + (" optimum gap closed [95% CI] |" if opt else ""),
-                "|---|---|---|---|---|" + "---|" * (len(names) + bool(opt))]
+                + (" optimum gap closed [95% CI] |" if opt else "")
+                + (" multiplier in steps [95% CI] |" if steps else ""),
+                "|---|---|---|---|---|" + "---|" * (len(names) + bool(opt) + steps)]
         for r in (r for r in summary["table"] if r["budget"] == b):
             diff = (f"{r['diff_vs_best_of_n']:+.2f} [{r['diff_ci95'][0]:+.2f}, {r['diff_ci95'][1]:+.2f}]"
                     if "diff_vs_best_of_n" in r else "–")
@@ -136,7 +151,8 @@ def markdown(summary: dict[str, Any]) -> str:
             out.append(f"| {r['strategy']} | {r['mean_best']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {diff} "
                        f"| {r['steps']:.0f} | {r['evaluations']:.1f} | "
                        + " | ".join(multiplier_text(ms.get(n), times="×") for n in names) + " |"
-                       + (f" {gap_text(r.get('optimum_gap'))} |" if opt else ""))
+                       + (f" {gap_text(r.get('optimum_gap'))} |" if opt else "")
+                       + (f" {steps_multiplier(r, summary['full_steps'])} |" if steps else ""))
         out += sampler_table(summary, b)
     return "\n".join(out)
 
@@ -181,11 +197,13 @@ def main() -> None:
                     "runs/bench-strategies-<testbed> for another testbed)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 3 evaluation tasks, budget 20, 1 seed, pool 40")
     ap.add_argument("--markdown", action="store_true", help="print OUT/compare.json as the findings tables; no run")
+    ap.add_argument("--steps", action="store_true", help="with --markdown: add the multiplier in steps (N* over the "
+                    "steps charged, in candidates; evaluations free)")
     args = ap.parse_args()
     if args.out is None:
         args.out = "runs/bench-strategies" + ("" if args.testbed == "digits" else f"-{args.testbed}")
     if args.markdown:
-        print(markdown(json.loads((Path(args.out) / "compare.json").read_text())))
+        print(markdown(json.loads((Path(args.out) / "compare.json").read_text()), steps=args.steps))
         return
     if args.quick:
         args.eval_tasks, args.budgets, args.repeats, args.pool = 3, "20", 1, 40

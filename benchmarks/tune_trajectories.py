@@ -1,24 +1,44 @@
-"""Tune the trajectory strategies' defaults on the *tuning split* of the digits tasks (never the evaluation split).
+"""Tune the trajectory strategies' defaults on the *tuning splits* of every testbed (never an evaluation split).
 
-The grid below was run once to choose the defaults of ``fk-steering``, ``tree-search`` and ``multi-fidelity``
-(see docs/findings.md, "How the defaults were chosen"); ``benchmarks/strategies.py`` then measures the chosen
-defaults on the evaluation split. Reports the same table as ``eacps compare`` (multipliers under the measured
-cost model and under one potential evaluation = one generation).
+Each run measures a grid of ``fk-steering``, ``tree-search`` and ``multi-fidelity`` settings on one testbed's
+tuning split (``--testbed digits|gm-easy|gm-sharp``, the landscapes of ``benchmarks/strategies.py``; its tasks
+are the first ``--tasks`` of the split's 30) and reports the same table as ``eacps compare`` (multipliers under
+the measured cost model and under one potential evaluation = one generation). ``--joint DIR,DIR,...`` then reads
+those runs' compare.json and applies the joint selection rule: per strategy, the setting whose **smallest
+multiplier (a) over the testbeds is largest** (maximin of the multiplier's log: a default must hold on every
+landscape, not excel on one); ties, such as two settings beyond every pool, by the geometric mean over testbeds.
+``benchmarks/strategies.py`` then measures the chosen defaults on the evaluation splits (docs/findings.md, "How
+the defaults were chosen").
 
-    python benchmarks/tune_trajectories.py [--tasks 12] [--repeats 2] [--budgets 20] [--out runs/tune-trajectories]
+    python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
+                                           [--pool 512] [--round joint] [--only LABELS] [--out DIR]
+    python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3   # the joint rule over finished runs
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
 from eacps.compare import Split, format_compare, run_compare
-from strategies import TUNE_TASKS, config
+
+
+def _bench_strategies() -> Any:
+    """benchmarks/strategies.py, imported by path (the repository's ``strategies/`` folder shadows the name)."""
+    spec = importlib.util.spec_from_file_location("bench_strategies", Path(__file__).with_name("strategies.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+_bench = _bench_strategies()
+TUNE_TASKS, TESTBEDS, config = _bench.TUNE_TASKS, _bench.TESTBEDS, _bench.config
 
 GRID: dict[str, dict] = {
     "best-of-n": {"strategy": "best-of-n", "batch_size": 16},
@@ -49,27 +69,93 @@ GRID: dict[str, dict] = {
                                                            "potential": "difference"}},
     "ts-4lvl": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6, 0.8]}},
     "ts-3lvl-w2": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6], "width": 2}},
+    # the joint round (issue 18: schedules that tune themselves), on the tuning splits of all three testbeds
+    "fk-fixed": {"strategy": "fk-steering", "params": {"schedule": "fixed"}},
+    "fk-ad50": {"strategy": "fk-steering", "params": {"schedule": "adaptive", "ess_threshold": 0.5}},
+    "fk-ad25": {"strategy": "fk-steering", "params": {"schedule": "adaptive", "ess_threshold": 0.25}},
+    "mf-fixed": {"strategy": "multi-fidelity", "params": {"schedule": "fixed"}},
+    "mf-ad25": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.25}},
+    "mf-ad50": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.5}},
+    "mf-ad15": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15}},
 }
+#: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
+#: ``joint`` is run on every testbed and chosen from with ``--joint``
+ROUNDS: dict[str, list[str]] = {
+    "digits": [k for k in GRID if k not in ("fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50",
+                                                "mf-ad15")],
+    "joint": ["best-of-n", "fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15",
+              "ts-4lvl", "ts-3lvl"],
+}
+FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-"}
+
+
+def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
+    """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed,
+    the maximin and the geometric mean of (a)) and, per strategy, the chosen label. A multiplier beyond the pool
+    counts as its lower bound (pool / cost)."""
+    runs = {}
+    for d in dirs:
+        summary = json.loads((d / "compare.json").read_text())
+        if summary["protocol"]["reported"] != "tuning":
+            sys.exit(f"--joint: {d} is not a tuning-split run (reported: {summary['protocol']['reported']})")
+        runs[d.name] = summary
+    names = next(iter(runs.values()))["cost_models"]
+    labels = [r["strategy"] for r in next(iter(runs.values()))["table"]]
+    rows, score = [], {}
+    for label in labels:
+        ms: dict[str, list[float]] = {}
+        cells = []
+        for summary in runs.values():
+            r = next(r for r in summary["table"] if r["strategy"] == label)
+            for i, n in enumerate(names):
+                m = r["multipliers"][n]
+                ms.setdefault(n, []).append(m["multiplier"])
+                if i == cost:
+                    cells.append(f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}× / "
+                                 f"{r['multipliers'][names[-1]]['multiplier']:.2f}×")
+        a = ms[names[cost]]
+        score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {score[label][0]:.2f}× | {score[label][1]:.2f}× |")
+    head = ["| setting | " + " | ".join(f"{tb} (a) / (b)" for tb in runs) + " | min (a) | geometric mean (a) |",
+            "|---|" + "---|" * (len(runs) + 2)]
+    chosen = {fam: max((k for k in score if k.startswith(prefix)), key=lambda k: score[k])
+              for fam, prefix in FAMILIES.items() if any(k.startswith(prefix) for k in score)}
+    return head + rows, chosen
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--testbed", default="digits", choices=list(TESTBEDS), help="the landscape (default: digits)")
     ap.add_argument("--tasks", type=int, default=12, help=f"tuning tasks used (at most the split's {TUNE_TASKS})")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--budgets", default="20")
-    ap.add_argument("--only", default=None, help="comma-separated grid labels (default: all)")
-    ap.add_argument("--out", default="runs/tune-trajectories")
+    ap.add_argument("--pool", type=int, default=512, help="reference pool per task")
+    ap.add_argument("--round", default="joint", choices=list(ROUNDS), help="the grid's labels (default: joint)")
+    ap.add_argument("--only", default=None, help="comma-separated grid labels (default: the round's)")
+    ap.add_argument("--out", default=None, help="run directory (default: runs/tune-trajectories-<testbed>)")
+    ap.add_argument("--joint", default=None, help="comma-separated finished run directories: print the joint "
+                    "rule's table and choice; no run")
     args = ap.parse_args()
+    if args.joint:
+        rows, chosen = joint([Path(d) for d in args.joint.split(",")])
+        print("\n".join(rows))
+        print("chosen (maximin of multiplier (a) over testbeds, ties by geometric mean):",
+              ", ".join(f"{k}: {v} {json.dumps(GRID[v].get('params', {}))}" for k, v in chosen.items()))
+        return
     if not 3 <= args.tasks <= TUNE_TASKS:
         sys.exit(f"--tasks: between 3 and {TUNE_TASKS} (the tuning split)")
-    grid = GRID if args.only is None else {k: GRID[k] for k in ["best-of-n", *args.only.split(",")]}
-    out = Path(args.out)
+    labels = ROUNDS[args.round] if args.only is None else ["best-of-n", *args.only.split(",")]
+    unknown = [k for k in labels if k not in GRID]
+    if unknown:
+        sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
+    grid = {k: GRID[k] for k in labels}
+    out = Path(args.out or f"runs/tune-trajectories-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
-    cfg.write_text(config(args.tasks, grid))
+    cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks
     t0 = time.perf_counter()
     summary = run_compare(cfg, out, strategies=",".join(grid), budgets=args.budgets, repeats=args.repeats,
-                          pool=512, scorer_cost=1.0, progress=True,
+                          pool=args.pool, scorer_cost=1.0, progress=True,
                           split=Split(tune_tasks=args.tasks, report="tuning"))
     print(format_compare(summary))
     print(f"wall time: {time.perf_counter() - t0:.0f} s; grid: {json.dumps(grid)}")

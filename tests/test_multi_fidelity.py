@@ -1,6 +1,7 @@
 """multi-fidelity over partial trajectories, in the engine: previews screened (by a cheaper potential when one is
 set), the best continued, steps and scorer calls charged for the work done."""
 
+import numpy as np
 import pytest
 from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer, ToyScorer
 
@@ -8,7 +9,7 @@ from eacps import Result, Status
 from eacps.config import ConfigError
 from eacps.engine import Engine
 from eacps.potential import Criterion, Potential
-from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan
+from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, expected_best, plan
 from eacps.testing import fake_objective
 
 
@@ -47,7 +48,8 @@ def test_preview_potential_cascade_in_the_engine(cond):
     full = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
     gen = ToyGenerator(ToyGeneratorParams(stepping=True))
     eng = Engine(gen, full, preview_potential=cheap, batch_size=8)
-    res = eng.run(cond, MultiFidelity(MultiFidelityParams(rungs=[0.2], promote=0.25), budget=20, seed=0))
+    params = MultiFidelityParams(rungs=[0.2], promote=0.25, schedule="fixed")
+    res = eng.run(cond, MultiFidelity(params, budget=20, seed=0))
     n0, n1 = 48, 12  # plan(200 steps, [2], T=10)
     assert res.cost.scorer_calls == {"realism": n0 + n1, "consistency": n1}  # the expensive criterion: finalists
     assert res.cost.steps == n0 * 2 + n1 * 8  # a finalist continues its preview: its prefix is charged once
@@ -64,3 +66,74 @@ def test_needs_a_generator_that_steps(cond):
     with pytest.raises(ConfigError, match="needs stepping"):
         eacps.search(cond, generator=ToyGenerator(), potential=Potential([Criterion("r", ToyScorer(), 1.0)]),
                      strategy="multi-fidelity", budget=20)
+
+
+# -- the adaptive schedule: a pilot measures how previews rank finals, the plan follows -----------------
+def _adaptive(seed: int = 0, **params) -> MultiFidelity:
+    return MultiFidelity(MultiFidelityParams(schedule="adaptive", rungs=[0.2, 0.5], pilot=0.25, **params),
+                         budget=20, seed=seed).bind(10)
+
+
+def _previews(agree: float):
+    """An objective whose previews are ``agree`` × the final potential plus noise of the recipe (seeded), so the
+    rank agreement of previews with finals is set by the test."""
+    final = fake_objective()
+
+    def objective(r):
+        res = final(r.with_until(None))
+        if r.until is None:
+            return res
+        noise = float(np.random.default_rng([r.seed, r.until]).normal(0, 3))
+        return Result(r, Status.OK, agree * res.potential + noise)
+
+    return objective
+
+
+def test_expected_best_of_the_plans():
+    rng = np.random.default_rng(0)
+    assert expected_best(0.3, 20, 20, 0, rng, sims=20000) == pytest.approx(1.867, abs=0.03)  # best of 20: e(20)
+    assert expected_best(1.0, 40, 4, 0, rng, sims=20000) == pytest.approx(2.161, abs=0.03)  # exact previews: e(40)
+    assert expected_best(0.0, 40, 4, 0, rng, sims=20000) == pytest.approx(1.03, abs=0.03)  # useless ones: e(4)
+
+
+def test_the_adaptive_plan_promotes_more_when_previews_disagree_with_finals():
+    promote = {}
+    for agree in (10.0, 1.0, -10.0):
+        s = _adaptive()
+        s.optimize(_previews(agree), batch_size=6)
+        d = s.diagnostics()
+        assert d["schedule"] == "adaptive" and d["pilot"] == 5 and set(d["agreement"]) == {"2", "5"}
+        assert s.spent_steps <= 200
+        promote[agree] = d["promote"]
+    assert promote[10.0] < 1.0  # previews that rank finals: screen hard
+    assert promote[10.0] <= promote[1.0] <= promote[-10.0] == 1.0  # previews that reverse them: best-of-N
+
+
+def test_uninformative_previews_degrade_to_best_of_n_without_previews():
+    s = _adaptive()
+    s.optimize(_previews(-10.0), batch_size=4)
+    pilot = set(s.pilot)
+    after = [r for r in s.history if r.recipe.with_until(None) not in pilot]
+    assert s.diagnostics()["plan"] == [15] and len(after) == 15  # 5 pilot + 15 whole candidates = best-of-20
+    assert all(r.recipe.until is None for r in after) and s.spent_steps == 200
+
+
+def test_the_adaptive_plan_is_deterministic_under_a_seed():
+    def one(seed):
+        s = _adaptive(seed)
+        best = s.optimize(_previews(1.0), batch_size=7)
+        return [r.recipe for r in s.history], best.recipe, s.diagnostics()
+
+    assert one(4) == one(4)
+    assert one(4)[0] != one(5)[0]
+
+
+def test_a_pilot_whose_previews_all_fail_goes_on_as_best_of_n():
+    def objective(r):
+        return Result(r, Status.FAILED, None, reason="preview") if r.until is not None else fake_objective()(r)
+
+    s = _adaptive()
+    best = s.optimize(objective, batch_size=4)
+    assert s.diagnostics()["promote"] == 1.0 and s.diagnostics()["agreement"] == {"2": None, "5": None}
+    assert best is not None and best.recipe.until is None
+    assert s.spent_steps == 5 * 2 + 19 * 10  # the failed pilot's prefixes, then 19 whole candidates

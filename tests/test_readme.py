@@ -81,6 +81,8 @@ SMALL = {  # subcommand or script -> options set to small values (the digits tas
     "benchmarks/allocation.py": {"--pool": "8", "--replicates": "10"},
     "benchmarks/value_model.py": {"--eval-tasks": "2", "--budgets": "4", "--repeats": "1", "--pool": "4",
                                   "--warm-tasks": "1"},
+    "benchmarks/tune_trajectories.py": {"--tasks": "3", "--repeats": "1", "--pool": "4", "--budgets": "4",
+                                        "--only": "ts-3lvl"},
 }
 QUICK = {"benchmarks/dimension.py"}  # scripts whose own --quick smoke run stands for the documented one
 

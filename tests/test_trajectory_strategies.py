@@ -43,7 +43,7 @@ def test_plan_in_steps():
 
 
 def test_promoted_previews_continue_their_trajectory():
-    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.3], promote=0.25), budget=20, seed=0))
+    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed"), budget=20, seed=0))
     previews = [r for r in s.history if r.recipe.until == 3]
     finals = [r for r in s.history if r.recipe.until is None]
     top = sorted(previews, key=lambda r: -r.potential)[: len(finals)]
@@ -182,9 +182,13 @@ def _eacps(cfg: Path, out: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-@pytest.mark.parametrize("strategy", ["tree-search", "fk-steering"])
-def test_kill_9_during_a_trajectory_search_resumes(tmp_path, strategy):
-    cfg = configs.write(tmp_path / "cfg.toml", configs.digits(strategy, 16, batch_size=4))
+@pytest.mark.parametrize(("strategy", "params"), [("tree-search", {}), ("fk-steering", {}),
+                                                  ("fk-steering", {"schedule": "adaptive"}),
+                                                  ("multi-fidelity", {"schedule": "adaptive"})],
+                         ids=["tree-search", "fk-steering", "fk-steering-adaptive", "multi-fidelity-adaptive"])
+def test_kill_9_during_a_trajectory_search_resumes(tmp_path, strategy, params):
+    """Adaptive schedules decide from told results only, so the resumed search replays the same decisions."""
+    cfg = configs.write(tmp_path / "cfg.toml", configs.digits(strategy, 16, batch_size=4, params=params))
     ref = _eacps(cfg, tmp_path / "ref")
     assert ref.wait(300) == 0, ref.stderr.read().decode()
     reference = _rows(tmp_path / "ref")

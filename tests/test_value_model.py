@@ -134,11 +134,15 @@ def test_a_good_model_saves_judge_calls_and_keeps_the_winner(tmp_path, cls, para
     assert all(r.recipe.until is None for r in [screened.best])
 
 
+LEVELS4 = [0.2, 0.4, 0.6, 0.8]
+
+
 def test_tree_search_learns_online_and_prunes_nodes():
     """The strategy suite's objective (a function of the path's noise; previews rank like finals, loosely): the tree
     learns from its own leaves, prunes nodes, and grows none below a pruned node."""
     def tree(value_model=None):
-        s = TreeSearch(TreeSearchParams(value_model=value_model), budget=20, seed=0).bind(T)
+        # four levels: enough previews per leaf that the screen is trusted early and then withdrawn
+        s = TreeSearch(TreeSearchParams(levels=LEVELS4, value_model=value_model), budget=20, seed=0).bind(T)
         s.optimize(fake_objective(), batch_size=4)
         return s
 
@@ -150,7 +154,7 @@ def test_tree_search_learns_online_and_prunes_nodes():
     assert [r.recipe for r in s.history] != [r.recipe for r in plain.history]  # the budget went elsewhere
     assert s.best.potential >= plain.best.potential
     assert d["fit_seconds"] > 0 and d["predict_seconds"] > 0  # measured
-    again = TreeSearch(TreeSearchParams(value_model={"min_pairs": 8}), budget=20, seed=0).bind(T)
+    again = TreeSearch(TreeSearchParams(levels=LEVELS4, value_model={"min_pairs": 8}), budget=20, seed=0).bind(T)
     replay(again, s.history)  # resume: a fresh strategy replaying the told results asks the same recipes
     assert again.ever_pruned == s.ever_pruned
 

@@ -18,6 +18,17 @@ Mapping to the paper:
                                        selection pressure whatever the potential's scale (a deviation from the
                                        paper, whose rewards live in [0, 1]);
 * resampling schedule / method      -> ``resample_at``, ``resampling`` (systematic or multinomial);
+* adaptive resampling (``schedule = "adaptive"``) -> the ``resample_at`` points become the points where the
+                                       weights are *checked* (previews are scored there); the particles are
+                                       resampled only when the effective sample size (ESS) of their weights at λ
+                                       falls below ``ess_threshold``·N (standard adaptive resampling in SMC), and
+                                       then with λ lowered until the ESS is that fraction (adaptive tempering:
+                                       never more selection pressure than keeps ``ess_threshold``·N particles'
+                                       worth of diversity). From the second check on, the threshold moves with
+                                       the rank agreement (Spearman) of each particle's previous preview with its
+                                       current one, measured in this search: previews that do not predict later
+                                       ones (agreement <= 0) get no selection at all (the search degrades to
+                                       best-of-N of its particles), perfect agreement gets ``ess_threshold``;
 * the sampler's own noise           -> the paper relies on a stochastic sampler so that copies of a resampled
                                        particle diverge; here copies after the first take a seeded ``renoise``
                                        branch of angle ``branch_theta`` at the resampling step, which works for
@@ -53,8 +64,33 @@ class FKParams(Params):
     standardize: bool = Field(True, description="rewards in units of their std across particles before λ")
     resampling: Literal["systematic", "multinomial"] = "systematic"
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a resampled copy")
+    schedule: Literal["fixed", "adaptive"] = Field(
+        "fixed", description="fixed: resample at every resample_at point with λ; adaptive: resample there only when "
+        "the ESS falls below ess_threshold·N (scaled by the measured preview agreement), λ tempered to keep it")
+    ess_threshold: float = Field(0.5, gt=0, lt=1, description="adaptive: the ESS fraction of N that triggers "
+                                 "resampling and that tempering keeps")
     value_model: ScreenParams | None = Field(None, description="screen particles with a value model "
                                              "(eacps.screening): a particle that cannot win is dropped")
+
+
+def ess(logw: np.ndarray) -> float:
+    """Effective sample size of log-weights (-inf: weight 0): (Σw)² / Σw²."""
+    if np.all(np.isinf(logw)):
+        return 0.0
+    w = np.exp(logw - logw.max())
+    return float(w.sum() ** 2 / (w**2).sum())
+
+
+def temper(g: np.ndarray, lam: float, target: float) -> float:
+    """The largest λ' in [0, lam] whose weights exp(λ'·g) keep an ESS of at least ``target`` (g: rewards in the
+    units λ multiplies; -inf for failed previews). The ESS falls as λ' grows, so bisection."""
+    if ess(lam * g) >= target:
+        return lam
+    lo, hi = 0.0, lam
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ess(mid * g) >= target else (lo, mid)
+    return lo
 
 
 def resample(weights: np.ndarray, n: int, rng: np.random.Generator, method: str) -> list[int]:
@@ -91,6 +127,7 @@ class FKSteering(Strategy):
         self.ancestors: list[int] = []
         self.screen = screen_of(self.params.value_model)
         self.alive = self.n  # particles still running (the value model may drop some)
+        self.checks: list[dict[str, Any]] = []  # adaptive: what each check point measured and decided
 
     def min_steps(self, full_steps: int) -> int:
         """Every particle runs to the end together: N·T."""
@@ -127,8 +164,8 @@ class FKSteering(Strategy):
                     if p is not None and p.ok:
                         self.screen.add(p.recipe, features(p.potential, k, self.full_steps), r.recipe, r.potential)
 
-    def _log_weights(self, now: list[float | None]) -> np.ndarray:
-        """λ·G_k per particle (-inf for a failed preview)."""
+    def _log_weights(self, now: list[float | None], lam: float | None = None) -> np.ndarray:
+        """λ·G_k per particle (-inf for a failed preview); ``lam`` defaults to the parameter λ."""
         ok = np.array([v for v in now if v is not None], dtype=float)
         scale = float(ok.std()) if self.params.standardize and ok.size > 1 and ok.std() > 0 else 1.0
         out = np.full(len(now), -np.inf)
@@ -142,8 +179,35 @@ class FKSteering(Strategy):
                 g = sum(hist)
             else:
                 g = v - (self.rewards[i][-1] if self.rewards[i] else 0.0)
-            out[i] = self.params.lam * g / scale
+            out[i] = (self.params.lam if lam is None else lam) * g / scale
         return out
+
+    def _agreement(self, now: list[float | None]) -> float | None:
+        """Spearman of each particle's previous preview (its ancestor's, for a copy) with its current one; None at
+        the first check or with fewer than 3 pairs (or no variation)."""
+        from scipy.stats import spearmanr
+
+        pairs = [(h[-1], v) for h, v in zip(self.rewards, now, strict=True)
+                 if h and v is not None and math.isfinite(h[-1])]
+        if len(pairs) < 3:
+            return None
+        rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
+        return None if math.isnan(rho) else float(rho)
+
+    def _adapt(self, now: list[float | None], logw: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Adaptive schedule at a check point: the (possibly tempered) log-weights and whether to resample."""
+        agree = self._agreement(now)
+        a = 1.0 if agree is None else min(1.0, max(0.0, agree))
+        target = (1.0 - a * (1.0 - self.params.ess_threshold)) * self.n
+        at_lam = ess(logw)
+        resample_now = at_lam < target * (1 - 1e-9) and a > 0
+        lam = self.params.lam
+        if resample_now:
+            lam = temper(self._log_weights(now, 1.0), self.params.lam, target)
+            logw = self._log_weights(now, lam)
+        self.checks.append({"step": self.points[self.stage], "agreement": agree, "ess_at_lam": at_lam,
+                            "threshold": target, "resampled": resample_now, "lam": lam if resample_now else None})
+        return logw, resample_now
 
     def _resample(self) -> None:
         k = self.points[self.stage]
@@ -152,15 +216,21 @@ class FKSteering(Strategy):
         logw = self._log_weights(now)
         if np.all(np.isinf(logw)):  # every preview failed: nothing to steer by
             logw = np.zeros(len(now))
+        go = True
+        if self.params.schedule == "adaptive":
+            logw, go = self._adapt(now, logw)
+        dropped: set[int] = set()
         if self.screen is not None:  # particles the value model rules out leave the population
             ok = [i for i, v in enumerate(now) if v is not None]
             drop = self.screen.prune([features(now[i], k, self.full_steps) for i in ok])  # type: ignore[arg-type]
-            for i, d in zip(ok, drop, strict=True):
-                logw[i] = -np.inf if d else logw[i]
-            self.alive -= sum(drop)
+            dropped = {i for i, d in zip(ok, drop, strict=True) if d}
+            logw[list(dropped)] = -np.inf
+            self.alive -= len(dropped)
         w = np.exp(logw - logw.max())
         self.ess.append(float(w.sum() ** 2 / (w**2).sum()))
-        idx = resample(w, self.alive, self.rng, self.params.resampling)
+        # not resampling: every particle the screen kept goes on as it is (no draw from the rng, so no copies)
+        idx = (resample(w, self.alive, self.rng, self.params.resampling) if go
+               else [i for i in range(len(now)) if i not in dropped])
         self.ancestors.append(len(set(idx)))
         paths, rewards, seen = [], [], set()
         for i in idx:
@@ -186,7 +256,10 @@ class FKSteering(Strategy):
     def diagnostics(self) -> dict[str, Any]:
         out = {"particles": self.n, "resample_steps": self.points,
                "ess_mean": float(np.mean(self.ess)) if self.ess else None,
-               "ancestors_mean": float(np.mean(self.ancestors)) if self.ancestors else None}
+               "ancestors_mean": float(np.mean(self.ancestors)) if self.ancestors else None,
+               **({"schedule": "adaptive", "checks": self.checks,
+                   "resampled_at": [c["step"] for c in self.checks if c["resampled"]]}
+                  if self.params.schedule == "adaptive" else {})}
         return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
 
 

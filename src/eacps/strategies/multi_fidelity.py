@@ -11,10 +11,21 @@ Budget B is B·T denoising steps (T the generator's schedule): ``n0`` is the lar
 with a ``preview_potential`` (a cheap screen) when the full potential is expensive. Needs a generator that
 can step.
 
-Default schedule: measured on the digits model (``eacps landscape --per-step``), the potential of the step-k
-prediction ranks like the final one with Spearman about 0.55 at 20% of the schedule and 0.9 at 50%, against
-0.38 for a separately regenerated 3-step preview. Rungs at 20% and 50% (promote 25%) did best of the three
-plans tried on the tuning split of the digits tasks (``benchmarks/tune_trajectories.py``).
+Fixed schedule (``schedule = "fixed"``): measured on the digits model (``eacps landscape --per-step``), the
+potential of the step-k prediction ranks like the final one with Spearman about 0.55 at 20% of the schedule and
+0.9 at 50%, against 0.38 for a separately regenerated 3-step preview. Rungs at 20% and 50% (promote 25%) did best
+of the three plans tried on the tuning split of the digits tasks; on the high-dimension sharp gaussian-mixture
+landscape the same plan finishes 4 candidates of 20 and loses to best-of-N. The default is the adaptive schedule
+below, chosen by the joint rule of ``benchmarks/tune_trajectories.py`` over the tuning splits of all testbeds.
+
+Adaptive schedule (``schedule = "adaptive"``): instead of trusting fractions tuned on one landscape, the search
+first runs a *pilot* of ``pilot``·B trajectories to the end, scoring a preview at every point of ``rungs`` on the
+way (the prefix is shared: a pilot trajectory costs T steps, like a best-of-N candidate). From the pilot's
+(preview, final) pairs it measures the rank agreement (Spearman ρ) at each point, then spends the rest of the
+budget on the one-rung plan (a point of ``rungs``, a promotion fraction of ``PROMOTE_GRID``) whose expected best
+final is highest when previews and finals are standard bivariate normal with that ρ (a seeded Monte Carlo
+estimate, the pilot's finals included). Uninformative previews (ρ <= 0) choose promotion 1: the rest of the
+budget is best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
 """
 
 from __future__ import annotations
@@ -22,8 +33,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from eacps.hookspecs import hookimpl
@@ -38,8 +50,31 @@ class MultiFidelityParams(Params):
     rungs: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.5],
                                      description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
+    schedule: Literal["fixed", "adaptive"] = Field(
+        "adaptive", description="fixed: rungs and promote as given; adaptive: a pilot measures the preview/final rank "
+        "agreement at each point of rungs, then the best one-rung plan for it (promote ignored)")
+    pilot: float = Field(0.15, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
+                         "(at least 3, at most 32)")
     value_model: ScreenParams | None = Field(None, description="screen promotions with a value model "
                                              "(eacps.screening): a promoted path that cannot win is not continued")
+
+
+#: the adaptive schedule's largest pilot (enough pairs to measure a rank correlation; keeps a huge B's first ask small)
+MAX_PILOT = 32
+#: promotion fractions the adaptive schedule chooses from (1: no screening, best-of-N)
+PROMOTE_GRID = (1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
+
+
+def expected_best(rho: float, n0: int, m: int, pilot: int, rng: np.random.Generator, sims: int = 4000) -> float:
+    """E[max] of the pilot's ``pilot`` finals and the finals of the top ``m`` of ``n0`` previews, when preview and
+    final are standard bivariate normal with correlation ``rho`` (Monte Carlo, in units of the final's sd)."""
+    z = rng.standard_normal((sims, n0))
+    f = rho * z + math.sqrt(max(0.0, 1 - rho * rho)) * rng.standard_normal((sims, n0))
+    top = np.argpartition(-z, m - 1, axis=1)[:, :m] if m < n0 else np.broadcast_to(np.arange(n0), (sims, n0))
+    best = np.take_along_axis(f, top, axis=1).max(axis=1)
+    if pilot:
+        best = np.maximum(best, rng.standard_normal((sims, pilot)).max(axis=1))
+    return float(best.mean())
 
 
 def plan(step_budget: int, steps: Sequence[int], total: int, promote: float) -> list[int]:
@@ -82,9 +117,18 @@ class MultiFidelity(Strategy):
         self.fresh0 = 0  # rung-0 trajectories of the plan not drawn yet (drawn per ask, not all at once)
         self.rung_results: list[list[Result]] = []
         self.screen = screen_of(self.params.value_model)
+        # adaptive: the pilot's trajectories, how far they have been queued, their results by (root, until)
+        self.pilot: list[Recipe] = []
+        self.pilot_fresh: int | None = None  # pilot trajectories not drawn yet (None: not sized yet)
+        self.pilot_stage = 0
+        self.pilot_results: dict[tuple[Recipe, int | None], Result] = {}
+        self.adapted: dict[str, Any] = {}
 
     def _plan(self) -> None:
-        """The plan needs T: made at the first ask (after ``bind``)."""
+        """The plan needs T: made at the first ask (after ``bind``); adaptive: after the pilot."""
+        if self.params.schedule == "adaptive":
+            self._adaptive_plan()
+            return
         total = self.full_steps
         steps = self.schedule_steps(self.params.rungs)
         self.points = [*steps, total]
@@ -95,17 +139,84 @@ class MultiFidelity(Strategy):
     def _fill(self, n: int) -> None:
         """At least ``n`` recipes queued while rung-0 seeds are left to draw (the same seeds, in the same order, as
         drawing them all at once)."""
+        if self.pilot_fresh and len(self.queue) < n:  # adaptive: the pilot's first previews, the same way
+            k = min(self.pilot_fresh, n - len(self.queue))
+            self.pilot_fresh -= k
+            drawn = self.fresh_seeds(k)
+            self.pilot += drawn
+            self.queue.extend(r.with_until(self._pilot_points()[0]) for r in drawn)
         if self.fresh0 and len(self.queue) < n:
             k = min(self.fresh0, n - len(self.queue))
             self.fresh0 -= k
-            self.queue.extend(r.with_until(self.points[0]) for r in self.fresh_seeds(k))
+            self.queue.extend(r.with_until(self.until_of(0)) for r in self.fresh_seeds(k))
 
     def until_of(self, rung: int) -> int | None:
         return self.points[rung] if rung < len(self.points) - 1 else None
 
+    def _pilot_points(self) -> list[int | None]:
+        return [*self.schedule_steps(self.params.rungs), None]
+
+    def _run_pilot(self) -> bool:
+        """Adaptive: queue the pilot's next wave (previews at each rung point, then finals) once the previous one
+        is told. True while the pilot is not over (nothing else may be asked)."""
+        points = self._pilot_points()
+        if self.pilot_fresh is None:  # its size: pilot·B, at least 3, at most MAX_PILOT, leaving a candidate's steps
+            n = min(MAX_PILOT, max(3, round(self.params.pilot * self.budget)),
+                    self.step_budget // self.full_steps - 1)  # type: ignore[operator]
+            self.pilot_fresh = n if n >= 3 else 0  # too few to measure anything: no pilot
+            self.pilot_stage = 1 if n >= 3 else len(points)  # its first previews are drawn per ask (``_fill``)
+        if self.pilot_fresh or self.queue or self.pending:
+            return True
+        while self.pilot_stage < len(points):
+            until, before = points[self.pilot_stage], points[self.pilot_stage - 1] if self.pilot_stage else 0
+            # a failed preview ends its trajectory (nothing grows out of it), as in the fixed plan
+            alive = [r for r in self.pilot if not before or ((v := self.pilot_results.get((r, before))) and v.ok)]
+            self.pilot_stage += 1
+            if alive:  # (every pilot trajectory failed: the plan goes on from what is left)
+                self.queue = deque(r.with_until(until) for r in alive)
+                return True
+        return False
+
+    def _adaptive_plan(self) -> None:
+        """From the pilot's (preview, final) pairs: the rank agreement at each rung point, and the one-rung plan
+        with the highest expected best final for it (promotion 1: the rest as whole candidates, no previews)."""
+        from scipy.stats import spearmanr
+
+        total, left = self.full_steps, self.steps_left
+        finals = {r: v.potential for (r, u), v in self.pilot_results.items() if u is None and v.ok}
+        rhos: dict[int, float | None] = {}
+        for k in self.schedule_steps(self.params.rungs):
+            pairs = [(v.potential, finals[r]) for (r, u), v in self.pilot_results.items()
+                     if u == k and v.ok and r in finals]
+            rho = spearmanr(*zip(*pairs, strict=True)).statistic if len(pairs) >= 3 else math.nan
+            rhos[k] = None if math.isnan(rho) else float(rho)
+        rng = np.random.default_rng([self.seed, 0x3F])
+        n_pilot = len(finals)
+        whole = left // total
+        best = (expected_best(0.0, max(whole, 1), max(whole, 1), n_pilot, rng), None, 1.0, [whole])
+        for k, rho in rhos.items():
+            if rho is None or rho <= 0:
+                continue
+            for q in PROMOTE_GRID[1:]:
+                if left < k + (total - k):
+                    continue
+                sizes = plan(left, [k], total, q)
+                value = expected_best(rho, sizes[0], sizes[1], n_pilot, rng)
+                if value > best[0]:
+                    best = (value, k, q, sizes)
+        value, k, q, sizes = best
+        self.points = [total] if k is None else [k, total]
+        self.sizes = sizes if whole or k is not None else [0]
+        self.rung_results = [[] for _ in self.sizes]
+        self.fresh0 = self.sizes[0]
+        self.adapted = {"pilot": len(self.pilot), "agreement": {str(s): r for s, r in rhos.items()},
+                        "rung_step": k, "promote": q, "plan": self.sizes, "expected_best_sd": value}
+
     def _next_rung(self) -> None:
         """When a rung is complete, queue the next one (what no longer fits ends the plan). Run at every ask and
-        after every tell, so ``stop()`` only reads the plan's state."""
+        after every tell, so ``stop()`` only reads the plan's state; adaptive: the pilot runs first."""
+        if not self.sizes and self.params.schedule == "adaptive" and self._run_pilot():
+            return
         if not self.sizes:
             self._plan()
         self._fill(1)
@@ -144,7 +255,15 @@ class MultiFidelity(Strategy):
         self.queue.extend(r.with_until(until) for r in self.fresh_seeds(short))
 
     def _tell(self, results: Sequence[Result]) -> None:
+        pilot = set(self.pilot)
         for r in results:
+            if (root := r.recipe.with_until(None)) in pilot:
+                self.pilot_results[(root, r.recipe.until)] = r
+                if self.screen is not None and r.recipe.until is None and r.ok:  # the pilot's pairs train it too
+                    for (q, u), p in self.pilot_results.items():
+                        if q == root and u is not None and p.ok:
+                            self.screen.add(p.recipe, features(p.potential, u, self.full_steps), r.recipe, r.potential)
+                continue
             u = r.recipe.until
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
             if self.screen is not None and u is None and r.ok:  # a final: pairs with its path's previews
@@ -158,7 +277,8 @@ class MultiFidelity(Strategy):
         return {"plan": self.sizes} if done and self.steps_left > 0 else {}
 
     def diagnostics(self) -> dict[str, Any]:
-        out = {"plan": self.sizes, "rung_steps": self.points, "preview_rank_spearman": self.preview_rank_correlation()}
+        out = {"plan": self.sizes, "rung_steps": self.points, "preview_rank_spearman": self.preview_rank_correlation(),
+               **({"schedule": "adaptive", **self.adapted} if self.params.schedule == "adaptive" else {})}
         return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
 
     def preview_rank_correlation(self, rung: int = 0) -> float | None:

@@ -36,7 +36,7 @@ from eacps.types import Result
 
 
 class TreeSearchParams(Params):
-    levels: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
+    levels: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.4, 0.6],
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
