@@ -30,7 +30,7 @@ from eacps import plugins
 from eacps.config import ConfigError, RunConfig, create, load_config
 
 PLURAL = {"strategy": "strategies", "scorer": "scorers", "generator": "generators", "executor": "executors",
-          "tasks": "task sets", "demo": "demo presets"}
+          "tasks": "task sets", "demo": "demo presets", "generate": "generate backends"}
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "huggingface-hub", "openai")
 
 
