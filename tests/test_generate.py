@@ -15,7 +15,15 @@ from PIL import Image
 from eacps import hookimpl, plugins
 from eacps.cli import main
 from eacps.config import ConfigError
-from eacps.generate import RECOMMENDED, STEPPING, GenerateRequest, build_config, default_strategy, reproduction
+from eacps.generate import (
+    RECOMMENDED,
+    STEPPING,
+    GenerateRequest,
+    build_config,
+    check_model_name,
+    default_strategy,
+    reproduction,
+)
 from eacps.recipe import Recipe
 from eacps.store import read_only
 from eacps.summary import load_searches
@@ -371,7 +379,7 @@ def test_hook_register_generate_backends(tmp_path, capsys, monkeypatch, toy_plug
             "criterion": "consistency"}}, "realism": {"scorer": "toy-pixel", "params": {"criterion": "realism"}}}
         with pytest.raises(ConfigError, match=r"--model: unknown model 'sd/xl'; known: \(no preset installed\), "
                            r"or a toy:NAME model"):
-            build_config(req)
+            check_model_name(req.model)
         rc = main(["generate", "a cat", "--model", "toy:x", "--judge-url", "http://127.0.0.1:9/v1", "--judge", "m",
                    "-o", str(tmp_path / "b.png"), "--quiet"])
         assert rc == 2 and "--judge-url: no plugin registers a judge served at --judge-url; install " in \
