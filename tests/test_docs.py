@@ -184,6 +184,7 @@ def test_pages_cite_the_modules_that_define_what_they_name():
 def test_a_wrong_citation_is_caught():
     assert dotted_names("(`eacps.engine.Cost`), `eacps.py`, `eacps.api.run_config()`") == [
         "eacps.engine.Cost", "eacps.api.run_config"]
-    assert cited_wrongly("eacps.engine.Cost") == "defined in eacps.meter, not eacps.engine"  # imported there only
+    # imported there only
+    assert cited_wrongly("eacps.engine.Cost") == "defined in eacps.meter, not eacps.engine"
     assert cited_wrongly("eacps.meter.Nope") == "eacps.meter has no 'Nope'"
     assert cited_wrongly("eacps.meter.Cost") is None and cited_wrongly("eacps.Recipe") is None
