@@ -1,9 +1,9 @@
 # `make demo` and `make test` each create/refresh .venv and install the root and every distribution under
-# plugins/ and strategies/ (editable) before running.
+# plugins/ (editable) before running.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
-DISTS  := $(sort $(dir $(wildcard plugins/*/pyproject.toml strategies/*/pyproject.toml)))
+DISTS  := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 STAMP  := $(VENV)/.installed
 # torch, pinned to 2.13.0. On Linux, torch from PyPI *is* the CUDA build (plus ~18 nvidia-* packages, several GB);
 # PyTorch's CPU index serves the CPU-only wheel. By default pip resolves torch through its own configuration: on a
@@ -51,7 +51,7 @@ demo: setup
 	--strategies tree-search,eacps,best-of-n --budgets 20,64 --tune-tasks 10"
 
 lint: setup
-	$(VENV)/bin/ruff check src tests plugins strategies benchmarks
+	$(VENV)/bin/ruff check src tests plugins benchmarks
 
 test: setup browser lint
 	$(PY) -m pytest

@@ -49,8 +49,8 @@ from eacps.compare import Split, run_compare
 from eacps.config import ConfigError
 from eacps.tables import gap_text, multiplier_text
 
-# benchmarks/strategies.py by its path: the name ``strategies`` is also the repository's strategies/ folder (a
-# namespace package once anything imported it from the root), so a sys.path import could find the folder instead
+# benchmarks/strategies.py by its path: the name ``strategies`` can be any folder of that name on sys.path (a
+# namespace package once anything imported it), so a sys.path import could find the folder instead
 _spec = importlib.util.spec_from_file_location("bench_strategies", Path(__file__).with_name("strategies.py"))
 _strategies = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
 _spec.loader.exec_module(_strategies)  # type: ignore[union-attr]

@@ -3,14 +3,14 @@ docs/packages/*.md (each plugin distribution's README, in the site).
 
 The first two are generated from the code: the pydantic models of ``eacps.config`` and each registered
 plugin's ``Params``, and the click commands of ``eacps.cli``; the package pages are the READMEs under
-``plugins/`` and ``strategies/`` with their links made relative to the site. ``tests/test_docs.py`` fails
+``plugins/`` with their links made relative to the site. ``tests/test_docs.py`` fails
 when the committed pages differ from what this script writes.
 
     python docs/gen_reference.py          # rewrite both pages
     python docs/gen_reference.py --check  # exit 1 if either page is stale
 
 Only plugins shipped in this repository (the ``eacps`` distribution and every distribution under
-``plugins/`` and ``strategies/``) are documented, so a third-party plugin installed in the environment
+``plugins/``) are documented, so a third-party plugin installed in the environment
 does not change the pages; a repository distribution that is not installed is an error.
 """
 
@@ -37,7 +37,7 @@ COLUMNS = "100"
 def repo_distributions() -> list[str]:
     """Names of the distributions this repository ships."""
     names = ["eacps"]
-    for pp in sorted([*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("strategies/*/pyproject.toml")]):
+    for pp in sorted(ROOT.glob("plugins/*/pyproject.toml")):
         names.append(tomllib.loads(pp.read_text())["project"]["name"])
     return names
 
@@ -257,7 +257,7 @@ def help_blocks(markdown: str) -> dict[str, str]:
 
 def package_readmes() -> dict[str, Path]:
     """``{page name under docs/: README}`` of every plugin and strategy distribution of the repository."""
-    readmes = sorted([*ROOT.glob("plugins/*/README.md"), *ROOT.glob("strategies/*/README.md")])
+    readmes = sorted(ROOT.glob("plugins/*/README.md"))
     return {f"packages/{p.parent.name}.md": p for p in readmes}
 
 

@@ -16,8 +16,8 @@ def normalized(name: str) -> str:
 
 
 def own_distributions(root: Path = ROOT) -> frozenset[str]:
-    """The distributions this repository ships: the core, plugins/* and strategies/* (their pyproject names)."""
-    files = [root / "pyproject.toml", *root.glob("plugins/*/pyproject.toml"), *root.glob("strategies/*/pyproject.toml")]
+    """The distributions this repository ships: the core, plugins/* (their pyproject names)."""
+    files = [root / "pyproject.toml", *root.glob("plugins/*/pyproject.toml")]
     return frozenset(normalized(tomllib.loads(f.read_text())["project"]["name"]) for f in files)
 
 

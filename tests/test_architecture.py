@@ -29,8 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("cli", {"cli", "__main__", "__init__"}),
 ]
 LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
-PLUGIN_PACKAGES = {p.name for p in (ROOT / "plugins").glob("*/src/*") if (p / "__init__.py").exists()} | {
-    p.name for p in (ROOT / "strategies").glob("*/src/*") if (p / "__init__.py").exists()}
+PLUGIN_PACKAGES = {p.name for p in (ROOT / "plugins").glob("*/src/*") if (p / "__init__.py").exists()}
 
 
 def modules() -> dict[str, Path]:

@@ -86,13 +86,15 @@ def test_dimension_benchmark_steps_and_bad_input():
         mod.main(["--strategies", "fk-steering", "--shapes", "1x2x2"])
 
 
-def test_loads_beside_the_repositorys_strategies_folder(monkeypatch):
-    """Imported in-process after something imported the repository's ``strategies/`` folder as a namespace package
-    (as the full suite does), the benchmark still finds benchmarks/strategies.py (it failed with ImportError)."""
+def test_loads_beside_a_strategies_folder(monkeypatch, tmp_path):
+    """Imported in-process after something imported a folder named ``strategies`` as a namespace package (the
+    repository had one; any checkout may), the benchmark still finds benchmarks/strategies.py (it failed with
+    ImportError)."""
     import importlib
     import sys
 
-    monkeypatch.syspath_prepend(str(BENCH.parents[1]))
+    (tmp_path / "strategies").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "strategies", raising=False)
     ns = importlib.import_module("strategies")
     assert getattr(ns, "__file__", None) is None  # the folder, a namespace package

@@ -95,7 +95,7 @@ def test_mkdocs_build_strict(tmp_path):
     for page in ("concepts", "cli", "reference", "plugins", "strategies", "findings", "notebooks", "getting-started"):
         assert (site / page / "index.html").exists(), page
     # every plugin distribution's README is a page of the site, its links pointing into the site
-    readmes = [*ROOT.glob("plugins/*/README.md"), *ROOT.glob("strategies/*/README.md")]
+    readmes = [*ROOT.glob("plugins/*/README.md")]
     assert len(readmes) >= 8
     for readme in readmes:
         page = (site / "packages" / readme.parent.name / "index.html").read_text()
@@ -108,9 +108,10 @@ def test_mkdocs_build_strict(tmp_path):
     diagram = re.search(r"<pre[^>]*>(?:<span></span>)?<code[^>]*>(.*?)</code></pre>", section, re.S)
     assert diagram is not None, "the engine's parts are drawn as a text diagram (readable offline, no script)"
     # the diagram names the parts as they are in the code: every eacps.<module> it mentions exists
-    named = set(re.findall(r"eacps\.(\w+)", diagram.group(1)))
-    assert {"scheduler", "planner", "batch", "executor", "store", "meter", "calibrator"} <= named
-    assert all((ROOT / "src" / "eacps" / f"{m}.py").exists() for m in named), named
+    named = set(re.findall(r"eacps(?:\.\w+)+", diagram.group(1)))
+    assert {"scheduler", "planner", "batch", "executor", "store", "meter", "calibrator"} <= {
+        m.rsplit(".", 1)[1] for m in named}
+    assert all(importlib.util.find_spec(m) is not None for m in named), named
 
 
 def test_the_site_loads_nothing_from_another_host(tmp_path):
@@ -125,3 +126,66 @@ def test_the_site_loads_nothing_from_another_host(tmp_path):
             if src and re.match(r"(https?:)?//", src.group(1)):
                 remote.append(f"{page.relative_to(site)}: {src.group(1)}")
     assert not remote, remote
+
+
+# -- the maps (docs/index.md, README, dotted names in the pages) stay true to the code ---------------------------
+def _index_row(title: str) -> str:
+    return next(line for line in (DOCS / "index.md").read_text().splitlines() if line.startswith(f"| [{title}]"))
+
+
+def test_the_index_lists_every_hook():
+    assert set(re.findall(r"`(register_\w+)`", _index_row("Writing plugins"))) == set(hook_names())
+
+
+def test_the_index_lists_every_strategy_of_the_repository():
+    from eacps import plugins
+
+    reg = plugins.get_registry()
+    listed = set(re.findall(r"`([\w-]+)`", _index_row("Strategy zoo")))
+    builtin = {n for n, e in reg.entries["strategy"].items() if e.distribution == "eacps"}
+    assert builtin <= listed, f"docs/index.md's strategy zoo lacks {sorted(builtin - listed)}"
+    assert listed <= set(reg.entries["strategy"]), f"not registered: {sorted(listed - set(reg.entries['strategy']))}"
+
+
+def dotted_names(text: str) -> list[str]:
+    """Every ```eacps.module.Name``` (or ``...()``) cited in ``text``; file names (``eacps.py``) are not names."""
+    return [m for m in re.findall(r"`(eacps(?:\.[A-Za-z_]\w*)+)(?:\(\))?`", text)
+            if m.rsplit(".", 1)[1] not in ("py", "toml", "md")]
+
+
+def cited_wrongly(ref: str) -> str | None:
+    """Why ``eacps.a.b.Name`` does not name what it says (None when it does): the longest importable module prefix
+    must hold the rest, and a class or function must be *defined* in the module cited, not only imported there."""
+    parts = ref.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+            break
+        except ImportError:
+            continue
+    module = ".".join(parts[:i])
+    for p in parts[i:]:
+        if not hasattr(obj, p):
+            return f"{module} has no {p!r}"
+        obj = getattr(obj, p)
+    defined = getattr(obj, "__module__", module)
+    if i == len(parts) - 1 and module != "eacps" and (inspect.isclass(obj) or inspect.isfunction(obj)) \
+            and defined != module:
+        return f"defined in {defined}, not {module}"
+    return None
+
+
+def test_pages_cite_the_modules_that_define_what_they_name():
+    pages = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+    bad = [f"{p.relative_to(ROOT)}: {ref}: {why}" for p in pages for ref in dotted_names(p.read_text())
+           if (why := cited_wrongly(ref)) is not None]
+    assert not bad, "\n".join(bad)
+
+
+def test_a_wrong_citation_is_caught():
+    assert dotted_names("(`eacps.engine.Cost`), `eacps.py`, `eacps.api.run_config()`") == [
+        "eacps.engine.Cost", "eacps.api.run_config"]
+    # imported there only
+    assert cited_wrongly("eacps.engine.Cost") == "defined in eacps.meter, not eacps.engine"
+    assert cited_wrongly("eacps.meter.Nope") == "eacps.meter has no 'Nope'"
+    assert cited_wrongly("eacps.meter.Cost") is None and cited_wrongly("eacps.Recipe") is None

@@ -14,7 +14,16 @@ from PIL import Image
 
 from eacps import hookimpl, plugins
 from eacps.cli import main
-from eacps.generate import RECOMMENDED, STEPPING, GenerateRequest, build_config, default_strategy, reproduction
+from eacps.config import ConfigError
+from eacps.generate import (
+    RECOMMENDED,
+    STEPPING,
+    GenerateRequest,
+    build_config,
+    check_model_name,
+    default_strategy,
+    reproduction,
+)
 from eacps.recipe import Recipe
 from eacps.store import read_only
 from eacps.summary import load_searches
@@ -334,3 +343,61 @@ def test_generate_on_a_stepping_diffusers_model_defaults_to_tree_search(tmp_path
     assert rc == 0, err
     assert _line(out, "strategy: ") == "strategy: tree-search"
     assert tomllib.loads((tmp_path / "g.toml").read_text())["search"]["strategy"] == "tree-search"
+
+
+def test_hook_register_generate_backends(tmp_path, capsys, monkeypatch, toy_plugin):
+    """``eacps generate`` builds a non-preset model's config only from what plugins register: a model family that
+    accepts ``--model`` and judges (local, served); the core names no model, judge or plugin."""
+    from eacps.plugins import Judge, ModelFamily
+
+    family = ModelFamily(name="toy-models", generator="toy", accepts=lambda m: m.startswith("toy:"),
+                         params=lambda m, dl: {"log": m.removeprefix("toy:"), "fail_all": dl},
+                         described="a toy:NAME model")
+    local = Judge(name="toy-judge", scorer="toy-pixel", remote=False, params=lambda c, req: {"criterion": c})
+
+    class Plugin:
+        @hookimpl
+        def register_generate_backends(self, register):
+            register(family)
+            register(local)
+
+    plugin = Plugin()
+    monkeypatch.setenv("EACPS_DISABLE_PLUGIN_AUTOLOAD", "1")  # no eacps-diffusers, no eacps-vlm
+    plugins.reset()
+    try:
+        req = GenerateRequest("a cat", "sd/xl", output=None)
+        rc = main(["generate", "a cat", "--model", "org/model", "-o", str(tmp_path / "b.png"), "--quiet"])
+        assert rc == 2 and "other models need a plugin that registers a model family: install eacps-diffusers" in \
+            capsys.readouterr().err
+        plugins.register_plugin(plugin)
+        entries = plugins.get_registry().entries["generate"]
+        assert {n: (e.cls, e.distribution) for n, e in entries.items()} == {
+            "toy-models": (family, "(registered in process)"), "toy-judge": (local, "(registered in process)")}
+        config = build_config(GenerateRequest("a cat", "toy:x", output=None, allow_download=True))
+        assert config["generator"] == {"name": "toy", "params": {"log": "x", "fail_all": True}}
+        assert config["potential"]["criteria"] == {"consistency": {"scorer": "toy-pixel", "params": {
+            "criterion": "consistency"}}, "realism": {"scorer": "toy-pixel", "params": {"criterion": "realism"}}}
+        with pytest.raises(ConfigError, match=r"--model: unknown model 'sd/xl'; known: \(no preset installed\), "
+                           r"or a toy:NAME model"):
+            check_model_name(req.model)
+        rc = main(["generate", "a cat", "--model", "toy:x", "--judge-url", "http://127.0.0.1:9/v1", "--judge", "m",
+                   "-o", str(tmp_path / "b.png"), "--quiet"])
+        assert rc == 2 and "--judge-url: no plugin registers a judge served at --judge-url; install " in \
+            capsys.readouterr().err
+    finally:
+        if plugin in plugins._extra:
+            plugins.unregister_plugin(plugin)
+        monkeypatch.delenv("EACPS_DISABLE_PLUGIN_AUTOLOAD")
+        plugins.reset()
+
+
+def test_the_installed_backends_build_the_diffusers_and_judge_configs():
+    """eacps-diffusers and eacps-vlm register the model family and judges ``generate`` used to name itself."""
+    local = build_config(GenerateRequest("a cat", "org/model", output=None, reference=None, steps=3))
+    assert local["generator"] == {"name": "diffusers", "params": {"model": "org/model", "steps": 3}}
+    assert local["potential"]["criteria"]["realism"] == {"scorer": "vlm", "params": {
+        "criterion": "realism", "use_prior": False, "model": "Qwen/Qwen2.5-VL-7B-Instruct"}}
+    served = build_config(GenerateRequest("a cat", "org/model", judge="m", judge_url="http://h:1/v1", output=None))
+    assert served["potential"]["criteria"]["consistency"]["params"] == {
+        "criterion": "consistency", "use_prior": False, "model": "m", "base_url": "http://h:1/v1",
+        "api_key_env": "OPENAI_API_KEY"}

@@ -3,7 +3,8 @@
 import re
 from pathlib import Path
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
 
 
 def test_readme_python_example_runs():
@@ -22,6 +23,42 @@ def test_readme_commands_exist():
     commands = set(cli_commands())
     for cmd in re.findall(r"^eacps (\w+)", README.read_text(), re.M):
         assert cmd in commands, f"README mentions `eacps {cmd}`, which does not exist"
+
+
+def layout_rows() -> list[str]:
+    """The rows of the README's ``## Layout`` table."""
+    section = README.read_text().split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
+def test_readme_layout_names_real_paths():
+    """Every path of the layout table exists; a bare ``name.py`` lies in the folder of the row's first path."""
+    missing = []
+    for row in layout_rows():
+        first = re.findall(r"`([^`]+)`", row.split("|")[1])[0]
+        base = ROOT / first if first.endswith("/") else (ROOT / first).parent
+        for name in re.findall(r"`([^`\s]+)`", row):
+            if "/" not in name and not name.endswith(".py"):
+                continue
+            places = [ROOT / name, base / name] if "/" in name else [base / name]  # from the root, or the row's
+            if not any(p.exists() for p in places):
+                missing.append(name)
+    assert layout_rows() and not missing, f"README's layout names missing paths: {missing}"
+
+
+def test_readme_lists_every_builtin_strategy():
+    """The strategies row names every module of the built-in strategies package, and each registered built-in
+    strategy lives in one of them."""
+    import eacps.strategies
+    from eacps import plugins
+
+    folder = Path(eacps.strategies.__file__).parent
+    row = next(r for r in layout_rows() if r.startswith(f"| `{folder.relative_to(ROOT).as_posix()}/`"))
+    listed = set(re.findall(r"`(\w+\.py)`", row))
+    assert listed == {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+    builtin = {e.cls.__module__.rsplit(".", 1)[1] + ".py" for e in plugins.get_registry().entries["strategy"].values()
+               if e.distribution == "eacps"}
+    assert builtin == listed
 
 
 # -- every shell command of the README and docs/*.md runs as written (issue 21) -----------------------------------

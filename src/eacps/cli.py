@@ -36,8 +36,10 @@ EXIT_INTERRUPTED = 130
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("eacps.doctor:check_command", "validate a config offline: plugins, parameters, capabilities, "
               "downloads"),
-    "generate": ("eacps.generate", "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)"),
-    "doctor": ("eacps.doctor", "Python, torch, devices, libraries, plugins; with CONFIG: what it needs is there"),
+    "generate": ("eacps.generate",
+                 "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)"),
+    "doctor": ("eacps.doctor",
+               "Python, torch, devices, libraries, plugins; with CONFIG: what it needs is there"),
     "serve": ("eacps.serve", "a live read-only page of a run, refreshing as batches land"),
 }
 

@@ -30,8 +30,8 @@ from eacps import plugins
 from eacps.config import ConfigError, RunConfig, create, load_config
 
 PLURAL = {"strategy": "strategies", "scorer": "scorers", "generator": "generators", "executor": "executors",
-          "tasks": "task sets", "demo": "demo presets",
-          "value_model": "value models"}
+          "tasks": "task sets", "demo": "demo presets", "value_model": "value models",
+          "generate": "generate backends"}
 LIBRARIES = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "huggingface-hub", "openai")
 
 

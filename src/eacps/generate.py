@@ -8,10 +8,12 @@ criteria where their inputs exist (consistency from the prompt, identity when a 
 realism always).
 
 ``--model digits`` (any registered demo preset) is the embedded testbed: the prompt is the digit, the
-reference a held-out exemplar, the preset's scorers judge. Any other model is a diffusers pipeline (hub id or
-local folder) judged by a local transformers VLM (``--judge ID_OR_PATH``) or by an OpenAI-compatible server
-(``--judge-url URL --judge MODEL``, key read from the environment variable ``--judge-key-env`` names; the key
-itself is never printed or written).
+reference a held-out exemplar, the preset's scorers judge. Any other model is loaded by the generator of the
+first registered ``ModelFamily`` that accepts it (eacps-diffusers: a hub id or local folder) and judged by a
+registered ``Judge`` (eacps-vlm: a local transformers VLM, ``--judge ID_OR_PATH``, or an OpenAI-compatible server,
+``--judge-url URL --judge MODEL``, key read from the environment variable ``--judge-key-env`` names; the key
+itself is never printed or written). Both come from plugins through ``register_generate_backends``: this module
+names no model, judge or generator.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from eacps.config import ConfigError, RunConfig, parse_config
 from eacps.potential import REFERENCE_WEIGHTS
 from eacps.store import describe_os_error
 
-DEFAULT_JUDGE = "Qwen/Qwen2.5-VL-7B-Instruct"
-DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+#: what to install when no plugin knows a model that is not a preset, or no judge is registered
+BACKENDS_HINT = "install eacps-diffusers and eacps-vlm (pip install -e plugins/eacps-diffusers plugins/eacps-vlm)"
 #: the recommended strategy: annealed pCN EACPS (docs/findings.md: +0.82 over best-of-N at budget 20,
 #: 4.20x compute multiplier at budget 64)
 RECOMMENDED: tuple[str, dict[str, Any]] = (
@@ -103,15 +105,30 @@ def _preset_condition(pre: Any, prompt: str, reference: str | None) -> dict[str,
     return cond
 
 
+def _backends(cls: type) -> list[Any]:
+    """The registered ``register_generate_backends`` objects of one class (``ModelFamily`` or ``Judge``), by
+    registration order."""
+    return [e.cls for e in plugins.get_registry().entries["generate"].values() if isinstance(e.cls, cls)]
+
+
+def model_family(model: str) -> plugins.ModelFamily | None:
+    """The first registered model family that accepts ``model`` (None: no plugin knows it)."""
+    return next((f for f in _backends(plugins.ModelFamily) if f.accepts(model)), None)
+
+
+def judge(remote: bool) -> plugins.Judge:
+    """The first registered judge used with (``remote``) or without ``--judge-url``; a one-line error naming what
+    to install when there is none."""
+    found = next((j for j in _backends(plugins.Judge) if j.remote == remote), None)
+    if found is None:
+        kind = "a judge served at --judge-url" if remote else "a local judge"
+        raise ConfigError(f"{'--judge-url' if remote else '--model'}: no plugin registers {kind}; {BACKENDS_HINT}")
+    return found
+
+
 def _judge_criterion(req: GenerateRequest, criterion: str) -> dict[str, Any]:
-    params: dict[str, Any] = {"criterion": criterion, "use_prior": req.prior}
-    if req.judge_url is not None:
-        params.update(model=req.judge, base_url=req.judge_url, api_key_env=req.judge_key_env or DEFAULT_KEY_ENV)
-        return {"scorer": "openai-judge", "params": params}
-    params["model"] = req.judge or DEFAULT_JUDGE
-    if req.allow_download:
-        params["local_files_only"] = False
-    return {"scorer": "vlm", "params": params}
+    j = judge(remote=req.judge_url is not None)
+    return {"scorer": j.scorer, "params": j.params(criterion, req)}
 
 
 def _criteria(req: GenerateRequest) -> dict[str, Any]:
@@ -138,12 +155,15 @@ def _build_config(req: GenerateRequest) -> tuple[dict[str, Any], RunConfig]:
         generator: dict[str, Any] = {"name": pre.generator, "params": {} if req.steps is None else {"steps": req.steps}}
         condition = _preset_condition(pre, req.prompt, req.reference)
     else:
-        gp: dict[str, Any] = {"model": req.model}
+        # check_request refuses a model no family accepts; the config of one is the first family's
+        family = model_family(req.model) or next(iter(_backends(plugins.ModelFamily)), None)
+        if family is None:
+            raise ConfigError(f"--model: unknown model {req.model!r}; other models than the demo presets need a "
+                              f"plugin that registers a model family: {BACKENDS_HINT}")
+        gp = family.params(req.model, req.allow_download)
         if req.steps is not None:
-            gp["steps"] = req.steps
-        if req.allow_download:
-            gp["local_files_only"] = False
-        generator = {"name": "diffusers", "params": gp}
+            gp = {**gp, "steps": req.steps}
+        generator = {"name": family.generator, "params": gp}
         condition = {"id": _slug(req.prompt), "prompt": req.prompt}
         if req.reference is not None:
             condition["reference"] = req.reference
@@ -280,32 +300,35 @@ def check_request(req: GenerateRequest) -> None:
             if val is not None:
                 raise ConfigError(f"{opt}: model {req.model!r} is scored by its own scorers (no judge, no prior)")
         return
-    if plugins.get_registry().entries["generator"].get("diffusers") is None:
+    if not _backends(plugins.ModelFamily):
         presets = ", ".join(plugins.get_registry().names("demo")) or "(none installed)"
-        raise ConfigError(f"--model: unknown model {req.model!r}; known: {presets}, or a diffusers model id/folder "
-                          "(install eacps-diffusers)")
+        raise ConfigError(f"--model: unknown model {req.model!r}; known: {presets}; other models need a plugin that "
+                          f"registers a model family: {BACKENDS_HINT}")
     if req.judge_url is not None:
         _check_remote_judge(req, contact=not req.dry_run)
     check_model_name(req.model)
+    judge(remote=req.judge_url is not None)
 
 
 def check_model_name(model: str) -> None:
-    """A ``--model`` that is neither a preset, a hub id (``org/name``) nor an existing folder is unknown: one line
-    with the closest preset ("did you mean 'digits'?"), before anything is imported or loaded."""
-    if "/" in model or Path(model).expanduser().is_dir():
+    """A ``--model`` that is neither a preset nor accepted by a registered model family (diffusers: a hub id
+    ``org/name`` or an existing folder) is unknown: one line with the closest preset ("did you mean 'digits'?"),
+    before anything is imported or loaded."""
+    if model_family(model) is not None:
         return
     known = plugins.get_registry().names("demo")
     hint = plugins.did_you_mean(model, known)
     known_text = ", ".join(known) or "(no preset installed)"
-    raise ConfigError(f"--model: unknown model {model!r}{hint}{' ' if hint else '; '}known: {known_text}, or a "
-                      "diffusers hub id (org/name) or local folder")
+    others = " or ".join(f.described for f in _backends(plugins.ModelFamily) if f.described)
+    raise ConfigError(f"--model: unknown model {model!r}{hint}{' ' if hint else '; '}known: {known_text}"
+                      + (f", or {others}" if others else ""))
 
 
 def _check_remote_judge(req: GenerateRequest, contact: bool = True) -> None:
     """The judge's model is named and its URL well formed; with ``contact``, its key is set and it answers."""
     if not req.judge:
         raise ConfigError("--judge: with --judge-url, name the server's model (e.g. --judge qwen2.5-vl)")
-    env = req.judge_key_env or DEFAULT_KEY_ENV
+    env = req.judge_key_env or judge(remote=True).key_env or ""
     if contact and not os.environ.get(env):
         raise ConfigError(f"--judge-key-env: environment variable {env} is not set (local servers accept any "
                           f"value: export {env}=none)")
@@ -485,15 +508,19 @@ def command() -> Any:
     """The ``eacps generate`` click command (added to the CLI group by ``eacps.cli``)."""
     import click
 
+    local, remote = (next((j for j in _backends(plugins.Judge) if j.remote == r), None) for r in (False, True))
+    judge_default = local.default_model if local is not None else "(no local judge installed)"
+    key_default = remote.key_env if remote is not None else "(no served judge installed)"
+
     @click.command("generate", help="One search from a prompt, no config file: prints the winner's potential, "
                    "sub-scores and recipe (and, for a seed-only winner, two lines reproducing it in plain "
                    "diffusers); writes the best image. Example: eacps generate 3 --model digits --budget 8")
     @click.argument("prompt")
     @click.option("--model", required=True, help="'digits' (the embedded testbed) or a diffusers model id/folder")
-    @click.option("--judge", help=f"local VLM id/path (default {DEFAULT_JUDGE}), or the model name on --judge-url")
+    @click.option("--judge", help=f"local VLM id/path (default {judge_default}), or the model name on --judge-url")
     @click.option("--judge-url", help="base URL of an OpenAI-compatible server (vLLM, Ollama...) judging instead")
     @click.option("--judge-key-env", help=f"environment variable holding the judge's API key (default "
-                  f"{DEFAULT_KEY_ENV}); the key is never printed or written")
+                  f"{key_default}); the key is never printed or written")
     @click.option("--reference", type=click.Path(), help="reference image: adds the identity criterion")
     @click.option("--prior", is_flag=True, help="the judge's consistency also compares with the stage-0 prior's scene")
     @click.option("--budget", type=int, default=20, show_default=True, help="candidates (the prior is not counted)")

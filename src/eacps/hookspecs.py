@@ -73,3 +73,12 @@ def register_demo_presets(register):
     """Register what ``eacps demo`` runs: ``register(eacps.plugins.DemoPreset(name=..., generator=...,
     criteria={criterion: (scorer, weight)}, tasks=...))``, every part by registered name. ``eacps demo --preset
     NAME`` picks one (default: the first by name); the core names no plugin itself."""
+
+
+@hookspec
+def register_generate_backends(register):
+    """Teach ``eacps generate`` a model that is not a demo preset, and how to judge it:
+    ``register(eacps.plugins.ModelFamily(name=..., generator=..., accepts=..., params=...))`` for the generator
+    that loads ``--model`` (eacps-diffusers: a hub id or local folder), ``register(eacps.plugins.Judge(name=...,
+    scorer=..., remote=..., params=...))`` for the scorer that judges each criterion (eacps-vlm: a local VLM, or
+    an OpenAI-compatible server with ``--judge-url``). The core names no model, judge or plugin itself."""

@@ -21,7 +21,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,7 +30,7 @@ import pluggy
 from eacps import hookspecs
 
 GROUP = "eacps"
-Kind = Literal["strategy", "scorer", "generator", "executor", "tasks", "demo", "value_model"]
+Kind = Literal["strategy", "scorer", "generator", "executor", "tasks", "demo", "value_model", "generate"]
 HOOKS: dict[Kind, str] = {
     "strategy": "register_strategies",
     "scorer": "register_scorers",
@@ -39,6 +39,7 @@ HOOKS: dict[Kind, str] = {
     "tasks": "register_task_sets",
     "demo": "register_demo_presets",
     "value_model": "register_value_models",
+    "generate": "register_generate_backends",
 }
 BUILTINS = (
     "eacps.strategies.best_of_n",
@@ -64,6 +65,36 @@ class DemoPreset:
     criteria: Mapping[str, tuple[str, float]]
     tasks: str
     title: str = ""
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """What ``eacps generate --model MODEL`` runs for a model that is not a demo preset: the registered
+    ``generator`` that loads it, when ``accepts(MODEL)``; ``params(MODEL, allow_download)`` are the generator's
+    params (``--steps`` is added by the core); ``described`` completes "known: <presets>, or ..." in errors."""
+
+    name: str
+    generator: str
+    accepts: Callable[[str], bool]
+    params: Callable[[str, bool], dict[str, Any]]
+    described: str = ""
+    distribution: str = ""  # what to install for it, named when it is missing
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How ``eacps generate`` judges a criterion of a model that is not a demo preset: the registered
+    ``scorer`` with ``params(criterion, request)`` (``request``: the command's options as attributes: judge,
+    judge_url, judge_key_env, prior, allow_download). ``remote``: used with ``--judge-url`` (the server's model
+    named by ``--judge``, its key in ``key_env`` unless ``--judge-key-env``), else without it
+    (``default_model`` when ``--judge`` is not given)."""
+
+    name: str
+    scorer: str
+    remote: bool
+    params: Callable[[str, Any], dict[str, Any]]
+    default_model: str | None = None
+    key_env: str | None = None
 
 
 def did_you_mean(name: str, known: list[str]) -> str:
