@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import toy
-from relhelp import rows
+from runs import rows
 
 from eacps import Condition
 from eacps.api import make_strategy

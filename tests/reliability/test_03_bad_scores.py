@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from relhelp import rows, toy_config
+from runs import rows, toy_config
 
 from eacps.cli import main
 
@@ -67,7 +67,7 @@ def test_bad_scorer_values_fail_with_reasons(tmp_path, toy_plugin, capsys, figur
 
 def load_vlm_conftest():
     """The fake chat-completions server of plugins/eacps-vlm/tests (reused, not copied)."""
-    path = Path(__file__).parents[2] / "plugins" / "eacps-vlm" / "tests" / "conftest.py"
+    path = Path(__file__).parents[1] / "plugins" / "eacps-vlm" / "tests" / "conftest.py"
     spec = importlib.util.spec_from_file_location("eacps_vlm_test_server", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -6,7 +6,7 @@ import sys
 import types
 
 import numpy as np
-from relhelp import rows, toy_config
+from runs import rows, toy_config
 from toy import ToyGenerator, ToyMeanScorer
 
 from eacps import Generated, hookimpl, plugins

@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 
-from relhelp import rows, toy_config, vlm_test_helpers
+from runs import rows, toy_config, vlm_test_helpers
 
 from eacps.cli import main
 from eacps.config import load_config

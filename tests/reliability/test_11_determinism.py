@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from configs import digits, edit, write
-from relhelp import digest
+from runs import digest
 
 from eacps import plugins
 from eacps.cli import main

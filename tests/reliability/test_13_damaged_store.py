@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 
 import pytest
-from relhelp import digest, rows, toy_config
+from runs import digest, rows, toy_config
 
 from eacps.cli import main
 

@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from relhelp import digest, rows, toy_config
+from runs import digest, rows, toy_config
 
 from eacps.cli import main
 
-TESTS = Path(__file__).parents[1]
+TESTS = Path(__file__).parent
 RUNNER = """
 import resource, sys
 sys.path.insert(0, {tests!r})

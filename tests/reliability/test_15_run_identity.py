@@ -6,7 +6,7 @@ the first difference, exit code 2, and write nothing; a config that only spells 
 from __future__ import annotations
 
 from configs import edit, toy, write
-from relhelp import digest, rows
+from runs import digest, rows
 
 from eacps.cli import main
 

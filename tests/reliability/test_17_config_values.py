@@ -12,7 +12,7 @@ from configs import edit, leaves, write
 
 from eacps.cli import main
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "digits.toml"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "digits.toml"
 KEY = "sk-CANARYabcdefghijklmnop0123456789"
 URL = "https://user:CANARYs3cret@judge.example/v1"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import crashing
 import pytest
 from configs import edit, toy, write
-from relhelp import rows
+from runs import rows
 
 from eacps.strategy import SeedStream
 

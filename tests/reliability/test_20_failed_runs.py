@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from relhelp import rows, toy_config
+from runs import rows, toy_config
 
 from eacps.cli import main
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from configs import edit, write
-from relhelp import digest, toy_cfg
+from runs import digest, toy_cfg
 
 from eacps.cli import main
 

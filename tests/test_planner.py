@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from configs import digits, edit, write
-from relhelp import rows
+from runs import rows
 
 KILLS = 20
 CONFIG = digits("eacps", 102, criteria=("consistency", "realism"), batch_size=2,

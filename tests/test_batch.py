@@ -22,7 +22,7 @@ import pytest
 import torch
 from configs import digits, edit, write
 from eacps_digits.generator import DigitsGenerator, DigitsParams
-from relhelp import digest, rows
+from runs import digest, rows
 
 from eacps import hookimpl, plugins
 from eacps.cli import main

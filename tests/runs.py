@@ -60,6 +60,6 @@ def vlm_test_helpers(module: str = "conftest"):
 
     if "eacps_vlm_tests" not in sys.modules:
         pkg = types.ModuleType("eacps_vlm_tests")
-        pkg.__path__ = [str(Path(__file__).parents[2] / "plugins" / "eacps-vlm" / "tests")]
+        pkg.__path__ = [str(Path(__file__).parents[1] / "plugins" / "eacps-vlm" / "tests")]
         sys.modules["eacps_vlm_tests"] = pkg
     return importlib.import_module(f"eacps_vlm_tests.{module}")

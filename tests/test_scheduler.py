@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 from configs import edit, toy, write
-from relhelp import rows
+from runs import rows
 from test_resume_kill import config, start, wait_for_rows
 
-TESTS = Path(__file__).parents[1]
+TESTS = Path(__file__).parent
 
 HUNG_RUNNER = """
 import sys, threading
