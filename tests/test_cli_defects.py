@@ -30,7 +30,7 @@ def count(out: Path, where: str = "1=1") -> int:
         db.close()
 
 
-# -- config values ------------------------------------------------------------------------------------------------
+# -- config values ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path, value, expected", [
     ("potential.criteria.realism.weight", float("inf"), "potential.criteria.realism.weight: must be a finite number"),
     ("potential.criteria.realism.calibration", {"kind": "affine", "scale": float("nan")},
@@ -85,7 +85,7 @@ def test_search_errors_are_labelled_with_their_searches_entry(tmp_path, toy_plug
     assert "eacps: error: searches.0.strategy: strategy 'fk-steering' needs stepping" in one_line_error(capsys)
 
 
-# -- tracebacks that became one line ------------------------------------------------------------------------------
+# -- tracebacks that became one line ---------------------------------------------------------------------------------
 def test_unreadable_configs_are_one_line(tmp_path, toy_plugin, capsys):
     bad = tmp_path / "latin1.toml"
     bad.write_bytes('[[conditions]]\nid = "caf\xe9"\n'.encode("latin-1"))  # text: bytes that are not UTF-8
@@ -144,7 +144,7 @@ def test_out_pointing_at_a_file_is_one_line(tmp_path, toy_plugin, capsys):
         assert "Invalid value for '--out'" in one_line_error(capsys) and f.read_text() == "mine"
 
 
-# -- run directories ----------------------------------------------------------------------------------------------
+# -- run directories -------------------------------------------------------------------------------------------------
 def test_resume_accepts_an_equivalent_config_that_spells_out_defaults(tmp_path, toy_plugin, capsys):
     out = tmp_path / "run"
     assert run(write(tmp_path / "c.toml", toy()), out) == 0
@@ -195,7 +195,7 @@ def test_every_candidate_failed_exits_1(tmp_path, toy_plugin, capsys):
     assert "100.0%" in captured.out  # the table is still printed
 
 
-# -- store --------------------------------------------------------------------------------------------------------
+# -- store -----------------------------------------------------------------------------------------------------------
 def test_a_condition_text_is_stored_once(tmp_path, toy_plugin):
     prompt = "a very long prompt " * 50_000  # ~1 MB
     cfg = toy(budget=6, strategy="best-of-n")

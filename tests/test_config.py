@@ -3,15 +3,22 @@ run directory."""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
+import secrets
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
-from configs import edit, write
-from runs import digest, toy_cfg
+from configs import edit, leaves, toy, write
+from runs import digest, rows, toy_cfg, toy_config, vlm_test_helpers
 
 from eacps.cli import main
+from eacps.config import load_config
 
 EDITS = [  # ({dotted path: the bad value}, the field the message must name)
     ({"search.strategy": "nope"}, "search.strategy: unknown strategy 'nope'"),
@@ -72,3 +79,193 @@ def test_real_process_exit_code_2(tmp_path, figures):
     assert p.stderr.strip() == "eacps: error: search.budget: Input should be greater than or equal to 1 (got -1)"
     assert digest(out) == {"keep.txt": digest(out)["keep.txt"]} and (out / "keep.txt").read_text() == "mine"
     figures("6-bad-configs", configs_refused=1, written=0)
+
+
+# -- promise 17: no non-finite number, boolean or key (moved from tests/reliability/test_17_config_values.py)
+# Promise 17: what no config field may hold is refused in one line naming the field, exit code 2, before any
+# compute. Every number of the documented example config set to nan, inf or -inf, every integer set to true, and
+# every string set to an API key or a URL with credentials: each refused; a key is never echoed back.
+
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "digits.toml"
+KEY = "sk-CANARYabcdefghijklmnop0123456789"
+URL = "https://user:CANARYs3cret@judge.example/v1"
+
+
+def _refused(tmp_path: Path, cfg: dict, field: str, capsys) -> str:
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path / "c.toml", cfg)), "--out", str(out), "--quiet"]) == 2, field
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"eacps: error: {field}: ") and "Traceback" not in err, err
+    assert not out.exists()
+    return err
+
+
+def test_non_finite_numbers_and_booleans(tmp_path, capsys, figures):
+    base = tomllib.loads(EXAMPLE.read_text())
+    numbers = [(p, v) for p, v in leaves(base) if isinstance(v, int | float) and not isinstance(v, bool)]
+    assert len(numbers) >= 8
+    refused = 0
+    for path, value in numbers:
+        for bad in (math.nan, math.inf, -math.inf):
+            assert "finite number" in _refused(tmp_path, edit(base, path, bad), path, capsys)
+            refused += 1
+        if isinstance(value, int) and ".extra." not in path:  # extra is the plugin's free-form table
+            assert "not a boolean" in _refused(tmp_path, edit(base, path, True), path, capsys)
+            refused += 1
+    figures("17-config-values", numeric_fields=len(numbers), non_finite_or_bool_refused=refused)
+
+
+def test_keys_in_any_string_field(tmp_path, capsys, figures):
+    base = tomllib.loads(EXAMPLE.read_text())
+    strings = [p for p, v in leaves(base) if isinstance(v, str)]
+    assert len(strings) >= 6
+    for path in strings:
+        for secret in (KEY, URL):
+            err = _refused(tmp_path, edit(base, path, secret), path, capsys)
+            assert "CANARY" not in err and "environment variable" in err, err
+    figures("17-config-values", string_fields=len(strings), secrets_refused=2 * len(strings), echoed=0)
+
+
+# -- promise 15: a run directory belongs to one config (moved from tests/reliability/test_15_run_identity.py) --------
+# Promise 15: a run directory belongs to one config. `run`, `compare`, `landscape` and `demo` pointed at a
+# directory holding results of a different config (a changed weight, another testbed) refuse in one line naming
+# the first difference, exit code 2, and write nothing; a config that only spells out defaults (or moves
+# [search] to [[searches]], or picks another executor) is the same run and resumes without computing anything.
+
+
+def _unchanged(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k != ".lock"} == {k: v for k, v in b.items() if k != ".lock"}
+
+
+def test_every_command_refuses_a_run_directory_of_another_config(tmp_path, toy_plugin, capsys, figures):
+    cfg = write(tmp_path / "c.toml", toy(budget=4, strategy="best-of-n"))
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    before = digest(out)
+    other = write(tmp_path / "other.toml", edit(toy(budget=4, strategy="best-of-n"),
+                                                "potential.criteria.realism.weight", 1.5))
+    capsys.readouterr()
+    attempts = {
+        "run": ["run", str(other), "--out", str(out), "--quiet"],
+        "compare": ["compare", str(other), "--out", str(out), "--strategies", "best-of-n", "--budgets", "2",
+                    "--quiet"],
+        "landscape": ["landscape", str(other), "--out", str(out), "--neighborhoods", "seed-offset", "--parents", "3",
+                      "--children", "1", "--quiet"],
+        "demo": ["demo", "--out", str(out), "--tasks", "1", "--budget", "4", "--quiet"],
+    }
+    for name, argv in attempts.items():
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("eacps: error: --out: ") and "Traceback" not in err, err
+        if name != "demo":
+            assert "first difference: potential.criteria.realism.weight" in err, err
+        assert _unchanged(digest(out), before), name  # not a byte written
+    figures("15-run-identity", commands_refused=len(attempts), bytes_written=0)
+
+    demo = tmp_path / "demo"  # and the other way round: a config into a demo's directory
+    assert main(["demo", "--out", str(demo), "--tasks", "1", "--budget", "4", "--quiet"]) == 0
+    before = digest(demo)
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--out", str(demo), "--quiet"]) == 2
+    assert "holds a run of a different config" in capsys.readouterr().err
+    assert main(["demo", "--out", str(demo), "--tasks", "2", "--budget", "4", "--quiet"]) == 2
+    assert "holds results of another run" in capsys.readouterr().err
+    assert _unchanged(digest(demo), before)
+    figures("15-run-identity", commands_refused=2, bytes_written=0)
+
+
+def test_an_equivalent_config_is_the_same_run(tmp_path, toy_plugin, capsys, figures):
+    base = toy(budget=20)
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path / "c.toml", base)), "--out", str(out), "--quiet"]) == 0
+    expected = rows(out)
+    spellings = {
+        "searches": {**{k: v for k, v in base.items() if k != "search"}, "searches": [base["search"]]},
+        "strategy defaults": edit(base, "search.params", {"k_global": 8, "m": 3, "k_local": 4,
+                                                          "neighborhood": "seed-offset", "generations": 2}),
+        "reference weight": edit(base, "potential.criteria.realism.weight", 4.0),
+        "scorer and generator defaults": edit(edit(base, "potential.criteria.realism.params", {"pixel": 0}),
+                                              "generator.params", {"steps": 10}),
+        "executor": {**base, "executor": {"name": "inline"}},
+    }
+    for name, cfg in spellings.items():
+        path = write(tmp_path / "spelled.toml", cfg)
+        assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0, (name, capsys.readouterr().err)
+        assert rows(out) == expected, name  # resumed: nothing computed again
+    figures("15-run-identity", equivalent_spellings_resumed=len(spellings), computed_again=0)
+
+
+# -- promise 9: an API key never leaks (moved from tests/reliability/test_09_secrets.py) -----------------------------
+# Promise 9: with a canary API key in the environment, DEBUG logging of every library and a judge that answers
+# 401 (echoing the key back in its error, as real APIs do with a prefix of it), the key appears in no log, no
+# file of the run directory, no report, no ``eacps show`` output and no config dump; the candidates are FAILED
+# with an http/401 reason.
+
+
+def test_api_key_never_leaks(tmp_path, toy_plugin, capsys, monkeypatch, figures):
+    vlm = vlm_test_helpers()
+    key = f"sk-eacps-CANARY-{secrets.token_hex(12)}"
+    needles = [key, key[-24:]]  # the whole key and its random part alone
+    monkeypatch.setenv("EACPS_REL_SECRET", key)
+    server = vlm.FakeServer()
+
+    def unauthorized(req, n):
+        auth = server.headers[n].get("authorization", "")
+        body = {"error": {"message": f"Incorrect API key provided: {auth.removeprefix('Bearer ')}", "code": "401"}}
+        return 401, body, 0.0
+
+    server.script = unauthorized
+    params = {"base_url": server.base_url, "api_key_env": "EACPS_REL_SECRET", "max_retries": 1, "backoff": 0.01,
+              "timeout": 5, "top_logprobs": 0}
+    cfg = toy_config(tmp_path, scorer="openai-judge", scorer_params=params, strategy="best-of-n", budget=6)
+    out, log_file = tmp_path / "run", tmp_path / "debug.log"
+    root = logging.getLogger()
+    handler = logging.FileHandler(log_file)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        # progress bars on: everything a user sees; every judged candidate FAILED, so the run exits 1
+        assert main(["run", str(cfg), "--out", str(out)]) == 1
+        assert main(["show", str(out)]) == 0
+        assert main(["report", str(out)]) == 0
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
+        server.close()
+    printed = capsys.readouterr()
+    assert server.requests and all(h.get("authorization") == f"Bearer {key}" for h in server.headers)  # it was sent
+
+    # the candidates judged by the HTTP judge are FAILED with the 401, never scored
+    all_rows = rows(out)
+    judged = [r for r in all_rows if r[5] != "FILTERED"]
+    assert len(judged) == 2 * 7
+    for r in judged:
+        assert r[5] == "FAILED" and r[6] is None and "http" in r[7] and "401" in r[7], r[7]
+
+    # nowhere: the debug log, stdout/stderr, every file of the run (store, WAL, images, report, config), config dump
+    log_text = log_file.read_text()
+    assert "openai" in log_text and ("httpx" in log_text or "httpcore" in log_text)  # DEBUG reached them
+    texts = {"debug log": log_text.encode(), "stdout": printed.out.encode(), "stderr": printed.err.encode()}
+    files = [p for p in out.rglob("*") if p.is_file()]
+    texts.update({str(p.relative_to(out)): p.read_bytes() for p in files})
+    assert "report.html" in texts and "store.sqlite" in texts
+    run_cfg, _ = load_config(cfg)
+    texts["RunConfig.model_dump"] = json.dumps(run_cfg.model_dump(mode="json")).encode()
+    texts["RunConfig.model_dump_json"] = run_cfg.model_dump_json().encode()
+    for where, data in texts.items():
+        for needle in needles:
+            assert needle.encode() not in data, f"the API key leaked into {where}"
+    assert "***" in " ".join(r[7] for r in judged)  # the key the server echoed was redacted, not dropped silently
+    figures(
+        "9-secrets",
+        places_searched=len(texts),
+        run_files_searched=len(files),
+        debug_log_bytes=len(log_text),
+        http_401_failed=len(judged),
+        leaks=0,
+    )

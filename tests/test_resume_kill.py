@@ -91,7 +91,7 @@ def test_kill_9_then_resume(tmp_path):
         assert bests(out) == bests(ref_out)  # the final best equals an uninterrupted run's
 
 
-# -- SIGINT/SIGTERM stop cleanly; a plugin that kills the process is named and, after two deaths, skipped -------
+# -- SIGINT/SIGTERM stop cleanly; a plugin that kills the process is named and, after two deaths, skipped ------------
 
 def meta(out: Path, key: str):
     import json

@@ -3,16 +3,34 @@ and field, never a traceback), images only by the store's own names, and the run
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import pathlib
+import random
 import shutil
 import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import tomllib
 from pathlib import Path
 
 import configs
 import pytest
+import toy
+from configs import edit, write
+from runs import digest, rows, toy_config
+from test_resume_kill import config, start, wait_for_rows
+from test_resume_kill import rows as resume_rows
 
+from eacps import Condition
+from eacps.api import make_strategy
 from eacps.cli import main
-from eacps.store import Store, StoreError, read_only
+from eacps.engine import Engine
+from eacps.potential import Criterion, Potential
+from eacps.store import Store, StoreError, read_only, search_id
 
 
 def _digest(run_dir: Path) -> dict[str, str]:
@@ -52,7 +70,7 @@ def _one_line(capsys, code: int) -> str:
     return lines[0]
 
 
-# -- run directories whose names hold URI characters ---------------------------------------------------------
+# -- run directories whose names hold URI characters -----------------------------------------------------------------
 @pytest.mark.parametrize("name", ["p%41", "q#x", "r?mode=rwc", "s%2F t"])
 def test_a_run_directory_is_opened_by_its_own_name(tmp_path, toy_run, capsys, name):
     """``file:{path}?mode=ro`` unquoted opened ``runs/p%41`` as ``runs/pA`` and created ``runs/q`` for ``q#x``."""
@@ -95,7 +113,7 @@ def test_writing_a_store_in_a_directory_named_like_a_uri(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file:x#y?z"]
 
 
-# -- every stored value validated --------------------------------------------------------------------------
+# -- every stored value validated ------------------------------------------------------------------------------------
 TAMPERED = [
     ("recipe", "'{not json'", "field recipe: '{not json' is not valid JSON"),
     ("recipe", """'{"seed": 1, "moves": [{"op": "pcn", "theta": NaN, "seed": 2}]}'""", "field recipe: not a valid"),
@@ -180,7 +198,7 @@ def test_image_names():
         assert image_name(bad) is None, bad
 
 
-# -- terminal output of untrusted strings --------------------------------------------------------------------
+# -- terminal output of untrusted strings ----------------------------------------------------------------------------
 def test_show_escapes_control_characters_of_stored_strings(tmp_path, toy_plugin, capsys):
     """Condition ids (and so search ids) with ESC[2J and an OSC title sequence print escaped, not raw."""
     cfg = configs.toy(budget=4)
@@ -195,7 +213,7 @@ def test_show_escapes_control_characters_of_stored_strings(tmp_path, toy_plugin,
     assert "evil\\x1b[2J\\x1b]0;pwned\\x07" in text
 
 
-# -- the lock ----------------------------------------------------------------------------------------------
+# -- the lock --------------------------------------------------------------------------------------------------------
 def test_a_deleted_lock_file_still_keeps_a_second_writer_out(tmp_path):
     """A lock file deleted under a running run: the second run said "run store damaged" (it had written the same
     rows); now it is refused as a run directory in use."""
@@ -247,3 +265,397 @@ def test_meta_keys_by_prefix(tmp_path):
         assert ro.meta_keys("allocation/") == ["allocation/a", "allocation/b"]
     finally:
         ro.close()
+
+
+# -- promise 2: a torn last write (moved from tests/reliability/test_02_torn_store.py) -------------------------------
+# Promise 2: a store whose last write was torn opens, keeps every complete candidate, and resumes.
+#
+# The store is SQLite in WAL mode: the last transaction lives in ``store.sqlite-wal`` until a checkpoint. The
+# test copies the run directory while the writing connection is still open, then truncates the WAL copy at
+# every byte offset of the last transaction's frames: each copy must open with every candidate of the earlier
+# transactions and nothing of the torn one; copies torn inside each frame resume to the uninterrupted result.
+
+
+COND = Condition("torn", prompt="a torn store")
+COLS = "search, seq, role, condition, recipe, status, potential, reason, scores"
+
+
+def engine(store: Store) -> Engine:
+    pot = Potential([Criterion("realism", toy.ToyScorer(), 4.0), Criterion("consistency", toy.ToyMeanScorer(), 1.0)])
+    return Engine(toy.ToyGenerator(), pot, store, batch_size=2)
+
+
+def run(store: Store):
+    eng = engine(store)
+    try:
+        return eng.run(COND, make_strategy("best-of-n", budget=8, seed=3))
+    finally:
+        eng.release()
+
+
+def last_transaction(wal: bytes) -> tuple[int, int, int]:
+    """(page size, first byte of the last transaction's frames, end of the WAL)."""
+    page = struct.unpack(">I", wal[8:12])[0]
+    frame = 24 + page
+    commits = [
+        32 + i * frame
+        for i in range((len(wal) - 32) // frame)
+        if struct.unpack(">I", wal[32 + i * frame + 4 : 32 + i * frame + 8])[0] != 0
+    ]
+    assert len(commits) >= 2 and commits[-1] + frame == len(wal)
+    return page, commits[-2] + frame, len(wal)
+
+
+def test_torn_last_transaction_at_every_byte(tmp_path, figures):
+    src, snap = tmp_path / "run", tmp_path / "snap"
+    store = Store.open(src)
+    try:
+        ref = run(store)
+        snap.mkdir()
+        for name in ("store.sqlite", "store.sqlite-wal"):  # copied while the writer is open: no checkpoint yet
+            shutil.copy(src / name, snap / name)
+        shutil.copytree(src / "images", snap / "images")
+    finally:
+        store.close()
+    complete = rows(src)
+    db_bytes, wal = (snap / "store.sqlite").read_bytes(), (snap / "store.sqlite-wal").read_bytes()
+    page, start, end = last_transaction(wal)
+    n_last = 2  # the last batch
+    shm = Path("/dev/shm")
+    work = Path(tempfile.mkdtemp(prefix="eacps-torn-", dir=shm if shm.is_dir() else tmp_path))
+    checked, resumed = 0, 0
+    frame = 24 + page
+    samples = {start + k * frame + off for k in range((end - start) // frame) for off in (0, 23, 24 + page // 2)}
+    try:
+        for cut in range(start, end + 1):
+            (work / "store.sqlite").write_bytes(db_bytes)
+            (work / "store.sqlite-wal").write_bytes(wal[:cut])
+            (work / "store.sqlite-shm").unlink(missing_ok=True)
+            db = sqlite3.connect(work / "store.sqlite")
+            try:
+                got = db.execute(f"SELECT {COLS} FROM candidates ORDER BY search, role, seq").fetchall()
+            finally:
+                db.close()
+            assert got == (complete if cut == end else complete[:-n_last]), cut
+            checked += 1
+            if cut in samples:  # it resumes: the torn batch is computed again, everything else is reused
+                d = tmp_path / f"resume{cut}"
+                shutil.copytree(work, d)
+                shutil.copytree(snap / "images", d / "images")
+                with Store.open(d) as s:
+                    res = run(s)
+                    assert s.generated == n_last
+                assert rows(d) == complete
+                assert (res.best.recipe, res.best.potential) == (ref.best.recipe, ref.best.potential)
+                resumed += 1
+    finally:
+        shutil.rmtree(work)
+    print(f"WAL: page {page} B, last transaction {end - start} B, {checked} truncations, {resumed} resumed")
+    figures(
+        "2-torn-store",
+        truncations=checked,
+        resumed=resumed,
+        candidates_checked=checked * (len(complete) - n_last),
+        lost=0,
+    )
+
+
+# -- promise 10: one writer per run directory (moved from tests/reliability/test_10_lock.py) -------------------------
+# Promise 10: two ``eacps run`` processes on one run directory: the second refuses with a clear message
+# (a lock, exit code 2), the first is unharmed.
+
+
+def test_second_process_refuses_the_first_is_unharmed(tmp_path, figures):
+    out = tmp_path / "run"
+    cfg = config(tmp_path, tmp_path / "gen.log")
+    # the first outlives the second even when a loaded machine takes many seconds to start a Python process
+    write(cfg, edit(tomllib.loads(cfg.read_text()), "generator.params.sleep", 1.5))
+    first = start(cfg, out)
+    wait_for_rows(out, 3, first)
+    second = start(cfg, out)
+    assert second.wait(60) == 2
+    err = second.stderr.read().decode().strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith("eacps: error: run directory") and "in use by another eacps process" in err, err
+    assert first.poll() is None  # still running
+    assert first.wait(120) == 0, first.stderr.read().decode()
+    final = resume_rows(out)
+    keys = [(s, q) for _, s, q, *_ in final]
+    assert len(keys) == len(set(keys)) == 42
+    assert all(session == 1 for *_, session in final)
+    with sqlite3.connect(out / "store.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1  # the second wrote nothing
+    figures("10-lock", second_runs_refused=1, candidates_checked=len(final), lost=0)
+
+
+# -- promise 13: a damaged run directory (moved from tests/reliability/test_13_damaged_store.py) ---------------------
+# Promise 13: a damaged run directory (store.sqlite overwritten, truncated or with a zeroed page, a garbage WAL
+# beside it, the images/ folder deleted) never gives a traceback: `show`, `report` and a resuming `run` either work
+# (a garbage WAL is ignored by SQLite) or stop with one line naming the problem and exit code 2, and the damaged
+# store is left byte for byte as it was (kept for inspection).
+
+
+COMMANDS = ("show", "report", "run")
+
+
+def _argv(cmd: str, cfg, out) -> list[str]:
+    return ["run", str(cfg), "--out", str(out), "--quiet"] if cmd == "run" else [cmd, str(out)]
+
+
+@pytest.fixture
+def good_run(tmp_path, toy_plugin, capsys):
+    cfg = toy_config(tmp_path, budget=12)
+    out = tmp_path / "good"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    return cfg, out
+
+
+def _damage(kind: str, store_file, rng: random.Random) -> None:
+    data = store_file.read_bytes()
+    if kind == "garbage":
+        store_file.write_bytes(bytes(rng.randrange(256) for _ in range(len(data))))
+    elif kind.startswith("truncated"):
+        store_file.write_bytes(data[: int(kind.split(":")[1])])
+    elif kind == "zeroed-page":  # the second page: the first table's root after sqlite_master
+        store_file.write_bytes(data[:4096] + bytes(4096) + data[8192:])
+    elif kind == "not-a-store":
+        store_file.unlink()
+        db = sqlite3.connect(store_file)
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+        db.close()
+
+
+DAMAGES = ["garbage", "truncated:50", "truncated:4096", "truncated:12000", "zeroed-page", "not-a-store"]
+
+
+@pytest.mark.parametrize("kind", DAMAGES)
+def test_damaged_store_one_line_exit_2_left_as_it_was(tmp_path, good_run, capsys, figures, kind):
+    cfg, good = good_run
+    out = tmp_path / kind.replace(":", "-")
+    shutil.copytree(good, out)
+    _damage(kind, out / "store.sqlite", random.Random(13))
+    before = digest(out)
+    for cmd in COMMANDS:
+        code = main(_argv(cmd, cfg, out))
+        err = capsys.readouterr().err
+        assert code == 2, (cmd, code, err)
+        assert err.count("\n") == 1 and err.startswith("eacps: error: ") and "Traceback" not in err, (cmd, err)
+        assert "store" in err, err
+        after = {k: v for k, v in digest(out).items() if k != ".lock"}
+        assert after == {k: v for k, v in before.items() if k != ".lock"}, cmd  # not a byte written
+    figures("13-damaged-store", damaged_stores=1, commands_refused=len(COMMANDS), tracebacks=0, bytes_written=0)
+
+
+def test_garbage_wal_is_ignored(tmp_path, good_run, capsys, figures):
+    cfg, good = good_run
+    out = tmp_path / "wal"
+    shutil.copytree(good, out)
+    expected = rows(out)
+    rng = random.Random(7)
+    (out / "store.sqlite-wal").write_bytes(bytes(rng.randrange(256) for _ in range(3 * 4096 + 24)))
+    for cmd in COMMANDS:
+        assert main(_argv(cmd, cfg, out)) == 0, capsys.readouterr().err
+    assert rows(out) == expected  # every candidate there, none computed again
+    figures("13-damaged-store", garbage_wal_ignored=1, candidates_kept=len(expected))
+
+
+def test_deleted_images_folder(tmp_path, good_run, capsys, figures):
+    cfg, good = good_run
+    out = tmp_path / "noimages"
+    shutil.copytree(good, out)
+    shutil.rmtree(out / "images")
+    before = digest(out)
+    assert main(["show", str(out)]) == 0  # the table needs no image
+    capsys.readouterr()
+    for cmd in ("report", "run"):
+        assert main(_argv(cmd, cfg, out)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "images" in err and "missing" in err, err
+    assert {k: v for k, v in digest(out).items() if k != ".lock"} == {k: v for k, v in before.items() if k != ".lock"}
+    assert not (out / "images").exists()  # not silently recreated empty
+    figures("13-damaged-store", images_deleted_refused=2, tracebacks=0)
+
+
+# -- promise 14: filesystem errors (moved from tests/reliability/test_14_filesystem.py) ------------------------------
+# Promise 14: filesystem errors are one line, never a traceback, and never damage the store. A full disk
+# (simulated with RLIMIT_FSIZE in a real `eacps run` process, at several sizes) stops the run with exit code 1;
+# the store keeps every batch committed before, and a resume completes it to exactly an uninterrupted run's
+# result. A read-only filesystem (simulated: EROFS from every write attempt), `--out` naming a file and a report
+# written into a missing folder are refused with one line.
+
+
+TESTS = Path(__file__).parent
+RUNNER = """
+import resource, sys
+sys.path.insert(0, {tests!r})
+import toy
+from eacps import plugins
+plugins.register_plugin(toy)
+limit = int(sys.argv[1])
+if limit:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail with EFBIG
+from eacps.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _run_process(limit: int, cfg: Path, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EACPS_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return subprocess.run([sys.executable, "-c", RUNNER.format(tests=str(TESTS)), str(limit), "run", str(cfg),
+                           "--out", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_full_disk_stops_cleanly_and_resumes_to_the_same_result(tmp_path, figures):
+    cfg = toy_config(tmp_path, budget=20, batch_size=4)
+    reference = tmp_path / "reference"
+    assert _run_process(0, cfg, reference).returncode == 0
+    expected = rows(reference)
+    stopped = 0
+    for limit in (40_000, 200_000, 400_000):  # bytes: the WAL reaches the limit before, after 1, after ~6 batches
+        out = tmp_path / f"full-{limit}"
+        p = _run_process(limit, cfg, out)
+        err = p.stderr.strip()
+        assert "Traceback" not in p.stderr, p.stderr
+        if p.returncode != 0:
+            stopped += 1
+            assert p.returncode in (1, 2) and err.count("\n") == 0 and err.startswith("eacps: error: "), p.stderr
+            assert any(w in err for w in ("full", "size limit", "disk I/O error")), err
+        kept = _rows_if_any(out)  # the store opens with plain SQLite and holds only whole candidates
+        assert all(r in expected for r in kept), limit
+        p2 = _run_process(0, cfg, out)
+        assert p2.returncode == 0, p2.stderr
+        assert rows(out) == expected, limit  # resumed to exactly the uninterrupted result
+        figures("14-filesystem", full_disk_limits=1, full_disk_stopped=int(p.returncode != 0),
+                kept_before_resume=len(kept), resumed_equal=1, **{f"kept_at_{limit}_bytes": len(kept)})
+    assert stopped >= 2  # the limits really cut the runs
+
+
+def _rows_if_any(out: Path) -> list:
+    """The store's candidate rows; none when the disk filled up before the store's tables were created."""
+    import sqlite3
+
+    db = sqlite3.connect(out / "store.sqlite")
+    try:
+        has = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'candidates'").fetchone()
+    finally:
+        db.close()
+    return rows(out) if has else []
+
+
+def _erofs(*args, **kw):
+    raise OSError(errno.EROFS, "Read-only file system", str(args[0]) if args else None)
+
+
+def test_read_only_filesystem_is_one_line(tmp_path, toy_plugin, capsys, monkeypatch, figures):
+    cfg = toy_config(tmp_path, budget=6)
+    existing = tmp_path / "existing"
+    assert main(["run", str(cfg), "--out", str(existing), "--quiet"]) == 0
+    before = digest(existing)
+    capsys.readouterr()
+    with monkeypatch.context() as m:  # nothing can be created or opened for writing
+        m.setattr(pathlib.Path, "mkdir", _erofs)
+        m.setattr(pathlib.Path, "write_text", _erofs)
+        m.setattr("eacps.store.os.open", _erofs)
+        for argv in (["run", str(cfg), "--out", str(tmp_path / "new"), "--quiet"],
+                     ["run", str(cfg), "--out", str(existing), "--quiet"], ["report", str(existing)]):
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code in (1, 2) and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+            assert "read-only filesystem" in err, err
+    assert digest(existing) == before and not (tmp_path / "new").exists()
+    figures("14-filesystem", read_only_refused=3)
+
+
+def test_out_is_a_file_and_report_into_a_missing_folder(tmp_path, toy_plugin, capsys, figures):
+    cfg = toy_config(tmp_path, budget=6)
+    f = tmp_path / "a-file"
+    f.write_text("mine")
+    for cmd in ("run", "compare", "landscape"):
+        assert main([cmd, str(cfg), "--out", str(f), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Invalid value for '--out'" in err and "is a file" in err, err
+    assert main(["demo", "--out", str(f)]) == 2 and "is a file" in capsys.readouterr().err
+    assert f.read_text() == "mine"
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out), "--output", str(tmp_path / "missing" / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--output: folder" in err and "does not exist" in err, err
+    figures("14-filesystem", out_is_a_file_refused=4, report_missing_folder_refused=1)
+
+
+@pytest.mark.parametrize("failing", ["image", "store"])
+def test_a_write_failing_mid_run_keeps_the_store(tmp_path, toy_plugin, capsys, monkeypatch, figures, failing):
+    """ENOSPC from the third image write, or from the store's third batch: exit 1, one line; every committed batch
+    is there and a resume completes the run."""
+    import eacps.store as store_mod
+
+    cfg = toy_config(tmp_path, budget=20, batch_size=4)
+    reference = tmp_path / "reference"
+    assert main(["run", str(cfg), "--out", str(reference), "--quiet"]) == 0
+    expected = rows(reference)
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real_save, real_add = store_mod.save_png, store_mod.Store.add
+
+    def save_png(image, path):
+        calls["n"] += 1
+        if calls["n"] >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(image, path)
+
+    def add(self, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] >= 3:
+            import sqlite3
+
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_add(self, *args, **kw)
+
+    with monkeypatch.context() as m:
+        if failing == "image":
+            m.setattr(store_mod, "save_png", save_png)
+        else:
+            m.setattr(store_mod.Store, "add", add)
+        capsys.readouterr()
+        assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "full" in err, err
+    kept = rows(out)
+    assert kept and all(r in expected for r in kept)
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    assert rows(out) == expected
+    figures("14-filesystem", mid_run_write_failures=1, kept_before_resume=len(kept), resumed_equal=1)
+
+
+# -- promise 16: unambiguous search ids (moved from tests/reliability/test_16_ids.py) --------------------------------
+# Promise 16: search ids are unambiguous. Condition ids and search labels containing the separator `/` or the
+# escape `%` (every pair that joined naively to the same id) give distinct searches, each holding only its own
+# condition's candidates, with its own best.
+
+
+CONDITIONS = ["p", "p/q", "p%2Fq", "p/q/r"]
+LABELS = ["r", "q/r", "q%2Fr", "r/b3"]
+
+
+def test_adversarial_ids_give_distinct_searches(tmp_path, toy_plugin, figures):
+    naive = [f"{c}/{lb}/b3/s0" for c in CONDITIONS for lb in LABELS]
+    assert len(set(naive)) < len(naive)  # the adversarial set really collides when joined naively
+    cfg = configs.toy()
+    del cfg["search"]
+    cfg["searches"] = [{"strategy": "best-of-n", "label": lb, "budget": 3, "batch_size": 3} for lb in LABELS]
+    cfg["conditions"] = [{"id": c, "prompt": f"prompt {i}"} for i, c in enumerate(CONDITIONS)]
+    out = tmp_path / "run"
+    assert main(["run", str(write(tmp_path / "c.toml", cfg)), "--out", str(out), "--quiet"]) == 0
+    db = sqlite3.connect(out / "store.sqlite")
+    got = db.execute("SELECT search, GROUP_CONCAT(DISTINCT condition), COUNT(*) FROM candidates WHERE role = 'search' "
+                     "GROUP BY search").fetchall()
+    db.close()
+    expected = {search_id(c, lb, "b3", "s0"): c for c in CONDITIONS for lb in LABELS}
+    assert len(expected) == len(CONDITIONS) * len(LABELS)
+    assert {s: c for s, c, _ in got} == expected  # one search per (condition, label), only its own condition
+    assert all(n == 3 for _, _, n in got)
+    figures("16-ids", searches=len(got), naive_collisions=len(naive) - len(set(naive)), cross_condition=0)

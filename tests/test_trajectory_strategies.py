@@ -34,7 +34,7 @@ def run(strategy, objective=None, batch=4):
     return strategy
 
 
-# -- multi-fidelity -------------------------------------------------------------------------------------
+# -- multi-fidelity --------------------------------------------------------------------------------------------------
 def test_plan_in_steps():
     assert schedule_steps([0.2], 15) == [3] and schedule_steps([0.2, 0.5], 10) == [2, 5]
     assert plan(300, [3], 15, 0.25) == [48, 12]  # 48·3 + 12·12 = 288 <= 300 < 49·3 + 13·12
@@ -54,7 +54,7 @@ def test_promoted_previews_continue_their_trajectory():
     assert s.preview_rank_correlation() == pytest.approx(1.0)  # the fake objective's previews are exact
 
 
-# -- fk-steering ---------------------------------------------------------------------------------------
+# -- fk-steering -----------------------------------------------------------------------------------------------------
 def test_resampling_follows_the_weights():
     rng = np.random.default_rng(0)
     assert resample(np.array([0.0, 1.0, 0.0]), 5, rng, "systematic") == [1] * 5
@@ -88,7 +88,7 @@ def test_fk_failed_previews_get_no_offspring():
     assert not any(r.recipe.root in failed_roots for r in s.history if r.recipe.until is None)
 
 
-# -- tree-search ---------------------------------------------------------------------------------------
+# -- tree-search -----------------------------------------------------------------------------------------------------
 def test_tree_children_continue_or_branch_from_their_parent():
     s = run(TreeSearch(TreeSearchParams(levels=[0.2, 0.5], root_width=1.0, width=3), budget=20, seed=0))
     by_until = {u: [r.recipe for r in s.history if r.recipe.until == u] for u in (2, 5, None)}
@@ -111,7 +111,7 @@ def test_tree_descends_into_the_best_node():
     assert finals and finals[0].root == best_root  # the first leaf grows under the best screened node
 
 
-# -- end to end on the digits model --------------------------------------------------------------------
+# -- end to end on the digits model ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_setup():
     import eacps_digits
@@ -161,7 +161,7 @@ def test_branch_outside_the_schedule_is_refused_before_compute(digits_setup):
         gen.check([Recipe(seed=1, branches=(Branch(gen.default_steps, 0.5, 1),))])
 
 
-# -- kill -9 during a tree search resumes to the same winner without recomputing finished nodes ---------
+# -- kill -9 during a tree search resumes to the same winner without recomputing finished nodes ----------------------
 
 
 def _rows(out: Path) -> list[tuple]:

@@ -81,7 +81,7 @@ def test_the_store_keeps_the_parent_links(tmp_path):
     assert [c.seq for c in cands] == list(range(len(cands)))
 
 
-# -- parent links in linear time --------------------------------------------------------------------------------
+# -- parent links in linear time -------------------------------------------------------------------------------------
 def _pairwise(recipes: list[Recipe], total: int) -> tuple[list[int | None], list[int]]:
     """The rule, pairwise (the ledger before it was indexed; quadratic): the parent is the earlier path sharing the
     most calls (``Recipe.shared_calls``), then one whose path ends there, then the latest; the charge is the calls
