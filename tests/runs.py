@@ -1,22 +1,57 @@
-"""Helpers shared by the reliability modules (store readers, toy configs)."""
+"""Helpers for tests of whole runs: reading a run store, file digests, toy configs, the vlm plugin's test helpers.
+
+A test reads what a run stored through the store's own read API (``eacps.store.read_only`` and
+``Store.candidates``), never with SQL of its schema, so the schema can change without touching tests. Tests that
+deliberately damage or rewrite a store (torn WAL, tampered rows, an old store format) write with raw SQL.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from configs import edit, toy, write
 
+from eacps.store import Candidate, read_only
 
-def rows(run_dir: Path, cols: str = "search, seq, role, condition, recipe, status, potential, reason, scores") -> list:
-    """Every candidate row of a run store, in (search, seq) order (read with a plain sqlite connection)."""
-    db = sqlite3.connect(run_dir / "store.sqlite")
+DEFAULT_COLS = "search, seq, role, condition, recipe, status, potential, reason, scores"
+
+#: a stored column as the candidate read back gives it (the stored text for recipe, status and scores)
+_COLUMN: dict[str, Callable[[Candidate], Any]] = {
+    "recipe": lambda c: c.recipe.key,
+    "status": lambda c: c.status.value,
+    "scores": lambda c: json.dumps(c.scores, sort_keys=True),
+    "image": lambda c: c.image_path,
+}
+
+
+def candidates(run_dir: Path, *, search: str | None = None, role: str | None = None) -> list[Candidate]:
+    """Every stored candidate of a run directory (optionally of one search or role), in (search, role, seq)
+    order, read through the store's read API (every value validated)."""
+    store = read_only(run_dir)
     try:
-        return db.execute(f"SELECT {cols} FROM candidates ORDER BY search, role, seq").fetchall()
+        return store.candidates(search, role)
     finally:
-        db.close()
+        store.close()
+
+
+def rows(run_dir: Path, cols: str = DEFAULT_COLS, *, order: str = "search") -> list[tuple]:
+    """Every candidate of a run store as tuples of the named columns (``recipe``, ``status``, ``scores`` as stored
+    text, ``image`` the image name; any other name a ``Candidate`` field), in (search, role, seq) order or, with
+    ``order="id"``, in the order stored."""
+    cands = candidates(run_dir)
+    if order == "id":
+        cands.sort(key=lambda c: c.id)
+    names = [n.strip() for n in cols.split(",")]
+    return [tuple(_COLUMN[n](c) if n in _COLUMN else getattr(c, n) for n in names) for c in cands]
+
+
+def count(run_dir: Path, *, role: str | None = None) -> int:
+    """How many candidates a run store holds (of one role)."""
+    return len(candidates(run_dir, role=role))
 
 
 def digest(run_dir: Path) -> dict[str, str]:
@@ -63,3 +98,17 @@ def vlm_test_helpers(module: str = "conftest"):
         pkg.__path__ = [str(Path(__file__).parents[1] / "plugins" / "eacps-vlm" / "tests")]
         sys.modules["eacps_vlm_tests"] = pkg
     return importlib.import_module(f"eacps_vlm_tests.{module}")
+
+
+def run_config(cfg_path: Path, out: Path, *extra: str) -> int:
+    """``eacps run CFG --out OUT --quiet`` in process; the exit code."""
+    from eacps.cli import main
+
+    return main(["run", str(cfg_path), "--out", str(out), "--quiet", *extra])
+
+
+def one_line_error(capsys) -> str:
+    """The command's stderr, checked to be one ``eacps: error:`` line and no traceback."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("eacps: error: ") and "Traceback" not in err, err
+    return err.strip()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import configs
 import pytest
-from runs import rows, toy_config
+from runs import one_line_error, rows, run_config, toy_config
 
 from eacps.cli import main
 
@@ -483,3 +483,50 @@ def test_a_judge_without_key_or_endpoint_is_refused_before_the_first_batch(tmp_p
         assert expect in err and "k-not-secret" not in err, err
         assert not out.exists() and not log.exists()  # nothing written, nothing generated
     figures("20-failed-runs", judges_refused_before_compute=len(cases), candidates_generated=0)
+
+
+# -- one-line errors and exit codes of eacps run (moved from tests/test_cli_defects.py) ------------------------------
+DIGITS = {
+    "generator": {"name": "digits", "params": {"steps": 15}},
+    "potential": {"criteria": {"identity": {"scorer": "digits-identity"}}},
+    "search": {"strategy": "best-of-n", "budget": 2, "batch_size": 2},
+    "conditions": [{"id": "three", "class_label": 3, "extra": {"reference_index": 59}}],
+}
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("conditions.0.extra.reference_index", "abc", "conditions.0 ('three'): reference index must be an int, got str"),
+    ("generator.params.device", "cuda:7", "generator.params.device: no such device 'cuda:7'"),
+    ("generator.params.device", "cuda:x", "generator.params.device: no such device 'cuda:x'"),
+])
+def test_plugin_input_errors_are_one_line(tmp_path, capsys, path, value, expected):
+    assert run_config(configs.write(tmp_path / "c.toml", configs.edit(DIGITS, path, value)), tmp_path / "run") == 2
+    assert expected in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_pointing_at_a_file_is_one_line(tmp_path, toy_plugin, capsys):
+    f = tmp_path / "file"
+    f.write_text("mine")
+    cfg = configs.write(tmp_path / "c.toml", configs.toy())
+    for argv in (["run", str(cfg), "--out", str(f)], ["demo", "--out", str(f)],
+                 ["landscape", str(tmp_path / "c.toml"), "--out", str(f)]):
+        assert main(argv) == 2
+        assert "Invalid value for '--out'" in one_line_error(capsys) and f.read_text() == "mine"
+
+
+def test_output_is_the_default_run_directory(tmp_path, toy_plugin, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfgs").mkdir()
+    cfg = configs.write(tmp_path / "cfgs" / "c.toml", {**configs.toy(budget=4), "output": "my-run"})
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert (tmp_path / "cfgs" / "my-run" / "store.sqlite").exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_candidate_failed_exits_1_and_prints_the_table(tmp_path, toy_plugin, capsys):
+    out = tmp_path / "run"
+    cfg = configs.edit(configs.toy(budget=4), "generator.params", {"fail_all": True})
+    assert run_config(configs.write(tmp_path / "c.toml", cfg), out) == 1
+    captured = capsys.readouterr()
+    assert "every candidate FAILED" in captured.err and captured.err.count("\n") == 1
+    assert "100.0%" in captured.out  # the table is still printed

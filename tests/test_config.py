@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from configs import edit, leaves, toy, write
-from runs import digest, rows, toy_cfg, toy_config, vlm_test_helpers
+from runs import count, digest, one_line_error, rows, run_config, toy_cfg, toy_config, vlm_test_helpers
 
 from eacps.cli import main
 from eacps.config import load_config
@@ -269,3 +269,99 @@ def test_api_key_never_leaks(tmp_path, toy_plugin, capsys, monkeypatch, figures)
         http_401_failed=len(judged),
         leaks=0,
     )
+
+
+# -- config values and their one-line errors (moved from tests/test_cli_defects.py) ----------------------------------
+@pytest.mark.parametrize("path, value, expected", [
+    ("potential.criteria.realism.weight", float("inf"), "potential.criteria.realism.weight: must be a finite number"),
+    ("potential.criteria.realism.calibration", {"kind": "affine", "scale": float("nan")},
+     "potential.criteria.realism.calibration.scale: must be a finite number (got nan)"),
+    ("search.budget", True, "search.budget: must be a number, not a boolean (got true)"),
+    ("search.params", {"k_global": True}, "search.params.k_global: must be a number, not a boolean"),
+    ("generator.params", {"sleep": float("-inf")}, "generator.params.sleep: must be a finite number (got -inf)"),
+    ("conditions.0.extra", {"x": [1.0, float("nan")]}, "conditions.0.extra.x.1: must be a finite number"),
+])
+def test_non_finite_numbers_and_booleans_for_numbers_are_refused(tmp_path, toy_plugin, capsys, path, value,
+                                                                  expected):
+    assert run_config(write(tmp_path / "c.toml", edit(toy(), path, value)), tmp_path / "run") == 2
+    assert expected in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    ("potential.criteria.consistency.params", {"api_key_env": "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123"}, "AbCdEf"),
+    ("potential.criteria.consistency.params", {"base_url": "https://user:s3cr3tKEYvalue@judge.example/v1"},
+     "s3cr3t"),
+    ("generator.params", {"model": "https://hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123@example.org/m"}, "AbCdEf"),
+    ("conditions.1.extra", {"endpoint": "http://t0kenVALUE@10.0.0.1:8000"}, "t0ken"),
+])
+def test_key_shaped_values_are_refused_without_echoing_them(tmp_path, toy_plugin, capsys, path, value, needle):
+    assert run_config(write(tmp_path / "c.toml", edit(toy(), path, value)), tmp_path / "run") == 2
+    err = one_line_error(capsys)
+    assert err.startswith(f"eacps: error: {path}.{next(iter(value))}: ") and "environment variable" in err, err
+    assert needle in next(iter(value.values())) and needle not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_search_errors_are_labelled_with_their_searches_entry(tmp_path, toy_plugin, capsys):
+    cfg = toy()
+    del cfg["search"]
+    cfg["searches"] = [{"strategy": "best-of-n", "budget": 4}, {"strategy": "nope", "label": "x"}]
+    assert run_config(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.1.strategy: unknown strategy 'nope'" in one_line_error(capsys)
+    cfg["searches"][1] = {"strategy": "eacps", "params": {"warp": 1}}
+    assert run_config(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.1.params.warp: unknown parameter" in one_line_error(capsys)
+    cfg["searches"][1] = {"strategy": "eacps", "budget": True}
+    assert run_config(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.1.budget: must be a number" in one_line_error(capsys)
+    cfg["searches"][1] = {"strategy": "adaptive", "params": {"strategy": "eacps", "params": {"warp": 1}}}
+    assert run_config(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2  # a wrapper's inner params too
+    assert "eacps: error: searches.1.params.params.warp: unknown parameter" in one_line_error(capsys)
+    cfg["searches"][1] = {"strategy": "adaptive", "params": {"strategy": "adaptive"}}
+    assert run_config(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.1.params.strategy: adaptive cannot wrap itself" in one_line_error(capsys)
+    cfg["searches"] = [{"strategy": "fk-steering", "budget": 4}]  # one [[searches]] entry is still searches.0
+    assert run_config(write(tmp_path / "c.toml", cfg), tmp_path / "run") == 2
+    assert "eacps: error: searches.0.strategy: strategy 'fk-steering' needs stepping" in one_line_error(capsys)
+
+
+def test_unreadable_configs_are_one_line(tmp_path, toy_plugin, capsys):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('[[conditions]]\nid = "caf\xe9"\n'.encode("latin-1"))  # text: bytes that are not UTF-8
+    assert run_config(bad, tmp_path / "run") == 2
+    assert "config: " in (err := one_line_error(capsys)) and "not UTF-8 text" in err
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")  # text: nesting past the TOML parser's recursion
+    assert run_config(deep, tmp_path / "run") == 2
+    assert "nested more than 32 levels deep" in one_line_error(capsys)
+    nested: list = []
+    for _ in range(39):
+        nested = [nested]  # 40 levels of arrays
+    write(deep, {"x": nested})  # parsed by tomllib, refused by eacps
+    assert run_config(deep, tmp_path / "run") == 2
+    assert "nested more than 32 levels deep" in one_line_error(capsys)
+    assert run_config(tmp_path, tmp_path / "run") == 2  # a directory
+    assert "is a directory, not a TOML file" in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_accepts_an_equivalent_config_that_spells_out_defaults(tmp_path, toy_plugin, capsys):
+    out = tmp_path / "run"
+    assert run_config(write(tmp_path / "c.toml", toy()), out) == 0
+    n = count(out)
+    spelled = toy()
+    del spelled["search"]
+    spelled["searches"] = [{"strategy": "eacps", "label": "eacps", "budget": 20, "batch_size": 6, "seed": 0,
+                            "prior_seed": 0, "params": {"k_global": 8, "m": 3, "k_local": 4,
+                                                        "neighborhood": "seed-offset"}}]
+    spelled["potential"]["criteria"]["realism"].update(weight=4.0, params={"pixel": 0})
+    spelled["potential"]["calibration_samples"] = 8
+    spelled["generator"]["params"] = {"steps": 10}
+    spelled["executor"] = {"name": "inline"}  # where batches run is not what the results depend on
+    spelled["output"] = "elsewhere"
+    assert run_config(write(tmp_path / "spelled.toml", spelled), out) == 0
+    assert count(out) == n  # resumed: nothing computed again
+    changed = edit(spelled, "potential.criteria.realism.weight", 2.0)
+    assert run_config(write(tmp_path / "changed.toml", changed), out) == 2
+    assert "first difference: potential.criteria.realism.weight" in one_line_error(capsys)

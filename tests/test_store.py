@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import pathlib
 import random
@@ -21,7 +22,7 @@ import configs
 import pytest
 import toy
 from configs import edit, write
-from runs import digest, rows, toy_config
+from runs import digest, rows, run_config, toy_config
 from test_resume_kill import config, start, wait_for_rows
 from test_resume_kill import rows as resume_rows
 
@@ -50,7 +51,7 @@ def toy_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("store")
     plugins.register_plugin(toy)
     try:
-        cfg = configs.write(tmp / "cfg.toml", configs.toy(budget=6))
+        cfg = write(tmp / "cfg.toml", configs.toy(budget=6))
         assert main(["run", str(cfg), "--out", str(tmp / "run"), "--quiet"]) == 0
     finally:
         plugins.unregister_plugin(toy)
@@ -94,8 +95,8 @@ def test_a_run_directory_is_opened_by_its_own_name(tmp_path, toy_run, capsys, na
 def test_a_second_config_is_refused_whatever_the_directory_name(tmp_path, toy_plugin, capsys):
     """A different config into ``runs/exp#1`` was accepted (its identity check read ``runs/exp``)."""
     out = tmp_path / "runs" / "exp#1"
-    first = configs.write(tmp_path / "a.toml", configs.toy(budget=4))
-    second = configs.write(tmp_path / "b.toml", configs.toy(budget=4, strategy="best-of-n"))
+    first = write(tmp_path / "a.toml", configs.toy(budget=4))
+    second = write(tmp_path / "b.toml", configs.toy(budget=4, strategy="best-of-n"))
     assert main(["run", str(first), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
     before = _digest(out)
@@ -203,7 +204,7 @@ def test_show_escapes_control_characters_of_stored_strings(tmp_path, toy_plugin,
     """Condition ids (and so search ids) with ESC[2J and an OSC title sequence print escaped, not raw."""
     cfg = configs.toy(budget=4)
     cfg["conditions"] = [{"id": "evil\x1b[2J\x1b]0;pwned\x07", "prompt": "x"}]
-    path = configs.write(tmp_path / "cfg.toml", cfg)
+    path = write(tmp_path / "cfg.toml", cfg)
     out = tmp_path / "run"
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
@@ -237,7 +238,7 @@ def test_a_deleted_lock_file_under_a_real_run_is_named(tmp_path):
 
     out = tmp_path / "run"
     cfg = config(tmp_path, tmp_path / "gen.log")
-    configs.write(cfg, configs.edit(tomllib.loads(cfg.read_text()), "generator.params.sleep", 1.0))
+    write(cfg, edit(tomllib.loads(cfg.read_text()), "generator.params.sleep", 1.0))
     first = start(cfg, out)
     try:
         wait_for_rows(out, 3, first)
@@ -659,3 +660,62 @@ def test_adversarial_ids_give_distinct_searches(tmp_path, toy_plugin, figures):
     assert {s: c for s, c, _ in got} == expected  # one search per (condition, label), only its own condition
     assert all(n == 3 for _, _, n in got)
     figures("16-ids", searches=len(got), naive_collisions=len(naive) - len(set(naive)), cross_condition=0)
+
+
+# -- condition texts, old store formats, search ids (moved from tests/test_cli_defects.py) ---------------------------
+def test_a_condition_text_is_stored_once(tmp_path, toy_plugin):
+    prompt = "a very long prompt " * 50_000  # ~1 MB
+    cfg = configs.toy(budget=6, strategy="best-of-n")
+    cfg["conditions"] = [{"id": "long", "prompt": prompt}]
+    out = tmp_path / "run"
+    assert run_config(write(tmp_path / "c.toml", cfg), out) == 0
+    db = sqlite3.connect(out / "store.sqlite")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = (out / "store.sqlite").stat().st_size
+    assert db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0] == 7
+    db.close()
+    # the config (meta) and the conditions table hold it once each; 7 candidate rows used to hold 7 more copies
+    assert size < 3 * len(prompt), size
+    from eacps.store import read_only
+
+    ro = read_only(out)
+    assert ro.condition_json("long")["prompt"] == prompt
+    ro.close()
+
+
+def test_a_store_written_before_the_conditions_table_still_reads_and_resumes(tmp_path, toy_plugin, capsys):
+    out = tmp_path / "run"
+    cfg = write(tmp_path / "c.toml", configs.toy(budget=8, strategy="best-of-n"))
+    assert run_config(cfg, out) == 0
+    db = sqlite3.connect(out / "store.sqlite")  # rewrite it in the old format: a condition_json per candidate
+    db.execute("ALTER TABLE candidates ADD COLUMN condition_json TEXT NOT NULL DEFAULT ''")
+    db.execute("UPDATE candidates SET condition_json = (SELECT json FROM conditions WHERE id = candidates.condition)")
+    db.execute("DELETE FROM candidates WHERE seq >= 4 AND role = 'search'")  # a run killed half way
+    db.execute("DROP TABLE conditions")
+    db.execute("DROP TABLE searches")
+    db.commit()
+    db.close()
+    assert main(["show", str(out)]) == 0 and "a/best-of-n/b8/s0" in capsys.readouterr().out
+    assert run_config(cfg, out) == 0  # resumes the old store
+    db = sqlite3.connect(out / "store.sqlite")
+    rows = db.execute("SELECT condition, condition_json FROM candidates WHERE seq >= 4 AND role = 'search'").fetchall()
+    db.close()
+    assert len(rows) == 8 and all(json.loads(j)["id"] == c for c, j in rows)
+    assert main(["report", str(out)]) == 0
+
+
+def test_search_ids_are_unambiguous(tmp_path, toy_plugin, capsys):
+    cfg = configs.toy()
+    del cfg["search"]
+    cfg["searches"] = [{"strategy": "best-of-n", "label": "q/r", "budget": 6}, {"strategy": "eacps", "label": "r",
+                                                                                 "budget": 6}]
+    cfg["conditions"] = [{"id": "p", "prompt": "first"}, {"id": "p/q", "prompt": "second"}]
+    out = tmp_path / "run"
+    assert run_config(write(tmp_path / "c.toml", cfg), out) == 0
+    db = sqlite3.connect(out / "store.sqlite")
+    per_search = db.execute("SELECT search, COUNT(DISTINCT condition), COUNT(*) FROM candidates "
+                            "WHERE role = 'search' GROUP BY search").fetchall()
+    db.close()
+    assert len(per_search) == 4, per_search  # p/q/r/b6/s0 used to be the id of two searches
+    assert all(n_cond == 1 and n == 6 for _, n_cond, n in per_search), per_search
+    assert {"p/q%2Fr/b6/s0", "p%2Fq/r/b6/s0"} <= {s for s, _, _ in per_search}
