@@ -22,15 +22,16 @@ import pytest
 import torch
 from configs import digits, edit, write
 from eacps_digits.generator import DigitsGenerator, DigitsParams
+from runs import digest, rows, toy_config
+from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer
+
+from eacps import Condition, Generated, Recipe, Status, hookimpl, plugins
+from eacps.batch import Batch, BatchComputer, image_problem, is_oom
+from eacps.cli import main
+from eacps.potential import Calibration, Criterion, Potential
+from eacps.store import load_png, quantize
 
 #: per run name: the batch sizes asked for, and the noise each recipe key was handed to the model with
-from runs import digest, rows, toy_config
-from toy import ToyGenerator, ToyMeanScorer
-
-from eacps import Generated, hookimpl, plugins
-from eacps.cli import main
-from eacps.store import load_png
-
 CALLS: dict[str, list[int]] = {}
 NOISES: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -209,3 +210,143 @@ def test_black_nan_and_safety_images_are_filtered_not_scored(tmp_path, toy_plugi
     assert all(np.isfinite(im).all() and im.max() > 0 for im in SEEN)
     assert all(r[6] is not None for r in ok)
     figures("5-filtered", faults=len(filtered), candidates_checked=len(all_rows), scored=0)
+
+
+# -- the batch computer on the toy generator ---------------------------------------------------------------------------
+def toy_computer(gen=None, *, timeout_s=None, **criteria) -> BatchComputer:
+    crit = [Criterion(name, scorer, 1.0) for name, scorer in (criteria or {"consistency": ToyMeanScorer()}).items()]
+    return BatchComputer(gen or ToyGenerator(), Potential(crit), timeout_s=timeout_s)
+
+
+def test_images_are_quantized_to_8_bits_and_each_equals_its_recipe_generated_alone():
+    comp = toy_computer()
+    cond = Condition("c")
+    recipes = tuple(Recipe.from_seed(s) for s in range(5))
+    gens = comp.generate(Batch(recipes, cond))
+    for r, g in zip(recipes, gens, strict=True):
+        assert g.status is Status.OK
+        assert np.array_equal(g.image * 255, np.round(g.image * 255))  # what is stored is what is scored
+        alone = ToyGenerator().generate([r], cond)[0].image
+        assert np.array_equal(g.image, quantize(alone))
+
+
+def test_recipes_are_generated_in_groups_of_one_schedule():
+    calls = []
+
+    class Spy(ToyGenerator):
+        def generate(self, recipes, condition, *, steps=None):
+            calls.append((len(recipes), steps))
+            return super().generate(recipes, condition, steps=steps)
+
+    comp = toy_computer(Spy())
+    recipes = (Recipe.from_seed(0), Recipe.from_seed(1, steps=4), Recipe.from_seed(2), Recipe.from_seed(3, steps=4))
+    gens = comp.generate(Batch(recipes, Condition("c")))
+    assert sorted(calls) == [(2, 4), (2, 10)]
+    # the same seed at another schedule is another image: each group ran at its own steps
+    assert not np.array_equal(gens[1].image, comp.generate(Batch((Recipe.from_seed(1),), Condition("c")))[0].image)
+    assert [comp.steps_of(r) for r in recipes] == [10, 4, 10, 4]
+
+
+@pytest.mark.parametrize("image, level, problem", [
+    (None, 1e-6, "generator returned no image"),
+    (np.full((2, 2, 1), np.nan, np.float32), 1e-6, "NaN/inf in image"),
+    (np.full((2, 2, 1), np.inf, np.float32), 1e-6, "NaN/inf in image"),
+    (np.zeros((2, 2, 1), np.float32), 1e-6, "all-black image"),
+    (np.full((2, 2, 1), 0.01, np.float32), 0.02, "all-black image"),  # below the generator's own black level
+    (np.full((2, 2, 1), 0.01, np.float32), 1e-6, None),
+])
+def test_image_problem(image, level, problem):
+    assert image_problem(image, level) == problem
+
+
+def test_black_images_are_filtered_and_never_scored():
+    scored = []
+
+    class Counting(ToyMeanScorer):
+        def score(self, images, condition):
+            scored.append(len(images))
+            return super().score(images, condition)
+
+    comp = toy_computer(ToyGenerator(ToyGeneratorParams(black_below=0.0)), consistency=Counting())
+    recipes = tuple(Recipe.from_seed(s) for s in range(12))
+    pairs = comp.compute(Batch(recipes, Condition("c")))
+    black = [g for g, _ in pairs if g.status is Status.FILTERED]
+    assert 0 < len(black) < 12
+    assert all(g.reason == "all-black image" and sc is None for g, sc in pairs if g.status is Status.FILTERED)
+    assert all(sc is not None and sc.potential is not None for g, sc in pairs if g.status is Status.OK)
+    assert sum(scored) == 12 - len(black)
+
+
+def test_a_failing_generator_fails_its_group_with_the_reason():
+    comp = toy_computer(ToyGenerator(ToyGeneratorParams(fail_all=True)))
+    pairs = comp.compute(Batch((Recipe.from_seed(0), Recipe.from_seed(1)), Condition("c")))
+    assert [(g.status, g.reason, sc) for g, sc in pairs] == [
+        (Status.FAILED, "generator (toy): RuntimeError: toy generator exploded", None)] * 2
+
+
+def test_a_generator_returning_too_few_outputs_fails_the_batch():
+    class Short(ToyGenerator):
+        def generate(self, recipes, condition, *, steps=None):
+            return super().generate(recipes, condition, steps=steps)[:-1]
+
+    gens = toy_computer(Short()).generate(Batch((Recipe.from_seed(0), Recipe.from_seed(1)), Condition("c")))
+    assert all(g.status is Status.FAILED and "returned 1 outputs for 2 recipes" in g.reason for g in gens)
+
+
+def test_a_generator_call_past_the_time_limit_fails_its_candidates():
+    comp = toy_computer(ToyGenerator(ToyGeneratorParams(sleep=2.0)), timeout_s=0.2)
+    gens = comp.generate(Batch((Recipe.from_seed(0),), Condition("c")))
+    assert gens[0].status is Status.FAILED and "timed out after 0.2 s" in gens[0].reason
+
+
+class OOMToy(ToyGenerator):
+    """The toy generator raising out-of-memory for calls above ``fits`` recipes (a GPU's behaviour)."""
+
+    def __init__(self, fits: int):
+        super().__init__()
+        self.fits, self.sizes = fits, []
+
+    def generate(self, recipes, condition, *, steps=None):
+        self.sizes.append(len(recipes))
+        if len(recipes) > self.fits:
+            raise torch.OutOfMemoryError(f"CUDA out of memory (injected at {len(recipes)})")
+        return super().generate(recipes, condition, steps=steps)
+
+
+def test_out_of_memory_halves_the_batch_and_later_calls_start_at_the_size_that_fitted():
+    cond, recipes = Condition("c"), tuple(Recipe.from_seed(s) for s in range(8))
+    ref = toy_computer().generate(Batch(recipes, cond))
+    gen = OOMToy(fits=2)
+    comp = toy_computer(gen)
+    gens = comp.generate(Batch(recipes, cond))
+    assert gen.sizes == [8, 4, 2, 2, 4, 2, 2]
+    assert comp.fits == 2
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(gens, ref, strict=True))
+    gen.sizes.clear()
+    comp.generate(Batch(recipes, cond))
+    assert gen.sizes == [2, 2, 2, 2]  # no more out-of-memory errors
+
+
+def test_out_of_memory_at_batch_size_1_fails_the_candidate():
+    pairs = toy_computer(OOMToy(fits=0)).compute(Batch((Recipe.from_seed(0), Recipe.from_seed(1)), Condition("c")))
+    assert all(g.status is Status.FAILED and g.reason.startswith("out of memory at batch size 1 (toy)")
+               for g, _ in pairs)
+    assert is_oom(torch.OutOfMemoryError("x")) and is_oom(RuntimeError("CUDA out of memory."))
+    assert not is_oom(RuntimeError("shape mismatch"))
+
+
+def test_a_calibration_batch_gets_raw_scores_with_its_first_image_as_prior():
+    seen = []
+
+    class PriorScorer(ToyMeanScorer):
+        def score(self, images, condition):
+            seen.append(condition.prior)
+            return super().score(images, condition)
+
+    pot = Potential([Criterion("consistency", PriorScorer(), 1.0, calibration=Calibration(kind="standardize"))])
+    comp = BatchComputer(ToyGenerator(), pot)
+    recipes = tuple(Recipe.from_seed(s) for s in range(3))
+    pairs = comp.compute(Batch(recipes, Condition("c"), calibrate="potential"))
+    assert np.array_equal(seen[0], pairs[0][0].image)  # the prior's seed comes first
+    means = [10.0 * float(np.mean(g.image)) for g, _ in pairs]
+    assert [sc.scores["consistency"] for _, sc in pairs] == pytest.approx(means)  # raw: not standardized
