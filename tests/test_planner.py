@@ -20,10 +20,15 @@ import time
 from pathlib import Path
 
 import crashing
+import numpy as np
 import pytest
 from configs import digits, edit, toy, write
 from runs import rows
 
+from eacps import Condition, Generated, Recipe, Status
+from eacps.planner import CRASH_FILE, INFLIGHT_META, MAX_DEATHS, Planner, cache_key
+from eacps.potential import Scored
+from eacps.store import Store
 from eacps.strategy import SeedStream
 
 KILLS = 20
@@ -241,3 +246,127 @@ def test_a_batch_that_ends_the_process_twice_is_failed_and_the_run_completes(tmp
     assert all(a == b for a, b in others)  # every other candidate exactly as without the fault
     figures("19-crashing-plugins", process_deaths=2, runs=len(codes), batches_skipped=len(skipped) // 3,
             candidates_checked=len(final), other_candidates_changed=0)
+
+
+# -- the planner on a real store: cache keys, plan, commit, the in-flight log ------------------------------------------
+def planner(store: Store, generator_fp: str = "gen") -> Planner:
+    return Planner(store, generator_fp, lambda r: ("pot", r.steps or 10))
+
+
+def ok(image_value: float = 0.5) -> tuple[Generated, Scored]:
+    return Generated(np.full((4, 4, 1), image_value, np.float32)), Scored({"m": 5.0}, 5.0, None)
+
+
+def test_a_cache_key_names_everything_a_candidate_depends_on():
+    cond, r = Condition("c", prompt="p"), Recipe.from_seed(1)
+    key = cache_key("gen", "pot", cond, r, 10)
+    assert key == cache_key("gen", "pot", Condition("c", prompt="p"), Recipe.from_seed(1), 10)
+    assert key == cache_key("gen", "pot", cond, r.with_steps(10), 10)  # steps count once, from the argument
+    others = [cache_key("gen2", "pot", cond, r, 10), cache_key("gen", "pot2", cond, r, 10),
+              cache_key("gen", "pot", Condition("c", prompt="q"), r, 10), cache_key("gen", "pot", cond, r, 11),
+              cache_key("gen", "pot", cond, Recipe.from_seed(2), 10),
+              cache_key("gen", "pot", cond.with_prior(np.zeros((4, 4, 1), np.float32)), r, 10)]
+    assert len({key, *others}) == 1 + len(others)
+
+
+def test_a_planned_batch_is_computed_once_then_resumed_then_served_to_another_search(tmp_path):
+    cond, recipes = Condition("c"), [Recipe.from_seed(s) for s in range(3)]
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        b = p.plan(recipes, cond, search="s1", seq0=0, role="search", strategy="best-of-n")
+        assert b.todo == [0, 1, 2] and b.cands == [None] * 3
+        rows_ = p.commit(b, [ok(0.1), ok(0.2), ok(0.3)], [10, 10, 10])
+        assert [c.seq for c in rows_] == [0, 1, 2] and b.computed == [True] * 3
+        assert [c.id is not None for c in rows_] == [True] * 3 and store.generated == 3
+        again = p.plan(recipes, cond, search="s1", seq0=0, role="search", strategy="best-of-n")
+        assert again.todo == [] and [c.id for c in again.cands] == [c.id for c in rows_] and again.new == []
+        other = p.plan(recipes[1:], cond, search="s2", seq0=5, role="search", strategy="eacps")
+        assert other.todo == [] and [c.reused_from for c in other.new] == [rows_[1].id, rows_[2].id]
+        assert [(c.search, c.seq, c.strategy, c.id) for c in other.new] == [("s2", 5, "eacps", None),
+                                                                            ("s2", 6, "eacps", None)]
+        p.commit(other, None, [])
+        assert store.generated == 3  # served, not computed
+        uncached = p.plan(recipes[:1], cond, search="s3", seq0=0, role="search", strategy=None, cache=False)
+        assert uncached.todo == [0]
+        assert len(store.candidates()) == 5
+
+
+def test_a_failed_score_is_a_failed_candidate_with_the_reason_and_its_other_scores(tmp_path):
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        b = p.plan([Recipe.from_seed(0), Recipe.from_seed(1)], Condition("c"), search="s", seq0=0, role="search",
+                   strategy=None)
+        bad = (Generated(np.full((4, 4, 1), 0.5, np.float32)), Scored({"m": 5.0}, None, "criterion x: returned NaN"))
+        c_bad, c_gen = p.commit(b, [bad, (Generated.failed("generator (toy): boom"), None)], [10, 10])
+    assert (c_bad.status, c_bad.reason, c_bad.scores, c_bad.potential) == (
+        Status.FAILED, "criterion x: returned NaN", {"m": 5.0}, None)
+    assert c_bad.image_path is not None  # its image is kept
+    assert (c_gen.status, c_gen.reason, c_gen.image_path) == (Status.FAILED, "generator (toy): boom", None)
+
+
+def test_calibration_rows_are_never_served_as_search_candidates(tmp_path):
+    cond, r = Condition("c"), [Recipe.from_seed(0)]
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        cal = p.plan(r, cond, search="calibration/c/0", seq0=0, role="calibration", strategy=None, cache=False)
+        (row,) = p.commit(cal, [ok()], [10])
+        assert row.cache_key.startswith("calibration:") and row.image_path is None
+        assert store.generated == 0  # calibration work is not a generated candidate
+        assert p.plan(r, cond, search="s", seq0=0, role="search", strategy=None).todo == [0]
+
+
+def test_a_batch_in_flight_when_the_process_was_killed_is_named_and_computed_alone(tmp_path):
+    cond, recipes = Condition("c"), [Recipe.from_seed(0)]
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        b = p.plan(recipes, cond, search="s", seq0=0, role="search", strategy=None)
+        p.begin(b)
+        assert store.get_meta(INFLIGHT_META) == {b.id: {"what": b.describe()}}
+    with Store.open(tmp_path) as store:  # the next process: no crash evidence (SIGKILL)
+        p = planner(store)
+        (line,) = p.recover()
+        assert "was killed while computing batch" in line and "computed alone" in line
+        assert store.get_meta(INFLIGHT_META) == {} and p.recover() == []
+        again = p.plan(recipes, cond, search="s", seq0=0, role="search", strategy=None)
+        assert again.id == b.id and again.alone and again.deaths == 0 and p.killed_reason(again) is None
+
+
+def test_a_batch_that_killed_the_process_twice_is_skipped_with_the_reason(tmp_path):
+    cond, recipes = Condition("c"), [Recipe.from_seed(0), Recipe.from_seed(1)]
+    for death in range(1, MAX_DEATHS + 1):
+        with Store.open(tmp_path) as store:
+            p = planner(store)
+            b = p.plan(recipes, cond, search="s", seq0=0, role="search", strategy=None)
+            assert b.deaths == death - 1
+            p.begin(b)
+        (tmp_path / CRASH_FILE).write_text("Fatal Python error: Segmentation fault\n")
+        with Store.open(tmp_path) as store:
+            (line,) = planner(store).recover()
+            assert "died while computing" in line and f"died with it {death} time(s)" in line
+            assert not (tmp_path / CRASH_FILE).exists()
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        b = p.plan(recipes, cond, search="s", seq0=0, role="search", strategy=None)
+        assert b.deaths == MAX_DEATHS and "died 2 times while computing this batch" in p.killed_reason(b)
+
+
+def test_abandon_forgets_this_processs_batches_in_flight(tmp_path):
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        b = p.plan([Recipe.from_seed(0)], Condition("c"), search="s", seq0=0, role="search", strategy=None)
+        p.begin(b)
+        p.abandon()
+        assert store.get_meta(INFLIGHT_META) == {}
+    with Store.open(tmp_path) as store:
+        assert planner(store).recover() == []
+
+
+def test_commit_removes_the_in_flight_record_in_the_batchs_transaction(tmp_path):
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        a = p.plan([Recipe.from_seed(0)], Condition("c"), search="s", seq0=0, role="search", strategy=None)
+        b = p.plan([Recipe.from_seed(1)], Condition("c"), search="s", seq0=1, role="search", strategy=None)
+        p.begin(a)
+        p.begin(b)
+        p.commit(a, [ok()], [10], meta={"note": 1})
+        assert set(store.get_meta(INFLIGHT_META)) == {b.id} and store.get_meta("note") == 1
