@@ -13,12 +13,27 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from configs import edit, leaves, toy, write
 from runs import count, digest, one_line_error, rows, run_config, toy_cfg, toy_config, vlm_test_helpers
 
 from eacps.cli import main
-from eacps.config import load_config
+from eacps.config import (
+    ConfigError,
+    SearchConfig,
+    build_conditions,
+    build_potential,
+    check_fields,
+    check_values,
+    default_run_dir,
+    first_difference,
+    load_config,
+    normalized,
+    parse_config,
+    stored_difference,
+)
+from eacps.store import save_png
 
 EDITS = [  # ({dotted path: the bad value}, the field the message must name)
     ({"search.strategy": "nope"}, "search.strategy: unknown strategy 'nope'"),
@@ -365,3 +380,98 @@ def test_resume_accepts_an_equivalent_config_that_spells_out_defaults(tmp_path, 
     changed = edit(spelled, "potential.criteria.realism.weight", 2.0)
     assert run_config(write(tmp_path / "changed.toml", changed), out) == 2
     assert "first difference: potential.criteria.realism.weight" in one_line_error(capsys)
+
+
+# -- parse_config and the normalized config, in process ---------------------------------------------------------------
+def test_parse_config_gives_a_validated_config_with_defaults(toy_plugin):
+    cfg = parse_config(toy(budget=12))
+    (s,) = cfg.all_searches()
+    assert (s.strategy, s.budget, s.batch_size, cfg.executor.name) == ("eacps", 12, 6, "local")
+    assert [c.id for c in cfg.conditions] == ["a", "b"]
+    pot = build_potential(cfg.potential)
+    assert [(c.name, c.scorer.name) for c in pot.criteria] == [("realism", "toy-pixel"), ("consistency", "toy-mean")]
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("search.budget", -1, "search.budget: Input should be greater than"),
+    ("search.strategy", "nope", "search.strategy: unknown strategy 'nope'"),
+    ("generator.name", "toyy", "generator.name: unknown generator 'toyy'"),
+    ("potential.criteria.realism.scorer", "nope", "potential.criteria.realism.scorer: unknown scorer 'nope'"),
+    ("search.params", {"warp": 1}, "search.params.warp: unknown parameter; allowed: k_global"),
+    ("surprise", 1, "surprise: unknown field"),
+    ("conditions", [{"id": "a"}, {"id": "a"}], "condition ids must be unique; repeated: a"),
+    ("conditions", [], "no conditions: add [[conditions]] tables"),
+])
+def test_a_bad_config_is_one_error_naming_the_field(toy_plugin, path, value, message):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(edit(toy(), path, value))
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_names_false_leaves_unknown_plugins_to_the_caller(toy_plugin):
+    cfg = parse_config(edit(toy(), "generator.name", "not-installed"), names=False)
+    assert cfg.generator.name == "not-installed"
+
+
+def test_a_config_that_spells_out_defaults_normalizes_to_the_same_run(toy_plugin):
+    plain = parse_config(toy())
+    spelled = toy()
+    del spelled["search"]
+    spelled["searches"] = [{"strategy": "eacps", "label": "eacps", "budget": 20, "batch_size": 6}]
+    spelled["generator"]["params"] = {"steps": 10}
+    spelled["executor"] = {"name": "inline"}
+    assert normalized(parse_config(spelled)) == normalized(plain)
+    stored = plain.model_dump(mode="json")
+    assert stored_difference(stored, parse_config(spelled)) is None
+    assert stored_difference(stored, parse_config(edit(toy(), "generator.params", {"steps": 9}))) == \
+        "generator.params.steps"
+    other_search = parse_config(edit(toy(), "search.budget", 30))
+    assert stored_difference(stored, other_search) == "searches.0.budget"
+    assert stored_difference(stored, other_search, searches=False) is None  # compare/landscape pick their searches
+    assert stored_difference({"not": "a config"}, plain) == "(config)"
+    assert stored_difference(None, plain) is None
+
+
+def test_first_difference_names_the_first_differing_field():
+    assert first_difference({"a": {"b": [1, 2]}}, {"a": {"b": [1, 3]}}) == "a.b.1"
+    assert first_difference({"a": 1}, {"a": 1, "z": 2}) == "z"
+    assert first_difference([1], [1, 2]) == "(config)"
+    assert first_difference({"a": [1, {"x": None}]}, {"a": [1, {}]}) is None
+
+
+def test_check_values_names_the_field_and_never_echoes_a_key():
+    with pytest.raises(ConfigError, match=r"^search\.params\.x\.1: must be a finite number \(got nan\)$"):
+        check_values({"search": {"params": {"x": [1.0, float("nan")]}}})
+    key = "sk-" + "Ab1" * 8
+    with pytest.raises(ConfigError) as exc:
+        check_values({"potential": {"criteria": {"j": {"params": {"note": f"use {key}"}}}}})
+    assert str(exc.value).startswith("potential.criteria.j.params.note: looks like an API key") and key not in str(
+        exc.value)
+    with pytest.raises(ConfigError, match="a URL with credentials"):
+        check_values({"u": "https://me:pw@example.org/v1"})
+    check_values({"u": "https://example.org/v1", "n": 1.5, "api_key_env": "OPENAI_API_KEY"})  # fine
+
+
+def test_default_run_dir_is_output_beside_the_config_else_runs_config_name(toy_plugin, tmp_path):
+    assert default_run_dir(tmp_path / "exp.toml", parse_config(toy())) == Path("runs") / "exp"
+    assert default_run_dir(tmp_path / "exp.toml", parse_config(toy()), "-compare") == Path("runs") / "exp-compare"
+    assert default_run_dir(tmp_path / "c" / "exp.toml", parse_config({**toy(), "output": "out/here"})) == \
+        tmp_path / "c" / "out/here"
+
+
+def test_check_fields_makes_the_python_api_obey_the_config_rules():
+    check_fields(SearchConfig, budget=8, seed=0)
+    with pytest.raises(ConfigError, match=r"^budget: must be a number, not a boolean"):
+        check_fields(SearchConfig, budget=True)
+
+
+def test_build_conditions_adds_the_task_set_and_reads_references(toy_plugin, tmp_path):
+    save_png(np.full((4, 4, 1), 0.5, np.float32), tmp_path / "ref.png")
+    raw = {**toy(), "conditions": [{"id": "r", "reference": "ref.png"}], "tasks": {"name": "toy", "n": 2}}
+    conds = build_conditions(parse_config(raw), tmp_path)
+    assert [c.id for c in conds] == ["r", "toy0-0", "toy0-1"]
+    assert conds[0].reference.shape == (4, 4, 1) and conds[0].reference_path == "ref.png"
+    with pytest.raises(ConfigError, match=r"^conditions\.0\.reference: cannot read image"):
+        build_conditions(parse_config({**raw, "conditions": [{"id": "r", "reference": "missing.png"}]}), tmp_path)
+    with pytest.raises(ConfigError, match=r"^conditions: ids must be unique"):
+        build_conditions(parse_config({**raw, "conditions": [{"id": "toy0-1"}]}), tmp_path)
