@@ -112,3 +112,34 @@ def one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("eacps: error: ") and "Traceback" not in err, err
     return err.strip()
+
+
+def session_versions(run_dir: Path) -> list[dict[str, str]]:
+    """The library versions each session of a run recorded (``Store`` has no reader for its sessions table: this
+    is the one place tests read it)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{run_dir / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        return [json.loads(v) for (v,) in db.execute("SELECT versions FROM sessions ORDER BY id")]
+    finally:
+        db.close()
+
+
+def meta(run_dir: Path, key: str, default: Any = None) -> Any:
+    """A store meta value (``Store.get_meta``), read without writing."""
+    store = read_only(run_dir)
+    try:
+        return store.get_meta(key, default)
+    finally:
+        store.close()
+
+
+def best_by_search(run_dir: Path) -> dict[str, Candidate]:
+    """Each search's best OK candidate (the first asked among equal potentials), role ``search`` only."""
+    out: dict[str, Candidate] = {}
+    for c in candidates(run_dir, role="search"):
+        if c.status.value == "OK" and c.potential is not None and (
+                c.search not in out or c.potential > out[c.search].potential):
+            out[c.search] = c
+    return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
+import runs
 import toy
 from test_resume_kill import wait_for_rows
 
@@ -330,19 +331,11 @@ sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 
 
 def rows(out: Path) -> list[tuple]:
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        return db.execute("SELECT id, search, seq, recipe, status, potential FROM candidates ORDER BY id").fetchall()
-    finally:
-        db.close()
+    return runs.rows(out, "id, search, seq, recipe, status, potential", order="id")
 
 
 def allocation_log(out: Path) -> dict:
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        return json.loads(db.execute("SELECT value FROM meta WHERE key = 'allocation/best-of-n+worst'").fetchone()[0])
-    finally:
-        db.close()
+    return runs.meta(out, "allocation/best-of-n+worst")
 
 
 def start(cfg: Path, out: Path) -> subprocess.Popen:

@@ -1,13 +1,13 @@
 import hashlib
 import json
 import socket
-import sqlite3
 from pathlib import Path
 
 import configs
 import pytest
-from runs import one_line_error, rows, run_config, toy_config
+from runs import candidates, count, one_line_error, rows, run_config, toy_config
 
+from eacps import Status
 from eacps.cli import main
 
 
@@ -19,9 +19,7 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
     cfg = write(tmp_path, configs.toy())
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
-    rows = sqlite3.connect(out / "store.sqlite").execute(
-        "SELECT role, COUNT(*) FROM candidates GROUP BY role ORDER BY role").fetchall()
-    assert rows == [("prior", 2), ("search", 40)]
+    assert (count(out, role="prior"), count(out, role="search"), count(out)) == (2, 40, 42)
     assert main(["show", str(out)]) == 0
     text = capsys.readouterr().out
     assert "a/eacps/b20/s0" in text and "b/eacps/b20/s0" in text
@@ -194,7 +192,7 @@ def test_register_task_sets_gives_conditions_to_configs(tmp_path, toy_plugin):
     cfg["tasks"] = {"name": "toy", "n": 3}
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
-    conds = {r[0] for r in sqlite3.connect(out / "store.sqlite").execute("SELECT DISTINCT condition FROM candidates")}
+    conds = {c.condition for c in candidates(out)}
     assert conds == {"toy0-0", "toy0-1", "toy0-2"}
 
 
@@ -245,9 +243,7 @@ def test_digits_conditions_are_checked_before_any_compute(tmp_path, capsys):
 def test_the_documented_example_config_runs(tmp_path):
     example = Path(__file__).parents[1] / "examples" / "digits.toml"
     assert main(["run", str(example), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    n = sqlite3.connect(tmp_path / "run" / "store.sqlite").execute(
-        "SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0]
-    assert n == 40
+    assert sum(c.status is Status.OK for c in candidates(tmp_path / "run", role="search")) == 40
 
 
 def test_standardized_criteria_from_config(tmp_path, toy_plugin):
@@ -255,9 +251,8 @@ def test_standardized_criteria_from_config(tmp_path, toy_plugin):
     cfg = configs.edit(cfg, "potential.calibration_samples", 5)
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
-    db = sqlite3.connect(out / "store.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'calibration'").fetchone()[0] == 2 * 5
-    assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0] == 40
+    assert count(out, role="calibration") == 2 * 5
+    assert sum(c.status is Status.OK for c in candidates(out, role="search")) == 40
 
 
 def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
@@ -293,12 +288,9 @@ def test_preview_potential_cascade_from_config(tmp_path, toy_plugin):
     cfg = configs.edit(cfg, "preview_potential", {"criteria": {"cheap": {"scorer": "toy-mean", "weight": 1.0}}})
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
-    db = sqlite3.connect(out / "store.sqlite")
-    rows = db.execute("SELECT recipe, scores FROM candidates WHERE role = 'search'").fetchall()
-    from eacps.recipe import Recipe
-
-    previews = [json.loads(s) for r, s in rows if Recipe.from_json(r).is_preview]
-    finals = [json.loads(s) for r, s in rows if not Recipe.from_json(r).is_preview]
+    searched = candidates(out, role="search")
+    previews = [c.scores for c in searched if c.recipe.is_preview]
+    finals = [c.scores for c in searched if not c.recipe.is_preview]
     assert previews and all(set(s) == {"cheap"} for s in previews)  # screened by the cheap scorer only
     assert finals and all(set(s) == {"realism", "consistency"} for s in finals)
 

@@ -1,11 +1,9 @@
-import json
-import sqlite3
 import threading
 
 import numpy as np
 import pytest
 from configs import digits, edit, write
-from runs import digest
+from runs import count, digest, rows, session_versions
 from toy import BadParams, BadScorer, ToyGenerator, ToyGeneratorParams, ToyScorer
 
 from eacps import Condition, Recipe, Status, plugins, search
@@ -47,8 +45,7 @@ def test_resume_reuses_every_finished_candidate(tmp_path, toy_potential, cond):
     assert gen.generated == 21  # nothing generated twice
     assert again.cost.reused == 20 and again.cost.generated == 0 and again.cost.candidates == 20
     assert [c.id for c in again.history] == [c.id for c in first.history]
-    n = sqlite3.connect(tmp_path / "store.sqlite").execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
-    assert n == 21
+    assert count(tmp_path) == 21
 
 
 def test_strategies_sharing_seeds_share_the_store_but_are_charged_in_full(tmp_path, toy_potential, cond):
@@ -519,9 +516,8 @@ def test_same_config_twice_identical_stores(tmp_path, monkeypatch, figures):
     try:
         for name in ("one", "two"):
             assert main(["run", str(cfg), "--out", str(tmp_path / name), "--quiet"]) == 0
-            with sqlite3.connect(tmp_path / name / "store.sqlite") as db:
-                stores.append(db.execute(f"SELECT {COLS} FROM candidates ORDER BY search, role, seq").fetchall())
-                versions = json.loads(db.execute("SELECT versions FROM sessions").fetchone()[0])
+            stores.append(rows(tmp_path / name, COLS))
+            versions = session_versions(tmp_path / name)[0]
     finally:
         plugins.reset()
     assert len(stores[0]) == 13 and stores[0] == stores[1]

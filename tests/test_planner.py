@@ -22,13 +22,14 @@ from pathlib import Path
 import crashing
 import numpy as np
 import pytest
+import runs
 from configs import digits, edit, toy, write
 from runs import rows
 
 from eacps import Condition, Generated, Recipe, Status
 from eacps.planner import CRASH_FILE, INFLIGHT_META, MAX_DEATHS, Planner, cache_key
 from eacps.potential import Scored
-from eacps.store import Store
+from eacps.store import Store, StoreError
 from eacps.strategy import SeedStream
 
 KILLS = 20
@@ -116,12 +117,8 @@ def alive(pid: int) -> bool:
 
 def count(out: Path) -> int:
     try:
-        db = sqlite3.connect(out / "store.sqlite", timeout=0.1)
-        try:
-            return db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.OperationalError:  # not created yet
+        return runs.count(out)
+    except (FileNotFoundError, StoreError, sqlite3.OperationalError):  # not created yet
         return 0
 
 
@@ -182,15 +179,11 @@ def test_kill_9_at_20_random_points_then_resume(tmp_path, figures):
     assert not generated_again, f"finished candidates generated again: {sorted(generated_again)[:5]}"
     assert len(keys) == len(set(keys)) == TOTAL  # none lost, none stored twice
     assert final == reference  # same recipes, statuses, potentials and scores as the uninterrupted run
-    best = (
-        "SELECT search, recipe, potential FROM candidates WHERE role='search' AND status='OK' "
-        "ORDER BY search, potential DESC, seq"
-    )
-    with sqlite3.connect(ref_out / "store.sqlite") as r, sqlite3.connect(out / "store.sqlite") as db:
-        assert {s: (x, p) for s, x, p in reversed(db.execute(best).fetchall())} == {
-            s: (x, p) for s, x, p in reversed(r.execute(best).fetchall())
-        }
-        sessions = db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+    def bests(run_dir: Path) -> dict[str, tuple]:
+        return {s: (c.recipe.key, c.potential) for s, c in runs.best_by_search(run_dir).items()}
+
+    assert bests(out) == bests(ref_out)
+    sessions = len(runs.session_versions(out))
     assert sessions >= KILLS  # the killed processes had opened the store: killed mid-run, not at startup
     figures(
         "1-kill",

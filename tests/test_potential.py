@@ -1,12 +1,11 @@
 import importlib.util
 import json
 import math
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
-from runs import rows, toy_config
+from runs import candidates, rows, toy_config
 from toy import BadParams, BadScorer, ToyMeanScorer, ToyScorer
 
 from eacps import Condition
@@ -201,15 +200,12 @@ def check_run(out: Path, printed: str, expect: list[tuple[str, str]]) -> tuple[i
         assert "consistency" not in json.loads(scores)  # the bad value is never stored as a score
     ok = [r for r in all_rows if r[5] == "OK"]
     assert all(r[6] is not None and r[7] is None for r in ok)
-    with sqlite3.connect(out / "store.sqlite") as db:
-        for (search,) in db.execute("SELECT DISTINCT search FROM candidates WHERE role='search'"):
-            best = db.execute(
-                "SELECT status FROM candidates WHERE search=? AND potential IS NOT NULL "
-                "ORDER BY potential DESC LIMIT 1",
-                (search,),
-            ).fetchone()
-            assert best == ("OK",)
-        n, bad = db.execute("SELECT COUNT(*), SUM(status != 'OK') FROM candidates WHERE role='search'").fetchone()
+    for search in {c.search for c in candidates(out, role="search")}:
+        scored = [c for c in candidates(out, search=search) if c.potential is not None]
+        best = (max(scored, key=lambda c: c.potential).status.value,) if scored else None
+        assert best == ("OK",)
+    searched = candidates(out, role="search")
+    n, bad = len(searched), sum(c.status.value != "OK" for c in searched)
     assert f"{100 * bad / n:.1f}%" in printed  # the failure rate is reported
     return len(failed), len(all_rows)
 

@@ -22,7 +22,7 @@ import configs
 import pytest
 import toy
 from configs import edit, write
-from runs import digest, rows, run_config, toy_config
+from runs import candidates, count, digest, rows, run_config, session_versions, toy_config
 from test_resume_kill import config, start, wait_for_rows
 from test_resume_kill import rows as resume_rows
 
@@ -179,9 +179,7 @@ def test_report_embeds_only_the_run_directorys_images(tmp_path, toy_run, capsys)
     out = _copy(toy_run, tmp_path / "run")
     secret = tmp_path / "secret.png"
     secret.write_bytes(b"\x89PNG\r\n\x1a\nSECRET-BYTES")
-    db = sqlite3.connect(out / "store.sqlite")
-    name = db.execute("SELECT image FROM candidates WHERE image IS NOT NULL ORDER BY potential DESC").fetchone()[0]
-    db.close()
+    name = max((c for c in candidates(out) if c.image_path is not None), key=lambda c: c.potential).image_path
     (out / name).unlink()
     (out / name).symlink_to(secret)
     assert main(["report", str(out), "--output", str(tmp_path / "r.html")]) == 2
@@ -384,8 +382,7 @@ def test_second_process_refuses_the_first_is_unharmed(tmp_path, figures):
     keys = [(s, q) for _, s, q, *_ in final]
     assert len(keys) == len(set(keys)) == 42
     assert all(session == 1 for *_, session in final)
-    with sqlite3.connect(out / "store.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 1  # the second wrote nothing
+    assert len(session_versions(out)) == 1  # the second wrote nothing
     figures("10-lock", second_runs_refused=1, candidates_checked=len(final), lost=0)
 
 
@@ -535,14 +532,7 @@ def test_full_disk_stops_cleanly_and_resumes_to_the_same_result(tmp_path, figure
 
 def _rows_if_any(out: Path) -> list:
     """The store's candidate rows; none when the disk filled up before the store's tables were created."""
-    import sqlite3
-
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        has = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'candidates'").fetchone()
-    finally:
-        db.close()
-    return rows(out) if has else []
+    return rows(out) if (out / "store.sqlite").exists() else []
 
 
 def _erofs(*args, **kw):
@@ -651,10 +641,10 @@ def test_adversarial_ids_give_distinct_searches(tmp_path, toy_plugin, figures):
     cfg["conditions"] = [{"id": c, "prompt": f"prompt {i}"} for i, c in enumerate(CONDITIONS)]
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path / "c.toml", cfg)), "--out", str(out), "--quiet"]) == 0
-    db = sqlite3.connect(out / "store.sqlite")
-    got = db.execute("SELECT search, GROUP_CONCAT(DISTINCT condition), COUNT(*) FROM candidates WHERE role = 'search' "
-                     "GROUP BY search").fetchall()
-    db.close()
+    per_search: dict[str, list[str]] = {}
+    for c in candidates(out, role="search"):
+        per_search.setdefault(c.search, []).append(c.condition)
+    got = [(s, ",".join(sorted(set(conds))), len(conds)) for s, conds in per_search.items()]
     expected = {search_id(c, lb, "b3", "s0"): c for c in CONDITIONS for lb in LABELS}
     assert len(expected) == len(CONDITIONS) * len(LABELS)
     assert {s: c for s, c, _ in got} == expected  # one search per (condition, label), only its own condition
@@ -670,10 +660,10 @@ def test_a_condition_text_is_stored_once(tmp_path, toy_plugin):
     out = tmp_path / "run"
     assert run_config(write(tmp_path / "c.toml", cfg), out) == 0
     db = sqlite3.connect(out / "store.sqlite")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    size = (out / "store.sqlite").stat().st_size
-    assert db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0] == 7
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL folded into the file whose size is measured
     db.close()
+    size = (out / "store.sqlite").stat().st_size
+    assert count(out) == 7
     # the config (meta) and the conditions table hold it once each; 7 candidate rows used to hold 7 more copies
     assert size < 3 * len(prompt), size
     from eacps.store import read_only
@@ -712,10 +702,10 @@ def test_search_ids_are_unambiguous(tmp_path, toy_plugin, capsys):
     cfg["conditions"] = [{"id": "p", "prompt": "first"}, {"id": "p/q", "prompt": "second"}]
     out = tmp_path / "run"
     assert run_config(write(tmp_path / "c.toml", cfg), out) == 0
-    db = sqlite3.connect(out / "store.sqlite")
-    per_search = db.execute("SELECT search, COUNT(DISTINCT condition), COUNT(*) FROM candidates "
-                            "WHERE role = 'search' GROUP BY search").fetchall()
-    db.close()
+    by_search: dict[str, list[str]] = {}
+    for c in candidates(out, role="search"):
+        by_search.setdefault(c.search, []).append(c.condition)
+    per_search = [(s, len(set(conds)), len(conds)) for s, conds in by_search.items()]
     assert len(per_search) == 4, per_search  # p/q/r/b6/s0 used to be the id of two searches
     assert all(n_cond == 1 and n == 6 for _, n_cond, n in per_search), per_search
     assert {"p/q%2Fr/b6/s0", "p%2Fq/r/b6/s0"} <= {s for s, _, _ in per_search}

@@ -14,11 +14,12 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
+import runs
 
 from eacps import Recipe, Result, Status
 from eacps.recipe import Branch
 from eacps.stepping import StateCache, generate_paths
-from eacps.store import quantize
+from eacps.store import StoreError, quantize
 from eacps.strategies.fk_steering import FKParams, FKSteering, resample
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
@@ -167,14 +168,11 @@ def test_branch_outside_the_schedule_is_refused_before_compute(digits_setup):
 def _rows(out: Path) -> list[tuple]:
     if not (out / "store.sqlite").exists():
         return []
-    db = sqlite3.connect(out / "store.sqlite")
     try:
-        return db.execute("SELECT search, seq, recipe, status, potential, session FROM candidates "
-                          "WHERE role = 'search' ORDER BY id").fetchall()
-    except sqlite3.OperationalError:
+        return [(c.search, c.seq, c.recipe.key, c.status.value, c.potential, c.session)
+                for c in sorted(runs.candidates(out, role="search"), key=lambda c: c.id)]
+    except (StoreError, sqlite3.OperationalError):  # created, schema not written yet
         return []
-    finally:
-        db.close()
 
 
 def _eacps(cfg: Path, out: Path) -> subprocess.Popen:
