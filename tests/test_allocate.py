@@ -141,6 +141,7 @@ def test_mean_spends_the_budget_and_records_every_reason(setup):
     assert a.value == pytest.approx(np.mean(a.bests))
 
 
+@pytest.mark.slow
 def test_threshold_stops_when_every_condition_reaches_it(setup):
     gen, pot = setup
     conds = shifted_conditions()

@@ -113,6 +113,7 @@ def compare_stores(ref_dir, ref: list, got_dir, got: list) -> int:
     return touched
 
 
+@pytest.mark.slow
 def test_oom_splits_batches_noises_bit_identical_failed_only_at_1(tmp_path, oom_plugin, capsys, figures):
     ref = run(tmp_path, "ref", 1_000_000)
     assert len(ref) == 17 and all(r[7] == "OK" for r in ref)  # the prior + a budget of 16

@@ -131,6 +131,7 @@ def err(log: Path) -> str:
     return p.read_text()[-2000:] if p.exists() else ""
 
 
+@pytest.mark.slow
 def test_kill_9_at_20_random_points_then_resume(tmp_path, figures):
     cfg = write(tmp_path / "digits.toml", CONFIG)
     runs = Runs()
@@ -215,6 +216,7 @@ def run(tmp_path: Path, out: Path, seed: int, how: str) -> tuple[int, str]:
     return p.returncode, p.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how, code", [("exit", 3), ("segfault", -11)])
 def test_a_batch_that_ends_the_process_twice_is_failed_and_the_run_completes(tmp_path, figures, how, code):
     crash_seed = SeedStream(0).take(12)[7]  # in best-of-n's third batch (seq 6..8)

@@ -277,6 +277,7 @@ def test_a_config_error_is_one_line_before_any_model_library_is_imported(tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_the_laziness_probe_can_fail():
     """Using a plugin imports its module (the probe above would see torch)."""
     code = ("import sys; from eacps import plugins; plugins.get('generator', 'diffusers'); "
@@ -571,6 +572,7 @@ def eacps_plugins(site: Path, canaries: Path, allow: str | None) -> tuple[dict, 
     return json.loads(js), text
 
 
+@pytest.mark.slow
 def test_listing_runs_no_plugin_code_broken_plugins_named_allow_list(tmp_path, figures):
     src, site, canaries = tmp_path / "src", tmp_path / "site", tmp_path / "canaries"
     canaries.mkdir()

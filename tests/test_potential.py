@@ -228,6 +228,7 @@ def load_vlm_conftest():
     return mod
 
 
+@pytest.mark.slow
 def test_http_judge_empty_refusal_timeout(tmp_path, toy_plugin, capsys, monkeypatch, figures):
     vlm = load_vlm_conftest()
     monkeypatch.setenv("EACPS_REL_KEY", "k-not-secret")

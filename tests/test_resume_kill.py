@@ -58,6 +58,7 @@ def bests(out: Path) -> dict[str, tuple]:
     return {s: (c.recipe.key, c.potential) for s, c in runs.best_by_search(out).items()}
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(tmp_path):
     ref_out, ref_log = tmp_path / "ref", tmp_path / "ref.log"
     ref = start(config(tmp_path, ref_log), ref_out)
@@ -92,6 +93,7 @@ def meta(out: Path, key: str):
     return runs.meta(out, key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_after_the_batches_in_flight_are_stored(tmp_path, sig, code):
     out, log = tmp_path / "run", tmp_path / "gen.log"
@@ -113,6 +115,7 @@ def test_a_signal_stops_after_the_batches_in_flight_are_stored(tmp_path, sig, co
     assert rows(out)[: len(stopped)] == stopped and len(rows(out)) == 42
 
 
+@pytest.mark.slow
 def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tmp_path):
     from eacps.strategy import SeedStream
 

@@ -85,6 +85,7 @@ HUNG_CONFIG = edit(HUNG_CONFIG, "executor", {"name": "inline", "timeout_s": 0.5}
 HUNG_CONFIG = edit(HUNG_CONFIG, "conditions", HUNG_CONFIG["conditions"][:1])
 
 
+@pytest.mark.slow
 def test_a_plugin_that_never_returns_fails_its_candidates_and_the_run_ends(tmp_path, figures):
     cfg, out = write(tmp_path / "cfg.toml", HUNG_CONFIG), tmp_path / "run"
     code = HUNG_RUNNER.format(tests=str(TESTS), cfg=str(cfg), out=str(out))
@@ -103,6 +104,7 @@ def test_a_plugin_that_never_returns_fails_its_candidates_and_the_run_ends(tmp_p
             candidates_checked=len(got), runs_that_ended=1)
 
 
+@pytest.mark.slow
 def test_sigint_and_sigterm_stop_after_the_batches_in_flight_are_stored(tmp_path, figures):
     ref_out, ref_log = tmp_path / "ref", tmp_path / "ref.log"
     ref = start(config(tmp_path, ref_log), ref_out)
@@ -150,21 +152,24 @@ class Recording(BestOfN):
 
 
 class SlowFirst(LocalExecutor):
-    """Finishes the first batch it is given last: results arrive out of order."""
+    """Finishes the search's first batch (the second submitted: the prior comes first) only after the next one was
+    submitted: results arrive out of order."""
 
     def submit(self, batch):
         fut = super().submit(batch)
-        if not hasattr(self, "first"):
-            self.first = threading.Event()
+        self.n = getattr(self, "n", 0) + 1
+        if self.n == 2:
+            self.next = threading.Event()
             out: Future = Future()
 
             def later():
-                self.first.wait(5)
-                out.set_result(fut.result())
+                self.next.wait(5)
+                fut.add_done_callback(lambda f: out.set_result(f.result()))
 
             threading.Thread(target=later, daemon=True).start()
             return out
-        self.first.set()
+        if self.n == 3:
+            fut.add_done_callback(lambda _: self.next.set())  # the later batch is done before the first
         return fut
 
 

@@ -92,6 +92,7 @@ def live_run(tmp_path_factory):
                 p.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_page_shows_new_candidates_without_reload(live_run, tmp_path):
     url, _run, _run_dir = live_run
     first = json.loads(_get(url + "api/state"))

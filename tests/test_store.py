@@ -228,6 +228,7 @@ def test_a_deleted_lock_file_still_keeps_a_second_writer_out(tmp_path):
     Store.open(tmp_path / "run").close()  # free again once the first is closed
 
 
+@pytest.mark.slow
 def test_a_deleted_lock_file_under_a_real_run_is_named(tmp_path):
     """Two processes: the second ``eacps run`` names the run directory as in use, one line, exit 2."""
     import tomllib
@@ -305,6 +306,7 @@ def last_transaction(wal: bytes) -> tuple[int, int, int]:
     return page, commits[-2] + frame, len(wal)
 
 
+@pytest.mark.slow
 def test_torn_last_transaction_at_every_byte(tmp_path, figures):
     src, snap = tmp_path / "run", tmp_path / "snap"
     store = Store.open(src)
@@ -364,6 +366,7 @@ def test_torn_last_transaction_at_every_byte(tmp_path, figures):
 # (a lock, exit code 2), the first is unharmed.
 
 
+@pytest.mark.slow
 def test_second_process_refuses_the_first_is_unharmed(tmp_path, figures):
     out = tmp_path / "run"
     cfg = config(tmp_path, tmp_path / "gen.log")
@@ -505,6 +508,7 @@ def _run_process(limit: int, cfg: Path, out: Path) -> subprocess.CompletedProces
                            "--out", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_full_disk_stops_cleanly_and_resumes_to_the_same_result(tmp_path, figures):
     cfg = toy_config(tmp_path, budget=20, batch_size=4)
     reference = tmp_path / "reference"

@@ -180,6 +180,7 @@ def _eacps(cfg: Path, out: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["tree-search", "fk-steering"])
 def test_kill_9_during_a_trajectory_search_resumes(tmp_path, strategy):
     cfg = configs.write(tmp_path / "cfg.toml", configs.digits(strategy, 16, batch_size=4))
