@@ -12,7 +12,7 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
-import runs
+import runs as run_helpers
 import toy
 from test_resume_kill import wait_for_rows
 
@@ -332,11 +332,11 @@ sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 
 
 def rows(out: Path) -> list[tuple]:
-    return runs.rows(out, "id, search, seq, recipe, status, potential", order="id")
+    return run_helpers.rows(out, "id, search, seq, recipe, status, potential", order="id")
 
 
 def allocation_log(out: Path) -> dict:
-    return runs.meta(out, "allocation/best-of-n+worst")
+    return run_helpers.meta(out, "allocation/best-of-n+worst")
 
 
 def start(cfg: Path, out: Path) -> subprocess.Popen:

@@ -22,7 +22,7 @@ from pathlib import Path
 import crashing
 import numpy as np
 import pytest
-import runs
+import runs as run_helpers
 from configs import digits, edit, toy, write
 from runs import rows
 
@@ -117,7 +117,7 @@ def alive(pid: int) -> bool:
 
 def count(out: Path) -> int:
     try:
-        return runs.count(out)
+        return run_helpers.count(out)
     except (FileNotFoundError, StoreError, sqlite3.OperationalError):  # not created yet
         return 0
 
@@ -181,10 +181,10 @@ def test_kill_9_at_20_random_points_then_resume(tmp_path, figures):
     assert len(keys) == len(set(keys)) == TOTAL  # none lost, none stored twice
     assert final == reference  # same recipes, statuses, potentials and scores as the uninterrupted run
     def bests(run_dir: Path) -> dict[str, tuple]:
-        return {s: (c.recipe.key, c.potential) for s, c in runs.best_by_search(run_dir).items()}
+        return {s: (c.recipe.key, c.potential) for s, c in run_helpers.best_by_search(run_dir).items()}
 
     assert bests(out) == bests(ref_out)
-    sessions = len(runs.session_versions(out))
+    sessions = len(run_helpers.session_versions(out))
     assert sessions >= KILLS  # the killed processes had opened the store: killed mid-run, not at startup
     figures(
         "1-kill",

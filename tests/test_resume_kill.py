@@ -11,7 +11,7 @@ from pathlib import Path
 import configs
 import crashing
 import pytest
-import runs
+import runs as run_helpers
 
 from eacps.store import StoreError
 
@@ -38,7 +38,7 @@ def start(cfg: Path, out: Path) -> subprocess.Popen:
 
 
 def rows(out: Path) -> list[tuple]:
-    return runs.rows(out, "id, search, seq, recipe, status, potential, session", order="id")
+    return run_helpers.rows(out, "id, search, seq, recipe, status, potential, session", order="id")
 
 
 def wait_for_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -55,7 +55,7 @@ def wait_for_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60
 
 
 def bests(out: Path) -> dict[str, tuple]:
-    return {s: (c.recipe.key, c.potential) for s, c in runs.best_by_search(out).items()}
+    return {s: (c.recipe.key, c.potential) for s, c in run_helpers.best_by_search(out).items()}
 
 
 @pytest.mark.slow
@@ -90,7 +90,7 @@ def test_kill_9_then_resume(tmp_path):
 # -- SIGINT/SIGTERM stop cleanly; a plugin that kills the process is named and, after two deaths, skipped ------------
 
 def meta(out: Path, key: str):
-    return runs.meta(out, key)
+    return run_helpers.meta(out, key)
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tm
     rc, err = run()  # the second death: FAILED with the reason, the run goes on
     assert rc == 0, err
     assert f"{what} (a plugin called os._exit(3); died with it 2 time(s))" in err
-    got = [(c.seq, c.status.value, c.reason) for c in runs.candidates(out, role="search")]
+    got = [(c.seq, c.status.value, c.reason) for c in run_helpers.candidates(out, role="search")]
     assert [s for s, *_ in got] == list(range(8))
     assert [st for _, st, _ in got] == ["OK"] * 4 + ["FAILED"] * 2 + ["OK"] * 2
     assert all("the process died 2 times while computing this batch" in r for _, st, r in got if st == "FAILED")

@@ -14,7 +14,7 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
-import runs
+import runs as run_helpers
 
 from eacps import Recipe, Result, Status
 from eacps.recipe import Branch
@@ -170,7 +170,7 @@ def _rows(out: Path) -> list[tuple]:
         return []
     try:
         return [(c.search, c.seq, c.recipe.key, c.status.value, c.potential, c.session)
-                for c in sorted(runs.candidates(out, role="search"), key=lambda c: c.id)]
+                for c in sorted(run_helpers.candidates(out, role="search"), key=lambda c: c.id)]
     except (StoreError, sqlite3.OperationalError):  # created, schema not written yet
         return []
 
