@@ -20,7 +20,7 @@ TORCH_INDEX ?=
 SPEC   := $(VENV)/.torch-spec
 SPEC_TEXT = $(TORCH) $(if $(filter file undefined,$(origin TORCH_INDEX)),,$(TORCH_INDEX))
 
-.PHONY: setup browser demo test lint bench clean FORCE
+.PHONY: setup browser demo test test-fast lint bench clean FORCE
 
 $(SPEC): FORCE
 	@mkdir -p $(VENV)
@@ -53,8 +53,13 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests plugins benchmarks
 
+# the full suite (every test, the slow ones included): what CI runs
 test: setup browser lint
 	$(PY) -m pytest
+
+# every test not marked slow (@pytest.mark.slow: real processes, model downloads' stand-ins, kill/resume loops)
+test-fast: setup lint
+	$(PY) -m pytest -m "not slow"
 
 bench: setup
 	$(PY) benchmarks/engine_overhead.py

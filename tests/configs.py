@@ -68,3 +68,10 @@ def unused_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def toy_stepping(strategy: str, budget: int, **search: Any) -> dict[str, Any]:
+    """One search on the stepping toy generator (tests/toy.py, ``stepping = true``: an exact analytic sampler over 10
+    steps), for the trajectory strategies without the digits model."""
+    cfg = edit(toy(strategy=strategy, budget=budget, **search), "generator.params", {"stepping": True})
+    return edit(cfg, "conditions", cfg["conditions"][:1])

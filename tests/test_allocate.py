@@ -12,6 +12,7 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
+import runs as run_helpers
 import toy
 from test_resume_kill import wait_for_rows
 
@@ -28,7 +29,7 @@ from eacps.store import read_only
 HERE = Path(__file__).parent
 
 
-# -- the order statistics behind each decision ----------------------------------------------------------------
+# -- the order statistics behind each decision -----------------------------------------------------------------------
 @pytest.mark.parametrize("k", [1, 4])
 @pytest.mark.parametrize("best", [-1.0, 0.0, 1.5])
 def test_expected_improvement_matches_monte_carlo(k, best):
@@ -40,7 +41,7 @@ def test_expected_improvement_matches_monte_carlo(k, best):
     assert prob_reach_normal(2.0, 3.0, best, k) == pytest.approx(p, abs=0.003)
 
 
-# -- objective semantics on evidence alone (choose is what search_all asks) ------------------------------------
+# -- objective semantics on evidence alone (choose is what search_all asks) ------------------------------------------
 LOW = [30.0, 31.0, 32.0, 33.0]  # a weak condition: best 33
 HIGH = [40.0, 41.0, 42.0, 43.0]  # a strong one, the same spread: best 43
 WIDE = [30.0, 50.0, 35.0, 45.0]  # the strongest, spread much wider: the largest expected gain
@@ -89,7 +90,7 @@ def test_objectives_from_names_and_their_figures():
     assert Threshold(15.0).value(bests) == 0.3 and Mean().value(bests) == 10.5
 
 
-# -- search_all on the toy generator with conditions of different difficulty ----------------------------------
+# -- search_all on the toy generator with conditions of different difficulty -----------------------------------------
 def shifted_conditions(n: int = 6) -> list[Condition]:
     """Condition i's noise is z * scale_i + offset_i: some conditions are harder (low offset) or more varied."""
     return [Condition(f"c{i}", prompt="toy", extra={"offset": -0.6 + 0.25 * i, "scale": 0.5 + 0.2 * (i % 3)})
@@ -140,6 +141,7 @@ def test_mean_spends_the_budget_and_records_every_reason(setup):
     assert a.value == pytest.approx(np.mean(a.bests))
 
 
+@pytest.mark.slow
 def test_threshold_stops_when_every_condition_reaches_it(setup):
     gen, pot = setup
     conds = shifted_conditions()
@@ -232,7 +234,7 @@ def test_a_damaged_allocation_log_is_one_line(setup, tmp_path, capsys):
     assert err.count("\n") == 1 and "meta 'allocation/best-of-n+mean' is not an allocation log" in err
 
 
-# -- eacps run with [allocation] ------------------------------------------------------------------------------
+# -- eacps run with [allocation] -------------------------------------------------------------------------------------
 def alloc_config(**allocation) -> dict:
     cfg = configs.toy(strategy="best-of-n", budget=6, batch_size=2)
     cfg = configs.edit(cfg, "generator.params", {"shift": True})
@@ -316,7 +318,7 @@ def test_check_refuses_the_allocation_run_refuses(tmp_path, toy_plugin, capsys, 
     assert main(["check", str(configs.write(tmp_path / "ok.toml", alloc_config()))]) == 0
 
 
-# -- kill -9 during a cross-condition run ---------------------------------------------------------------------
+# -- kill -9 during a cross-condition run ----------------------------------------------------------------------------
 RUNNER = """
 import sys
 sys.path.insert(0, {here!r})
@@ -330,19 +332,11 @@ sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 
 
 def rows(out: Path) -> list[tuple]:
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        return db.execute("SELECT id, search, seq, recipe, status, potential FROM candidates ORDER BY id").fetchall()
-    finally:
-        db.close()
+    return run_helpers.rows(out, "id, search, seq, recipe, status, potential", order="id")
 
 
 def allocation_log(out: Path) -> dict:
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        return json.loads(db.execute("SELECT value FROM meta WHERE key = 'allocation/best-of-n+worst'").fetchone()[0])
-    finally:
-        db.close()
+    return run_helpers.meta(out, "allocation/best-of-n+worst")
 
 
 def start(cfg: Path, out: Path) -> subprocess.Popen:
@@ -383,7 +377,7 @@ def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
         assert allocation_log(out) == allocation_log(tmp_path / "ref")  # the same decisions, the same winners
 
 
-# -- the issue's done-means on the embedded digits testbed ----------------------------------------------------
+# -- the issue's done-means on the embedded digits testbed -----------------------------------------------------------
 @pytest.mark.slow
 def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks(tmp_path, monkeypatch):
     """Objective worst, a total of 8 per condition over 40 evaluation-split tasks (30..69, no allocator parameter

@@ -45,7 +45,7 @@ def _rows(run_dir) -> int:
         ro.close()
 
 
-# -- 6: the API validates like the config ---------------------------------------------------------------------
+# -- 6: the API validates like the config ----------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, message", [
     ({"budget": True}, r"^budget: must be a number, not a boolean \(got true\)$"),
     ({"budget": 1.5}, r"^budget: .*fractional part \(got 1.5\)$"),
@@ -77,7 +77,7 @@ def test_strategies_refuse_what_the_config_refuses():
             BestOfN(**{"budget": 4, **kw})
 
 
-# -- 3: budgets whose first ask would not return ----------------------------------------------------------------
+# -- 3: budgets whose first ask would not return ---------------------------------------------------------------------
 def test_a_huge_budget_is_refused_by_the_config_naming_the_bound(tmp_path, toy_plugin, capsys):
     cfg = configs.write(tmp_path / "c.toml", configs.toy(budget=1_000_000_000))
     rc = main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"])
@@ -111,7 +111,7 @@ def test_drawing_per_ask_asks_the_same_recipes_as_before():
             assert len(s.ask(100)) == first - 5  # the rest of stage 1, then the stage boundary
 
 
-# -- 4: a run directory of another generator, potential or strategy setting -----------------------------------
+# -- 4: a run directory of another generator, potential or strategy setting ------------------------------------------
 def test_search_refuses_a_run_dir_of_another_potential_or_generator(tmp_path, toy_potential, cond):
     run_dir = tmp_path / "run"
     first = eacps.search(cond, generator=toy.ToyGenerator(), potential=toy_potential, strategy="best-of-n",
@@ -158,7 +158,7 @@ def test_a_run_dir_made_by_the_cli_is_refused_to_another_potential(tmp_path, toy
                      budget=4, run_dir=tmp_path / "run")
 
 
-# -- 5: a strategy instance runs once -----------------------------------------------------------------------------
+# -- 5: a strategy instance runs once --------------------------------------------------------------------------------
 def test_a_strategy_instance_refuses_a_second_search(toy_potential, cond):
     strategy = eacps.make_strategy("best-of-n", budget=4)
     first = eacps.search(cond, generator=toy.ToyGenerator(), potential=toy_potential, strategy=strategy)
@@ -179,7 +179,7 @@ def test_a_strategy_instance_refuses_a_second_search(toy_potential, cond):
     assert gen.generated == 0
 
 
-# -- 2: max_steps respected, or refused with the bound ------------------------------------------------------------
+# -- 2: max_steps respected, or refused with the bound ---------------------------------------------------------------
 def test_max_steps_is_never_exceeded(toy_potential, cond):
     """best-of-n in batches of 8 with a 10-step schedule: a cap of 25 steps is 2 candidates (20 steps), not a whole
     batch of 80 (a cap of 1 charged 120 steps on digits)."""
@@ -235,7 +235,7 @@ def test_max_steps_in_a_config_is_checked_before_compute(tmp_path, toy_plugin, c
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
-# -- 7: a step-counting strategy on a 1-step schedule -------------------------------------------------------------
+# -- 7: a step-counting strategy on a 1-step schedule ----------------------------------------------------------------
 STEP_COUNTING = ["tree-search", "fk-steering", "multi-fidelity"]
 
 

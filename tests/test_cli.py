@@ -1,11 +1,13 @@
 import hashlib
 import json
-import sqlite3
+import socket
 from pathlib import Path
 
 import configs
 import pytest
+from runs import candidates, count, one_line_error, rows, run_config, toy_config
 
+from eacps import Status
 from eacps.cli import main
 
 
@@ -17,9 +19,7 @@ def test_run_show_report(tmp_path, toy_plugin, capsys):
     cfg = write(tmp_path, configs.toy())
     out = tmp_path / "run"
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
-    rows = sqlite3.connect(out / "store.sqlite").execute(
-        "SELECT role, COUNT(*) FROM candidates GROUP BY role ORDER BY role").fetchall()
-    assert rows == [("prior", 2), ("search", 40)]
+    assert (count(out, role="prior"), count(out, role="search"), count(out)) == (2, 40, 42)
     assert main(["show", str(out)]) == 0
     text = capsys.readouterr().out
     assert "a/eacps/b20/s0" in text and "b/eacps/b20/s0" in text
@@ -192,7 +192,7 @@ def test_register_task_sets_gives_conditions_to_configs(tmp_path, toy_plugin):
     cfg["tasks"] = {"name": "toy", "n": 3}
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
-    conds = {r[0] for r in sqlite3.connect(out / "store.sqlite").execute("SELECT DISTINCT condition FROM candidates")}
+    conds = {c.condition for c in candidates(out)}
     assert conds == {"toy0-0", "toy0-1", "toy0-2"}
 
 
@@ -243,9 +243,7 @@ def test_digits_conditions_are_checked_before_any_compute(tmp_path, capsys):
 def test_the_documented_example_config_runs(tmp_path):
     example = Path(__file__).parents[1] / "examples" / "digits.toml"
     assert main(["run", str(example), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    n = sqlite3.connect(tmp_path / "run" / "store.sqlite").execute(
-        "SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0]
-    assert n == 40
+    assert sum(c.status is Status.OK for c in candidates(tmp_path / "run", role="search")) == 40
 
 
 def test_standardized_criteria_from_config(tmp_path, toy_plugin):
@@ -253,9 +251,8 @@ def test_standardized_criteria_from_config(tmp_path, toy_plugin):
     cfg = configs.edit(cfg, "potential.calibration_samples", 5)
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
-    db = sqlite3.connect(out / "store.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'calibration'").fetchone()[0] == 2 * 5
-    assert db.execute("SELECT COUNT(*) FROM candidates WHERE role = 'search' AND status = 'OK'").fetchone()[0] == 40
+    assert count(out, role="calibration") == 2 * 5
+    assert sum(c.status is Status.OK for c in candidates(out, role="search")) == 40
 
 
 def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
@@ -291,12 +288,9 @@ def test_preview_potential_cascade_from_config(tmp_path, toy_plugin):
     cfg = configs.edit(cfg, "preview_potential", {"criteria": {"cheap": {"scorer": "toy-mean", "weight": 1.0}}})
     out = tmp_path / "run"
     assert main(["run", str(write(tmp_path, cfg)), "--out", str(out), "--quiet"]) == 0
-    db = sqlite3.connect(out / "store.sqlite")
-    rows = db.execute("SELECT recipe, scores FROM candidates WHERE role = 'search'").fetchall()
-    from eacps.recipe import Recipe
-
-    previews = [json.loads(s) for r, s in rows if Recipe.from_json(r).is_preview]
-    finals = [json.loads(s) for r, s in rows if not Recipe.from_json(r).is_preview]
+    searched = candidates(out, role="search")
+    previews = [c.scores for c in searched if c.recipe.is_preview]
+    finals = [c.scores for c in searched if not c.recipe.is_preview]
     assert previews and all(set(s) == {"cheap"} for s in previews)  # screened by the cheap scorer only
     assert finals and all(set(s) == {"realism", "consistency"} for s in finals)
 
@@ -329,7 +323,7 @@ def test_an_interrupted_command_is_one_line_with_its_exit_code(capsys, raised, c
     assert err.count("\n") == 1 and err.startswith("eacps: error: ") and text in err, repr(err)
 
 
-# -- eacps check, generate --dry-run, one download policy (issue 21) ----------------------------------------------
+# -- eacps check, generate --dry-run, one download policy (issue 21) -------------------------------------------------
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
 
 
@@ -433,3 +427,98 @@ def test_a_scorer_model_not_downloaded_names_its_criterion(tmp_path, capsys, emp
     assert err.startswith("eacps: error: potential.criteria.realism.params.model: 'openai/clip-vit-base-patch32' is "
                           "not in the Hugging Face cache") and "hf download openai/clip-vit-base-patch32 (" in err
     assert not (tmp_path / "run").exists()
+
+
+# -- promise 20: a run that cannot produce anything (moved from tests/reliability/test_20_failed_runs.py) ------------
+# Promise 20: a run that cannot produce anything says so. A run whose every candidate FAILED exits 1 with one
+# line (not 0 with an empty table); a judge without its API key, or whose endpoint cannot be reached, is a
+# configuration error (exit 2, one line) before the first batch: nothing is generated, nothing written.
+
+
+def test_every_candidate_failed_exits_1(tmp_path, toy_plugin, capsys, figures):
+    cfg = toy_config(tmp_path, gen_params={"fail_all": True}, strategy="best-of-n", budget=6)
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any("every candidate FAILED" in line for line in err) and not any("Traceback" in x for x in err)
+    got = rows(out, "status, reason")
+    assert len(got) == 2 * (1 + 6) and all(s == "FAILED" and "toy generator exploded" in r for s, r in got)
+    figures("20-failed-runs", all_failed_runs=1, exit_code_1=1, candidates_checked=len(got))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the with block ends: nothing listens there
+
+
+def test_a_judge_without_key_or_endpoint_is_refused_before_the_first_batch(tmp_path, toy_plugin, capsys,
+                                                                           monkeypatch, figures):
+    monkeypatch.delenv("EACPS_REL_MISSING_KEY", raising=False)
+    monkeypatch.setenv("EACPS_REL_KEY", "k-not-secret")
+    log = tmp_path / "gen.log"
+    cases = {
+        "missing key": ({"api_key_env": "EACPS_REL_MISSING_KEY", "max_retries": 0},
+                        "openai-judge is not ready: RuntimeError: openai-judge: environment variable "
+                        "EACPS_REL_MISSING_KEY is not set"),
+        "unreachable": ({"base_url": f"http://127.0.0.1:{_closed_port()}/v1", "api_key_env": "EACPS_REL_KEY",
+                         "timeout": 2.0, "max_retries": 0},
+                        "openai-judge is not ready: RuntimeError: openai-judge: cannot reach http://127.0.0.1:"),
+    }
+    for i, (params, expect) in enumerate(cases.values()):
+        cfg = toy_config(tmp_path, f"cfg{i}.toml", gen_params={"log": str(log)}, scorer="openai-judge",
+                         scorer_params=params, strategy="best-of-n", budget=6)
+        out = tmp_path / f"run{i}"
+        assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("eacps: error: potential.criteria.consistency.params: "), err
+        assert expect in err and "k-not-secret" not in err, err
+        assert not out.exists() and not log.exists()  # nothing written, nothing generated
+    figures("20-failed-runs", judges_refused_before_compute=len(cases), candidates_generated=0)
+
+
+# -- one-line errors and exit codes of eacps run (moved from tests/test_cli_defects.py) ------------------------------
+DIGITS = {
+    "generator": {"name": "digits", "params": {"steps": 15}},
+    "potential": {"criteria": {"identity": {"scorer": "digits-identity"}}},
+    "search": {"strategy": "best-of-n", "budget": 2, "batch_size": 2},
+    "conditions": [{"id": "three", "class_label": 3, "extra": {"reference_index": 59}}],
+}
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("conditions.0.extra.reference_index", "abc", "conditions.0 ('three'): reference index must be an int, got str"),
+    ("generator.params.device", "cuda:7", "generator.params.device: no such device 'cuda:7'"),
+    ("generator.params.device", "cuda:x", "generator.params.device: no such device 'cuda:x'"),
+])
+def test_plugin_input_errors_are_one_line(tmp_path, capsys, path, value, expected):
+    assert run_config(configs.write(tmp_path / "c.toml", configs.edit(DIGITS, path, value)), tmp_path / "run") == 2
+    assert expected in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_out_pointing_at_a_file_is_one_line(tmp_path, toy_plugin, capsys):
+    f = tmp_path / "file"
+    f.write_text("mine")
+    cfg = configs.write(tmp_path / "c.toml", configs.toy())
+    for argv in (["run", str(cfg), "--out", str(f)], ["demo", "--out", str(f)],
+                 ["landscape", str(tmp_path / "c.toml"), "--out", str(f)]):
+        assert main(argv) == 2
+        assert "Invalid value for '--out'" in one_line_error(capsys) and f.read_text() == "mine"
+
+
+def test_output_is_the_default_run_directory(tmp_path, toy_plugin, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfgs").mkdir()
+    cfg = configs.write(tmp_path / "cfgs" / "c.toml", {**configs.toy(budget=4), "output": "my-run"})
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert (tmp_path / "cfgs" / "my-run" / "store.sqlite").exists() and not (tmp_path / "runs").exists()
+
+
+def test_every_candidate_failed_exits_1_and_prints_the_table(tmp_path, toy_plugin, capsys):
+    out = tmp_path / "run"
+    cfg = configs.edit(configs.toy(budget=4), "generator.params", {"fail_all": True})
+    assert run_config(configs.write(tmp_path / "c.toml", cfg), out) == 1
+    captured = capsys.readouterr()
+    assert "every candidate FAILED" in captured.err and captured.err.count("\n") == 1
+    assert "100.0%" in captured.out  # the table is still printed

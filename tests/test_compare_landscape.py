@@ -1,9 +1,9 @@
 import json
 import re
-import sqlite3
 
 import configs
 import pytest
+from runs import count
 
 from eacps.cli import main
 from eacps.compare import compute_multiplier, parse_budgets, parse_contestants
@@ -51,10 +51,10 @@ def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin):
     html = (out / "report.html").read_text()
     assert re.search(r"id=.compare.", html) and re.search(r"id=.scaling.", html) and "write-up approx" in html
     # a repeated compare regenerates nothing
-    n_rows = sqlite3.connect(out / "store.sqlite").execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+    n_rows = count(out)
     assert main(args) == 0
     assert json.loads((out / "compare.json").read_text())["generated"] == 0
-    assert sqlite3.connect(out / "store.sqlite").execute("SELECT COUNT(*) FROM candidates").fetchone()[0] == n_rows
+    assert count(out) == n_rows
 
 
 def test_landscape_separates_local_and_seed_offset_neighbours(tmp_path, toy_plugin, capsys):

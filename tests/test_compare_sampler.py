@@ -4,11 +4,11 @@ selection) and the sampler effect, and the branched-best-of-n strategy they are 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import configs
 import numpy as np
 import pytest
+from runs import candidates
 
 from eacps.api import make_strategy
 from eacps.cli import main
@@ -92,11 +92,9 @@ def test_branching_rows_get_both_multipliers_and_the_effect(compared):
 
 def test_same_sampler_pool_follows_the_schedule_on_its_own_stream(compared):
     out, summary, _ = compared
-    db = sqlite3.connect(out / "store.sqlite")
-    rows = db.execute("SELECT search, strategy, recipe FROM candidates WHERE role = 'search'").fetchall()
     by_search: dict[str, list[Recipe]] = {}
-    for search, _, recipe in rows:
-        by_search.setdefault(search, []).append(Recipe.from_json(recipe))
+    for c in candidates(out, role="search"):
+        by_search.setdefault(c.search, []).append(c.recipe)
     sampler = {s: rs for s, rs in by_search.items() if f"/{SAMPLER_POOL}/" in s}
     contestants = {s: rs for s, rs in by_search.items() if "/pool" not in s and f"/{SAMPLER_POOL}/" not in s
                    and f"/{POOL}/" not in s}

@@ -64,7 +64,7 @@ class TestRegisteredStrategies(StrategyConformance):
         return lambda budget, seed: cls(budget=budget, seed=seed)
 
 
-# -- the suite itself can fail: strategies that break one rule each are caught ----------------------
+# -- the suite itself can fail: strategies that break one rule each are caught ---------------------------------------
 class _Unseeded(Strategy):
     name = "bad-unseeded"
 
@@ -196,7 +196,7 @@ def test_declared_early_stop_passes() -> None:
         getattr(suite, check)(lambda budget, seed: _QuitsEarly(budget=budget, seed=seed), **KWARGS.get(check, {}))
 
 
-# -- Strategy.optimize: the one driver loop ----------------------------------------------------------
+# -- Strategy.optimize: the one driver loop --------------------------------------------------------------------------
 def test_optimize_runs_the_search_and_returns_the_best() -> None:
     s = REGISTRY.get("strategy", "eacps")(budget=20, seed=0)
     f = lambda r: float(r.noise((1, 1, 2, 2)).sum())  # noqa: E731
@@ -215,7 +215,7 @@ def test_optimize_fails_non_finite_values_and_refuses_a_stalled_search() -> None
         _Stalls(budget=20).optimize(lambda r: 1.0, batch_size=0)
 
 
-# -- eacps.testing imports (and a suite runs) without pytest ------------------------------------------
+# -- eacps.testing imports (and a suite runs) without pytest ---------------------------------------------------------
 def test_testing_module_imports_without_pytest() -> None:
     code = textwrap.dedent("""
         import sys
@@ -354,7 +354,7 @@ class _DefaultStepsLie(toy.ToyGenerator):
         return super().generate(recipes, condition, steps=steps or self.params.steps)
 
 
-# -- stepping generators that break one rule each (the stepping toy, subclassed) ---------------------------
+# -- stepping generators that break one rule each (the stepping toy, subclassed) -------------------------------------
 class _SwappedMarginal(toy.ToyGenerator):
     def marginal(self, traj):  # (b, a): the coefficients of x0 and eps confused
         return self.coefficients(traj.step, traj.total)[::-1]
@@ -544,7 +544,7 @@ def test_suites_catch_broken_plugins(suite, fixture, check, tmp_path) -> None:
         getattr(suite(), check)(good, **kwargs)
 
 
-# -- every registered plugin runs its kind's suite ----------------------------------------------------------
+# -- every registered plugin runs its kind's suite -------------------------------------------------------------------
 SUITES = {"scorer": "ScorerConformance", "generator": "GeneratorConformance", "executor": "ExecutorConformance"}
 
 

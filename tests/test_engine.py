@@ -1,11 +1,13 @@
-import sqlite3
 import threading
 
 import numpy as np
 import pytest
+from configs import digits, edit, write
+from runs import count, digest, rows, session_versions
 from toy import BadParams, BadScorer, ToyGenerator, ToyGeneratorParams, ToyScorer
 
-from eacps import Condition, Recipe, Status, search
+from eacps import Condition, Recipe, Status, plugins, search
+from eacps.cli import main
 from eacps.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.store import Store
@@ -43,8 +45,7 @@ def test_resume_reuses_every_finished_candidate(tmp_path, toy_potential, cond):
     assert gen.generated == 21  # nothing generated twice
     assert again.cost.reused == 20 and again.cost.generated == 0 and again.cost.candidates == 20
     assert [c.id for c in again.history] == [c.id for c in first.history]
-    n = sqlite3.connect(tmp_path / "store.sqlite").execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
-    assert n == 21
+    assert count(tmp_path) == 21
 
 
 def test_strategies_sharing_seeds_share_the_store_but_are_charged_in_full(tmp_path, toy_potential, cond):
@@ -170,7 +171,7 @@ def test_out_of_memory_splits_batches_and_keeps_noises(toy_potential, cond, kind
                for c in res.history)
 
 
-# -- the parts and their one-way flow (issue 13), and the engine defects of issue 12 -----------------------------
+# -- the parts and their one-way flow (issue 13), and the engine defects of issue 12 ---------------------------------
 
 class PriorDistance(ToyScorer):
     """10 x mean |image - prior|: depends on the search's prior (0 when there is none)."""
@@ -494,3 +495,34 @@ def test_batches_left_in_flight_by_a_dead_process(tmp_path, toy_potential, cond,
         assert eng.executor.batches == []  # not computed again
     else:
         assert all(c.status is Status.OK for c in cands) and len(eng.executor.batches) == 1
+
+
+# -- promise 11: the same config twice (moved from tests/reliability/test_11_determinism.py) -------------------------
+# Promise 11: the same config twice gives identical stores (recipes, statuses, potentials, scores, images),
+# and the library versions are recorded with the run.
+
+
+CONFIG = digits("eacps", 12, batch_size=4, params={"k_global": 4, "m": 2, "k_local": 4, "neighborhood": "pcn"})
+CONFIG = edit(CONFIG, "generator.params", {"steps": 4})
+CONFIG = edit(CONFIG, "conditions", [{"id": "seven", "class_label": 7, "extra": {"reference_index": 7}}])
+COLS = "search, seq, role, condition, recipe, steps, cache_key, status, potential, reason, scores, image"
+
+
+def test_same_config_twice_identical_stores(tmp_path, monkeypatch, figures):
+    monkeypatch.setenv("EACPS_LOAD_PLUGINS", "eacps-digits")
+    plugins.reset()
+    cfg = write(tmp_path / "digits.toml", CONFIG)
+    stores = []
+    try:
+        for name in ("one", "two"):
+            assert main(["run", str(cfg), "--out", str(tmp_path / name), "--quiet"]) == 0
+            stores.append(rows(tmp_path / name, COLS))
+            versions = session_versions(tmp_path / name)[0]
+    finally:
+        plugins.reset()
+    assert len(stores[0]) == 13 and stores[0] == stores[1]
+    images = [{k: v for k, v in digest(tmp_path / n).items() if k.startswith("images/")} for n in ("one", "two")]
+    assert len(images[0]) == 13 and images[0] == images[1]  # bit-identical PNGs
+    for lib in ("python", "eacps", "torch", "numpy", "diffusers", "eacps-digits"):
+        assert versions.get(lib), lib
+    figures("11-determinism", runs=2, candidates_checked=len(stores[0]), differences=0)

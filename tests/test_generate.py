@@ -193,7 +193,7 @@ def test_generate_diffusers_with_an_http_judge_and_the_two_lines_reproduce_it(tm
     assert plain.shape == best.shape and np.abs(plain - best).max() <= 1
 
 
-# -- the default strategy follows the generator's capabilities ----------------------------------------------
+# -- the default strategy follows the generator's capabilities -------------------------------------------------------
 class SteppingToyParams(toy.ToyGeneratorParams):
     stepping: bool = True
 

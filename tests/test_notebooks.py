@@ -67,6 +67,7 @@ def text_of(nb: nbformat.NotebookNode) -> str:
     return "\n".join(out)
 
 
+@pytest.mark.slow
 def test_01_quickstart(kernel_env):
     nb = execute(ROOT / "notebooks" / "01_quickstart.ipynb", kernel_env)
     text = text_of(nb)
@@ -75,6 +76,7 @@ def test_01_quickstart(kernel_env):
     assert images, "the candidate strip was not displayed"
 
 
+@pytest.mark.slow
 def test_02_comparing_strategies(kernel_env):
     nb = execute(ROOT / "notebooks" / "02_comparing_strategies.ipynb", kernel_env)
     svgs = [o for c in nb.cells for o in c.get("outputs", []) if "image/svg+xml" in o.get("data", {})]
@@ -86,6 +88,7 @@ def _installed(dist: str) -> bool:
     return subprocess.run([sys.executable, "-m", "pip", "show", "-q", dist], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_03_scorer_plugin(kernel_env):
     assert not _installed("eacps-contrast")
     try:

@@ -1,6 +1,11 @@
 import ast
 import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
 import sys
+import textwrap
 import types
 from pathlib import Path
 
@@ -149,7 +154,7 @@ def test_the_hook_test_rule_can_fail(tmp_path):
     assert "test_hook_register_widgets" not in found and "test_hook_register_gadgets" in found
 
 
-# -- one test per hook: an in-process plugin registers through it, the registry (or CLI) uses it -------------
+# -- one test per hook: an in-process plugin registers through it, the registry (or CLI) uses it ---------------------
 def _through_hook(hook: str, kind: str, key: str, obj, **kw):
     """Register ``obj`` with an in-process plugin implementing ``hook``; return what the registry holds."""
     mod = _module(f"tp_{hook}", **{hook: lambda register: register(obj, **kw)})
@@ -255,7 +260,7 @@ def test_register_hooks_each_add_their_kind(toy_plugin):
     assert "toy-pixel" in reg.names("scorer") and "eacps" in reg.names("strategy")
 
 
-# -- laziness: listing plugins and refusing a config import no model library (issue 21) -------------------------
+# -- laziness: listing plugins and refusing a config import no model library (issue 21) ------------------------------
 HEAVY = ("torch", "diffusers", "transformers", "nevergrad", "optuna", "ray", "scipy")
 _PROBE = f"""
 import json, sys
@@ -293,6 +298,7 @@ def test_a_config_error_is_one_line_before_any_model_library_is_imported(tmp_pat
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_the_laziness_probe_can_fail():
     """Using a plugin imports its module (the probe above would see torch)."""
     code = ("import sys; from eacps import plugins; plugins.get('generator', 'diffusers'); "
@@ -325,7 +331,7 @@ def test_registration_by_reference_imports_on_first_use(monkeypatch):
         sys.modules.pop("tp_lazy_host", None)
 
 
-# -- did you mean (issue 21) -------------------------------------------------------------------------------------
+# -- did you mean (issue 21) -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind, typo, meant", [("strategy", "best-of", "best-of-n"), ("strategy", "tree_search",
                          "tree-search"), ("executor", "locl", "local")])
 def test_unknown_names_suggest_the_closest(kind, typo, meant):
@@ -340,7 +346,7 @@ def test_no_suggestion_for_a_name_like_none():
     assert "did you mean" not in str(exc.value) and "unknown strategy 'qqqqqqq'; known: " in str(exc.value)
 
 
-# -- plugins that exit or are interrupted at import are named, the command goes on (issue 23) ---------------------
+# -- plugins that exit or are interrupted at import are named, the command goes on (issue 23) ------------------------
 @pytest.fixture
 def rude_plugins(monkeypatch):
     monkeypatch.delenv("EACPS_DISABLE_PLUGIN_AUTOLOAD", raising=False)
@@ -424,3 +430,224 @@ def test_a_config_naming_an_unknown_plugin_suggests_the_closest(tmp_path, old, n
     (tmp_path / "bad.toml").write_text(text.replace(old, new, 1))
     got = _probe("run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "run"))
     assert got["code"] == 2 and got["heavy"] == [] and message in got["err"], got["err"]
+
+
+# -- promise 7: listing plugins runs no plugin code (moved from tests/reliability/test_07_plugins.py) ----------------
+# Promise 7: listing plugins runs no plugin code beyond import; a plugin that raises on import or registers a
+# duplicate name is reported by name and the rest keep working; ``EACPS_LOAD_PLUGINS`` limits what loads.
+#
+# Three throwaway distributions are built and installed with pip (no index, no network) into a temporary
+# ``--target`` directory that only the test's ``eacps plugins`` processes see (``PYTHONPATH``): installing
+# into the shared virtualenv would show the broken plugins to every other eacps process on the machine.
+
+
+PYPROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{dist}"
+version = "0.1.0"
+
+[project.entry-points.eacps]
+{ep} = "{pkg}"
+
+[tool.setuptools]
+packages = ["{pkg}"]
+"""
+
+CANARY = '''
+"""Every method eacps could call writes a canary file; importing and registering must call none."""
+import os
+from pathlib import Path
+
+from eacps import Generator, Scorer, Strategy, hookimpl
+
+DIR = Path(os.environ["EACPS_REL_CANARY_DIR"])
+
+
+def touch(what):
+    (DIR / what).write_text("plugin code ran")
+
+
+class Canary(Scorer):
+    name = "rel-canary"
+
+    def __init__(self, params=None):
+        touch("scorer.__init__")
+        super().__init__(params)
+
+    def load(self):
+        touch("scorer.load")
+
+    def settings(self):
+        touch("scorer.settings")
+        return {}
+
+    def score(self, images, condition):
+        touch("scorer.score")
+        return [5.0] * len(images)
+
+
+class CanaryGenerator(Generator):
+    name = "rel-canary-gen"
+
+    def __init__(self, params=None):
+        touch("generator.__init__")
+        super().__init__(params)
+
+    def load(self):
+        touch("generator.load")
+
+    def noise_shape(self, condition):
+        touch("generator.noise_shape")
+        return (1, 1, 2, 2)
+
+    @property
+    def default_steps(self):
+        touch("generator.default_steps")
+        return 1
+
+    def settings(self):
+        touch("generator.settings")
+        return {}
+
+    def generate(self, recipes, condition, *, steps=None):
+        touch("generator.generate")
+        return []
+
+
+class CanaryStrategy(Strategy):
+    name = "rel-canary-strategy"
+
+    def __init__(self, *args, **kwargs):
+        touch("strategy.__init__")
+        super().__init__(*args, **kwargs)
+
+    def _ask(self, n):
+        touch("strategy.ask")
+        return self.fresh_seeds(n)
+
+
+@hookimpl
+def register_scorers(register):
+    register(Canary)
+
+
+@hookimpl
+def register_generators(register):
+    register(CanaryGenerator)
+
+
+@hookimpl
+def register_strategies(register):
+    register(CanaryStrategy)
+'''
+
+BROKEN = """
+raise RuntimeError("rel-broken refuses to import")
+"""
+
+DUP = """
+from eacps import Scorer, hookimpl
+
+
+class Dup(Scorer):
+    name = "rel-canary"  # taken by eacps-rel-canary (registered first: entry points load by name)
+
+    def score(self, images, condition):
+        return [0.0] * len(images)
+
+
+class Own(Dup):
+    name = "rel-dup-own"
+
+
+@hookimpl
+def register_scorers(register):
+    register(Dup)
+    register(Own)
+"""
+
+DISTS = {  # distribution -> (entry point, package, module source)
+    "eacps-rel-canary": ("relcanary", "rel_canary", CANARY),
+    "eacps-rel-broken": ("relbroken", "rel_broken", BROKEN),
+    "eacps-rel-dup": ("reldup", "rel_dup", DUP),
+}
+
+
+def eacps_plugins(site: Path, canaries: Path, allow: str | None) -> tuple[dict, str]:
+    """``eacps plugins --json`` and ``eacps plugins`` in fresh processes that see ``site``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EACPS_LOAD_PLUGINS", "EACPS_DISABLE_PLUGIN_AUTOLOAD")}
+    env.update(PYTHONPATH=str(site), EACPS_REL_CANARY_DIR=str(canaries))
+    if allow is not None:
+        env["EACPS_LOAD_PLUGINS"] = allow
+    script = (
+        "import sys; from eacps.cli import main; main(['plugins', '--json']); print('=====', flush=True);"
+        " sys.exit(main(['plugins']))"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    js, text = p.stdout.split("=====\n")
+    return json.loads(js), text
+
+
+@pytest.mark.slow
+def test_listing_runs_no_plugin_code_broken_plugins_named_allow_list(tmp_path, figures):
+    src, site, canaries = tmp_path / "src", tmp_path / "site", tmp_path / "canaries"
+    canaries.mkdir()
+    for dist, (ep, pkg, code) in DISTS.items():
+        (src / dist / pkg).mkdir(parents=True)
+        (src / dist / "pyproject.toml").write_text(PYPROJECT.format(dist=dist, ep=ep, pkg=pkg))
+        (src / dist / pkg / "__init__.py").write_text(textwrap.dedent(code))
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    try:
+        p = subprocess.run(
+            [*pip, "--target", str(site), *(str(src / d) for d in DISTS)], capture_output=True, text=True, timeout=180
+        )
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert {d.name.split("-")[0] for d in site.glob("*.dist-info")} == {
+            "eacps_rel_canary",
+            "eacps_rel_broken",
+            "eacps_rel_dup",
+        }
+
+        # everything installed loads: the canary plugin is listed, nothing of it ran, the broken ones are named
+        js, text = eacps_plugins(site, canaries, None)
+        listed = {(e["kind"], e["name"]): e["distribution"] for e in js["plugins"]}
+        for kind, name in (
+            ("scorer", "rel-canary"),
+            ("generator", "rel-canary-gen"),
+            ("strategy", "rel-canary-strategy"),
+        ):
+            assert listed[(kind, name)] == "eacps-rel-canary"
+            assert name in text
+        assert listed[("scorer", "rel-dup-own")] == "eacps-rel-dup"  # the duplicate's plugin keeps its other name
+        assert listed[("generator", "digits")] == "eacps-digits"  # the other installed plugins keep working
+        assert listed[("strategy", "eacps")] == "eacps"
+        problems = "\n".join(js["problems"])
+        broken = "plugin 'relbroken' (eacps-rel-broken) failed to load: RuntimeError: rel-broken refuses to import"
+        dup = "plugin 'reldup': scorer name 'rel-canary' is already registered by 'relcanary'; ignored"
+        assert broken in problems and dup in problems, problems
+        assert f"problem: {broken}" in text and f"problem: {dup}" in text  # the human listing names them too
+        assert list(canaries.iterdir()) == []  # no __init__, load, settings, score, generate, ask ran
+
+        # the allow-list: only the named plugin (by entry-point or distribution name) loads
+        for allow in ("relcanary", "eacps-rel-canary"):
+            js, text = eacps_plugins(site, canaries, allow)
+            dists = {e["distribution"] for e in js["plugins"]}
+            assert dists == {"eacps", "eacps-rel-canary"}, dists
+            assert js["problems"] == [] and "problem:" not in text and "relbroken" not in text
+        js, _ = eacps_plugins(site, canaries, "relbroken")  # asking for the broken one only reports it
+        assert {e["distribution"] for e in js["plugins"]} == {"eacps"}
+        assert js["problems"] == [broken]
+        assert list(canaries.iterdir()) == []
+
+        # the canaries are live: instantiating the scorer (what a run does) writes one
+        env = {**os.environ, "PYTHONPATH": str(site), "EACPS_REL_CANARY_DIR": str(canaries)}
+        subprocess.run([sys.executable, "-c", "import rel_canary; rel_canary.Canary()"], env=env, check=True)
+        assert [c.name for c in canaries.iterdir()] == ["scorer.__init__"]
+    finally:
+        shutil.rmtree(site, ignore_errors=True)  # the "uninstall": nothing was installed anywhere else
+    figures("7-plugins", listings=5, throwaway_distributions=3, canaries_touched=0, problems_named=2)

@@ -61,7 +61,7 @@ def test_readme_lists_every_builtin_strategy():
     assert builtin == listed
 
 
-# -- every shell command of the README and docs/*.md runs as written (issue 21) -----------------------------------
+# -- every shell command of the README and docs/*.md runs as written (issue 21) --------------------------------------
 # Each command runs from a scratch directory laid out like a fresh clone (docs/, notebooks/, benchmarks/ and
 # mkdocs.yml linked; examples/ copied), in the order the page gives them, with the interpreter's own bin/ first on
 # PATH. What cannot run here is recognised and checked another way, and that list is explicit (`how` below):

@@ -155,6 +155,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return {"demo": tmp / "demo" / "report.html", "compare": tmp / "compare" / "report.html", "tmp": tmp}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, tables", [("demo", {"summary"}), ("compare", {"summary", "compare"})])
 def test_report_renders_in_chromium(runs, kind, tables, tmp_path):
     report = runs[kind]

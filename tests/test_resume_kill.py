@@ -11,6 +11,9 @@ from pathlib import Path
 import configs
 import crashing
 import pytest
+import runs as run_helpers
+
+from eacps.store import StoreError
 
 HERE = Path(__file__).parent
 RUNNER = """
@@ -35,12 +38,7 @@ def start(cfg: Path, out: Path) -> subprocess.Popen:
 
 
 def rows(out: Path) -> list[tuple]:
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        return db.execute("SELECT id, search, seq, recipe, status, potential, session FROM candidates ORDER BY id")\
-            .fetchall()
-    finally:
-        db.close()
+    return run_helpers.rows(out, "id, search, seq, recipe, status, potential, session", order="id")
 
 
 def wait_for_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -50,19 +48,17 @@ def wait_for_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60
         try:
             if len(rows(out)) >= n:
                 return
-        except sqlite3.OperationalError:
+        except (FileNotFoundError, StoreError, sqlite3.OperationalError):  # not created yet
             pass
         time.sleep(0.01)
     raise AssertionError("the run did not progress")
 
 
 def bests(out: Path) -> dict[str, tuple]:
-    db = sqlite3.connect(out / "store.sqlite")
-    q = ("SELECT search, recipe, potential FROM candidates c WHERE role='search' AND status='OK' AND potential = "
-         "(SELECT MAX(potential) FROM candidates d WHERE d.search = c.search AND d.status='OK') ORDER BY search")
-    return {s: (r, p) for s, r, p in db.execute(q)}
+    return {s: (c.recipe.key, c.potential) for s, c in run_helpers.best_by_search(out).items()}
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(tmp_path):
     ref_out, ref_log = tmp_path / "ref", tmp_path / "ref.log"
     ref = start(config(tmp_path, ref_log), ref_out)
@@ -91,19 +87,13 @@ def test_kill_9_then_resume(tmp_path):
         assert bests(out) == bests(ref_out)  # the final best equals an uninterrupted run's
 
 
-# -- SIGINT/SIGTERM stop cleanly; a plugin that kills the process is named and, after two deaths, skipped -------
+# -- SIGINT/SIGTERM stop cleanly; a plugin that kills the process is named and, after two deaths, skipped ------------
 
 def meta(out: Path, key: str):
-    import json
-
-    db = sqlite3.connect(out / "store.sqlite")
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
-    finally:
-        db.close()
+    return run_helpers.meta(out, key)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_after_the_batches_in_flight_are_stored(tmp_path, sig, code):
     out, log = tmp_path / "run", tmp_path / "gen.log"
@@ -125,6 +115,7 @@ def test_a_signal_stops_after_the_batches_in_flight_are_stored(tmp_path, sig, co
     assert rows(out)[: len(stopped)] == stopped and len(rows(out)) == 42
 
 
+@pytest.mark.slow
 def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tmp_path):
     from eacps.strategy import SeedStream
 
@@ -149,9 +140,7 @@ def test_a_batch_that_kills_the_process_is_named_and_skipped_after_two_deaths(tm
     rc, err = run()  # the second death: FAILED with the reason, the run goes on
     assert rc == 0, err
     assert f"{what} (a plugin called os._exit(3); died with it 2 time(s))" in err
-    db = sqlite3.connect(out / "store.sqlite")
-    got = db.execute("SELECT seq, status, reason FROM candidates WHERE role = 'search' ORDER BY seq").fetchall()
-    db.close()
+    got = [(c.seq, c.status.value, c.reason) for c in run_helpers.candidates(out, role="search")]
     assert [s for s, *_ in got] == list(range(8))
     assert [st for _, st, _ in got] == ["OK"] * 4 + ["FAILED"] * 2 + ["OK"] * 2
     assert all("the process died 2 times while computing this batch" in r for _, st, r in got if st == "FAILED")

@@ -92,6 +92,7 @@ def live_run(tmp_path_factory):
                 p.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_page_shows_new_candidates_without_reload(live_run, tmp_path):
     url, _run, _run_dir = live_run
     first = json.loads(_get(url + "api/state"))
@@ -170,7 +171,7 @@ def test_trajectory_trees_on_the_page(tmp_path):
     assert dom.count("<line") >= len(linked) + 2  # the tree's edges, beside the curve plot's two axes
 
 
-# -- many requests on a large tree-search store (issue 23) -------------------------------------------------------
+# -- many requests on a large tree-search store (issue 23) -----------------------------------------------------------
 @pytest.fixture(scope="module")
 def big_tree(tmp_path_factory):
     """A real tree-search run of about 2000 candidates on the toy generator, a few deep trees (few roots)."""
@@ -317,7 +318,7 @@ def test_cost_curves_hold_each_searchs_best_at_each_cost(big_tree):
     assert [(x, m) for x, m, _, _ in curve] == [(x, b) for x, b in zip(grid, expected, strict=True) if b is not None]
     assert all(lo == m == hi for _, m, lo, hi in curve)  # two equal searches: a band of zero width
 
-# -- security ------------------------------------------------------------------------------------------------
+# -- security --------------------------------------------------------------------------------------------------------
 def test_serve_checks_the_host_header(tmp_path, toy_plugin):
     """DNS rebinding: a page of evil.example resolving to 127.0.0.1 sends ``Host: evil.example``: refused."""
     import http.client
@@ -385,7 +386,7 @@ def test_serve_never_renders_an_image_from_elsewhere(tmp_path, toy_plugin):
         _stop(server)
 
 
-# -- errors are one line -------------------------------------------------------------------------------------
+# -- errors are one line ---------------------------------------------------------------------------------------------
 def test_serve_a_store_overwritten_while_serving(tmp_path, toy_plugin, capfd):
     """The store replaced by garbage under a running server: /api/state answers 503 with one line, the server goes
     on (no traceback), and answers 200 again once the store is back."""

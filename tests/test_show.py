@@ -13,17 +13,24 @@ from eacps.cli import main
 
 @pytest.fixture(scope="module")
 def compare_dir(tmp_path_factory):
-    """A tiny comparison: tree-search (path recipes) and best-of-N (seeds) at budgets 4 and 6, a pool of 12."""
-    import eacps_digits
+    """A tiny comparison on the stepping toy: tree-search (path recipes) and best-of-N (seeds) at budgets 4 and 6,
+    a pool of 12."""
+    import toy
 
+    from eacps import plugins
     from eacps.compare import run_compare
 
     tmp = tmp_path_factory.mktemp("show")
-    cfg = {"generator": {"name": "digits", "params": {"steps": 6}},
-           "potential": {"criteria": {"realism": {"scorer": "digits-realism"}}},
-           "conditions": [{"id": c.id, "class_label": c.class_label} for c in eacps_digits.tasks(2)]}
+    cfg = {"generator": {"name": "toy", "params": {"steps": 6, "stepping": True}},
+           "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}}},
+           "conditions": [{"id": f"task{i}", "prompt": f"toy {i}"} for i in range(2)]}
     configs.write(tmp / "c.toml", cfg)
-    run_compare(tmp / "c.toml", tmp / "cmp", strategies="tree-search,best-of-n", budgets="4,6", repeats=1, pool=12)
+    plugins.register_plugin(toy)
+    try:
+        run_compare(tmp / "c.toml", tmp / "cmp", strategies="tree-search,best-of-n", budgets="4,6", repeats=1,
+                    pool=12)
+    finally:
+        plugins.unregister_plugin(toy)
     return tmp / "cmp"
 
 
@@ -35,7 +42,8 @@ def test_show_names_a_comparisons_budgets_and_keeps_recipes_short(compare_dir, c
     rows = [ln for ln in lines if "/tree-search/" in ln or "/best-of-n/" in ln]
     assert len(rows) == 2 * 2 * 2
     assert all(len(ln) < 160 for ln in lines), max(lines, key=len)  # was padded to the longest recipe
-    assert all(ln.endswith("…") for ln in rows if "/tree-search/" in ln)  # a path recipe, cut
+    paths = [ln for ln in rows if "/tree-search/" in ln and "  seed " not in ln]
+    assert paths and all(ln.endswith("…") for ln in paths)  # a path recipe, cut
     assert all("  seed " in ln and not ln.endswith(" ") for ln in rows if "/best-of-n/" in ln)
 
 

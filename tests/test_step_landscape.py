@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import configs
+from runs import candidates
 
 from eacps.cli import main
 from eacps.step_landscape import per_step_table
@@ -32,11 +33,7 @@ def test_per_step_on_digits(tmp_path, capsys):
     early, late = rows[0]["spearman"], rows[-1]["spearman"]
     assert late > 0.9 and late > early  # the last preview ranks like the final image; the first does not
     assert "rank correlation" in capsys.readouterr().out
-    import sqlite3
-
-    db = sqlite3.connect(out / "store.sqlite")
-    n = db.execute("SELECT COUNT(*) FROM candidates WHERE search LIKE 'landscape%'").fetchone()[0]
-    db.close()
+    n = sum(c.search.startswith("landscape") for c in candidates(out))
     assert n == summary["tasks"] * 8 * summary["steps"]  # T - 1 previews and one final per trajectory
 
 

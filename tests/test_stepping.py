@@ -46,7 +46,7 @@ class CountingGenerator:
         return self.inner.advance(traj, condition, until)
 
 
-# -- recipes ------------------------------------------------------------------------------------------
+# -- recipes ---------------------------------------------------------------------------------------------------------
 def test_path_recipe_round_trips_and_keys():
     r = Recipe.from_seed(7).branch(4, 0.3, 11).branch(9, 0.2, 12).with_until(12)
     assert r.is_path and r.is_preview and not r.is_seed_only
@@ -95,7 +95,7 @@ def test_shared_calls():
     assert Recipe.from_seed(1).with_until(3).shared_calls(Recipe.from_seed(1)) == 3
 
 
-# -- the digits generator steps -----------------------------------------------------------------------
+# -- the digits generator steps --------------------------------------------------------------------------------------
 def test_generate_is_the_composition_and_paths_match(digits, cond):
     recipes = [Recipe.from_seed(s) for s in (1, 2, 3)]
     direct = digits.generate(recipes, cond)
@@ -167,7 +167,7 @@ def test_cache_is_bounded():
     assert len(cache) == 2 and cache.get("0") is None and cache.get("4") is st
 
 
-# -- charging -----------------------------------------------------------------------------------------
+# -- charging --------------------------------------------------------------------------------------------------------
 def test_ledger_charges_a_shared_prefix_once():
     led = PathLedger(T)
     assert led.charge(Recipe.from_seed(1).with_until(3)) == 3
@@ -178,7 +178,7 @@ def test_ledger_charges_a_shared_prefix_once():
     assert led.charge(Recipe.from_seed(1, steps=5)) == 5  # another schedule shares nothing
 
 
-# -- the documented regeneration line works for every strategy's winner -------------------------------
+# -- the documented regeneration line works for every strategy's winner ----------------------------------------------
 STRATEGIES = own_names(build_registry(), "strategy")  # the built-ins and this repository's strategy plugins
 
 

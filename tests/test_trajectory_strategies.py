@@ -14,11 +14,12 @@ from pathlib import Path
 import configs
 import numpy as np
 import pytest
+import runs as run_helpers
 
 from eacps import Recipe, Result, Status
 from eacps.recipe import Branch
 from eacps.stepping import StateCache, generate_paths
-from eacps.store import quantize
+from eacps.store import StoreError, quantize
 from eacps.strategies.fk_steering import FKParams, FKSteering, resample
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
@@ -34,7 +35,7 @@ def run(strategy, objective=None, batch=4):
     return strategy
 
 
-# -- multi-fidelity -------------------------------------------------------------------------------------
+# -- multi-fidelity --------------------------------------------------------------------------------------------------
 def test_plan_in_steps():
     assert schedule_steps([0.2], 15) == [3] and schedule_steps([0.2, 0.5], 10) == [2, 5]
     assert plan(300, [3], 15, 0.25) == [48, 12]  # 48·3 + 12·12 = 288 <= 300 < 49·3 + 13·12
@@ -54,7 +55,7 @@ def test_promoted_previews_continue_their_trajectory():
     assert s.preview_rank_correlation() == pytest.approx(1.0)  # the fake objective's previews are exact
 
 
-# -- fk-steering ---------------------------------------------------------------------------------------
+# -- fk-steering -----------------------------------------------------------------------------------------------------
 def test_resampling_follows_the_weights():
     rng = np.random.default_rng(0)
     assert resample(np.array([0.0, 1.0, 0.0]), 5, rng, "systematic") == [1] * 5
@@ -88,7 +89,7 @@ def test_fk_failed_previews_get_no_offspring():
     assert not any(r.recipe.root in failed_roots for r in s.history if r.recipe.until is None)
 
 
-# -- tree-search ---------------------------------------------------------------------------------------
+# -- tree-search -----------------------------------------------------------------------------------------------------
 def test_tree_children_continue_or_branch_from_their_parent():
     s = run(TreeSearch(TreeSearchParams(levels=[0.2, 0.5], root_width=1.0, width=3), budget=20, seed=0))
     by_until = {u: [r.recipe for r in s.history if r.recipe.until == u] for u in (2, 5, None)}
@@ -111,7 +112,7 @@ def test_tree_descends_into_the_best_node():
     assert finals and finals[0].root == best_root  # the first leaf grows under the best screened node
 
 
-# -- end to end on the digits model --------------------------------------------------------------------
+# -- end to end on the digits model ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_setup():
     import eacps_digits
@@ -161,20 +162,17 @@ def test_branch_outside_the_schedule_is_refused_before_compute(digits_setup):
         gen.check([Recipe(seed=1, branches=(Branch(gen.default_steps, 0.5, 1),))])
 
 
-# -- kill -9 during a tree search resumes to the same winner without recomputing finished nodes ---------
+# -- kill -9 during a tree search resumes to the same winner without recomputing finished nodes ----------------------
 
 
 def _rows(out: Path) -> list[tuple]:
     if not (out / "store.sqlite").exists():
         return []
-    db = sqlite3.connect(out / "store.sqlite")
     try:
-        return db.execute("SELECT search, seq, recipe, status, potential, session FROM candidates "
-                          "WHERE role = 'search' ORDER BY id").fetchall()
-    except sqlite3.OperationalError:
+        return [(c.search, c.seq, c.recipe.key, c.status.value, c.potential, c.session)
+                for c in sorted(run_helpers.candidates(out, role="search"), key=lambda c: c.id)]
+    except (StoreError, sqlite3.OperationalError):  # created, schema not written yet
         return []
-    finally:
-        db.close()
 
 
 def _eacps(cfg: Path, out: Path) -> subprocess.Popen:
@@ -182,6 +180,7 @@ def _eacps(cfg: Path, out: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("strategy", "params"), [("tree-search", {}), ("fk-steering", {}),
                                                   ("fk-steering", {"schedule": "adaptive"}),
                                                   ("multi-fidelity", {"schedule": "adaptive"})],

@@ -37,14 +37,14 @@ def test_tree_lines_draw_every_node_once():
     assert "renoise@3" in lines[2] and "FAILED" in lines[2]
 
 
-def test_show_tree_on_a_tree_search(tmp_path, capsys):
-    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 4, criteria=("realism",)))
+def test_show_tree_on_a_tree_search(tmp_path, capsys, toy_plugin):
+    cfg = configs.write(tmp_path / "cfg.toml", configs.toy_stepping("tree-search", 4))
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     capsys.readouterr()
     assert main(["show", str(tmp_path / "run"), "--tree"]) == 0
     out = capsys.readouterr().out
     assert "(★ best)" in out and out.count("★") == 2  # the heading and the best leaf
-    assert "step 3" in out and "final" in out and "renoise@" in out
+    assert "step 4" in out and "final" in out and "renoise@" in out
     from eacps.report import cost_curves
     from eacps.store import read_only
     from eacps.summary import load_searches, summarize_store
@@ -55,19 +55,17 @@ def test_show_tree_on_a_tree_search(tmp_path, capsys):
         steps = summarize_store(store, recs)["strategies"]["tree-search"]["cost_per_search"]["steps"]
     finally:
         store.close()
-    assert steps == 4 * 15 and cost_curves(recs, {})["tree-search"][-1][0] == steps
+    assert steps == 4 * 10 and cost_curves(recs, {})["tree-search"][-1][0] == steps
 
 
-def test_the_store_keeps_the_parent_links(tmp_path):
+def test_the_store_keeps_the_parent_links(tmp_path, toy_plugin):
     import eacps
-    from eacps.config import create
     from eacps.store import read_only
-
-    gen = create("generator", "digits")
-    pot = eacps.Potential.from_scorers(realism=create("scorer", "digits-realism"))
     from eacps.types import Condition
 
-    eacps.search(Condition("three", class_label=3), generator=gen, potential=pot, strategy="fk-steering", budget=6,
+    gen = toy_plugin.ToyGenerator(toy_plugin.ToyGeneratorParams(stepping=True))
+    pot = eacps.Potential.from_scorers(realism=toy_plugin.ToyScorer())
+    eacps.search(Condition("three"), generator=gen, potential=pot, strategy="fk-steering", budget=6,
                  run_dir=tmp_path / "run")
     store = read_only(tmp_path / "run")
     try:
@@ -81,7 +79,7 @@ def test_the_store_keeps_the_parent_links(tmp_path):
     assert [c.seq for c in cands] == list(range(len(cands)))
 
 
-# -- parent links in linear time --------------------------------------------------------------------------------
+# -- parent links in linear time -------------------------------------------------------------------------------------
 def _pairwise(recipes: list[Recipe], total: int) -> tuple[list[int | None], list[int]]:
     """The rule, pairwise (the ledger before it was indexed; quadratic): the parent is the earlier path sharing the
     most calls (``Recipe.shared_calls``), then one whose path ends there, then the latest; the charge is the calls
@@ -170,10 +168,10 @@ def test_tree_lines_report_parent_cycles_and_draw_every_node():
         assert sum(u in line for line in lines) == 1, u
 
 
-def test_show_tree_reports_a_cycle_in_one_line(tmp_path, capsys):
+def test_show_tree_reports_a_cycle_in_one_line(tmp_path, capsys, toy_plugin):
     import sqlite3
 
-    cfg = configs.write(tmp_path / "cfg.toml", configs.digits("tree-search", 4, criteria=("realism",)))
+    cfg = configs.write(tmp_path / "cfg.toml", configs.toy_stepping("tree-search", 4))
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     db = sqlite3.connect(tmp_path / "run" / "store.sqlite")
     search, n = db.execute("SELECT search, COUNT(*) FROM candidates WHERE role = 'search' GROUP BY search").fetchone()

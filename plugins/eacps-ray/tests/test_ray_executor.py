@@ -97,6 +97,7 @@ def test_registered_under_entry_point_with_strict_params():
 
 
 # -- on Ray ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_refuses_more_actors_than_the_cluster_holds(ray_session, test_plugins, tmp_path):
     ex = RayExecutor(RayParams(num_generators=4, cpus_per_actor=1.0, pythonpath=PYTHONPATH))
     eng = Engine(toy.ToyGenerator(), toy_potential(), executor=ex)
@@ -119,6 +120,7 @@ def one_thread():
         torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 def test_digits_same_results_as_local_executor(ray_session, one_thread, tmp_path):
     """A generator actor feeding a scorer actor: the same rows, potentials and bests as ``local``, bit for bit."""
 
@@ -161,6 +163,7 @@ def test_digits_same_results_as_local_executor(ray_session, one_thread, tmp_path
     assert all(r.best is not None for r in results)
 
 
+@pytest.mark.slow
 def test_actor_killed_mid_batch_loses_and_duplicates_nothing(ray_session, test_plugins, tmp_path):
     """ray.kill of a busy generator actor: it is replaced, its batches re-run, every candidate stored once."""
     conds = [Condition(f"c{i}") for i in range(3)]
@@ -198,6 +201,7 @@ def test_actor_killed_mid_batch_loses_and_duplicates_nothing(ray_session, test_p
     assert all(r.status is Status.OK for r in rows)
 
 
+@pytest.mark.slow
 def test_batch_failed_with_reason_after_retry_bound(ray_session, test_plugins, tmp_path):
     """A batch that kills its actor every time: retried, then FAILED with the reason; other searches are
     unaffected; once no actor is left, pending batches fail with that reason."""
@@ -241,6 +245,7 @@ def test_refuses_actors_whose_rebuilt_models_differ(ray_session, test_plugins):
     eng.close()
 
 
+@pytest.mark.slow
 def test_worker_sigkill_at_20_random_points(ray_session, test_plugins, tmp_path):
     """Reliability promise 1 for Ray workers: the generator actor's process is killed with SIGKILL at 20
     random points of a run (seeded); the run finishes, every candidate is stored exactly once, and the
@@ -290,6 +295,7 @@ def test_worker_sigkill_at_20_random_points(ray_session, test_plugins, tmp_path)
     assert_stored_once(rows, n_search=80, n_prior=4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_scorers", [0, 1])
 def test_standardize_calibration_works_on_ray(ray_session, one_thread, tmp_path, num_scorers):
     """Per-condition statistics (calibration.kind = "standardize", main and preview potentials) reach the actors:

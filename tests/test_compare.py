@@ -1,11 +1,13 @@
-"""Regression tests for compare/landscape defects of issue 12 (each failed before its fix)."""
+"""eacps compare: every strategy on every task at its charged cost, refusing run directories of another config;
+the reference pool and the evaluation split share no seed with a contestant (regressions of issue 12)."""
+
+import json
 
 import configs
 import pytest
 
-from eacps.compare import POOL, Split, run_compare
-from eacps.config import ConfigError
-from eacps.landscape import run_landscape
+from eacps.compare import POOL, Split, compute_multiplier, parse_budgets, parse_contestants, run_compare
+from eacps.config import ConfigError, parse_config
 from eacps.store import read_only
 
 BASE = {
@@ -102,29 +104,6 @@ def test_split_reports_the_evaluation_tasks_with_fresh_seeds(tmp_path, toy_plugi
                     split=Split(tune_tasks=5))
 
 
-def test_landscape_uses_the_configs_prior_seed_and_batch_size(tmp_path, toy_plugin, monkeypatch):
-    sizes = []
-    generate = toy_plugin.ToyGenerator.generate
-
-    def spy(self, recipes, condition, **kw):
-        sizes.append(len(recipes))
-        return generate(self, recipes, condition, **kw)
-
-    monkeypatch.setattr(toy_plugin.ToyGenerator, "generate", spy)
-    cfg = write(tmp_path, search={"prior_seed": 5, "batch_size": 3})
-    out = tmp_path / "land"
-    run_landscape(cfg, out, neighborhoods="pcn:0.3", parents=4, k=2)
-    ro = read_only(out)
-    try:
-        assert {c.search for c in ro.candidates(role="prior")} == {f"prior/toy0-{i}/5" for i in range(3)}
-    finally:
-        ro.close()
-    assert sizes and max(sizes) <= 3
-    other = write(tmp_path, "o.toml", configs.edit(BASE, "tasks.n", 4), search={"prior_seed": 6})
-    with pytest.raises(ConfigError, match=r"^--out: .* holds results of a different config"):
-        run_landscape(other, out, neighborhoods="pcn:0.3", parents=4, k=2)
-
-
 def test_a_default_spelled_out_is_the_same_config(tmp_path, toy_plugin):
     """A store written when criteria dumped their calibration as {kind = "none", ...} is the config that now
     leaves it unset (the scorer's default, none): compare must not refuse it."""
@@ -141,3 +120,64 @@ def test_a_default_spelled_out_is_the_same_config(tmp_path, toy_plugin):
     check_run_dir(out, cfg)  # no error
     old["potential"]["criteria"]["realism"]["calibration"]["scale"] = 2.0
     assert stored_difference(old, cfg, searches=False) == "potential.criteria.realism.calibration.scale"
+
+
+# -- the command's parts: arguments, splits, the best-of-N multiplier, a whole run ------------------------------------
+@pytest.mark.parametrize("spec, budgets", [("8", [8]), ("32, 8,8 ,16", [8, 16, 32])])
+def test_budgets_are_sorted_and_unique(spec, budgets):
+    assert parse_budgets(spec) == budgets
+
+
+@pytest.mark.parametrize("spec", ["", "0,8", "8,x", "-1"])
+def test_bad_budgets_are_one_line_naming_the_option(spec):
+    with pytest.raises(ConfigError, match=r"^--budgets: comma-separated positive integers"):
+        parse_budgets(spec)
+
+
+def test_contestants_are_config_labels_or_strategy_names(toy_plugin):
+    cfg = parse_config({**BASE, "searches": [{"label": "wide", "strategy": "eacps", "batch_size": 4,
+                                              "params": {"neighborhood": "pcn"}}]})
+    wide, bon = parse_contestants("wide, best-of-n", cfg)
+    assert (wide.label, wide.strategy, wide.params, wide.batch_size) == ("wide", "eacps", {"neighborhood": "pcn"}, 4)
+    assert (bon.label, bon.strategy, bon.params) == ("best-of-n", "best-of-n", {})
+    with pytest.raises(ConfigError, match=r"^--strategies: unknown strategy 'nope'.*; config labels: wide"):
+        parse_contestants("nope", cfg)
+    with pytest.raises(ConfigError, match=r"^--strategies: each strategy once"):
+        parse_contestants("wide,wide", cfg)
+    with pytest.raises(ConfigError, match=r"^--strategies: give at least one strategy"):
+        parse_contestants(" , ", cfg)
+
+
+def test_a_split_reports_the_evaluation_or_the_tuning_tasks():
+    tasks = list("abcde")
+    assert Split().select(tasks) == tasks
+    assert Split(tune_tasks=2).select(tasks) == ["c", "d", "e"]
+    assert Split(tune_tasks=2, report="tuning").select(tasks) == ["a", "b"]
+    with pytest.raises(ConfigError, match=r"^--tune-tasks: must be between 0 and the config's 5 conditions"):
+        Split(tune_tasks=6).select(tasks)
+    with pytest.raises(ConfigError, match=r"^--tune-tasks: 0 leaves the tuning split empty"):
+        Split(report="tuning").select(tasks)
+
+
+def test_the_multiplier_is_where_best_of_n_reaches_the_target():
+    pools = {"t": [float(v) for v in range(1, 9)]}  # E[max of N] over 1..8 at N = 1 is the mean, 4.5
+    at_one = compute_multiplier(pools, 3.0, equivalents=1.0)  # below what one sample gives
+    assert at_one["bound"] == "<=" and at_one["n_star"] == pytest.approx(1.0)
+    mid = compute_multiplier(pools, 7.0, equivalents=2.0)
+    assert mid["bound"] == "=" and 1 < mid["n_star"] < 8 and mid["multiplier"] == pytest.approx(mid["n_star"] / 2)
+    beyond = compute_multiplier(pools, 9.0, equivalents=1.0)
+    assert beyond["bound"] == ">" and beyond["n_star"] == 8  # capped at the pool
+
+
+def test_a_compare_charges_every_contestant_its_budget_and_writes_compare_json(tmp_path, toy_plugin):
+    out = tmp_path / "cmp"
+    summary = run_compare(write(tmp_path), out, strategies="best-of-n,eacps", budgets="4,8", repeats=2, pool=8)
+    rows = rows_of(summary)
+    assert set(rows) == {(s, b) for s in ("best-of-n", "eacps") for b in (4, 8)}
+    for (_, b), r in rows.items():
+        assert r["steps"] == b * 10  # charged: budget x steps, whatever was reused
+    assert json.loads((out / "compare.json").read_text())["table"] == summary["table"]
+    assert len(summary["searches"]) == 2 * 2 * 2 * 3  # strategies x budgets x repeats x tasks
+    assert {len(v) for v in summary["pool_samples"].values()} == {8}
+    again = run_compare(write(tmp_path), out, strategies="best-of-n,eacps", budgets="4,8", repeats=2, pool=8)
+    assert again["generated"] == 0 and again["table"] == summary["table"]  # resumed from the store

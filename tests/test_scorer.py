@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 from eacps_vlm import OpenAIJudge, VLMScorer, injection_probe
-from relhelp import vlm_test_helpers
+from runs import vlm_test_helpers
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[1]
 
 
 def documented_thresholds() -> dict[str, tuple[str, float]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import safetensors.torch
 import torch
-from relhelp import toy_config, vlm_test_helpers
+from runs import toy_config, vlm_test_helpers
 
 from eacps import plugins
 from eacps.cli import main
