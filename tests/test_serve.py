@@ -185,7 +185,8 @@ def big_tree(tmp_path_factory):
     gen = toy.ToyGenerator(toy.ToyGeneratorParams(stepping=True))
     pot = Potential([Criterion("realism", toy.ToyScorer(), 4.0), Criterion("consistency", toy.ToyMeanScorer(), 1.0)])
     res = eacps.search(Condition("a", prompt="x"), generator=gen, potential=pot, strategy="tree-search",
-                       params={"root_width": 0.01}, budget=600, batch_size=64, run_dir=run_dir)
+                       params={"root_width": 0.01, "levels": [0.2, 0.4, 0.6, 0.8]}, budget=600, batch_size=64,
+                       run_dir=run_dir)  # four levels: deep trees
     assert len(res.history) >= 2000
     return run_dir
 
