@@ -64,7 +64,7 @@ def pools(out: Path, split: str, size: int) -> dict[str, list[float | None]]:
     cache = out / f"pools-{split}-{size}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    from eacps.engine import Engine, Job
+    from eacps.engine.engine import Engine, Job
     from eacps.store import Store
     from eacps.strategies.best_of_n import BestOfN
 

@@ -44,8 +44,8 @@ from typing import Any
 
 import eacps
 from eacps import Recipe
+from eacps.analysis.compare import Split, run_compare
 from eacps.api import load_run
-from eacps.compare import Split, run_compare
 from eacps.config import ConfigError
 from eacps.tables import gap_text, multiplier_text
 

@@ -18,8 +18,8 @@ import time
 import eacps_digits
 
 from eacps import Engine, Recipe, Store
+from eacps.commands.demo import digits_potential
 from eacps.config import create
-from eacps.demo import digits_potential
 from eacps.strategies.best_of_n import BestOfN
 
 

@@ -33,7 +33,7 @@ from eacps_diffusers.tiny import tiny_pipeline
 
 import eacps
 from eacps import Condition, Criterion, Potential, Recipe, Scorer, Status
-from eacps.batch import Batch, BatchComputer
+from eacps.engine.batch import Batch, BatchComputer
 from eacps.store import quantize
 
 PROMPT = "a photo of a lighthouse at dusk"

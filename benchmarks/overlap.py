@@ -33,8 +33,8 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Engine, Generated, Generator, Params, Recipe, Scorer, Store, hookimpl, plugins
-from eacps.engine import Job
-from eacps.executor import Executor, InlineExecutor, LocalExecutor, LocalParams
+from eacps.engine.engine import Job
+from eacps.engine.executor import Executor, InlineExecutor, LocalExecutor, LocalParams
 from eacps.potential import Criterion, Potential
 from eacps.strategies.best_of_n import BestOfN
 
@@ -155,8 +155,8 @@ def main() -> None:
             f"sleep g={g * 1000:.0f}ms s={s * 1000:.0f}ms", gen, pot, conds, budget, args.batch, args.rounds
         )
     if not args.no_digits:
+        from eacps.commands.demo import digits_potential
         from eacps.config import create
-        from eacps.demo import digits_potential
 
         gen = create("generator", "digits")
         results["digits"] = compare(

@@ -30,8 +30,8 @@ import overlap
 from eacps_ray import RayExecutor, RayParams
 
 from eacps import Condition, Engine, Store, plugins
-from eacps.engine import Job
-from eacps.executor import Executor, InlineExecutor
+from eacps.engine.engine import Job
+from eacps.engine.executor import Executor, InlineExecutor
 from eacps.potential import Criterion, Potential
 from eacps.strategies.best_of_n import BestOfN
 

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 
 from eacps import tomlw
+from eacps.analysis.stats import percentile_interval, task_weights
 from eacps.api import load_run, make_strategy
-from eacps.engine import Job
+from eacps.engine.engine import Job
 from eacps.recipe import Recipe
-from eacps.stats import percentile_interval, task_weights
 from eacps.store import Store
 from eacps.strategies.best_of_n import BestOfN
 from eacps.types import Status

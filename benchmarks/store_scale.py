@@ -92,7 +92,7 @@ def timed(fn) -> float:
 
 
 def serve_load(run_dir: Path, requests: int = 300, concurrent: int = 50) -> tuple[float, float, int, set[int]]:
-    from eacps.serve import make_server
+    from eacps.analysis.serve import make_server
 
     server = make_server(run_dir, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -122,8 +122,8 @@ def main() -> None:
     args = ap.parse_args()
     links_table([int(x) for x in args.sizes.split(",")], args.no_pairwise_above)
 
-    from eacps.cli import main as cli
-    from eacps.serve import state
+    from eacps.analysis.serve import state
+    from eacps.commands.cli import main as cli
 
     with tempfile.TemporaryDirectory() as d:
         run_dir = Path(d) / "run"

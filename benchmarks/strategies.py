@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from eacps import tomlw
-from eacps.compare import Split, format_compare, run_compare
+from eacps.analysis.compare import Split, format_compare, run_compare
+from eacps.analysis.report import write_report
 from eacps.config import ConfigError
-from eacps.report import write_report
 from eacps.tables import gap_text, multiplier_text
 
 TUNE_TASKS = 30  # the tuning split: eacps_digits.tasks(30), where defaults and earlier figures came from

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eacps.compare import Split, format_compare, run_compare
+from eacps.analysis.compare import Split, format_compare, run_compare
 
 
 def _bench_strategies() -> Any:

@@ -21,12 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from eacps.api import run_config
-from eacps.compare import Split, format_compare, run_compare
-from eacps.config import ConfigError
-from eacps.report import write_report
-from eacps.screening import export_warm_start
 from strategies import TUNE_TASKS, config
+
+from eacps.analysis.compare import Split, format_compare, run_compare
+from eacps.analysis.report import write_report
+from eacps.api import run_config
+from eacps.config import ConfigError
+from eacps.screening import export_warm_start
 
 TRAJECTORY = ("fk-steering", "tree-search", "multi-fidelity")
 

@@ -42,6 +42,6 @@ def register_generators(register):
 def run_command(cfg: Path, out: Path) -> list[str]:
     """argv of a child ``eacps run CFG --out OUT --quiet`` in which ``toy-crash`` is registered."""
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import crashing, toy; from eacps import plugins; "
-            "from eacps.cli import main; plugins.register_plugin(toy); plugins.register_plugin(crashing); "
+            "from eacps.commands.cli import main; plugins.register_plugin(toy); plugins.register_plugin(crashing); "
             f"sys.exit(main(['run', {str(cfg)!r}, '--out', {str(out)!r}, '--quiet']))")
     return [sys.executable, "-c", code]

@@ -102,7 +102,7 @@ def vlm_test_helpers(module: str = "conftest"):
 
 def run_config(cfg_path: Path, out: Path, *extra: str) -> int:
     """``eacps run CFG --out OUT --quiet`` in process; the exit code."""
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     return main(["run", str(cfg_path), "--out", str(out), "--quiet", *extra])
 

@@ -20,7 +20,7 @@ import eacps
 from eacps import Condition
 from eacps.allocate import Mean, Threshold, Worst, as_objective, choose, worst_decile
 from eacps.allocation_log import format_allocation, stored_allocations
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.config import ConfigError
 from eacps.orderstats import expected_improvement_normal, prob_reach_normal
 from eacps.potential import Criterion, Potential
@@ -194,7 +194,7 @@ def test_a_step_cap_is_never_granted_past(setup):
     decisions are what was asked, nothing granted goes unspent while others could use it."""
     from eacps.allocate import Allocator
     from eacps.api import make_strategy
-    from eacps.engine import Engine
+    from eacps.engine.engine import Engine
 
     gen, pot = setup
     al = Allocator(Engine(gen, pot, None, batch_size=2), shifted_conditions(3),
@@ -246,7 +246,7 @@ def alloc_config(**allocation) -> dict:
 def test_serve_counts_the_total_budget_of_an_allocated_run(tmp_path, toy_plugin):
     """serve's progress total is [allocation].total_budget, not budget x conditions (36 here): a finished
     allocated run reads done = total."""
-    from eacps.serve import state
+    from eacps.analysis.serve import state
 
     cfg = configs.write(tmp_path / "cfg.toml", alloc_config(total_budget=20))
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
@@ -324,7 +324,7 @@ import sys
 sys.path.insert(0, {here!r})
 import toy
 from eacps import plugins
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.config import ConfigError
 plugins.register_plugin(toy)
 sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
@@ -384,7 +384,7 @@ def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks
     was chosen on them), against best-of-N 32 per condition: the worst-decile mean is at least uniform 32's."""
     import eacps_digits
 
-    from eacps.engine import Engine, Job
+    from eacps.engine.engine import Engine, Job
     from eacps.store import Store
     from eacps.strategies.best_of_n import BestOfN
 

@@ -14,11 +14,11 @@ import toy
 
 import eacps
 from eacps import Condition
+from eacps.analysis.compare import run_compare
 from eacps.api import run_config
-from eacps.cli import main
-from eacps.compare import run_compare
+from eacps.commands.cli import main
 from eacps.config import ConfigError
-from eacps.engine import Engine, Job
+from eacps.engine.engine import Engine, Job
 from eacps.params import MAX_BUDGET
 from eacps.potential import Criterion, Potential
 from eacps.store import read_only

@@ -26,8 +26,8 @@ from runs import digest, rows, toy_config
 from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer
 
 from eacps import Condition, Generated, Recipe, Status, hookimpl, plugins
-from eacps.batch import Batch, BatchComputer, image_problem, is_oom
-from eacps.cli import main
+from eacps.commands.cli import main
+from eacps.engine.batch import Batch, BatchComputer, image_problem, is_oom
 from eacps.potential import Calibration, Criterion, Potential
 from eacps.store import load_png, quantize
 

@@ -9,9 +9,9 @@ import pytest
 from toy import ToyGenerator, ToyMeanScorer, ToyScorer
 
 from eacps import Condition, Recipe, Status
-from eacps.batch import Batch, BatchComputer
-from eacps.calibrator import CALIBRATION_SEED, CalibrationError, Calibrator
-from eacps.planner import Planner
+from eacps.engine.batch import Batch, BatchComputer
+from eacps.engine.calibrator import CALIBRATION_SEED, CalibrationError, Calibrator
+from eacps.engine.planner import Planner
 from eacps.potential import Calibration, Criterion, Potential
 from eacps.store import Store
 from eacps.strategy import SeedStream

@@ -13,7 +13,7 @@ import torch
 from runs import toy_config, vlm_test_helpers
 
 from eacps import plugins
-from eacps.cli import main
+from eacps.commands.cli import main
 
 
 class Canary:

@@ -8,7 +8,7 @@ import pytest
 from runs import candidates, count, one_line_error, rows, run_config, toy_config
 
 from eacps import Status
-from eacps.cli import main
+from eacps.commands.cli import main
 
 
 def write(tmp_path: Path, cfg: dict) -> Path:
@@ -256,8 +256,8 @@ def test_standardized_criteria_from_config(tmp_path, toy_plugin):
 
 
 def test_cost_model_configured_and_measured(tmp_path, toy_plugin, capsys):
+    from eacps.analysis.summary import summarize_store
     from eacps.store import read_only
-    from eacps.summary import summarize_store
 
     cfg = configs.edit(configs.toy(), "cost", {"seconds_per_step": 0.01,
                                                "seconds_per_call": {"realism": 0.1, "consistency": 0.2}})
@@ -397,7 +397,7 @@ def test_one_download_policy_for_generator_and_scorers():
     from eacps_diffusers import DiffusersParams
     from eacps_vlm import VLMParams
 
-    from eacps.generate import GenerateRequest, build_config
+    from eacps.commands.generate import GenerateRequest, build_config
 
     for params in (DiffusersParams(model="a/b"), VLMParams(), ClipTextParams(), ImageSimilarityParams()):
         assert params.local_files_only is True, type(params).__name__

@@ -6,7 +6,7 @@ import json
 import configs
 import pytest
 
-from eacps.compare import POOL, Split, compute_multiplier, parse_budgets, parse_contestants, run_compare
+from eacps.analysis.compare import POOL, Split, compute_multiplier, parse_budgets, parse_contestants, run_compare
 from eacps.config import ConfigError, parse_config
 from eacps.store import read_only
 
@@ -107,7 +107,7 @@ def test_split_reports_the_evaluation_tasks_with_fresh_seeds(tmp_path, toy_plugi
 def test_a_default_spelled_out_is_the_same_config(tmp_path, toy_plugin):
     """A store written when criteria dumped their calibration as {kind = "none", ...} is the config that now
     leaves it unset (the scorer's default, none): compare must not refuse it."""
-    from eacps.compare import check_run_dir
+    from eacps.analysis.compare import check_run_dir
     from eacps.config import load_config, stored_difference
 
     cfg, _ = load_config(write(tmp_path))

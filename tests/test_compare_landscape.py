@@ -5,10 +5,10 @@ import configs
 import pytest
 from runs import count
 
-from eacps.cli import main
-from eacps.compare import compute_multiplier, parse_budgets, parse_contestants
+from eacps.analysis.compare import compute_multiplier, parse_budgets, parse_contestants
+from eacps.analysis.landscape import parse_neighborhoods
+from eacps.commands.cli import main
 from eacps.config import ConfigError
-from eacps.landscape import parse_neighborhoods
 
 CFG = {
     "tasks": {"name": "toy", "n": 4},

@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 from runs import candidates
 
+from eacps.analysis.compare import (
+    POOL,
+    POOL_SEED,
+    SAMPLER_POOL,
+    Contestant,
+    analyze,
+    sampler_pool_id,
+    sampler_schedules,
+)
 from eacps.api import make_strategy
-from eacps.cli import main
-from eacps.compare import POOL, POOL_SEED, SAMPLER_POOL, Contestant, analyze, sampler_pool_id, sampler_schedules
+from eacps.commands.cli import main
 from eacps.recipe import Recipe
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategy import SamplerSchedule
@@ -218,7 +226,7 @@ def test_branched_best_of_n_refuses_a_branch_outside_the_schedule():
 
 
 def test_no_pool_no_baseline_and_no_section():
-    from eacps.compare import format_compare
+    from eacps.analysis.compare import format_compare
 
     tasks = [f"t{i}" for i in range(3)]
     sched = SamplerSchedule((5,), (1.0,))

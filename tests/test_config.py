@@ -18,7 +18,7 @@ import pytest
 from configs import edit, leaves, toy, write
 from runs import count, digest, one_line_error, rows, run_config, toy_cfg, toy_config, vlm_test_helpers
 
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.config import (
     ConfigError,
     SearchConfig,

@@ -23,7 +23,7 @@ import toy
 from repo import OWN, own_names
 
 from eacps import Condition, Generated, Generator, Recipe, Scorer, Status, Strategy, StrategyError, hookimpl
-from eacps.executor import InlineExecutor
+from eacps.engine.executor import InlineExecutor
 from eacps.plugins import build_registry
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.multi_fidelity import MultiFidelity

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from eacps.cli import main
+from eacps.commands.cli import main
 
 
 def test_demo_on_the_digits_testbed(tmp_path, capsys):
@@ -36,8 +36,8 @@ def test_same_config_and_seed_give_identical_results_on_digits(tmp_path, strateg
     import eacps_digits
 
     from eacps import search
+    from eacps.commands.demo import digits_potential  # the digits preset's potential, through the registry
     from eacps.config import create
-    from eacps.demo import digits_potential  # the digits preset's potential, through the registry
 
     task = eacps_digits.tasks(1)[0]
 
@@ -58,8 +58,8 @@ def test_same_config_and_seed_give_identical_results_on_digits(tmp_path, strateg
 def test_hook_register_demo_presets(tmp_path, toy_plugin):
     """The demo finds its generator, scorers and tasks through a registered preset (no plugin import)."""
     from eacps import hookimpl, plugins
+    from eacps.commands.demo import get_preset, run_demo
     from eacps.config import ConfigError
-    from eacps.demo import get_preset, run_demo
     from eacps.plugins import DemoPreset
 
     assert get_preset().name == "digits" and get_preset("digits").tasks == "digits"  # eacps-digits registers it

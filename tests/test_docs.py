@@ -183,9 +183,9 @@ def test_pages_cite_the_modules_that_define_what_they_name():
 
 
 def test_a_wrong_citation_is_caught():
-    assert dotted_names("(`eacps.engine.Cost`), `eacps.py`, `eacps.api.run_config()`") == [
-        "eacps.engine.Cost", "eacps.api.run_config"]
+    assert dotted_names("(`eacps.engine.engine.Cost`), `eacps.py`, `eacps.api.run_config()`") == [
+        "eacps.engine.engine.Cost", "eacps.api.run_config"]
     # imported there only
-    assert cited_wrongly("eacps.engine.Cost") == "defined in eacps.meter, not eacps.engine"
-    assert cited_wrongly("eacps.meter.Nope") == "eacps.meter has no 'Nope'"
-    assert cited_wrongly("eacps.meter.Cost") is None and cited_wrongly("eacps.Recipe") is None
+    assert cited_wrongly("eacps.engine.engine.Cost") == "defined in eacps.engine.meter, not eacps.engine.engine"
+    assert cited_wrongly("eacps.engine.meter.Nope") == "eacps.engine.meter has no 'Nope'"
+    assert cited_wrongly("eacps.engine.meter.Cost") is None and cited_wrongly("eacps.Recipe") is None

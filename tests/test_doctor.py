@@ -8,8 +8,8 @@ import configs
 import torch
 
 from eacps import hookimpl, plugins
-from eacps.cli import main
-from eacps.doctor import run_doctor
+from eacps.commands.cli import main
+from eacps.commands.doctor import run_doctor
 
 
 class BrokenPlugin:

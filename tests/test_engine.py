@@ -7,8 +7,8 @@ from runs import count, digest, rows, session_versions
 from toy import BadParams, BadScorer, ToyGenerator, ToyGeneratorParams, ToyScorer
 
 from eacps import Condition, Recipe, Status, plugins, search
-from eacps.cli import main
-from eacps.engine import Engine
+from eacps.commands.cli import main
+from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.store import Store
 from eacps.strategies.best_of_n import BestOfN
@@ -116,8 +116,8 @@ def test_a_second_process_cannot_take_the_run_directory(tmp_path):
 def test_overlapped_execution_equals_the_sequential_engine(toy_potential):
     """register_executors: the built-in 'local' executor overlaps work without changing any result."""
     from eacps import plugins
-    from eacps.engine import Job
-    from eacps.executor import InlineExecutor, LocalExecutor, LocalParams
+    from eacps.engine.engine import Job
+    from eacps.engine.executor import InlineExecutor, LocalExecutor, LocalParams
     from eacps.strategies.multi_fidelity import MultiFidelity
     from eacps.strategies.zero_order import ZeroOrder
 
@@ -239,7 +239,7 @@ class Recording:
     name = "recording"
 
     def __init__(self):
-        from eacps.executor import InlineExecutor
+        from eacps.engine.executor import InlineExecutor
 
         self.inner = InlineExecutor()
         self.started, self.batches = [], []
@@ -258,7 +258,7 @@ class Recording:
 
 
 def test_executors_get_the_batch_computer_and_every_batch_including_calibration_and_priors(cond):
-    from eacps.batch import Batch, BatchComputer
+    from eacps.engine.batch import Batch, BatchComputer
     from eacps.potential import Calibration
 
     pot = Potential([Criterion("realism", ToyScorer(), 4.0, Calibration(kind="standardize")),
@@ -355,7 +355,7 @@ def test_capabilities_are_checked_by_the_config_before_any_compute(tmp_path, toy
     from test_cli import write
 
     from eacps import hookimpl, plugins
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     class Plugin:
         @staticmethod
@@ -381,7 +381,7 @@ def test_a_run_whose_every_candidate_failed_exits_non_zero(tmp_path, toy_plugin,
     from test_cli import write
 
     from eacps.api import run_config
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     cfg = write(tmp_path, configs.edit(configs.toy(), "generator.params", {"fail_all": True}))
     assert run_config(cfg, tmp_path / "api").all_failed
@@ -398,7 +398,7 @@ def test_condition_errors_come_before_loading_models_and_preflight(tmp_path, toy
     from test_cli import write
 
     from eacps import hookimpl, plugins
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     calls = []
 
@@ -433,7 +433,7 @@ def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_pat
     from test_cli import write
 
     from eacps import hookimpl, plugins
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     class NoKey(ToyScorer):
         name = "toy-no-key"
@@ -464,7 +464,7 @@ def test_a_scorer_preflight_failure_is_a_config_error_before_any_compute(tmp_pat
 @pytest.mark.parametrize("evidence", ["", "a plugin called os._exit(3)\n"])
 def test_batches_left_in_flight_by_a_dead_process(tmp_path, toy_potential, cond, evidence, capsys):
     """Crash evidence charges a death (two: FAILED, not computed); a kill from outside only isolates the batch."""
-    from eacps.planner import CRASH_FILE, MAX_DEATHS
+    from eacps.engine.planner import CRASH_FILE, MAX_DEATHS
 
     def engine(store):
         return Engine(ToyGenerator(), toy_potential, store, batch_size=4, executor=Recording())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from eacps.executor import InlineExecutor, LocalExecutor, LocalParams
+from eacps.engine.executor import InlineExecutor, LocalExecutor, LocalParams
 from eacps.testing import ExecutorConformance
 
 

@@ -13,9 +13,9 @@ import toy
 from PIL import Image
 
 from eacps import hookimpl, plugins
-from eacps.cli import main
-from eacps.config import ConfigError
-from eacps.generate import (
+from eacps.analysis.summary import load_searches
+from eacps.commands.cli import main
+from eacps.commands.generate import (
     RECOMMENDED,
     STEPPING,
     GenerateRequest,
@@ -24,9 +24,9 @@ from eacps.generate import (
     default_strategy,
     reproduction,
 )
+from eacps.config import ConfigError
 from eacps.recipe import Recipe
 from eacps.store import read_only
-from eacps.summary import load_searches
 from eacps.tomlw import dumps
 
 
@@ -318,7 +318,7 @@ def test_generate_strategy_option_overrides_the_default(tmp_path, capsys, toy_pr
 def test_generate_help_names_the_default_rule():
     from click.testing import CliRunner
 
-    from eacps.cli import cli
+    from eacps.commands.cli import cli
 
     text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
     assert "tree-search on a generator that can step" in text and "annealed pCN eacps" in text

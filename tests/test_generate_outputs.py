@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import eacps.api
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.store import best_of, read_only
 
 
@@ -58,8 +58,8 @@ def test_bad_output_paths_are_refused_before_the_search(tmp_path, capsys, monkey
 
 def test_save_config_equal_to_output_is_refused(tmp_path, monkeypatch):
     """Even where the suffixes would allow it (the checks are also a library function)."""
+    from eacps.commands.generate import CONFIG_SUFFIXES, GenerateRequest, check_outputs
     from eacps.config import ConfigError
-    from eacps.generate import CONFIG_SUFFIXES, GenerateRequest, check_outputs
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(CONFIG_SUFFIXES, ".png", "TOML")
@@ -71,7 +71,7 @@ def test_an_unwritable_output_folder_is_refused_before_the_search(tmp_path, caps
     """The folder's writability is probed up front (a real write; permission bits do not stop root)."""
     import errno
 
-    import eacps.generate as gen
+    import eacps.commands.generate as gen
 
     monkeypatch.chdir(tmp_path)
 

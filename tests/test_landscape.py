@@ -6,9 +6,9 @@ import pytest
 from configs import edit, toy, write
 from runs import one_line_error, run_config
 
-from eacps.cli import main
+from eacps.analysis.landscape import run_landscape
+from eacps.commands.cli import main
 from eacps.config import ConfigError
-from eacps.landscape import run_landscape
 from eacps.store import read_only
 
 #: the toy task set of three conditions, one criterion (the base config of test_compare.py)

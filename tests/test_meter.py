@@ -13,18 +13,18 @@ import toy
 from click.testing import CliRunner
 
 from eacps import Condition, Recipe, Status
+from eacps.analysis.compare import run_compare
+from eacps.analysis.report import cost_curves, trees
+from eacps.analysis.serve import state
+from eacps.analysis.summary import load_searches, summarize_store
 from eacps.api import make_strategy
-from eacps.cli import main, show_command
-from eacps.compare import run_compare
+from eacps.commands.cli import main, show_command
 from eacps.cost import empty_totals
-from eacps.engine import Engine
-from eacps.meter import Cost, CostMeter
-from eacps.planner import DEATHS_META, MAX_DEATHS, Planned
+from eacps.engine.engine import Engine
+from eacps.engine.meter import Cost, CostMeter
+from eacps.engine.planner import DEATHS_META, MAX_DEATHS, Planned
 from eacps.potential import Scored
-from eacps.report import cost_curves, trees
-from eacps.serve import state
 from eacps.store import Candidate, Store, read_only, search_id
-from eacps.summary import load_searches, summarize_store
 from eacps.types import Generated
 
 COND = Condition("task0", prompt="a toy")

@@ -7,7 +7,7 @@ from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer, ToyScorer
 
 from eacps import Result, Status
 from eacps.config import ConfigError
-from eacps.engine import Engine
+from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, expected_best, plan
 from eacps.testing import fake_objective

@@ -27,7 +27,7 @@ from configs import digits, edit, toy, write
 from runs import rows
 
 from eacps import Condition, Generated, Recipe, Status
-from eacps.planner import CRASH_FILE, INFLIGHT_META, MAX_DEATHS, Planner, cache_key
+from eacps.engine.planner import CRASH_FILE, INFLIGHT_META, MAX_DEATHS, Planner, cache_key
 from eacps.potential import Scored
 from eacps.store import Store, StoreError
 from eacps.strategy import SeedStream
@@ -49,8 +49,8 @@ ZYGOTE = """
 import os, sys, traceback
 from diffusers import DDIMScheduler, UNet2DModel  # noqa: F401 (warm the lazy imports)
 from eacps_digits.generator import DigitsGenerator
-import eacps.api, eacps.report, eacps.summary  # noqa: F401
-from eacps.cli import main
+import eacps.api, eacps.analysis.report, eacps.analysis.summary  # noqa: F401
+from eacps.commands.cli import main
 real, LOG = DigitsGenerator.generate, []
 def generate(self, recipes, condition, **kw):
     out = real(self, recipes, condition, **kw)

@@ -218,7 +218,7 @@ def test_hook_register_value_models():
 
 
 def test_hook_register_executors():
-    from eacps.executor import InlineExecutor
+    from eacps.engine.executor import InlineExecutor
 
     cls = _through_hook("register_executors", "executor", "tp-inline", type("TpInline", (InlineExecutor,),
                                                                             {"name": "tp-inline"}))
@@ -236,7 +236,7 @@ def test_hook_register_task_sets():
 def test_hook_register_commands(capsys):
     import click
 
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     @click.command("tp-hello", help="say hello")
     @click.argument("name")
@@ -264,7 +264,7 @@ def test_register_hooks_each_add_their_kind(toy_plugin):
 HEAVY = ("torch", "diffusers", "transformers", "nevergrad", "optuna", "ray", "scipy")
 _PROBE = f"""
 import json, sys
-from eacps.cli import main
+from eacps.commands.cli import main
 code = main(sys.argv[1:])
 print(json.dumps({{"code": code, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}), file=sys.stderr)
 """
@@ -381,7 +381,7 @@ def test_a_plugin_exiting_or_interrupted_at_import_is_named(rude_plugins):
 
 @pytest.mark.parametrize("command", ["plugins", "doctor"])
 def test_plugins_and_doctor_go_on_past_a_plugin_that_exits(rude_plugins, capsys, command):
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     assert main([command]) == 0
     out = capsys.readouterr().out
@@ -584,7 +584,7 @@ def eacps_plugins(site: Path, canaries: Path, allow: str | None) -> tuple[dict, 
     if allow is not None:
         env["EACPS_LOAD_PLUGINS"] = allow
     script = (
-        "import sys; from eacps.cli import main; main(['plugins', '--json']); print('=====', flush=True);"
+        "import sys; from eacps.commands.cli import main; main(['plugins', '--json']); print('=====', flush=True);"
         " sys.exit(main(['plugins']))"
     )
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)

@@ -9,7 +9,7 @@ from runs import candidates, rows, toy_config
 from toy import BadParams, BadScorer, ToyMeanScorer, ToyScorer
 
 from eacps import Condition
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.potential import Calibration, Criterion, Potential, PotentialConfigError, ScoreError, check_value
 
 IMGS = [np.full((4, 4, 1), v, np.float32) for v in (0.1, 0.5, 0.9)]
@@ -79,7 +79,7 @@ def test_per_condition_standardization(tmp_path, cond):
     from toy import ToyGenerator
 
     from eacps import Condition, Recipe
-    from eacps.engine import Engine
+    from eacps.engine.engine import Engine
     from eacps.store import Store
     from eacps.strategies.best_of_n import BestOfN
 

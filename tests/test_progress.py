@@ -10,9 +10,9 @@ import pytest
 from rich.console import Console
 from toy import ToyGenerator, ToyGeneratorParams
 
-from eacps import Condition, progress
+from eacps import Condition
 from eacps.api import load_models
-from eacps.engine import Engine, Job
+from eacps.engine.engine import Engine, Job, progress
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.eacps import EACPS
 from eacps.strategies.tree_search import TreeSearch

@@ -18,7 +18,7 @@ def test_readme_python_example_runs():
 
 
 def test_readme_commands_exist():
-    from eacps.cli import commands as cli_commands
+    from eacps.commands.cli import commands as cli_commands
 
     commands = set(cli_commands())
     for cmd in re.findall(r"^eacps (\w+)", README.read_text(), re.M):

@@ -4,7 +4,7 @@ charged cost, and the paired bootstrap CI covers a known true multiplier and shr
 import numpy as np
 import pytest
 
-from eacps.compare import analyze, format_compare
+from eacps.analysis.compare import analyze, format_compare
 
 UNIT = {"kind": "config", "seconds_per_step": 0.01, "seconds_per_call": {"u": 0.05}}
 T = 10  # denoising steps of one candidate

@@ -10,8 +10,8 @@ from configs import toy, write
 from runs import candidates, one_line_error, run_config
 
 from eacps import Recipe
-from eacps.cli import main
-from eacps.report import budget_of, context, fit_ticks, log_ticks, reproduction, write_report
+from eacps.analysis.report import budget_of, context, fit_ticks, log_ticks, reproduction, write_report
+from eacps.commands.cli import main
 from eacps.store import load_png, quantize
 
 

@@ -136,9 +136,9 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """A tiny demo run and a tiny comparison, each with its report.html."""
     import eacps_digits
 
-    from eacps.compare import run_compare
-    from eacps.demo import run_demo
-    from eacps.report import write_report
+    from eacps.analysis.compare import run_compare
+    from eacps.analysis.report import write_report
+    from eacps.commands.demo import run_demo
 
     tmp = tmp_path_factory.mktemp("reports")
     run_demo(tmp / "demo", n_tasks=2, budget=6, progress=False, echo=lambda *a: None)
@@ -226,8 +226,8 @@ def test_the_check_catches_a_broken_image(runs, tmp_path):
 def trajectory_compare(runs) -> Path:
     """A comparison of two trajectory strategies and best-of-N whose costs in best-of-N equivalents lie close
     together (4.3 and 4.4: labels that collided), with a reference pool of twice the largest budget."""
-    from eacps.compare import run_compare
-    from eacps.report import write_report
+    from eacps.analysis.compare import run_compare
+    from eacps.analysis.report import write_report
 
     tmp = runs["tmp"]
     run_compare(tmp / "tiny.toml", tmp / "trajectories", strategies="best-of-n,fk-steering,tree-search",
@@ -268,7 +268,7 @@ def test_compare_report_reads_in_chromium(trajectory_compare, tmp_path):
 
 
 def test_tick_labels_are_thinned_until_they_fit():
-    from eacps.report import _text_width, fit_ticks
+    from eacps.analysis.report import _text_width, fit_ticks
 
     ticks = [(100.0, "4.3"), (103.0, "4.4"), (140.0, "8.6"), (146.0, "8.8"), (400.0, "16")]
     kept = fit_ticks(ticks)

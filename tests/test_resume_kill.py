@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, {here!r})
 import toy
 from eacps import plugins
-from eacps.cli import main
+from eacps.commands.cli import main
 plugins.register_plugin(toy)
 sys.exit(main(["run", {cfg!r}, "--out", {out!r}, "--quiet"]))
 """

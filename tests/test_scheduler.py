@@ -24,12 +24,12 @@ from test_resume_kill import config, start, wait_for_rows
 from toy import ToyGenerator, ToyMeanScorer
 
 from eacps import Condition, Recipe, Status, search
-from eacps.engine import Engine
+from eacps.engine.engine import Engine
+from eacps.engine.executor import InlineExecutor, LocalExecutor
+from eacps.engine.planner import CRASH_FILE
+from eacps.engine.scheduler import Job, SearchResult, prior_search
 from eacps.errors import Interrupted
-from eacps.executor import InlineExecutor, LocalExecutor
-from eacps.planner import CRASH_FILE
 from eacps.potential import Criterion, Potential
-from eacps.scheduler import Job, SearchResult, prior_search
 from eacps.store import Store
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.eacps import EACPS
@@ -43,7 +43,7 @@ sys.path.insert(0, {tests!r})
 import numpy as np
 import toy
 from eacps import hookimpl, plugins
-from eacps.cli import main
+from eacps.commands.cli import main
 
 FOREVER = threading.Event()
 

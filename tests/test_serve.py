@@ -20,7 +20,7 @@ import configs
 import pytest
 from test_report_browser import run_chromium
 
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.config import ConfigError
 from eacps.store import read_only
 
@@ -143,7 +143,7 @@ def test_trajectory_trees_on_the_page(tmp_path):
     """A tree-search run: /api/state carries its parent links and the page draws one dot per node."""
     import threading
 
-    from eacps.serve import make_server, state
+    from eacps.analysis.serve import make_server, state
 
     tree = configs.edit(configs.edit(CONFIG, "search.strategy", "tree-search"), "search.budget", 12)
     configs.write(tmp_path / "tree.toml", tree)
@@ -194,7 +194,7 @@ def big_tree(tmp_path_factory):
 def _serving(run_dir: Path, **kw):
     import threading
 
-    from eacps.serve import make_server
+    from eacps.analysis.serve import make_server
 
     server = make_server(run_dir, port=0, **kw)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -217,7 +217,7 @@ def _timed_get(url: str) -> tuple[float, int, bytes]:
 
 def test_state_of_2000_tree_search_candidates_is_fast(big_tree):
     """state() took 13.8 s on a 2002-candidate tree-search store (parent links compared every pair of nodes)."""
-    from eacps.serve import state
+    from eacps.analysis.serve import state
 
     times = []
     for _ in range(5):  # the least disturbed of 5 (the machine may be shared)
@@ -296,9 +296,9 @@ def test_show_tree_and_report_of_2000_tree_search_candidates(big_tree, tmp_path,
 def test_cost_curves_hold_each_searchs_best_at_each_cost(big_tree):
     """The report's cost curves (a pointer per search now, every earlier point scanned before) against their
     definition: at each cost, the mean over searches of the last best-so-far at or below it."""
-    from eacps.report import _charged, cost_curves
+    from eacps.analysis.report import _charged, cost_curves
+    from eacps.analysis.summary import load_searches
     from eacps.store import read_only
-    from eacps.summary import load_searches
 
     store = read_only(big_tree)
     try:
@@ -351,7 +351,7 @@ def test_serve_checks_the_host_header(tmp_path, toy_plugin):
 
 
 def test_allowed_hosts_of_a_bind_address():
-    from eacps.serve import allowed_hosts, host_ok
+    from eacps.analysis.serve import allowed_hosts, host_ok
 
     assert host_ok("192.168.1.5:8000", allowed_hosts("192.168.1.5"))
     assert not host_ok("localhost:8000", allowed_hosts("192.168.1.5"))
@@ -422,7 +422,7 @@ def test_serve_port_out_of_range_is_one_line(tmp_path, toy_plugin, capsys, port)
 
 
 def test_make_server_refuses_a_port_out_of_range(tmp_path, toy_plugin):
-    from eacps.serve import make_server
+    from eacps.analysis.serve import make_server
 
     cfg = configs.write(tmp_path / "cfg.toml", configs.toy(budget=4))
     assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
@@ -471,8 +471,8 @@ def test_a_comparison_is_served_as_one(tmp_path):
     compare plans: the reference pool and every contestant at every budget, per task."""
     import eacps_digits
 
-    from eacps.compare import run_compare
-    from eacps.serve import state
+    from eacps.analysis.compare import run_compare
+    from eacps.analysis.serve import state
 
     cfg = {**CONFIG, "generator": {"name": "digits", "params": {"steps": 4}},
            "conditions": [{"id": c.id, "class_label": c.class_label} for c in eacps_digits.tasks(2)]}

@@ -8,7 +8,7 @@ import json
 import configs
 import pytest
 
-from eacps.cli import main
+from eacps.commands.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def compare_dir(tmp_path_factory):
     import toy
 
     from eacps import plugins
-    from eacps.compare import run_compare
+    from eacps.analysis.compare import run_compare
 
     tmp = tmp_path_factory.mktemp("show")
     cfg = {"generator": {"name": "toy", "params": {"steps": 6, "stepping": True}},

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from eacps.stats import N_BOOT, percentile_interval, task_mean_ci, task_weights, weighted_mean
+from eacps.analysis.stats import N_BOOT, percentile_interval, task_mean_ci, task_weights, weighted_mean
 
 
 def test_task_mean_is_the_mean_of_task_means_with_a_ci_around_it():

@@ -8,8 +8,8 @@ from pathlib import Path
 import configs
 from runs import candidates
 
-from eacps.cli import main
-from eacps.step_landscape import per_step_table
+from eacps.analysis.step_landscape import per_step_table
+from eacps.commands.cli import main
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "digits.toml"
 

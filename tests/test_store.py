@@ -28,8 +28,8 @@ from test_resume_kill import rows as resume_rows
 
 from eacps import Condition
 from eacps.api import make_strategy
-from eacps.cli import main
-from eacps.engine import Engine
+from eacps.commands.cli import main
+from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.store import Store, StoreError, read_only, search_id
 
@@ -138,7 +138,7 @@ TAMPERED = [
 def test_a_tampered_row_is_one_line_naming_row_and_field(tmp_path, toy_run, capsys, column, value, expected):
     """Invalid JSON, theta NaN, an extra key, wrong types, a path out of the run directory: ``show``, ``report`` and
     serve's state stop with one line (exit 2) naming the row and field, and write nothing."""
-    from eacps.serve import state
+    from eacps.analysis.serve import state
 
     out = _copy(toy_run, tmp_path / "run")
     db = sqlite3.connect(out / "store.sqlite")
@@ -269,7 +269,7 @@ def test_meta_keys_by_prefix(tmp_path):
 
 def _figures(run_dir: Path) -> list[tuple]:
     """Per search, in the order run: id, each candidate's (seq, charged steps, parent) and the summary's cost."""
-    from eacps.summary import load_searches, summarize_store
+    from eacps.analysis.summary import load_searches, summarize_store
 
     with read_only(run_dir) as ro:
         recs = load_searches(ro)
@@ -283,7 +283,7 @@ def _tree_search(store: Store):
 
     from eacps import Condition
     from eacps.api import make_strategy
-    from eacps.engine import Engine
+    from eacps.engine.engine import Engine
     from eacps.potential import Criterion, Potential
 
     pot = Potential([Criterion("realism", toy.ToyScorer(), 1.0)])
@@ -565,7 +565,7 @@ plugins.register_plugin(toy)
 limit = int(sys.argv[1])
 if limit:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail with EFBIG
-from eacps.cli import main
+from eacps.commands.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 

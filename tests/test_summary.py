@@ -8,8 +8,8 @@ from runs import run_config
 
 # -- priors (moved from tests/test_cli_defects.py) -------------------------------------------------------------------
 def test_summary_compares_each_search_with_its_own_prior(tmp_path, toy_plugin):
+    from eacps.analysis.summary import load_searches
     from eacps.store import read_only
-    from eacps.summary import load_searches
 
     cfg = toy()
     del cfg["search"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import configs
 import pytest
 
-from eacps.cli import main
+from eacps.commands.cli import main
 from eacps.recipe import Recipe
 from eacps.trees import parent_links, tree_lines
 
@@ -45,9 +45,9 @@ def test_show_tree_on_a_tree_search(tmp_path, capsys, toy_plugin):
     out = capsys.readouterr().out
     assert "(★ best)" in out and out.count("★") == 2  # the heading and the best leaf
     assert "step 4" in out and "final" in out and "renoise@" in out
-    from eacps.report import cost_curves
+    from eacps.analysis.report import cost_curves
+    from eacps.analysis.summary import load_searches, summarize_store
     from eacps.store import read_only
-    from eacps.summary import load_searches, summarize_store
 
     store = read_only(tmp_path / "run")
     try:  # the report's cost axis charges what the summary charges: a shared prefix once (it charged 129 of 60)

@@ -227,7 +227,7 @@ def test_a_damaged_warm_start_is_refused(tmp_path, edit, why):
 
 
 def test_cli_refuses_a_damaged_or_mismatched_warm_start_with_exit_2(tmp_path, capsys):
-    from eacps.cli import main
+    from eacps.commands.cli import main
 
     damaged = tmp_path / "damaged.json"
     damaged.write_text('{"format": "eacps-value-warm-start/1", "X": [[1')
@@ -245,7 +245,7 @@ def test_cli_refuses_a_damaged_or_mismatched_warm_start_with_exit_2(tmp_path, ca
 def test_warm_start_command_exports_the_pairs_of_a_run_and_a_search_uses_them(tmp_path, capsys):
     import eacps
     from eacps.api import identity
-    from eacps.cli import main
+    from eacps.commands.cli import main
     from eacps.store import read_only
 
     cfg = configs.write(tmp_path / "c.toml", configs.digits("multi-fidelity", 6, batch_size=8))

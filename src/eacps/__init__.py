@@ -15,7 +15,7 @@ from eacps.params import NoParams, Params
 if TYPE_CHECKING:
     from eacps.allocate import Allocation, Mean, Threshold, Worst, search_all
     from eacps.api import make_strategy, run_config, search
-    from eacps.engine import Engine, SearchResult
+    from eacps.engine.engine import Engine, SearchResult
     from eacps.generator import Generator
     from eacps.potential import Calibration, Criterion, Potential
     from eacps.recipe import PCN, Recipe
@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "eacps.allocate": ("Allocation", "Mean", "Threshold", "Worst", "search_all"),
     "eacps.api": ("make_strategy", "run_config", "search"),
-    "eacps.engine": ("Engine", "SearchResult"),
+    "eacps.engine.engine": ("Engine", "SearchResult"),
     "eacps.generator": ("Generator",),
     "eacps.potential": ("Calibration", "Criterion", "Potential"),
     "eacps.recipe": ("PCN", "Recipe"),

@@ -1,5 +1,5 @@
 import sys
 
-from eacps.cli import main
+from eacps.commands.cli import main
 
 sys.exit(main())

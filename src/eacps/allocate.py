@@ -36,9 +36,9 @@ from typing import Any, ClassVar, Literal
 from eacps.allocation_log import META_PREFIX
 from eacps.api import check_compatible, identity, make_strategy, open_run_dir
 from eacps.config import AllocationConfig, ConfigError, RunConfig, SearchConfig, search_section
-from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
+from eacps.engine.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
+from eacps.engine.meter import Cost
 from eacps.generator import Generator
-from eacps.meter import Cost
 from eacps.orderstats import expected_improvement_normal, prob_reach_normal
 from eacps.potential import Potential
 from eacps.recipe import Recipe

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from eacps import capabilities, plugins
-from eacps.checkpoints import NotCachedError
 from eacps.config import (
     ConfigError,
     ExecutorConfig,
@@ -26,12 +25,13 @@ from eacps.config import (
     stored_difference,
     validate_params,
 )
-from eacps.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
+from eacps.engine.checkpoints import NotCachedError
+from eacps.engine.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
+from eacps.engine.executor import Executor
+from eacps.engine.progress import status
 from eacps.errors import one_line
-from eacps.executor import Executor
 from eacps.generator import Generator
 from eacps.potential import Potential
-from eacps.progress import status
 from eacps.screening import check_context
 from eacps.store import Store, read_only, search_id
 from eacps.strategy import Strategy

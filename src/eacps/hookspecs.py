@@ -43,7 +43,7 @@ def register_generators(register):
 
 @hookspec
 def register_executors(register):
-    """Register executor classes (subclasses of ``eacps.executor.Executor``): ``register(MyExecutor)``."""
+    """Register executor classes (subclasses of ``eacps.engine.executor.Executor``): ``register(MyExecutor)``."""
 
 
 @hookspec
@@ -65,7 +65,7 @@ def register_commands(register, cli):
     """Add commands to the ``eacps`` command line: ``register(cmd)`` adds a click command (``cli`` is the click
     group itself, for ``@cli.command()``; take either argument). Called only when the command line needs a
     command it does not know, or lists them (``eacps --help``); a name already taken is not replaced and the
-    clash is reported. The built-in commands are added by the same hook (``eacps.cli.register_commands``)."""
+    clash is reported. The built-in commands are added by the same hook (``eacps.commands.cli.register_commands``)."""
 
 
 @hookspec

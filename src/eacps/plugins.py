@@ -50,7 +50,7 @@ BUILTINS = (
     "eacps.strategies.fk_steering",
     "eacps.strategies.tree_search",
     "eacps.strategies.branched_best_of_n",
-    "eacps.executor",
+    "eacps.engine.executor",
     "eacps.value_model",
 )
 

@@ -2,7 +2,7 @@
 
 Append-only: each finished batch is one transaction, written before the strategy is asked again, so a
 killed run loses at most the batch in flight. Rows are never updated. A run resumes by replaying what
-was stored (see ``eacps.engine``). The run directory is locked (``RUN_DIR/.lock``) while a process
+was stored (see ``eacps.engine.engine``). The run directory is locked (``RUN_DIR/.lock``) while a process
 uses it, so two runs cannot write the same store.
 """
 

@@ -1043,7 +1043,7 @@ class ExecutorConformance:
     covers: tuple[str, ...] = ()
 
     def _computer(self, **gen_params: Any) -> Any:
-        from eacps.batch import BatchComputer
+        from eacps.engine.batch import BatchComputer
         from eacps.potential import Criterion, Potential
 
         potential = Potential([Criterion("fake", _FakeScorer(), 1.0), Criterion("flaky", _FlakyScorer(), 0.5)])
@@ -1051,7 +1051,7 @@ class ExecutorConformance:
 
     @staticmethod
     def _batches(seeds: Sequence[int] = (1, 2, 3, 4), size: int = 3) -> list[Any]:
-        from eacps.batch import Batch
+        from eacps.engine.batch import Batch
 
         out = []
         for k, s in enumerate(seeds):
@@ -1109,7 +1109,7 @@ class ExecutorConformance:
         return all(g.status is not Status.OK or (sc is not None and sc.potential is None) for g, sc in result)
 
     def _reference(self, batches: Sequence[Any], **gen_params: Any) -> list[Any]:
-        from eacps.executor import InlineExecutor
+        from eacps.engine.executor import InlineExecutor
 
         return self._run(InlineExecutor(), self._computer(**gen_params), batches)
 
@@ -1258,8 +1258,8 @@ def register_scorers(register: Callable[[type], None]) -> None:
 def run_in_engine(strategy: Strategy, *, batch_size: int = 3) -> int:
     """Run ``strategy`` through the real engine with an overlapping executor; return how many times it was
     asked while some of its results were pending."""
-    from eacps.engine import Engine
-    from eacps.executor import LocalExecutor, LocalParams
+    from eacps.engine.engine import Engine
+    from eacps.engine.executor import LocalExecutor, LocalParams
     from eacps.potential import Criterion, Potential
 
     count = 0

@@ -8,7 +8,7 @@ import torch
 from eacps_clip import ClipTextScorer, ImageSimilarityScorer
 from pydantic import ValidationError
 
-from eacps.checkpoints import to_pil
+from eacps.engine.checkpoints import to_pil
 from eacps.plugins import build_registry
 from eacps.potential import Calibration, Criterion, Potential
 from eacps.types import Condition

@@ -12,7 +12,7 @@ from eacps_diffusers import DiffusersGenerator
 from eacps_diffusers.tiny import tiny_pipeline
 
 from eacps import Condition, Recipe, Status
-from eacps.batch import Batch, BatchComputer
+from eacps.engine.batch import Batch, BatchComputer
 from eacps.store import quantize
 
 COND = Condition(id="c", prompt="a photo of a cat")

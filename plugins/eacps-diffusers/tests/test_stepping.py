@@ -192,7 +192,7 @@ def test_bfloat16_euler_previews_decode_and_finals_equal_generate(condition):
 
 
 def test_advance_and_decode_respect_the_batch_limit_and_split_on_out_of_memory(condition, monkeypatch):
-    from eacps.batch import Batch, BatchComputer
+    from eacps.engine.batch import Batch, BatchComputer
     from eacps.store import quantize
 
     gen = make("sd", "EulerAncestralDiscreteScheduler", max_batch_size=2)

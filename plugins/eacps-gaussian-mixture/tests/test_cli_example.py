@@ -7,8 +7,9 @@ import json
 import tomllib
 from pathlib import Path
 
-from eacps import serve, tomlw
-from eacps.cli import main
+from eacps import tomlw
+from eacps.analysis import serve
+from eacps.commands.cli import main
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "gaussian-mixture.toml"
 

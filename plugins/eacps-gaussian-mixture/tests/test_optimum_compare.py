@@ -14,7 +14,7 @@ from eacps_gaussian_mixture.generator import GaussianMixtureGenerator
 from eacps_gaussian_mixture.scorers import GMConsistency, GMIdentity, GMRealism
 
 from eacps import Potential, tomlw
-from eacps.compare import Split, analyze, format_compare, run_compare
+from eacps.analysis.compare import Split, analyze, format_compare, run_compare
 from eacps.orderstats import expected_max_empirical
 from eacps.potential import Calibration, Criterion
 
@@ -110,14 +110,14 @@ def test_compare_on_the_testbed_reports_the_gap_to_the_optimum(tmp_path):
     assert "optimum gap closed [95% CI]" in text
     saved = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert saved["optimum"]["mean"] == pytest.approx(s["optimum"]["mean"])
-    from eacps.report import write_report
+    from eacps.analysis.report import write_report
 
     html = write_report(tmp_path / "out").read_text()
     assert "optimum gap closed [95% CI]" in html
 
 
 def test_eacps_plugins_lists_the_testbed():
-    from eacps.cli import cli
+    from eacps.commands.cli import cli
 
     out = CliRunner().invoke(cli, ["plugins"])
     assert out.exit_code == 0, out.output

@@ -18,8 +18,8 @@ from eacps_ray.specs import worker_spec
 
 from eacps import Condition, Status, plugins
 from eacps.config import ConfigError, create
-from eacps.engine import Engine, Job
-from eacps.executor import LocalExecutor
+from eacps.engine.engine import Engine, Job
+from eacps.engine.executor import LocalExecutor
 from eacps.potential import Calibration, Criterion, Potential
 from eacps.store import Store
 from eacps.strategies.best_of_n import BestOfN

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from eacps.checkpoints import to_pil
+from eacps.engine.checkpoints import to_pil
 from eacps.scorer import Scorer
 from eacps.types import Condition
 from eacps_clip.common import ModelParams, load_model, pooled, settings

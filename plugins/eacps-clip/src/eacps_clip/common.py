@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from eacps.checkpoints import (
+from eacps.engine.checkpoints import (
     CheckpointParams,
     refuse_pickled_only,
     require_local,

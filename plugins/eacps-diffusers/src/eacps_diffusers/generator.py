@@ -29,8 +29,8 @@ import torch
 from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Params, Recipe
-from eacps.checkpoints import NotCachedError, not_cached
 from eacps.config import ConfigError
+from eacps.engine.checkpoints import NotCachedError, not_cached
 from eacps.errors import one_line
 from eacps.stepping import route_paths
 from eacps.trajectory import Trajectory
@@ -45,7 +45,7 @@ class ModelLoadError(RuntimeError):
 
 class ModelNotCached(ModelLoadError, NotCachedError):
     """A hub model that is not in the cache while downloads are off: a config error naming ``params.model``,
-    with the exact ``hf download`` line (``eacps.checkpoints.not_cached``), never cut."""
+    with the exact ``hf download`` line (``eacps.engine.checkpoints.not_cached``), never cut."""
 
 
 class DiffusersParams(Params):
@@ -577,7 +577,7 @@ def _load_hint(exc: BaseException, p: DiffusersParams) -> str:
     """What to do about a failed ``from_pretrained``; "download it first" only for a hub id missing offline."""
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from eacps.checkpoints import download_command
+    from eacps.engine.checkpoints import download_command
 
     msg = str(exc).lower()
     folder = Path(p.model).expanduser()

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from eacps.engine.executor import Executor
 from eacps.errors import one_line
-from eacps.executor import Executor
 from eacps.params import Params
 from eacps.potential import Scored
 from eacps.recipe import Recipe
@@ -40,7 +40,7 @@ from eacps_ray.specs import WorkerSpec, worker_spec
 from eacps_ray.worker import Role, Worker
 
 if TYPE_CHECKING:
-    from eacps.batch import Batch, BatchComputer
+    from eacps.engine.batch import Batch, BatchComputer
 
 
 class RayParams(Params):

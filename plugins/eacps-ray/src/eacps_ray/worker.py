@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from eacps.batch import Batch, BatchComputer
+from eacps.engine.batch import Batch, BatchComputer
 from eacps.potential import Scored
 from eacps.recipe import Recipe
 from eacps.types import Generated

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-from eacps.checkpoints import to_pil
+from eacps.engine.checkpoints import to_pil
 
 
 def to_data_url(image: np.ndarray, fmt: str = "png", quality: int = 95) -> str:

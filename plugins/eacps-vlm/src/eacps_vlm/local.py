@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from eacps.checkpoints import (
+from eacps.engine.checkpoints import (
     CheckpointParams,
     refuse_pickled_only,
     require_local,

@@ -1,7 +1,7 @@
 """Executors: where batches are generated and scored.
 
 The contract: the engine calls ``start(computer)`` once with its ``BatchComputer`` (an executor never sees
-the engine, the store or the loop), then ``submit(batch)`` with an ``eacps.batch.Batch`` and gets a future of
+the engine, the store or the loop), then ``submit(batch)`` with an ``eacps.engine.batch.Batch`` and gets a future of
 ``[(Generated, Scored | None), ...]``, one pair per recipe, in order; exactly what ``computer.compute(batch)``
 returns. An executor that computes elsewhere (Ray actors) builds its own computer from specs of
 ``computer.generator``/``potential``/``preview_potential`` (and ``timeout_s``). ``capacity`` is how many
@@ -28,7 +28,7 @@ from eacps.hookspecs import hookimpl
 from eacps.params import NoParams, Params
 
 if TYPE_CHECKING:
-    from eacps.batch import Batch, BatchComputer
+    from eacps.engine.batch import Batch, BatchComputer
 
 
 class Executor(ABC):

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from eacps.batch import BatchComputer, Pair
-from eacps.planner import Planned, Planner
+from eacps.engine.batch import BatchComputer, Pair
+from eacps.engine.planner import Planned, Planner
 from eacps.potential import Potential, ScoreError, Stats, stats_from_raw
 from eacps.recipe import Recipe
 from eacps.store import Candidate

@@ -21,10 +21,10 @@ from typing import Any
 from markupsafe import Markup
 
 from eacps.allocation_log import allocation_context, stored_allocations
+from eacps.analysis.stats import N_BOOT
+from eacps.analysis.summary import SearchRecord, load_searches, summarize_store
 from eacps.cost import figure
-from eacps.stats import N_BOOT
 from eacps.store import POOL, SAMPLER_POOL, Candidate, image_file, missing_image, read_only
-from eacps.summary import SearchRecord, load_searches, summarize_store
 from eacps.tables import gap_text, multiplier_text
 from eacps.types import Status
 

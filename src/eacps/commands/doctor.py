@@ -124,13 +124,13 @@ def check_model(where: str, params: Any, filename: str, rep: Report) -> None:
     model = getattr(params, "model", None)
     if not isinstance(model, str) or not model:
         return
-    from eacps.checkpoints import in_hf_cache
+    from eacps.engine.checkpoints import in_hf_cache
 
     if Path(model).expanduser().is_dir() or in_hf_cache(model, filename):
         rep.add(where, f"{model}: found")
         return
     if getattr(params, "local_files_only", True):
-        from eacps.checkpoints import download_command
+        from eacps.engine.checkpoints import download_command
 
         rep.missing.append(f"{where}: model {model!r} is neither a local folder nor in the Hugging Face cache "
                            f"(download it with: {download_command(model, getattr(params, 'revision', None))}, or set "
@@ -240,7 +240,7 @@ def command() -> Any:
 # -- eacps check / generate --dry-run: the offline half ------------------------------------------------------------
 def model_source(params: Any, filename: str) -> tuple[str, bool] | None:
     """(where the ``model`` parameter's weights come from, whether they must be downloaded first), or None."""
-    from eacps.checkpoints import download_command, in_hf_cache, is_hub_id
+    from eacps.engine.checkpoints import download_command, in_hf_cache, is_hub_id
 
     model = getattr(params, "model", None)
     if not isinstance(model, str) or not model or hasattr(params, "base_url"):

@@ -2,14 +2,14 @@
 
 It wires the parts, each with one job and one direction of flow (see docs/concepts.md):
 
-* ``BatchComputer`` (eacps.batch): generate -> quantize/filter -> score one ``Batch``; all an executor gets;
-* ``Planner`` (eacps.planner): cache keys, store lookups before a batch, rows written after it;
-* ``Calibrator`` (eacps.calibrator): per-condition statistics of ``standardize`` criteria;
-* ``CostMeter`` (eacps.meter): charged cost per search, measured unit costs from the results;
-* ``Scheduler`` (eacps.scheduler): the ask/tell loop over many searches through the executor.
+* ``BatchComputer`` (eacps.engine.batch): generate -> quantize/filter -> score one ``Batch``; all an executor gets;
+* ``Planner`` (eacps.engine.planner): cache keys, store lookups before a batch, rows written after it;
+* ``Calibrator`` (eacps.engine.calibrator): per-condition statistics of ``standardize`` criteria;
+* ``CostMeter`` (eacps.engine.meter): charged cost per search, measured unit costs from the results;
+* ``Scheduler`` (eacps.engine.scheduler): the ask/tell loop over many searches through the executor.
 
 Cost is charged per search for every candidate it asked, computed or served from the store; see
-``eacps.meter``.
+``eacps.engine.meter``.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eacps import capabilities
-from eacps.batch import BatchComputer, is_oom
-from eacps.calibrator import CALIBRATION_SEED, Calibrator
 from eacps.cost import META_KEY as COST_META
 from eacps.cost import empty_totals
-from eacps.executor import Executor, LocalExecutor
+from eacps.engine.batch import BatchComputer, is_oom
+from eacps.engine.calibrator import CALIBRATION_SEED, Calibrator
+from eacps.engine.executor import Executor, LocalExecutor
+from eacps.engine.meter import Cost, CostMeter
+from eacps.engine.planner import Planner
+from eacps.engine.scheduler import DEFAULT_PRIOR_SEED, Job, Scheduler, SearchResult, prior_search
 from eacps.generator import Generator
-from eacps.meter import Cost, CostMeter
-from eacps.planner import Planner
 from eacps.potential import Potential
 from eacps.recipe import Recipe
-from eacps.scheduler import DEFAULT_PRIOR_SEED, Job, Scheduler, SearchResult, prior_search
 from eacps.store import Candidate, Store, best_of, eligible
 from eacps.strategy import Strategy, StrategyError
 from eacps.types import Condition

@@ -34,13 +34,13 @@ EXIT_INTERRUPTED = 130
 #: commands living in their own modules, imported only when used: ``name: (module[:function], short help)``;
 #: the module's ``command()`` (or the named function) returns the click command.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("eacps.doctor:check_command", "validate a config offline: plugins, parameters, capabilities, "
+    "check": ("eacps.commands.doctor:check_command", "validate a config offline: plugins, parameters, capabilities, "
               "downloads"),
-    "generate": ("eacps.generate",
+    "generate": ("eacps.commands.generate",
                  "one search from a prompt, no config file (eacps generate PROMPT --model MODEL)"),
-    "doctor": ("eacps.doctor",
+    "doctor": ("eacps.commands.doctor",
                "Python, torch, devices, libraries, plugins; with CONFIG: what it needs is there"),
-    "serve": ("eacps.serve", "a live read-only page of a run, refreshing as batches land"),
+    "serve": ("eacps.analysis.serve", "a live read-only page of a run, refreshing as batches land"),
 }
 
 
@@ -91,19 +91,19 @@ def _default_out(config: Path, suffix: str = "") -> Path:
 
 
 def check_run_dir(out: Path, config: Path) -> None:
-    """Refuse a run directory holding results of another config (``eacps.compare.check_run_dir``), before any
+    """Refuse a run directory holding results of another config (``eacps.analysis.compare.check_run_dir``), before any
     model loads."""
     if not (out / "store.sqlite").exists():
         return
-    from eacps.compare import check_run_dir as check
+    from eacps.analysis.compare import check_run_dir as check
     from eacps.config import load_config
 
     check(out, load_config(config)[0])
 
 
 def _summary_of(run_dir: Path) -> dict[str, Any]:
+    from eacps.analysis.summary import summarize_store
     from eacps.store import read_only
-    from eacps.summary import summarize_store
 
     ro = read_only(run_dir)
     try:
@@ -125,7 +125,7 @@ def _summary_of(run_dir: Path) -> dict[str, Any]:
 @click.option("--seed", type=natural, default=0, show_default=True, help="strategy seed")
 @quiet_option
 def demo_command(out: Path | None, tasks: int, budget: int, seed: int, quiet: bool) -> None:
-    from eacps.demo import run_demo
+    from eacps.commands.demo import run_demo
 
     run_demo(out or Path("eacps-demo"), n_tasks=tasks, budget=budget, seed=seed, progress=not quiet, echo=click.echo)
 
@@ -138,9 +138,9 @@ def demo_command(out: Path | None, tasks: int, budget: int, seed: int, quiet: bo
 @quiet_option
 def run_command(config: Path, out: Path | None, quiet: bool) -> None:
     validate(config)
+    from eacps.analysis.report import write_report
+    from eacps.analysis.summary import format_table as summary_table
     from eacps.api import run_config
-    from eacps.report import write_report
-    from eacps.summary import format_table as summary_table
 
     out = out or _default_out(config)
     run = run_config(config, out, progress=not quiet, argv=["eacps", *sys.argv[1:]])
@@ -165,9 +165,9 @@ def run_command(config: Path, out: Path | None, quiet: bool) -> None:
 @click.option("--condition", "condition", metavar="ID", help="only the searches of this condition")
 def show_command(run_dir: Path, tree: bool, as_json: bool, search: str | None, condition: str | None) -> None:
     from eacps.allocation_log import stored_allocations
+    from eacps.analysis.summary import format_table as summary_table
+    from eacps.analysis.summary import load_searches, summarize_store
     from eacps.store import read_only
-    from eacps.summary import format_table as summary_table
-    from eacps.summary import load_searches, summarize_store
 
     try:
         store = read_only(run_dir)
@@ -273,7 +273,7 @@ def _num(x: float | None) -> str | None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="HTML path (default: RUN_DIR/report.html)")
 def report_command(run_dir: Path, output: Path | None) -> None:
-    from eacps.report import write_report
+    from eacps.analysis.report import write_report
 
     if not (run_dir / "store.sqlite").exists():
         raise ConfigError(f"RUN_DIR: no run store in {run_dir}")
@@ -307,8 +307,8 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 @quiet_option
 def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) -> None:
     validate(config)
-    from eacps.compare import format_compare, run_compare
-    from eacps.report import write_report
+    from eacps.analysis.compare import format_compare, run_compare
+    from eacps.analysis.report import write_report
 
     out = out or _default_out(config, "-compare")
     check_run_dir(out, config)
@@ -324,7 +324,7 @@ def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
     split = {"tune_tasks": opts.get("tune_tasks") or 0, "report": opts.get("report_split") or "evaluation",
              "seed_offset": opts.get("seed_offset") or 0}
     if split != {"tune_tasks": 0, "report": "evaluation", "seed_offset": 0}:
-        from eacps.compare import Split
+        from eacps.analysis.compare import Split
 
         kw["split"] = Split(**split)
     return kw
@@ -347,13 +347,13 @@ def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
 def landscape_command(config: Path, neighborhoods: str, parents: int, children: int, seed: int, per_step: bool,
                       out: Path | None, quiet: bool) -> None:
     validate(config)
-    from eacps.landscape import format_landscape, run_landscape
-    from eacps.report import write_report
+    from eacps.analysis.landscape import format_landscape, run_landscape
+    from eacps.analysis.report import write_report
 
     out = out or _default_out(config, "-landscape-steps" if per_step else "-landscape")
     check_run_dir(out, config)
     if per_step:
-        from eacps.step_landscape import format_step_landscape, run_step_landscape
+        from eacps.analysis.step_landscape import format_step_landscape, run_step_landscape
 
         summary = run_step_landscape(config, out, parents=parents, seed=seed, progress=not quiet)
         click.echo(format_step_landscape(summary))
@@ -433,7 +433,7 @@ class EacpsGroup(click.Group):
         super().__init__(*args, **kw)
         self._registry: plugins.Registry | None = None
         self._from_plugins: list[str] = []
-        self._adding = "eacps.cli"
+        self._adding = "eacps.commands.cli"
         register_commands(self.add_command)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
@@ -442,7 +442,7 @@ class EacpsGroup(click.Group):
             _command_problems.append(f"plugin {self._adding!r}: command name {name!r} is already taken; ignored")
             return
         super().add_command(cmd, name)
-        if self._adding != "eacps.cli" and self._adding not in {m for m, _ in LAZY_COMMANDS.values()}:
+        if self._adding != "eacps.commands.cli" and self._adding not in {m for m, _ in LAZY_COMMANDS.values()}:
             self._from_plugins.append(name)
 
     def load_plugins(self) -> None:

@@ -24,13 +24,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from eacps.batch import Batch, BatchComputer, Pair
-from eacps.calibrator import Calibrator
+from eacps.engine.batch import Batch, BatchComputer, Pair
+from eacps.engine.calibrator import Calibrator
+from eacps.engine.executor import Executor
+from eacps.engine.meter import Cost, CostMeter
+from eacps.engine.planner import CRASH_FILE, Planned, Planner
+from eacps.engine.progress import SearchBars, group_label
 from eacps.errors import Interrupted, one_line
-from eacps.executor import Executor
-from eacps.meter import Cost, CostMeter
-from eacps.planner import CRASH_FILE, Planned, Planner
-from eacps.progress import SearchBars, group_label
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store, best_of, best_so_far, search_id
 from eacps.strategy import Strategy, StrategyError

@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from eacps.batch import Pair
+from eacps.engine.batch import Pair
 from eacps.recipe import Recipe
 from eacps.store import Candidate, Store
 from eacps.types import Condition, Generated, Image, Status
 
 INFLIGHT_META = "inflight"
 DEATHS_META = "deaths"
-#: crash evidence of the last process, in the run directory (see ``eacps.scheduler``)
+#: crash evidence of the last process, in the run directory (see ``eacps.engine.scheduler``)
 CRASH_FILE = ".crash"
 #: a batch that killed the process this many times is FAILED on resume instead of computed again
 MAX_DEATHS = 2

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from eacps import plugins
+from eacps.analysis.report import write_report
+from eacps.analysis.summary import format_table, summarize_store
 from eacps.api import make_strategy
 from eacps.config import ConfigError, create
-from eacps.engine import Engine, Job
+from eacps.engine.engine import Engine, Job
 from eacps.plugins import DemoPreset
 from eacps.potential import Criterion, Potential
-from eacps.report import write_report
 from eacps.store import Store, read_only
-from eacps.summary import format_table, summarize_store
 
 #: (label, strategy, params): the demo's contestants. Labels are the keys of summary.json.
 CONTESTANTS: list[tuple[str, str, dict[str, Any]]] = [

@@ -35,12 +35,12 @@ from typing import Any, Literal
 import numpy as np
 
 from eacps import plugins
+from eacps.analysis.stats import N_BOOT, percentile_interval, task_weights, weighted_mean
 from eacps.api import check_runnable, load_run, make_strategy
 from eacps.config import ConfigError, RunConfig, SearchConfig, stored_difference
 from eacps.cost import figure, unit_costs
-from eacps.engine import Engine, Job, SearchResult
+from eacps.engine.engine import Engine, Job, SearchResult
 from eacps.orderstats import expected_max_curve, expected_max_std_normal, invert_curves
-from eacps.stats import N_BOOT, percentile_interval, task_weights, weighted_mean
 from eacps.store import POOL, SAMPLER_POOL, Store, read_only
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.tables import gap_text, multiplier_text
@@ -60,7 +60,7 @@ POOL_PER_BUDGET, POOL_CAP = 16, 1024
 #: so no contestant shares a stream with it. Their label, SAMPLER_POOL, lives in eacps.store with POOL.
 SAMPLER = "branched-best-of-n"
 MIN_TASKS, MIN_REPEATS = 10, 4  # below these a figure gets a warning
-# N_BOOT (eacps.stats): the bootstrap replicates, shared with the summaries so a number has one CI
+# N_BOOT (eacps.analysis.stats): the bootstrap replicates, shared with the summaries so a number has one CI
 
 
 @dataclass

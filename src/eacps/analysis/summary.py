@@ -1,7 +1,7 @@
 """Per-strategy summaries of a run store: mean best potential with CIs, improvement over the prior.
 
 Means are over tasks (a task's value: the mean over its searches), CIs the percentile bootstrap over tasks of
-``eacps.stats.task_mean_ci``, the one ``eacps compare`` uses."""
+``eacps.analysis.stats.task_mean_ci``, the one ``eacps compare`` uses."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eacps.allocation_log import stored_allocations
+from eacps.analysis.stats import task_mean_ci
 from eacps.cost import CostConfig, figure, unit_costs
-from eacps.stats import task_mean_ci
 from eacps.store import Candidate, Store, best_of, best_so_far
 from eacps.tables import format_table as _table
 from eacps.types import Status

@@ -28,8 +28,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from eacps.analysis.report import POOL_SEARCH, SAMPLER_POOL_SEARCH, budget_of, trees
 from eacps.config import ConfigError
-from eacps.report import POOL_SEARCH, SAMPLER_POOL_SEARCH, budget_of, trees
 from eacps.store import Candidate, StoreError, best_so_far, eligible, image_file, read_only
 
 ROWS = 200  # newest candidates in the table

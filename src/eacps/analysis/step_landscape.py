@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from eacps.analysis.landscape import Listed, landscape_settings
 from eacps.api import load_run
 from eacps.config import ConfigError
-from eacps.engine import Job
-from eacps.landscape import Listed, landscape_settings
+from eacps.engine.engine import Job
 from eacps.recipe import Recipe
 from eacps.store import Store
 from eacps.strategy import SeedStream

@@ -406,7 +406,7 @@ def dry_run(req: GenerateRequest, config: dict[str, Any], parsed: RunConfig) -> 
     """``--dry-run``: what ``eacps check`` says of the equivalent config (plugins, capabilities, models to
     download), and ``--save-config`` written; no weights, keys or servers needed, no search. ``parsed``: the
     config as ``build_config`` validated it."""
-    from eacps.doctor import check_lines
+    from eacps.commands.doctor import check_lines
 
     lines = check_lines(parsed, Path("."), "the config")
     if _decided_after_loading(config, req):
@@ -473,7 +473,7 @@ def _write_best(result: Any, output: str | None) -> Path | None:
 
 def reproduction(config: dict[str, Any], recipe: Any) -> list[str]:
     """The two lines that reproduce a seed-only winner in plain diffusers (empty for other recipes)."""
-    from eacps.report import reproduction as lines
+    from eacps.analysis.report import reproduction as lines
 
     return lines(config["generator"], config["conditions"][0].get("prompt"), recipe)
 
@@ -505,7 +505,7 @@ def describe(result: Any, config: dict[str, Any], output: Path | None, saved: Pa
 
 # -- command line ----------------------------------------------------------------------------------------------
 def command() -> Any:
-    """The ``eacps generate`` click command (added to the CLI group by ``eacps.cli``)."""
+    """The ``eacps generate`` click command (added to the CLI group by ``eacps.commands.cli``)."""
     import click
 
     local, remote = (next((j for j in _backends(plugins.Judge) if j.remote == r), None) for r in (False, True))

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from eacps.analysis.compare import check_run_dir, shared_prior_seed
 from eacps.api import load_run
-from eacps.compare import check_run_dir, shared_prior_seed
 from eacps.config import ConfigError, RunConfig
-from eacps.engine import Job
+from eacps.engine.engine import Job
 from eacps.recipe import SEED_MAX, Recipe
 from eacps.store import Store
 from eacps.strategy import SeedStream, Strategy
