@@ -12,7 +12,8 @@ from toy import ToyGenerator, ToyGeneratorParams
 
 from eacps import Condition
 from eacps.api import load_models
-from eacps.engine.engine import Engine, Job, progress
+from eacps.engine import progress
+from eacps.engine.engine import Engine, Job
 from eacps.strategies.best_of_n import BestOfN
 from eacps.strategies.eacps import EACPS
 from eacps.strategies.tree_search import TreeSearch
