@@ -21,10 +21,7 @@ from test_screening import warm_file
 
 from eacps import Recipe, Result, Status, hookimpl, plugins
 from eacps.config import ConfigError
-from eacps.screening import (
-    load_warm_start,
-    pairs_of,
-)
+from eacps.screening import load_warm_start, pairs_of
 from eacps.strategies.fk_steering import FKParams, FKSteering
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
