@@ -252,3 +252,34 @@ def test_the_private_check_sees_reads_on_other_objects(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("class A:\n    def f(self, o):\n        return self._a, o._b, self.gen._c, cls._d, x.__len__\n")
     assert private_reads(f) == [(3, "o._b"), (3, "gen._c")]
+
+
+# -- tests by module ------------------------------------------------------------------------------------------
+#: subpackages whose modules are checked elsewhere (each strategy has its own test file, by its own check)
+UNTESTED_FOLDERS = {"strategies"}
+
+
+def core_modules_without_tests(src: Path, tests: Path) -> list[str]:
+    """Core modules (``src`` and its subpackages but ``UNTESTED_FOLDERS``; not ``__init__``/``__main__``) that lack
+    ``tests/test_<name>.py``."""
+    folders = [src, *sorted(p.parent for p in src.glob("*/__init__.py") if p.parent.name not in UNTESTED_FOLDERS)]
+    return [str(f.relative_to(src)) for folder in folders for f in sorted(folder.glob("*.py"))
+            if f.stem not in ("__init__", "__main__") and not (tests / f"test_{f.stem}.py").exists()]
+
+
+def test_every_core_module_has_its_test_file():
+    """``src/eacps/<folder>/<name>.py`` -> ``tests/test_<name>.py`` (a module in a folder by its own name:
+    ``engine/engine.py`` is tested in ``tests/test_engine.py``)."""
+    missing = core_modules_without_tests(SRC, ROOT / "tests")
+    assert not missing, f"add tests/test_<module>.py of what each module promises: {missing}"
+
+
+def test_the_test_file_check_sees_a_module_without_tests(tmp_path):
+    src, tests = tmp_path / "src", tmp_path / "tests"
+    for f in ("__init__.py", "__main__.py", "a.py", "engine/__init__.py", "engine/b.py", "strategies/__init__.py",
+              "strategies/c.py", "static/d.py"):
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        (src / f).write_text("")
+    tests.mkdir()
+    (tests / "test_a.py").write_text("")
+    assert core_modules_without_tests(src, tests) == ["engine/b.py"]

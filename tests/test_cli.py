@@ -103,24 +103,6 @@ def test_plugins_command_lists_distributions(toy_plugin, capsys):
     assert rows["toy"].endswith("noise_recipes, stepping (depends on params)")
 
 
-def test_declared_capabilities_read_from_source_match_the_class(toy_plugin):
-    """A generator registered by reference ("module:Class") shows the capabilities its class declares without
-    being imported: read from the class body, they equal the flags of the imported class."""
-    from eacps import capabilities, plugins
-
-    reg = plugins.get_registry()
-    for name in reg.names("generator"):
-        cls = reg.get("generator", name)
-        ref = f"{cls.__module__}:{cls.__qualname__}"
-        assert capabilities.declared(ref) == capabilities.declared(cls), name
-    assert capabilities.declared("no_such_module:Gen") == {"noise_recipes": "unknown", "stepping": "unknown"}
-
-    class SeedOnly(toy_plugin.ToyGenerator):
-        supports_noise_recipes = False
-
-    assert capabilities.describe(capabilities.declared(SeedOnly)) == "stepping (depends on params)"
-
-
 def test_help_mentions_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out

@@ -6,7 +6,6 @@ search resumes to the same search."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import sys
@@ -18,25 +17,16 @@ import configs
 import numpy as np
 import pytest
 from test_resume_kill import rows, wait_for_rows
+from test_screening import warm_file
 
 from eacps import Recipe, Result, Status, hookimpl, plugins
 from eacps.config import ConfigError
-from eacps.screening import (
-    Screen,
-    ScreenParams,
-    check_context,
-    features,
-    load_warm_start,
-    on_path,
-    pairs_of,
-    preview_of,
-    warm_start_data,
-)
+from eacps.screening import load_warm_start, pairs_of
 from eacps.strategies.fk_steering import FKParams, FKSteering
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
-from eacps.testing import StrategyConformance, ValueModelConformance, fake_objective, replay, value_pairs
-from eacps.value_model import BayesRidge, BayesRidgeParams, ValueModel
+from eacps.testing import StrategyConformance, ValueModelConformance, fake_objective, replay
+from eacps.value_model import BayesRidge, ValueModel
 
 T = 10
 
@@ -101,17 +91,6 @@ def objective(recipe: Recipe) -> Result:
     return Result(recipe, Status.OK, _value(recipe))
 
 
-def warm_file(tmp_path: Path, model: ValueModel | None = None, context: dict | None = None, n: int = 60) -> str:
-    """Pairs of the constructed case (previews at 0.2..0.8 of the schedule, the final equal to the preview)."""
-    rng = np.random.default_rng(3)
-    v, f = rng.random(n), rng.choice([0.2, 0.4, 0.5, 0.6, 0.8], n)
-    data = warm_start_data(model or BayesRidge(), context or {}, [features(a, round(b * T), T) for a, b in
-                                                                 zip(v, f, strict=True)], v)
-    path = tmp_path / "warm.json"
-    path.write_text(json.dumps(data))
-    return str(path)
-
-
 STRATEGIES = [(FKSteering, FKParams), (MultiFidelity, MultiFidelityParams), (TreeSearch, TreeSearchParams)]
 
 
@@ -173,46 +152,7 @@ def test_a_useless_model_falls_back_to_the_judge(tmp_path, useless_models, cls, 
     assert screened.best.recipe == plain.best.recipe
 
 
-def test_the_trust_check_accepts_a_learnable_signal_and_refuses_none():
-    good, flat = Screen(ScreenParams()), Screen(ScreenParams())
-    X, y = value_pairs(60)
-    for i, (x, v) in enumerate(zip(X, y, strict=True)):
-        good.add(Recipe(seed=i, until=2), x, Recipe(seed=i), float(v))
-        flat.add(Recipe(seed=i, until=2), x, Recipe(seed=i), float(np.random.default_rng(i).normal()))
-    assert good.trusted() and not flat.trusted()
-    assert flat.prune(X[:5].tolist()) == [False] * 5  # untrusted: nothing is pruned
-    lower, upper = good.bounds(X[:5])
-    assert np.all(lower < upper)
-    assert good.prune([[3.0, 0.8, 2.4], [-3.0, 0.8, -2.4]]) == [False, True]
-    few = Screen(ScreenParams(min_pairs=8))
-    few.add(Recipe(seed=1, until=2), X[0], Recipe(seed=1), 1.0)
-    few.add(Recipe(seed=1, until=2), X[0], Recipe(seed=1), 1.0)  # the same pair once
-    assert few.pairs == 1 and not few.trusted()
-
-
-def test_pairs_are_of_one_path():
-    final = Recipe(seed=1).branch(4, 1.0, 7)
-    assert preview_of(final, 3) == Recipe(seed=1, until=3) and on_path(Recipe(seed=1, until=3), final)
-    assert preview_of(final, 6) == final.with_until(6) and on_path(final.with_until(6), final)
-    assert not on_path(Recipe(seed=1).branch(4, 1.0, 8).with_until(6), final)
-    assert not on_path(Recipe(seed=2, until=3), final)
-
-
 # -- warm starts: fingerprinted, refused in one line ----------------------------------------------------------
-def test_warm_start_round_trip_and_fingerprints(tmp_path):
-    ctx = {"generator": "g1", "potential": "p1", "preview_potential": None}
-    path = warm_file(tmp_path, context=ctx)
-    got, X, y = load_warm_start(path, BayesRidge())
-    assert got == ctx and X.shape == (60, 3) and y.shape == (60,)
-    assert BayesRidge().fingerprint() != BayesRidge(BayesRidgeParams(alpha=2.0)).fingerprint()
-    with pytest.raises(ValueError, match="another value model or params"):
-        load_warm_start(path, BayesRidge(BayesRidgeParams(alpha=2.0)))
-    s = FKSteering(FKParams(value_model={"warm_start": path}), budget=4)
-    assert check_context(s, ctx) is None
-    assert "made for another potential" in check_context(s, {**ctx, "potential": "p2"})
-    assert check_context(FKSteering(budget=4), {}) is None
-
-
 @pytest.mark.parametrize(("edit", "why"), [
     (lambda text: text[: len(text) // 2], "damaged, not a warm-start file"),
     (lambda text: text.replace('"y": [', '"y": [0.5, '), "damaged (its contents do not match its fingerprint)"),

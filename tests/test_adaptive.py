@@ -1,38 +1,12 @@
-import math
+"""The ``adaptive`` strategy (eacps.strategies.adaptive): it wraps a strategy built for it, stops when the predicted
+gain of doubling the sample is small, ignores failures, and names a bad inner parameter in one line."""
 
-import numpy as np
 import pytest
 from test_strategies import drive
 
 from eacps import Result, Status
-from eacps.orderstats import expected_max_empirical, expected_max_std_normal, writeup_approximation
 from eacps.strategies.adaptive import Adaptive, AdaptiveParams
 from eacps.strategies.eacps import EACPS
-
-
-def test_exact_expected_maximum_matches_known_values_and_monte_carlo():
-    # the values quoted in the write-up's correction note
-    assert [round(expected_max_std_normal(n), 2) for n in (2, 4, 8, 20)] == [0.56, 1.03, 1.42, 1.87]
-    assert expected_max_std_normal(2) == pytest.approx(1 / math.sqrt(math.pi), abs=1e-9)  # closed form
-    rng = np.random.default_rng(0)
-    mc = rng.standard_normal((200_000, 20)).max(axis=1).mean()
-    assert expected_max_std_normal(20) == pytest.approx(mc, abs=0.01)
-    # the approximation overstates small-N gains
-    assert writeup_approximation(0, 1, 2) - expected_max_std_normal(2) > 0.6
-
-
-def test_empirical_expected_maximum():
-    xs = [3.0, 1.0, 2.0]
-    assert expected_max_empirical(xs, 1) == pytest.approx(2.0)
-    assert expected_max_empirical(xs, 2) == pytest.approx(8 / 3)  # subsets {1,2},{1,3},{2,3}
-    assert expected_max_empirical(xs, 3) == pytest.approx(3.0)
-    assert expected_max_empirical(xs, 2.5) == pytest.approx((8 / 3 + 3) / 2)
-    # beyond the sample size: draws with replacement, P(max=1)=1/81, P(2)=15/81, P(3)=65/81 for n=4
-    assert expected_max_empirical(xs, 4) == pytest.approx((1 + 30 + 195) / 81)
-    # unbiased: averaged over many samples of size 10, it matches the exact normal value for n = 4
-    rng = np.random.default_rng(1)
-    est = np.mean([expected_max_empirical(rng.standard_normal(10), 4) for _ in range(4000)])
-    assert est == pytest.approx(expected_max_std_normal(4), abs=0.02)
 
 
 def test_adaptive_stops_when_the_predicted_gain_is_small():
