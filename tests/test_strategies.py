@@ -36,3 +36,12 @@ def test_contract_violations_are_caught():
     assert len(rs) == 4 and s.ask(1) == []
     s.tell([Result(r, Status.OK, 0.0) for r in rs])
     assert s.stop() == {"budget": 4}
+
+
+def test_every_strategy_module_has_its_test_file():
+    from repo import ROOT
+
+    modules = sorted(p.stem for p in (ROOT / "src" / "eacps" / "strategies").glob("*.py") if p.stem != "__init__")
+    assert {"best_of_n", "eacps", "tree_search"} <= set(modules)  # the glob finds the strategies
+    missing = [m for m in modules if not (ROOT / "tests" / f"test_{m}.py").is_file()]
+    assert not missing, f"strategy modules without tests/test_<module>.py: {missing}"

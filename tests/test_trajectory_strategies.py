@@ -1,5 +1,7 @@
-"""fk-steering, tree-search and the trajectory multi-fidelity: what they ask, what they are charged, and the
-same searches end to end on the digits model (regeneration from the recipe alone, capability checks, kill -9)."""
+"""What the trajectory strategies (fk-steering, tree-search, multi-fidelity) share, end to end: searches on the digits
+model (regeneration from the recipe alone, capability checks, kill -9) and failing previews. What each one asks and
+is charged is tested in its own file (tests/test_fk_steering.py, tests/test_tree_search.py,
+tests/test_multi_fidelity.py)."""
 
 from __future__ import annotations
 
@@ -20,15 +22,6 @@ from eacps import Recipe, Status
 from eacps.recipe import Branch
 from eacps.stepping import StateCache, generate_paths
 from eacps.store import StoreError, quantize
-from eacps.testing import fake_objective
-
-T = 10
-
-
-def run(strategy, objective=None, batch=4):
-    strategy.bind(T)
-    strategy.optimize(objective or fake_objective(), batch_size=batch)
-    return strategy
 
 
 # -- end to end on the digits model ----------------------------------------------------------------------------------
