@@ -24,7 +24,7 @@ from eacps.stepping import StateCache, generate_paths
 from eacps.store import StoreError, quantize
 
 
-# -- end to end on the digits model ----------------------------------------------------------------------------------
+# -- end to end on the stepping toy and on the digits model --------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_setup():
     import eacps_digits
@@ -39,11 +39,22 @@ def digits_setup():
     return gen, pot, eacps_digits.tasks(1)[0]
 
 
+def toy_setup():
+    from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer, ToyScorer
+
+    from eacps.potential import Criterion, Potential
+    from eacps.types import Condition
+
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
+    return ToyGenerator(ToyGeneratorParams(stepping=True)), pot, Condition("t0", prompt="toy")
+
+
+@pytest.mark.parametrize("model", ["toy", pytest.param("digits", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("strategy", ["fk-steering", "tree-search", "multi-fidelity"])
-def test_search_end_to_end_regenerates_from_the_recipe(digits_setup, strategy):
+def test_search_end_to_end_regenerates_from_the_recipe(request, model, strategy):
     import eacps
 
-    gen, pot, task = digits_setup
+    gen, pot, task = toy_setup() if model == "toy" else request.getfixturevalue("digits_setup")
     res = eacps.search(task, generator=gen, potential=pot, strategy=strategy, budget=10, seed=0)
     assert res.best is not None and res.best.recipe.until is None
     assert res.cost.steps <= 10 * gen.default_steps  # budget B = B·T steps, charged per model call
@@ -51,8 +62,9 @@ def test_search_end_to_end_regenerates_from_the_recipe(digits_setup, strategy):
     assert res.cost.scorer_calls["realism"] == sum(c.image_path is not None for c in res.history)
     again = generate_paths(gen, [res.best.recipe], task, cache=StateCache())[0].image
     assert np.array_equal(quantize(again), res.best.image)  # the winner from its recipe alone
-    if strategy != "multi-fidelity":
-        assert res.best.recipe.branches or strategy == "tree-search"
+    if strategy != "multi-fidelity":  # resampled copies and tree siblings branch
+        assert any(c.recipe.branches for c in res.history)
+        assert res.best.recipe.branches or strategy == "tree-search" or model == "toy"
 
 
 def test_stepping_strategy_on_a_generator_that_cannot_step_is_a_config_error():
@@ -68,8 +80,8 @@ def test_stepping_strategy_on_a_generator_that_cannot_step_is_a_config_error():
                      strategy="tree-search", budget=4)
 
 
-def test_branch_outside_the_schedule_is_refused_before_compute(digits_setup):
-    gen = digits_setup[0]
+def test_branch_outside_the_schedule_is_refused_before_compute():
+    gen = toy_setup()[0]
     with pytest.raises(ValueError, match="outside the schedule"):
         gen.check([Recipe(seed=1, branches=(Branch(gen.default_steps, 0.5, 1),))])
 
