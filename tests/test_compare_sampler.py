@@ -1,5 +1,6 @@
 """Search or sampler? compare's same-sampler baselines (random paths with a strategy's own branch schedule, no
-selection) and the sampler effect, and the branched-best-of-n strategy they are drawn with."""
+selection) and the sampler effect (the branched-best-of-n strategy they are drawn with is tested in
+tests/test_branched_best_of_n.py)."""
 
 from __future__ import annotations
 
@@ -192,37 +193,6 @@ def test_schedules_are_declared_not_guessed():
             return SamplerSchedule((3,), (0.2,))
 
     assert Sneaky(budget=4).bind(10).sampler_schedule().params() == {"steps": [3], "theta": [0.2]}
-
-
-def test_branched_best_of_n_is_best_of_n_plus_the_branches():
-    plain = make_strategy("best-of-n", {}, budget=6, seed=3).bind(15).ask(6)
-    branched = make_strategy("branched-best-of-n", {"at": [0.2, 0.8], "theta": [0.5, 1.0]}, budget=6,
-                             seed=3).bind(15)
-    asked = branched.ask(4) + branched.ask(4)
-    assert len(asked) == 6 and branched.stop() == {} and branched.spent_steps == 6 * 15  # B paths, T steps each
-    assert [r.root for r in asked] == plain  # common random numbers with best-of-N
-    assert all([(b.step, b.theta) for b in r.branches] == [(3, 0.5), (12, 1.0)] for r in asked)
-    assert len({b.seed for r in asked for b in r.branches}) == 12
-    none = make_strategy("branched-best-of-n", {"steps": []}, budget=6, seed=3).bind(15).ask(6)
-    assert none == plain  # no branches: exactly best-of-N
-
-
-@pytest.mark.parametrize("params, field", [({"at": [0.5], "steps": [3]}, "at, steps"),
-                                           ({"steps": [4, 2]}, "steps"), ({"theta": [1.0, 1.0]}, "theta"),
-                                           ({"theta": 2.0}, "theta"), ({"at": [1.2]}, "at")])
-def test_branched_best_of_n_refuses_bad_params_in_one_line(params, field):
-    from eacps.config import ConfigError
-
-    with pytest.raises(ConfigError) as err:
-        make_strategy("branched-best-of-n", params, budget=4)
-    assert field in str(err.value) and "\n" not in str(err.value)
-
-
-def test_branched_best_of_n_refuses_a_branch_outside_the_schedule():
-    from eacps.config import ConfigError
-
-    with pytest.raises(ConfigError, match=r"params.steps: a branch at step 10 is outside the 10-step schedule"):
-        make_strategy("branched-best-of-n", {"steps": [10]}, budget=4).bind(10).ask(1)
 
 
 def test_no_pool_no_baseline_and_no_section():

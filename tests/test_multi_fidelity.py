@@ -1,5 +1,8 @@
-"""multi-fidelity over partial trajectories, in the engine: previews screened (by a cheaper potential when one is
-set), the best continued, steps and scorer calls charged for the work done."""
+"""multi-fidelity (eacps.strategies.multi_fidelity): successive halving over partial trajectories. Previews screened
+(by a cheaper potential when one is set, in the engine), the best continued, steps and scorer calls charged for the
+work done; the adaptive schedule's pilot and plan."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -10,7 +13,16 @@ from eacps.config import ConfigError
 from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, expected_best, plan
+from eacps.strategy import schedule_steps
 from eacps.testing import fake_objective
+
+T = 10
+
+
+def run(strategy, objective=None, batch=4):
+    strategy.bind(T)
+    strategy.optimize(objective or fake_objective(), batch_size=batch)
+    return strategy
 
 
 def test_plan_uses_the_budget():
@@ -18,6 +30,38 @@ def test_plan_uses_the_budget():
     assert plan(700, [2, 5], 10, 0.25) == [227, 57, 15]  # 227·2 + 57·3 + 15·5 = 700; 228 would need 702
     with pytest.raises(ValueError, match="cannot pay"):
         plan(5, [2], 10, 0.5)
+
+
+def test_plan_in_steps():
+    assert schedule_steps([0.2], 15) == [3] and schedule_steps([0.2, 0.5], 10) == [2, 5]
+    assert plan(300, [3], 15, 0.25) == [48, 12]  # 48·3 + 12·12 = 288 <= 300 < 49·3 + 13·12
+    with pytest.raises(ValueError, match="cannot pay"):
+        plan(5, [3], 15, 0.25)
+
+
+def test_promoted_previews_continue_their_trajectory():
+    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed"), budget=20, seed=0))
+    previews = [r for r in s.history if r.recipe.until == 3]
+    finals = [r for r in s.history if r.recipe.until is None]
+    top = sorted(previews, key=lambda r: -r.potential)[: len(finals)]
+    assert [r.recipe.with_until(None) for r in finals] == [r.recipe.with_until(None) for r in top]
+    n0, n1 = s.sizes
+    assert s.spent_steps == n0 * 3 + n1 * (T - 3) <= 20 * T  # the prefix of a finalist is charged once
+    assert s.best in finals
+    assert s.preview_rank_correlation() == pytest.approx(1.0)  # the fake objective's previews are exact
+
+
+def test_each_rung_continues_the_best_of_the_previous_one_to_the_end():
+    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.2, 0.5], promote=0.25, schedule="fixed"), budget=20, seed=3))
+    assert s.sizes == plan(200, [2, 5], T, 0.25) == [64, 16, 4]  # 196 steps: the largest n0 that fits 200
+    rungs = [[r for r in s.history if r.recipe.until == u] for u in (2, 5, None)]
+    assert [len(r) for r in rungs] == s.sizes
+    for lower, upper in itertools.pairwise(rungs):
+        top = sorted(lower, key=lambda r: -r.potential)[: len(upper)]
+        assert {r.recipe.with_until(None) for r in upper} == {r.recipe.with_until(None) for r in top}
+    assert s.spent_steps == 64 * 2 + 16 * 3 + 4 * 5  # each rung pays only its own stretch of the trajectory
+    assert s.stop() == {"plan": [64, 16, 4]}  # the plan is done with steps left over
+    assert s.diagnostics()["rung_steps"] == [2, 5, T] and s.diagnostics()["plan"] == [64, 16, 4]
 
 
 def test_failed_previews_are_not_promoted():

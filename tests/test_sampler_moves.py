@@ -19,8 +19,6 @@ import pytest
 import torch
 
 from eacps.recipe import Recipe
-from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
-from eacps.testing import StrategyConformance
 from eacps.trajectory import Trajectory, renoise
 
 D, T, S = 40_000, 10, 0.5  # coordinates (independent samples), steps, data standard deviation
@@ -71,32 +69,3 @@ def test_renoise_contracts_the_samples_and_root_pcn_keeps_them():
         assert z.var().item() == pytest.approx(1.0, rel=0.03)
         assert np.corrcoef(z.numpy()[0], Recipe.from_seed(1).noise((1, D)).double().numpy()[0])[0, 1] == \
             pytest.approx(math.cos(theta), abs=0.02)
-
-
-def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
-    s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], width=3, wave=64), budget=6, seed=0).bind(10)
-    asked = s.ask(64)
-    assert s.sampler_schedule() is None and "noise_recipes" in s.requires
-    assert all(not r.branches for r in asked)
-    # the root's children first (fresh seeds to step 5); answer them, then the leaves come
-    from eacps.types import Result, Status
-
-    s.tell([Result(r, Status.OK, float(i)) for i, r in enumerate(asked)])
-    leaves = s.ask(64)
-    assert leaves and all(not r.branches and r.until is None for r in leaves)
-    pcn_children = [r for r in leaves if r.moves]
-    assert pcn_children and all(r.moves[-1].theta == 1.0 for r in pcn_children)
-    # charged honestly: a continuing leaf pays 5 more calls, a pcn sibling its whole path of 10
-    assert s.spent_steps == 5 * len(asked) + sum(10 if r.moves else 5 for r in leaves)
-    assert s.spent_steps <= 60
-
-
-class TestTreeSearchPcnConformance(StrategyConformance):
-    budget = 20
-
-    def allowed_stop_reasons(self, strategy):
-        return {"tree"}
-
-    @pytest.fixture
-    def make_strategy(self):
-        return lambda budget, seed: TreeSearch(TreeSearchParams(move="pcn"), budget=budget, seed=seed)

@@ -1,5 +1,7 @@
-"""fk-steering, tree-search and the trajectory multi-fidelity: what they ask, what they are charged, and the
-same searches end to end on the digits model (regeneration from the recipe alone, capability checks, kill -9)."""
+"""What the trajectory strategies (fk-steering, tree-search, multi-fidelity) share, end to end: searches on the digits
+model (regeneration from the recipe alone, capability checks, kill -9) and failing previews. What each one asks and
+is charged is tested in its own file (tests/test_fk_steering.py, tests/test_tree_search.py,
+tests/test_multi_fidelity.py)."""
 
 from __future__ import annotations
 
@@ -16,103 +18,13 @@ import numpy as np
 import pytest
 import runs as run_helpers
 
-from eacps import Recipe, Result, Status
+from eacps import Recipe, Status
 from eacps.recipe import Branch
 from eacps.stepping import StateCache, generate_paths
 from eacps.store import StoreError, quantize
-from eacps.strategies.fk_steering import FKParams, FKSteering, resample
-from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, plan
-from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
-from eacps.strategy import schedule_steps
-from eacps.testing import fake_objective
-
-T = 10
 
 
-def run(strategy, objective=None, batch=4):
-    strategy.bind(T)
-    strategy.optimize(objective or fake_objective(), batch_size=batch)
-    return strategy
-
-
-# -- multi-fidelity --------------------------------------------------------------------------------------------------
-def test_plan_in_steps():
-    assert schedule_steps([0.2], 15) == [3] and schedule_steps([0.2, 0.5], 10) == [2, 5]
-    assert plan(300, [3], 15, 0.25) == [48, 12]  # 48·3 + 12·12 = 288 <= 300 < 49·3 + 13·12
-    with pytest.raises(ValueError, match="cannot pay"):
-        plan(5, [3], 15, 0.25)
-
-
-def test_promoted_previews_continue_their_trajectory():
-    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed"), budget=20, seed=0))
-    previews = [r for r in s.history if r.recipe.until == 3]
-    finals = [r for r in s.history if r.recipe.until is None]
-    top = sorted(previews, key=lambda r: -r.potential)[: len(finals)]
-    assert [r.recipe.with_until(None) for r in finals] == [r.recipe.with_until(None) for r in top]
-    n0, n1 = s.sizes
-    assert s.spent_steps == n0 * 3 + n1 * (T - 3) <= 20 * T  # the prefix of a finalist is charged once
-    assert s.best in finals
-    assert s.preview_rank_correlation() == pytest.approx(1.0)  # the fake objective's previews are exact
-
-
-# -- fk-steering -----------------------------------------------------------------------------------------------------
-def test_resampling_follows_the_weights():
-    rng = np.random.default_rng(0)
-    assert resample(np.array([0.0, 1.0, 0.0]), 5, rng, "systematic") == [1] * 5
-    assert resample(np.ones(4), 4, rng, "systematic") == [0, 1, 2, 3]  # equal weights: each particle once
-    draws = resample(np.array([1.0, 3.0]), 4000, rng, "multinomial")
-    assert abs(draws.count(1) / 4000 - 0.75) < 0.03
-
-
-def test_fk_spends_n_trajectories_and_steers_towards_high_rewards():
-    s = run(FKSteering(FKParams(resample_at=[0.3, 0.6], lam=50.0), budget=12, seed=1))
-    assert s.spent_steps == 12 * T  # N·T: a copy shares its ancestor's prefix
-    assert sum(r.recipe.until == 3 for r in s.history) == 12 and sum(r.recipe.until is None for r in s.history) == 12
-    assert s.ancestors[0] == 1  # a very low temperature keeps only the best particle
-    finals = [r.recipe for r in s.history if r.recipe.until is None]
-    assert all(r.root == finals[0].root for r in finals)
-    assert all(b.step in (3, 6) and b.theta == 1.0 for r in finals for b in r.branches)
-
-
-def test_fk_failed_previews_get_no_offspring():
-    bad = {}
-
-    def objective(recipe):
-        res = fake_objective()(recipe)
-        if recipe.until == 3 and len(bad) < 6 and recipe.root not in bad.values():
-            bad[recipe] = recipe.root
-            return Result(recipe, Status.FAILED, None, reason="boom")
-        return res
-
-    s = run(FKSteering(FKParams(resample_at=[0.3], lam=1.0), budget=10, seed=2), objective)
-    failed_roots = set(bad.values())
-    assert not any(r.recipe.root in failed_roots for r in s.history if r.recipe.until is None)
-
-
-# -- tree-search -----------------------------------------------------------------------------------------------------
-def test_tree_children_continue_or_branch_from_their_parent():
-    s = run(TreeSearch(TreeSearchParams(levels=[0.2, 0.5], root_width=1.0, width=3), budget=20, seed=0))
-    by_until = {u: [r.recipe for r in s.history if r.recipe.until == u] for u in (2, 5, None)}
-    assert len(by_until[2]) == 20  # root width = B fresh trajectories screened at step 2
-    assert all(not r.branches for r in by_until[2])
-    for r in by_until[5]:  # a level-2 node: its parent's path, continued or branched at the parent's step
-        assert r.root.with_until(2) in by_until[2] or Recipe(seed=r.seed, until=2) in by_until[2]
-        assert all(b.step == 2 for b in r.branches)
-    for r in by_until[None]:
-        assert all(b.step in (2, 5) for b in r.branches)
-    assert s.spent_steps <= 20 * T and s.stop()
-    assert s.best is not None and s.best.recipe.until is None
-
-
-def test_tree_descends_into_the_best_node():
-    s = run(TreeSearch(TreeSearchParams(levels=[0.5], root_width=1.0, width=2, wave=1), budget=12, seed=0))
-    previews = [r for r in s.history if r.recipe.until == 5]
-    best_root = max(previews, key=lambda r: r.potential).recipe.root
-    finals = [r.recipe for r in s.history if r.recipe.until is None]
-    assert finals and finals[0].root == best_root  # the first leaf grows under the best screened node
-
-
-# -- end to end on the digits model ----------------------------------------------------------------------------------
+# -- end to end on the stepping toy and on the digits model --------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_setup():
     import eacps_digits
@@ -127,11 +39,22 @@ def digits_setup():
     return gen, pot, eacps_digits.tasks(1)[0]
 
 
+def toy_setup():
+    from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer, ToyScorer
+
+    from eacps.potential import Criterion, Potential
+    from eacps.types import Condition
+
+    pot = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
+    return ToyGenerator(ToyGeneratorParams(stepping=True)), pot, Condition("t0", prompt="toy")
+
+
+@pytest.mark.parametrize("model", ["toy", pytest.param("digits", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("strategy", ["fk-steering", "tree-search", "multi-fidelity"])
-def test_search_end_to_end_regenerates_from_the_recipe(digits_setup, strategy):
+def test_search_end_to_end_regenerates_from_the_recipe(request, model, strategy):
     import eacps
 
-    gen, pot, task = digits_setup
+    gen, pot, task = toy_setup() if model == "toy" else request.getfixturevalue("digits_setup")
     res = eacps.search(task, generator=gen, potential=pot, strategy=strategy, budget=10, seed=0)
     assert res.best is not None and res.best.recipe.until is None
     assert res.cost.steps <= 10 * gen.default_steps  # budget B = B·T steps, charged per model call
@@ -139,8 +62,9 @@ def test_search_end_to_end_regenerates_from_the_recipe(digits_setup, strategy):
     assert res.cost.scorer_calls["realism"] == sum(c.image_path is not None for c in res.history)
     again = generate_paths(gen, [res.best.recipe], task, cache=StateCache())[0].image
     assert np.array_equal(quantize(again), res.best.image)  # the winner from its recipe alone
-    if strategy != "multi-fidelity":
-        assert res.best.recipe.branches or strategy == "tree-search"
+    if strategy != "multi-fidelity":  # resampled copies and tree siblings branch
+        assert any(c.recipe.branches for c in res.history)
+        assert res.best.recipe.branches or strategy == "tree-search" or model == "toy"
 
 
 def test_stepping_strategy_on_a_generator_that_cannot_step_is_a_config_error():
@@ -156,8 +80,8 @@ def test_stepping_strategy_on_a_generator_that_cannot_step_is_a_config_error():
                      strategy="tree-search", budget=4)
 
 
-def test_branch_outside_the_schedule_is_refused_before_compute(digits_setup):
-    gen = digits_setup[0]
+def test_branch_outside_the_schedule_is_refused_before_compute():
+    gen = toy_setup()[0]
     with pytest.raises(ValueError, match="outside the schedule"):
         gen.check([Recipe(seed=1, branches=(Branch(gen.default_steps, 0.5, 1),))])
 

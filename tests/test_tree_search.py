@@ -1,0 +1,162 @@
+"""tree-search (eacps.strategies.tree_search): a greedy tree over the denoising chain (DTS*-style). Nodes are partial
+trajectories at ``levels``; ``root_width``·B fresh seeds at the root, ``width`` children below (the first continues
+its parent's path, the others branch from it); selection descends by backed-up value; expansions come in waves."""
+
+from __future__ import annotations
+
+import pytest
+
+from eacps import Recipe, Result, Status
+from eacps.strategies.tree_search import Node, TreeSearch, TreeSearchParams
+from eacps.strategy import SamplerSchedule
+from eacps.testing import StrategyConformance, fake_objective
+
+T = 10
+
+
+def run(strategy, objective=None, batch=4):
+    strategy.bind(T)
+    strategy.optimize(objective or fake_objective(), batch_size=batch)
+    return strategy
+
+
+def tell(s: TreeSearch, values: dict[Recipe, float]) -> None:
+    """Tell every pending recipe its value in ``values``."""
+    s.tell([Result(r, Status.OK, values[r]) for r in list(s.pending)])
+
+
+def test_tree_children_continue_or_branch_from_their_parent():
+    s = run(TreeSearch(TreeSearchParams(levels=[0.2, 0.5], root_width=1.0, width=3), budget=20, seed=0))
+    by_until = {u: [r.recipe for r in s.history if r.recipe.until == u] for u in (2, 5, None)}
+    assert len(by_until[2]) == 20  # root width = B fresh trajectories screened at step 2
+    assert all(not r.branches for r in by_until[2])
+    for r in by_until[5]:  # a level-2 node: its parent's path, continued or branched at the parent's step
+        assert r.root.with_until(2) in by_until[2] or Recipe(seed=r.seed, until=2) in by_until[2]
+        assert all(b.step == 2 for b in r.branches)
+    for r in by_until[None]:
+        assert all(b.step in (2, 5) for b in r.branches)
+    assert s.spent_steps <= 20 * T and s.stop()
+    assert s.best is not None and s.best.recipe.until is None
+
+
+def test_tree_descends_into_the_best_node():
+    s = run(TreeSearch(TreeSearchParams(levels=[0.5], root_width=1.0, width=2, wave=1), budget=12, seed=0))
+    previews = [r for r in s.history if r.recipe.until == 5]
+    best_root = max(previews, key=lambda r: r.potential).recipe.root
+    finals = [r.recipe for r in s.history if r.recipe.until is None]
+    assert finals and finals[0].root == best_root  # the first leaf grows under the best screened node
+
+
+def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
+    s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], width=3, wave=64), budget=6, seed=0).bind(10)
+    asked = s.ask(64)
+    assert s.sampler_schedule() is None and "noise_recipes" in s.requires
+    assert all(not r.branches for r in asked)
+    # the root's children first (fresh seeds to step 5); answer them, then the leaves come
+    s.tell([Result(r, Status.OK, float(i)) for i, r in enumerate(asked)])
+    leaves = s.ask(64)
+    assert leaves and all(not r.branches and r.until is None for r in leaves)
+    pcn_children = [r for r in leaves if r.moves]
+    assert pcn_children and all(r.moves[-1].theta == 1.0 for r in pcn_children)
+    # charged honestly: a continuing leaf pays 5 more calls, a pcn sibling its whole path of 10
+    assert s.spent_steps == 5 * len(asked) + sum(10 if r.moves else 5 for r in leaves)
+    assert s.spent_steps <= 60
+
+
+class TestTreeSearchPcnConformance(StrategyConformance):
+    budget = 20
+
+    def allowed_stop_reasons(self, strategy):
+        return {"tree"}
+
+    @pytest.fixture
+    def make_strategy(self):
+        return lambda budget, seed: TreeSearch(TreeSearchParams(move="pcn"), budget=budget, seed=seed)
+
+
+def test_levels_and_widths_shape_the_tree():
+    s = run(TreeSearch(TreeSearchParams(width=3), budget=20, seed=1))
+    assert s.diagnostics()["level_steps"] == [2, 4, 6]  # levels 0.2, 0.4, 0.6 of T = 10
+    assert len(s.root.children) == 30  # root_width 1.5 x B fresh trajectories
+    assert all(not c.recipe.branches and not c.recipe.moves for c in s.root.children)
+    for node in s.nodes.values():
+        assert node.recipe.until == [2, 4, 6, None][node.depth - 1]
+        assert len(node.children) <= 3  # width below the root
+        for i, child in enumerate(node.children):  # the first child continues its parent, the others branch from it
+            assert child.recipe.root == node.recipe.root
+            assert child.recipe.branches == node.recipe.branches + (
+                () if i == 0 else (child.recipe.branches[-1],))
+            assert i == 0 or (child.recipe.branches[-1].step, child.recipe.branches[-1].theta) == (node.recipe.until,
+                                                                                                    1.0)
+    narrow = run(TreeSearch(TreeSearchParams(root_width=0.5), budget=20, seed=1))
+    assert len(narrow.root.children) == 10
+
+
+def test_a_sibling_shares_its_parents_prefix_and_is_charged_only_its_own_calls():
+    s = run(TreeSearch(budget=20, seed=0))
+    step = [0, 2, 4, 6, T]
+    assert s.spent_steps == sum(step[n.depth] - step[n.depth - 1] for n in s.nodes.values())
+    assert s.sampler_schedule() == SamplerSchedule((2, 4, 6), (1.0, 1.0, 1.0))  # a leaf may branch at every level
+
+
+def test_a_wave_is_chosen_at_once_whatever_the_batches_and_the_next_waits_for_it():
+    whole = TreeSearch(TreeSearchParams(wave=5), budget=20, seed=3).bind(T)
+    wave = whole.ask(100)
+    assert len(wave) == 5 and whole.ask(100) == []  # the next wave waits for every result of this one
+    pieces = TreeSearch(TreeSearchParams(wave=5), budget=20, seed=3).bind(T)
+    assert pieces.ask(2) + pieces.ask(2) + pieces.ask(2) == wave and pieces.ask(2) == []
+    tell(whole, {r: 1.0 for r in wave})
+    assert len(whole.ask(100)) == 5
+
+
+def test_backup_max_is_the_best_of_the_subtree_and_none_the_own_value():
+    for how, expected in (("max", [9.0, 9.0, 9.0, 1.0]), ("none", [0.0, 2.0, 9.0, 1.0])):
+        root = Node(None, 0, pending=False, value=0.0)
+        a = Node(Recipe(1), 1, root, value=2.0)
+        leaf, other = Node(Recipe(2), 2, a, value=9.0), Node(Recipe(3), 1, root, value=1.0)
+        root.children, a.children = [a, other], [leaf]
+        for n in (other, leaf):
+            n.backup(how)
+        assert [n.best for n in (root, a, leaf, other)] == expected, how
+
+
+@pytest.mark.parametrize("backup", ["max", "none"])
+def test_selection_descends_by_the_backed_up_value(backup):
+    # two root children A (5) and B (4), one child each (width 1): A1 scores 0, B1 10. With backup "max" B's subtree
+    # is worth 10 and the next expansion grows under B; with "none" A's own 5 still beats B's 4.
+    s = TreeSearch(TreeSearchParams(levels=[0.3, 0.6], root_width=0.2, width=1, wave=2, backup=backup), budget=10,
+                   seed=0).bind(T)
+    a, b = s.ask(10)
+    tell(s, {a: 5.0, b: 4.0})
+    a1, b1 = s.ask(10)
+    assert (a1.root, b1.root, a1.until, b1.until) == (a.root, b.root, 6, 6)
+    tell(s, {a1: 0.0, b1: 10.0})
+    grown = s.ask(10)[0]
+    assert grown == (b1 if backup == "max" else a1).with_until(None)
+
+
+def test_only_finished_leaves_can_be_the_best():
+    def previews_look_better(recipe):
+        res = fake_objective()(recipe)
+        return Result(recipe, Status.OK, res.potential + (100.0 if recipe.until is not None else 0.0))
+
+    s = run(TreeSearch(budget=10, seed=2), previews_look_better)
+    assert s.best.recipe.until is None and s.best.potential < 100.0
+    assert s.best.potential == max(r.potential for r in s.history if r.recipe.until is None)
+
+
+def test_anytime_a_budget_of_one_candidate_still_finishes_one():
+    s = run(TreeSearch(budget=1, seed=0))  # 10 steps: a second root child would leave too few to finish a path
+    finals = [r for r in s.history if r.recipe.until is None]
+    assert len(finals) == 1 and s.spent_steps == T and s.best == finals[0]
+    assert [r.recipe.until for r in s.history] == [2, 4, 6, None]
+
+
+def test_it_stops_when_nothing_is_left_to_grow():
+    s = run(TreeSearch(TreeSearchParams(root_width=0.1, width=1), budget=10, seed=0))  # a single chain
+    assert s.stop() == {"tree": "nothing left to grow within the budget"} and s.spent_steps == T < 10 * T
+
+
+def test_tree_search_needs_stepping():
+    assert TreeSearch().requires == {"stepping"}
+    assert TreeSearch(TreeSearchParams(move="pcn")).requires == {"stepping", "noise_recipes"}
