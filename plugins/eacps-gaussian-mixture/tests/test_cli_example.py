@@ -107,3 +107,14 @@ def test_example_landscape_per_step(tmp_path, capsys):
     steps = json.loads((out / "landscape_steps.json").read_text())
     assert steps["parents"] == 3 and steps["steps"] == 50 and len(steps["rows"]) >= 40  # a row per step k
     assert (out / "report.html").exists() and "report:" in text
+
+
+def test_make_demo_installs_the_testbed():
+    """``make demo`` installs every distribution under plugins/, this one included, before running the demo."""
+    import subprocess
+
+    root = EXAMPLE.parents[1]
+    lines = subprocess.run(["make", "-n", "-B", "demo"], cwd=root, capture_output=True, text=True, timeout=60,
+                           check=True).stdout.splitlines()
+    install = next(i for i, line in enumerate(lines) if "-e ./plugins/eacps-gaussian-mixture/" in line)
+    assert "pip" in lines[install] and install < next(i for i, line in enumerate(lines) if "eacps demo" in line)
