@@ -140,3 +140,30 @@ def test_shape_is_bounded():
     with pytest.raises(ValueError, match="4x64x64"):
         MixtureParams(shape=(4, 64, 65))
     MixtureParams(shape=(4, 64, 64))
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "flow"])
+def test_the_largest_latent_samples_steps_and_scores(sampler):
+    """At the largest shape, 4x64x64 (D = 16384): advancing in pieces is ``generate`` bit for bit, the image holds
+    the latent to one 16-bit step, and the scorers read it (consistency: the class posterior of that latent)."""
+    from eacps_gaussian_mixture import tasks
+    from eacps_gaussian_mixture.scorers import GMConsistency, GMIdentity, GMRealism
+
+    spec = {"shape": (4, 64, 64)}
+    gen = GaussianMixtureGenerator(GaussianMixtureGenerator.Params(**spec, sampler=sampler, steps=6))
+    cond = tasks(3)[2]
+    recipes = [Recipe.from_seed(s) for s in (0, 1)]
+    images = [quantize(g.image) for g in gen.generate(recipes, cond)]
+    assert images[0].shape == (129, 256, 1)
+    traj = gen.start(recipes, cond)
+    for until in (1, 4, 6):
+        traj = gen.advance(traj, cond, until)
+    assert all(np.array_equal(quantize(g.image), im) for g, im in zip(gen.decode(traj.latents, cond), images,
+                                                                       strict=True))
+    back = decode_latents(images, gen.mixture)
+    assert (back - traj.latents.reshape(2, -1)).abs().max() <= 2 * gen.mixture.range / 65535
+    consistency = GMConsistency(GMConsistency.Params(**spec)).score(images, cond)
+    exact = 10 * gen.mixture.posterior(traj.latents.reshape(2, -1))[:, cond.class_label]
+    assert np.allclose(consistency, exact.numpy(), atol=1e-3), (consistency, exact)
+    for scorer in (GMRealism(GMRealism.Params(**spec)), GMIdentity(GMIdentity.Params(**spec))):
+        assert all(0 <= v <= 10 for v in scorer.score(images, cond))
