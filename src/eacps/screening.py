@@ -369,6 +369,14 @@ def with_features(strategy: Any, generator: Any, cands: Sequence[Any], condition
     return [r if v is None else replace(r, features=v) for r, v in zip(results, vectors, strict=True)]
 
 
+def recorded_seconds(diagnostics: Any) -> float:
+    """The value-model time a search's stored diagnostics record (``diagnostics/<search>``; 0 without a screen)."""
+    vm = diagnostics.get("value_model") if isinstance(diagnostics, dict) else None
+    if not isinstance(vm, dict):
+        return 0.0
+    return sum(float(vm.get(k) or 0.0) for k in ("fit_seconds", "predict_seconds", "feature_seconds"))
+
+
 def value_seconds(strategy: Any) -> float:
     """The measured time of ``strategy``'s screen (0 without one): what its search is charged for it."""
     screen = screen_in(strategy)
