@@ -30,7 +30,7 @@ predicting (and computing preview features) is measured, reported in the search'
 (``value_model``) and charged to the search's cost (``Cost.value_seconds``).
 
 Pairs come from the search itself (a final image and the judged previews of its own path) and from a
-*warm-start file* of earlier runs (:func:`export_warm_start`, ``eacps value-model export RUN_DIR``), which is
+*warm-start file* of earlier runs (:func:`export_warm_start`, ``eacps warm-start RUN_DIR``), which is
 fingerprinted by the value model and its params, the features (with the generator's feature source), and the
 generator, potential and preview
 potential it was measured with: a file made for anything else, or damaged, is refused in one line (a
