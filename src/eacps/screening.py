@@ -411,6 +411,25 @@ def pairs_of(cands: Sequence[Any], total: int, vectors: Sequence[tuple[float, ..
     return X, y
 
 
+def run_generator(run_dir: str | Path) -> Any:
+    """The generator of the run in ``run_dir``, built from its stored config (what computes its previews' features
+    for ``export_warm_start``); ValueError when the store records no config (a run of ``eacps.search``: pass its
+    generator instead), ConfigError when the generator cannot be built here."""
+    from eacps.config import create
+    from eacps.store import read_only
+
+    store = read_only(Path(run_dir))
+    try:
+        cfg = store.get_meta("config")
+    finally:
+        store.close()
+    gen = cfg.get("generator") if isinstance(cfg, dict) else None
+    if not isinstance(gen, dict) or "name" not in gen:
+        raise ValueError(f"generator features need the run's generator, and {run_dir} records no config "
+                         "(a run of eacps run)")
+    return create("generator", gen["name"], gen.get("params") or {}, section="generator")
+
+
 def warm_start_data(model: ValueModel, context: dict[str, Any], X: Sequence[Sequence[float]],
                     y: Sequence[float], source: str | None = None) -> dict[str, Any]:
     """The contents of a warm-start file (fingerprinted); ``source``: the generator's feature source when ``X``

@@ -406,35 +406,21 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--features", type=click.Choice(["potential", "generator"]), default="potential", show_default=True,
               help="what describes a preview: its potential, or that and the generator's preview features")
 def warm_start_command(run_dir: Path, output: Path, model: str, features: str) -> None:
-    from eacps.screening import ScreenParams, export_warm_start
+    from eacps.screening import ScreenParams, export_warm_start, run_generator
 
     if not (run_dir / "store.sqlite").exists():
         raise ConfigError(f"RUN_DIR: no run store in {run_dir}")
     if not output.parent.is_dir():
         raise ConfigError(f"--output: folder {output.parent} does not exist")
-    generator = _stored_generator(run_dir) if features == "generator" else None
+    try:
+        generator = run_generator(run_dir) if features == "generator" else None
+    except ValueError as exc:
+        raise ConfigError(f"--features: {exc}") from None
     try:
         n = export_warm_start(run_dir, output, ScreenParams(model=model, features=features), generator)
     except ValueError as exc:
         raise ConfigError(str(exc).replace("value_model.model", "--model", 1)) from None
     click.echo(f"{output}: {n} pairs")
-
-
-def _stored_generator(run_dir: Path) -> Any:
-    """The generator of the run in ``run_dir`` (from its stored config), or a ConfigError naming --features."""
-    from eacps.config import create
-    from eacps.store import read_only
-
-    store = read_only(run_dir)
-    try:
-        cfg = store.get_meta("config")
-    finally:
-        store.close()
-    gen = cfg.get("generator") if isinstance(cfg, dict) else None
-    if not isinstance(gen, dict) or "name" not in gen:
-        raise ConfigError(f"--features: generator needs the run's generator, and {run_dir} records no config "
-                          "(a run of eacps run)")
-    return create("generator", gen["name"], gen.get("params") or {}, section="generator")
 
 
 def register_commands(register: Callable[[click.Command], None]) -> None:
