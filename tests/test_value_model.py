@@ -474,3 +474,21 @@ def test_generator_features_are_fingerprinted_into_warm_starts(tmp_path, capsys,
     assert main(["run", str(cfg), "--out", str(tmp_path / "run3"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "value_model.features: 'generator' needs a generator that supplies" in err
+
+
+def test_warm_start_with_generator_features_needs_the_runs_config(tmp_path, capsys):
+    """A run of ``eacps.search`` records no config, so ``--features generator`` cannot rebuild its generator: one
+    line, exit 2 (the Python API takes the generator instead)."""
+    from eacps_digits.generator import DigitsGenerator
+
+    from eacps.commands.cli import main
+    from eacps.screening import export_warm_start
+
+    _search(tmp_path, None, "plain")
+    out = tmp_path / "w.json"
+    assert main(["warm-start", str(tmp_path / "plain"), "--output", str(out), "--features", "generator"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("eacps: error: --features: generator features need")
+    n = export_warm_start(tmp_path / "plain", out, ScreenParams(features="generator"), DigitsGenerator())
+    _, X, y = load_warm_start(out, BayesRidge(), "generator")
+    assert n == len(y) > 0 and X.shape[1] == 3 + 16
