@@ -492,3 +492,6 @@ def test_warm_start_with_generator_features_needs_the_runs_config(tmp_path, caps
     n = export_warm_start(tmp_path / "plain", out, ScreenParams(features="generator"), DigitsGenerator())
     _, X, y = load_warm_start(out, BayesRidge(), "generator")
     assert n == len(y) > 0 and X.shape[1] == 3 + 16
+    with pytest.raises(ValueError, match="generator: not the generator of the run in"):  # another one's features
+        export_warm_start(tmp_path / "plain", out, ScreenParams(features="generator"),
+                          DigitsGenerator(DigitsGenerator.Params(steps=10)))

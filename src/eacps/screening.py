@@ -32,9 +32,8 @@ predicting (and computing preview features) is measured, reported in the search'
 Pairs come from the search itself (a final image and the judged previews of its own path) and from a
 *warm-start file* of earlier runs (:func:`export_warm_start`, ``eacps warm-start RUN_DIR``), which is
 fingerprinted by the value model and its params, the features (with the generator's feature source), and the
-generator, potential and preview
-potential it was measured with: a file made for anything else, or damaged, is refused in one line (a
-ConfigError: exit 2 on the command line).
+generator, potential and preview potential it was measured with: a file made for anything else, or damaged, is
+refused in one line (a ConfigError: exit 2 on the command line).
 """
 
 from __future__ import annotations
@@ -330,12 +329,6 @@ def check_context(strategy: Any, context: dict[str, Any], generator: Any = None)
     return screen.check_context(context, source) if screen is not None else None
 
 
-def wants_features(strategy: Any) -> bool:
-    """Does ``strategy``'s screen describe previews by the generator's preview features?"""
-    screen = screen_in(strategy)
-    return screen is not None and screen.params.features == "generator"
-
-
 def preview_vectors(generator: Any, cands: Sequence[Any], condition: Any) -> list[tuple[float, ...] | None]:
     """Per stored candidate (``eacps.store.Candidate``), the generator's preview features of its stored image: for
     OK previews; None for the others, and for all of them when the generator fails (the screen then leaves them
@@ -466,6 +459,9 @@ def export_warm_start(run_dir: str | Path, out: str | Path, params: ScreenParams
         source = None if generator is None else generator.feature_source()
         if source is None:
             raise ValueError("value_model.features: 'generator' needs the run's generator to supply preview features")
+        if context.get("generator") != generator.fingerprint():
+            raise ValueError(f"generator: not the generator of the run in {run_dir} (fingerprint "
+                             f"{generator.fingerprint()}, the run's {context.get('generator')})")
         vectors = [None] * len(cands)
         for cid, desc in conditions.items():  # per condition (the features may read it)
             idx = [i for i, c in enumerate(cands) if c.condition == cid]
