@@ -5,10 +5,12 @@ trajectory strategy with default params at budget 20, exported with ``eacps warm
 (the machinery of ``benchmarks/strategies.py``: the same tasks, seeds, independent best-of-N pool and paired
 bootstrap CIs) runs fk-steering, tree-search and multi-fidelity with and without ``value_model = { warm_start =
 ... }`` at ``--budgets`` on ``--eval-tasks`` tasks of the evaluation split, ``--repeats`` seeds each, under both
-cost models (denoising steps; one potential evaluation costing one generation, ``--scorer-cost``).
+cost models (denoising steps; one potential evaluation costing one generation, ``--scorer-cost``). With
+``--features`` the screened contestants describe previews by the digits generator's preview features too
+(``value_model.features = "generator"``: the preview's pixels, 2x2-pooled), their warm start exported with them.
 
     python benchmarks/value_model.py [--budgets 8,20] [--repeats 4] [--eval-tasks 8] [--warm-tasks 4]
-                                     [--pool 128] [--out runs/bench-value-model]
+                                     [--pool 128] [--features] [--out runs/bench-value-model]
 
 Writes OUT/warm.json, OUT/compare.json and OUT/report.html; prints the compare table, the warm-start size and the
 wall time.
@@ -27,17 +29,18 @@ from eacps.analysis.compare import Split, format_compare, run_compare
 from eacps.analysis.report import write_report
 from eacps.api import run_config
 from eacps.config import ConfigError
-from eacps.screening import export_warm_start
+from eacps.screening import ScreenParams, export_warm_start, run_generator
 
 TRAJECTORY = ("fk-steering", "tree-search", "multi-fidelity")
 
 
-def warm_start(out: Path, tasks: int) -> tuple[Path, int]:
+def warm_start(out: Path, tasks: int, features: str = "potential") -> tuple[Path, int]:
     """Runs every trajectory strategy on the first ``tasks`` tuning tasks; their pairs in one warm-start file."""
     path = out / "warm-config.toml"
     path.write_text(config(tasks, {s: {"strategy": s, "budget": 20} for s in TRAJECTORY}))
     run_config(path, out / "warm-run")
-    n = export_warm_start(out / "warm-run", out / "warm.json")
+    gen = run_generator(out / "warm-run") if features == "generator" else None
+    n = export_warm_start(out / "warm-run", out / "warm.json", ScreenParams(features=features), gen)
     return out / "warm.json", n
 
 
@@ -49,17 +52,20 @@ def main() -> None:
     ap.add_argument("--warm-tasks", type=int, default=4, help="tuning tasks the warm start is measured on")
     ap.add_argument("--pool", type=int, default=128, help="reference best-of-N pool per task")
     ap.add_argument("--scorer-cost", type=float, default=1.0, help="generations per potential evaluation, cost (b)")
+    ap.add_argument("--features", action="store_true", help="screen with the generator's preview features too")
     ap.add_argument("--out", default="runs/bench-value-model")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        warm, pairs = warm_start(out, args.warm_tasks)
+        features = "generator" if args.features else "potential"
+        warm, pairs = warm_start(out, args.warm_tasks, features)
         searches = {"best-of-n": {"strategy": "best-of-n", "batch_size": 16}}
         for s in TRAJECTORY:
             searches[s] = {"strategy": s}
-            searches[f"{s}+vm"] = {"strategy": s, "params": {"value_model": {"warm_start": str(warm.resolve())}}}
+            searches[f"{s}+vm"] = {"strategy": s, "params": {"value_model": {"warm_start": str(warm.resolve()),
+                                                                             "features": features}}}
         cfg = out / "config.toml"
         cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches))
         summary = run_compare(cfg, out / "compare", strategies=",".join(searches), budgets=args.budgets,

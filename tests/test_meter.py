@@ -221,7 +221,39 @@ def test_cost_to_json_has_the_charged_and_spent_figures():
     cost = Cost(candidates=3, steps=30, scorer_calls={"realism": 3}, generated=2, reused=1, gen_seconds=0.123456,
                 score_seconds=1 / 3)
     assert cost.to_json() == {"candidates": 3, "steps": 30, "scorer_calls": {"realism": 3}, "generated": 2,
-                              "reused": 1, "gen_seconds": 0.1235, "score_seconds": 0.3333}
+                              "reused": 1, "gen_seconds": 0.1235, "score_seconds": 0.3333, "value_seconds": 0.0}
     out = cost.to_json()
     out["scorer_calls"]["realism"] = 0
     assert cost.scorer_calls == {"realism": 3}  # a copy
+
+
+def test_a_screened_search_is_charged_its_value_models_time_and_an_unscreened_one_nothing(tmp_path, toy_potential):
+    """A value model's fitting and prediction time is part of the search's cost (``Cost.value_seconds``, its JSON),
+    of summary's cost per search and single figure, and of compare's cost seconds and measured cost model; a search
+    without a value model is charged 0."""
+    from eacps.analysis.compare import cost_models, search_record
+    from eacps.cost import figure, unit_costs
+
+    screen = {"min_pairs": 4, "min_rho": -1.0, "max_miss": 1.0, "z": 0.5}  # acts readily: fits and predicts
+    with Store.open(tmp_path) as store:
+        eng = engine(store, toy_potential, stepping=True, batch_size=4)
+        screened = eng.run(COND, make_strategy("tree-search", {"value_model": screen}, budget=8, seed=0),
+                           label="screened")
+        plain = eng.run(COND, make_strategy("tree-search", budget=8, seed=0), label="plain")
+        eng.close()
+    d = screened.diagnostics["value_model"]
+    assert d["fit_seconds"] > 0 and d["predict_seconds"] > 0
+    assert screened.cost.value_seconds == pytest.approx(d["fit_seconds"] + d["predict_seconds"], abs=1e-5)
+    assert screened.cost.to_json()["value_seconds"] == round(screened.cost.value_seconds, 6) > 0
+    assert plain.cost.value_seconds == 0 and plain.cost.to_json()["value_seconds"] == 0
+    with read_only(tmp_path) as ro:
+        summary = summarize_store(ro)
+        units = unit_costs(ro)
+    for label, res in (("screened", screened), ("plain", plain)):
+        c = summary["strategies"][label]["cost_per_search"]
+        assert c["value_seconds"] == pytest.approx(res.cost.value_seconds, abs=1e-5)
+        assert c["seconds"] == pytest.approx(figure(c["steps"], c["scorer_calls"], units) + c["value_seconds"])
+    assert search_record(screened, "screened", 8, 0, 0)["value_seconds"] == screened.cost.value_seconds
+    measured = cost_models(units, 10, ["realism", "consistency"], 1.0)["measured"]
+    one = figure(10, {"realism": 1, "consistency": 1}, units)
+    assert measured(10, {"realism": 1, "consistency": 1}, 1, 2 * one) == pytest.approx(3.0)  # seconds are charged

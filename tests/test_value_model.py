@@ -19,7 +19,7 @@ import pytest
 from test_resume_kill import rows, wait_for_rows
 from test_screening import warm_file
 
-from eacps import Recipe, Result, Status, hookimpl, plugins
+from eacps import Condition, Generator, Recipe, Result, Status, hookimpl, plugins
 from eacps.config import ConfigError
 from eacps.screening import load_warm_start, pairs_of
 from eacps.strategies.fk_steering import FKParams, FKSteering
@@ -267,3 +267,171 @@ class TestScreenedStrategies(StrategyConformance):
 def test_a_bad_value_model_setting_is_a_config_error_naming_the_field(screen, why):
     with pytest.raises(ConfigError, match=why):
         MultiFidelity(MultiFidelityParams(value_model=screen), budget=4)
+
+
+# -- preview features a generator supplies (value_model.features = "generator") ------------------------------------
+def _screen_pairs(screen: Screen, gen, cond, k: int, n: int, blind: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` real digits paths: each preview after ``k`` of 15 steps, judged by a blind preview potential (the same
+    value for every preview: the potential alone cannot tell them apart), with its generator features; the finals
+    judged by digits-realism. Returns (X, y) as the screen describes them."""
+    scorer = plugins.get("scorer", "digits-realism")()
+    roots = [Recipe.from_seed(i) for i in range(n)]
+    previews = gen.generate([r.with_until(k) for r in roots], cond)
+    finals = gen.generate(roots, cond)
+    F = gen.preview_features([g.image for g in previews], cond)
+    y = np.array(scorer.score([g.image for g in finals], cond))
+    X = []
+    for r, f, v in zip(roots, F, y, strict=True):
+        told = Result(r.with_until(k), Status.OK, blind, features=tuple(f))
+        x = screen.x(told, k, 15)
+        screen.add(told.recipe, x, r, float(v))
+        X.append(x)
+    return np.array(X), y
+
+
+def test_generator_features_predict_what_the_potential_alone_cannot_tell():
+    """Previews a blind preview potential cannot tell apart: described by the potential alone the model learns
+    nothing (held-out rank correlation 0, the screen never trusts it); with the digits plugin's pixel features it
+    predicts the finals (held-out rank correlation > 0.5, lower error) and the screen trusts it."""
+    from eacps_digits.generator import DigitsGenerator
+    from scipy.stats import spearmanr
+
+    gen, cond = DigitsGenerator(), Condition("three", class_label=3)
+    with_f, without = Screen(ScreenParams(features="generator")), Screen(ScreenParams())
+    Xf, y = _screen_pairs(with_f, gen, cond, 5, 120)
+    Xp, _ = _screen_pairs(without, gen, cond, 5, 120)
+    assert Xf.shape == (120, 3 + 16) and Xp.shape == (120, 3)
+    held = {}
+    for name, X in (("features", Xf), ("potential", Xp)):
+        m = BayesRidge()
+        m.fit(X[:80], y[:80])
+        mean, _ = m.predict(X[80:])
+        rho = spearmanr(mean, y[80:]).statistic if np.ptp(mean) > 0 else 0.0
+        held[name] = (float(rho), float(np.mean(np.abs(mean - y[80:]))))
+    assert held["features"][0] > 0.5 and held["potential"][0] == 0.0
+    assert held["features"][1] < held["potential"][1]  # mean absolute error on the held-out finals
+    assert with_f.trusted() and not without.trusted()
+
+
+def test_a_preview_without_features_trains_nothing_and_is_never_pruned():
+    s = Screen(ScreenParams(features="generator", min_pairs=4, min_rho=-1.0, max_miss=1.0))
+    for i in range(12):
+        told = Result(Recipe(seed=i, until=3), Status.OK, 0.5, features=(float(i),))
+        s.add(told.recipe, s.x(told, 3, 10), Recipe(seed=i), float(i))
+    bare = Result(Recipe(seed=99, until=3), Status.OK, 0.5)  # its features failed: None
+    assert s.x(bare, 3, 10) is None
+    s.add(bare.recipe, None, Recipe(seed=99), 100.0)
+    assert s.pairs == 12 and s.trusted()
+    assert s.prune([None, [0.5, 0.3, 0.15, 0.0], [0.5, 0.3, 0.15, 11.0]]) == [False, True, False]
+
+
+def test_plugin_features_read_the_clean_prediction():
+    """digits: the preview image's pixels, 2x2-pooled; gaussian-mixture: the preview's x0 (read back from its image
+    to 16 bits), pooled per channel over a 2x2 grid: both the same on a regenerated preview (from its recipe)."""
+    import torch
+    from eacps_digits.generator import DigitsGenerator
+    from eacps_gaussian_mixture.generator import GaussianMixtureGenerator
+
+    d, cond = DigitsGenerator(), Condition("three", class_label=3)
+    img = d.generate([Recipe(seed=4, until=6)], cond)[0].image
+    f = d.preview_features([img], cond)
+    assert f.shape == (1, 16) and np.allclose(f[0, 0], img[:2, :2].mean())
+    assert np.array_equal(f, d.preview_features([d.generate([Recipe(seed=4, until=6)], cond)[0].image], cond))
+    g = GaussianMixtureGenerator()
+    gc = Condition("c0", class_label=0)
+    traj = g.advance(g.start([Recipe(seed=4)], gc), gc, 20)
+    img = g.generate([Recipe(seed=4, until=20)], gc)[0].image
+    f = g.preview_features([img], gc)
+    c, h, w = g.mixture.shape
+    x0 = traj.x0.reshape(c, h, w)
+    want = torch.stack([x0[:, :h // 2, :w // 2], x0[:, :h // 2, w // 2:], x0[:, h // 2:, :w // 2],
+                        x0[:, h // 2:, w // 2:]], dim=1).mean(dim=(2, 3)).reshape(-1).numpy()
+    assert f.shape == (1, c * 4) and np.allclose(f[0], want, atol=1e-3 * g.mixture.range)
+    assert d.feature_source() != g.feature_source() and Generator.feature_source(d) is None  # the default: none
+
+
+def _search(tmp_path, value_model, run_dir="run"):
+    from eacps_digits.generator import DigitsGenerator
+
+    import eacps
+    from eacps.config import build_potential
+
+    potential = build_potential(eacps.config.PotentialConfig(**configs.digits("fk-steering", 6)["potential"]))
+    cond = Condition("three", class_label=3, extra={"reference_index": 59})
+    params = None if value_model is None else {"value_model": value_model}
+    return eacps.search(cond, generator=DigitsGenerator(), potential=potential, strategy="tree-search", params=params,
+                        budget=8, batch_size=4, run_dir=tmp_path / run_dir)
+
+
+def test_a_search_reads_the_generators_features_and_replays_them_the_same(tmp_path):
+    """tree-search on digits with generator features: the engine gives every judged preview its features (from the
+    stored image), the screen learns from them and acts; the same search again (every row served from the store)
+    makes the same choices; its cost includes the screen's measured time."""
+    screen = {"features": "generator", "min_pairs": 4, "min_rho": -1.0, "max_miss": 1.0, "z": 0.5}
+    first = _search(tmp_path, screen)
+    d = first.diagnostics["value_model"]
+    assert d["features"] == "generator" and d["pairs"] > 4 and d["pruned"] > 0 and d["feature_seconds"] > 0
+    assert first.cost.value_seconds == pytest.approx(d["fit_seconds"] + d["predict_seconds"] + d["feature_seconds"],
+                                                     abs=1e-5)
+    again = _search(tmp_path, screen)
+    assert [c.recipe for c in again.history] == [c.recipe for c in first.history]
+    assert again.diagnostics["value_model"]["pruned"] == d["pruned"]
+    assert again.cost.reused == len(again.history)
+    plain = _search(tmp_path, None, "plain")
+    assert plain.cost.value_seconds == 0 and plain.cost.to_json()["value_seconds"] == 0
+
+
+def test_generator_features_are_fingerprinted_into_warm_starts(tmp_path, capsys, toy_plugin):
+    """A warm start exported with the digits plugin's features is refused, in one line with exit 2, by a screen that
+    uses no features, and one made with another feature source by a screen that uses these; generator features on a
+    generator that supplies none are refused the same way."""
+    from eacps.commands.cli import main
+
+    cfg = configs.write(tmp_path / "c.toml", configs.digits("multi-fidelity", 6, batch_size=8))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    w = tmp_path / "w.json"
+    assert main(["warm-start", str(tmp_path / "run"), "--output", str(w), "--features", "generator"]) == 0
+    capsys.readouterr()
+    ctx, X, y = load_warm_start(w, BayesRidge(), "generator")
+    assert X.shape[1] == 3 + 16 and len(y) > 0
+    data = json.loads(w.read_text())
+    assert data["features"] == "preview-fraction/1+digits-pixels/4x4/1"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(warm_start_data(BayesRidge(), ctx, X, y, source="digits-pixels/2x2/9")))
+    cases = [({"warm_start": str(w)}, "made with features 'preview-fraction/1+digits-pixels/4x4/1', not"),
+             ({"warm_start": str(other), "features": "generator"}, "made with features "
+              "'preview-fraction/1+digits-pixels/2x2/9', this run's are 'preview-fraction/1+digits-pixels/4x4/1'")]
+    for screen, why in cases:
+        cfg = configs.write(tmp_path / "c2.toml", configs.digits("multi-fidelity", 6, batch_size=8,
+                                                                 params={"value_model": screen}))
+        assert main(["run", str(cfg), "--out", str(tmp_path / "run2"), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("eacps: error: search.params.value_model.")
+        assert why in err
+        assert not (tmp_path / "run2" / "store.sqlite").exists()
+    cfg = configs.write(tmp_path / "c3.toml", configs.toy_stepping("fk-steering", 4, params={
+        "value_model": {"features": "generator"}}))
+    assert main(["run", str(cfg), "--out", str(tmp_path / "run3"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "value_model.features: 'generator' needs a generator that supplies" in err
+
+
+def test_warm_start_with_generator_features_needs_the_runs_config(tmp_path, capsys):
+    """A run of ``eacps.search`` records no config, so ``--features generator`` cannot rebuild its generator: one
+    line, exit 2 (the Python API takes the generator instead)."""
+    from eacps_digits.generator import DigitsGenerator
+
+    from eacps.commands.cli import main
+    from eacps.screening import export_warm_start
+
+    _search(tmp_path, None, "plain")
+    out = tmp_path / "w.json"
+    assert main(["warm-start", str(tmp_path / "plain"), "--output", str(out), "--features", "generator"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("eacps: error: --features: generator features need")
+    n = export_warm_start(tmp_path / "plain", out, ScreenParams(features="generator"), DigitsGenerator())
+    _, X, y = load_warm_start(out, BayesRidge(), "generator")
+    assert n == len(y) > 0 and X.shape[1] == 3 + 16
+    with pytest.raises(ValueError, match="generator: not the generator of the run in"):  # another one's features
+        export_warm_start(tmp_path / "plain", out, ScreenParams(features="generator"),
+                          DigitsGenerator(DigitsGenerator.Params(steps=10)))

@@ -373,7 +373,7 @@ def _merge(old: SearchResult | None, new: SearchResult) -> SearchResult:
     calls = {k: a.scorer_calls.get(k, 0) + b.scorer_calls.get(k, 0) for k in {*a.scorer_calls, *b.scorer_calls}}
     cost = Cost(a.candidates + b.candidates, a.steps + b.steps, calls, a.generated + b.generated,
                 a.generated_steps + b.generated_steps, a.reused + b.reused, a.gen_seconds + b.gen_seconds,
-                a.score_seconds + b.score_seconds)
+                a.score_seconds + b.score_seconds, a.value_seconds + b.value_seconds)
     history = old.history + new.history
     return SearchResult(new.search_id, new.condition, new.strategy, new.prior, best_of(history), history, cost,
                         new.stop, new.diagnostics)

@@ -156,7 +156,7 @@ def search(
     strat.check_fresh()
     check_runnable(strat, generator)
     ident = identity(generator, potential, preview_potential)
-    if (why := check_context(strat, ident)) is not None:  # a value model's warm start of another run
+    if (why := check_context(strat, ident, generator)) is not None:  # a value model's warm start of another run
         raise ConfigError(f"search.params.{why}")
     sid = search_id(condition.id, label or strat.name, f"b{strat.budget}", f"s{strat.seed}")
     settings = {"strategy": strat.name, "params": strat.params.model_dump(mode="json")}
@@ -239,7 +239,7 @@ def build(cfg: RunConfig, base_dir: Path, *, progress: bool = False) -> Setup:
     for i, (s, strat) in enumerate(zip(cfg.all_searches(), strategies, strict=True)):
         check_runnable(strat, generator, s.max_steps, where=f"{search_section(cfg, i)}.strategy",
                        max_steps_field=f"{search_section(cfg, i)}.max_steps")
-        if (why := check_context(strat, identity(generator, potential, preview))) is not None:
+        if (why := check_context(strat, identity(generator, potential, preview), generator)) is not None:
             raise ConfigError(f"{search_section(cfg, i)}.params.{why}")
     if cfg.allocation is not None:
         from eacps.allocate import check_config  # eacps.allocate builds on this module

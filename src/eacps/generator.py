@@ -8,13 +8,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
+import numpy as np
 import torch
 
 from eacps.params import NoParams, Params
 from eacps.recipe import Recipe
 from eacps.stepping import generate_paths
 from eacps.trajectory import Trajectory
-from eacps.types import Condition, Generated
+from eacps.types import Condition, Generated, Image
 
 P = TypeVar("P", bound=Params)
 
@@ -128,6 +129,20 @@ class Generator(ABC, Generic[P]):
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
         """``(a, b)`` with ``x_k = a·x0 + b·eps`` at ``traj.step`` under this generator's scheduler."""
         raise NotImplementedError(f"generator {self.name!r} cannot step")
+
+    # -- preview features (optional; value models, see eacps.screening) ---------------------------------
+    def feature_source(self) -> str | None:
+        """Names and versions what ``preview_features`` computes (e.g. ``"digits-pixels/7x7/1"``; change it when the
+        features change), or None (the default): this generator supplies none. Part of every warm-start file's
+        fingerprint, so a changed feature source never reuses a stale fit."""
+        return None
+
+    def preview_features(self, images: Sequence[Image], condition: Condition) -> np.ndarray:
+        """Feature vectors of ``images`` (decoded previews: the clean-image prediction part way; stored images,
+        8- or 16-bit) for a value model (``eacps.screening``, ``value_model.features = "generator"``): a float
+        array (n, d), the same d for every image, deterministic. Small models: pixels or latents, downsampled;
+        real ones: an embedding. Only when ``feature_source()`` is not None."""
+        raise NotImplementedError(f"generator {self.name!r} supplies no preview features")
 
     # -- a known optimum (optional; testbeds with an exact model) -----------------------------------
     def optimum(self, condition: Condition, potential: Any) -> float | None:

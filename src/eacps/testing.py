@@ -1329,6 +1329,20 @@ class ValueModelConformance:
         baseline = float(np.mean((y[150:] - y[:150].mean()) ** 2))
         assert float(np.mean((y[150:] - mean) ** 2)) < 0.5 * baseline
 
+    def test_fits_previews_described_by_generator_features_too(self, make_value_model):
+        """With ``value_model.features = "generator"`` a row is the three features then the generator's vector (any
+        width): the model fits and predicts such rows, finite, with std > 0, and learns a signal only they carry."""
+        X, _ = value_pairs(200)
+        extra = np.random.default_rng(7).normal(size=(200, 5))
+        y = extra[:, 2] + 0.1 * np.random.default_rng(8).normal(size=200)  # the previews' potentials say nothing
+        W = np.hstack([X, extra])
+        model = make_value_model()
+        model.fit(W[:150], y[:150])
+        mean, std = model.predict(W[150:])
+        assert np.shape(mean) == (50,) and np.shape(std) == (50,)
+        assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(np.asarray(std) > 0)
+        assert float(np.mean((y[150:] - mean) ** 2)) < 0.5 * float(np.var(y[150:]))
+
     def test_fingerprint_follows_the_params(self, make_value_model):
         model = make_value_model()
         if not self.param_change:

@@ -81,6 +81,9 @@ class Result:
     potential: float | None
     scores: Mapping[str, float] = field(default_factory=dict)
     reason: str | None = None
+    #: a preview's feature vector from the generator (``Generator.preview_features``), when a strategy's value
+    #: model asks for one (``eacps.screening``); None otherwise
+    features: tuple[float, ...] | None = None
 
     @property
     def ok(self) -> bool:

@@ -339,6 +339,7 @@ def search_record(res: SearchResult, label: str, budget: int, repeat: int, seed:
             "best": None if res.best is None else res.best.potential,
             "prior": res.prior.potential, "candidates": res.cost.candidates, "steps": res.cost.steps,
             "scorer_calls": dict(res.cost.scorer_calls), "evaluations": evaluations(res),
+            "value_seconds": res.cost.value_seconds,
             "stop": {k: v for k, v in res.stop.items() if isinstance(v, int | float | str)},
             "diagnostics": res.diagnostics}
 
@@ -347,23 +348,25 @@ def search_record(res: SearchResult, label: str, budget: int, repeat: int, seed:
 
 
 def cost_models(unit: dict[str, Any], full_steps: int, criteria: list[str], scorer_cost: float) -> dict[str, Any]:
-    """Per cost model, a function (steps, calls, evaluations) -> best-of-N-candidate equivalents."""
+    """Per cost model, a function (steps, calls, evaluations, value seconds) -> best-of-N-candidate equivalents. The
+    measured model charges a value model's measured seconds too; the scorer-cost model counts generations and
+    evaluations only."""
     one = figure(full_steps, dict.fromkeys(criteria, 1), unit)
     models: dict[str, Any] = {}
     if one:
-        models["measured"] = lambda s, calls, e: figure(s, calls, unit) / one
+        models["measured"] = lambda s, calls, e, v=0.0: (figure(s, calls, unit) + v) / one
     k = scorer_cost
-    models[f"scorer_cost={k:g}"] = lambda s, calls, e: (s / full_steps + k * e) / (1 + k)
+    models[f"scorer_cost={k:g}"] = lambda s, calls, e, v=0.0: (s / full_steps + k * e) / (1 + k)
     return models
 
 
 def _per_task(records: list[dict], tasks: list[str]) -> dict[str, Any]:
-    """Per task (mean over seeds): best (NaN when no seed found one), steps, evaluations, calls."""
+    """Per task (mean over seeds): best (NaN when no seed found one), steps, evaluations, calls, value seconds."""
     by: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by[r["task"]].append(r)
     best = np.full(len(tasks), np.nan)
-    steps, evals = np.zeros(len(tasks)), np.zeros(len(tasks))
+    steps, evals, value = np.zeros(len(tasks)), np.zeros(len(tasks)), np.zeros(len(tasks))
     calls: list[dict[str, float]] = []
     for i, t in enumerate(tasks):
         rs = by.get(t, [])
@@ -371,12 +374,13 @@ def _per_task(records: list[dict], tasks: list[str]) -> dict[str, Any]:
         best[i] = np.mean(ok) if ok else np.nan
         steps[i] = np.mean([r["steps"] for r in rs]) if rs else np.nan
         evals[i] = np.mean([r["evaluations"] for r in rs]) if rs else np.nan
+        value[i] = np.mean([r.get("value_seconds", 0.0) for r in rs]) if rs else np.nan
         c: dict[str, float] = defaultdict(float)
         for r in rs:
             for k, v in r["scorer_calls"].items():
                 c[k] += v / len(rs)
         calls.append(dict(c))
-    return {"best": best, "steps": steps, "evaluations": evals, "calls": calls}
+    return {"best": best, "steps": steps, "evaluations": evals, "calls": calls, "value_seconds": value}
 
 
 def _multiplier(curves: np.ndarray, means: np.ndarray, eq: np.ndarray, m: int) -> dict[str, Any]:
@@ -394,8 +398,9 @@ def _multiplier(curves: np.ndarray, means: np.ndarray, eq: np.ndarray, m: int) -
 
 def _equivalents(t: dict[str, Any], w: np.ndarray, f: Callable) -> np.ndarray:
     """Mean charged cost in best-of-N-candidate equivalents under cost model ``f`` (tasks with a best only)."""
-    eq_t = np.array([f(s, c, e) if ok else np.nan for s, c, e, ok in
-                     zip(t["steps"], t["calls"], t["evaluations"], ~np.isnan(t["best"]), strict=True)])
+    value = t.get("value_seconds", np.zeros(len(t["steps"])))
+    eq_t = np.array([f(s, c, e, v) if ok else np.nan for s, c, e, v, ok in
+                     zip(t["steps"], t["calls"], t["evaluations"], value, ~np.isnan(t["best"]), strict=True)])
     return weighted_mean(w, eq_t)
 
 
@@ -408,7 +413,8 @@ def _row(label: str, b: int, t: dict[str, Any], ref: dict[str, Any] | None, w: n
     row: dict[str, Any] = {
         "strategy": label, "budget": b, "n_tasks": n, "mean_best": None if n == 0 else float(means[0]),
         "ci95": list(percentile_interval(means[1:])), "steps": steps, "evaluations": evals,
-        "scorer_calls": {k: round(v, 3) for k, v in calls.items()}}
+        "scorer_calls": {k: round(v, 3) for k, v in calls.items()},
+        "value_seconds": float(np.nanmean(t["value_seconds"])) if "value_seconds" in t else 0.0}
     if ref is not None:
         d = weighted_mean(w, t["best"] - ref["best"])
         if not np.isnan(d[0]):
@@ -447,7 +453,8 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
             ref = per.get((REFERENCE, b)) if label != REFERENCE else None
             row = _row(label, b, per[(label, b)], ref, w, curves_of, models, m)
             diag = _diagnostics([r for r in records if r["strategy"] == label and r["budget"] == b])
-            row["cost_seconds"] = figure(row["steps"], row["scorer_calls"], unit)
+            secs = figure(row["steps"], row["scorer_calls"], unit)  # and a value model's measured seconds
+            row["cost_seconds"] = None if secs is None else secs + row["value_seconds"]
             if diag:  # e.g. multi-fidelity's preview_rank_spearman, averaged over searches
                 row["diagnostics"] = diag
             sched = (schedules or {}).get((label, b))

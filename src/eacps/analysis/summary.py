@@ -13,6 +13,7 @@ from typing import Any
 from eacps.allocation_log import stored_allocations
 from eacps.analysis.stats import task_mean_ci
 from eacps.cost import CostConfig, figure, unit_costs
+from eacps.screening import recorded_seconds
 from eacps.store import Candidate, Store, best_of, best_so_far
 from eacps.tables import format_table as _table
 from eacps.types import Status
@@ -120,6 +121,9 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
                 if c.image_path is not None and c.status is not Status.FILTERED:  # it reached the scorers
                     for k in preview_keys if c.recipe.is_preview else full_keys:
                         calls[k] += 1 / len(rs)
+        # a value model's measured fitting, prediction and feature time (screening), charged like any other cost
+        value = sum(recorded_seconds(store.get_meta(f"diagnostics/{r.search}")) for r in rs) / len(rs)
+        secs = figure(steps, calls, units)
         mean, lo, hi = task_mean_ci(bests)  # over tasks, as eacps compare: one CI per number
         imp, ilo, ihi = task_mean_ci(imps)
         out["strategies"][label] = {
@@ -132,7 +136,7 @@ def summarize_store(store: Store, recs: list[SearchRecord] | None = None) -> dic
             "failure_rate": failed / n if n else 0.0,
             "no_result": sum(r.best is None for r in rs),
             "cost_per_search": {"steps": steps, "scorer_calls": {k: round(v, 3) for k, v in calls.items()},
-                                "seconds": figure(steps, calls, units)},
+                                "value_seconds": value, "seconds": None if secs is None else secs + value},
         }
     return out
 

@@ -396,20 +396,28 @@ def plugins_command(as_json: bool) -> None:
                help="Writes the (preview, final) pairs of RUN_DIR (every judged preview of a path with the final "
                "image of that path) to a warm-start file for a value model, fingerprinted by the model and its "
                "params and by the run's generator and potentials. A trajectory strategy's value_model = "
-               "{ warm_start = FILE } then starts from them; a file made for another model, generator or "
-               "potential, or damaged, is refused (exit 2).")
+               "{ warm_start = FILE } then starts from them; a file made for another model, generator, "
+               "potential or features, or damaged, is refused (exit 2). With --features generator each preview is "
+               "described by the run's generator's preview features too (computed from its stored image), for "
+               "value_model = { features = \"generator\" }.")
 @run_dir_argument
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the file to write")
 @click.option("--model", default="bayes-ridge", show_default=True, help="the value model (eacps plugins)")
-def warm_start_command(run_dir: Path, output: Path, model: str) -> None:
-    from eacps.screening import ScreenParams, export_warm_start
+@click.option("--features", type=click.Choice(["potential", "generator"]), default="potential", show_default=True,
+              help="what describes a preview: its potential, or that and the generator's preview features")
+def warm_start_command(run_dir: Path, output: Path, model: str, features: str) -> None:
+    from eacps.screening import ScreenParams, export_warm_start, run_generator
 
     if not (run_dir / "store.sqlite").exists():
         raise ConfigError(f"RUN_DIR: no run store in {run_dir}")
     if not output.parent.is_dir():
         raise ConfigError(f"--output: folder {output.parent} does not exist")
     try:
-        n = export_warm_start(run_dir, output, ScreenParams(model=model))
+        generator = run_generator(run_dir) if features == "generator" else None
+    except ValueError as exc:
+        raise ConfigError(f"--features: {exc}") from None
+    try:
+        n = export_warm_start(run_dir, output, ScreenParams(model=model, features=features), generator)
     except ValueError as exc:
         raise ConfigError(str(exc).replace("value_model.model", "--model", 1)) from None
     click.echo(f"{output}: {n} pairs")

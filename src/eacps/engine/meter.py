@@ -32,12 +32,14 @@ class Cost:
     reused: int = 0  # served from the store
     gen_seconds: float = 0.0  # of the candidates computed
     score_seconds: float = 0.0
+    value_seconds: float = 0.0  # measured: a value model's fitting, prediction and preview features (screening)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "candidates": self.candidates, "steps": self.steps, "scorer_calls": dict(self.scorer_calls),
             "generated": self.generated, "reused": self.reused,
             "gen_seconds": round(self.gen_seconds, 4), "score_seconds": round(self.score_seconds, 4),
+            "value_seconds": round(self.value_seconds, 6),
         }
 
 

@@ -32,6 +32,7 @@ from eacps.engine.planner import CRASH_FILE, Planned, Planner
 from eacps.engine.progress import SearchBars, group_label
 from eacps.errors import Interrupted, one_line
 from eacps.recipe import Recipe
+from eacps.screening import value_seconds, with_features
 from eacps.store import Candidate, Store, best_of, best_so_far, search_id
 from eacps.strategy import Strategy, StrategyError
 from eacps.types import Condition, Generated
@@ -249,7 +250,7 @@ class Scheduler:
         while st.inflight and st.inflight[0].done:
             p = st.inflight.popleft()
             cands = self.commit(p)
-            st.strategy.tell([c.result for c in cands])
+            st.strategy.tell(with_features(st.strategy, self.computer.generator, cands, st.condition))
             spent = st.cost.steps
             b = p.planned
             for c, new, skipped in zip(cands, b.computed, b.skipped, strict=True):  # charged: the stored figure
@@ -273,6 +274,7 @@ class Scheduler:
         if not stop:
             return False
         st.stop = stop
+        st.cost.value_seconds = value_seconds(st.strategy)  # a value model's fitting, prediction and features
         st.diagnostics = st.strategy.diagnostics()
         if st.diagnostics:
             self.store.set_meta(f"diagnostics/{st.search_id}", st.diagnostics)

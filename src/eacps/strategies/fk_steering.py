@@ -50,7 +50,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.screening import ScreenParams, features, preview_of, screen_of
+from eacps.screening import ScreenParams, preview_of, screen_of
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
@@ -162,7 +162,7 @@ class FKSteering(Strategy):
                 for k in self.points:
                     p = self.told.get(preview_of(r.recipe, k))
                     if p is not None and p.ok:
-                        self.screen.add(p.recipe, features(p.potential, k, self.full_steps), r.recipe, r.potential)
+                        self.screen.add(p.recipe, self.screen.x(p, k, self.full_steps), r.recipe, r.potential)
 
     def _log_weights(self, now: list[float | None], lam: float | None = None) -> np.ndarray:
         """λ·G_k per particle (-inf for a failed preview); ``lam`` defaults to the parameter λ."""
@@ -222,7 +222,8 @@ class FKSteering(Strategy):
         dropped: set[int] = set()
         if self.screen is not None:  # particles the value model rules out leave the population
             ok = [i for i, v in enumerate(now) if v is not None]
-            drop = self.screen.prune([features(now[i], k, self.full_steps) for i in ok])  # type: ignore[arg-type]
+            drop = self.screen.prune([self.screen.x(self.told[self.paths[i].with_until(k)], k, self.full_steps)
+                                      for i in ok])
             dropped = {i for i, d in zip(ok, drop, strict=True) if d}
             logw[list(dropped)] = -np.inf
             self.alive -= len(dropped)

@@ -41,7 +41,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.screening import ScreenParams, features, on_path, screen_of
+from eacps.screening import ScreenParams, on_path, screen_of
 from eacps.strategy import Strategy
 from eacps.types import Result
 
@@ -248,7 +248,7 @@ class MultiFidelity(Strategy):
         chosen = ranked[: self.sizes[self.rung]]
         short = self.sizes[self.rung] - len(chosen)  # failed previews: fresh trajectories fill in
         if self.screen is not None:  # promoted paths the value model rules out are dropped, not refilled
-            x = [features(r.potential, r.recipe.until, self.full_steps) for r in ranked]  # type: ignore[arg-type]
+            x = [self.screen.x(r, r.recipe.until, self.full_steps) for r in ranked]  # type: ignore[arg-type]
             drop = self.screen.prune(x[: len(chosen)], competitors=x)
             chosen = [r for r, d in zip(chosen, drop, strict=True) if not d]
         self.queue = deque(r.recipe.with_until(until) for r in chosen)
@@ -262,14 +262,14 @@ class MultiFidelity(Strategy):
                 if self.screen is not None and r.recipe.until is None and r.ok:  # the pilot's pairs train it too
                     for (q, u), p in self.pilot_results.items():
                         if q == root and u is not None and p.ok:
-                            self.screen.add(p.recipe, features(p.potential, u, self.full_steps), r.recipe, r.potential)
+                            self.screen.add(p.recipe, self.screen.x(p, u, self.full_steps), r.recipe, r.potential)
                 continue
             u = r.recipe.until
             self.rung_results[len(self.points) - 1 if u is None else self.points.index(u)].append(r)
             if self.screen is not None and u is None and r.ok:  # a final: pairs with its path's previews
                 for p in (p for rung in self.rung_results[:-1] for p in rung if p.ok and on_path(p.recipe, r.recipe)):
-                    self.screen.add(p.recipe, features(p.potential, p.recipe.until, self.full_steps), r.recipe,
-                                    r.potential)
+                    self.screen.add(p.recipe, self.screen.x(p, p.recipe.until, self.full_steps),  # type: ignore
+                                    r.recipe, r.potential)
         self._next_rung()
 
     def _stop(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from pydantic import Field
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.screening import ScreenParams, features, on_path, screen_of
+from eacps.screening import ScreenParams, on_path, screen_of
 from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
@@ -60,6 +60,7 @@ class Node:
     pending: bool = True
     best: float = -math.inf  # backed-up value
     pruned: bool = False  # the value model settled it: not grown
+    x: list[float] | None = None  # what the value model reads of it (a judged preview; None without features)
 
     def backup(self, how: str) -> None:
         node = self
@@ -187,13 +188,15 @@ class TreeSearch(Strategy):
             node.pending = False
             node.value = r.potential if r.ok else None
             node.backup(self.params.backup)
+            if self.screen is not None and node.depth < self.leaf_depth and node.value is not None:
+                node.x = self.screen.x(r, r.recipe.until, self.full_steps)  # type: ignore[arg-type]
             if self.screen is not None and node.depth == self.leaf_depth and node.value is not None:
                 self._learn(node)
         if self.screen is not None and not self.pending and not self.queue:  # a wave is complete: screen
             self._prune()
 
-    def _features(self, node: Node) -> list[float]:
-        return features(node.value, node.recipe.until, self.full_steps)  # type: ignore[arg-type, union-attr]
+    def _features(self, node: Node) -> list[float] | None:
+        return node.x
 
     def _learn(self, leaf: Node) -> None:
         """A finished leaf: (preview, final) pairs with its ancestors on its path, and the best judged final."""

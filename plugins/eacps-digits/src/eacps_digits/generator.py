@@ -120,6 +120,16 @@ class DigitsGenerator(Generator[DigitsParams]):
         images = ((latents.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
         return [Generated(np.ascontiguousarray(img)) for img in images]
 
+    # -- preview features for value models (eacps.screening) -------------------------------------------
+    def feature_source(self) -> str:
+        return "digits-pixels/4x4/1"
+
+    def preview_features(self, images: Sequence[np.ndarray], condition: Condition) -> np.ndarray:
+        """The preview's pixels (its clean-image prediction), 2x2 average-pooled: 16 values in [0, 1]."""
+        out = np.stack([np.asarray(im, dtype=np.float64).reshape(8, 8) for im in images]) if images else \
+            np.zeros((0, 8, 8))
+        return out.reshape(-1, 4, 2, 4, 2).mean(axis=(2, 4)).reshape(len(out), 16)
+
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
         """DDIM (eta = 0) wrote x_k with the cumulative alpha of the previous step's ``prev_timestep``:
         x_k = sqrt(abar)·x0_hat + sqrt(1 - abar)·eps_hat exactly."""

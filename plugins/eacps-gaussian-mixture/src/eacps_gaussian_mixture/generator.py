@@ -20,7 +20,15 @@ from pydantic import Field
 
 from eacps import Condition, Generated, Generator, Recipe
 from eacps.trajectory import Trajectory
-from eacps_gaussian_mixture.mixture import Mixture, MixtureParams, component_of, encode, mixture_of, mixture_spec
+from eacps_gaussian_mixture.mixture import (
+    Mixture,
+    MixtureParams,
+    component_of,
+    decode_latents,
+    encode,
+    mixture_of,
+    mixture_spec,
+)
 
 
 class GaussianMixtureParams(MixtureParams):
@@ -114,6 +122,21 @@ class GaussianMixtureGenerator(Generator[GaussianMixtureParams]):
     def decode(self, latents: torch.Tensor, condition: Condition) -> list[Generated]:
         images = encode(latents, self.mixture).numpy()
         return [Generated(np.ascontiguousarray(img)) for img in images]
+
+    # -- preview features for value models (eacps.screening) -------------------------------------------
+    def feature_source(self) -> str:
+        return "gaussian-mixture-x0/pool2x2/1"
+
+    def preview_features(self, images: Sequence[np.ndarray], condition: Condition) -> np.ndarray:
+        """The preview's latent (the clean prediction x0, read back exactly from its image), each channel averaged
+        over a 2x2 grid of blocks: C·4 values (a dimension of 1 is not split)."""
+        c, h, w = self.mixture.shape
+        x = decode_latents(images, self.mixture).numpy().reshape(-1, c, h, w)
+        gh, gw = min(2, h), min(2, w)
+        rows = np.array_split(np.arange(h), gh)
+        cols = np.array_split(np.arange(w), gw)
+        blocks = [x[:, :, r][:, :, :, q].mean(axis=(2, 3)) for r in rows for q in cols]  # each (B, C)
+        return np.stack(blocks, axis=2).reshape(len(x), c * gh * gw)
 
     def marginal(self, traj: Trajectory) -> tuple[float, float]:
         """After k steps the state is x_k = a_k·x0_hat + b_k·eps_hat exactly, (a_k, b_k) at t = 1 - k/T."""
