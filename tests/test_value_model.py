@@ -6,6 +6,7 @@ search resumes to the same search."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from test_screening import warm_file
 
 from eacps import Condition, Generator, Recipe, Result, Status, hookimpl, plugins
 from eacps.config import ConfigError
-from eacps.screening import load_warm_start, pairs_of
+from eacps.screening import Screen, ScreenParams, load_warm_start, pairs_of, warm_start_data
 from eacps.strategies.fk_steering import FKParams, FKSteering
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams
 from eacps.strategies.tree_search import TreeSearch, TreeSearchParams
