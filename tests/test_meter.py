@@ -18,7 +18,7 @@ from eacps.analysis.report import cost_curves, trees
 from eacps.analysis.serve import state
 from eacps.analysis.summary import load_searches, summarize_store
 from eacps.api import make_strategy
-from eacps.commands.cli import main, show_command
+from eacps.commands.cli import cli, main
 from eacps.cost import empty_totals
 from eacps.engine.engine import Engine
 from eacps.engine.meter import Cost, CostMeter
@@ -41,7 +41,8 @@ def readers(run_dir) -> dict[str, dict[str, float]]:
     them from the store."""
     with read_only(run_dir) as ro:
         recs = load_searches(ro)
-    show = json.loads(CliRunner().invoke(show_command, [str(run_dir), "--json"]).output)
+    # through the group, as the console script does (invoking a command alone caches its help options without -h)
+    show = json.loads(CliRunner().invoke(cli, ["show", str(run_dir), "--json"]).output)
     served = state(run_dir)
     out = {}
     for r in recs:
