@@ -154,7 +154,7 @@ def test_each_generation_keeps_the_top_m_over_everything_so_far():
 
 
 def test_pcn_children_need_noise_recipes_and_seed_offsets_do_not():
-    assert EACPS(EACPSParams(neighborhood="pcn")).requires == {"noise_recipes"}
-    assert EACPS().requires == frozenset()
+    assert EACPS(EACPSParams(neighborhood="pcn")).needs() == {"noise_recipes"}
+    assert EACPS().needs() == frozenset()
     s = drive(EACPS(budget=20, seed=0))
     assert all(r.recipe == Recipe.from_seed(r.recipe.seed) for r in s.history)  # seed offsets: plain seeds

@@ -50,7 +50,7 @@ def test_tree_descends_into_the_best_node():
 def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
     s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], width=3, wave=64), budget=6, seed=0).bind(10)
     asked = s.ask(64)
-    assert s.sampler_schedule() is None and "noise_recipes" in s.requires
+    assert s.sampler_schedule() is None and "noise_recipes" in s.needs()
     assert all(not r.branches for r in asked)
     # the root's children first (fresh seeds to step 5); answer them, then the leaves come
     s.tell([Result(r, Status.OK, float(i)) for i, r in enumerate(asked)])
@@ -158,5 +158,5 @@ def test_it_stops_when_nothing_is_left_to_grow():
 
 
 def test_tree_search_needs_stepping():
-    assert TreeSearch().requires == {"stepping"}
-    assert TreeSearch(TreeSearchParams(move="pcn")).requires == {"stepping", "noise_recipes"}
+    assert TreeSearch().needs() == {"stepping"}
+    assert TreeSearch(TreeSearchParams(move="pcn")).needs() == {"stepping", "noise_recipes"}

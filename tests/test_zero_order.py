@@ -83,4 +83,4 @@ def test_a_failed_base_is_beaten_by_any_successful_neighbour_and_failed_neighbou
 
 
 def test_zero_order_needs_noise_recipes():
-    assert ZeroOrder().requires == {"noise_recipes"}
+    assert ZeroOrder().needs() == {"noise_recipes"}

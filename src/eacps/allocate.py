@@ -223,9 +223,8 @@ class Allotted(Strategy):
         self.ask_ahead = inner.ask_ahead  # type: ignore[misc]
         self.granted = 0
 
-    @property
-    def requires(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset(getattr(self.inner, "requires", ()))
+    def needs(self) -> frozenset[str]:
+        return self.inner.needs()
 
     def grant(self, n: int) -> None:
         self.granted = min(self.budget, self.granted + n)

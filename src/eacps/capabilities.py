@@ -4,9 +4,9 @@
   ``latents=`` is the initial noise (``Generator.supports_noise_recipes``).
 * ``stepping``: the generator can start, advance, preview and branch trajectories (``eacps.stepping``).
 
-A strategy's ``requires`` is a class attribute or, when it depends on its params, a property (EACPS needs
-noise recipes only with the pCN neighbourhood). A generator may compute ``capabilities`` per instance (e.g.
-per pipeline family); by default it follows its class flags.
+A strategy's ``requires`` is a class attribute; when what it needs depends on its params, it overrides
+``needs()`` (EACPS needs noise recipes only with the pCN neighbourhood). A generator may compute
+``capabilities`` per instance (e.g. per pipeline family); by default it follows its class flags.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def offered(generator: Any) -> frozenset[str]:
 
 
 def required(strategy: Any) -> frozenset[str]:
-    """What ``strategy`` needs (``requires``; none by default)."""
-    return frozenset(getattr(strategy, "requires", None) or ())
+    """What ``strategy`` (an instance) needs: its ``needs()`` (``eacps.Strategy``), else its ``requires``."""
+    needs = getattr(strategy, "needs", None)
+    return frozenset(needs() if callable(needs) else getattr(strategy, "requires", None) or ())
 
 
 def problem(strategy: Any, generator: Any) -> str | None:

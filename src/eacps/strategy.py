@@ -116,7 +116,8 @@ class Strategy(ABC):
     #: flight is what it would have returned after them (it returns ``[]`` when it does need them). The
     #: engine then asks ahead to overlap generation and scoring; otherwise it asks only when idle.
     ask_ahead: ClassVar[bool] = False
-    requires: ClassVar[frozenset[str]] = frozenset()  # generator capabilities it needs (eacps.capabilities)
+    #: generator capabilities every instance needs (eacps.capabilities); ``needs()`` adds what params ask for
+    requires: ClassVar[frozenset[str]] = frozenset()
     #: True for strategies that ask path recipes: the budget is enforced in denoising steps, not candidates.
     counts_steps: ClassVar[bool] = False
 
@@ -140,6 +141,11 @@ class Strategy(ABC):
         self.max_steps: int | None = None  # a cap on the denoising steps of the search (``limit``)
         self.spent_steps = 0  # charged denoising steps of everything asked (known once bound)
         self.ledger: PathLedger | None = None  # what was asked, as paths: charges and parent links (once bound)
+
+    def needs(self) -> frozenset[str]:
+        """The generator capabilities this instance needs: the class's ``requires``; a strategy whose needs depend
+        on its params (or on a strategy it wraps) overrides this, never ``requires``."""
+        return frozenset(self.requires)
 
     def bind(self, full_steps: int) -> Strategy:
         """Tell the strategy the generator's full schedule T (before the first ask; binding again to the same T

@@ -64,10 +64,9 @@ class Adaptive(Strategy):
         passes it as ``inner`` (``eacps.config.inner_strategy``)."""
         return params.strategy, params.params
 
-    @property
-    def requires(self) -> frozenset[str]:  # type: ignore[override]
+    def needs(self) -> frozenset[str]:
         """What the wrapped strategy needs."""
-        return frozenset(getattr(self.inner, "requires", ()))
+        return self.inner.needs()
 
     def predict_gain(self) -> float | None:
         from eacps.orderstats import expected_max_empirical, expected_max_std_normal  # scipy: only when used

@@ -59,8 +59,7 @@ class EACPS(Strategy):
         self.queue: list[Recipe] = []
         self.stage_left = k_global  # recipes of the current stage not yet asked
 
-    @property
-    def requires(self) -> frozenset[str]:  # type: ignore[override]
+    def needs(self) -> frozenset[str]:
         """pCN children are noise-space recipes; seed-offset children are plain seeds."""
         return frozenset({"noise_recipes"}) if self.params.neighborhood == "pcn" else frozenset()
 

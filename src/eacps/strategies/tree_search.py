@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -76,8 +76,9 @@ class TreeSearch(Strategy):
     counts_steps = True
     Params = TreeSearchParams
 
-    @property
-    def requires(self) -> frozenset[str]:  # type: ignore[override]
+    requires: ClassVar[frozenset[str]] = frozenset({"stepping"})
+
+    def needs(self) -> frozenset[str]:
         """Paths need stepping; ``pcn`` children are noise-space recipes too."""
         return frozenset({"stepping", "noise_recipes"} if self.params.move == "pcn" else {"stepping"})
 
