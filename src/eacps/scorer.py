@@ -6,20 +6,23 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from eacps.params import NoParams, Params
 from eacps.types import Condition, Image
 
 SCORE_MIN, SCORE_MAX = 0.0, 10.0
+P = TypeVar("P", bound=Params)
 
 
-class Scorer(ABC):
+class Scorer(ABC, Generic[P]):
     """Scores a batch of images against one condition.
 
     ``score`` returns one entry per image: a float in [0, 10], or anything else (NaN, None, an
     out-of-range number, an ``Exception`` instance) which marks that candidate FAILED with the reason.
     It may also raise; the engine then retries the images one at a time to isolate the failure.
+
+    Generic in its params: ``class MyScorer(Scorer[MyParams])`` types ``self.params`` as ``MyParams``.
     """
 
     name: ClassVar[str]
@@ -30,13 +33,13 @@ class Scorer(ABC):
     #: fields) a criterion applies when its config sets none. One calibration per criterion: never stacked.
     default_calibration: ClassVar[dict[str, Any] | None] = None
 
-    def __init__(self, params: Params | None = None) -> None:
-        self.params = params if params is not None else self.Params()
+    def __init__(self, params: P | None = None) -> None:
+        self.params: P = params if params is not None else cast(P, self.Params())
 
-    def load(self) -> None:  # noqa: B027 - optional hook
+    def load(self) -> None:
         """Load models now (called before a run starts; errors become configuration errors)."""
 
-    def preflight(self) -> None:  # noqa: B027 - optional hook
+    def preflight(self) -> None:
         """Check what scoring will need at run time (credentials, a reachable endpoint) after ``load`` and
         before the first batch; raise with a one-line reason (a configuration error, exit code 2)."""
 

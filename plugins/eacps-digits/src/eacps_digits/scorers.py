@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -58,12 +58,15 @@ class DigitsScorerParams(Params):
     weights_dir: str | None = Field(None, description="weights directory; default: the weights shipped in the package")
 
 
-class _DigitsScorer(Scorer):
+PD = TypeVar("PD", bound=DigitsScorerParams)
+
+
+class _DigitsScorer(Scorer[PD]):
     Params: ClassVar[type[Params]] = DigitsScorerParams
 
     @property
     def assets(self) -> _Assets:
-        root = self.params.weights_dir  # type: ignore[attr-defined]
+        root = self.params.weights_dir
         return _assets(str(Path(root).resolve()) if root is not None else None)
 
     def settings(self) -> dict[str, Any]:
@@ -73,7 +76,7 @@ class _DigitsScorer(Scorer):
         return {**s, "classifier_sha256": a.weights.classifier_sha256, "data_split_sha256": data.split_sha256()}
 
 
-class DigitsConsistency(_DigitsScorer):
+class DigitsConsistency(_DigitsScorer[DigitsScorerParams]):
     """10 x the classifier's probability of ``condition.class_label`` (requires class_label)."""
 
     name = "digits-consistency"
@@ -92,7 +95,7 @@ class RealismParams(DigitsScorerParams):
     tau_scale: float = Field(1.0, gt=0.0, description="multiplies the calibrated τ (larger = more lenient)")
 
 
-class DigitsRealism(_DigitsScorer):
+class DigitsRealism(_DigitsScorer[RealismParams]):
     """Closeness to the data manifold: 10 · exp(-d / (tau_scale · τ)).
 
     d is the mean L2 distance (pixels in [0, 1]) from the image to its k nearest *training* digits;
@@ -106,7 +109,7 @@ class DigitsRealism(_DigitsScorer):
 
     def tau(self) -> float:
         cfg = self.assets.config
-        p: RealismParams = self.params  # type: ignore[assignment]
+        p = self.params
         if p.k != cfg["realism_k"]:
             raise ValueError(f"realism τ was calibrated with k={cfg['realism_k']}, not k={p.k}")
         return float(cfg["realism_tau"]) * p.tau_scale
@@ -117,7 +120,7 @@ class DigitsRealism(_DigitsScorer):
     @torch.inference_mode()
     def score(self, images: Sequence[Image], condition: Condition) -> list[float]:
         x = as_batch(images)
-        k = self.params.k  # type: ignore[attr-defined]
+        k = self.params.k
         d = torch.cdist(x, self.assets.train_flat).topk(k, dim=1, largest=False).values.mean(1)
         return [float(v) for v in (10.0 * torch.exp(-d / self.tau())).clamp(0, 10)]
 
@@ -138,7 +141,7 @@ def reference_of(condition: Condition) -> np.ndarray:
     return data.reference_image(idx)
 
 
-class DigitsIdentity(_DigitsScorer):
+class DigitsIdentity(_DigitsScorer[DigitsScorerParams]):
     """Similarity to the reference exemplar in the classifier's penultimate feature space.
 
     10 · max(0, cos(f(x) - μ, f(ref) - μ)), f = penultimate (ReLU) features, μ = their mean over the

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from pydantic import Field
@@ -34,7 +34,10 @@ def _phi(z: torch.Tensor) -> torch.Tensor:
     return 0.5 * (1.0 + torch.erf(z / math.sqrt(2.0)))
 
 
-class _MixtureScorer(Scorer):
+PM = TypeVar("PM", bound=MixtureParams)
+
+
+class _MixtureScorer(Scorer[PM]):
     Params: ClassVar[type[Params]] = MixtureParams
 
     @cached_property
@@ -62,7 +65,7 @@ class SharpParams(MixtureParams):
         return 10.0 * _phi(self.sharpness * (z - self.threshold))  # type: ignore[attr-defined]
 
 
-class GMConsistency(_MixtureScorer):
+class GMConsistency(_MixtureScorer[MixtureParams]):
     """10 x the posterior probability of ``condition.class_label`` under the mixture (requires class_label)."""
 
     name = "gm-consistency"
@@ -73,7 +76,7 @@ class GMConsistency(_MixtureScorer):
         return 10.0 * self.mixture.posterior(x)[:, c]
 
 
-class GMRealism(_MixtureScorer):
+class GMRealism(_MixtureScorer[SharpParams]):
     """10 · Phi(sharpness · (z - threshold)), z the log-density under the data standardized over exact data
     samples."""
 
@@ -86,7 +89,7 @@ class GMRealism(_MixtureScorer):
 
     def value(self, x: torch.Tensor, condition: Condition) -> torch.Tensor:
         m, s = self.mixture.typical_log_density
-        return self.params.squash((self.mixture.log_density(x) - m) / s)  # type: ignore[attr-defined]
+        return self.params.squash((self.mixture.log_density(x) - m) / s)
 
 
 def reference_point(condition: Condition, m: Mixture) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +110,7 @@ def _standard_normal(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     return gaussian(seed, (1, *shape)).double().reshape(-1)
 
 
-class GMIdentity(_MixtureScorer):
+class GMIdentity(_MixtureScorer[SharpParams]):
     """Closeness to the condition's reference point in the component's own metric: 10 · Phi(sharpness · (z -
     threshold)), z minus the standardized squared distance (requires class_label and extra.reference_seed)."""
 
@@ -126,4 +129,4 @@ class GMIdentity(_MixtureScorer):
         d2 = (((x - ref.to(x.device)) / s.to(x.device)) ** 2).sum(1)
         g2 = float((g * g).sum())
         z = (d2 - (m.dim + g2)) / math.sqrt(2 * m.dim + 4 * g2)
-        return self.params.squash(-z)  # type: ignore[attr-defined]
+        return self.params.squash(-z)
