@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from repo import own_names
+from toy import MU, ToyGenerator, ToyGeneratorParams
 
 from eacps.plugins import build_registry
 from eacps.recipe import Branch, Recipe
@@ -16,7 +17,6 @@ from eacps.store import quantize
 from eacps.trajectory import Trajectory, renoise
 from eacps.trees import PathLedger
 from eacps.types import Condition
-from tests.toy import MU, ToyGenerator, ToyGeneratorParams
 
 T = 15
 
@@ -86,8 +86,6 @@ def test_generator_refuses_paths_outside_its_schedule(gen):
 
 
 def test_non_stepping_generator_refuses_paths():
-    from tests.toy import ToyGenerator
-
     with pytest.raises(ValueError, match="no stepping capability"):
         ToyGenerator().check([Recipe.from_seed(1).with_until(3)])
 
