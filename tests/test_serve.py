@@ -119,17 +119,42 @@ def test_page_shows_new_candidates_without_reload(live_run, tmp_path):
     assert _get(url.rstrip("/") + src)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_serve_is_read_only_and_confined(live_run):
-    url, _run, _run_dir = live_run
-    with pytest.raises(urllib.error.HTTPError) as exc:
-        urllib.request.urlopen(urllib.request.Request(url + "api/state", data=b"{}", method="POST"), timeout=5)
-    assert exc.value.code == 501  # GET only
-    for bad in ("images/../store.sqlite", "store.sqlite", "images/%2e%2e/store.sqlite", "api/nothing"):
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory) -> Path:
+    """A finished two-condition toy run (tests/toy.py), written in-process."""
+    import toy
+
+    from eacps import plugins
+
+    tmp_path = tmp_path_factory.mktemp("serve-toy")
+    plugins.register_plugin(toy)
+    try:
+        cfg = configs.write(tmp_path / "cfg.toml", configs.toy(budget=6))
+        assert main(["run", str(cfg), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    finally:
+        plugins.unregister_plugin(toy)
+    return tmp_path / "run"
+
+
+def test_serve_is_read_only_and_confined(toy_run):
+    from runs import digest
+
+    before = digest(toy_run)
+    server, url = _serving(toy_run)
+    try:
         with pytest.raises(urllib.error.HTTPError) as exc:
-            _get(url + bad)
-        assert exc.value.code == 404
-    state = json.loads(_get(url + "api/state"))
+            urllib.request.urlopen(urllib.request.Request(url + "api/state", data=b"{}", method="POST"), timeout=5)
+        assert exc.value.code == 501  # GET only
+        for bad in ("images/../store.sqlite", "store.sqlite", "images/%2e%2e/store.sqlite", "api/nothing",
+                    "images/../cfg.toml", "../cfg.toml"):
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                _get(url + bad)
+            assert exc.value.code == 404, bad
+        state = json.loads(_get(url + "api/state"))
+    finally:
+        _stop(server)
     assert state["criteria"] == ["consistency", "realism"] and state["trees"] is None
+    assert digest(toy_run) == before  # nothing written
 
 
 def test_serve_without_a_store_is_one_line_exit_2(tmp_path, capsys):
@@ -139,14 +164,13 @@ def test_serve_without_a_store_is_one_line_exit_2(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_trajectory_trees_on_the_page(tmp_path):
+def test_trajectory_trees_on_the_page(tmp_path, toy_plugin):
     """A tree-search run: /api/state carries its parent links and the page draws one dot per node."""
     import threading
 
     from eacps.analysis.serve import make_server, state
 
-    tree = configs.edit(configs.edit(CONFIG, "search.strategy", "tree-search"), "search.budget", 12)
-    configs.write(tmp_path / "tree.toml", tree)
+    configs.write(tmp_path / "tree.toml", configs.toy_stepping("tree-search", 12, batch_size=2))
     assert main(["run", str(tmp_path / "tree.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     trees = state(tmp_path / "run")["trees"]
     (nodes,) = trees.values()
@@ -430,15 +454,14 @@ def test_make_server_refuses_a_port_out_of_range(tmp_path, toy_plugin):
         make_server(tmp_path / "run", port=99999)
 
 
-def test_a_client_that_goes_away_prints_nothing(live_run, tmp_path):
+def test_a_client_that_goes_away_prints_nothing(toy_run):
     """Clients closing early (before reading, mid-body, with a reset, mid-request) leave the server's console
     quiet: no BrokenPipeError or ConnectionResetError traceback, nothing on stderr at all."""
     import socket
     import struct
 
-    _url, _run, run_dir = live_run
     port = configs.unused_port()
-    serve = subprocess.Popen([sys.executable, "-m", "eacps", "serve", str(run_dir), "--port", str(port)],
+    serve = subprocess.Popen([sys.executable, "-m", "eacps", "serve", str(toy_run), "--port", str(port)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait(lambda: _reachable(port), 60, "eacps serve")
@@ -466,16 +489,13 @@ def _reachable(port: int) -> bool:
         return False
 
 
-def test_a_comparison_is_served_as_one(tmp_path):
+def test_a_comparison_is_served_as_one(tmp_path, toy_plugin):
     """On a comparison's store the page's state names it a comparison and counts its progress against everything
     compare plans: the reference pool and every contestant at every budget, per task."""
-    import eacps_digits
-
     from eacps.analysis.compare import run_compare
     from eacps.analysis.serve import state
 
-    cfg = {**CONFIG, "generator": {"name": "digits", "params": {"steps": 4}},
-           "conditions": [{"id": c.id, "class_label": c.class_label} for c in eacps_digits.tasks(2)]}
+    cfg = configs.toy()  # two conditions
     del cfg["search"]
     configs.write(tmp_path / "c.toml", cfg)
     run_compare(tmp_path / "c.toml", tmp_path / "cmp", strategies="eacps,best-of-n", budgets="4,8", repeats=1, pool=8)

@@ -25,7 +25,7 @@ class ToyGeneratorParams(Params):
     log: str | None = Field(None, description="append the key of every generated recipe to this file")
     pid_file: str | None = Field(None, description="write the generating process's pid here at each batch start")
     shift: bool = Field(False, description="noise x condition.extra['scale'] + extra['offset'] (conditions of "
-                        "different difficulty, for allocation tests; the plain toy only, not stepping)")
+                        "different difficulty, for allocation tests); stepping: the data mean is MU + extra['offset']")
 
 
 class ToyGenerator(Generator):
@@ -68,20 +68,24 @@ class ToyGenerator(Generator):
 
         return Trajectory(self.noises(recipes, condition), None, 0, steps or self.default_steps, tuple(recipes))
 
-    def model_call(self, x, k: int, total: int):
+    def model_call(self, x, k: int, total: int, mu: torch.Tensor = MU):
         """One denoising step from x_k: (x_{k+1}, the clean prediction x0)."""
         s = total / 10.0
         a, b = self.coefficients(k, total)
-        z = (x - a * MU) / (a * s + b)
-        x0 = MU + s * z
+        z = (x - a * mu) / (a * s + b)
+        x0 = mu + s * z
         a1, b1 = self.coefficients(k + 1, total)
         return a1 * x0 + b1 * z, x0
 
+    def data_mean(self, condition: Condition) -> torch.Tensor:
+        """MU, moved by the condition's ``extra['offset']`` with ``shift = true`` (a condition-dependent model)."""
+        return MU + float(condition.extra.get("offset", 0.0)) if self.params.shift else MU
+
     def advance(self, traj, condition, until):
         self.calls += 1
-        x, x0 = traj.latents, traj.x0
+        x, x0, mu = traj.latents, traj.x0, self.data_mean(condition)
         for k in range(traj.step, until):
-            x, x0 = self.model_call(x, k, traj.total)
+            x, x0 = self.model_call(x, k, traj.total, mu)
         return traj.moved(x, x0, until)
 
     def decode(self, latents, condition):

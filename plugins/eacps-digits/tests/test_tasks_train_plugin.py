@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from eacps_digits import data, reference_image, tasks
 from eacps_digits.train import train
@@ -28,6 +29,7 @@ def test_tasks_shape_and_determinism():
     assert [t.id for t in tasks(25, seed=4)] != [t.id for t in ts]
 
 
+@pytest.mark.slow  # three short trainings (about 10 CPU-seconds)
 def test_short_training_is_deterministic(tmp_path):
     metas = [train(tmp_path / name, iterations=5, classifier_epochs=1, log=lambda *_: None) for name in ("a", "b")]
     assert metas[0]["unet_sha256"] == metas[1]["unet_sha256"]

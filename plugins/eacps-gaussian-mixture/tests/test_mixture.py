@@ -142,6 +142,7 @@ def test_shape_is_bounded():
     MixtureParams(shape=(4, 64, 64))
 
 
+@pytest.mark.slow  # builds the D = 16384 mixture (about 9 CPU-seconds)
 @pytest.mark.parametrize("sampler", ["ddim", "flow"])
 def test_the_largest_latent_samples_steps_and_scores(sampler):
     """At the largest shape, 4x64x64 (D = 16384): advancing in pieces is ``generate`` bit for bit, the image holds

@@ -236,6 +236,7 @@ def test_batch_failed_with_reason_after_retry_bound(ray_session, test_plugins, t
     assert workers == 0
 
 
+@pytest.mark.slow  # starts a local Ray (about 18 s)
 def test_refuses_actors_whose_rebuilt_models_differ(ray_session, test_plugins):
     gen = DriftGenerator()
     gen.drift = 1  # state outside its params: an actor would build a different model
