@@ -207,6 +207,7 @@ def test_warm_start_command_exports_the_pairs_of_a_run_and_a_search_uses_them(tm
 
 
 # -- kill -9 during a value-screened search ------------------------------------------------------------------
+@pytest.mark.slow
 def test_kill_9_during_a_screened_search_resumes_to_the_same_search(tmp_path):
     import subprocess
 
