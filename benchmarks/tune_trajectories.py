@@ -11,7 +11,7 @@ landscape, not excel on one); ties, such as two settings beyond every pool, by t
 the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
-                                           [--pool 512] [--round joint] [--only LABELS] [--out DIR]
+                                           [--pool 512] [--round joint|others|digits] [--only LABELS] [--out DIR]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3   # the joint rule over finished runs
 """
 
@@ -77,16 +77,36 @@ GRID: dict[str, dict] = {
     "mf-ad25": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.25}},
     "mf-ad50": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.5}},
     "mf-ad15": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15}},
+    # the others round (issue 19, item 3): the strategies the rounds above left untuned, each grid with its
+    # current default (params {}); eacps keeps the write-up's defaults (the reference), its variants are measured
+    # for information only
+    "zo-default": {"strategy": "zero-order", "params": {}},
+    "zo-n2": {"strategy": "zero-order", "params": {"n_neighbors": 2}},
+    "zo-n8": {"strategy": "zero-order", "params": {"n_neighbors": 8}},
+    "zo-c99": {"strategy": "zero-order", "params": {"threshold": 0.99}},
+    "zo-c90": {"strategy": "zero-order", "params": {"threshold": 0.9}},
+    "zo-c80": {"strategy": "zero-order", "params": {"threshold": 0.8}},
+    "bb-default": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {}},
+    "bb-a6": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.6]}},
+    "bb-t05": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"theta": 0.5}},
+    "bb-3b": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.4, 0.6, 0.8]}},
+    "ea-default": {"strategy": "eacps", "params": {}},
+    "ea-m2k6": {"strategy": "eacps", "params": {"m": 2, "k_local": 6}},
+    "ea-pcn": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3}},
+    "ea-pcn-m2k6": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3, "m": 2, "k_local": 6}},
 }
+JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
+OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
-#: ``joint`` is run on every testbed and chosen from with ``--joint``
+#: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
+#: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in ("fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50",
-                                                "mf-ad15")],
-    "joint": ["best-of-n", "fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15",
-              "ts-4lvl", "ts-3lvl"],
+    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS)],
+    "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
+    "others": ["best-of-n", *OTHERS],
 }
-FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-"}
+FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
+            "branched-best-of-n": "bb-", "eacps": "ea-"}
 
 
 def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
@@ -132,7 +152,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=512, help="reference pool per task")
     ap.add_argument("--round", default="joint", choices=list(ROUNDS), help="the grid's labels (default: joint)")
     ap.add_argument("--only", default=None, help="comma-separated grid labels (default: the round's)")
-    ap.add_argument("--out", default=None, help="run directory (default: runs/tune-trajectories-<testbed>)")
+    ap.add_argument("--out", default=None, help="run directory (default: runs/tune-trajectories-<testbed>, "
+                    "for --round others runs/tune-others-<testbed>)")
     ap.add_argument("--joint", default=None, help="comma-separated finished run directories: print the joint "
                     "rule's table and choice; no run")
     args = ap.parse_args()
@@ -149,7 +170,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    out = Path(args.out or f"runs/tune-trajectories-{args.testbed}")
+    out = Path(args.out or f"runs/tune-{'others' if args.round == 'others' else 'trajectories'}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks
