@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from eacps.analysis.compare import Split, format_compare, run_compare
+from eacps.analysis.stats import task_mean_ci
 
 
 def _bench_strategies() -> Any:
@@ -90,6 +91,12 @@ GRID: dict[str, dict] = {
     "bb-a6": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.6]}},
     "bb-t05": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"theta": 0.5}},
     "bb-3b": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.4, 0.6, 0.8]}},
+    # round 2 of the others, around the best of round 1 (zo-n8, zo-c90/zo-c80; bb-a6)
+    "zo-n8-c90": {"strategy": "zero-order", "params": {"n_neighbors": 8, "threshold": 0.9}},
+    "zo-n8-c80": {"strategy": "zero-order", "params": {"n_neighbors": 8, "threshold": 0.8}},
+    "zo-n6-c90": {"strategy": "zero-order", "params": {"n_neighbors": 6, "threshold": 0.9}},
+    "bb-a7": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.7]}},
+    "bb-2b": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.6, 0.8]}},
     "ea-default": {"strategy": "eacps", "params": {}},
     "ea-m2k6": {"strategy": "eacps", "params": {"m": 2, "k_local": 6}},
     "ea-pcn": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3}},
@@ -143,6 +150,33 @@ def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
     return head + rows, chosen
 
 
+def versus_default(dirs: list[Path]) -> list[str]:
+    """Markdown rows: per setting of a family that has a ``<prefix>default`` label, per testbed, its paired
+    difference in mean best from that default (same task and seed: common random numbers) with the 95% bootstrap
+    CI over tasks, to tell a choice of the rule from noise."""
+    runs = {d.name: json.loads((d / "compare.json").read_text()) for d in dirs}
+    rows = ["| setting | " + " | ".join(f"{tb}: mean best − default [95% CI]" for tb in runs) + " |",
+            "|---|" + "---|" * len(runs)]
+    for prefix in FAMILIES.values():
+        ref = f"{prefix}default"
+        labels = [r["strategy"] for r in next(iter(runs.values()))["table"] if r["strategy"].startswith(prefix)]
+        if ref not in labels:
+            continue
+        for label in (k for k in labels if k != ref):
+            cells = []
+            for summary in runs.values():
+                best = {k: {(s["task"], s["seed"]): s["best"] for s in summary["searches"]
+                            if s["strategy"] == k and s["best"] is not None} for k in (label, ref)}
+                diffs: dict[str, list[float]] = {}
+                for (task, seed), v in best[label].items():
+                    if (task, seed) in best[ref]:
+                        diffs.setdefault(task, []).append(v - best[ref][(task, seed)])
+                m, lo, hi = task_mean_ci(diffs)
+                cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--testbed", default="digits", choices=list(TESTBEDS), help="the landscape (default: digits)")
@@ -161,7 +195,10 @@ def main() -> None:
         rows, chosen = joint([Path(d) for d in args.joint.split(",")])
         print("\n".join(rows))
         print("chosen (maximin of multiplier (a) over testbeds, ties by geometric mean):",
-              ", ".join(f"{k}: {v} {json.dumps(GRID[v].get('params', {}))}" for k, v in chosen.items()))
+              ", ".join(f"{k}: {v} {json.dumps(GRID.get(v, {}).get('params', {}))}" for k, v in chosen.items()))
+        against = versus_default([Path(d) for d in args.joint.split(",")])
+        if len(against) > 2:
+            print("\n".join(["", "paired against each family's default (mean best):", *against]))
         return
     if not 3 <= args.tasks <= TUNE_TASKS:
         sys.exit(f"--tasks: between 3 and {TUNE_TASKS} (the tuning split)")
