@@ -1,14 +1,16 @@
-"""Tune the trajectory strategies' defaults on the *tuning splits* of every testbed (never an evaluation split).
+"""Tune the strategies' defaults on the *tuning splits* of every testbed (never an evaluation split).
 
-Each run measures a grid of ``fk-steering``, ``tree-search`` and ``multi-fidelity`` settings on one testbed's
+Each run measures a grid of ``fk-steering``, ``tree-search`` and ``multi-fidelity`` settings (``--round others``:
+``zero-order``, ``branched-best-of-n`` and, for information, ``eacps`` settings) on one testbed's
 tuning split (``--testbed digits|gm-easy|gm-sharp``, the landscapes of ``benchmarks/strategies.py``; its tasks
 are the first ``--tasks`` of the split's 30) and reports the same table as ``eacps compare`` (multipliers under
 the measured cost model and under one potential evaluation = one generation). ``--joint DIR,DIR,...`` then reads
 those runs' compare.json and applies the joint selection rule: per strategy, the setting whose **smallest
 multiplier (a) over the testbeds is largest** (maximin of the multiplier's log: a default must hold on every
 landscape, not excel on one); ties, such as two settings beyond every pool, by the geometric mean over testbeds.
-``benchmarks/strategies.py`` then measures the chosen defaults on the evaluation splits (docs/findings.md, "How
-the defaults were chosen").
+``--seeds`` reads the rule on some strategy seeds only (a check on seeds the choice did not see), and ``--joint``
+also prints each setting's paired difference in mean best from its family's old default. ``benchmarks/strategies.py``
+then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
                                            [--pool 512] [--round joint|others|digits] [--only LABELS] [--out DIR]
