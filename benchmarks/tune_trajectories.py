@@ -1,18 +1,20 @@
-"""Tune the trajectory strategies' defaults on the *tuning splits* of every testbed (never an evaluation split).
+"""Tune the strategies' defaults on the *tuning splits* of every testbed (never an evaluation split).
 
-Each run measures a grid of ``fk-steering``, ``tree-search`` and ``multi-fidelity`` settings on one testbed's
+Each run measures a grid of ``fk-steering``, ``tree-search`` and ``multi-fidelity`` settings (``--round others``:
+``zero-order``, ``branched-best-of-n`` and, for information, ``eacps`` settings) on one testbed's
 tuning split (``--testbed digits|gm-easy|gm-sharp``, the landscapes of ``benchmarks/strategies.py``; its tasks
 are the first ``--tasks`` of the split's 30) and reports the same table as ``eacps compare`` (multipliers under
 the measured cost model and under one potential evaluation = one generation). ``--joint DIR,DIR,...`` then reads
 those runs' compare.json and applies the joint selection rule: per strategy, the setting whose **smallest
 multiplier (a) over the testbeds is largest** (maximin of the multiplier's log: a default must hold on every
 landscape, not excel on one); ties, such as two settings beyond every pool, by the geometric mean over testbeds.
-``benchmarks/strategies.py`` then measures the chosen defaults on the evaluation splits (docs/findings.md, "How
-the defaults were chosen").
+``--seeds`` reads the rule on some strategy seeds only (a check on seeds the choice did not see), and ``--joint``
+also prints each setting's paired difference in mean best from its family's old default. ``benchmarks/strategies.py``
+then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
-                                           [--pool 512] [--round joint] [--only LABELS] [--out DIR]
-    python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3   # the joint rule over finished runs
+                                           [--pool 512] [--round joint|others|digits] [--only LABELS] [--out DIR]
+    python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3]   # the joint rule over finished runs
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eacps.analysis.compare import Split, format_compare, run_compare
+from eacps.analysis.compare import Split, compute_multiplier, format_compare, run_compare
+from eacps.analysis.stats import task_mean_ci
 
 
 def _bench_strategies() -> Any:
@@ -77,22 +80,68 @@ GRID: dict[str, dict] = {
     "mf-ad25": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.25}},
     "mf-ad50": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.5}},
     "mf-ad15": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15}},
+    # the others round (issue 19, item 3): the strategies the rounds above left untuned, each grid with the
+    # default it had (given explicitly, so a label keeps its meaning when a default changes: zo-n4-c95, bb-a8);
+    # eacps keeps the write-up's defaults (the reference, ea-default), its variants are measured for information
+    "zo-n4-c95": {"strategy": "zero-order", "params": {"n_neighbors": 4, "threshold": 0.95}},
+    "zo-n2": {"strategy": "zero-order", "params": {"n_neighbors": 2}},
+    "zo-n8": {"strategy": "zero-order", "params": {"n_neighbors": 8}},
+    "zo-c99": {"strategy": "zero-order", "params": {"threshold": 0.99}},
+    "zo-c90": {"strategy": "zero-order", "params": {"threshold": 0.9}},
+    "zo-c80": {"strategy": "zero-order", "params": {"threshold": 0.8}},
+    "bb-a8": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.8], "theta": 1.0}},
+    "bb-a6": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.6]}},
+    "bb-t05": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"theta": 0.5}},
+    "bb-3b": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.4, 0.6, 0.8]}},
+    # round 2 of the others, around the best of round 1 (zo-n8, zo-c90/zo-c80; bb-a6)
+    "zo-n8-c90": {"strategy": "zero-order", "params": {"n_neighbors": 8, "threshold": 0.9}},
+    "zo-n8-c80": {"strategy": "zero-order", "params": {"n_neighbors": 8, "threshold": 0.8}},
+    "zo-n6-c90": {"strategy": "zero-order", "params": {"n_neighbors": 6, "threshold": 0.9}},
+    "bb-a7": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.7]}},
+    "bb-2b": {"strategy": "branched-best-of-n", "batch_size": 16, "params": {"at": [0.6, 0.8]}},
+    "ea-default": {"strategy": "eacps", "params": {}},
+    "ea-m2k6": {"strategy": "eacps", "params": {"m": 2, "k_local": 6}},
+    "ea-pcn": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3}},
+    "ea-pcn-m2k6": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3, "m": 2, "k_local": 6}},
 }
+JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
+OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
-#: ``joint`` is run on every testbed and chosen from with ``--joint``
+#: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
+#: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in ("fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50",
-                                                "mf-ad15")],
-    "joint": ["best-of-n", "fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15",
-              "ts-4lvl", "ts-3lvl"],
+    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS)],
+    "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
+    "others": ["best-of-n", *OTHERS],
 }
-FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-"}
+FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
+            "branched-best-of-n": "bb-", "eacps": "ea-"}
+#: per family of the others round, the label of the default it was measured against (the default before the round)
+BASELINES = {"zo-": "zo-n4-c95", "bb-": "bb-a8", "ea-": "ea-default"}
 
 
-def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
+def multipliers(summary: dict[str, Any], row: dict[str, Any], seeds: set[int] | None) -> dict[str, dict]:
+    """Per cost model, a table row's multiplier; with ``seeds``, recomputed from those seeds' searches alone
+    (N* of their mean best against the run's pool, over the row's mean cost in candidate equivalents)."""
+    if seeds is None:
+        return row["multipliers"]
+    per: dict[str, list[float]] = {}
+    for s in summary["searches"]:
+        if s["strategy"] == row["strategy"] and s["budget"] == row["budget"] and s["seed"] in seeds \
+                and s["best"] is not None:
+            per.setdefault(s["task"], []).append(s["best"])
+    if not per:
+        sys.exit(f"--seeds: no search of {row['strategy']} with seeds {sorted(seeds)} in this run")
+    target = sum(sum(v) / len(v) for v in per.values()) / len(per)
+    return {n: compute_multiplier(summary["pool_samples"], target, m["equivalents"])
+            for n, m in row["multipliers"].items()}
+
+
+def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None) -> tuple[list[str], dict[str, str]]:
     """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed,
     the maximin and the geometric mean of (a)) and, per strategy, the chosen label. A multiplier beyond the pool
-    counts as its lower bound (pool / cost)."""
+    counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
+    the choice did not see)."""
     runs = {}
     for d in dirs:
         summary = json.loads((d / "compare.json").read_text())
@@ -107,12 +156,13 @@ def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
         cells = []
         for summary in runs.values():
             r = next(r for r in summary["table"] if r["strategy"] == label)
+            mult = multipliers(summary, r, seeds)
             for i, n in enumerate(names):
-                m = r["multipliers"][n]
+                m = mult[n]
                 ms.setdefault(n, []).append(m["multiplier"])
                 if i == cost:
                     cells.append(f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}× / "
-                                 f"{r['multipliers'][names[-1]]['multiplier']:.2f}×")
+                                 f"{mult[names[-1]]['multiplier']:.2f}×")
         a = ms[names[cost]]
         score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
         rows.append(f"| {label} | " + " | ".join(cells) + f" | {score[label][0]:.2f}× | {score[label][1]:.2f}× |")
@@ -121,6 +171,33 @@ def joint(dirs: list[Path], cost: int = 0) -> tuple[list[str], dict[str, str]]:
     chosen = {fam: max((k for k in score if k.startswith(prefix)), key=lambda k: score[k])
               for fam, prefix in FAMILIES.items() if any(k.startswith(prefix) for k in score)}
     return head + rows, chosen
+
+
+def versus_default(dirs: list[Path], seeds: set[int] | None = None) -> list[str]:
+    """Markdown rows: per setting of a family in ``BASELINES``, per testbed, its paired difference in mean best
+    from the family's baseline default (same task and seed: common random numbers) with the 95% bootstrap CI over
+    tasks, to tell a choice of the rule from noise; ``seeds``: only those strategy seeds."""
+    runs = {d.name: json.loads((d / "compare.json").read_text()) for d in dirs}
+    rows = ["| setting | " + " | ".join(f"{tb}: mean best − default [95% CI]" for tb in runs) + " |",
+            "|---|" + "---|" * len(runs)]
+    for prefix, ref in BASELINES.items():
+        labels = [r["strategy"] for r in next(iter(runs.values()))["table"] if r["strategy"].startswith(prefix)]
+        if ref not in labels:
+            continue
+        for label in (k for k in labels if k != ref):
+            cells = []
+            for summary in runs.values():
+                best = {k: {(s["task"], s["seed"]): s["best"] for s in summary["searches"]
+                            if s["strategy"] == k and s["best"] is not None
+                            and (seeds is None or s["seed"] in seeds)} for k in (label, ref)}
+                diffs: dict[str, list[float]] = {}
+                for (task, seed), v in best[label].items():
+                    if (task, seed) in best[ref]:
+                        diffs.setdefault(task, []).append(v - best[ref][(task, seed)])
+                m, lo, hi = task_mean_ci(diffs)
+                cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def main() -> None:
@@ -132,15 +209,22 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=512, help="reference pool per task")
     ap.add_argument("--round", default="joint", choices=list(ROUNDS), help="the grid's labels (default: joint)")
     ap.add_argument("--only", default=None, help="comma-separated grid labels (default: the round's)")
-    ap.add_argument("--out", default=None, help="run directory (default: runs/tune-trajectories-<testbed>)")
+    ap.add_argument("--out", default=None, help="run directory (default: runs/tune-trajectories-<testbed>, "
+                    "for --round others runs/tune-others-<testbed>)")
     ap.add_argument("--joint", default=None, help="comma-separated finished run directories: print the joint "
                     "rule's table and choice; no run")
+    ap.add_argument("--seeds", default=None, help="with --joint: comma-separated strategy seeds, the rule over "
+                    "their searches only (e.g. seeds the choice did not see)")
     args = ap.parse_args()
     if args.joint:
-        rows, chosen = joint([Path(d) for d in args.joint.split(",")])
+        seeds = None if args.seeds is None else {int(x) for x in args.seeds.split(",")}
+        rows, chosen = joint([Path(d) for d in args.joint.split(",")], seeds=seeds)
         print("\n".join(rows))
         print("chosen (maximin of multiplier (a) over testbeds, ties by geometric mean):",
-              ", ".join(f"{k}: {v} {json.dumps(GRID[v].get('params', {}))}" for k, v in chosen.items()))
+              ", ".join(f"{k}: {v} {json.dumps(GRID.get(v, {}).get('params', {}))}" for k, v in chosen.items()))
+        against = versus_default([Path(d) for d in args.joint.split(",")], seeds)
+        if len(against) > 2:
+            print("\n".join(["", "paired against each family's baseline default (mean best):", *against]))
         return
     if not 3 <= args.tasks <= TUNE_TASKS:
         sys.exit(f"--tasks: between 3 and {TUNE_TASKS} (the tuning split)")
@@ -149,7 +233,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    out = Path(args.out or f"runs/tune-trajectories-{args.testbed}")
+    out = Path(args.out or f"runs/tune-{'others' if args.round == 'others' else 'trajectories'}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks

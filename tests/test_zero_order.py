@@ -82,5 +82,12 @@ def test_a_failed_base_is_beaten_by_any_successful_neighbour_and_failed_neighbou
     assert t.accepted == 0 and len(nxt) == 3 and not nxt[0].moves
 
 
+def test_the_default_round_is_a_base_and_6_neighbours_at_cosine_0_9():
+    # the defaults chosen by the joint rule on the tuning splits (docs/findings.md); written with 4 at 0.95
+    base, *neighbours = ZeroOrder(budget=20, seed=0).ask(20)
+    assert len(neighbours) == 6 and not base.moves
+    assert all(n.moves[0].theta == pytest.approx(math.acos(0.9)) for n in neighbours)
+
+
 def test_zero_order_needs_noise_recipes():
     assert ZeroOrder().needs() == {"noise_recipes"}

@@ -1,0 +1,65 @@
+"""benchmarks/tune_trajectories.py (the joint tuning rule over tuning-split runs) on a tiny gm-easy run: the rule read
+on some seeds only is recomputed from those seeds' searches, and each setting's paired difference from its family's
+old default is the mean over tasks of the same-seed differences."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("eacps_gaussian_mixture")
+BENCH = Path(__file__).parents[1] / "benchmarks" / "tune_trajectories.py"
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("tune_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    mod = load()
+    out = tmp_path_factory.mktemp("tune") / "tune-others-gm-easy"
+    argv = ["tune_trajectories.py", "--testbed", "gm-easy", "--round", "others", "--tasks", "3", "--repeats", "2",
+            "--pool", "16", "--budgets", "6", "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out)]
+    old, sys.argv = sys.argv, argv
+    try:
+        mod.main()
+    finally:
+        sys.argv = old
+    return mod, out, json.loads((out / "compare.json").read_text())
+
+
+def test_the_rule_on_every_seed_is_the_compare_table_and_on_one_seed_that_seeds_searches(run):
+    mod, out, summary = run
+    rows, chosen = mod.joint([out])
+    a = summary["cost_models"][0]  # the rule reads multiplier (a)
+    assert chosen == {"zero-order": max(("zo-n4-c95", "zo-n6-c90"), key=lambda k: next(
+        r["multipliers"][a]["multiplier"] for r in summary["table"] if r["strategy"] == k))}
+    assert mod.joint([out], seeds={0, 1}) == (rows, chosen)  # recomputed from the searches: the same figures
+    one, _ = mod.joint([out], seeds={1})
+    for label in ("best-of-n", "zo-n6-c90"):
+        bests = [s["best"] for s in summary["searches"] if s["strategy"] == label and s["seed"] == 1]
+        m = mod.compute_multiplier(summary["pool_samples"], sum(bests) / len(bests), 6.0)
+        assert next(r for r in one if r.startswith(f"| {label} |")).split(" | ")[1].lstrip(">") \
+            .startswith(f"{m['multiplier']:.2f}×")
+    with pytest.raises(SystemExit, match="--seeds: no search"):
+        mod.joint([out], seeds={7})
+
+
+def test_each_setting_is_paired_with_its_familys_old_default(run):
+    mod, out, summary = run
+    best = {(s["strategy"], s["task"], s["seed"]): s["best"] for s in summary["searches"]}
+    tasks = sorted({s["task"] for s in summary["searches"]})
+    for seeds in ({0, 1}, {0}):
+        diff = sum(sum(best[("zo-n6-c90", t, s)] - best[("zo-n4-c95", t, s)] for s in seeds) / len(seeds)
+                   for t in tasks) / len(tasks)
+        rows = mod.versus_default([out], seeds)
+        assert [r.split(" | ")[0] for r in rows[2:]] == ["| zo-n6-c90"]  # the default is not paired with itself
+        assert rows[2].split(" | ")[1].startswith(f"{diff:+.2f} [")
