@@ -103,16 +103,25 @@ GRID: dict[str, dict] = {
     "ea-m2k6": {"strategy": "eacps", "params": {"m": 2, "k_local": 6}},
     "ea-pcn": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3}},
     "ea-pcn-m2k6": {"strategy": "eacps", "params": {"neighborhood": "pcn", "theta": 0.3, "m": 2, "k_local": 6}},
+    # the branch round (issue 18): multi-fidelity over a branched sampler, every trajectory renoised at branch_at
+    "mf-ad15-b8": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15,
+                                                            "branch_at": [0.8]}},
+    "mf-ad15-b2": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15,
+                                                            "branch_at": [0.2]}},
+    "mf-ad15-b246": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15,
+                                                              "branch_at": [0.2, 0.4, 0.6]}},
 }
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
+BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS)],
+    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS, *BRANCH)],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
+    "branch": ["best-of-n", *BRANCH],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
@@ -233,7 +242,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    out = Path(args.out or f"runs/tune-{'others' if args.round == 'others' else 'trajectories'}-{args.testbed}")
+    out = Path(args.out or f"runs/tune-{args.round if args.round in ('others', 'branch') else 'trajectories'}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks

@@ -12,8 +12,9 @@ from eacps import Result, Status
 from eacps.config import ConfigError
 from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
+from eacps.screening import on_path
 from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, expected_best, plan
-from eacps.strategy import schedule_steps
+from eacps.strategy import SamplerSchedule, schedule_steps
 from eacps.testing import fake_objective
 
 T = 10
@@ -181,3 +182,37 @@ def test_a_pilot_whose_previews_all_fail_goes_on_as_best_of_n():
     assert s.diagnostics()["promote"] == 1.0 and s.diagnostics()["agreement"] == {"2": None, "5": None}
     assert best is not None and best.recipe.until is None
     assert s.spent_steps == 5 * 2 + 19 * 10  # the failed pilot's prefixes, then 19 whole candidates
+
+
+def test_branch_at_renoises_every_trajectory_and_previews_before_it_do_not_see_it():
+    p = MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed", branch_at=[0.6], branch_theta=0.7)
+    s = run(MultiFidelity(p, budget=20, seed=0))
+    assert s.sampler_schedule() == SamplerSchedule((6,), (0.7,))
+    previews = [r.recipe for r in s.history if r.recipe.until == 3]
+    finals = [r.recipe for r in s.history if r.recipe.until is None]
+    assert len(previews) == s.sizes[0] and len(finals) == s.sizes[1]
+    assert not any(r.branches for r in previews)  # a preview at step 3 is before the renoise at step 6
+    assert all([(b.step, b.theta) for b in r.branches] == [(6, 0.7)] for r in finals)
+    assert len({r.branches[0].seed for r in finals}) == len(finals)  # each path its own renoise
+    assert all(any(on_path(p, f) for p in previews) for f in finals)  # the promoted continue their previews' path
+    # the same roots as without branches (common random numbers): the branch is the only difference
+    plain = run(MultiFidelity(p.model_copy(update={"branch_at": []}), budget=20, seed=0))
+    assert plain.sampler_schedule() is None and not any(r.recipe.branches for r in plain.history)
+    assert previews == [r.recipe for r in plain.history if r.recipe.until == 3]
+
+
+def test_branch_at_is_reproducible_and_reaches_the_adaptive_pilot():
+    p = MultiFidelityParams(branch_at=[0.2, 0.5])
+    a, b = (run(MultiFidelity(p, budget=20, seed=5)) for _ in range(2))
+    assert [r.recipe for r in a.history] == [r.recipe for r in b.history]
+    assert a.pilot and all([m.step for m in r.branches] == [2, 5] for r in a.pilot)
+    finals = [r.recipe for r in a.history if r.recipe.until is None]
+    assert finals and all([m.step for m in r.branches] == [2, 5] for r in finals)
+    assert all(all(m.step < r.recipe.until for m in r.recipe.branches) for r in a.history if r.recipe.until)
+    assert any(v is not None for v in a.adapted["agreement"].values())  # the pilot's previews paired with their (branched) finals
+
+
+@pytest.mark.parametrize("bad", [[0.5, 0.2], [0.0], [1.0]])
+def test_branch_at_must_be_increasing_fractions(bad):
+    with pytest.raises(ValueError, match="branch_at"):
+        MultiFidelityParams(branch_at=bad)

@@ -30,19 +30,20 @@ budget is best-of-N without previews, so the search degrades to best-of-N instea
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
-from eacps.screening import ScreenParams, on_path, screen_of
-from eacps.strategy import Strategy
+from eacps.screening import ScreenParams, on_path, preview_of, screen_of
+from eacps.strategy import SamplerSchedule, Strategy
 from eacps.types import Result
 
 
@@ -57,6 +58,17 @@ class MultiFidelityParams(Params):
                          "(at least 3, at most 32)")
     value_model: ScreenParams | None = Field(None, description="screen promotions with a value model "
                                              "(eacps.screening): a promoted path that cannot win is not continued")
+    branch_at: list[float] = Field(default_factory=list, description="renoise every trajectory at these fractions "
+                                   "of the schedule (increasing, in (0, 1); empty: no branch): a sampler change, "
+                                   "as branched-best-of-n's, that the previews after it see")
+    branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of each branch_at renoise")
+
+    @field_validator("branch_at")
+    @classmethod
+    def _branch_at(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("must be an increasing list of fractions in (0, 1) (empty: no branch)")
+        return v
 
 
 #: the adaptive schedule's largest pilot (enough pairs to measure a rank correlation; keeps a huge B's first ask small)
@@ -123,6 +135,7 @@ class MultiFidelity(Strategy):
         self.pilot_stage = 0
         self.pilot_results: dict[tuple[Recipe, int | None], Result] = {}
         self.adapted: dict[str, Any] = {}
+        self.path_of: dict[Recipe, Recipe] = {}  # each asked preview's whole path (its branch_at renoises included)
 
     def _plan(self) -> None:
         """The plan needs T: made at the first ask (after ``bind``); adaptive: after the pilot."""
@@ -142,13 +155,45 @@ class MultiFidelity(Strategy):
         if self.pilot_fresh and len(self.queue) < n:  # adaptive: the pilot's first previews, the same way
             k = min(self.pilot_fresh, n - len(self.queue))
             self.pilot_fresh -= k
-            drawn = self.fresh_seeds(k)
+            drawn = self.roots(k)
             self.pilot += drawn
-            self.queue.extend(r.with_until(self._pilot_points()[0]) for r in drawn)
+            self.queue.extend(self.at(r, self._pilot_points()[0]) for r in drawn)
         if self.fresh0 and len(self.queue) < n:
             k = min(self.fresh0, n - len(self.queue))
             self.fresh0 -= k
-            self.queue.extend(r.with_until(self.until_of(0)) for r in self.fresh_seeds(k))
+            self.queue.extend(self.at(r, self.until_of(0)) for r in self.roots(k))
+
+    def roots(self, k: int) -> list[Recipe]:
+        """``k`` fresh trajectories: random seeds, each with the ``branch_at`` renoises (their seeds drawn from the
+        local stream in order, so the same asks give the same paths)."""
+        sched = self.sampler_schedule()
+        moves = list(zip(sched.steps, sched.thetas, strict=True)) if sched else []
+        out = []
+        for root in self.fresh_seeds(k):
+            for step, theta in moves:
+                root = root.branch(step, theta, self.local_seeds.next())
+            out.append(root)
+        return out
+
+    def sampler_schedule(self) -> SamplerSchedule | None:
+        """Every trajectory carries the ``branch_at`` renoises (None without them: a plain sample of the sampler,
+        multi-fidelity's selection alone does not change how a candidate is drawn)."""
+        if not self.params.branch_at:
+            return None
+        steps = self.schedule_steps(self.params.branch_at)
+        return SamplerSchedule(tuple(steps), (self.params.branch_theta,) * len(steps))
+
+    def at(self, path: Recipe, until: int | None) -> Recipe:
+        """``path`` stopped after ``until`` model calls (its renoises before that step), or whole (``None``)."""
+        if until is None:
+            return path
+        preview = preview_of(path, until)
+        self.path_of[preview] = path
+        return preview
+
+    def path(self, recipe: Recipe) -> Recipe:
+        """The whole path an asked recipe (a preview or a final) belongs to."""
+        return recipe if recipe.until is None else self.path_of.get(recipe, recipe.with_until(None))
 
     def until_of(self, rung: int) -> int | None:
         return self.points[rung] if rung < len(self.points) - 1 else None
@@ -173,7 +218,7 @@ class MultiFidelity(Strategy):
             alive = [r for r in self.pilot if not before or ((v := self.pilot_results.get((r, before))) and v.ok)]
             self.pilot_stage += 1
             if alive:  # (every pilot trajectory failed: the plan goes on from what is left)
-                self.queue = deque(r.with_until(until) for r in alive)
+                self.queue = deque(self.at(r, until) for r in alive)
                 return True
         return False
 
@@ -251,13 +296,13 @@ class MultiFidelity(Strategy):
             x = [self.screen.x(r, r.recipe.until, self.full_steps) for r in ranked]  # type: ignore[arg-type]
             drop = self.screen.prune(x[: len(chosen)], competitors=x)
             chosen = [r for r, d in zip(chosen, drop, strict=True) if not d]
-        self.queue = deque(r.recipe.with_until(until) for r in chosen)
-        self.queue.extend(r.with_until(until) for r in self.fresh_seeds(short))
+        self.queue = deque(self.at(self.path(r.recipe), until) for r in chosen)
+        self.queue.extend(self.at(r, until) for r in self.roots(short))
 
     def _tell(self, results: Sequence[Result]) -> None:
         pilot = set(self.pilot)
         for r in results:
-            if (root := r.recipe.with_until(None)) in pilot:
+            if (root := self.path(r.recipe)) in pilot:
                 self.pilot_results[(root, r.recipe.until)] = r
                 if self.screen is not None and r.recipe.until is None and r.ok:  # the pilot's pairs train it too
                     for (q, u), p in self.pilot_results.items():
@@ -287,9 +332,9 @@ class MultiFidelity(Strategy):
 
         if not self.rung_results:
             return None
-        final = {r.recipe.with_until(None): r.potential for r in self.rung_results[-1] if r.ok}
-        pairs = [(r.potential, final[r.recipe.with_until(None)]) for r in self.rung_results[rung]
-                 if r.ok and r.recipe.with_until(None) in final]
+        final = {r.recipe: r.potential for r in self.rung_results[-1] if r.ok}
+        pairs = [(r.potential, final[self.path(r.recipe)]) for r in self.rung_results[rung]
+                 if r.ok and self.path(r.recipe) in final]
         if len(pairs) < 3:
             return None
         rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
