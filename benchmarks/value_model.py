@@ -21,8 +21,9 @@ whole recipe, and within each set the warm-start tasks and the evaluation tasks 
                                      [--out runs/bench-value-model]
 
 A multiplier resolves up to about pool / budget (beyond it prints as ``>pool``): at budget 64 the default pool of
-128 resolves 2x only, so give ``--pool 256`` or more there (a pool under 4x the largest budget is warned about). Writes OUT/warm.json, OUT/compare.json and
-OUT/report.html; prints the compare table, the warm-start size and the wall time.
+128 resolves 2x only, so give ``--pool 256`` or more there (docs/findings.md uses 1024; a pool under 4x the
+largest budget is warned about). Writes OUT/warm.json, OUT/compare.json and OUT/report.html; prints the compare
+table, the warm-start size and the wall time.
 """
 
 from __future__ import annotations
