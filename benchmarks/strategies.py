@@ -100,8 +100,10 @@ TESTBEDS: dict[str, dict[str, Any]] = {
 }
 
 
-def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str | dict[str, Any] = "digits") -> str:
-    """The compare config of ``n_tasks`` tasks for a ``TESTBEDS`` name or an entry of that form (e.g. another shape)."""
+def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str | dict[str, Any] = "digits", *,
+           task_seed: int = 0) -> str:
+    """The compare config of ``n_tasks`` tasks for a ``TESTBEDS`` name or an entry of that form (e.g. another shape);
+    ``task_seed`` draws another task set (the config's ``tasks.seed``; 0 is the set every split above names)."""
     tb = TESTBEDS[testbed] if isinstance(testbed, str) else testbed
     mixture = tb["mixture"]
     criteria = {c: {"scorer": f"{tb['scorer']}-{c}"} for c in ("consistency", "realism", "identity")}
@@ -110,7 +112,7 @@ def config(n_tasks: int, searches: dict[str, dict[str, Any]], testbed: str | dic
             reward = {"sharpness": tb["sharpness"], "threshold": tb.get("threshold", 0.0)}
             crit["params"] = {**mixture, **(reward if c != "consistency" else {})}
     return tomlw.dumps({
-        "tasks": {"name": tb["tasks"], "n": n_tasks, "seed": 0},
+        "tasks": {"name": tb["tasks"], "n": n_tasks, "seed": task_seed},
         "generator": {"name": tb["generator"],
                       **({"params": {**mixture, "steps": tb.get("steps", 50)}} if mixture else {})},
         "potential": {"criteria": criteria},
