@@ -242,7 +242,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    out = Path(args.out or f"runs/tune-{args.round if args.round in ('others', 'branch') else 'trajectories'}-{args.testbed}")
+    name = args.round if args.round in ("others", "branch") else "trajectories"
+    out = Path(args.out or f"runs/tune-{name}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks

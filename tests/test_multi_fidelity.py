@@ -41,7 +41,8 @@ def test_plan_in_steps():
 
 
 def test_promoted_previews_continue_their_trajectory():
-    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed"), budget=20, seed=0))
+    p = MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed", branch_at=[])  # unbranched paths
+    s = run(MultiFidelity(p, budget=20, seed=0))
     previews = [r for r in s.history if r.recipe.until == 3]
     finals = [r for r in s.history if r.recipe.until is None]
     top = sorted(previews, key=lambda r: -r.potential)[: len(finals)]
@@ -53,7 +54,8 @@ def test_promoted_previews_continue_their_trajectory():
 
 
 def test_each_rung_continues_the_best_of_the_previous_one_to_the_end():
-    s = run(MultiFidelity(MultiFidelityParams(rungs=[0.2, 0.5], promote=0.25, schedule="fixed"), budget=20, seed=3))
+    p = MultiFidelityParams(rungs=[0.2, 0.5], promote=0.25, schedule="fixed", branch_at=[])
+    s = run(MultiFidelity(p, budget=20, seed=3))
     assert s.sizes == plan(200, [2, 5], T, 0.25) == [64, 16, 4]  # 196 steps: the largest n0 that fits 200
     rungs = [[r for r in s.history if r.recipe.until == u] for u in (2, 5, None)]
     assert [len(r) for r in rungs] == s.sizes
@@ -158,7 +160,7 @@ def test_uninformative_previews_degrade_to_best_of_n_without_previews():
     s = _adaptive()
     s.optimize(_previews(-10.0), batch_size=4)
     pilot = set(s.pilot)
-    after = [r for r in s.history if r.recipe.with_until(None) not in pilot]
+    after = [r for r in s.history if s.path(r.recipe) not in pilot]  # (the default branch at 0.8 included)
     assert s.diagnostics()["plan"] == [15] and len(after) == 15  # 5 pilot + 15 whole candidates = best-of-20
     assert all(r.recipe.until is None for r in after) and s.spent_steps == 200
 
@@ -209,7 +211,8 @@ def test_branch_at_is_reproducible_and_reaches_the_adaptive_pilot():
     finals = [r.recipe for r in a.history if r.recipe.until is None]
     assert finals and all([m.step for m in r.branches] == [2, 5] for r in finals)
     assert all(all(m.step < r.recipe.until for m in r.recipe.branches) for r in a.history if r.recipe.until)
-    assert any(v is not None for v in a.adapted["agreement"].values())  # the pilot's previews paired with their (branched) finals
+    # the pilot's previews paired with their (branched) finals
+    assert any(v is not None for v in a.adapted["agreement"].values())
 
 
 @pytest.mark.parametrize("bad", [[0.5, 0.2], [0.0], [1.0]])

@@ -26,6 +26,14 @@ budget on the one-rung plan (a point of ``rungs``, a promotion fraction of ``PRO
 final is highest when previews and finals are standard bivariate normal with that ρ (a seeded Monte Carlo
 estimate, the pilot's finals included). Uninformative previews (ρ <= 0) choose promotion 1: the rest of the
 budget is best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
+
+Branched sampler (``branch_at``, default one renoise at 0.8 of the schedule, θ = ``branch_theta`` = 1): every
+trajectory, the pilot's included, carries the same seeded renoise moves, as ``branched-best-of-n``'s do; a preview
+before a move does not carry it. On the high-dimension sharp gaussian-mixture landscape the previews of the
+unbranched sampler rank the body of the finals (Spearman about 0.86 at 20%) but not its rare best ones, whose
+previews rank low at every rung up to 70%, so screening cannot find them and the plain search lost to best-of-N;
+the branch was chosen by the joint rule on the tuning splits of the three testbeds (docs/findings.md, "How the
+defaults were chosen"). ``branch_at = []`` is the unbranched search.
 """
 
 from __future__ import annotations
@@ -58,9 +66,9 @@ class MultiFidelityParams(Params):
                          "(at least 3, at most 32)")
     value_model: ScreenParams | None = Field(None, description="screen promotions with a value model "
                                              "(eacps.screening): a promoted path that cannot win is not continued")
-    branch_at: list[float] = Field(default_factory=list, description="renoise every trajectory at these fractions "
-                                   "of the schedule (increasing, in (0, 1); empty: no branch): a sampler change, "
-                                   "as branched-best-of-n's, that the previews after it see")
+    branch_at: list[float] = Field(default_factory=lambda: [0.8], description="renoise every trajectory at these "
+                                   "fractions of the schedule (increasing, in (0, 1); empty: no branch): a sampler "
+                                   "change, as branched-best-of-n's, that the previews after it see")
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of each branch_at renoise")
 
     @field_validator("branch_at")
