@@ -9,7 +9,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import Field, ValidationError
 
-from eacps.params import NoParams, Params, ScheduleFractions, StrictNumbers
+from eacps.params import BranchFractions, NoParams, Params, ScheduleFractions, StrictNumbers
 
 
 class P(Params):
@@ -73,3 +73,14 @@ def test_schedule_fractions_are_increasing_fractions_in_the_open_unit_interval(b
 
 def test_good_schedule_fractions_pass_unchanged():
     assert P(at=[0.25, 0.5, 0.75]).at == [0.25, 0.5, 0.75] and P().at == [0.5]
+
+
+class Branched(Params):
+    branch_at: BranchFractions = Field(default_factory=list)
+
+
+@pytest.mark.parametrize("bad", [[0.0], [1.0], [0.5, 0.5], [0.6, 0.3]])
+def test_branch_fractions_are_increasing_fractions_and_may_be_empty(bad):
+    with pytest.raises(ValidationError, match="branch_at must be an increasing list of fractions in \\(0, 1\\)"):
+        Branched(branch_at=bad)
+    assert Branched().branch_at == [] and Branched(branch_at=[0.2, 0.8]).branch_at == [0.2, 0.8]

@@ -68,3 +68,13 @@ def _schedule_fractions(v: list[float], info: ValidationInfo) -> list[float]:
 ScheduleFractions = Annotated[list[float], AfterValidator(_schedule_fractions)]
 """Points of a denoising schedule as fractions of it (preview rungs, resampling points, tree levels);
 ``Strategy.schedule_steps`` turns them into steps."""
+
+
+def _branch_fractions(v: list[float], info: ValidationInfo) -> list[float]:
+    if any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
+        raise ValueError(f"{info.field_name} must be an increasing list of fractions in (0, 1) (empty: none)")
+    return v
+
+
+BranchFractions = Annotated[list[float], AfterValidator(_branch_fractions)]
+"""Branch (renoise) points as fractions of a denoising schedule, possibly none."""

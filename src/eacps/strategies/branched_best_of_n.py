@@ -25,25 +25,18 @@ from pydantic import Field, field_validator, model_validator
 
 from eacps.config import ConfigError
 from eacps.hookspecs import hookimpl
-from eacps.params import Params
+from eacps.params import BranchFractions, Params
 from eacps.recipe import Recipe
 from eacps.strategy import SamplerSchedule, Strategy, StrategyError
 
 
 class BranchedParams(Params):
-    at: list[float] = Field(default_factory=lambda: [0.8],
+    at: BranchFractions = Field(default_factory=lambda: [0.8],
                             description="branch points as fractions of the schedule, increasing, in (0, 1)")
     steps: list[int] | None = Field(None, description="exact branch steps (model calls, increasing, in 1..T-1); "
                                                       "replaces at")
     theta: float | list[float] = Field(1.0, description="renoise angle in (0, pi/2]: one for every branch, or "
                                                         "one per branch")
-
-    @field_validator("at")
-    @classmethod
-    def _at(cls, v: list[float]) -> list[float]:
-        if any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
-            raise ValueError("must be an increasing list of fractions in (0, 1)")
-        return v
 
     @field_validator("steps")
     @classmethod

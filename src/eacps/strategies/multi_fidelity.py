@@ -38,17 +38,16 @@ defaults were chosen"). ``branch_at = []`` is the unbranched search.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from eacps.hookspecs import hookimpl
-from eacps.params import Params, ScheduleFractions
+from eacps.params import BranchFractions, Params, ScheduleFractions
 from eacps.recipe import Recipe
 from eacps.screening import ScreenParams, on_path, preview_of, screen_of
 from eacps.strategy import SamplerSchedule, Strategy
@@ -66,17 +65,10 @@ class MultiFidelityParams(Params):
                          "(at least 3, at most 32)")
     value_model: ScreenParams | None = Field(None, description="screen promotions with a value model "
                                              "(eacps.screening): a promoted path that cannot win is not continued")
-    branch_at: list[float] = Field(default_factory=lambda: [0.8], description="renoise every trajectory at these "
+    branch_at: BranchFractions = Field(default_factory=lambda: [0.8], description="renoise every trajectory at these "
                                    "fractions of the schedule (increasing, in (0, 1); empty: no branch): a sampler "
                                    "change, as branched-best-of-n's, that the previews after it see")
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of each branch_at renoise")
-
-    @field_validator("branch_at")
-    @classmethod
-    def _branch_at(cls, v: list[float]) -> list[float]:
-        if any(not 0 < f < 1 for f in v) or any(b <= a for a, b in itertools.pairwise(v)):
-            raise ValueError("must be an increasing list of fractions in (0, 1) (empty: no branch)")
-        return v
 
 
 #: the adaptive schedule's largest pilot (enough pairs to measure a rank correlation; keeps a huge B's first ask small)
