@@ -3,9 +3,11 @@ registered plugins loop over these (a third-party plugin runs the suites in its 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).parents[1]
 
@@ -27,3 +29,13 @@ OWN = own_distributions()
 def own_names(registry, kind: str) -> list[str]:
     """The registered ``kind`` names that this repository's distributions register."""
     return sorted(n for n, e in registry.entries[kind].items() if normalized(e.distribution) in OWN)
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of this repository that is not a package module (``benchmarks/*.py``, a plugin's test helper),
+    imported from its file as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

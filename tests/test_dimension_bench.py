@@ -5,21 +5,18 @@ Speed is never asserted."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from repo import load_script
 
 pytest.importorskip("eacps_gaussian_mixture")
 BENCH = Path(__file__).parents[1] / "benchmarks" / "dimension.py"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("dimension_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "dimension_bench")
 
 
 @pytest.mark.slow
@@ -56,9 +53,7 @@ def test_strategies_markdown_has_the_search_or_sampler_table(tmp_path):
     mod = load()
     mod.main(["--quick", "--shapes", "1x2x2", "--strategies", "best-of-n,fk-steering,branched-best-of-n",
               "--out", str(tmp_path)])
-    spec = importlib.util.spec_from_file_location("bench_strategies", BENCH.parent / "strategies.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(BENCH.parent / "strategies.py", "bench_strategies")
     summary = json.loads((tmp_path / "1x2x2" / "compare.json").read_text())
     lines = bench.markdown(summary).splitlines()
     assert "optimum gap closed [95% CI]" in lines[4]

@@ -4,11 +4,11 @@ Speed is never asserted; the regeneration and OOM-split checks are real comparis
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from repo import load_script
 
 pytest.importorskip("eacps_diffusers")
 BENCH = Path(__file__).parents[1] / "benchmarks" / "gpu.py"
@@ -16,9 +16,7 @@ BENCH = Path(__file__).parents[1] / "benchmarks" / "gpu.py"
 
 @pytest.mark.slow
 def test_gpu_benchmark_reduced_cpu_run(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(BENCH, "gpu_bench")
     out = mod.main(["--candidates", "2", "--batch-size", "2", "--steps", "2", "--size", "32", "--rounds", "1",
                     "--dtypes", "float32", "--json", str(tmp_path / "gpu.json")])
     assert json.loads((tmp_path / "gpu.json").read_text()) == json.loads(json.dumps(out))

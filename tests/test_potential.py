@@ -1,10 +1,10 @@
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from repo import ROOT, load_script
 from runs import candidates, rows, toy_config
 from toy import BadParams, BadScorer, ToyMeanScorer, ToyScorer
 
@@ -221,11 +221,7 @@ def test_bad_scorer_values_fail_with_reasons(tmp_path, toy_plugin, capsys, figur
 
 def load_vlm_conftest():
     """The fake chat-completions server of plugins/eacps-vlm/tests (reused, not copied)."""
-    path = Path(__file__).parents[1] / "plugins" / "eacps-vlm" / "tests" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("eacps_vlm_test_server", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "plugins" / "eacps-vlm" / "tests" / "conftest.py", "eacps_vlm_test_server")
 
 
 @pytest.mark.slow

@@ -4,22 +4,19 @@ old default is the mean over tasks of the same-seed differences."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from repo import load_script
 
 pytest.importorskip("eacps_gaussian_mixture")
 BENCH = Path(__file__).parents[1] / "benchmarks" / "tune_trajectories.py"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("tune_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "tune_bench")
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ default stays task set 0. Cheap: the configs are read back, the warm-start run i
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
+from repo import load_script
 
 from eacps.config import build_conditions, parse_config
 
@@ -19,10 +19,7 @@ BENCH = Path(__file__).parents[1] / "benchmarks"
 @pytest.fixture
 def bench(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling strategies.py
-    spec = importlib.util.spec_from_file_location("value_model_bench", BENCH / "value_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH / "value_model.py", "value_model_bench")
 
 
 def conditions(text: str) -> list[str]:
