@@ -58,6 +58,12 @@ class SamplerSchedule:
         if len(self.steps) != len(self.thetas):
             raise ValueError(f"a sampler schedule needs one theta per step, got {self.steps} and {self.thetas}")
 
+    def branched(self, root: Recipe, seeds: SeedStream) -> Recipe:
+        """``root``'s trajectory with every move of the schedule, each seeded by the next of ``seeds``."""
+        for step, theta in zip(self.steps, self.thetas, strict=True):
+            root = root.branch(step, theta, seeds.next())
+        return root
+
     def params(self) -> dict[str, Any]:
         """``branched-best-of-n``'s params for exactly this schedule."""
         return {"steps": list(self.steps), "theta": list(self.thetas)}

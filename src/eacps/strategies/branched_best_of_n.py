@@ -96,9 +96,7 @@ class BranchedBestOfN(Strategy):
     def branched(self, root: Recipe) -> Recipe:
         """``root``'s trajectory with every branch of the schedule, each with a fresh seed of the local stream."""
         assert self._schedule is not None
-        for step, theta in zip(self._schedule.steps, self._schedule.thetas, strict=True):
-            root = root.branch(step, theta, self.local_seeds.next())
-        return root
+        return self._schedule.branched(root, self.local_seeds)
 
     def diagnostics(self) -> dict[str, Any]:
         s = self._schedule

@@ -167,13 +167,8 @@ class MultiFidelity(Strategy):
         """``k`` fresh trajectories: random seeds, each with the ``branch_at`` renoises (their seeds drawn from the
         local stream in order, so the same asks give the same paths)."""
         sched = self.sampler_schedule()
-        moves = list(zip(sched.steps, sched.thetas, strict=True)) if sched else []
-        out = []
-        for root in self.fresh_seeds(k):
-            for step, theta in moves:
-                root = root.branch(step, theta, self.local_seeds.next())
-            out.append(root)
-        return out
+        roots = self.fresh_seeds(k)
+        return [sched.branched(r, self.local_seeds) for r in roots] if sched else roots
 
     def sampler_schedule(self) -> SamplerSchedule | None:
         """Every trajectory carries the ``branch_at`` renoises (None without them: a plain sample of the sampler,
