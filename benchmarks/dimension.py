@@ -44,7 +44,7 @@ from typing import Any
 
 import eacps
 from eacps import Recipe
-from eacps.analysis.compare import Split, run_compare
+from eacps.analysis.compare import SEED_MODES, Split, run_compare
 from eacps.api import load_run
 from eacps.config import ConfigError
 from eacps.tables import gap_text, multiplier_text
@@ -169,7 +169,8 @@ def measure(shape: tuple[int, int, int], steps: int, args: argparse.Namespace,
     over = overhead(load_run(cfg), args.candidates, args.batch, args.rounds)
     t1 = time.perf_counter()
     summary = run_compare(cfg, out, strategies=",".join(searches), budgets=str(args.budget), repeats=args.repeats,
-                          pool=args.pool, split=Split(tune_tasks=TUNE_TASKS), progress=args.progress)
+                          pool=args.pool, split=Split(tune_tasks=TUNE_TASKS, seeds=args.seed_mode),
+                          progress=args.progress)
     t2 = time.perf_counter()
     print(f"{latent}: overhead {t1 - t0:.0f} s, compare {t2 - t1:.0f} s", flush=True)
     return {"latent": latent, "shape": list(shape), "dim": math.prod(shape), "steps": steps, "overhead": over,
@@ -191,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--candidates", type=int, default=64, help="candidates per overhead pass")
     ap.add_argument("--batch", type=int, default=16, help="batch size of the overhead passes")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved overhead rounds (medians)")
+    ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=_strategies.SEED_MODE_HELP)
     ap.add_argument("--out", default="runs/bench-dimension")
     ap.add_argument("--progress", action="store_true", help="compare's per-search progress lines")
     ap.add_argument("--quick", action="store_true", help="smoke run: shapes 1x2x2,1x4x4, 10 steps, 2 tasks, 1 seed, "

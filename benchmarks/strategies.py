@@ -41,11 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from eacps import tomlw
-from eacps.analysis.compare import Split, format_compare, run_compare
+from eacps.analysis.compare import SEED_MODES, Split, format_compare, run_compare
 from eacps.analysis.report import write_report
 from eacps.config import ConfigError
 from eacps.tables import gap_text, multiplier_text
 
+SEED_MODE_HELP = ("per-task (default): each task runs the strategy seeds, and draws its pool, under its own seeds; "
+                  "shared: the same noises on every task (tasks correlated; as eacps compare --seed-mode)")
 TUNE_TASKS = 30  # the tuning split: eacps_digits.tasks(30), where defaults and earlier figures came from
 
 CONTESTANTS: dict[str, dict[str, Any]] = {
@@ -191,6 +193,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4, help="strategy seeds per task (>= 4 for claims)")
     ap.add_argument("--eval-tasks", type=int, default=30, help="tasks of the evaluation split (>= 30 for claims)")
     ap.add_argument("--seed-offset", type=int, default=0, help="first strategy seed")
+    ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--pool", type=int, default=None, help="reference pool per task (default: compare's, "
                     "16x the largest budget capped at 1024)")
     ap.add_argument("--scorer-cost", type=float, default=1.0, help="generations per potential evaluation, cost (b)")
@@ -218,7 +221,8 @@ def main() -> None:
         t0 = time.perf_counter()
         summary = run_compare(cfg, out, strategies=",".join(searches), budgets=args.budgets, repeats=args.repeats,
                               pool=args.pool, scorer_cost=args.scorer_cost, progress=True,
-                              split=Split(tune_tasks=TUNE_TASKS, seed_offset=args.seed_offset))
+                              split=Split(tune_tasks=TUNE_TASKS, seed_offset=args.seed_offset,
+                                          seeds=args.seed_mode))
     except ConfigError as exc:
         sys.exit(f"strategies.py: error: {exc}")
     wall = time.perf_counter() - t0

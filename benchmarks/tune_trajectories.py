@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eacps.analysis.compare import Split, compute_multiplier, format_compare, run_compare
+from eacps.analysis.compare import SEED_MODES, Split, compute_multiplier, format_compare, run_compare
 from eacps.analysis.stats import task_mean_ci
 
 
@@ -42,6 +42,7 @@ def _bench_strategies() -> Any:
 
 _bench = _bench_strategies()
 TUNE_TASKS, TESTBEDS, config = _bench.TUNE_TASKS, _bench.TESTBEDS, _bench.config
+SEED_MODE_HELP = _bench.SEED_MODE_HELP
 
 GRID: dict[str, dict] = {
     "best-of-n": {"strategy": "best-of-n", "batch_size": 16},
@@ -216,6 +217,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--budgets", default="20")
     ap.add_argument("--pool", type=int, default=512, help="reference pool per task")
+    ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--round", default="joint", choices=list(ROUNDS), help="the grid's labels (default: joint)")
     ap.add_argument("--only", default=None, help="comma-separated grid labels (default: the round's)")
     ap.add_argument("--out", default=None, help="run directory (default: runs/tune-trajectories-<testbed>, "
@@ -250,7 +252,7 @@ def main() -> None:
     t0 = time.perf_counter()
     summary = run_compare(cfg, out, strategies=",".join(grid), budgets=args.budgets, repeats=args.repeats,
                           pool=args.pool, scorer_cost=1.0, progress=True,
-                          split=Split(tune_tasks=args.tasks, report="tuning"))
+                          split=Split(tune_tasks=args.tasks, report="tuning", seeds=args.seed_mode))
     print(format_compare(summary))
     print(f"wall time: {time.perf_counter() - t0:.0f} s; grid: {json.dumps(grid)}")
 

@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from strategies import TUNE_TASKS, config
+from strategies import SEED_MODE_HELP, TUNE_TASKS, config
 
-from eacps.analysis.compare import Split, format_compare, run_compare
+from eacps.analysis.compare import SEED_MODES, Split, format_compare, run_compare
 from eacps.analysis.report import write_report
 from eacps.api import run_config
 from eacps.config import ConfigError
@@ -75,6 +75,7 @@ def main() -> None:
                     "tuning split gives the warm start (default 0: the set every findings split names)")
     ap.add_argument("--testbed", default="digits", choices=("digits", "gm-easy"), help="the landscape")
     ap.add_argument("--features", action="store_true", help="screen with the generator's preview features too")
+    ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--out", default="runs/bench-value-model")
     args = ap.parse_args()
     if args.task_seed < 0:
@@ -98,7 +99,7 @@ def main() -> None:
         cfg.write_text(eval_config(args, searches))
         summary = run_compare(cfg, out / "compare", strategies=",".join(searches), budgets=args.budgets,
                               repeats=args.repeats, pool=args.pool, scorer_cost=args.scorer_cost, progress=True,
-                              split=Split(tune_tasks=TUNE_TASKS))
+                              split=Split(tune_tasks=TUNE_TASKS, seeds=args.seed_mode))
     except ConfigError as exc:
         sys.exit(f"value_model.py: error: {exc}")
     print(format_compare(summary))

@@ -6,7 +6,16 @@ import json
 import configs
 import pytest
 
-from eacps.analysis.compare import POOL, Split, compute_multiplier, parse_budgets, parse_contestants, run_compare
+from eacps.analysis.compare import (
+    POOL,
+    POOL_SEED,
+    Split,
+    compute_multiplier,
+    format_compare,
+    parse_budgets,
+    parse_contestants,
+    run_compare,
+)
 from eacps.config import ConfigError, parse_config
 from eacps.store import read_only
 
@@ -68,17 +77,56 @@ def test_compare_needs_one_prior_seed(tmp_path, toy_plugin):
     assert not (tmp_path / "cmp").exists()
 
 
-def test_the_reference_pool_shares_no_seed_with_any_contestant(tmp_path, toy_plugin):
-    out = tmp_path / "cmp"
-    run_compare(write(tmp_path), out, strategies="best-of-n,eacps", budgets="8", repeats=2, pool=16)
+def _root_seeds(out, *, pool: bool) -> dict[str, set[int]]:
+    """Per task, the seeds of its pool's candidates (``pool``) or of every contestant's best-of-n candidates."""
     ro = read_only(out)
     try:
-        searches = ro.searches()
-        pool = {c.recipe.seed for s in searches if f"/{POOL}/" in s for c in ro.candidates(search=s)}
-        others = {c.recipe.seed for s in searches if f"/{POOL}/" not in s for c in ro.candidates(search=s)}
+        by: dict[str, set[int]] = {}
+        for s in ro.searches():
+            if (f"/{POOL}/" in s) == pool and (pool or "/best-of-n/" in s):
+                by.setdefault(s.split("/")[0], set()).update(c.recipe.seed for c in ro.candidates(search=s))
+        return by
     finally:
         ro.close()
-    assert len(pool) == 3 * 16 // 3 and others and not pool & others  # 16 distinct seeds, used for every task
+
+
+def test_per_task_seeds_share_no_noise_between_tasks_or_with_the_pool(tmp_path, toy_plugin):
+    """The default: each task draws its own strategy seeds and pool, so a seed's luck is not shared by the tasks
+    (a bootstrap over tasks then covers it); on one task the contestants still share seeds (paired)."""
+    out = tmp_path / "cmp"
+    s = run_compare(write(tmp_path), out, strategies="best-of-n,eacps", budgets="8", repeats=2, pool=16)
+    pool, bon = _root_seeds(out, pool=True), _root_seeds(out, pool=False)
+    assert len(pool) == len(bon) == 3 and all(len(v) == 16 for v in pool.values())
+    assert len(set().union(*pool.values())) == 48 and len(set().union(*bon.values())) == 48  # no task shares one
+    assert not set().union(*pool.values()) & set().union(*bon.values())
+    split = Split()
+    assert s["protocol"]["seeds"] == "per-task" and s["protocol"]["pool"]["seeds"] == {
+        t: split.pool_seed(t) for t in pool}
+    assert min(s["protocol"]["pool"]["seeds"].values()) >= 2**32
+    for r in s["searches"]:  # records keep the strategy seed and the seed it ran under on its task
+        assert r["strategy_seed"] == split.strategy_seed(r["task"], r["seed"]) != r["seed"]
+    same = {(r["task"], r["seed"]): r["strategy_seed"] for r in s["searches"] if r["strategy"] == "eacps"}
+    assert all(same[(r["task"], r["seed"])] == r["strategy_seed"] for r in s["searches"])
+    assert "under its own seeds" in format_compare(s)
+
+
+def test_shared_seeds_draw_the_same_noises_on_every_task(tmp_path, toy_plugin):
+    out = tmp_path / "cmp"
+    s = run_compare(write(tmp_path), out, strategies="best-of-n,eacps", budgets="8", repeats=2, pool=16,
+                    split=Split(seeds="shared"))
+    pool, bon = _root_seeds(out, pool=True), _root_seeds(out, pool=False)
+    assert len({frozenset(v) for v in pool.values()}) == 1 and len(next(iter(pool.values()))) == 16
+    assert len({frozenset(v) for v in bon.values()}) == 1
+    assert not next(iter(pool.values())) & next(iter(bon.values()))  # the pool still shares no seed with them
+    assert s["protocol"]["pool"]["seed"] == POOL_SEED and "too narrow" in format_compare(s)
+    # the per-task searches of the same store are others (their ids differ), never a resumed shared one
+    per_task = run_compare(write(tmp_path), out, strategies="best-of-n", budgets="8", repeats=2, pool=16)
+    assert per_task["generated"] > 0
+    assert {r["best"] for r in per_task["searches"]} != {r["best"] for r in s["searches"]
+                                                          if r["strategy"] == "best-of-n"}
+    with pytest.raises(ConfigError, match=r"^--seed-mode: 'mixed'; allowed: per-task, shared"):
+        run_compare(write(tmp_path), tmp_path / "x", strategies="best-of-n", budgets="2",
+                    split=Split(seeds="mixed"))  # type: ignore[arg-type]
 
 
 def test_split_reports_the_evaluation_tasks_with_fresh_seeds(tmp_path, toy_plugin):
@@ -92,7 +140,7 @@ def test_split_reports_the_evaluation_tasks_with_fresh_seeds(tmp_path, toy_plugi
     ro = read_only(out)
     try:
         assert not [x for x in ro.searches() if x.startswith(("toy0-0/", "toy0-1/"))]  # tuning tasks not run
-        assert any(x.endswith("/B2/r7") for x in ro.searches())
+        assert any(x.endswith("/B2/r7/per-task") for x in ro.searches())
     finally:
         ro.close()
     assert not any("winner's curse" in w for w in s["warnings"])

@@ -44,7 +44,8 @@ def test_compare_end_to_end_and_reuse(tmp_path, toy_plugin):
     curve = summary["best_of_n_curve"]
     assert summary["pool"]["size"] == 24 and max(curve["n"]) == 16
     assert "best-of-n-pool" not in {r["strategy"] for r in summary["table"]}
-    assert summary["protocol"]["pool"]["seed"] >= 2**32 > max(summary["protocol"]["strategy_seeds"])
+    pool_seeds = summary["protocol"]["pool"]["seeds"].values()
+    assert min(pool_seeds) >= 2**32 > max(r["strategy_seed"] for r in summary["searches"])
     assert curve["writeup_approx"][curve["n"].index(2)] > curve["normal_exact"][curve["n"].index(2)]
     # 4 tasks and 2 seeds: both say so
     assert any("only 4 tasks" in w for w in summary["warnings"]) and any("2 seed(s)" in w for w in summary["warnings"])

@@ -13,7 +13,6 @@ from runs import candidates
 
 from eacps.analysis.compare import (
     POOL,
-    POOL_SEED,
     SAMPLER_POOL,
     Contestant,
     analyze,
@@ -110,7 +109,7 @@ def test_same_sampler_pool_follows_the_schedule_on_its_own_stream(compared):
     assert len(sampler) == 2 * 4 and contestants  # two schedules x four tasks
     schedules = [SamplerSchedule((5, 8), (0.7, 0.7)), SamplerSchedule((5,), (1.2,))]
     for search, recipes in sampler.items():
-        sched = next(s for s in schedules if sampler_pool_id(search.split("/")[0], s, 12) == search)
+        sched = next(s for s in schedules if sampler_pool_id(search.split("/")[0], s, 12, "/per-task") == search)
         want = tuple(zip(sched.steps, sched.thetas, strict=True))
         assert len(recipes) == 12
         for r in recipes:  # exactly the schedule: every branch point, its angle, nothing else; full paths
@@ -121,7 +120,8 @@ def test_same_sampler_pool_follows_the_schedule_on_its_own_stream(compared):
     for search, recipes in sampler.items():
         assert {r.seed for r in recipes} == pool_roots[search.split("/")[0]]
         assert not set().union(*(_seeds(r) for r in recipes)) & contestant_seeds
-    assert summary["protocol"]["sampler_pool"]["seed"] == POOL_SEED >= 2**32
+    pool_seeds = summary["protocol"]["pool"]["seeds"]  # per task, >= 2^32: no contestant's (< 2^32)
+    assert len(set(pool_seeds.values())) == 4 and min(pool_seeds.values()) >= 2**32
 
 
 def _records(tasks, label, best):

@@ -130,7 +130,7 @@ def test_compare_reports_the_meters_figures(tmp_path, toy_plugin):
     figures = readers(out)
     assert len(first["searches"]) == 4  # 2 tasks x 2 contestants
     for rec in first["searches"]:
-        f = figures[search_id(rec["task"], rec["strategy"], f"B{rec['budget']}", f"r{rec['repeat']}")]
+        f = figures[rec["search_id"]]
         assert rec["steps"] == f["summary"] == f["curve"] == f["serve"] and rec["candidates"] == f["candidates"]
     tree = [r["steps"] for r in first["searches"] if r["strategy"] == "tree-search"]
     assert summary["strategies"]["tree-search"]["cost_per_search"]["steps"] == sum(tree) / len(tree)

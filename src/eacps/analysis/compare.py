@@ -18,12 +18,17 @@ best-of-N, and the sampler effect (mean potential of the branched pool minus the
 
 Protocol: the config's conditions split in order into a tuning split (the first ``tune_tasks``, where
 parameters may be chosen) and an evaluation split (the rest); compare reports one split and says which.
-``seed_offset`` gives fresh strategy seeds on the same tasks. Everything lives in one run store, so a
-repeated compare regenerates nothing already done.
+``seed_offset`` gives fresh strategy seeds on the same tasks. Seeds are per task by default: strategy seed r
+runs on each task under its own seed (a hash of the task id and r), and each task's reference pool draws its own
+stream, so no noise is shared between tasks and the bootstrap over tasks covers the seeds' luck too. ``shared``
+seeds (every task draws the same noises, the protocol before 2026-12-05) make tasks correlated: on the
+gaussian-mixture testbed a noise seed's luck was 75-85% of the pool's variance and the CIs over tasks were too
+narrow. Everything lives in one run store, so a repeated compare regenerates nothing already done.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -76,19 +81,50 @@ class Contestant:
         return {"strategy": self.strategy, "params": self.params, "max_steps": self.max_steps}
 
 
+SEED_MODES = ("per-task", "shared")
+
+def _hash32(*parts: object) -> int:
+    """A stable 32-bit hash of ``parts`` (blake2b: the same on every machine and Python, unlike ``hash``)."""
+    return int.from_bytes(hashlib.blake2b("\0".join(map(str, parts)).encode(), digest_size=4).digest(), "big")
+
+
 @dataclass(frozen=True)
 class Split:
     """Which tasks and seeds a compare reports on. The config's conditions split in order: the first
     ``tune_tasks`` form the tuning split, the rest the evaluation split; ``report`` picks the one to run
-    and report. Strategy seeds are ``seed_offset + r`` for r < repeats."""
+    and report. Strategy seeds are ``seed_offset + r`` for r < repeats; with ``seeds = "per-task"`` (default)
+    each task runs seed r under its own seed (``strategy_seed``) and draws its own pool (``pool_seed``), with
+    ``"shared"`` every task runs seed r itself and the pool ``POOL_SEED``."""
 
     tune_tasks: int = 0
     report: Literal["evaluation", "tuning"] = "evaluation"
     seed_offset: int = 0
+    seeds: Literal["per-task", "shared"] = "per-task"
+
+    def strategy_seed(self, task: str, seed: int) -> int:
+        """The seed a contestant runs on ``task`` for strategy seed ``seed``: under per-task seeds a hash of
+        both in [0, 2^32) (contestants on one task and seed share it: common random numbers within a task,
+        none across tasks); under shared seeds ``seed`` itself."""
+        return seed if self.seeds == "shared" else _hash32("eacps-compare", task, seed)
+
+    def pool_seed(self, task: str) -> int:
+        """The seed of ``task``'s reference pool (and its same-sampler pools: paired roots), >= 2^32 so that it
+        shares no stream with a contestant (whose seeds are < 2^32)."""
+        return POOL_SEED if self.seeds == "shared" else 2**32 + _hash32("eacps-compare-pool", task)
+
+    def id_suffix(self) -> str:
+        """Appended to per-task searches' ids, so a store never resumes a search drawn under the other mode."""
+        return "" if self.seeds == "shared" else "/per-task"
+
+    def search_id(self, task: str, label: str, budget: int, seed: int) -> str:
+        """A contestant's search of ``task`` at ``budget``, strategy seed ``seed``: e.g. ``t0/fk/B20/r3/per-task``."""
+        return f"{task}/{label}/B{budget}/r{seed}{self.id_suffix()}"
 
     def select(self, conditions: list) -> list:
         if self.report not in ("evaluation", "tuning"):
             raise ConfigError(f"--split: {self.report!r}; allowed: evaluation, tuning")
+        if self.seeds not in SEED_MODES:
+            raise ConfigError(f"--seed-mode: {self.seeds!r}; allowed: {', '.join(SEED_MODES)}")
         if not 0 <= self.tune_tasks <= len(conditions):
             raise ConfigError(f"--tune-tasks: must be between 0 and the config's {len(conditions)} conditions, "
                               f"got {self.tune_tasks}")
@@ -204,7 +240,10 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     check_run_dir(out, cfg, {c.label: c.settings() for c in contestants})
     protocol = {"reported": split.report, "tuning_tasks": [c.id for c in conditions[:split.tune_tasks]],
                 "evaluation_tasks": [c.id for c in conditions[split.tune_tasks:]], "strategy_seeds": seeds,
-                "pool": {"size": n_pool, "seed": POOL_SEED, "strategy": REFERENCE}, "prior_seed": prior_seed}
+                "seeds": split.seeds, "pool": {"size": n_pool, "strategy": REFERENCE,
+                                               "seeds": {c.id: split.pool_seed(c.id) for c in tasks},
+                                               **({"seed": POOL_SEED} if split.seeds == "shared" else {})},
+                "prior_seed": prior_seed}
     with Store.open(out, argv=["compare", str(config)]) as store:
         store.set_meta("compare", {"config": cfg.model_dump(mode="json"), "strategies": strategies,
                                    "budgets": bs, "repeats": repeats, "protocol": protocol})
@@ -217,17 +256,18 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
             engines.append(setup.engine(store, batch_size=batch_size, max_steps=max_steps, progress=progress))
             return engines[-1]
 
-        pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants)
+        pools = _run_pool(engine_for, tasks, n_pool, prior_seed, contestants, split)
         schedules = sampler_schedules(built, generator.default_steps)
-        sampler_pools = _run_sampler_pools(engine_for, tasks, n_pool, prior_seed, schedules, contestants)
-        records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed)
+        sampler_pools = _run_sampler_pools(engine_for, tasks, n_pool, prior_seed, schedules, contestants, split)
+        records = _run_contestants(engine_for, tasks, contestants, bs, seeds, prior_seed, split)
         unit = unit_costs(store, cfg.cost)
         generated = sum(e.generated for e in engines)  # the cost meters' count: skipped batches are not
     summary = analyze(records, pools, [c.label for c in contestants], bs, unit, full_steps=generator.default_steps,
                       criteria=[c.name for c in potential.criteria], scorer_cost=scorer_cost,
                       schedules=schedules, sampler_pools=sampler_pools,
                       optima=optima_of(generator, potential, tasks) if n_pool else None)
-    summary["protocol"] = {**protocol, "sampler_pool": {"strategy": SAMPLER, "seed": POOL_SEED, "size": n_pool,
+    summary["protocol"] = {**protocol, "sampler_pool": {"strategy": SAMPLER, "seeds": "the reference pool's",
+                                                        "size": n_pool,
                                                         "schedules": sorted({s.label for s in schedules.values()})}}
     summary["prior"] = {"seed": prior_seed, "steps": generator.default_steps, "evaluations": 1,
                         "calibration_samples": potential.calibration_samples if potential.standardizes else 0}
@@ -244,16 +284,17 @@ EngineFor = Callable[[int, int | None], Engine]  # (batch_size, max_steps) -> an
 
 
 def _run_pool(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
-              contestants: list[Contestant]) -> dict[str, list[float]]:
+              contestants: list[Contestant], split: Split) -> dict[str, list[float]]:
     """Per task, ``n_pool`` best-of-N samples from the pool's own seed stream (potentials in asked order)."""
     if not n_pool:
         return {}
     ref = [c.batch_size for c in contestants if c.strategy == REFERENCE]
     engine = engine_for(ref[0] if ref else min(c.batch_size for c in contestants), None)
     try:
-        results = engine.run_all([Job(cond, make_strategy(REFERENCE, {}, budget=n_pool, seed=POOL_SEED),
-                                      label=POOL, search_id=f"{cond.id}/{POOL}/N{n_pool}", prior_seed=prior_seed)
-                                  for cond in tasks])
+        results = engine.run_all([Job(cond, make_strategy(REFERENCE, {}, budget=n_pool,
+                                                          seed=split.pool_seed(cond.id)),
+                                      label=POOL, search_id=f"{cond.id}/{POOL}/N{n_pool}{split.id_suffix()}",
+                                      prior_seed=prior_seed) for cond in tasks])
     finally:
         engine.close()
     return _pool_potentials(results)
@@ -277,20 +318,21 @@ def sampler_schedules(strategies: dict[tuple[str, int], Strategy],
     return out
 
 
-def sampler_pool_strategy(schedule: SamplerSchedule, n_pool: int) -> Strategy:
-    """The same-sampler pool of one schedule: ``n_pool`` random paths with exactly its branches, no selection."""
-    return make_strategy(SAMPLER, schedule.params(), budget=n_pool, seed=POOL_SEED)
+def sampler_pool_strategy(schedule: SamplerSchedule, n_pool: int, seed: int = POOL_SEED) -> Strategy:
+    """The same-sampler pool of one schedule: ``n_pool`` random paths with exactly its branches, no selection,
+    under the task's reference-pool ``seed`` (paired roots)."""
+    return make_strategy(SAMPLER, schedule.params(), budget=n_pool, seed=seed)
 
 
-def sampler_pool_id(task: str, schedule: SamplerSchedule, n_pool: int) -> str:
-    """The search id of a task's same-sampler pool, e.g. ``t0/sampler-pool/b5-0.7_8-0.7/N128``."""
+def sampler_pool_id(task: str, schedule: SamplerSchedule, n_pool: int, suffix: str = "") -> str:
+    """The search id of a task's same-sampler pool, e.g. ``t0/sampler-pool/b5-0.7_8-0.7/N128/per-task``."""
     slug = "_".join(f"b{k}-{t:.4g}" for k, t in zip(schedule.steps, schedule.thetas, strict=True))
-    return f"{task}/{SAMPLER_POOL}/{slug}/N{n_pool}"
+    return f"{task}/{SAMPLER_POOL}/{slug}/N{n_pool}{suffix}"
 
 
 def _run_sampler_pools(engine_for: EngineFor, tasks: list, n_pool: int, prior_seed: int,
                        schedules: dict[tuple[str, int], SamplerSchedule],
-                       contestants: list[Contestant]) -> dict[str, dict[str, list[float]]]:
+                       contestants: list[Contestant], split: Split) -> dict[str, dict[str, list[float]]]:
     """Per distinct schedule (by label), per task: ``n_pool`` samples of random branched paths (potentials in
     asked order)."""
     distinct = {s.label: s for s in schedules.values()}
@@ -300,9 +342,10 @@ def _run_sampler_pools(engine_for: EngineFor, tasks: list, n_pool: int, prior_se
     out: dict[str, dict[str, list[float]]] = {}
     try:
         for label, sched in distinct.items():
-            results = engine.run_all([Job(cond, sampler_pool_strategy(sched, n_pool), label=SAMPLER_POOL,
-                                          search_id=sampler_pool_id(cond.id, sched, n_pool),
-                                          prior_seed=prior_seed) for cond in tasks])
+            results = engine.run_all([Job(cond, sampler_pool_strategy(sched, n_pool, split.pool_seed(cond.id)),
+                                          label=SAMPLER_POOL, prior_seed=prior_seed,
+                                          search_id=sampler_pool_id(cond.id, sched, n_pool, split.id_suffix()))
+                                      for cond in tasks])
             out[label] = _pool_potentials(results)
     finally:
         engine.close()
@@ -310,17 +353,18 @@ def _run_sampler_pools(engine_for: EngineFor, tasks: list, n_pool: int, prior_se
 
 
 def _run_contestants(engine_for: EngineFor, tasks: list, contestants: list[Contestant], budgets: list[int],
-                     seeds: list[int], prior_seed: int) -> list[dict[str, Any]]:
+                     seeds: list[int], prior_seed: int, split: Split) -> list[dict[str, Any]]:
     records = []
     for c in contestants:
         engine = engine_for(c.batch_size, c.max_steps)
         try:
             for b in budgets:
                 for r, seed in enumerate(seeds):
-                    jobs = [Job(cond, make_strategy(c.strategy, c.params, budget=b, seed=seed), label=c.label,
-                                search_id=f"{cond.id}/{c.label}/B{b}/r{seed}", prior_seed=prior_seed)
+                    jobs = [Job(cond, make_strategy(c.strategy, c.params, budget=b,
+                                                    seed=split.strategy_seed(cond.id, seed)), label=c.label,
+                                search_id=split.search_id(cond.id, c.label, b, seed), prior_seed=prior_seed)
                             for cond in tasks]
-                    records += [search_record(res, c.label, b, r, seed) for res in engine.run_all(jobs)]
+                    records += [search_record(res, c.label, b, r, seed, split) for res in engine.run_all(jobs)]
         finally:
             engine.close()
     return records
@@ -334,8 +378,14 @@ def evaluations(res: SearchResult) -> int:
     return sum(1 for h in res.history if h.image_path is not None and h.status is not Status.FILTERED)
 
 
-def search_record(res: SearchResult, label: str, budget: int, repeat: int, seed: int) -> dict[str, Any]:
-    return {"strategy": label, "budget": budget, "repeat": repeat, "seed": seed, "task": res.condition.id,
+def search_record(res: SearchResult, label: str, budget: int, repeat: int, seed: int,
+                  split: Split = Split(seeds="shared")) -> dict[str, Any]:
+    """One search's figures; ``seed`` the strategy seed (``seed_offset + repeat``), ``strategy_seed`` the one it ran
+    under on its task (``split.strategy_seed``) and ``search_id`` its id in the store."""
+    task = res.condition.id
+    return {"strategy": label, "budget": budget, "repeat": repeat, "seed": seed,
+            "strategy_seed": split.strategy_seed(task, seed), "search_id": split.search_id(task, label, budget, seed),
+            "task": task,
             "best": None if res.best is None else res.best.potential,
             "prior": res.prior.potential, "candidates": res.cost.candidates, "steps": res.cost.steps,
             "scorer_calls": dict(res.cost.scorer_calls), "evaluations": evaluations(res),
@@ -480,10 +530,11 @@ def analyze(records: list[dict], pools: dict[str, list[float]], labels: list[str
 def crossed_mean(x: np.ndarray, w: np.ndarray, *, seed: int) -> np.ndarray:
     """Mean of ``x`` (tasks x pool positions) per replicate: row 0 the point estimate, then a bootstrap that
     resamples tasks (``w``, the compare's own task weights) *and* pool positions jointly (a product bootstrap for
-    crossed factors; conservative). Positions must be resampled too: every task's pool draws the same root
-    seeds in the same order (and a branch pool the same branch seeds), so a position is a random effect shared by
-    all tasks, which resampling tasks alone ignores: on digits it gave a move whose true effect is zero
-    -0.51 [-0.70, -0.33]."""
+    crossed factors; conservative). Under shared seeds positions must be resampled too: every task's pool draws
+    the same root seeds in the same order (and a branch pool the same branch seeds), so a position is a random
+    effect shared by all tasks, which resampling tasks alone ignores: on digits it gave a move whose true effect
+    is zero -0.51 [-0.70, -0.33]. Under per-task seeds positions are independent and resampling them too is
+    merely conservative."""
     k = x.shape[1]
     v = np.vstack([np.ones(k), task_weights(k, n_boot=len(w) - 1, seed=seed)])
     per_task = x @ v.T / v.sum(axis=1)  # tasks x replicates
@@ -631,12 +682,17 @@ def _header(summary: dict[str, Any]) -> list[str]:
     u = summary["cost_model"]
     per_call = ", ".join(f"{k} {v:.2e} s" for k, v in u.get("seconds_per_call", {}).items())
     seeds = p.get("strategy_seeds", [])
+    mode = p.get("seeds", "shared" if p else None)  # compare.json files before per-task seeds: shared
     tune = len(p.get("tuning_tasks", []))
     lines = [f"{p.get('reported', 'evaluation')} split: {summary['tasks']} tasks"
              + (f" (tuning split: {tune} tasks, not reported here)" if tune and p.get("reported") != "tuning" else "")
-             + (f"; strategy seeds {seeds[0]}..{seeds[-1]}" if seeds else ""),
+             + (f"; strategy seeds {seeds[0]}..{seeds[-1]}" if seeds else "")
+             + ("; shared by every task (tasks correlated: CIs over tasks too narrow)" if mode == "shared" else
+                "; each task runs them under its own seeds" if mode == "per-task" else ""),
              f"reference pool: {summary['pool']['size']} best-of-N samples per task on its own seed stream "
-             f"(seed {p.get('pool', {}).get('seed', '-')}), never a contestant; '>pool': N* beyond the pool",
+             + (f"(seed {p['pool']['seed']}), " if "seed" in p.get("pool", {}) else
+                "(one per task), " if mode == "per-task" else "")
+             + "never a contestant; '>pool': N* beyond the pool",
              f"cost (a) {u.get('kind')}: {_fmt(u.get('seconds_per_step'), '.2e')} s/step; per scorer call: "
              f"{per_call or '-'}; (b) one potential evaluation costs {summary.get('scorer_cost', 1):g} generation(s); "
              "both in best-of-N-candidate equivalents (one = T steps + 1 potential evaluation)"]

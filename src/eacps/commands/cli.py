@@ -301,6 +301,10 @@ def report_command(run_dir: Path, output: Path | None) -> None:
 @click.option("--split", "report_split", type=click.Choice(["evaluation", "tuning"]), default="evaluation",
               show_default=True, help="the split to run and report")
 @click.option("--seed-offset", type=natural, default=0, show_default=True, help="strategy seeds start here")
+@click.option("--seed-mode", type=click.Choice(["per-task", "shared"]), default="per-task", show_default=True,
+              help="per-task: each task runs the strategy seeds, and draws its reference pool, under its own seeds, "
+              "so tasks are independent; shared: every task the same noises (tasks correlated, CIs over tasks too "
+              "narrow; the protocol before 2026-12-05)")
 @click.option("--scorer-cost", type=click.FloatRange(min=0), default=None,
               help="generations one potential evaluation costs, for an expensive-judge cost model (0: free)")
 @out_option("runs/<config name>-compare")
@@ -320,10 +324,11 @@ def compare_command(config: Path, out: Path | None, quiet: bool, **opts: Any) ->
 def compare_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
     """``run_compare`` keyword arguments from the compare options (options left at None use compare's own
     defaults; a new option whose name is a ``run_compare`` argument passes through as it is)."""
-    kw = {k: v for k, v in opts.items() if v is not None and k not in ("tune_tasks", "report_split", "seed_offset")}
+    names = ("tune_tasks", "report_split", "seed_offset", "seed_mode")
+    kw = {k: v for k, v in opts.items() if v is not None and k not in names}
     split = {"tune_tasks": opts.get("tune_tasks") or 0, "report": opts.get("report_split") or "evaluation",
-             "seed_offset": opts.get("seed_offset") or 0}
-    if split != {"tune_tasks": 0, "report": "evaluation", "seed_offset": 0}:
+             "seed_offset": opts.get("seed_offset") or 0, "seeds": opts.get("seed_mode") or "per-task"}
+    if split != {"tune_tasks": 0, "report": "evaluation", "seed_offset": 0, "seeds": "per-task"}:
         from eacps.analysis.compare import Split
 
         kw["split"] = Split(**split)
