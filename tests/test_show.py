@@ -70,7 +70,8 @@ def test_show_filters_by_search_and_condition(compare_dir, capsys):
     cond = got[0]["condition"]
     assert main(["show", str(compare_dir), "--json", "--search", "B6", "--condition", cond]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert {s["search"] for s in got["searches"]} == {f"{cond}/tree-search/B6/r0/per-task", f"{cond}/best-of-n/B6/r0/per-task"}
+    assert {s["search"] for s in got["searches"]} == {f"{cond}/{label}/B6/r0/per-task" for label in ("tree-search",
+                                                                                                     "best-of-n")}
     assert got["summary"]["n_tasks"] == 1
     assert main(["show", str(compare_dir), "--search", "tree-serch"]) == 2
     err = capsys.readouterr().err.strip()
