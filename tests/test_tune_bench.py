@@ -60,3 +60,26 @@ def test_each_setting_is_paired_with_its_familys_old_default(run):
         rows = mod.versus_default([out], seeds)
         assert [r.split(" | ")[0] for r in rows[2:]] == ["| zo-n6-c90"]  # the default is not paired with itself
         assert rows[2].split(" | ")[1].startswith(f"{diff:+.2f} [")
+
+
+def test_a_held_out_testbed_cannot_be_tuned_on_and_is_unlike_the_others(capsys):
+    """gm-flow is for evaluation only: tune_trajectories refuses it (argparse, exit 2, naming the choices), while
+    benchmarks/strategies.py runs it; its config is rectified flow with anisotropic components, unlike the others."""
+    mod = load()
+    assert "gm-flow" in mod.TESTBEDS and "gm-flow" not in mod.TUNABLE and {"digits", "gm-easy", "gm-sharp"} <= set(
+        mod.TUNABLE)
+    old, sys.argv = sys.argv, ["tune_trajectories.py", "--testbed", "gm-flow"]
+    try:
+        with pytest.raises(SystemExit) as exc:
+            mod.main()
+    finally:
+        sys.argv = old
+    assert exc.value.code == 2 and "invalid choice: 'gm-flow'" in capsys.readouterr().err
+    import tomllib
+
+    cfg = tomllib.loads(load_script(BENCH.with_name("strategies.py"), "bench_strategies").config(3, {}, "gm-flow"))
+    gen = cfg["generator"]["params"]
+    assert gen["sampler"] == "flow" and gen["sigma_spread"] == 2.0 and gen["shape"] == [2, 8, 8]
+    assert all(c["params"]["sigma_spread"] == 2.0 for c in cfg["potential"]["criteria"].values())
+    easy = tomllib.loads(mod.config(3, {}, "gm-easy"))["generator"]["params"]
+    assert "sampler" not in easy  # the tuned testbeds' configs (and their stores) are unchanged
