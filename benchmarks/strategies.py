@@ -6,7 +6,9 @@ Protocol (issue 11, "Targets"):
   every default parameter and every earlier figure in docs/findings.md was chosen or measured there; tune new
   strategies there too. **Evaluation split** = the next ``--eval-tasks`` tasks (default 30; other held-out
   exemplars of the same ten digits), never used to choose anything. Only the evaluation split is run here.
-* Seeds: ``--repeats`` strategy seeds per task (default 4), 0..R-1 (``--seed-offset`` for fresh ones).
+* Seeds: ``--repeats`` strategy seeds per task (default 4), 0..R-1 (``--seed-offset`` for fresh ones), each
+  task under its own seeds (``--seed-mode per-task``). ``--task-seed`` draws a second task set (split alike), so the
+  variation between task sets shows beside the CI within one.
 * Budgets 20 and 64 (B means B x 15 denoising steps of charged work; charged cost is what counts).
 * Reference: an independent best-of-N pool per task (its own seed stream, default 1024 samples = 16x the
   largest budget), never a contestant.
@@ -17,6 +19,7 @@ Protocol (issue 11, "Targets"):
     python benchmarks/strategies.py [--strategies best-of-n,eacps,...] [--budgets 20,64] [--repeats 4]
                                     [--eval-tasks 30] [--out runs/bench-strategies] [--quick]
                                     [--testbed digits|gm-easy|gm-sharp|gm-flow] [--seed-mode per-task|shared]
+                                    [--task-seed 0]
 
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
@@ -203,6 +206,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4, help="strategy seeds per task (>= 4 for claims)")
     ap.add_argument("--eval-tasks", type=int, default=30, help="tasks of the evaluation split (>= 30 for claims)")
     ap.add_argument("--seed-offset", type=int, default=0, help="first strategy seed")
+    ap.add_argument("--task-seed", type=int, default=0, help="seed of the task set (the config's tasks.seed; 0 is "
+                    "the set whose splits every figure names; another draws a second task set, split alike)")
     ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--pool", type=int, default=None, help="reference pool per task (default: compare's, "
                     "16x the largest budget capped at 1024)")
@@ -220,6 +225,8 @@ def main() -> None:
     if args.markdown:
         print(markdown(json.loads((Path(args.out) / "compare.json").read_text()), steps=args.steps))
         return
+    if args.task_seed < 0:
+        sys.exit("strategies.py: error: --task-seed: must be >= 0")
     if args.quick:
         args.eval_tasks, args.budgets, args.repeats, args.pool = 3, "20", 1, 40
     try:
@@ -227,7 +234,7 @@ def main() -> None:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         cfg = out / "config.toml"
-        cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches, args.testbed))
+        cfg.write_text(config(TUNE_TASKS + args.eval_tasks, searches, args.testbed, task_seed=args.task_seed))
         t0 = time.perf_counter()
         summary = run_compare(cfg, out, strategies=",".join(searches), budgets=args.budgets, repeats=args.repeats,
                               pool=args.pool, scorer_cost=args.scorer_cost, progress=True,

@@ -112,18 +112,31 @@ GRID: dict[str, dict] = {
                                                             "branch_at": [0.2]}},
     "mf-ad15-b246": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.15,
                                                               "branch_at": [0.2, 0.4, 0.6]}},
+    # the judge round (issue 18: judge calls): settings that ask the judge less for the same steps, chosen by the
+    # rule under (b), one potential evaluation = one generation (--rule b); the defaults given explicitly
+    "ts-l246-w4-r15": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6], "width": 4,
+                                                             "root_width": 1.5}},
+    "ts-r1": {"strategy": "tree-search", "params": {"root_width": 1.0}},
+    "ts-r05": {"strategy": "tree-search", "params": {"root_width": 0.5}},
+    "ts-l36": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6]}},
+    "ts-l36-r1": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6], "root_width": 1.0}},
+    "fk-r246": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6]}},
+    "fk-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3]}},
+    "fk-r36": {"strategy": "fk-steering", "params": {"resample_at": [0.3, 0.6]}},
 }
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
+JUDGE = ["ts-l246-w4-r15", "ts-r1", "ts-r05", "ts-l36", "ts-l36-r1", "fk-r246", "fk-r3", "fk-r36"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS, *BRANCH)],
+    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS, *BRANCH, *JUDGE)],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],
+    "judge": ["best-of-n", *JUDGE],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
@@ -150,7 +163,8 @@ def multipliers(summary: dict[str, Any], row: dict[str, Any], seeds: set[int] | 
 
 def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None) -> tuple[list[str], dict[str, str]]:
     """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed,
-    the maximin and the geometric mean of (a)) and, per strategy, the chosen label. A multiplier beyond the pool
+    the maximin and the geometric mean of the rule's multiplier: ``cost`` 0 (a), 1 (b)) and, per strategy, the
+    chosen label. A multiplier beyond the pool
     counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
     the choice did not see)."""
     runs = {}
@@ -171,13 +185,15 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None) -> tup
             for i, n in enumerate(names):
                 m = mult[n]
                 ms.setdefault(n, []).append(m["multiplier"])
-                if i == cost:
+                if i == 0:
                     cells.append(f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}× / "
                                  f"{mult[names[-1]]['multiplier']:.2f}×")
         a = ms[names[cost]]
         score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
         rows.append(f"| {label} | " + " | ".join(cells) + f" | {score[label][0]:.2f}× | {score[label][1]:.2f}× |")
-    head = ["| setting | " + " | ".join(f"{tb} (a) / (b)" for tb in runs) + " | min (a) | geometric mean (a) |",
+    rule = "ab"[cost]
+    head = ["| setting | " + " | ".join(f"{tb} (a) / (b)" for tb in runs)
+            + f" | min ({rule}) | geometric mean ({rule}) |",
             "|---|" + "---|" * (len(runs) + 2)]
     chosen = {fam: max((k for k in score if k.startswith(prefix)), key=lambda k: score[k])
               for fam, prefix in FAMILIES.items() if any(k.startswith(prefix) for k in score)}
@@ -226,14 +242,16 @@ def main() -> None:
                     "for --round others runs/tune-others-<testbed>)")
     ap.add_argument("--joint", default=None, help="comma-separated finished run directories: print the joint "
                     "rule's table and choice; no run")
+    ap.add_argument("--rule", default="a", choices=["a", "b"], help="with --joint: the multiplier the rule maximins, "
+                    "(a) the measured cost model (default) or (b) one potential evaluation = one generation")
     ap.add_argument("--seeds", default=None, help="with --joint: comma-separated strategy seeds, the rule over "
                     "their searches only (e.g. seeds the choice did not see)")
     args = ap.parse_args()
     if args.joint:
         seeds = None if args.seeds is None else {int(x) for x in args.seeds.split(",")}
-        rows, chosen = joint([Path(d) for d in args.joint.split(",")], seeds=seeds)
+        rows, chosen = joint([Path(d) for d in args.joint.split(",")], cost=" ab".index(args.rule) - 1, seeds=seeds)
         print("\n".join(rows))
-        print("chosen (maximin of multiplier (a) over testbeds, ties by geometric mean):",
+        print(f"chosen (maximin of multiplier ({args.rule}) over testbeds, ties by geometric mean):",
               ", ".join(f"{k}: {v} {json.dumps(GRID.get(v, {}).get('params', {}))}" for k, v in chosen.items()))
         against = versus_default([Path(d) for d in args.joint.split(",")], seeds)
         if len(against) > 2:
@@ -246,7 +264,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    name = args.round if args.round in ("others", "branch") else "trajectories"
+    name = args.round if args.round in ("others", "branch", "judge") else "trajectories"
     out = Path(args.out or f"runs/tune-{name}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"

@@ -50,6 +50,21 @@ def test_the_rule_on_every_seed_is_the_compare_table_and_on_one_seed_that_seeds_
         mod.joint([out], seeds={7})
 
 
+def test_the_rule_under_b_maximins_the_multiplier_when_an_evaluation_costs_a_generation(run):
+    """--rule b (cost=1, the judge round): the choice and the min column read multiplier (b), the cells still show
+    (a) / (b)."""
+    mod, out, summary = run
+    b = summary["cost_models"][-1]
+    mult = {r["strategy"]: r["multipliers"] for r in summary["table"]}
+    rows, chosen = mod.joint([out], cost=1)
+    assert chosen == {"zero-order": max(("zo-n4-c95", "zo-n6-c90"), key=lambda k: mult[k][b]["multiplier"])}
+    assert "min (b)" in rows[0] and "min (a)" in mod.joint([out])[0][0]
+    row = next(r for r in rows if r.startswith("| zo-n6-c90 |")).split(" | ")
+    assert row[-2] == f"{mult['zo-n6-c90'][b]['multiplier']:.2f}×"
+    a = summary["cost_models"][0]
+    assert row[1].lstrip(">").startswith(f"{mult['zo-n6-c90'][a]['multiplier']:.2f}× / ")
+
+
 def test_each_setting_is_paired_with_its_familys_old_default(run):
     mod, out, summary = run
     best = {(s["strategy"], s["task"], s["seed"]): s["best"] for s in summary["searches"]}
