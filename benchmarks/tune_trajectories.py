@@ -45,6 +45,10 @@ TUNE_TASKS, TESTBEDS, config = _bench.TUNE_TASKS, _bench.TESTBEDS, _bench.config
 TUNABLE = [name for name in TESTBEDS if name not in _bench.HELD_OUT]  # never a held-out testbed
 SEED_MODE_HELP = _bench.SEED_MODE_HELP
 
+#: fk-steering's defaults before the judge round (2026-12-05): the labels that meant "the default schedule" keep
+#: their meaning, so their stores replay
+FK_OLD = {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0}
+
 GRID: dict[str, dict] = {
     "best-of-n": {"strategy": "best-of-n", "batch_size": 16},
     "mf-r20-p25": {"strategy": "multi-fidelity", "params": {"rungs": [0.2], "promote": 0.25}},
@@ -75,9 +79,9 @@ GRID: dict[str, dict] = {
     "ts-4lvl": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6, 0.8]}},
     "ts-3lvl-w2": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6], "width": 2}},
     # the joint round (issue 18: schedules that tune themselves), on the tuning splits of all three testbeds
-    "fk-fixed": {"strategy": "fk-steering", "params": {"schedule": "fixed"}},
-    "fk-ad50": {"strategy": "fk-steering", "params": {"schedule": "adaptive", "ess_threshold": 0.5}},
-    "fk-ad25": {"strategy": "fk-steering", "params": {"schedule": "adaptive", "ess_threshold": 0.25}},
+    "fk-fixed": {"strategy": "fk-steering", "params": {"schedule": "fixed", **FK_OLD}},
+    "fk-ad50": {"strategy": "fk-steering", "params": {"schedule": "adaptive", "ess_threshold": 0.5, **FK_OLD}},
+    "fk-ad25": {"strategy": "fk-steering", "params": {"schedule": "adaptive", "ess_threshold": 0.25, **FK_OLD}},
     "mf-fixed": {"strategy": "multi-fidelity", "params": {"schedule": "fixed"}},
     "mf-ad25": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.25}},
     "mf-ad50": {"strategy": "multi-fidelity", "params": {"schedule": "adaptive", "pilot": 0.5}},
@@ -120,23 +124,34 @@ GRID: dict[str, dict] = {
     "ts-r05": {"strategy": "tree-search", "params": {"root_width": 0.5}},
     "ts-l36": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6]}},
     "ts-l36-r1": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6], "root_width": 1.0}},
-    "fk-r246": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6]}},
-    "fk-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3]}},
-    "fk-r36": {"strategy": "fk-steering", "params": {"resample_at": [0.3, 0.6]}},
+    "fk-r246": {"strategy": "fk-steering", "params": {**FK_OLD}},
+    "fk-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 2.0}},
+    "fk-r36": {"strategy": "fk-steering", "params": {"resample_at": [0.3, 0.6], "lam": 2.0}},
+    # round 2 of the judge round, around its best (ts-l36, fk-r3)
+    "ts-l36-w3": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6], "width": 3}},
+    "ts-l36-w6": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6], "width": 6}},
+    "ts-l36-r2": {"strategy": "tree-search", "params": {"levels": [0.3, 0.6], "root_width": 2.0}},
+    "ts-l25": {"strategy": "tree-search", "params": {"levels": [0.25, 0.5]}},
+    "ts-l47": {"strategy": "tree-search", "params": {"levels": [0.4, 0.7]}},
+    "fk-r4": {"strategy": "fk-steering", "params": {"resample_at": [0.4], "lam": 2.0}},
+    "fk-r3-l4": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 4.0}},
+    "fk-r3-l1": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 1.0}},
 }
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
 JUDGE = ["ts-l246-w4-r15", "ts-r1", "ts-r05", "ts-l36", "ts-l36-r1", "fk-r246", "fk-r3", "fk-r36"]
+JUDGE2 = ["ts-l36", "ts-l36-w3", "ts-l36-w6", "ts-l36-r2", "ts-l25", "ts-l47", "fk-r3", "fk-r4", "fk-r3-l4", "fk-r3-l1"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS, *BRANCH, *JUDGE)],
+    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2)],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],
     "judge": ["best-of-n", *JUDGE],
+    "judge2": ["best-of-n", *JUDGE2],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
@@ -264,7 +279,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    name = args.round if args.round in ("others", "branch", "judge") else "trajectories"
+    name = args.round if args.round in ("others", "branch", "judge", "judge2") else "trajectories"
     out = Path(args.out or f"runs/tune-{name}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"

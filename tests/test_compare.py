@@ -17,7 +17,7 @@ from eacps.analysis.compare import (
     run_compare,
 )
 from eacps.config import ConfigError, parse_config
-from eacps.store import read_only
+from eacps.store import Store, read_only
 
 BASE = {
     "tasks": {"name": "toy", "n": 3},
@@ -56,6 +56,28 @@ def test_compare_refuses_a_run_dir_of_another_config_or_a_relabelled_strategy(tm
     with pytest.raises(ConfigError, match=r"^--strategies: 'best-of-n' was run in .* with other settings"):
         run_compare(relabelled, out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
     assert n_candidates(out) == n  # nothing was written
+
+
+def test_a_label_whose_default_parameters_changed_since_it_ran_is_refused(tmp_path, toy_plugin):
+    """The stored settings carry the parameters resolved with their defaults: a label run under an older default
+    (here: the store edited as if zero-order had had another default threshold) is refused, not silently mixed; a
+    store written before the resolved parameters were stored is compared as before."""
+    out = tmp_path / "cmp"
+    run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    n = n_candidates(out)
+    with Store.open(out) as store:
+        labels = store.get_meta("compare/contestants")
+        assert labels["zero-order"]["params"] == {} and labels["zero-order"]["resolved"]["threshold"] is not None
+        store.set_meta("compare/contestants", {**labels, "zero-order": {
+            **labels["zero-order"], "resolved": {**labels["zero-order"]["resolved"], "threshold": 0.123}}})
+    with pytest.raises(ConfigError, match=r"^--strategies: 'zero-order' was run in .* with other settings"):
+        run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    assert n_candidates(out) == n
+    with Store.open(out) as store:  # as a store from before: no resolved parameters
+        store.set_meta("compare/contestants", {k: {f: x for f, x in v.items() if f != "resolved"}
+                                               for k, v in labels.items()})
+    run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    assert n_candidates(out) == n  # replayed, nothing recomputed
 
 
 def test_compare_honours_max_steps_and_every_searches_entry(tmp_path, toy_plugin):

@@ -188,7 +188,8 @@ def default_pool(budgets: list[int]) -> int:
 def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] | None = None) -> None:
     """Refuse (read-only, before any compute) a run directory that holds results of another config (compared
     normalized, without its searches: a compare may add strategies to a directory), or a label that was run
-    there with other settings: their results would mix."""
+    there with other settings: their results would mix. Settings carry the strategy's parameters resolved with
+    their defaults (``resolved``), so a label whose default changed between versions is refused too."""
     if not (out / "store.sqlite").exists():
         return
     ro = read_only(out)
@@ -203,7 +204,10 @@ def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] |
             raise ConfigError(f"--out: {out} holds results of a different config (first difference: {diff}); "
                               "use another directory")
     for label, settings in (labels or {}).items():
-        if label in old_labels and old_labels[label] != settings:
+        old = old_labels.get(label)
+        if old is not None and ("resolved" not in old or "resolved" not in settings):  # a store from before
+            old, settings = ({k: v for k, v in d.items() if k != "resolved"} for d in (old, settings))
+        if old is not None and old != settings:
             raise ConfigError(f"--strategies: {label!r} was run in {out} with other settings "
                               f"({json.dumps(old_labels[label])}); use another label or directory")
 
@@ -237,7 +241,9 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
             check_runnable(strat, generator, c.max_steps, where=f"--strategies: {c.label}",
                            max_steps_field=f"--strategies: {c.label}: max_steps")
     out = Path(out)
-    check_run_dir(out, cfg, {c.label: c.settings() for c in contestants})
+    settings = {c.label: {**c.settings(), "resolved": built[(c.label, bs[0])].params.model_dump(mode="json")}
+                for c in contestants}
+    check_run_dir(out, cfg, settings)
     protocol = {"reported": split.report, "tuning_tasks": [c.id for c in conditions[:split.tune_tasks]],
                 "evaluation_tasks": [c.id for c in conditions[split.tune_tasks:]], "strategy_seeds": seeds,
                 "seeds": split.seeds, "pool": {"size": n_pool, "strategy": REFERENCE,
@@ -247,8 +253,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     with Store.open(out, argv=["compare", str(config)]) as store:
         store.set_meta("compare", {"config": cfg.model_dump(mode="json"), "strategies": strategies,
                                    "budgets": bs, "repeats": repeats, "protocol": protocol})
-        store.set_meta("compare/contestants", {**(store.get_meta("compare/contestants") or {}),
-                                               **{c.label: c.settings() for c in contestants}})
+        store.set_meta("compare/contestants", {**(store.get_meta("compare/contestants") or {}), **settings})
 
         engines: list[Engine] = []
 
