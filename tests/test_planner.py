@@ -29,7 +29,7 @@ from runs import rows
 from eacps import Condition, Generated, Recipe, Status
 from eacps.engine.planner import CRASH_FILE, INFLIGHT_META, MAX_DEATHS, Planner, cache_key
 from eacps.potential import Scored
-from eacps.store import Store, StoreError
+from eacps.store import ReplayError, Store, StoreError
 from eacps.strategy import SeedStream
 
 KILLS = 20
@@ -365,3 +365,38 @@ def test_commit_removes_the_in_flight_record_in_the_batchs_transaction(tmp_path)
         p.begin(b)
         p.commit(a, [ok()], [10], meta={"note": 1})
         assert set(store.get_meta(INFLIGHT_META)) == {b.id} and store.get_meta("note") == 1
+
+
+# -- replay: a resumed search asks, at every stored seq, the recipe stored there -------------------------------------
+def test_a_replay_that_asks_another_recipe_at_a_stored_seq_is_a_replay_error_naming_both(tmp_path):
+    cond, recipes = Condition("c"), [Recipe.from_seed(s) for s in range(3)]
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        p.commit(p.plan(recipes, cond, search="s", seq0=0, role="search", strategy=None), [ok()] * 3, [10] * 3)
+        changed = [recipes[0], recipes[1].pcn(0.5, 7), recipes[2]]  # what a changed default would ask at seq 1
+        with pytest.raises(ReplayError) as exc:
+            p.plan(changed, cond, search="s", seq0=0, role="search", strategy=None)
+        msg = str(exc.value)
+        assert isinstance(exc.value, StoreError) and exc.value.exit_code == 2 and "\n" not in msg
+        assert f"search 's' asks {changed[1].key} at seq 1, where the store holds {recipes[1].key}" in msg
+        assert "changed since this run was stored; use another --out, or the version that wrote it" in msg
+        # a batch that only reaches a stored seq: the same refusal; past the stored seqs: new candidates
+        with pytest.raises(ReplayError, match=r"at seq 2, where the store holds \{\"seed\":2\}"):
+            p.plan([Recipe.from_seed(9), Recipe.from_seed(10)], cond, search="s", seq0=2, role="search", strategy=None)
+        assert p.plan([Recipe.from_seed(9)], cond, search="s", seq0=3, role="search", strategy=None).todo == [0]
+        assert len(store.candidates()) == 3  # nothing written
+
+
+def test_a_replay_of_the_same_recipes_resumes_without_generating_anything(tmp_path):
+    cond, recipes = Condition("c"), [Recipe.from_seed(s) for s in range(4)]
+    with Store.open(tmp_path) as store:
+        p = planner(store)
+        first = [p.commit(p.plan(recipes[i:i + 2], cond, search="s", seq0=i, role="search", strategy=None),
+                          [ok(0.1 * i), ok(0.1 * i + 0.05)], [10, 10]) for i in (0, 2)]
+    with Store.open(tmp_path) as store:  # the next process asks the same recipes at the same seqs
+        p = planner(store)
+        for i, rows_ in zip((0, 2), first, strict=True):
+            b = p.plan(recipes[i:i + 2], cond, search="s", seq0=i, role="search", strategy=None)
+            assert b.todo == [] and b.new == [] and [c.id for c in b.cands] == [c.id for c in rows_]
+            assert p.commit(b, None, []) == b.cands and b.computed == [False, False]
+        assert len(store.candidates()) == 4

@@ -92,6 +92,12 @@ class StoreError(RuntimeError):
         self.exit_code = exit_code
 
 
+class ReplayError(StoreError):
+    """A resumed search asks another recipe at a seq than the one stored there: the code (or its defaults, such as
+    a strategy's parameters) changed since the run was stored. One line; exit code 2, nothing of that batch is
+    computed or stored."""
+
+
 def search_id(*parts: object) -> str:
     """An unambiguous search id from its parts, joined by ``/``: each part is percent-escaped (``%`` and ``/``),
     so condition ``p`` with label ``q/r`` and condition ``p/q`` with label ``r`` get different ids. Parts without
@@ -571,6 +577,12 @@ class Store:
         row = self.db.execute(f"SELECT {self._cols} FROM candidates WHERE search = ? AND recipe = ?",
                               (search, recipe.key)).fetchone()
         return self._row(row) if row else None
+
+    def candidates_at(self, search: str, seq0: int, n: int) -> dict[int, Candidate]:
+        """``{seq: candidate}``: ``search``'s rows at seq ``seq0 .. seq0 + n - 1`` (one indexed read)."""
+        rows = self.db.execute(f"SELECT {self._cols} FROM candidates WHERE search = ? AND seq >= ? AND seq < ?",
+                               (search, seq0, seq0 + n))
+        return {c.seq: c for c in map(self._row, rows)}
 
     def find_cached(self, cache_key: str) -> Candidate | None:
         row = self.db.execute(

@@ -25,7 +25,7 @@ import numpy as np
 
 from eacps.engine.batch import Pair
 from eacps.recipe import Recipe
-from eacps.store import Candidate, Store
+from eacps.store import Candidate, ReplayError, Store
 from eacps.types import Condition, Generated, Image, Status
 
 INFLIGHT_META = "inflight"
@@ -34,6 +34,8 @@ DEATHS_META = "deaths"
 CRASH_FILE = ".crash"
 #: a batch that killed the process this many times is FAILED on resume instead of computed again
 MAX_DEATHS = 2
+#: recipes longer than this are cut in a ``ReplayError``'s message
+RECIPE_SHOWN = 160
 
 
 def image_hash(image: Image | None) -> str | None:
@@ -87,6 +89,10 @@ class Planned:
         return f"batch {self.id} of search {self.search!r} (seq {self.seq0}..{self.seq0 + len(self.recipes) - 1})"
 
 
+def _cut(text: str, limit: int = RECIPE_SHOWN) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class Planner:
     def __init__(self, store: Store, generator_fp: str, key_of: Callable[[Recipe], tuple[str, int]]) -> None:
         """``key_of(recipe)``: (fingerprint of the potential that scores it, its steps)."""
@@ -107,14 +113,16 @@ class Planner:
         """Resolve what the store already has (this search's rows, then, with ``cache``, any row with the same
         cache key); the rest is ``todo`` (to compute). ``parents`` and ``charges``: per recipe, the parent's seq and
         the charged steps its strategy gave it (``Strategy.ask_records``), stored with the candidate; a search
-        row without them is charged its own steps."""
+        row without them is charged its own steps. ``ReplayError`` when the store holds another recipe at one of
+        the batch's seqs (a resumed search that no longer asks what it asked when it was stored)."""
+        stored = self._replayed(recipes, search, seq0)
         if charges is None and role == "search":
             charges = [self.key_of(r)[1] for r in recipes]
         b = Planned(list(recipes), condition, search, seq0, role, strategy,
                     [self.cache_key(r, condition) for r in recipes], parents=None if parents is None else list(parents),
                     charges=None if charges is None else list(charges))
         for i, r in enumerate(recipes):
-            if (row := self.store.find_in_search(search, r)) is not None:
+            if (row := stored.get(seq0 + i) or self.store.find_in_search(search, r)) is not None:
                 b.cands[i] = row  # resumed: told again, not recomputed, not re-stored
             elif cache and (hit := self.store.find_cached(b.keys[i])) is not None:
                 b.cands[i] = replace(hit, search=search, seq=seq0 + i, role=role, recipe=r, strategy=strategy,
@@ -128,6 +136,18 @@ class Planner:
             rec = self.deaths.get(b.id, {})
             b.deaths, b.alone = int(rec.get("deaths", 0)), bool(rec)
         return b
+
+    def _replayed(self, recipes: Sequence[Recipe], search: str, seq0: int) -> dict[int, Candidate]:
+        """The search's stored rows at the batch's seqs, each holding the recipe asked there (a replay asks, at every
+        stored seq, the recipe stored there); the first difference is a ``ReplayError``."""
+        stored = self.store.candidates_at(search, seq0, len(recipes))
+        for i, r in enumerate(recipes):
+            if (row := stored.get(seq0 + i)) is not None and row.recipe.key != r.key:
+                raise ReplayError(
+                    f"{self.store.root / 'store.sqlite'}: search {search!r} asks {_cut(r.key)} at seq {seq0 + i}, "
+                    f"where the store holds {_cut(row.recipe.key)}: the code or its defaults (a strategy's "
+                    "parameters) changed since this run was stored; use another --out, or the version that wrote it")
+        return stored
 
     # -- the in-flight log ----------------------------------------------------------------------
     def recover(self) -> list[str]:
