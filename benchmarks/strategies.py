@@ -48,6 +48,7 @@ from eacps import tomlw
 from eacps.analysis.compare import SEED_MODES, Split, format_compare, run_compare
 from eacps.analysis.report import write_report
 from eacps.config import ConfigError
+from eacps.store import StoreError
 from eacps.tables import gap_text, multiplier_text
 
 SEED_MODE_HELP = ("per-task (default): each task runs the strategy seeds, and draws its pool, under its own seeds; "
@@ -242,6 +243,9 @@ def main() -> None:
                                           seeds=args.seed_mode))
     except ConfigError as exc:
         sys.exit(f"strategies.py: error: {exc}")
+    except StoreError as exc:  # a damaged or foreign store, or a replay the code no longer makes: one line
+        print(f"strategies.py: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     wall = time.perf_counter() - t0
     print(format_compare(summary))
     print(f"wall time: {wall:.0f} s; {summary['generated']} candidates generated")

@@ -30,6 +30,8 @@ from typing import Any
 
 from eacps.analysis.compare import SEED_MODES, Split, compute_multiplier, format_compare, run_compare
 from eacps.analysis.stats import task_mean_ci
+from eacps.config import ConfigError
+from eacps.store import StoreError
 
 
 def _bench_strategies() -> Any:
@@ -285,9 +287,15 @@ def main() -> None:
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks
     t0 = time.perf_counter()
-    summary = run_compare(cfg, out, strategies=",".join(grid), budgets=args.budgets, repeats=args.repeats,
-                          pool=args.pool, scorer_cost=1.0, progress=True,
-                          split=Split(tune_tasks=args.tasks, report="tuning", seeds=args.seed_mode))
+    try:
+        summary = run_compare(cfg, out, strategies=",".join(grid), budgets=args.budgets, repeats=args.repeats,
+                              pool=args.pool, scorer_cost=1.0, progress=True,
+                              split=Split(tune_tasks=args.tasks, report="tuning", seeds=args.seed_mode))
+    except ConfigError as exc:
+        sys.exit(f"tune_trajectories.py: error: {exc}")
+    except StoreError as exc:  # a damaged or foreign store, or a replay the code no longer makes: one line
+        print(f"tune_trajectories.py: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     print(format_compare(summary))
     print(f"wall time: {time.perf_counter() - t0:.0f} s; grid: {json.dumps(grid)}")
 

@@ -1,6 +1,9 @@
 """Resuming ``eacps compare`` into the same --out: the same code replays the stored searches and computes nothing;
-code whose defaults changed since the run was stored (it asks other recipes at stored seqs) is refused in one line
-with ``ReplayError`` (exit 2) and writes nothing. It used to fail with "another process wrote the same candidates"."""
+code whose defaults changed since the run was stored is refused before any compute by the stored resolved
+parameters (ConfigError), and where those cannot tell (a store written before they were stored, or a change in a
+strategy's code that its parameters do not show) by the replay itself: the search asks other recipes at stored seqs,
+``ReplayError`` (exit 2, one line), nothing written. It used to fail with "another process wrote the same
+candidates"."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import pytest
 
 from eacps.analysis.compare import run_compare
 from eacps.commands.cli import main
-from eacps.store import ReplayError, read_only
+from eacps.config import ConfigError
+from eacps.store import ReplayError, Store, read_only
 from eacps.strategies.zero_order import ZeroOrder, ZeroOrderParams
 
 CFG = {
@@ -39,6 +43,11 @@ def test_a_compare_resumed_by_code_whose_defaults_changed_is_refused_and_writes_
     n = n_candidates(out)
     assert run_compare(cfg, out, **ARGS)["generated"] == 0  # the same code: resumed, nothing computed
     monkeypatch.setattr(ZeroOrder, "Params", Changed)
+    with pytest.raises(ConfigError, match=r"^--strategies: 'zero-order' was run in .* with other settings"):
+        run_compare(cfg, out, **ARGS)  # the stored resolved parameters differ: refused before any compute
+    with Store.open(out) as store:  # as a store from before the resolved parameters: only the replay can tell
+        store.set_meta("compare/contestants", {k: {f: x for f, x in v.items() if f != "resolved"}
+                                               for k, v in store.get_meta("compare/contestants").items()})
     with pytest.raises(ReplayError) as exc:
         run_compare(cfg, out, **ARGS)
     msg = str(exc.value)

@@ -98,3 +98,22 @@ def test_a_held_out_testbed_cannot_be_tuned_on_and_is_unlike_the_others(capsys):
     assert all(c["params"]["sigma_spread"] == 2.0 for c in cfg["potential"]["criteria"].values())
     easy = tomllib.loads(mod.config(3, {}, "gm-easy"))["generator"]["params"]
     assert "sampler" not in easy  # the tuned testbeds' configs (and their stores) are unchanged
+
+
+@pytest.mark.parametrize("script", ["tune_trajectories.py", "strategies.py"])
+def test_a_store_the_code_cannot_replay_ends_the_benchmark_in_one_line_exit_2(script, tmp_path, monkeypatch, capsys):
+    """A ReplayError (or any StoreError) from compare ends a benchmark script as it ends the CLI: one line, exit 2."""
+    from eacps.store import ReplayError
+
+    mod = load_script(BENCH.with_name(script), f"bench_{script[:-3]}")
+
+    def refuse(*a, **k):
+        raise ReplayError("store.sqlite: search 's' asks {} at seq 1, where the store holds {}: the code changed")
+
+    monkeypatch.setattr(mod, "run_compare", refuse)
+    argv = [script, "--testbed", "gm-easy", "--out", str(tmp_path / "out")]
+    monkeypatch.setattr(sys, "argv", argv + (["--tasks", "3"] if script.startswith("tune") else ["--quick"]))
+    with pytest.raises(SystemExit) as exc:
+        mod.main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith(f"{script}: error: store.sqlite: search")
