@@ -75,3 +75,14 @@ def toy_stepping(strategy: str, budget: int, **search: Any) -> dict[str, Any]:
     steps), for the trajectory strategies without the digits model."""
     cfg = edit(toy(strategy=strategy, budget=budget, **search), "generator.params", {"stepping": True})
     return edit(cfg, "conditions", cfg["conditions"][:1])
+
+
+def n_candidates(run_dir: Path) -> int:
+    """How many candidate rows a run directory's store holds (read-only: the test's own writes are unaffected)."""
+    from eacps.store import read_only
+
+    ro = read_only(run_dir)
+    try:
+        return len(ro.candidates())
+    finally:
+        ro.close()

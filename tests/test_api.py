@@ -11,6 +11,7 @@ import math
 import configs
 import pytest
 import toy
+from configs import n_candidates
 
 import eacps
 from eacps import Condition
@@ -21,7 +22,6 @@ from eacps.config import ConfigError
 from eacps.engine.engine import Engine, Job
 from eacps.params import MAX_BUDGET
 from eacps.potential import Criterion, Potential
-from eacps.store import read_only
 from eacps.strategy import StrategyError
 
 
@@ -35,14 +35,6 @@ class CountingGenerator(toy.ToyGenerator):
 
 def consistency_only() -> Potential:
     return Potential([Criterion("consistency", toy.ToyMeanScorer(), 1.0)])
-
-
-def _rows(run_dir) -> int:
-    ro = read_only(run_dir)
-    try:
-        return len(ro.candidates())
-    finally:
-        ro.close()
 
 
 # -- 6: the API validates like the config ----------------------------------------------------------------------------
@@ -115,7 +107,7 @@ def test_search_refuses_a_run_dir_of_another_potential_or_generator(tmp_path, to
     first = eacps.search(cond, generator=toy.ToyGenerator(), potential=toy_potential, strategy="best-of-n",
                          budget=4, run_dir=run_dir)
     assert set(first.best.scores) == {"realism", "consistency"}
-    n = _rows(run_dir)
+    n = n_candidates(run_dir)
     cases = [
         (toy.ToyGenerator(), consistency_only(), r"^run_dir: .* holds a run of another potential"),
         (CountingGenerator(toy.ToyGeneratorParams(steps=5)), toy_potential,
@@ -125,10 +117,10 @@ def test_search_refuses_a_run_dir_of_another_potential_or_generator(tmp_path, to
         with pytest.raises(ConfigError, match=message) as exc:
             eacps.search(cond, generator=gen, potential=pot, strategy="best-of-n", budget=4, run_dir=run_dir)
         assert "\n" not in str(exc.value) and "use another directory" in str(exc.value)
-    assert _rows(run_dir) == n  # nothing written
+    assert n_candidates(run_dir) == n  # nothing written
     again = eacps.search(cond, generator=toy.ToyGenerator(), potential=toy_potential, strategy="best-of-n",
                          budget=4, run_dir=run_dir)  # the same search resumes
-    assert [c.recipe for c in again.history] == [c.recipe for c in first.history] and _rows(run_dir) == n
+    assert [c.recipe for c in again.history] == [c.recipe for c in first.history] and n_candidates(run_dir) == n
 
 
 def test_search_refuses_a_run_dir_search_of_other_strategy_params(tmp_path, toy_potential, cond):
@@ -298,7 +290,7 @@ def test_a_repeated_search_resumes_from_its_run_dir(tmp_path, toy_potential, con
     assert gen.generated == done  # every candidate served from the store
     assert [c.recipe for c in again.history] == [c.recipe for c in first.history] and len(first.history) == 12
     assert again.best.recipe == first.best.recipe and again.best.potential == first.best.potential
-    assert _rows(tmp_path / "run") == 12 + 1  # the search and its prior, stored once
+    assert n_candidates(tmp_path / "run") == 12 + 1  # the search and its prior, stored once
 
 
 def test_without_a_run_dir_the_images_live_as_long_as_the_result(toy_potential, cond):

@@ -5,6 +5,7 @@ import json
 
 import configs
 import pytest
+from configs import n_candidates
 
 from eacps.analysis.compare import (
     POOL,
@@ -33,14 +34,6 @@ def write(tmp_path, name: str = "c.toml", cfg: dict | None = None, **extra):
 
 def rows_of(summary):
     return {(r["strategy"], r["budget"]): r for r in summary["table"]}
-
-
-def n_candidates(out) -> int:
-    ro = read_only(out)
-    try:
-        return len(ro.candidates())
-    finally:
-        ro.close()
 
 
 def test_compare_refuses_a_run_dir_of_another_config_or_a_relabelled_strategy(tmp_path, toy_plugin):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import configs
 import pytest
+from configs import n_candidates
 
 from eacps.analysis.compare import run_compare
 from eacps.commands.cli import main
 from eacps.config import ConfigError
-from eacps.store import ReplayError, Store, read_only
+from eacps.store import ReplayError, Store
 from eacps.strategies.zero_order import ZeroOrder, ZeroOrderParams
 
 CFG = {
@@ -22,14 +23,6 @@ CFG = {
     "potential": {"criteria": {"realism": {"scorer": "toy-pixel"}}},
 }
 ARGS = {"strategies": "zero-order", "budgets": "8", "repeats": 1, "pool": 4}
-
-
-def n_candidates(out) -> int:
-    ro = read_only(out)
-    try:
-        return len(ro.candidates())
-    finally:
-        ro.close()
 
 
 class Changed(ZeroOrderParams):
