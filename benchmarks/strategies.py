@@ -65,6 +65,8 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "zero-order": {"strategy": "zero-order"},
     "fk-steering": {"strategy": "fk-steering"},
     "tree-search": {"strategy": "tree-search"},
+    # earlier defaults, pinned so that their figures replay after a default changes (docs/findings.md)
+    "fk-steering-old": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0}},  # to 12-05
     "branched-best-of-n": {"strategy": "branched-best-of-n", "batch_size": 16},  # one renoise at 0.8 T, theta 1
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},
