@@ -67,6 +67,8 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "tree-search": {"strategy": "tree-search"},
     # earlier defaults, pinned so that their figures replay after a default changes (docs/findings.md)
     "fk-steering-old": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0}},  # to 12-05
+    "fk-steering-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 4.0}},  # 12-05 to 12-06
+    "tree-search-l246": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6]}},  # 12-05 to 12-06
     "branched-best-of-n": {"strategy": "branched-best-of-n", "batch_size": 16},  # one renoise at 0.8 T, theta 1
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},

@@ -236,10 +236,10 @@ def test_a_screened_search_is_charged_its_value_models_time_and_an_unscreened_on
     from eacps.cost import figure, unit_costs
 
     screen = {"min_pairs": 4, "min_rho": -1.0, "max_miss": 1.0, "z": 0.5}  # acts readily: fits and predicts
+    early = {"value_model": screen, "levels": [0.2, 0.4, 0.6]}  # early levels: enough previews for the screen to fit
     with Store.open(tmp_path) as store:
         eng = engine(store, toy_potential, stepping=True, batch_size=4)
-        screened = eng.run(COND, make_strategy("tree-search", {"value_model": screen}, budget=8, seed=0),
-                           label="screened")
+        screened = eng.run(COND, make_strategy("tree-search", early, budget=8, seed=0), label="screened")
         plain = eng.run(COND, make_strategy("tree-search", budget=8, seed=0), label="plain")
         eng.close()
     d = screened.diagnostics["value_model"]

@@ -76,11 +76,11 @@ class TestTreeSearchPcnConformance(StrategyConformance):
 
 def test_levels_and_widths_shape_the_tree():
     s = run(TreeSearch(TreeSearchParams(width=3), budget=20, seed=1))
-    assert s.diagnostics()["level_steps"] == [2, 4, 6]  # levels 0.2, 0.4, 0.6 of T = 10
+    assert s.diagnostics()["level_steps"] == [4, 6, 8]  # the default levels 0.4, 0.6, 0.8 of T = 10
     assert len(s.root.children) == 30  # root_width 1.5 x B fresh trajectories
     assert all(not c.recipe.branches and not c.recipe.moves for c in s.root.children)
     for node in s.nodes.values():
-        assert node.recipe.until == [2, 4, 6, None][node.depth - 1]
+        assert node.recipe.until == [4, 6, 8, None][node.depth - 1]
         assert len(node.children) <= 3  # width below the root
         for i, child in enumerate(node.children):  # the first child continues its parent, the others branch from it
             assert child.recipe.root == node.recipe.root
@@ -94,9 +94,9 @@ def test_levels_and_widths_shape_the_tree():
 
 def test_a_sibling_shares_its_parents_prefix_and_is_charged_only_its_own_calls():
     s = run(TreeSearch(budget=20, seed=0))
-    step = [0, 2, 4, 6, T]
+    step = [0, 4, 6, 8, T]
     assert s.spent_steps == sum(step[n.depth] - step[n.depth - 1] for n in s.nodes.values())
-    assert s.sampler_schedule() == SamplerSchedule((2, 4, 6), (1.0, 1.0, 1.0))  # a leaf may branch at every level
+    assert s.sampler_schedule() == SamplerSchedule((4, 6, 8), (1.0, 1.0, 1.0))  # a leaf may branch at every level
 
 
 def test_a_wave_is_chosen_at_once_whatever_the_batches_and_the_next_waits_for_it():
@@ -149,7 +149,7 @@ def test_anytime_a_budget_of_one_candidate_still_finishes_one():
     s = run(TreeSearch(budget=1, seed=0))  # 10 steps: a second root child would leave too few to finish a path
     finals = [r for r in s.history if r.recipe.until is None]
     assert len(finals) == 1 and s.spent_steps == T and s.best == finals[0]
-    assert [r.recipe.until for r in s.history] == [2, 4, 6, None]
+    assert [r.recipe.until for r in s.history] == [4, 6, 8, None]
 
 
 def test_it_stops_when_nothing_is_left_to_grow():

@@ -37,10 +37,11 @@ Mapping to the paper:
 Cost: each resampling step costs N potential evaluations, and the N finals N more; denoising steps are N·T
 (a copy shares its ancestor's prefix). Needs a generator that can step.
 
-Defaults: one resampling point at 30% of the schedule with λ = 4, chosen by the maximin rule of
-``benchmarks/tune_trajectories.py --round judge`` over the tuning splits of three testbeds under both cost models
-(2N judge calls per search instead of the 4N of the earlier three points at 20/40/60% with λ = 2, which held on
-digits and lost to best-of-N on gm-easy once an evaluation costs a generation; docs/findings.md).
+Defaults: one resampling point at 60% of the schedule with λ = 4 (since 2026-12-06), chosen by the maximin rule of
+``benchmarks/tune_trajectories.py`` over the tuning splits of three testbeds under both cost models: the judge
+round (2026-12-05) moved from three points at 20/40/60% with λ = 2 (4N judge calls, which held on digits and lost to
+best-of-N on gm-easy once an evaluation costs a generation) to one point at 30% with λ = 4 (2N), and the late round
+moved that point to 60%, after a flow sampler's previews stop ranking against its finals (docs/findings.md).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from eacps.types import Result
 
 class FKParams(Params):
     particles: int | None = Field(None, ge=2, description="particles N (default: the budget B, so N·T = B·T steps)")
-    resample_at: ScheduleFractions = Field(default_factory=lambda: [0.3],
+    resample_at: ScheduleFractions = Field(default_factory=lambda: [0.6],
                                            description="resampling points as fractions of the schedule, in (0, 1)")
     potential: Literal["max", "difference", "sum"] = Field("max", description="how rewards along a path weigh")
     lam: float = Field(4.0, gt=0, description="λ: the potential's inverse temperature")

@@ -16,6 +16,11 @@ children's values (``backup = "max"``, DTS*'s greedy limit) or its own preview o
 Expansions are chosen in waves of ``wave`` from what is known (a batch of GPU work; the recipes do not depend
 on how the engine batches asks). Every computed node is kept and reused; only leaves can be the best. Needs a
 generator that can step.
+
+Default levels 0.4/0.6/0.8 (since 2026-12-06; before: 0.2/0.4/0.6): chosen by the maximin rule of
+``benchmarks/tune_trajectories.py --round late`` over the tuning splits of three testbeds. Its first decision comes
+after the point where a flow sampler's previews stop ranking against its finals (about 35% of T on the held-out
+gm-flow testbed; docs/findings.md).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from eacps.types import Result
 
 
 class TreeSearchParams(Params):
-    levels: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.4, 0.6],
+    levels: ScheduleFractions = Field(default_factory=lambda: [0.4, 0.6, 0.8],
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
