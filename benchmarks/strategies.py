@@ -41,6 +41,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,19 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "nevergrad": {"strategy": "nevergrad"},
 }
 DEFAULT = "best-of-n,eacps,eacps-anneal,multi-fidelity,zero-order,fk-steering,tree-search"
+
+
+@contextmanager
+def errors_in_one_line(prog: str) -> Iterator[None]:
+    """A config or store error (a ``ReplayError`` among them) ends a benchmark as it ends the CLI: one line; a store
+    error with its exit code (2)."""
+    try:
+        yield
+    except ConfigError as exc:
+        sys.exit(f"{prog}: error: {exc}")
+    except StoreError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 def contestants(spec: str) -> dict[str, dict[str, Any]]:
@@ -234,7 +249,7 @@ def main() -> None:
         sys.exit("strategies.py: error: --task-seed: must be >= 0")
     if args.quick:
         args.eval_tasks, args.budgets, args.repeats, args.pool = 3, "20", 1, 40
-    try:
+    with errors_in_one_line("strategies.py"):
         searches = contestants(args.strategies)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -245,11 +260,6 @@ def main() -> None:
                               pool=args.pool, scorer_cost=args.scorer_cost, progress=True,
                               split=Split(tune_tasks=TUNE_TASKS, seed_offset=args.seed_offset,
                                           seeds=args.seed_mode))
-    except ConfigError as exc:
-        sys.exit(f"strategies.py: error: {exc}")
-    except StoreError as exc:  # a damaged or foreign store, or a replay the code no longer makes: one line
-        print(f"strategies.py: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
     wall = time.perf_counter() - t0
     print(format_compare(summary))
     print(f"wall time: {wall:.0f} s; {summary['generated']} candidates generated")

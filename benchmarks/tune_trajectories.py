@@ -31,8 +31,6 @@ from typing import Any
 
 from eacps.analysis.compare import SEED_MODES, Split, compute_multiplier, format_compare, run_compare
 from eacps.analysis.stats import task_mean_ci
-from eacps.config import ConfigError
-from eacps.store import StoreError
 
 
 def _bench_strategies() -> Any:
@@ -50,7 +48,7 @@ SEED_MODE_HELP = _bench.SEED_MODE_HELP
 
 #: fk-steering's defaults before the judge round (2026-12-05): the labels that meant "the default schedule" keep
 #: their meaning, so their stores replay
-FK_OLD = {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0}
+FK_OLD = _bench.CONTESTANTS["fk-steering-old"]["params"]
 
 GRID: dict[str, dict] = {
     "best-of-n": {"strategy": "best-of-n", "batch_size": 16},
@@ -156,7 +154,7 @@ LATE = ["ts-default", "ts-l357", "ts-l468", "fk-r3-l4", "fk-r4-l4", "fk-r5-l4", 
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in (*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE[1:])],
+    "digits": [k for k in GRID if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE} - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],
@@ -290,21 +288,16 @@ def main() -> None:
     if unknown:
         sys.exit(f"--only: unknown labels {', '.join(unknown)}; allowed: {', '.join(GRID)}")
     grid = {k: GRID[k] for k in labels}
-    name = args.round if args.round in ("others", "branch", "judge", "judge2", "late") else "trajectories"
+    name = "trajectories" if args.round in ("joint", "digits") else args.round
     out = Path(args.out or f"runs/tune-{name}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
     cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks
     t0 = time.perf_counter()
-    try:
+    with _bench.errors_in_one_line("tune_trajectories.py"):
         summary = run_compare(cfg, out, strategies=",".join(grid), budgets=args.budgets, repeats=args.repeats,
                               pool=args.pool, scorer_cost=1.0, progress=True,
                               split=Split(tune_tasks=args.tasks, report="tuning", seeds=args.seed_mode))
-    except ConfigError as exc:
-        sys.exit(f"tune_trajectories.py: error: {exc}")
-    except StoreError as exc:  # a damaged or foreign store, or a replay the code no longer makes: one line
-        print(f"tune_trajectories.py: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
     print(format_compare(summary))
     print(f"wall time: {time.perf_counter() - t0:.0f} s; grid: {json.dumps(grid)}")
 
