@@ -96,6 +96,9 @@ def test_a_held_out_testbed_cannot_be_tuned_on_and_is_unlike_the_others(capsys):
     gen = cfg["generator"]["params"]
     assert gen["sampler"] == "flow" and gen["sigma_spread"] == 2.0 and gen["shape"] == [2, 8, 8]
     assert all(c["params"]["sigma_spread"] == 2.0 for c in cfg["potential"]["criteria"].values())
+    guided = tomllib.loads(mod.config(3, {}, "gm-guided"))["generator"]["params"]
+    assert "gm-guided" not in mod.TUNABLE and guided["guidance"] == 2.5 and guided["steps"] == 30
+    assert "sampler" not in guided and "guidance" not in gen  # the held-out presets' configs pass their own fields
     easy = tomllib.loads(mod.config(3, {}, "gm-easy"))["generator"]["params"]
     assert "sampler" not in easy  # the tuned testbeds' configs (and their stores) are unchanged
 
