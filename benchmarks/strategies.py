@@ -18,14 +18,14 @@ Protocol (issue 11, "Targets"):
 
     python benchmarks/strategies.py [--strategies best-of-n,eacps,...] [--budgets 20,64] [--repeats 4]
                                     [--eval-tasks 30] [--out runs/bench-strategies] [--quick]
-                                    [--testbed digits|gm-easy|gm-sharp|gm-flow|gm-guided] [--seed-mode per-task|shared]
+                                    [--testbed digits|gm-easy|gm-sharp|gm-flow|gm-guided|gm-fewstep] [--seed-mode per-task|shared]
                                     [--task-seed 0]
 
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
 character; there the table adds the fraction of the gap to the known optimum each strategy closes. ``gm-flow``
-and ``gm-guided`` are held out: a rectified-flow character and a guided (CFG 2.5) DDIM one no default was tuned on
-(``benchmarks/tune_trajectories.py`` refuses them).
+, ``gm-guided`` and ``gm-fewstep`` are held out: a rectified-flow character, a guided (CFG 2.5) DDIM one and a
+few-step guided flow no default was tuned on (``benchmarks/tune_trajectories.py`` refuses them).
 ``--markdown`` adds, per budget, a "search or sampler?" table for the strategies that branch (their multiplier
 against best-of-N of random paths with the same branches, and the sampler effect). ``benchmarks/dimension.py``
 runs this protocol on the gaussian-mixture testbed at growing latent sizes.
@@ -72,6 +72,8 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "fk-steering-old": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0}},  # to 12-05
     "fk-steering-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 4.0}},  # 12-05 to 12-06
     "tree-search-l246": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6]}},  # 12-05 to 12-06
+    # to 12-06: the adaptive plan for the pilot's measured agreement (its default is the agreement's posterior)
+    "multi-fidelity-point": {"strategy": "multi-fidelity", "params": {"agreement": "point"}},
     "branched-best-of-n": {"strategy": "branched-best-of-n", "batch_size": 16},  # one renoise at 0.8 T, theta 1
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},
@@ -132,10 +134,16 @@ TESTBEDS: dict[str, dict[str, Any]] = {
                             "mixture_seed": 1}, "sharpness": 2.0, "threshold": 1.0, "steps": 100, "sampler": "flow"},
     # held out, fixed on 2026-12-06 before any strategy or landscape measure ran on it, after gm-flow had been looked
     # at: classifier-free guidance 2.5 (a distorted sampler, as real text-to-image models run; the others are exact),
-    # DDIM with 30 steps, D = 432, 6 well-separated components with strongly anisotropic spreads
+    # DDIM with 30 steps, D = 432, 10 well-separated components with strongly anisotropic spreads
     "gm-guided": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm", "held_out": True,
-                  "mixture": {"shape": [3, 12, 12], "components": 6, "separation": 4.0, "sigma_spread": 3.0,
+                  "mixture": {"shape": [3, 12, 12], "components": 10, "separation": 4.0, "sigma_spread": 3.0,
                               "mixture_seed": 2}, "sharpness": 3.0, "threshold": 1.5, "steps": 30, "guidance": 2.5},
+    # held out, fixed on 2026-12-06 after gm-guided had been run (its result changed a default), for the final check
+    # of that day's changes: a few-step guided flow (20 steps, CFG 1.5), D = 512, overlapping components, mild rewards
+    "gm-fewstep": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm", "held_out": True,
+                   "mixture": {"shape": [2, 16, 16], "components": 10, "separation": 2.0, "sigma_spread": 1.5,
+                               "mixture_seed": 3}, "sharpness": 1.5, "threshold": 0.5, "steps": 20, "sampler": "flow",
+                   "guidance": 1.5},
 }
 #: testbeds no parameter may be chosen on (evaluation only): how a default fares on a landscape it never saw
 HELD_OUT = frozenset(name for name, tb in TESTBEDS.items() if tb.get("held_out"))

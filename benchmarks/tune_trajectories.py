@@ -13,7 +13,7 @@ also prints each setting's paired difference in mean best from its family's old 
 then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
-                                           [--pool 512] [--round joint|others|branch|judge|judge2|late|digits]
+                                           [--pool 512] [--round joint|others|branch|judge|judge2|late|pilot|digits]
                                            [--only LABELS] [--out DIR]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3]   # the joint rule over finished runs
 """
@@ -143,6 +143,12 @@ GRID: dict[str, dict] = {
     "fk-r4-l4": {"strategy": "fk-steering", "params": {"resample_at": [0.4], "lam": 4.0}},
     "fk-r5-l4": {"strategy": "fk-steering", "params": {"resample_at": [0.5], "lam": 4.0}},
     "fk-r6-l4": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0}},
+    # the pilot round: multi-fidelity's adaptive plan for the posterior of the agreement (a small pilot's Spearman
+    # cannot tell its sign), and larger pilots to narrow it; mf-point is the plan for the measured agreement
+    "mf-point": {"strategy": "multi-fidelity", "params": {"agreement": "point"}},
+    "mf-post": {"strategy": "multi-fidelity", "params": {"agreement": "posterior"}},
+    "mf-post-p25": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25}},
+    "mf-post-p35": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.35}},
 }
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
@@ -150,17 +156,19 @@ BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
 JUDGE = ["ts-l246-w4-r15", "ts-r1", "ts-r05", "ts-l36", "ts-l36-r1", "fk-r246", "fk-r3", "fk-r36"]
 JUDGE2 = ["ts-l36", "ts-l36-w3", "ts-l36-w6", "ts-l36-r2", "ts-l25", "ts-l47", "fk-r3", "fk-r4", "fk-r3-l4", "fk-r3-l1"]
 LATE = ["ts-default", "ts-l357", "ts-l468", "fk-r3-l4", "fk-r4-l4", "fk-r5-l4", "fk-r6-l4"]
+PILOT = ["mf-point", "mf-post", "mf-post-p25", "mf-post-p35"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE} - {"ts-default"}],
+    "digits": [k for k in GRID if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT} - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],
     "judge": ["best-of-n", *JUDGE],
     "judge2": ["best-of-n", *JUDGE2],
     "late": ["best-of-n", *LATE],
+    "pilot": ["best-of-n", *PILOT],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}

@@ -3,6 +3,7 @@
 work done; the adaptive schedule's pilot and plan."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +14,14 @@ from eacps.config import ConfigError
 from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.screening import on_path
-from eacps.strategies.multi_fidelity import MultiFidelity, MultiFidelityParams, expected_best, plan
+from eacps.strategies.multi_fidelity import (
+    RHO_GRID,
+    MultiFidelity,
+    MultiFidelityParams,
+    agreement_posterior,
+    expected_best,
+    plan,
+)
 from eacps.strategy import SamplerSchedule, schedule_steps
 from eacps.testing import fake_objective
 
@@ -146,7 +154,7 @@ def test_expected_best_of_the_plans():
 def test_the_adaptive_plan_promotes_more_when_previews_disagree_with_finals():
     promote = {}
     for agree in (10.0, 1.0, -10.0):
-        s = _adaptive()
+        s = _adaptive(branch_at=[])  # (a renoise after the previews would blur what they say of the finals)
         s.optimize(_previews(agree), batch_size=6)
         d = s.diagnostics()
         assert d["schedule"] == "adaptive" and d["pilot"] == 5 and set(d["agreement"]) == {"2", "5"}
@@ -154,6 +162,44 @@ def test_the_adaptive_plan_promotes_more_when_previews_disagree_with_finals():
         promote[agree] = d["promote"]
     assert promote[10.0] < 1.0  # previews that rank finals: screen hard
     assert promote[10.0] <= promote[1.0] <= promote[-10.0] == 1.0  # previews that reverse them: best-of-N
+
+
+def test_the_agreement_posterior_is_wide_for_few_pairs_and_narrows_with_more():
+    three = agreement_posterior(1.0, 3)  # three pairs in perfect order: one chance in six under no agreement at all
+    assert three.sum() == pytest.approx(1.0) and 0.3 < three @ RHO_GRID < 0.6 and three[RHO_GRID < 0].sum() > 0.1
+    assert agreement_posterior(-0.5, 3) @ RHO_GRID < 0
+    many = agreement_posterior(0.5, 30)  # Spearman 0.5 is a normal correlation of 2·sin(pi/12) = 0.52
+    assert many @ RHO_GRID == pytest.approx(0.52, abs=0.08) and many[RHO_GRID < 0].sum() < 0.01
+    assert agreement_posterior(0.9, 8)[RHO_GRID > 0.5].sum() > 0.85
+
+
+def test_a_small_pilot_does_not_screen_on_anti_correlated_previews_by_luck():
+    """Previews that rank against the finals (normal correlation -0.3), a pilot of three: the point estimate reads
+    0.5 or 1 in a good share of the searches and screens on them; the posterior rule screens in fewer searches and
+    its winners are at least as good on average. Previews that rank the finals are screened on under both."""
+    final = fake_objective()
+    mu, sd = 5.14, 2.38  # fake_objective's potential over seeds (mean, sd)
+
+    def against(r):
+        res = final(r.with_until(None))
+        if r.until is None:
+            return res
+        noise = float(np.random.default_rng([r.seed, r.until]).normal())
+        return Result(r, Status.OK, -0.3 * (res.potential - mu) / sd + math.sqrt(1 - 0.09) * noise)
+
+    screened, best = {}, {}
+    for rule in ("point", "posterior"):
+        runs = []
+        for seed in range(40):
+            s = MultiFidelity(MultiFidelityParams(pilot=0.15, branch_at=[], agreement=rule), budget=20,
+                              seed=seed).bind(10)
+            runs.append((s.optimize(against, batch_size=8).potential, s.diagnostics()["promote"] < 1))
+        screened[rule], best[rule] = sum(x for _, x in runs), sum(b for b, _ in runs) / len(runs)
+    assert screened["posterior"] < screened["point"] and screened["point"] >= 8
+    assert best["posterior"] >= best["point"]
+    s = MultiFidelity(MultiFidelityParams(pilot=0.15, branch_at=[]), budget=20, seed=0).bind(10)
+    s.optimize(_previews(100.0), batch_size=8)
+    assert s.diagnostics()["pilot"] == 3 and s.diagnostics()["promote"] < 1  # three pairs in order still screen
 
 
 def test_uninformative_previews_degrade_to_best_of_n_without_previews():

@@ -23,9 +23,18 @@ first runs a *pilot* of ``pilot``·B trajectories to the end, scoring a preview 
 way (the prefix is shared: a pilot trajectory costs T steps, like a best-of-N candidate). From the pilot's
 (preview, final) pairs it measures the rank agreement (Spearman ρ) at each point, then spends the rest of the
 budget on the one-rung plan (a point of ``rungs``, a promotion fraction of ``PROMOTE_GRID``) whose expected best
-final is highest when previews and finals are standard bivariate normal with that ρ (a seeded Monte Carlo
-estimate, the pilot's finals included). Uninformative previews (ρ <= 0) choose promotion 1: the rest of the
-budget is best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
+final is highest when previews and finals are standard bivariate normal with correlation ρ (a seeded Monte Carlo
+estimate, the pilot's finals included). Uninformative previews choose promotion 1: the rest of the budget is
+best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
+
+How ρ enters (``agreement``): a pilot is small (3 trajectories at budget 20), and the Spearman ρ of three pairs is
+one of -1, -0.5, 0.5, 1 whatever the landscape: previews that rank *against* the finals (gm-flow up to a third of
+the schedule) read 0.5 or 1 in about a third of the searches, and the point estimate then screens hard on them.
+``"posterior"`` (the default) weighs each plan by the *posterior* of ρ given the pilot's Spearman (a uniform prior
+on ρ in (-1, 1); the likelihood of the observed Spearman under each ρ simulated for that number of pairs,
+``agreement_posterior``): a plan is chosen for the expected best averaged over what ρ may be, so a few pairs that
+happen to agree cannot buy a hard screen, and a large pilot that agrees clearly gets the same plan as the point
+estimate. ``"point"`` plans for the measured ρ itself (the rule before 2026-12-06; ρ <= 0: promotion 1).
 
 Branched sampler (``branch_at``, default one renoise at 0.8 of the schedule, θ = ``branch_theta`` = 1): every
 trajectory, the pilot's included, carries the same seeded renoise moves, as ``branched-best-of-n``'s do; a preview
@@ -41,6 +50,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -63,6 +73,9 @@ class MultiFidelityParams(Params):
         "agreement at each point of rungs, then the best one-rung plan for it (promote ignored)")
     pilot: float = Field(0.15, gt=0, lt=1, description="adaptive: the pilot's trajectories as a fraction of B "
                          "(at least 3, at most 32)")
+    agreement: Literal["posterior", "point"] = Field(
+        "posterior", description="adaptive: plan for the expected best averaged over the posterior of the "
+        "preview/final agreement given the pilot (posterior), or for the measured agreement itself (point)")
     value_model: ScreenParams | None = Field(None, description="screen promotions with a value model "
                                              "(eacps.screening): a promoted path that cannot win is not continued")
     branch_at: BranchFractions = Field(default_factory=lambda: [0.8], description="renoise every trajectory at these "
@@ -77,11 +90,48 @@ MAX_PILOT = 32
 PROMOTE_GRID = (1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
 
 
-def expected_best(rho: float, n0: int, m: int, pilot: int, rng: np.random.Generator, sims: int = 4000) -> float:
+#: the grid of the agreement's posterior: the correlation of preview and final as a standard bivariate normal
+RHO_GRID = np.linspace(-0.975, 0.975, 40)
+#: simulated Spearman coefficients per grid point behind the posterior's likelihood
+LIKELIHOOD_SIMS = 4000
+
+
+@lru_cache(maxsize=64)
+def _spearman_draws(n: int) -> np.ndarray:
+    """(len(RHO_GRID), LIKELIHOOD_SIMS) Spearman coefficients of ``n`` bivariate-normal pairs at each grid ρ
+    (seeded: the posterior is a fixed function of the observation)."""
+    rng = np.random.default_rng([n, 0x5E])
+    z = rng.standard_normal((LIKELIHOOD_SIMS, n))
+    e = rng.standard_normal((LIKELIHOOD_SIMS, n))
+    rz = z.argsort(axis=1).argsort(axis=1).astype(float)
+    out = np.empty((len(RHO_GRID), LIKELIHOOD_SIMS))
+    for i, rho in enumerate(RHO_GRID):
+        rf = (rho * z + math.sqrt(1 - rho * rho) * e).argsort(axis=1).argsort(axis=1).astype(float)
+        out[i] = 1 - 6 * ((rz - rf) ** 2).sum(axis=1) / (n * (n * n - 1))
+    return out
+
+
+def agreement_posterior(spearman: float, n: int) -> np.ndarray:
+    """The posterior weights over ``RHO_GRID`` of the preview/final correlation, given the Spearman coefficient
+    ``spearman`` of ``n`` (preview, final) pairs and a uniform prior: the likelihood is the simulated chance of a
+    coefficient within half a step of the observed one (Spearman's values are ``12/(n^3 - n)`` apart; at least 0.05
+    wide, so large ``n`` is smoothed alike)."""
+    draws = _spearman_draws(n)
+    half = max(6 / (n * (n * n - 1)), 0.05)
+    like = (np.abs(draws - spearman) <= half + 1e-9).mean(axis=1) + 1e-12
+    return like / like.sum()
+
+
+def expected_best(rho: float | np.ndarray, n0: int, m: int, pilot: int, rng: np.random.Generator,
+                  sims: int = 4000) -> float:
     """E[max] of the pilot's ``pilot`` finals and the finals of the top ``m`` of ``n0`` previews, when preview and
-    final are standard bivariate normal with correlation ``rho`` (Monte Carlo, in units of the final's sd)."""
+    final are standard bivariate normal with correlation ``rho`` (Monte Carlo, in units of the final's sd).
+    ``rho`` may be posterior weights over ``RHO_GRID`` (an array): each simulation then draws its own ρ from them,
+    and the result is the expected best averaged over the posterior."""
+    if isinstance(rho, np.ndarray):
+        rho = rng.choice(RHO_GRID, size=(sims, 1), p=rho)
     z = rng.standard_normal((sims, n0))
-    f = rho * z + math.sqrt(max(0.0, 1 - rho * rho)) * rng.standard_normal((sims, n0))
+    f = rho * z + np.sqrt(np.maximum(0.0, 1 - rho * rho)) * rng.standard_normal((sims, n0))
     top = np.argpartition(-z, m - 1, axis=1)[:, :m] if m < n0 else np.broadcast_to(np.arange(n0), (sims, n0))
     best = np.take_along_axis(f, top, axis=1).max(axis=1)
     if pilot:
@@ -225,23 +275,25 @@ class MultiFidelity(Strategy):
         total, left = self.full_steps, self.steps_left
         finals = {r: v.potential for (r, u), v in self.pilot_results.items() if u is None and v.ok}
         rhos: dict[int, float | None] = {}
+        beliefs: dict[int, float | np.ndarray] = {}  # per point: what the plan's value is averaged over
+        posterior = self.params.agreement == "posterior"
         for k in self.schedule_steps(self.params.rungs):
             pairs = [(v.potential, finals[r]) for (r, u), v in self.pilot_results.items()
                      if u == k and v.ok and r in finals]
             rho = spearmanr(*zip(*pairs, strict=True)).statistic if len(pairs) >= 3 else math.nan
             rhos[k] = None if math.isnan(rho) else float(rho)
+            if rhos[k] is not None and (posterior or rhos[k] > 0):
+                beliefs[k] = agreement_posterior(rhos[k], len(pairs)) if posterior else rhos[k]
         rng = np.random.default_rng([self.seed, 0x3F])
         n_pilot = len(finals)
         whole = left // total
         best = (expected_best(0.0, max(whole, 1), max(whole, 1), n_pilot, rng), None, 1.0, [whole])
-        for k, rho in rhos.items():
-            if rho is None or rho <= 0:
-                continue
+        for k, belief in beliefs.items():
             for q in PROMOTE_GRID[1:]:
                 if left < k + (total - k):
                     continue
                 sizes = plan(left, [k], total, q)
-                value = expected_best(rho, sizes[0], sizes[1], n_pilot, rng)
+                value = expected_best(belief, sizes[0], sizes[1], n_pilot, rng)
                 if value > best[0]:
                     best = (value, k, q, sizes)
         value, k, q, sizes = best
@@ -249,7 +301,9 @@ class MultiFidelity(Strategy):
         self.sizes = sizes if whole or k is not None else [0]
         self.rung_results = [[] for _ in self.sizes]
         self.fresh0 = self.sizes[0]
+        means = {str(k): float(b @ RHO_GRID) for k, b in beliefs.items() if isinstance(b, np.ndarray)}
         self.adapted = {"pilot": len(self.pilot), "agreement": {str(s): r for s, r in rhos.items()},
+                        **({"agreement_posterior_mean": means} if posterior else {}),
                         "rung_step": k, "promote": q, "plan": self.sizes, "expected_best_sd": value}
 
     def _next_rung(self) -> None:
