@@ -23,9 +23,10 @@ Protocol (issue 11, "Targets"):
 
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
-character; there the table adds the fraction of the gap to the known optimum each strategy closes. ``gm-flow``
-, ``gm-guided`` and ``gm-fewstep`` are held out: a rectified-flow character, a guided (CFG 2.5) DDIM one and a
-few-step guided flow no default was tuned on (``benchmarks/tune_trajectories.py`` refuses them).
+character; there the table adds the fraction of the gap to the known optimum each strategy closes. ``gm-flow`` is a
+rectified-flow character (a tuning testbed since 2026-12-06; held out before); ``gm-guided`` (guided DDIM, CFG 2.5)
+and ``gm-fewstep`` (a few-step guided flow) are held out: no default is tuned on them
+(``benchmarks/tune_trajectories.py`` refuses them).
 ``--markdown`` adds, per budget, a "search or sampler?" table for the strategies that branch (their multiplier
 against best-of-N of random paths with the same branches, and the sampler effect). ``benchmarks/dimension.py``
 runs this protocol on the gaussian-mixture testbed at growing latent sizes.
@@ -69,11 +70,16 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     "fk-steering": {"strategy": "fk-steering"},
     "tree-search": {"strategy": "tree-search"},
     # earlier defaults, pinned so that their figures replay after a default changes (docs/findings.md)
-    "fk-steering-old": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0}},  # to 12-05
-    "fk-steering-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 4.0}},  # 12-05 to 12-06
+    "fk-steering-old": {"strategy": "fk-steering", "params": {"resample_at": [0.2, 0.4, 0.6], "lam": 2.0,
+                                                             "renoise": "copies"}},  # to 12-05
+    "fk-steering-r3": {"strategy": "fk-steering", "params": {"resample_at": [0.3], "lam": 4.0,
+                                                            "renoise": "copies"}},  # 12-05 to 12-06
+    # 12-06 (the late round's): one point at 0.6, the copies renoised
+    "fk-steering-copies": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0,
+                                                                "renoise": "copies"}},
     "tree-search-l246": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6]}},  # 12-05 to 12-06
     # to 12-06: the adaptive plan for the pilot's measured agreement (its default is the agreement's posterior)
-    "multi-fidelity-point": {"strategy": "multi-fidelity", "params": {"agreement": "point"}},
+    "multi-fidelity-point": {"strategy": "multi-fidelity", "params": {"agreement": "point", "pilot": 0.15}},
     "branched-best-of-n": {"strategy": "branched-best-of-n", "batch_size": 16},  # one renoise at 0.8 T, theta 1
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},
@@ -126,10 +132,11 @@ TESTBEDS: dict[str, dict[str, Any]] = {
     "gm-sharp": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm",
                  "mixture": {"shape": [4, 32, 32], "components": 10, "separation": 3.0}, "sharpness": 4.0,
                  "threshold": 2.0, "steps": 1000},
-    # held out: no default was ever tuned on it (tune_trajectories refuses it), fixed on 2026-12-05 before any
-    # strategy ran on it, to be unlike the two above: rectified flow (they are DDIM), anisotropic components, D = 128,
-    # 16 closer components, a middling reward sharpness, 100 steps
-    "gm-flow": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm", "held_out": True,
+    # fixed on 2026-12-05 as a held-out testbed, before any strategy ran on it, to be unlike the two above:
+    # rectified flow (they are DDIM), anisotropic components, D = 128, 16 closer components, a middling reward
+    # sharpness, 100 steps. Its evaluation sets were looked at by the late round (2026-12-06), so it became a tuning
+    # testbed that day; gm-guided and gm-fewstep are held out instead
+    "gm-flow": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm",
                 "mixture": {"shape": [2, 8, 8], "components": 16, "separation": 2.5, "sigma_spread": 2.0,
                             "mixture_seed": 1}, "sharpness": 2.0, "threshold": 1.0, "steps": 100, "sampler": "flow"},
     # held out, fixed on 2026-12-06 before any strategy or landscape measure ran on it, after gm-flow had been looked

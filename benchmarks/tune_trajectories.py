@@ -13,9 +13,9 @@ also prints each setting's paired difference in mean best from its family's old 
 then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
-                                           [--pool 512] [--round joint|others|branch|judge|judge2|late|pilot|digits]
+                                           [--pool 512] [--round joint|others|branch|judge|judge2|late|pilot|renoise|digits]
                                            [--only LABELS] [--out DIR]
-    python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3]   # the joint rule over finished runs
+    python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
 from __future__ import annotations
@@ -145,11 +145,28 @@ GRID: dict[str, dict] = {
     "fk-r6-l4": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0}},
     # the pilot round: multi-fidelity's adaptive plan for the posterior of the agreement (a small pilot's Spearman
     # cannot tell its sign), and larger pilots to narrow it; mf-point is the plan for the measured agreement
-    "mf-point": {"strategy": "multi-fidelity", "params": {"agreement": "point"}},
-    "mf-post": {"strategy": "multi-fidelity", "params": {"agreement": "posterior"}},
+    "mf-point": {"strategy": "multi-fidelity", "params": {"agreement": "point", "pilot": 0.15}},
+    "mf-post": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.15}},
     "mf-post-p25": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25}},
     "mf-post-p35": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.35}},
+    # the renoise round: fk-steering with every particle renoised at its resampling step (exchangeable particles),
+    # the step moved alike; fk-copies-r6 is the default of that morning (fk-r6-l4 above, rerun under a label that
+    # names the new parameter, as the stores refuse a label whose resolved parameters changed)
+    "fk-copies-r6": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0, "renoise": "copies"}},
+    "fk-all-r4": {"strategy": "fk-steering", "params": {"resample_at": [0.4], "lam": 4.0, "renoise": "all"}},
+    "fk-all-r6": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0, "renoise": "all"}},
+    "fk-all-r8": {"strategy": "fk-steering", "params": {"resample_at": [0.8], "lam": 4.0, "renoise": "all"}},
 }
+#: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
+#: measured agreement with a pilot of 0.15 (the defaults then): pinned, so that they rerun what they ran then
+NEW_0612 = {"mf-post", "mf-post-p25", "mf-post-p35", "fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"}
+for _label, _search in GRID.items():
+    if _label in NEW_0612:
+        continue
+    if _search["strategy"] == "fk-steering":
+        _search["params"] = {"renoise": "copies", **_search.get("params", {})}
+    elif _search["strategy"] == "multi-fidelity":
+        _search["params"] = {"agreement": "point", "pilot": 0.15, **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
@@ -157,11 +174,12 @@ JUDGE = ["ts-l246-w4-r15", "ts-r1", "ts-r05", "ts-l36", "ts-l36-r1", "fk-r246", 
 JUDGE2 = ["ts-l36", "ts-l36-w3", "ts-l36-w6", "ts-l36-r2", "ts-l25", "ts-l47", "fk-r3", "fk-r4", "fk-r3-l4", "fk-r3-l1"]
 LATE = ["ts-default", "ts-l357", "ts-l468", "fk-r3-l4", "fk-r4-l4", "fk-r5-l4", "fk-r6-l4"]
 PILOT = ["mf-point", "mf-post", "mf-post-p25", "mf-post-p35"]
+RENOISE = ["fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT} - {"ts-default"}],
+    "digits": [k for k in GRID if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE} - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],
@@ -169,6 +187,7 @@ ROUNDS: dict[str, list[str]] = {
     "judge2": ["best-of-n", *JUDGE2],
     "late": ["best-of-n", *LATE],
     "pilot": ["best-of-n", *PILOT],
+    "renoise": ["best-of-n", *RENOISE],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
@@ -193,12 +212,29 @@ def multipliers(summary: dict[str, Any], row: dict[str, Any], seeds: set[int] | 
             for n, m in row["multipliers"].items()}
 
 
-def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None) -> tuple[list[str], dict[str, str]]:
+def paired_difference(summary: dict[str, Any], label: str, ref: str,
+                      seeds: set[int] | None = None) -> tuple[float, float, float]:
+    """Mean best of ``label`` minus ``ref`` on the same tasks and seeds (common random numbers), with the 95%
+    bootstrap CI over tasks."""
+    best = {k: {(s["task"], s["seed"]): s["best"] for s in summary["searches"]
+                if s["strategy"] == k and s["best"] is not None and (seeds is None or s["seed"] in seeds)}
+            for k in (label, ref)}
+    diffs: dict[str, list[float]] = {}
+    for (task, seed), v in best[label].items():
+        if (task, seed) in best[ref]:
+            diffs.setdefault(task, []).append(v - best[ref][(task, seed)])
+    return task_mean_ci(diffs)
+
+
+def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
+          baselines: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed,
     the maximin and the geometric mean of the rule's multiplier: ``cost`` 0 (a), 1 (b)) and, per strategy, the
     chosen label. A multiplier beyond the pool
     counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
-    the choice did not see)."""
+    the choice did not see). ``baselines`` (family prefix -> label): a setting whose paired difference in mean
+    best from its family's baseline has a 95% CI entirely below 0 on any testbed is vetoed, whatever its
+    multipliers (beyond the pool every multiplier is the same bound, and the pool cannot show such a loss)."""
     runs = {}
     for d in dirs:
         summary = json.loads((d / "compare.json").read_text())
@@ -221,8 +257,14 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None) -> tup
                     cells.append(f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}× / "
                                  f"{mult[names[-1]]['multiplier']:.2f}×")
         a = ms[names[cost]]
-        score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
-        rows.append(f"| {label} | " + " | ".join(cells) + f" | {score[label][0]:.2f}× | {score[label][1]:.2f}× |")
+        ref = next((v for k, v in (baselines or {}).items() if label.startswith(k)), None)
+        losses = [tb for tb, summary in runs.items()
+                  if ref not in (None, label) and paired_difference(summary, label, ref, seeds)[2] < 0]
+        if not losses:
+            score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
+        veto = f" (vetoed: loses to {ref} on {', '.join(losses)})" if losses else ""
+        rows.append(f"| {label}{veto} | " + " | ".join(cells)
+                    + f" | {min(a):.2f}× | {math.exp(sum(math.log(x) for x in a) / len(a)):.2f}× |")
     rule = "ab"[cost]
     head = ["| setting | " + " | ".join(f"{tb} (a) / (b)" for tb in runs)
             + f" | min ({rule}) | geometric mean ({rule}) |",
@@ -232,28 +274,22 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None) -> tup
     return head + rows, chosen
 
 
-def versus_default(dirs: list[Path], seeds: set[int] | None = None) -> list[str]:
+def versus_default(dirs: list[Path], seeds: set[int] | None = None,
+                   baselines: dict[str, str] | None = None) -> list[str]:
     """Markdown rows: per setting of a family in ``BASELINES``, per testbed, its paired difference in mean best
     from the family's baseline default (same task and seed: common random numbers) with the 95% bootstrap CI over
     tasks, to tell a choice of the rule from noise; ``seeds``: only those strategy seeds."""
     runs = {d.name: json.loads((d / "compare.json").read_text()) for d in dirs}
     rows = ["| setting | " + " | ".join(f"{tb}: mean best − default [95% CI]" for tb in runs) + " |",
             "|---|" + "---|" * len(runs)]
-    for prefix, ref in BASELINES.items():
+    for prefix, ref in (baselines or BASELINES).items():
         labels = [r["strategy"] for r in next(iter(runs.values()))["table"] if r["strategy"].startswith(prefix)]
         if ref not in labels:
             continue
         for label in (k for k in labels if k != ref):
             cells = []
             for summary in runs.values():
-                best = {k: {(s["task"], s["seed"]): s["best"] for s in summary["searches"]
-                            if s["strategy"] == k and s["best"] is not None
-                            and (seeds is None or s["seed"] in seeds)} for k in (label, ref)}
-                diffs: dict[str, list[float]] = {}
-                for (task, seed), v in best[label].items():
-                    if (task, seed) in best[ref]:
-                        diffs.setdefault(task, []).append(v - best[ref][(task, seed)])
-                m, lo, hi = task_mean_ci(diffs)
+                m, lo, hi = paired_difference(summary, label, ref, seeds)
                 cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
             rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return rows
@@ -276,16 +312,23 @@ def main() -> None:
                     "rule's table and choice; no run")
     ap.add_argument("--rule", default="a", choices=["a", "b"], help="with --joint: the multiplier the rule maximins, "
                     "(a) the measured cost model (default) or (b) one potential evaluation = one generation")
+    ap.add_argument("--baseline", default=None, help="with --joint: comma-separated labels, each its family's "
+                    "baseline default (e.g. fk-copies-r6): a setting that loses to it, paired, on any testbed (95%% CI "
+                    "below 0) is vetoed; the paired differences are printed")
     ap.add_argument("--seeds", default=None, help="with --joint: comma-separated strategy seeds, the rule over "
                     "their searches only (e.g. seeds the choice did not see)")
     args = ap.parse_args()
     if args.joint:
         seeds = None if args.seeds is None else {int(x) for x in args.seeds.split(",")}
-        rows, chosen = joint([Path(d) for d in args.joint.split(",")], cost=" ab".index(args.rule) - 1, seeds=seeds)
+        given = {} if args.baseline is None else {
+            next((p for p in FAMILIES.values() if k.startswith(p)), k): k for k in args.baseline.split(",")}
+        baselines = {**BASELINES, **given}
+        rows, chosen = joint([Path(d) for d in args.joint.split(",")], cost=" ab".index(args.rule) - 1, seeds=seeds,
+                             baselines=baselines)
         print("\n".join(rows))
         print(f"chosen (maximin of multiplier ({args.rule}) over testbeds, ties by geometric mean):",
               ", ".join(f"{k}: {v} {json.dumps(GRID.get(v, {}).get('params', {}))}" for k, v in chosen.items()))
-        against = versus_default([Path(d) for d in args.joint.split(",")], seeds)
+        against = versus_default([Path(d) for d in args.joint.split(",")], seeds, baselines)
         if len(against) > 2:
             print("\n".join(["", "paired against each family's baseline default (mean best):", *against]))
         return

@@ -162,15 +162,34 @@ def test_standardized_rewards_make_lambda_scale_free():
 
 
 def test_copies_of_a_resampled_particle_branch_by_branch_theta_at_the_resampling_step():
-    s = FKSteering(FKParams(resample_at=[0.3], lam=50.0, branch_theta=0.4), budget=4, seed=1).bind(T)
+    s = FKSteering(FKParams(resample_at=[0.3], lam=50.0, branch_theta=0.4, renoise="copies"), budget=4,
+                   seed=1).bind(T)
     previews = s.ask(4)
     s.tell([Result(r, Status.OK, 10.0 if i == 2 else 0.0) for i, r in enumerate(previews)])
     finals = s.ask(4)
     winner = previews[2].with_until(None)
-    assert finals[0] == winner  # the first copy continues its ancestor's path
+    assert finals[0] == winner  # renoise = "copies": the first copy continues its ancestor's path
     assert all(c.root == winner.root and [(b.step, b.theta) for b in c.branches] == [(3, 0.4)] for c in finals[1:])
     assert len({c.branches[0].seed for c in finals[1:]}) == 3  # each copy its own seeded move
     assert s.sampler_schedule() == SamplerSchedule((3,), (0.4,))
+
+
+def test_renoise_all_moves_every_particle_the_first_copy_and_the_unselected_too():
+    def finals(renoise, values):
+        s = FKSteering(FKParams(resample_at=[0.3], lam=50.0, branch_theta=0.4, renoise=renoise), budget=4,
+                       seed=1).bind(T)
+        previews = s.ask(4)
+        s.tell([Result(r, Status.OK, v) for r, v in zip(previews, values, strict=True)])
+        return previews, s.ask(4)
+
+    previews, out = finals("all", [0.0, 0.0, 10.0, 0.0])
+    winner = previews[2].with_until(None)
+    assert all(c.root == winner.root and [(b.step, b.theta) for b in c.branches] == [(3, 0.4)] for c in out)
+    assert len({c.branches[0].seed for c in out}) == 4  # the first copy takes its own move too
+    previews, out = finals("all", [5.0] * 4)  # equal rewards: every particle survives once, each moved
+    assert [c.root for c in out] == [p.root for p in previews] and all(len(c.branches) == 1 for c in out)
+    assert finals("all", [5.0] * 4)[1] == out  # seeded: the same moves again
+    assert finals("copies", [5.0] * 4)[1] == [p.with_until(None) for p in previews]  # copies: nothing moves
 
 
 def test_fk_steering_needs_stepping():

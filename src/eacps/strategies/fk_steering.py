@@ -30,9 +30,12 @@ Mapping to the paper:
                                        ones (agreement <= 0) get no selection at all (the search degrades to
                                        best-of-N of its particles), perfect agreement gets ``ess_threshold``;
 * the sampler's own noise           -> the paper relies on a stochastic sampler so that copies of a resampled
-                                       particle diverge; here copies after the first take a seeded ``renoise``
-                                       branch of angle ``branch_theta`` at the resampling step, which works for
-                                       deterministic (ODE) samplers too and keeps every particle regenerable.
+                                       particle diverge; here every particle takes a seeded ``renoise`` branch of
+                                       angle ``branch_theta`` at the resampling step (``renoise = "all"``, the
+                                       default since 2026-12-06: the particles stay exchangeable, as a stochastic
+                                       sampler gives every particle fresh noise), or only the copies after the
+                                       first (``"copies"``, the rule before); either works for deterministic (ODE)
+                                       samplers too and keeps every particle regenerable.
 
 Cost: each resampling step costs N potential evaluations, and the N finals N more; denoising steps are N·T
 (a copy shares its ancestor's prefix). Needs a generator that can step.
@@ -41,7 +44,8 @@ Defaults: one resampling point at 60% of the schedule with λ = 4 (since 2026-12
 ``benchmarks/tune_trajectories.py`` over the tuning splits of three testbeds under both cost models: the judge
 round (2026-12-05) moved from three points at 20/40/60% with λ = 2 (4N judge calls, which held on digits and lost to
 best-of-N on gm-easy once an evaluation costs a generation) to one point at 30% with λ = 4 (2N), and the late round
-moved that point to 60%, after a flow sampler's previews stop ranking against its finals (docs/findings.md).
+moved that point to 60%, after a flow sampler's previews stop ranking against its finals (docs/findings.md). The
+renoise round (2026-12-06, four tuning testbeds) made every particle renoise at that point, not only the copies.
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ class FKParams(Params):
     standardize: bool = Field(True, description="rewards in units of their std across particles before λ")
     resampling: Literal["systematic", "multinomial"] = "systematic"
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a resampled copy")
+    renoise: Literal["copies", "all"] = Field(
+        "all", description="at a resampling step, renoise the copies after the first (copies) or every particle, "
+        "the first copy too (all: the particles are exchangeable, as under a stochastic sampler)")
     schedule: Literal["fixed", "adaptive"] = Field(
         "fixed", description="fixed: resample at every resample_at point with λ; adaptive: resample there only when "
         "the ESS falls below ess_threshold·N (scaled by the measured preview agreement), λ tempered to keep it")
@@ -242,7 +249,8 @@ class FKSteering(Strategy):
         paths, rewards, seen = [], [], set()
         for i in idx:
             hist = [*self.rewards[i], now[i] if now[i] is not None else -math.inf]
-            if i in seen:  # a copy: diverges by a seeded move at this step
+            # a copy (or, with renoise = "all", any particle of a resampling) diverges by a seeded move at this step
+            if i in seen or (go and self.params.renoise == "all"):
                 paths.append(self.paths[i].branch(k, self.params.branch_theta, self.local_seeds.next()))
             else:
                 paths.append(self.paths[i])
