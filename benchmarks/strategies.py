@@ -18,8 +18,8 @@ Protocol (issue 11, "Targets"):
 
     python benchmarks/strategies.py [--strategies best-of-n,eacps,...] [--budgets 20,64] [--repeats 4]
                                     [--eval-tasks 30] [--out runs/bench-strategies] [--quick]
-                                    [--testbed digits|gm-easy|gm-sharp|gm-flow|gm-guided|gm-fewstep] [--seed-mode per-task|shared]
-                                    [--task-seed 0]
+                                    [--testbed digits|gm-easy|gm-sharp|gm-flow|gm-guided|gm-fewstep]
+                                    [--seed-mode per-task|shared] [--task-seed 0]
 
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward

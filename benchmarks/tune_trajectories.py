@@ -13,8 +13,8 @@ also prints each setting's paired difference in mean best from its family's old 
 then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
-                                           [--pool 512] [--round joint|others|branch|judge|judge2|late|pilot|renoise|digits]
-                                           [--only LABELS] [--out DIR]
+                                           [--pool 512] [--only LABELS] [--out DIR]
+                                           [--round joint|others|branch|judge|judge2|late|pilot|renoise|digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -179,7 +179,8 @@ RENOISE = ["fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"]
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
-    "digits": [k for k in GRID if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE} - {"ts-default"}],
+    "digits": [k for k in GRID
+               if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE} - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],

@@ -28,15 +28,15 @@ estimate, the pilot's finals included). Uninformative previews choose promotion 
 best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
 
 How ρ enters (``agreement``): a pilot is small (5 trajectories at budget 20; 3 with the earlier pilot of 0.15), and
-the Spearman ρ of three pairs is one of -1, -0.5, 0.5, 1 whatever the landscape: previews that rank *against* the finals (gm-flow up to a third of
-the schedule) read 0.5 or 1 in about a third of the searches, and the point estimate then screens hard on them.
-``"posterior"`` (the default) weighs each plan by the *posterior* of ρ given the pilot's Spearman (a uniform prior
-on ρ in (-1, 1); the likelihood of the observed Spearman under each ρ simulated for that number of pairs,
-``agreement_posterior``): a plan is chosen for the expected best averaged over what ρ may be, so a few pairs that
-happen to agree cannot buy a hard screen, and a large pilot that agrees clearly gets the same plan as the point
-estimate. ``"point"`` plans for the measured ρ itself (the rule before 2026-12-06; ρ <= 0: promotion 1). The
-posterior rule with a pilot of 0.25·B (it was 0.15 with the point rule) was chosen by the joint rule over the tuning
-splits of four testbeds (``benchmarks/tune_trajectories.py --round pilot``, docs/findings.md).
+the Spearman ρ of three pairs is one of -1, -0.5, 0.5, 1 whatever the landscape: previews that rank *against* the
+finals (gm-flow up to a third of the schedule) read 0.5 or 1 in about a third of the searches, and the point
+estimate then screens hard on them. ``"posterior"`` (the default) weighs each plan by the *posterior* of ρ given the
+pilot's Spearman (a uniform prior on ρ in (-1, 1); the likelihood of the observed Spearman under each ρ simulated
+for that number of pairs, ``agreement_posterior``): a plan is chosen for the expected best averaged over what ρ may
+be, so a few pairs that happen to agree cannot buy a hard screen, and a large pilot that agrees clearly gets the
+same plan as the point estimate. ``"point"`` plans for the measured ρ itself (the rule before 2026-12-06; ρ <= 0:
+promotion 1). The posterior rule with a pilot of 0.25·B (it was 0.15 with the point rule) was chosen by the joint
+rule over the tuning splits of four testbeds (``benchmarks/tune_trajectories.py --round pilot``, docs/findings.md).
 
 Branched sampler (``branch_at``, default one renoise at 0.8 of the schedule, θ = ``branch_theta`` = 1): every
 trajectory, the pilot's included, carries the same seeded renoise moves, as ``branched-best-of-n``'s do; a preview
