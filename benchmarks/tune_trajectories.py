@@ -259,8 +259,9 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
                                  f"{mult[names[-1]]['multiplier']:.2f}×")
         a = ms[names[cost]]
         ref = next((v for k, v in (baselines or {}).items() if label.startswith(k)), None)
-        losses = [tb for tb, summary in runs.items()
-                  if ref not in (None, label) and paired_difference(summary, label, ref, seeds)[2] < 0]
+        losses = [tb for tb, summary in runs.items()  # (a run without the baseline vetoes nothing)
+                  if ref not in (None, label) and any(s["strategy"] == ref for s in summary["searches"])
+                  and paired_difference(summary, label, ref, seeds)[2] < 0]
         if not losses:
             score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
         veto = f" (vetoed: loses to {ref} on {', '.join(losses)})" if losses else ""

@@ -77,6 +77,29 @@ def test_each_setting_is_paired_with_its_familys_old_default(run):
         assert rows[2].split(" | ")[1].startswith(f"{diff:+.2f} [")
 
 
+def test_a_setting_that_loses_to_the_baseline_paired_is_vetoed_whatever_its_multiplier(run, tmp_path):
+    """--baseline: a setting whose paired difference from its family's baseline has a CI below 0 on one testbed is
+    not eligible, even where its multipliers win the maximin (as one beyond the pool would); without the baseline,
+    or on a run that lacks it, nothing is vetoed."""
+    mod, out, summary = run
+    worse = json.loads(json.dumps(summary))  # zo-n6-c90 made to lose every search, by a point, on a copy
+    for s in worse["searches"]:
+        if s["strategy"] == "zo-n6-c90":
+            s["best"] -= 1.0 + abs(s["best"])
+    for r in worse["table"]:  # ... while its multipliers are made to win
+        if r["strategy"] == "zo-n6-c90":
+            for m in r["multipliers"].values():
+                m["multiplier"] = 1e6
+    lost = tmp_path / "tune-others-gm-easy-lost"
+    lost.mkdir()
+    (lost / "compare.json").write_text(json.dumps(worse))
+    assert mod.joint([out, lost])[1] == {"zero-order": "zo-n6-c90"}  # the multiplier alone chooses it
+    rows, chosen = mod.joint([out, lost], baselines={"zo-": "zo-n4-c95"})
+    assert chosen == {"zero-order": "zo-n4-c95"}
+    assert any(r.startswith("| zo-n6-c90 (vetoed: loses to zo-n4-c95 on tune-others-gm-easy-lost)") for r in rows)
+    assert mod.joint([out, lost], baselines={"zo-": "zo-absent"})[1] == {"zero-order": "zo-n6-c90"}
+
+
 def test_a_held_out_testbed_cannot_be_tuned_on_and_is_unlike_the_others(capsys):
     """gm-guided and gm-fewstep are for evaluation only: tune_trajectories refuses them (argparse, exit 2, naming
     the choices), while benchmarks/strategies.py runs them; gm-flow, held out until it was looked at, is a tuning
