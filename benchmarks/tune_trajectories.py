@@ -158,11 +158,9 @@ GRID: dict[str, dict] = {
     "fk-all-r8": {"strategy": "fk-steering", "params": {"resample_at": [0.8], "lam": 4.0, "renoise": "all"}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
-#: measured agreement with a pilot of 0.15 (the defaults then): pinned, so that they rerun what they ran then
-NEW_0612 = {"mf-post", "mf-post-p25", "mf-post-p35", "fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"}
-for _label, _search in GRID.items():
-    if _label in NEW_0612:
-        continue
+#: measured agreement with a pilot of 0.15 (the defaults then): pinned, so that they rerun what they ran then (the
+#: later labels name those parameters, and what a label names wins)
+for _search in GRID.values():
     if _search["strategy"] == "fk-steering":
         _search["params"] = {"renoise": "copies", **_search.get("params", {})}
     elif _search["strategy"] == "multi-fidelity":
@@ -262,11 +260,11 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
         losses = [tb for tb, summary in runs.items()  # (a run without the baseline vetoes nothing)
                   if ref not in (None, label) and any(s["strategy"] == ref for s in summary["searches"])
                   and paired_difference(summary, label, ref, seeds)[2] < 0]
+        worst, geometric = min(a), math.exp(sum(math.log(x) for x in a) / len(a))
         if not losses:
-            score[label] = (min(a), math.exp(sum(math.log(x) for x in a) / len(a)))
+            score[label] = (worst, geometric)
         veto = f" (vetoed: loses to {ref} on {', '.join(losses)})" if losses else ""
-        rows.append(f"| {label}{veto} | " + " | ".join(cells)
-                    + f" | {min(a):.2f}× | {math.exp(sum(math.log(x) for x in a) / len(a)):.2f}× |")
+        rows.append(f"| {label}{veto} | " + " | ".join(cells) + f" | {worst:.2f}× | {geometric:.2f}× |")
     rule = "ab"[cost]
     head = ["| setting | " + " | ".join(f"{tb} (a) / (b)" for tb in runs)
             + f" | min ({rule}) | geometric mean ({rule}) |",

@@ -73,7 +73,8 @@ class FKParams(Params):
     lam: float = Field(4.0, gt=0, description="λ: the potential's inverse temperature")
     standardize: bool = Field(True, description="rewards in units of their std across particles before λ")
     resampling: Literal["systematic", "multinomial"] = "systematic"
-    branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="renoise angle of a resampled copy")
+    branch_theta: float = Field(1.0, gt=0, le=math.pi / 2,
+                                description="renoise angle at a resampling step (see renoise)")
     renoise: Literal["copies", "all"] = Field(
         "all", description="at a resampling step, renoise the copies after the first (copies) or every particle, "
         "the first copy too (all: the particles are exchangeable, as under a stochastic sampler)")

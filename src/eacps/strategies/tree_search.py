@@ -19,8 +19,8 @@ generator that can step.
 
 Default levels 0.4/0.6/0.8 (since 2026-12-06; before: 0.2/0.4/0.6): chosen by the maximin rule of
 ``benchmarks/tune_trajectories.py --round late`` over the tuning splits of three testbeds. Its first decision comes
-after the point where a flow sampler's previews stop ranking against its finals (about 35% of T on the held-out
-gm-flow testbed; docs/findings.md).
+after the point where a flow sampler's previews stop ranking against its finals (about 35% of T on the gm-flow
+testbed, held out then; docs/findings.md).
 """
 
 from __future__ import annotations
