@@ -151,6 +151,12 @@ TESTBEDS: dict[str, dict[str, Any]] = {
                    "mixture": {"shape": [2, 16, 16], "components": 10, "separation": 2.0, "sigma_spread": 1.5,
                                "mixture_seed": 3}, "sharpness": 1.5, "threshold": 0.5, "steps": 20, "sampler": "flow",
                    "guidance": 1.5},
+    # held out, fixed on 2026-12-06 (afternoon) before any strategy or landscape measure ran on it, for multi-fidelity's
+    # promotion round: an unguided DDIM with 25 steps, D = 192, 32 overlapping components with anisotropic spreads,
+    # a middling reward
+    "gm-cluttered": {"generator": "gaussian-mixture", "tasks": "gaussian-mixture", "scorer": "gm", "held_out": True,
+                     "mixture": {"shape": [3, 8, 8], "components": 32, "separation": 1.5, "sigma_spread": 2.5,
+                                 "mixture_seed": 5}, "sharpness": 2.5, "threshold": 1.0, "steps": 25},
 }
 #: testbeds no parameter may be chosen on (evaluation only): how a default fares on a landscape it never saw
 HELD_OUT = frozenset(name for name, tb in TESTBEDS.items() if tb.get("held_out"))

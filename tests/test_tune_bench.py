@@ -106,8 +106,8 @@ def test_a_held_out_testbed_cannot_be_tuned_on_and_is_unlike_the_others(capsys):
     testbed now. Their configs pass the samplers' own fields (flow, guidance), unlike the DDIM presets."""
     mod = load()
     assert {"digits", "gm-easy", "gm-sharp", "gm-flow"} == set(mod.TUNABLE)
-    assert {"gm-guided", "gm-fewstep"} <= set(mod.TESTBEDS) - set(mod.TUNABLE)
-    for held in ("gm-guided", "gm-fewstep"):
+    assert {"gm-guided", "gm-fewstep", "gm-cluttered"} <= set(mod.TESTBEDS) - set(mod.TUNABLE)
+    for held in ("gm-guided", "gm-fewstep", "gm-cluttered"):
         old, sys.argv = sys.argv, ["tune_trajectories.py", "--testbed", held]
         try:
             with pytest.raises(SystemExit) as exc:
