@@ -156,6 +156,16 @@ GRID: dict[str, dict] = {
     "fk-all-r4": {"strategy": "fk-steering", "params": {"resample_at": [0.4], "lam": 4.0, "renoise": "all"}},
     "fk-all-r6": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0, "renoise": "all"}},
     "fk-all-r8": {"strategy": "fk-steering", "params": {"resample_at": [0.8], "lam": 4.0, "renoise": "all"}},
+    # the promotion round: multi-fidelity's promoted paths fill the rung's count with renoised children (the steps
+    # the dropped paths free go to the best prefixes), at the default rungs and at later ones; mf-drop is the
+    # default of that afternoon (successive halving)
+    "mf-drop": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25, "promotion": "drop"}},
+    "mf-branch": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
+                                                           "promotion": "branch"}},
+    "mf-branch-r36": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
+                                                               "promotion": "branch", "rungs": [0.3, 0.6]}},
+    "mf-branch-r57": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
+                                                               "promotion": "branch", "rungs": [0.5, 0.7]}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
 #: measured agreement with a pilot of 0.15 (the defaults then): pinned, so that they rerun what they ran then (the
@@ -163,8 +173,8 @@ GRID: dict[str, dict] = {
 for _search in GRID.values():
     if _search["strategy"] == "fk-steering":
         _search["params"] = {"renoise": "copies", **_search.get("params", {})}
-    elif _search["strategy"] == "multi-fidelity":
-        _search["params"] = {"agreement": "point", "pilot": 0.15, **_search.get("params", {})}
+    elif _search["strategy"] == "multi-fidelity":  # (and every label before the promotion round: its paths drop)
+        _search["params"] = {"agreement": "point", "pilot": 0.15, "promotion": "drop", **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
@@ -173,12 +183,14 @@ JUDGE2 = ["ts-l36", "ts-l36-w3", "ts-l36-w6", "ts-l36-r2", "ts-l25", "ts-l47", "
 LATE = ["ts-default", "ts-l357", "ts-l468", "fk-r3-l4", "fk-r4-l4", "fk-r5-l4", "fk-r6-l4"]
 PILOT = ["mf-point", "mf-post", "mf-post-p25", "mf-post-p35"]
 RENOISE = ["fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"]
+PROMOTION = ["mf-drop", "mf-branch", "mf-branch-r36", "mf-branch-r57"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
     "digits": [k for k in GRID
-               if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE} - {"ts-default"}],
+               if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE, *PROMOTION}
+               - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
     "branch": ["best-of-n", *BRANCH],
@@ -187,6 +199,7 @@ ROUNDS: dict[str, list[str]] = {
     "late": ["best-of-n", *LATE],
     "pilot": ["best-of-n", *PILOT],
     "renoise": ["best-of-n", *RENOISE],
+    "promotion": ["best-of-n", *PROMOTION],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
