@@ -79,7 +79,10 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
                                                                 "renoise": "copies"}},
     "tree-search-l246": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6]}},  # 12-05 to 12-06
     # to 12-06: the adaptive plan for the pilot's measured agreement (its default is the agreement's posterior)
-    "multi-fidelity-point": {"strategy": "multi-fidelity", "params": {"agreement": "point", "pilot": 0.15}},
+    "multi-fidelity-point": {"strategy": "multi-fidelity", "params": {"agreement": "point", "pilot": 0.15,
+                                                                      "promotion": "drop", "rungs": [0.2, 0.5]}},
+    # 12-06 (the pilot round's): successive halving, the promoted paths continue alone, rungs at 0.2 and 0.5
+    "multi-fidelity-drop": {"strategy": "multi-fidelity", "params": {"promotion": "drop", "rungs": [0.2, 0.5]}},
     "branched-best-of-n": {"strategy": "branched-best-of-n", "batch_size": 16},  # one renoise at 0.8 T, theta 1
     "optuna-tpe": {"strategy": "optuna", "params": {"sampler": "tpe"}},
     "nevergrad": {"strategy": "nevergrad"},

@@ -159,9 +159,10 @@ GRID: dict[str, dict] = {
     # the promotion round: multi-fidelity's promoted paths fill the rung's count with renoised children (the steps
     # the dropped paths free go to the best prefixes), at the default rungs and at later ones; mf-drop is the
     # default of that afternoon (successive halving)
-    "mf-drop": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25, "promotion": "drop"}},
+    "mf-drop": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25, "promotion": "drop",
+                                                         "rungs": [0.2, 0.5]}},
     "mf-branch": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
-                                                           "promotion": "branch"}},
+                                                           "promotion": "branch", "rungs": [0.2, 0.5]}},
     "mf-branch-r36": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
                                                                "promotion": "branch", "rungs": [0.3, 0.6]}},
     "mf-branch-r57": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
@@ -174,7 +175,8 @@ for _search in GRID.values():
     if _search["strategy"] == "fk-steering":
         _search["params"] = {"renoise": "copies", **_search.get("params", {})}
     elif _search["strategy"] == "multi-fidelity":  # (and every label before the promotion round: its paths drop)
-        _search["params"] = {"agreement": "point", "pilot": 0.15, "promotion": "drop", **_search.get("params", {})}
+        _search["params"] = {"agreement": "point", "pilot": 0.15, "promotion": "drop", "rungs": [0.2, 0.5],
+                             **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]

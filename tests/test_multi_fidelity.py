@@ -16,11 +16,14 @@ from eacps.potential import Criterion, Potential
 from eacps.screening import on_path
 from eacps.strategies.multi_fidelity import (
     RHO_GRID,
+    SIBLING_SHARE,
     MultiFidelity,
     MultiFidelityParams,
     agreement_posterior,
     expected_best,
     plan,
+    promoted,
+    split_children,
 )
 from eacps.strategy import SamplerSchedule, schedule_steps
 from eacps.testing import fake_objective
@@ -49,7 +52,7 @@ def test_plan_in_steps():
 
 
 def test_promoted_previews_continue_their_trajectory():
-    p = MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed", branch_at=[])  # unbranched paths
+    p = MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed", branch_at=[], promotion="drop")  # unbranched
     s = run(MultiFidelity(p, budget=20, seed=0))
     previews = [r for r in s.history if r.recipe.until == 3]
     finals = [r for r in s.history if r.recipe.until is None]
@@ -62,7 +65,7 @@ def test_promoted_previews_continue_their_trajectory():
 
 
 def test_each_rung_continues_the_best_of_the_previous_one_to_the_end():
-    p = MultiFidelityParams(rungs=[0.2, 0.5], promote=0.25, schedule="fixed", branch_at=[])
+    p = MultiFidelityParams(rungs=[0.2, 0.5], promote=0.25, schedule="fixed", branch_at=[], promotion="drop")
     s = run(MultiFidelity(p, budget=20, seed=3))
     assert s.sizes == plan(200, [2, 5], T, 0.25) == [64, 16, 4]  # 196 steps: the largest n0 that fits 200
     rungs = [[r for r in s.history if r.recipe.until == u] for u in (2, 5, None)]
@@ -93,7 +96,7 @@ def test_failed_previews_are_not_promoted():
 def test_results_at_full_fidelity_only_are_best():
     s = MultiFidelity(budget=20, seed=0).bind(10)
     rs = s.ask(16)
-    assert all(r.until == 2 for r in rs)
+    assert all(r.until == 3 for r in rs)  # the pilot's previews at the first rung (0.3 of T)
     s.tell([Result(r, Status.OK, 100.0) for r in rs])
     assert s.best is None
 
@@ -103,7 +106,7 @@ def test_preview_potential_cascade_in_the_engine(cond):
     full = Potential([Criterion("realism", ToyScorer(), 4.0), Criterion("consistency", ToyMeanScorer(), 1.0)])
     gen = ToyGenerator(ToyGeneratorParams(stepping=True))
     eng = Engine(gen, full, preview_potential=cheap, batch_size=8)
-    params = MultiFidelityParams(rungs=[0.2], promote=0.25, schedule="fixed")
+    params = MultiFidelityParams(rungs=[0.2], promote=0.25, schedule="fixed", promotion="drop")
     res = eng.run(cond, MultiFidelity(params, budget=20, seed=0))
     n0, n1 = 48, 12  # plan(200 steps, [2], T=10)
     assert res.cost.scorer_calls == {"realism": n0 + n1, "consistency": n1}  # the expensive criterion: finalists
@@ -191,19 +194,20 @@ def test_a_small_pilot_does_not_screen_on_anti_correlated_previews_by_luck():
     for rule in ("point", "posterior"):
         runs = []
         for seed in range(40):
-            s = MultiFidelity(MultiFidelityParams(pilot=0.15, branch_at=[], agreement=rule), budget=20,
+            s = MultiFidelity(MultiFidelityParams(pilot=0.15, branch_at=[], agreement=rule, promotion="drop",
+                                                  rungs=[0.2, 0.5]), budget=20,
                               seed=seed).bind(10)
             runs.append((s.optimize(against, batch_size=8).potential, s.diagnostics()["promote"] < 1))
         screened[rule], best[rule] = sum(x for _, x in runs), sum(b for b, _ in runs) / len(runs)
     assert screened["posterior"] < screened["point"] and screened["point"] >= 8
     assert best["posterior"] >= best["point"]
-    s = MultiFidelity(MultiFidelityParams(pilot=0.15, branch_at=[]), budget=20, seed=0).bind(10)
+    s = MultiFidelity(MultiFidelityParams(pilot=0.15, branch_at=[], promotion="drop"), budget=20, seed=0).bind(10)
     s.optimize(_previews(100.0), batch_size=8)
     assert s.diagnostics()["pilot"] == 3 and s.diagnostics()["promote"] < 1  # three pairs in order still screen
 
 
 def test_uninformative_previews_degrade_to_best_of_n_without_previews():
-    s = _adaptive()
+    s = _adaptive(promotion="drop")
     s.optimize(_previews(-10.0), batch_size=4)
     pilot = set(s.pilot)
     after = [r for r in s.history if s.path(r.recipe) not in pilot]  # (the default branch at 0.8 included)
@@ -233,7 +237,8 @@ def test_a_pilot_whose_previews_all_fail_goes_on_as_best_of_n():
 
 
 def test_branch_at_renoises_every_trajectory_and_previews_before_it_do_not_see_it():
-    p = MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed", branch_at=[0.6], branch_theta=0.7)
+    p = MultiFidelityParams(rungs=[0.3], promote=0.25, schedule="fixed", branch_at=[0.6], branch_theta=0.7,
+                            promotion="drop")
     s = run(MultiFidelity(p, budget=20, seed=0))
     assert s.sampler_schedule() == SamplerSchedule((6,), (0.7,))
     previews = [r.recipe for r in s.history if r.recipe.until == 3]
@@ -250,7 +255,7 @@ def test_branch_at_renoises_every_trajectory_and_previews_before_it_do_not_see_i
 
 
 def test_branch_at_is_reproducible_and_reaches_the_adaptive_pilot():
-    p = MultiFidelityParams(branch_at=[0.2, 0.5])
+    p = MultiFidelityParams(branch_at=[0.2, 0.5], promotion="drop")
     a, b = (run(MultiFidelity(p, budget=20, seed=5)) for _ in range(2))
     assert [r.recipe for r in a.history] == [r.recipe for r in b.history]
     assert a.pilot and all([m.step for m in r.branches] == [2, 5] for r in a.pilot)
@@ -265,3 +270,57 @@ def test_branch_at_is_reproducible_and_reaches_the_adaptive_pilot():
 def test_branch_at_must_be_increasing_fractions(bad):
     with pytest.raises(ValueError, match="branch_at"):
         MultiFidelityParams(branch_at=bad)
+
+
+def test_expected_best_of_branching_plans():
+    """Children of the top previews: one parent's children share SIBLING_SHARE of their unexplained variance, so with
+    useless previews twenty children of one parent are worth sqrt(1 - share)·e(20); with exact previews the
+    children of the best preview all score it (and the pilot's finals still count)."""
+    rng = np.random.default_rng(0)
+    e20 = 1.867
+    got = expected_best(0.0, 20, 1, 0, rng, sims=20000, children=20)
+    assert got == pytest.approx(math.sqrt(1 - SIBLING_SHARE) * e20, abs=0.03)
+    assert expected_best(0.0, 20, 20, 0, rng, sims=20000, children=20) == pytest.approx(e20, abs=0.03)
+    assert expected_best(1.0, 20, 2, 0, rng, sims=20000, children=20) == pytest.approx(e20, abs=0.03)
+    assert split_children(20, 3) == [7, 7, 6] and split_children(2, 4) == [1, 1, 0, 0]
+    assert promoted(15, 1 / 8) == 2 and promoted(3, 0.01) == 1
+
+
+def test_branch_promotion_fills_each_rung_with_children_of_the_best():
+    """promotion = "branch", fixed plan: every rung keeps the count (B whole trajectories' steps, nothing left over);
+    the rung's count is split among the top ``promote`` fraction of the previous rung's previews, best first, each
+    child renoised at the rung with its own seed, so it shares its parent's prefix (charged once)."""
+    p = MultiFidelityParams(rungs=[0.3, 0.6], promote=0.25, schedule="fixed", branch_at=[], promotion="branch")
+    s = run(MultiFidelity(p, budget=20, seed=2))
+    assert s.sizes == [20, 20, 20] and s.spent_steps == 20 * T
+    assert s.sampler_schedule() == SamplerSchedule((3, 6), (1.0, 1.0))
+    rung0 = sorted((r for r in s.history if r.recipe.until == 3), key=lambda r: -r.potential)
+    rung1 = [r.recipe for r in s.history if r.recipe.until == 6]
+    finals = [r.recipe for r in s.history if r.recipe.until is None]
+    assert len(rung0) == len(rung1) == len(finals) == 20
+    parents = [next(p for p in rung0 if on_path(p.recipe, c.with_until(None))) for c in rung1]
+    assert {id(p) for p in parents} == {id(p) for p in rung0[:5]}  # the top quarter, and only them
+    assert [sum(p is q for q in parents) for p in rung0[:5]] == [4] * 5
+    for c in rung1:  # renoised at the rung (step 3), each with a seed of its own
+        assert [b.step for b in c.branches] == [3]
+    assert len({c.branches[0].seed for c in rung1}) == 20
+    assert all([b.step for b in f.branches][:1] == [3] and f.branches[-1].step == 6 for f in finals)
+    assert s.best in [r for r in s.history if r.recipe.until is None]
+    again = run(MultiFidelity(p, budget=20, seed=2))
+    assert [r.recipe for r in again.history] == [r.recipe for r in s.history]  # reproducible from the seed
+
+
+def test_adaptive_branch_promotion_screens_on_agreeing_previews_only():
+    """The adaptive plan with promotion = "branch": the pilot's paths are renoised right after every rung point (its
+    agreement is that of a preview with a child's final); previews that rank the finals buy children of the best
+    previews, previews that reverse them buy plain best-of-N, as with dropped paths."""
+    got = {}
+    for agree in (10.0, -10.0):
+        s = _adaptive(branch_at=[], promotion="branch")
+        s.optimize(_previews(agree), batch_size=6)
+        d = s.diagnostics()
+        assert d["promotion"] == "branch" and s.spent_steps <= 200
+        assert all([b.step for b in r.branches] == [2, 5] for r in s.pilot)
+        got[agree] = d
+    assert got[10.0]["promote"] < 1 and got[10.0]["plan"] == [15, 15]
+    assert got[-10.0]["promote"] == 1.0 and got[-10.0]["plan"] == [15]

@@ -67,7 +67,7 @@ from eacps.types import Result
 
 
 class MultiFidelityParams(Params):
-    rungs: ScheduleFractions = Field(default_factory=lambda: [0.2, 0.5],
+    rungs: ScheduleFractions = Field(default_factory=lambda: [0.3, 0.6],
                                      description="preview points as fractions of the schedule, increasing, in (0, 1)")
     promote: float = Field(0.25, gt=0, le=1, description="fraction promoted from each rung to the next")
     schedule: Literal["fixed", "adaptive"] = Field(
@@ -85,7 +85,7 @@ class MultiFidelityParams(Params):
                                    "change, as branched-best-of-n's, that the previews after it see")
     branch_theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of each branch_at renoise")
     promotion: Literal["drop", "branch"] = Field(
-        "drop", description="drop: a promoted path continues alone, the others end (successive halving); branch: "
+        "branch", description="drop: a promoted path continues alone, the others end (successive halving); branch: "
         "the promoted paths fill the rung's count with renoised children (angle branch_theta), so the steps the "
         "dropped paths free go to the best prefixes")
 
