@@ -93,7 +93,8 @@ def test_drawing_per_ask_asks_the_same_recipes_as_before():
     seed stream's first seeds (so stores written before resume with the same candidates)."""
     from eacps.strategy import SeedStream
 
-    for name, params, budget, first in (("eacps", {}, 20, 8), ("multi-fidelity", {"schedule": "fixed"}, 4, None)):
+    fixed = {"schedule": "fixed", "promotion": "drop"}
+    for name, params, budget, first in (("eacps", {}, 20, 8), ("multi-fidelity", fixed, 4, None)):
         s = eacps.make_strategy(name, params, budget=budget, seed=3).bind(10)
         got = [r.seed for r in s.ask(3) + s.ask(2)]
         assert got == SeedStream(3).take(5), name

@@ -33,7 +33,7 @@ STEPPING = {
         {"label": "best-of-n", "strategy": "best-of-n"},
         {"label": "tree", "strategy": "tree-search", "params": {"levels": [0.5, 0.8], "theta": 0.7, "wave": 4}},
         {"label": "fk", "strategy": "fk-steering", "params": {"resample_at": [0.5], "branch_theta": 1.2}},
-        {"label": "mf", "strategy": "multi-fidelity", "params": {"branch_at": []}},
+        {"label": "mf", "strategy": "multi-fidelity", "params": {"branch_at": [], "promotion": "drop"}},
         {"label": "branched", "strategy": "branched-best-of-n", "params": {"at": [0.5], "theta": 1.2}},
     ],
 }
@@ -182,12 +182,14 @@ def test_sampler_effect_ci_counts_the_seeds_every_task_shares():
 
 def test_schedules_are_declared_not_guessed():
     contestants = [Contestant("ts", "tree-search", {"levels": [0.3, 0.6], "theta": 0.4}),
-                   Contestant("plain", "best-of-n"), Contestant("mf", "multi-fidelity", {"branch_at": []}),
+                   Contestant("plain", "best-of-n"),
+                   Contestant("mf", "multi-fidelity", {"branch_at": [], "promotion": "drop"}),
                    Contestant("mf-branched", "multi-fidelity"), Contestant("none", "branched-best-of-n", {"steps": []})]
     got = sampler_schedules({(c.label, b): make_strategy(c.strategy, c.params, budget=b, seed=0)
                              for c in contestants for b in (4, 8)}, 20)
     assert got == {**{("ts", b): SamplerSchedule((6, 12), (0.4, 0.4)) for b in (4, 8)},
-                   **{("mf-branched", b): SamplerSchedule((16,), (1.0,)) for b in (4, 8)}}  # the default renoise at 0.8
+                   # by default: the children's renoises at the rungs (0.3, 0.6) and every path's at 0.8
+                   **{("mf-branched", b): SamplerSchedule((6, 12, 16), (1.0,) * 3) for b in (4, 8)}}
 
     class Sneaky(BestOfN):  # a best-of-N by name that declares a branch schedule: compare believes the declaration
         def sampler_schedule(self):

@@ -13,6 +13,7 @@ from eacps import Result, Status
 from eacps.config import ConfigError
 from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
+from eacps.recipe import Recipe
 from eacps.screening import on_path
 from eacps.strategies.multi_fidelity import (
     RHO_GRID,
@@ -313,14 +314,33 @@ def test_branch_promotion_fills_each_rung_with_children_of_the_best():
 def test_adaptive_branch_promotion_screens_on_agreeing_previews_only():
     """The adaptive plan with promotion = "branch": the pilot's paths are renoised right after every rung point (its
     agreement is that of a preview with a child's final); previews that rank the finals buy children of the best
-    previews, previews that reverse them buy plain best-of-N, as with dropped paths."""
+    previews, previews that reverse them buy plain best-of-N, as with dropped
+    paths. A final here is its root's value plus a little of its own path's (a child resembles its parent)."""
+    base = fake_objective()
+
+    def objective(agree):
+        def f(r):
+            root = base(Recipe.from_seed(r.seed)).potential
+            if r.until is None:
+                return Result(r, Status.OK, root + 0.3 * base(r).potential)
+            return Result(r, Status.OK, agree * root + float(np.random.default_rng([r.seed, r.until]).normal()))
+        return f
+
     got = {}
     for agree in (10.0, -10.0):
         s = _adaptive(branch_at=[], promotion="branch")
-        s.optimize(_previews(agree), batch_size=6)
+        best = s.optimize(objective(agree), batch_size=6)
         d = s.diagnostics()
         assert d["promotion"] == "branch" and s.spent_steps <= 200
         assert all([b.step for b in r.branches] == [2, 5] for r in s.pilot)
-        got[agree] = d
-    assert got[10.0]["promote"] < 1 and got[10.0]["plan"] == [15, 15]
-    assert got[-10.0]["promote"] == 1.0 and got[-10.0]["plan"] == [15]
+        got[agree] = d, best, s
+    d, best, s = got[10.0]
+    assert d["promote"] < 1 and d["plan"] == [15, 15] and d["agreement"]["2"] > 0.5
+    pilot = {r.seed for r in s.pilot}
+    rung = sorted((r for r in s.history if r.recipe.until == d["rung_step"] and r.recipe.seed not in pilot),
+                  key=lambda r: -r.potential)
+    children = [r.recipe for r in s.history if r.recipe.until is None and r.recipe.seed not in pilot]
+    assert len(rung) == len(children) == 15  # the rung's count, as children of the top previews only
+    assert {c.seed for c in children} == {r.recipe.seed for r in rung[:promoted(15, d["promote"])]}
+    assert all(c.branches[0].step == d["rung_step"] for c in children)
+    assert got[-10.0][0]["promote"] == 1.0 and got[-10.0][0]["plan"] == [15]

@@ -6,8 +6,16 @@ model's clean-image prediction there (a preview: a path recipe with ``until``). 
 already computed is neither recomputed nor charged again (``eacps.stepping``). Only finished trajectories
 can be the best.
 
-Budget B is B·T denoising steps (T the generator's schedule): ``n0`` is the largest count whose plan fits,
-``n0·k_1 + n_1·(k_2 - k_1) + ... + n_final·(T - k_last)``. Every preview is one potential evaluation; pair it
+Promotion (``promotion``): ``"drop"`` is successive halving as above, the paths not promoted end and their steps
+buy more fresh paths at rung 0 (a screen at a fraction f of the schedule can at most let 1/f times as many paths
+start). ``"branch"`` (the default since 2026-12-06, chosen with rungs 0.3/0.6 by ``benchmarks/tune_trajectories.py
+--round promotion`` over four tuning testbeds under both cost models) keeps each rung's count: the promoted paths
+share it as *children*, each renoised at the rung (angle ``branch_theta``, its own seed, then its own ``branch_at``
+renoises), so the steps the others would have spent continue the best prefixes, which the children share.
+
+Budget B is B·T denoising steps (T the generator's schedule): dropping, ``n0`` is the largest count whose plan fits,
+``n0·k_1 + n_1·(k_2 - k_1) + ... + n_final·(T - k_last)``; branching, every rung holds B (or what the pilot left)
+paths. Every preview is one potential evaluation; pair it
 with a ``preview_potential`` (a cheap screen) when the full potential is expensive. Needs a generator that
 can step.
 
@@ -25,7 +33,10 @@ way (the prefix is shared: a pilot trajectory costs T steps, like a best-of-N ca
 budget on the one-rung plan (a point of ``rungs``, a promotion fraction of ``PROMOTE_GRID``) whose expected best
 final is highest when previews and finals are standard bivariate normal with correlation ρ (a seeded Monte Carlo
 estimate, the pilot's finals included). Uninformative previews choose promotion 1: the rest of the budget is
-best-of-N without previews, so the search degrades to best-of-N instead of losing to it.
+best-of-N without previews, so the search degrades to best-of-N instead of losing to it. Branching, a plan's
+children are valued with a sibling model (``expected_best(children=...)``, ``SIBLING_SHARE``) and the pilot's
+trajectories are renoised right after each rung point, as a child is: the agreement measured is that of a preview
+with the final of a child, which a renoise makes far looser than with its own continuation.
 
 How ρ enters (``agreement``): a pilot is small (5 trajectories at budget 20; 3 with the earlier pilot of 0.15), and
 the Spearman ρ of three pairs is one of -1, -0.5, 0.5, 1 whatever the landscape: previews that rank *against* the
