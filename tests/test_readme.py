@@ -120,6 +120,7 @@ SMALL = {  # subcommand or script -> options set to small values (the digits tas
                                   "--warm-tasks": "1"},
     "benchmarks/tune_trajectories.py": {"--tasks": "3", "--repeats": "1", "--pool": "4", "--budgets": "4",
                                         "--only": "ts-3lvl"},
+    "benchmarks/siblings.py": {"--tasks": "2", "--parents": "4"},
 }
 QUICK = {"benchmarks/dimension.py"}  # scripts whose own --quick smoke run stands for the documented one
 

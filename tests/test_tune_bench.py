@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from repo import load_script
 
@@ -145,3 +146,13 @@ def test_a_store_the_code_cannot_replay_ends_the_benchmark_in_one_line_exit_2(sc
         mod.main()
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith(f"{script}: error: store.sqlite: search")
+
+
+def test_siblings_partial_correlation_reads_what_siblings_share_beyond_the_preview():
+    """benchmarks/siblings.py: two children that share only what the preview says read a partial correlation near 0
+    (their raw correlation is high); children that also share a term of their own read its share."""
+    mod = load_script(BENCH.with_name("siblings.py"), "siblings_bench")
+    rng = np.random.default_rng(0)
+    g, u, e1, e2 = rng.standard_normal((4, 4000))
+    assert np.corrcoef(g + e1, g + e2)[0, 1] > 0.4 and abs(mod.partial(g + e1, g + e2, g)) < 0.05
+    assert mod.partial(g + u + e1, g + u + e2, g) == pytest.approx(0.5, abs=0.05)

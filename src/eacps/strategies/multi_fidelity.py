@@ -108,9 +108,10 @@ PROMOTE_GRID = (1.0, 1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
 
 
 #: the plan model's share of a child's unexplained variance that its siblings share (``promotion = "branch"``):
-#: a renoise of angle 1 at a rung leaves the residuals of sibling finals about uncorrelated (partial Spearman
-#: -0.17 to +0.14 at 20% and 50% of the schedule, +0.24 and +0.53 at 70%, on tuning tasks of gm-easy and gm-flow);
-#: a quarter keeps the model from overrating children
+#: a renoise of angle 1 at a rung leaves the residuals of sibling finals about uncorrelated early and somewhat
+#: correlated late (partial Spearman given the preview -0.13 to +0.17 at 20-53% of the schedule, +0.04 to +0.43 at
+#: 67-70%, tuning tasks of digits, gm-easy and gm-flow: ``benchmarks/siblings.py``); a quarter keeps the model
+#: from overrating children
 SIBLING_SHARE = 0.25
 
 #: the grid of the agreement's posterior: the correlation of preview and final as a standard bivariate normal
