@@ -14,7 +14,8 @@ then measures the chosen defaults on the evaluation splits (docs/findings.md, "H
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
                                            [--pool 512] [--only LABELS] [--out DIR]
-                                           [--round joint|others|branch|judge|judge2|late|pilot|renoise|digits]
+                                           [--round joint|others|branch|judge|judge2|late|pilot|renoise|promotion|
+                                           tree-judge|digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -167,6 +168,10 @@ GRID: dict[str, dict] = {
                                                                "promotion": "branch", "rungs": [0.3, 0.6]}},
     "mf-branch-r57": {"strategy": "multi-fidelity", "params": {"agreement": "posterior", "pilot": 0.25,
                                                                "promotion": "branch", "rungs": [0.5, 0.7]}},
+    # the tree-judge round (not made: docs/findings.md): trees that ask the judge less (fewer levels, a wider root)
+    "ts-l48": {"strategy": "tree-search", "params": {"levels": [0.4, 0.8]}},
+    "ts-l58": {"strategy": "tree-search", "params": {"levels": [0.5, 0.8]}},
+    "ts-l468-r2": {"strategy": "tree-search", "params": {"levels": [0.4, 0.6, 0.8], "root_width": 2.0}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
 #: measured agreement with a pilot of 0.15 (the defaults then): pinned, so that they rerun what they ran then (the
@@ -186,12 +191,14 @@ LATE = ["ts-default", "ts-l357", "ts-l468", "fk-r3-l4", "fk-r4-l4", "fk-r5-l4", 
 PILOT = ["mf-point", "mf-post", "mf-post-p25", "mf-post-p35"]
 RENOISE = ["fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"]
 PROMOTION = ["mf-drop", "mf-branch", "mf-branch-r36", "mf-branch-r57"]
+TREE_JUDGE = ["ts-l468", "ts-l48", "ts-l58", "ts-l468-r2"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
     "digits": [k for k in GRID
-               if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE, *PROMOTION}
+               if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE, *PROMOTION,
+                             *TREE_JUDGE}
                - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
@@ -202,6 +209,7 @@ ROUNDS: dict[str, list[str]] = {
     "pilot": ["best-of-n", *PILOT],
     "renoise": ["best-of-n", *RENOISE],
     "promotion": ["best-of-n", *PROMOTION],
+    "tree-judge": ["best-of-n", *TREE_JUDGE],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
