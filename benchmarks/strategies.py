@@ -18,15 +18,16 @@ Protocol (issue 11, "Targets"):
 
     python benchmarks/strategies.py [--strategies best-of-n,eacps,...] [--budgets 20,64] [--repeats 4]
                                     [--eval-tasks 30] [--out runs/bench-strategies] [--quick]
-                                    [--testbed digits|gm-easy|gm-sharp|gm-flow|gm-guided|gm-fewstep]
+                                    [--testbed digits|gm-easy|gm-sharp|gm-flow|gm-guided|gm-fewstep|
+                                              gm-cluttered]
                                     [--seed-mode per-task|shared] [--task-seed 0]
 
 ``--testbed`` runs the same protocol on another landscape: ``gm-easy`` and ``gm-sharp`` are the exact
 gaussian-mixture testbed (docs/gaussian-mixture.md) in a low-dimension and a high-dimension sharp-reward
 character; there the table adds the fraction of the gap to the known optimum each strategy closes. ``gm-flow`` is a
-rectified-flow character (a tuning testbed since 2026-12-06; held out before); ``gm-guided`` (guided DDIM, CFG 2.5)
-and ``gm-fewstep`` (a few-step guided flow) are held out: no default is tuned on them
-(``benchmarks/tune_trajectories.py`` refuses them).
+rectified-flow character (a tuning testbed since 2026-12-06; held out before); ``gm-guided`` (guided DDIM, CFG 2.5),
+``gm-fewstep`` (a few-step guided flow) and ``gm-cluttered`` (unguided DDIM over 32 overlapping components in
+D = 192) are held out: no default is tuned on them (``benchmarks/tune_trajectories.py`` refuses them).
 ``--markdown`` adds, per budget, a "search or sampler?" table for the strategies that branch (their multiplier
 against best-of-N of random paths with the same branches, and the sampler effect). ``benchmarks/dimension.py``
 runs this protocol on the gaussian-mixture testbed at growing latent sizes.
