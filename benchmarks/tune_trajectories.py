@@ -8,6 +8,7 @@ the measured cost model and under one potential evaluation = one generation). ``
 those runs' compare.json and applies the joint selection rule: per strategy, the setting whose **smallest
 multiplier (a) over the testbeds is largest** (maximin of the multiplier's log: a default must hold on every
 landscape, not excel on one); ties, such as two settings beyond every pool, by the geometric mean over testbeds.
+A run made with several ``--budgets`` gives one column per budget: a default must hold at each.
 ``--seeds`` reads the rule on some strategy seeds only (a check on seeds the choice did not see), and ``--joint``
 also prints each setting's paired difference in mean best from its family's old default. ``benchmarks/strategies.py``
 then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
@@ -15,7 +16,9 @@ then measures the chosen defaults on the evaluation splits (docs/findings.md, "H
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
                                            [--pool 512] [--only LABELS] [--out DIR]
                                            [--round joint|others|branch|judge|judge2|late|pilot|renoise|promotion|
-                                           tree-judge|digits]
+                                           tree-judge|tree-vm|
+                                           tree-finish|tree-finish2|
+                                           tree-finish3|digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -172,9 +175,25 @@ GRID: dict[str, dict] = {
     "ts-l48": {"strategy": "tree-search", "params": {"levels": [0.4, 0.8]}},
     "ts-l58": {"strategy": "tree-search", "params": {"levels": [0.5, 0.8]}},
     "ts-l468-r2": {"strategy": "tree-search", "params": {"levels": [0.4, 0.6, 0.8], "root_width": 2.0}},
+    # the tree-vm round: tree-search screening its nodes with a value model fitted online from the search's own
+    # (preview, final) pairs (no warm start: a default cannot name a file), at the default bounds and narrower ones
+    "ts-vm": {"strategy": "tree-search", "params": {"value_model": {}}},
+    "ts-vm-z1": {"strategy": "tree-search", "params": {"value_model": {"z": 1.0}}},
+    "ts-vm-p4": {"strategy": "tree-search", "params": {"value_model": {"min_pairs": 4, "folds": 4}}},
+    # the tree-finish round: the deepest level's nodes valued by finishing their own path, not by a judged preview
+    # (one potential evaluation fewer per node there), at the default tree and with the root or width moved
+    "ts-fin": {"strategy": "tree-search", "params": {"last": "finish"}},
+    "ts-fin-r2": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 2.0}},
+    "ts-fin-r1": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 1.0}},
+    "ts-fin-w3": {"strategy": "tree-search", "params": {"last": "finish", "width": 3}},
+    # round 2, around its best (ts-fin-r1): the root width alone, and a root width on either side
+    "ts-l468-r1": {"strategy": "tree-search", "params": {"root_width": 1.0}},
+    "ts-fin-r075": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 0.75}},
+    "ts-fin-r125": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 1.25}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
-#: measured agreement with a pilot of 0.15 (the defaults then): pinned, so that they rerun what they ran then (the
+#: measured agreement with a pilot of 0.15, and every tree label a previewed deepest level and 1.5·B roots (the
+#: defaults then): pinned, so that they rerun what they ran then (the
 #: later labels name those parameters, and what a label names wins)
 for _search in GRID.values():
     if _search["strategy"] == "fk-steering":
@@ -182,6 +201,8 @@ for _search in GRID.values():
     elif _search["strategy"] == "multi-fidelity":  # (and every label before the promotion round: its paths drop)
         _search["params"] = {"agreement": "point", "pilot": 0.15, "promotion": "drop", "rungs": [0.2, 0.5],
                              **_search.get("params", {})}
+    elif _search["strategy"] == "tree-search":  # every level previewed and 1.5·B roots (before the tree-finish round)
+        _search["params"] = {"root_width": 1.5, "last": "preview", **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
@@ -192,13 +213,19 @@ PILOT = ["mf-point", "mf-post", "mf-post-p25", "mf-post-p35"]
 RENOISE = ["fk-copies-r6", "fk-all-r4", "fk-all-r6", "fk-all-r8"]
 PROMOTION = ["mf-drop", "mf-branch", "mf-branch-r36", "mf-branch-r57"]
 TREE_JUDGE = ["ts-l468", "ts-l48", "ts-l58", "ts-l468-r2"]
+TREE_VM = ["ts-l468", "ts-vm", "ts-vm-z1", "ts-vm-p4"]
+TREE_FINISH = ["ts-l468", "ts-fin", "ts-fin-r2", "ts-fin-r1", "ts-fin-w3"]
+TREE_FINISH2 = ["ts-l468", "ts-fin-r1", "ts-l468-r1", "ts-fin-r075", "ts-fin-r125"]
+#: round 3, the same settings at budgets 8, 20 and 64 (``--budgets 8,20,64``): a default must hold at each
+TREE_FINISH3 = ["ts-l468", "ts-fin", "ts-fin-r1", "ts-l468-r1", "ts-fin-r125"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
 ROUNDS: dict[str, list[str]] = {
     "digits": [k for k in GRID
                if k not in {*JOINT, *OTHERS, *BRANCH, *JUDGE, *JUDGE2, *LATE, *PILOT, *RENOISE, *PROMOTION,
-                             *TREE_JUDGE}
+                             *TREE_JUDGE, *TREE_VM, *TREE_FINISH, *TREE_FINISH2,
+                             *TREE_FINISH3}
                - {"ts-default"}],
     "joint": ["best-of-n", *JOINT, "ts-4lvl", "ts-3lvl"],
     "others": ["best-of-n", *OTHERS],
@@ -210,6 +237,10 @@ ROUNDS: dict[str, list[str]] = {
     "renoise": ["best-of-n", *RENOISE],
     "promotion": ["best-of-n", *PROMOTION],
     "tree-judge": ["best-of-n", *TREE_JUDGE],
+    "tree-vm": ["best-of-n", *TREE_VM],
+    "tree-finish": ["best-of-n", *TREE_FINISH],
+    "tree-finish2": ["best-of-n", *TREE_FINISH2],
+    "tree-finish3": ["best-of-n", *TREE_FINISH3],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}
@@ -234,12 +265,13 @@ def multipliers(summary: dict[str, Any], row: dict[str, Any], seeds: set[int] | 
             for n, m in row["multipliers"].items()}
 
 
-def paired_difference(summary: dict[str, Any], label: str, ref: str,
-                      seeds: set[int] | None = None) -> tuple[float, float, float]:
+def paired_difference(summary: dict[str, Any], label: str, ref: str, seeds: set[int] | None = None,
+                      budget: int | None = None) -> tuple[float, float, float]:
     """Mean best of ``label`` minus ``ref`` on the same tasks and seeds (common random numbers), with the 95%
-    bootstrap CI over tasks."""
+    bootstrap CI over tasks; ``budget``: at that budget (a run of one budget needs none)."""
     best = {k: {(s["task"], s["seed"]): s["best"] for s in summary["searches"]
-                if s["strategy"] == k and s["best"] is not None and (seeds is None or s["seed"] in seeds)}
+                if s["strategy"] == k and s["best"] is not None and (seeds is None or s["seed"] in seeds)
+                and (budget is None or s["budget"] == budget)}
             for k in (label, ref)}
     diffs: dict[str, list[float]] = {}
     for (task, seed), v in best[label].items():
@@ -248,29 +280,38 @@ def paired_difference(summary: dict[str, Any], label: str, ref: str,
     return task_mean_ci(diffs)
 
 
-def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
-          baselines: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed,
-    the maximin and the geometric mean of the rule's multiplier: ``cost`` 0 (a), 1 (b)) and, per strategy, the
-    chosen label. A multiplier beyond the pool
-    counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
-    the choice did not see). ``baselines`` (family prefix -> label): a setting whose paired difference in mean
-    best from its family's baseline has a 95% CI entirely below 0 on any testbed is vetoed, whatever its
-    multipliers (beyond the pool every multiplier is the same bound, and the pool cannot show such a loss)."""
-    runs = {}
+def columns(dirs: list[Path]) -> dict[str, tuple[dict[str, Any], int]]:
+    """Per column of the rule, (its run's summary, its budget): one per run and budget (``DIR`` for a run of one
+    budget, ``DIR B<b>`` for each of a run of several), so a default must hold at every budget measured."""
+    out = {}
     for d in dirs:
         summary = json.loads((d / "compare.json").read_text())
         if summary["protocol"]["reported"] != "tuning":
             sys.exit(f"--joint: {d} is not a tuning-split run (reported: {summary['protocol']['reported']})")
-        runs[d.name] = summary
-    names = next(iter(runs.values()))["cost_models"]
-    labels = [r["strategy"] for r in next(iter(runs.values()))["table"]]
+        for b in summary["budgets"]:
+            out[d.name if len(summary["budgets"]) == 1 else f"{d.name} B{b}"] = (summary, b)
+    return out
+
+
+def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
+          baselines: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed
+    and budget (``columns``), the maximin and the geometric mean of the rule's multiplier: ``cost`` 0 (a), 1 (b))
+    and, per strategy, the chosen label. A multiplier beyond the pool
+    counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
+    the choice did not see). ``baselines`` (family prefix -> label): a setting whose paired difference in mean
+    best from its family's baseline has a 95% CI entirely below 0 on any testbed is vetoed, whatever its
+    multipliers (beyond the pool every multiplier is the same bound, and the pool cannot show such a loss)."""
+    runs = columns(dirs)
+    first, _ = next(iter(runs.values()))
+    names = first["cost_models"]
+    labels = list(dict.fromkeys(r["strategy"] for r in first["table"]))
     rows, score = [], {}
     for label in labels:
         ms: dict[str, list[float]] = {}
         cells = []
-        for summary in runs.values():
-            r = next(r for r in summary["table"] if r["strategy"] == label)
+        for summary, budget in runs.values():
+            r = next(r for r in summary["table"] if r["strategy"] == label and r["budget"] == budget)
             mult = multipliers(summary, r, seeds)
             for i, n in enumerate(names):
                 m = mult[n]
@@ -280,9 +321,9 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
                                  f"{mult[names[-1]]['multiplier']:.2f}×")
         a = ms[names[cost]]
         ref = next((v for k, v in (baselines or {}).items() if label.startswith(k)), None)
-        losses = [tb for tb, summary in runs.items()  # (a run without the baseline vetoes nothing)
+        losses = [tb for tb, (summary, budget) in runs.items()  # (a run without the baseline vetoes nothing)
                   if ref not in (None, label) and any(s["strategy"] == ref for s in summary["searches"])
-                  and paired_difference(summary, label, ref, seeds)[2] < 0]
+                  and paired_difference(summary, label, ref, seeds, budget)[2] < 0]
         worst, geometric = min(a), math.exp(sum(math.log(x) for x in a) / len(a))
         if not losses:
             score[label] = (worst, geometric)
@@ -302,17 +343,18 @@ def versus_default(dirs: list[Path], seeds: set[int] | None = None,
     """Markdown rows: per setting of a family in ``BASELINES``, per testbed, its paired difference in mean best
     from the family's baseline default (same task and seed: common random numbers) with the 95% bootstrap CI over
     tasks, to tell a choice of the rule from noise; ``seeds``: only those strategy seeds."""
-    runs = {d.name: json.loads((d / "compare.json").read_text()) for d in dirs}
+    runs = columns(dirs)
     rows = ["| setting | " + " | ".join(f"{tb}: mean best − default [95% CI]" for tb in runs) + " |",
             "|---|" + "---|" * len(runs)]
     for prefix, ref in (baselines or BASELINES).items():
-        labels = [r["strategy"] for r in next(iter(runs.values()))["table"] if r["strategy"].startswith(prefix)]
+        labels = list(dict.fromkeys(r["strategy"] for r in next(iter(runs.values()))[0]["table"]
+                                    if r["strategy"].startswith(prefix)))
         if ref not in labels:
             continue
         for label in (k for k in labels if k != ref):
             cells = []
-            for summary in runs.values():
-                m, lo, hi = paired_difference(summary, label, ref, seeds)
+            for summary, budget in runs.values():
+                m, lo, hi = paired_difference(summary, label, ref, seeds, budget)
                 cells.append(f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]")
             rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return rows

@@ -19,6 +19,7 @@ from eacps.analysis.compare import (
 )
 from eacps.config import ConfigError, parse_config
 from eacps.store import Store, read_only
+from eacps.strategies.zero_order import ZeroOrderParams
 
 BASE = {
     "tasks": {"name": "toy", "n": 3},
@@ -49,6 +50,24 @@ def test_compare_refuses_a_run_dir_of_another_config_or_a_relabelled_strategy(tm
     with pytest.raises(ConfigError, match=r"^--strategies: 'best-of-n' was run in .* with other settings"):
         run_compare(relabelled, out, strategies="best-of-n", budgets="2", repeats=1, pool=4)
     assert n_candidates(out) == n  # nothing was written
+
+
+def test_a_label_whose_parameters_resolve_alike_replays(tmp_path, toy_plugin):
+    """What ran is the parameters resolved with their defaults: a default spelled out is the same search, replayed;
+    a value that resolves otherwise is refused."""
+    out = tmp_path / "cmp"
+    run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    n = n_candidates(out)
+    default = ZeroOrderParams().threshold
+    spelled = write(tmp_path, "s.toml", searches=[{"label": "zero-order", "strategy": "zero-order",
+                                                   "params": {"threshold": default}}])
+    assert run_compare(spelled, out, strategies="best-of-n,zero-order", budgets="2", repeats=1,
+                       pool=4)["generated"] == 0
+    other = write(tmp_path, "o.toml", searches=[{"label": "zero-order", "strategy": "zero-order",
+                                                 "params": {"threshold": default / 2}}])
+    with pytest.raises(ConfigError, match=r"^--strategies: 'zero-order' was run in .* with other settings"):
+        run_compare(other, out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    assert n_candidates(out) == n
 
 
 def test_a_label_whose_default_parameters_changed_since_it_ran_is_refused(tmp_path, toy_plugin):

@@ -40,7 +40,8 @@ def test_tree_children_continue_or_branch_from_their_parent():
 
 
 def test_tree_descends_into_the_best_node():
-    s = run(TreeSearch(TreeSearchParams(levels=[0.5], root_width=1.0, width=2, wave=1), budget=12, seed=0))
+    s = run(TreeSearch(TreeSearchParams(levels=[0.5], root_width=1.0, width=2, wave=1, last="preview"), budget=12,
+                       seed=0))
     previews = [r for r in s.history if r.recipe.until == 5]
     best_root = max(previews, key=lambda r: r.potential).recipe.root
     finals = [r.recipe for r in s.history if r.recipe.until is None]
@@ -48,7 +49,8 @@ def test_tree_descends_into_the_best_node():
 
 
 def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
-    s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], width=3, wave=64), budget=6, seed=0).bind(10)
+    s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], root_width=1.5, width=3, wave=64, last="preview"),
+                   budget=6, seed=0).bind(10)
     asked = s.ask(64)
     assert s.sampler_schedule() is None and "noise_recipes" in s.needs()
     assert all(not r.branches for r in asked)
@@ -75,9 +77,10 @@ class TestTreeSearchPcnConformance(StrategyConformance):
 
 
 def test_levels_and_widths_shape_the_tree():
-    s = run(TreeSearch(TreeSearchParams(width=3), budget=20, seed=1))
+    s = run(TreeSearch(TreeSearchParams(width=3, root_width=1.5, last="preview"), budget=20, seed=1))
     assert s.diagnostics()["level_steps"] == [4, 6, 8]  # the default levels 0.4, 0.6, 0.8 of T = 10
     assert len(s.root.children) == 30  # root_width 1.5 x B fresh trajectories
+    assert len(run(TreeSearch(budget=20, seed=1)).root.children) == 30  # the default root_width: 1.5 x B
     assert all(not c.recipe.branches and not c.recipe.moves for c in s.root.children)
     for node in s.nodes.values():
         assert node.recipe.until == [4, 6, 8, None][node.depth - 1]
@@ -124,8 +127,8 @@ def test_backup_max_is_the_best_of_the_subtree_and_none_the_own_value():
 def test_selection_descends_by_the_backed_up_value(backup):
     # two root children A (5) and B (4), one child each (width 1): A1 scores 0, B1 10. With backup "max" B's subtree
     # is worth 10 and the next expansion grows under B; with "none" A's own 5 still beats B's 4.
-    s = TreeSearch(TreeSearchParams(levels=[0.3, 0.6], root_width=0.2, width=1, wave=2, backup=backup), budget=10,
-                   seed=0).bind(T)
+    s = TreeSearch(TreeSearchParams(levels=[0.3, 0.6], root_width=0.2, width=1, wave=2, backup=backup,
+                                    last="preview"), budget=10, seed=0).bind(T)
     a, b = s.ask(10)
     tell(s, {a: 5.0, b: 4.0})
     a1, b1 = s.ask(10)
@@ -146,10 +149,11 @@ def test_only_finished_leaves_can_be_the_best():
 
 
 def test_anytime_a_budget_of_one_candidate_still_finishes_one():
-    s = run(TreeSearch(budget=1, seed=0))  # 10 steps: a second root child would leave too few to finish a path
-    finals = [r for r in s.history if r.recipe.until is None]
-    assert len(finals) == 1 and s.spent_steps == T and s.best == finals[0]
-    assert [r.recipe.until for r in s.history] == [4, 6, 8, None]
+    for last, untils in (("preview", [4, 6, 8, None]), ("finish", [4, 6, None])):
+        s = run(TreeSearch(TreeSearchParams(last=last), budget=1, seed=0))  # 10 steps: a second root child would
+        finals = [r for r in s.history if r.recipe.until is None]        # leave too few to finish a path
+        assert len(finals) == 1 and s.spent_steps == T and s.best == finals[0]
+        assert [r.recipe.until for r in s.history] == untils
 
 
 def test_it_stops_when_nothing_is_left_to_grow():
@@ -160,3 +164,56 @@ def test_it_stops_when_nothing_is_left_to_grow():
 def test_tree_search_needs_stepping():
     assert TreeSearch().needs() == {"stepping"}
     assert TreeSearch(TreeSearchParams(move="pcn")).needs() == {"stepping", "noise_recipes"}
+
+
+# -- last = "finish": the deepest level valued by finishing its own path, not by a judged preview ------------------
+
+
+def test_finish_asks_no_preview_at_the_deepest_level_and_values_it_by_its_own_final():
+    s = run(TreeSearch(TreeSearchParams(last="finish"), budget=20, seed=1))
+    assert not [r for r in s.history if r.recipe.until == 8]  # never a preview at the deepest level (0.8 of T)
+    finished = [n for n in s.nodes.values() if n.finished]
+    assert finished and s.diagnostics()["finished_unjudged"] == len(finished)
+    assert all(n.depth == 3 and n.recipe.until == 8 for n in finished)
+    for node in finished:  # its first child is its own path finished, and that final is its value
+        first = node.children[0]
+        assert first.recipe == node.recipe.with_until(None) and node.value == first.value
+        assert node.best == max(c.best for c in node.children)
+        for sib in node.children[1:]:  # the others branch from it at its level, as below a previewed node
+            assert sib.recipe.branches[:-1] == node.recipe.branches and sib.recipe.branches[-1].step == 8
+    # charged honestly: a finished node's first leaf pays from its parent's level to the end, a sibling from 8
+    step = [0, 4, 6, 8, T]
+    assert s.spent_steps == sum(step[n.depth] - step[n.depth - 1] for n in s.nodes.values()) <= 20 * T
+
+
+def test_finish_spends_fewer_evaluations_on_the_same_steps():
+    previewed = run(TreeSearch(TreeSearchParams(last="preview"), budget=20, seed=4))
+    finishing = run(TreeSearch(TreeSearchParams(last="finish"), budget=20, seed=4))
+    assert TreeSearch().params.last == "preview"  # the default
+    assert finishing.spent_steps == previewed.spent_steps == 20 * T
+    assert len(finishing.history) < len(previewed.history)
+    # the same first level either way: the difference is the deepest level's previews
+    assert [r.recipe for r in finishing.history[:30]] == [r.recipe for r in previewed.history[:30]]
+
+
+def test_finish_a_node_whose_final_failed_is_not_grown():
+    s = TreeSearch(TreeSearchParams(levels=[0.5], root_width=0.2, width=3, wave=1, last="finish"), budget=10,
+                   seed=0).bind(T)
+    first = s.ask(10)
+    assert len(first) == 1 and first[0].until is None  # one level: the root's children are finished paths
+    s.tell([Result(first[0], Status.FAILED, None, reason="boom")])
+    node = s.nodes[first[0].with_until(5)]
+    assert not node.pending and node.value is None
+    second = s.ask(10)  # the other root child, never a sibling under the failed one
+    assert len(second) == 1 and second[0].until is None and not second[0].branches and second[0].seed != first[0].seed
+
+
+class TestTreeSearchFinishConformance(StrategyConformance):
+    budget = 20
+
+    def allowed_stop_reasons(self, strategy):
+        return {"tree"}
+
+    @pytest.fixture
+    def make_strategy(self):
+        return lambda budget, seed: TreeSearch(TreeSearchParams(last="finish"), budget=budget, seed=seed)

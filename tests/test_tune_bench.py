@@ -156,3 +156,49 @@ def test_siblings_partial_correlation_reads_what_siblings_share_beyond_the_previ
     g, u, e1, e2 = rng.standard_normal((4, 4000))
     assert np.corrcoef(g + e1, g + e2)[0, 1] > 0.4 and abs(mod.partial(g + e1, g + e2, g)) < 0.05
     assert mod.partial(g + u + e1, g + u + e2, g) == pytest.approx(0.5, abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def two_budgets(tmp_path_factory):
+    mod = load()
+    out = tmp_path_factory.mktemp("tune2") / "tune-others-gm-easy"
+    argv = ["tune_trajectories.py", "--testbed", "gm-easy", "--round", "others", "--tasks", "3", "--repeats", "2",
+            "--pool", "16", "--budgets", "4,6", "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out)]
+    old, sys.argv = sys.argv, argv
+    try:
+        mod.main()
+    finally:
+        sys.argv = old
+    return mod, out, json.loads((out / "compare.json").read_text())
+
+
+def test_a_run_of_several_budgets_is_one_column_per_budget_and_a_loss_at_one_vetoes(two_budgets, tmp_path):
+    """The rule reads each budget of a run as a column (a default must hold at every budget): the cells are that
+    budget's rows, the paired difference pairs that budget's searches only, and a setting that loses at one budget
+    is vetoed naming it."""
+    mod, out, summary = two_budgets
+    a = summary["cost_models"][0]
+    rows, _ = mod.joint([out])
+    assert rows[0].startswith(f"| setting | {out.name} B4 (a) / (b) | {out.name} B6 (a) / (b) |")
+    row = next(r for r in rows if r.startswith("| zo-n6-c90 |")).split(" | ")
+    for cell, b in zip(row[1:3], (4, 6), strict=True):
+        m = next(r for r in summary["table"] if r["strategy"] == "zo-n6-c90" and r["budget"] == b)["multipliers"][a]
+        assert cell.lstrip(">").startswith(f"{m['multiplier']:.2f}× / ")
+    best = {(s["strategy"], s["budget"], s["task"], s["seed"]): s["best"] for s in summary["searches"]}
+    tasks = sorted({s["task"] for s in summary["searches"]})
+    for b in (4, 6):
+        diff = np.mean([np.mean([best[("zo-n6-c90", b, t, s)] - best[("zo-n4-c95", b, t, s)] for s in (0, 1)])
+                        for t in tasks])
+        assert mod.paired_difference(summary, "zo-n6-c90", "zo-n4-c95", None, b)[0] == pytest.approx(diff)
+    worse = json.loads(json.dumps(summary))  # zo-n6-c90 made to lose at budget 6 only, on a copy
+    for s in worse["searches"]:
+        if s["strategy"] == "zo-n6-c90" and s["budget"] == 6:
+            s["best"] -= 1.0 + abs(s["best"])
+    lost = tmp_path / "tune-lost"
+    lost.mkdir()
+    (lost / "compare.json").write_text(json.dumps(worse))
+    rows, chosen = mod.joint([lost], baselines={"zo-": "zo-n4-c95"})
+    assert chosen == {"zero-order": "zo-n4-c95"}
+    assert any(r.startswith("| zo-n6-c90 (vetoed: loses to zo-n4-c95 on tune-lost B6)") for r in rows)
+    against = mod.versus_default([lost], None, {"zo-": "zo-n4-c95"})
+    assert "tune-lost B4" in against[0] and "tune-lost B6" in against[0]

@@ -189,7 +189,8 @@ def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] |
     """Refuse (read-only, before any compute) a run directory that holds results of another config (compared
     normalized, without its searches: a compare may add strategies to a directory), or a label that was run
     there with other settings: their results would mix. Settings carry the strategy's parameters resolved with
-    their defaults (``resolved``), so a label whose default changed between versions is refused too."""
+    their defaults (``resolved``), so a label whose default changed between versions is refused too, and one whose
+    parameters are spelled otherwise but resolve alike (a default given explicitly) is the same search."""
     if not (out / "store.sqlite").exists():
         return
     ro = read_only(out)
@@ -207,6 +208,8 @@ def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] |
         old = old_labels.get(label)
         if old is not None and ("resolved" not in old or "resolved" not in settings):  # a store from before
             old, settings = ({k: v for k, v in d.items() if k != "resolved"} for d in (old, settings))
+        elif old is not None:  # what ran is the resolved parameters: a default spelled out is the same search
+            old, settings = ({k: v for k, v in d.items() if k != "params"} for d in (old, settings))
         if old is not None and old != settings:
             raise ConfigError(f"--strategies: {label!r} was run in {out} with other settings "
                               f"({json.dumps(old_labels[label])}); use another label or directory")

@@ -7,7 +7,10 @@ among those that can still grow, until it reaches a node with fewer than its wid
 child there (expansion): the root's children are fresh seeds run to the first level; a node's first child
 continues its own trajectory to the next level, the others branch from it by a seeded ``renoise`` move of
 angle ``theta`` (so siblings share their parent's prefix, computed and charged once). A new node is valued
-by the potential of its clean-image prediction (a preview) or, for a leaf, of its final image.
+by the potential of its clean-image prediction (a preview) or, for a leaf, of its final image. With
+``last = "finish"`` a node of the deepest level is not previewed: it is asked as its own finished path (its first
+leaf), valued by that final, and its siblings-to-be branch from it as before; near the end of the schedule a preview
+ranks almost as its final does, so judging both spends a potential evaluation that decides little.
 
 Mapping to DTS*: selection -> descent by value; expansion -> one child per iteration; rollout -> replaced by
 the x0 preview of the new node (the cheap value estimate whose rank correlation with the final potential
@@ -20,7 +23,9 @@ generator that can step.
 Default levels 0.4/0.6/0.8 (since 2026-12-06; before: 0.2/0.4/0.6): chosen by the maximin rule of
 ``benchmarks/tune_trajectories.py --round late`` over the tuning splits of three testbeds. Its first decision comes
 after the point where a flow sampler's previews stop ranking against its finals (about 35% of T on the gm-flow
-testbed, held out then; docs/findings.md).
+testbed, held out then; docs/findings.md). ``last = "finish"`` saves the deepest level's judge calls and holds the
+mean best at budgets 20 and 64, but loses at budget 8, where those previews are a cheap filter among many siblings
+(``--round tree-finish3`` over four tuning testbeds at budgets 8, 20, 64): not the default.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ class TreeSearchParams(Params):
     backup: Literal["max", "none"] = Field("max", description="a node's value: best of its subtree, or its own")
     value_model: ScreenParams | None = Field(None, description="screen nodes with a value model (eacps.screening): "
                                              "a node that cannot beat the best leaf is not grown")
+    last: Literal["preview", "finish"] = Field(
+        "preview", description="a node of the deepest level is valued by its judged preview (preview) or by "
+        "finishing its own trajectory (finish: no preview, its first leaf is asked with it and its final's potential "
+        "is its value; one potential evaluation fewer per node there)")
 
 
 @dataclass
@@ -66,6 +75,7 @@ class Node:
     best: float = -math.inf  # backed-up value
     pruned: bool = False  # the value model settled it: not grown
     x: list[float] | None = None  # what the value model reads of it (a judged preview; None without features)
+    finished: bool = False  # never asked (``last = "finish"``): valued by its first child, its own path finished
 
     def backup(self, how: str) -> None:
         node = self
@@ -135,12 +145,21 @@ class TreeSearch(Strategy):
     def _step_at(self, depth: int) -> int:
         return 0 if depth == 0 else self.points[depth - 1] if depth <= len(self.points) else self.full_steps
 
+    def _finishes(self, depth: int) -> bool:
+        """Is a new node at ``depth`` asked as its own finished path (``last = "finish"``, the deepest level)?"""
+        return self.params.last == "finish" and depth == len(self.points)
+
+    def _reach(self, depth: int) -> int:
+        """The model calls a new node at ``depth`` is computed to: its level, or the end when it finishes."""
+        return self.full_steps if self._finishes(depth) else self._step_at(depth)
+
     def _cost(self, node: Node) -> int:
         """Model calls of a new child of ``node``: from its depth to the next (the prefix is shared, whether the
-        child continues or branches by ``renoise``); a ``pcn`` sibling recomputes its path from step 0."""
+        child continues or branches by ``renoise``), or to the end for a child that finishes; a ``pcn`` sibling
+        recomputes its path from step 0."""
         if self.params.move == "pcn" and node.children and node.depth > 0:
-            return self._step_at(node.depth + 1)
-        return self._step_at(node.depth + 1) - self._step_at(node.depth)
+            return self._reach(node.depth + 1)
+        return self._reach(node.depth + 1) - self._step_at(node.depth)
 
     def _next(self, left: int) -> Node | None:
         """The node to grow next, if its child fits in ``left`` steps. Anytime: until a leaf exists, a child that
@@ -148,7 +167,7 @@ class TreeSearch(Strategy):
         node = self._select()
         if node is not None and not self._finished_any():
             depth = node.depth + 1
-            if depth < self.leaf_depth and left - self._cost(node) < self.full_steps - self._step_at(depth):
+            if depth < self.leaf_depth and left - self._cost(node) < self.full_steps - self._reach(depth):
                 node = self._deepest_best()
         if node is None or self._cost(node) > left:
             return None
@@ -174,9 +193,14 @@ class TreeSearch(Strategy):
         while len(out) < self.params.wave and (node := self._next(left)) is not None:
             recipe = self._child(node)
             left -= self._cost(node)
-            child = Node(recipe, node.depth + 1, node)
+            child = Node(recipe, node.depth + 1, node, finished=self._finishes(node.depth + 1))
             node.children.append(child)
             self.nodes[recipe] = child
+            if child.finished:  # asked as its first leaf: its own path, finished
+                recipe = recipe.with_until(None)
+                leaf = Node(recipe, child.depth + 1, child)
+                child.children.append(leaf)
+                self.nodes[recipe] = leaf
             out.append(recipe)
         return out
 
@@ -193,6 +217,9 @@ class TreeSearch(Strategy):
             node = self.nodes[r.recipe]
             node.pending = False
             node.value = r.potential if r.ok else None
+            parent = node.parent
+            if parent is not None and parent.finished and parent.children[0] is node:  # its own path's final
+                parent.pending, parent.value = False, node.value
             node.backup(self.params.backup)
             if self.screen is not None and node.depth < self.leaf_depth and node.value is not None:
                 node.x = self.screen.x(r, r.recipe.until, self.full_steps)  # type: ignore[arg-type]
@@ -251,6 +278,8 @@ class TreeSearch(Strategy):
         for node in self.nodes.values():
             per_depth[node.depth] += 1
         out = {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
+        if self.params.last == "finish":
+            out["finished_unjudged"] = sum(n.finished for n in self.nodes.values())  # previews not asked
         return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
 
 
