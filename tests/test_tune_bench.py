@@ -202,3 +202,12 @@ def test_a_run_of_several_budgets_is_one_column_per_budget_and_a_loss_at_one_vet
     assert any(r.startswith("| zo-n6-c90 (vetoed: loses to zo-n4-c95 on tune-lost B6)") for r in rows)
     against = mod.versus_default([lost], None, {"zo-": "zo-n4-c95"})
     assert "tune-lost B4" in against[0] and "tune-lost B6" in against[0]
+
+
+def test_every_round_names_grid_labels_and_starts_from_best_of_n():
+    """A round is a list of GRID labels (a typo would only surface when the round runs), best-of-N first (the
+    reference every multiplier of the round is read against)."""
+    mod = load()
+    for name, labels in mod.ROUNDS.items():
+        assert labels[0] == "best-of-n" and len(set(labels)) == len(labels), name
+        assert not [k for k in labels if k not in mod.GRID], name
