@@ -65,15 +65,16 @@ def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
     assert s.spent_steps <= 60
 
 
-class TestTreeSearchPcnConformance(StrategyConformance):
+class TestTreeSearchVariantsConformance(StrategyConformance):
+    """The conformance suite for the trees the default does not build: pcn children, an unpreviewed deepest level."""
     budget = 20
 
     def allowed_stop_reasons(self, strategy):
         return {"tree"}
 
-    @pytest.fixture
-    def make_strategy(self):
-        return lambda budget, seed: TreeSearch(TreeSearchParams(move="pcn"), budget=budget, seed=seed)
+    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}], ids=["pcn", "finish"])
+    def make_strategy(self, request):
+        return lambda budget, seed: TreeSearch(TreeSearchParams(**request.param), budget=budget, seed=seed)
 
 
 def test_levels_and_widths_shape_the_tree():
@@ -206,14 +207,3 @@ def test_finish_a_node_whose_final_failed_is_not_grown():
     assert not node.pending and node.value is None
     second = s.ask(10)  # the other root child, never a sibling under the failed one
     assert len(second) == 1 and second[0].until is None and not second[0].branches and second[0].seed != first[0].seed
-
-
-class TestTreeSearchFinishConformance(StrategyConformance):
-    budget = 20
-
-    def allowed_stop_reasons(self, strategy):
-        return {"tree"}
-
-    @pytest.fixture
-    def make_strategy(self):
-        return lambda budget, seed: TreeSearch(TreeSearchParams(last="finish"), budget=budget, seed=seed)

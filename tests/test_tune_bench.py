@@ -20,18 +20,23 @@ def load():
     return load_script(BENCH, "tune_bench")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def tune(tmp_path_factory, budgets: str):
+    """A tiny zero-order tuning run on gm-easy at ``budgets``: (the module, its directory, its compare.json)."""
     mod = load()
     out = tmp_path_factory.mktemp("tune") / "tune-others-gm-easy"
     argv = ["tune_trajectories.py", "--testbed", "gm-easy", "--round", "others", "--tasks", "3", "--repeats", "2",
-            "--pool", "16", "--budgets", "6", "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out)]
+            "--pool", "16", "--budgets", budgets, "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out)]
     old, sys.argv = sys.argv, argv
     try:
         mod.main()
     finally:
         sys.argv = old
     return mod, out, json.loads((out / "compare.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tune(tmp_path_factory, "6")
 
 
 def test_the_rule_on_every_seed_is_the_compare_table_and_on_one_seed_that_seeds_searches(run):
@@ -160,16 +165,7 @@ def test_siblings_partial_correlation_reads_what_siblings_share_beyond_the_previ
 
 @pytest.fixture(scope="module")
 def two_budgets(tmp_path_factory):
-    mod = load()
-    out = tmp_path_factory.mktemp("tune2") / "tune-others-gm-easy"
-    argv = ["tune_trajectories.py", "--testbed", "gm-easy", "--round", "others", "--tasks", "3", "--repeats", "2",
-            "--pool", "16", "--budgets", "4,6", "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out)]
-    old, sys.argv = sys.argv, argv
-    try:
-        mod.main()
-    finally:
-        sys.argv = old
-    return mod, out, json.loads((out / "compare.json").read_text())
+    return tune(tmp_path_factory, "4,6")
 
 
 def test_a_run_of_several_budgets_is_one_column_per_budget_and_a_loss_at_one_vetoes(two_budgets, tmp_path):
