@@ -300,7 +300,7 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
     and, per strategy, the chosen label. A multiplier beyond the pool
     counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
     the choice did not see). ``baselines`` (family prefix -> label): a setting whose paired difference in mean
-    best from its family's baseline has a 95% CI entirely below 0 on any testbed is vetoed, whatever its
+    best from its family's baseline has a 95% CI entirely below 0 in any column is vetoed, whatever its
     multipliers (beyond the pool every multiplier is the same bound, and the pool cannot show such a loss)."""
     runs = columns(dirs)
     first, _ = next(iter(runs.values()))
@@ -340,9 +340,10 @@ def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
 
 def versus_default(dirs: list[Path], seeds: set[int] | None = None,
                    baselines: dict[str, str] | None = None) -> list[str]:
-    """Markdown rows: per setting of a family in ``BASELINES``, per testbed, its paired difference in mean best
-    from the family's baseline default (same task and seed: common random numbers) with the 95% bootstrap CI over
-    tasks, to tell a choice of the rule from noise; ``seeds``: only those strategy seeds."""
+    """Markdown rows: per setting of a family in ``BASELINES``, per column (testbed and budget, ``columns``), its
+    paired difference in mean best from the family's baseline default (same task and seed: common random numbers)
+    with the 95% bootstrap CI over tasks, to tell a choice of the rule from noise; ``seeds``: only those strategy
+    seeds."""
     runs = columns(dirs)
     rows = ["| setting | " + " | ".join(f"{tb}: mean best − default [95% CI]" for tb in runs) + " |",
             "|---|" + "---|" * len(runs)]

@@ -49,8 +49,8 @@ def test_tree_descends_into_the_best_node():
 
 
 def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
-    s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], root_width=1.5, width=3, wave=64, last="preview"),
-                   budget=6, seed=0).bind(10)
+    s = TreeSearch(TreeSearchParams(move="pcn", levels=[0.5], width=3, wave=64, last="preview"), budget=6,
+                   seed=0).bind(10)
     asked = s.ask(64)
     assert s.sampler_schedule() is None and "noise_recipes" in s.needs()
     assert all(not r.branches for r in asked)
@@ -78,10 +78,9 @@ class TestTreeSearchVariantsConformance(StrategyConformance):
 
 
 def test_levels_and_widths_shape_the_tree():
-    s = run(TreeSearch(TreeSearchParams(width=3, root_width=1.5, last="preview"), budget=20, seed=1))
+    s = run(TreeSearch(TreeSearchParams(width=3), budget=20, seed=1))
     assert s.diagnostics()["level_steps"] == [4, 6, 8]  # the default levels 0.4, 0.6, 0.8 of T = 10
-    assert len(s.root.children) == 30  # root_width 1.5 x B fresh trajectories
-    assert len(run(TreeSearch(budget=20, seed=1)).root.children) == 30  # the default root_width: 1.5 x B
+    assert len(s.root.children) == 30  # the default root_width: 1.5 x B fresh trajectories
     assert all(not c.recipe.branches and not c.recipe.moves for c in s.root.children)
     for node in s.nodes.values():
         assert node.recipe.until == [4, 6, 8, None][node.depth - 1]
