@@ -18,7 +18,7 @@ then measures the chosen defaults on the evaluation splits (docs/findings.md, "H
                                            [--round joint|others|branch|judge|judge2|late|pilot|renoise|promotion|
                                            tree-judge|tree-vm|
                                            tree-finish|tree-finish2|
-                                           tree-finish3|digits]
+                                           tree-finish3|tree-shape|tree-shape2|tree-widen|digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -190,6 +190,22 @@ GRID: dict[str, dict] = {
     "ts-l468-r1": {"strategy": "tree-search", "params": {"root_width": 1.0}},
     "ts-fin-r075": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 0.75}},
     "ts-fin-r125": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 1.25}},
+    # the tree-shape round: the deepest-level previews kept, the split of the budget between fresh roots and the
+    # subtree below the best ones moved (a root width between the default and the vetoed 1.0; narrower and wider nodes)
+    "ts-r125": {"strategy": "tree-search", "params": {"root_width": 1.25}},
+    "ts-l468-w3": {"strategy": "tree-search", "params": {"width": 3}},
+    "ts-l468-w6": {"strategy": "tree-search", "params": {"width": 6}},
+    "ts-w3-r125": {"strategy": "tree-search", "params": {"width": 3, "root_width": 1.25}},
+    # round 2, around its best (width 6, vetoed by a small loss on gm-sharp at budget 64)
+    "ts-l468-w5": {"strategy": "tree-search", "params": {"width": 5}},
+    "ts-l468-w8": {"strategy": "tree-search", "params": {"width": 8}},
+    "ts-w6-r2": {"strategy": "tree-search", "params": {"width": 6, "root_width": 2.0}},
+    # the widen round: wide nodes only where the search has seen its deepest previews rank their own finals (the
+    # shape rounds: wide nodes gain on digits, gm-easy and gm-flow at budgets 20 and 64 and lose at 8 and on
+    # gm-sharp, whose previews at 0.8 rank their finals at Spearman 0.3 against 0.9-1.0 elsewhere)
+    "ts-wide8": {"strategy": "tree-search", "params": {"widen": 8}},
+    "ts-wide6": {"strategy": "tree-search", "params": {"widen": 6}},
+    "ts-wide8-a3": {"strategy": "tree-search", "params": {"widen": 8, "agree": 0.3}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
 #: measured agreement with a pilot of 0.15, and every tree label a previewed deepest level and 1.5·B roots (the
@@ -218,6 +234,10 @@ TREE_FINISH = ["ts-l468", "ts-fin", "ts-fin-r2", "ts-fin-r1", "ts-fin-w3"]
 TREE_FINISH2 = ["ts-l468", "ts-fin-r1", "ts-l468-r1", "ts-fin-r075", "ts-fin-r125"]
 #: round 3, the same settings at budgets 8, 20 and 64 (``--budgets 8,20,64``): a default must hold at each
 TREE_FINISH3 = ["ts-l468", "ts-fin", "ts-fin-r1", "ts-l468-r1", "ts-fin-r125"]
+#: at budgets 8, 20 and 64 like round 3
+TREE_SHAPE = ["ts-l468", "ts-r125", "ts-l468-w3", "ts-l468-w6", "ts-w3-r125"]
+TREE_SHAPE2 = ["ts-l468", "ts-l468-w5", "ts-l468-w6", "ts-l468-w8", "ts-w6-r2"]
+TREE_WIDEN = ["ts-l468", "ts-wide8", "ts-wide6", "ts-wide8-a3", "ts-l468-w8"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
@@ -241,6 +261,9 @@ ROUNDS: dict[str, list[str]] = {
     "tree-finish": ["best-of-n", *TREE_FINISH],
     "tree-finish2": ["best-of-n", *TREE_FINISH2],
     "tree-finish3": ["best-of-n", *TREE_FINISH3],
+    "tree-shape": ["best-of-n", *TREE_SHAPE],
+    "tree-shape2": ["best-of-n", *TREE_SHAPE2],
+    "tree-widen": ["best-of-n", *TREE_WIDEN],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}

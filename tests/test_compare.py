@@ -92,6 +92,31 @@ def test_a_label_whose_default_parameters_changed_since_it_ran_is_refused(tmp_pa
     assert n_candidates(out) == n  # replayed, nothing recomputed
 
 
+def test_a_parameter_added_since_a_label_ran_replays_at_its_former_value(tmp_path, toy_plugin, monkeypatch):
+    """A parameter the strategy gained after a label ran (here: the store edited as if zero-order had had no
+    ``threshold`` then) is the same search at the value its class names in ``added`` (what the strategy did before
+    it), and another search at any other value or when the class does not name it."""
+    out = tmp_path / "cmp"
+    run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    n = n_candidates(out)
+    with Store.open(out) as store:
+        labels = store.get_meta("compare/contestants")
+        resolved = {k: v for k, v in labels["zero-order"]["resolved"].items() if k != "threshold"}
+        store.set_meta("compare/contestants", {**labels, "zero-order": {**labels["zero-order"], "resolved": resolved}})
+    refused = r"^--strategies: 'zero-order' was run in .* with other settings"
+    with pytest.raises(ConfigError, match=refused):  # not named in ``added``: a new parameter, another search
+        run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    default = ZeroOrderParams().threshold
+    monkeypatch.setattr(ZeroOrderParams, "added", {"threshold": default})
+    assert run_compare(write(tmp_path), out, strategies="best-of-n,zero-order", budgets="2", repeats=1,
+                       pool=4)["generated"] == 0
+    other = write(tmp_path, "o.toml", searches=[{"label": "zero-order", "strategy": "zero-order",
+                                                 "params": {"threshold": default / 2}}])
+    with pytest.raises(ConfigError, match=refused):
+        run_compare(other, out, strategies="best-of-n,zero-order", budgets="2", repeats=1, pool=4)
+    assert n_candidates(out) == n
+
+
 def test_compare_honours_max_steps_and_every_searches_entry(tmp_path, toy_plugin):
     cfg = write(tmp_path, searches=[{"label": "open", "strategy": "best-of-n"},
                                     {"label": "capped", "strategy": "best-of-n", "batch_size": 2, "max_steps": 30}])

@@ -10,17 +10,16 @@ import pytest
 from toy import ToyGenerator, ToyGeneratorParams, ToyMeanScorer, ToyScorer
 
 from eacps import Result, Status
+from eacps.agreement import RHO_GRID, agreement_posterior
 from eacps.config import ConfigError
 from eacps.engine.engine import Engine
 from eacps.potential import Criterion, Potential
 from eacps.recipe import Recipe
 from eacps.screening import on_path
 from eacps.strategies.multi_fidelity import (
-    RHO_GRID,
     SIBLING_SHARE,
     MultiFidelity,
     MultiFidelityParams,
-    agreement_posterior,
     expected_best,
     plan,
     promoted,

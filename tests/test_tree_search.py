@@ -4,6 +4,8 @@ its parent's path, the others branch from it); selection descends by backed-up v
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from eacps import Recipe, Result, Status
@@ -66,13 +68,14 @@ def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
 
 
 class TestTreeSearchVariantsConformance(StrategyConformance):
-    """The conformance suite for the trees the default does not build: pcn children, an unpreviewed deepest level."""
+    """The conformance suite for the trees the default does not build: pcn children, an unpreviewed deepest level,
+    nodes that widen."""
     budget = 20
 
     def allowed_stop_reasons(self, strategy):
         return {"tree"}
 
-    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}], ids=["pcn", "finish"])
+    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}, {"widen": 8}], ids=["pcn", "finish", "widen"])
     def make_strategy(self, request):
         return lambda budget, seed: TreeSearch(TreeSearchParams(**request.param), budget=budget, seed=seed)
 
@@ -206,3 +209,38 @@ def test_finish_a_node_whose_final_failed_is_not_grown():
     assert not node.pending and node.value is None
     second = s.ask(10)  # the other root child, never a sibling under the failed one
     assert len(second) == 1 and second[0].until is None and not second[0].branches and second[0].seed != first[0].seed
+
+
+def previews_say_nothing(recipe: Recipe) -> Result:
+    """fake_objective's finals, with previews drawn from a hash of the recipe: a preview ranks no final."""
+    if recipe.until is None:
+        return fake_objective()(recipe)
+    digest = hashlib.sha256(repr(recipe).encode()).digest()
+    return Result(recipe, Status.OK, int.from_bytes(digest[:4], "little") % 1000 / 100)
+
+
+def test_widen_grows_the_nodes_once_the_deepest_previews_rank_their_finals():
+    s = run(TreeSearch(TreeSearchParams(width=2, widen=5), budget=20, seed=0))
+    d = s.diagnostics()
+    assert d["agreement"] >= 0.5 and 0 < d["widened_at_steps"] < s.spent_steps  # fake previews rank their finals
+    below = [n for n in s.nodes.values() if n.depth >= 1]
+    assert max(len(n.children) for n in below) == 5  # past width once widened, never past widen
+    fixed = run(TreeSearch(TreeSearchParams(width=2), budget=20, seed=0))
+    assert max(len(n.children) for n in fixed.nodes.values() if n.depth >= 1) == 2
+    # before the widening the two trees ask alike (the decision comes from what the search measured), after it not
+    asked, asked_fixed = [r.recipe for r in s.history], [r.recipe for r in fixed.history]
+    assert asked[:40] == asked_fixed[:40] and asked != asked_fixed
+
+
+def test_widen_keeps_the_width_where_previews_do_not_rank_finals():
+    s = run(TreeSearch(TreeSearchParams(width=2, widen=5), budget=20, seed=0), objective=previews_say_nothing)
+    fixed = run(TreeSearch(TreeSearchParams(width=2), budget=20, seed=0), objective=previews_say_nothing)
+    d = s.diagnostics()
+    assert d["agreement"] is not None and d["agreement"] < 0.5 and d["widened_at_steps"] is None
+    assert [r.recipe for r in s.history] == [r.recipe for r in fixed.history]  # the same tree, asked alike
+
+
+def test_widen_has_nothing_to_measure_without_the_deepest_previews():
+    s = run(TreeSearch(TreeSearchParams(width=2, widen=5, last="finish"), budget=20, seed=0))
+    assert s.diagnostics()["agreement"] is None
+    assert max(len(n.children) for n in s.nodes.values() if n.depth >= 1) <= 2

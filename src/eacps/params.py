@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import types
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -53,6 +53,12 @@ class Params(StrictNumbers):
     """Base for plugin parameters: unknown fields are errors, values are immutable, numbers strict."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    #: parameters added after the class's results may have been stored, each with the value that does what the
+    #: strategy did before it existed: a stored search that lacks the parameter is the same search at that value
+    #: (``eacps compare``'s run-directory check); at any other value, or for a new parameter not named here, it is
+    #: another search
+    added: ClassVar[dict[str, Any]] = {}
 
 
 class NoParams(Params):

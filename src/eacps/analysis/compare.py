@@ -185,12 +185,15 @@ def default_pool(budgets: list[int]) -> int:
     return min(POOL_CAP, POOL_PER_BUDGET * max(budgets))
 
 
-def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] | None = None) -> None:
+def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] | None = None,
+                  added: dict[str, dict[str, Any]] | None = None) -> None:
     """Refuse (read-only, before any compute) a run directory that holds results of another config (compared
     normalized, without its searches: a compare may add strategies to a directory), or a label that was run
     there with other settings: their results would mix. Settings carry the strategy's parameters resolved with
     their defaults (``resolved``), so a label whose default changed between versions is refused too, and one whose
-    parameters are spelled otherwise but resolve alike (a default given explicitly) is the same search."""
+    parameters are spelled otherwise but resolve alike (a default given explicitly) is the same search. A parameter
+    the strategy gained after the label ran is the same search too at the value that does what the strategy did
+    before it (``added``: per label, its parameters class's ``added``), and another search at any other value."""
     if not (out / "store.sqlite").exists():
         return
     ro = read_only(out)
@@ -210,6 +213,9 @@ def check_run_dir(out: Path, cfg: RunConfig, labels: dict[str, dict[str, Any]] |
             old, settings = ({k: v for k, v in d.items() if k != "resolved"} for d in (old, settings))
         elif old is not None:  # what ran is the resolved parameters: a default spelled out is the same search
             old, settings = ({k: v for k, v in d.items() if k != "params"} for d in (old, settings))
+            before = (added or {}).get(label, {})
+            settings = {**settings, "resolved": {k: v for k, v in settings["resolved"].items()
+                                                 if k in old["resolved"] or k not in before or before[k] != v}}
         if old is not None and old != settings:
             raise ConfigError(f"--strategies: {label!r} was run in {out} with other settings "
                               f"({json.dumps(old_labels[label])}); use another label or directory")
@@ -246,7 +252,7 @@ def run_compare(config: str | Path, out: str | Path, *, strategies: str, budgets
     out = Path(out)
     settings = {c.label: {**c.settings(), "resolved": built[(c.label, bs[0])].params.model_dump(mode="json")}
                 for c in contestants}
-    check_run_dir(out, cfg, settings)
+    check_run_dir(out, cfg, settings, {c.label: type(built[(c.label, bs[0])].params).added for c in contestants})
     protocol = {"reported": split.report, "tuning_tasks": [c.id for c in conditions[:split.tune_tasks]],
                 "evaluation_tasks": [c.id for c in conditions[split.tune_tasks:]], "strategy_seeds": seeds,
                 "seeds": split.seeds, "pool": {"size": n_pool, "strategy": REFERENCE,

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from eacps.agreement import agreement_mean
 from eacps.hookspecs import hookimpl
 from eacps.params import Params, ScheduleFractions
 from eacps.recipe import Recipe
@@ -46,10 +47,16 @@ from eacps.types import Result
 
 
 class TreeSearchParams(Params):
+    added: ClassVar[dict[str, Any]] = {"last": "preview", "widen": None, "agree": 0.5}  # as before they existed
     levels: ScheduleFractions = Field(default_factory=lambda: [0.4, 0.6, 0.8],
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
+    widen: int | None = Field(None, ge=1, description="children per node below the root once the search has seen "
+                              "the deepest level's previews rank their own finals (posterior mean correlation at "
+                              "least agree); None: always width")
+    agree: float = Field(0.5, ge=-1, le=1, description="the posterior mean correlation of the deepest level's "
+                         "previews with their finals at which nodes widen (widen)")
     theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of a branching child's move")
     move: Literal["renoise", "pcn"] = Field("renoise", description="a branching child: renoise its parent's state "
                                             "(shares the prefix; changes the sampler) or pcn its root noise "
@@ -106,13 +113,31 @@ class TreeSearch(Strategy):
         self.screen = screen_of(self.params.value_model)
         self.best_leaf: float | None = None
         self.ever_pruned: set[Recipe] = set()
+        self.agreement: float | None = None  # posterior mean of the deepest previews' agreement with their finals
+        self.widened_at: int | None = None  # the steps spent when nodes first widened
 
     @property
     def leaf_depth(self) -> int:
         return len(self.points) + 1
 
     def _width(self, node: Node) -> int:
-        return max(1, round(self.params.root_width * self.budget)) if node.depth == 0 else self.params.width
+        if node.depth == 0:
+            return max(1, round(self.params.root_width * self.budget))
+        return self.params.widen if self._wide() else self.params.width  # type: ignore[return-value]
+
+    def _wide(self) -> bool:
+        return self.params.widen is not None and self.agreement is not None and self.agreement >= self.params.agree
+
+    def _measure_agreement(self) -> None:
+        """(preview, final) pairs of the deepest level: each node there and the final of its own trajectory (its
+        first child, which continues it); their posterior mean correlation decides whether nodes widen."""
+        level = len(self.points)
+        pairs = [(n.value, n.children[0].value) for n in self.nodes.values()
+                 if n.depth == level and not n.finished and n.value is not None and n.children
+                 and not n.children[0].pending and n.children[0].value is not None]
+        self.agreement = agreement_mean(pairs)  # type: ignore[arg-type]
+        if self._wide() and self.widened_at is None:
+            self.widened_at = self.spent_steps
 
     def _until(self, depth: int) -> int | None:
         return self.points[depth - 1] if depth <= len(self.points) else None
@@ -225,8 +250,11 @@ class TreeSearch(Strategy):
                 node.x = self.screen.x(r, r.recipe.until, self.full_steps)  # type: ignore[arg-type]
             if self.screen is not None and node.depth == self.leaf_depth and node.value is not None:
                 self._learn(node)
-        if self.screen is not None and not self.pending and not self.queue:  # a wave is complete: screen
-            self._prune()
+        if not self.pending and not self.queue:  # a wave is complete: widen or not, and screen
+            if self.params.widen is not None:
+                self._measure_agreement()
+            if self.screen is not None:
+                self._prune()
 
     def _features(self, node: Node) -> list[float] | None:
         return node.x
@@ -278,6 +306,9 @@ class TreeSearch(Strategy):
         for node in self.nodes.values():
             per_depth[node.depth] += 1
         out = {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
+        if self.params.widen is not None:
+            out["agreement"] = self.agreement
+            out["widened_at_steps"] = self.widened_at
         if self.params.last == "finish":
             out["finished_unjudged"] = sum(n.finished for n in self.nodes.values())  # previews not asked
         return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
