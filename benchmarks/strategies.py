@@ -78,9 +78,10 @@ CONTESTANTS: dict[str, dict[str, Any]] = {
     # 12-06 (the late round's): one point at 0.6, the copies renoised
     "fk-steering-copies": {"strategy": "fk-steering", "params": {"resample_at": [0.6], "lam": 4.0,
                                                                 "renoise": "copies"}},
-    "tree-search-l246": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6]}},  # 12-05 to 12-06
+    "tree-search-l246": {"strategy": "tree-search", "params": {"levels": [0.2, 0.4, 0.6], "widen": 0}},  # 12-05..06
+    "tree-search-narrow": {"strategy": "tree-search", "params": {"widen": 0}},  # 12-06 to 12-07: nodes never widen
     # the tree-finish round's choice at budget 20 (not made: it loses at budget 8; docs/findings.md)
-    "tree-search-finish": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 1.0}},
+    "tree-search-finish": {"strategy": "tree-search", "params": {"last": "finish", "root_width": 1.0, "widen": 0}},
     # to 12-06: the adaptive plan for the pilot's measured agreement (its default is the agreement's posterior)
     "multi-fidelity-point": {"strategy": "multi-fidelity", "params": {"agreement": "point", "pilot": 0.15,
                                                                       "promotion": "drop", "rungs": [0.2, 0.5]}},

@@ -18,7 +18,7 @@ then measures the chosen defaults on the evaluation splits (docs/findings.md, "H
                                            [--round joint|others|branch|judge|judge2|late|pilot|renoise|promotion|
                                            tree-judge|tree-vm|
                                            tree-finish|tree-finish2|
-                                           tree-finish3|tree-shape|tree-shape2|tree-widen|digits]
+                                           tree-finish3|tree-shape|tree-shape2|tree-widen|tree-widen2|digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -206,10 +206,15 @@ GRID: dict[str, dict] = {
     "ts-wide8": {"strategy": "tree-search", "params": {"widen": 8}},
     "ts-wide6": {"strategy": "tree-search", "params": {"widen": 6}},
     "ts-wide8-a3": {"strategy": "tree-search", "params": {"widen": 8, "agree": 0.3}},
+    # (the three ts-wide labels above widened every level below the root: the code of commit c0d6884)
+    # the widen2 round: only the two deepest levels widen (their children are ranked by the previews whose
+    # agreement was measured, or are finals), without and with the probe that measures it earlier
+    "ts-widen8": {"strategy": "tree-search", "params": {"widen": 8}},
+    "ts-widen8-probe": {"strategy": "tree-search", "params": {"widen": 8, "probe": True}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
-#: measured agreement with a pilot of 0.15, and every tree label a previewed deepest level and 1.5·B roots (the
-#: defaults then): pinned, so that they rerun what they ran then (the
+#: measured agreement with a pilot of 0.15, and every tree label a previewed deepest level, 1.5·B roots and nodes
+#: that never widen (the defaults then): pinned, so that they rerun what they ran then (the
 #: later labels name those parameters, and what a label names wins)
 for _search in GRID.values():
     if _search["strategy"] == "fk-steering":
@@ -217,8 +222,8 @@ for _search in GRID.values():
     elif _search["strategy"] == "multi-fidelity":  # (and every label before the promotion round: its paths drop)
         _search["params"] = {"agreement": "point", "pilot": 0.15, "promotion": "drop", "rungs": [0.2, 0.5],
                              **_search.get("params", {})}
-    elif _search["strategy"] == "tree-search":  # every level previewed and 1.5·B roots (before the tree-finish round)
-        _search["params"] = {"root_width": 1.5, "last": "preview", **_search.get("params", {})}
+    elif _search["strategy"] == "tree-search":  # every level previewed, 1.5·B roots, no widening (before 12-07)
+        _search["params"] = {"root_width": 1.5, "last": "preview", "widen": 0, **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
@@ -238,6 +243,7 @@ TREE_FINISH3 = ["ts-l468", "ts-fin", "ts-fin-r1", "ts-l468-r1", "ts-fin-r125"]
 TREE_SHAPE = ["ts-l468", "ts-r125", "ts-l468-w3", "ts-l468-w6", "ts-w3-r125"]
 TREE_SHAPE2 = ["ts-l468", "ts-l468-w5", "ts-l468-w6", "ts-l468-w8", "ts-w6-r2"]
 TREE_WIDEN = ["ts-l468", "ts-wide8", "ts-wide6", "ts-wide8-a3", "ts-l468-w8"]
+TREE_WIDEN2 = ["ts-l468", "ts-widen8", "ts-widen8-probe"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
@@ -264,6 +270,7 @@ ROUNDS: dict[str, list[str]] = {
     "tree-shape": ["best-of-n", *TREE_SHAPE],
     "tree-shape2": ["best-of-n", *TREE_SHAPE2],
     "tree-widen": ["best-of-n", *TREE_WIDEN],
+    "tree-widen2": ["best-of-n", *TREE_WIDEN2],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}

@@ -69,13 +69,14 @@ def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
 
 class TestTreeSearchVariantsConformance(StrategyConformance):
     """The conformance suite for the trees the default does not build: pcn children, an unpreviewed deepest level,
-    nodes that widen."""
+    a probe, nodes that never widen."""
     budget = 20
 
     def allowed_stop_reasons(self, strategy):
         return {"tree"}
 
-    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}, {"widen": 8}], ids=["pcn", "finish", "widen"])
+    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}, {"probe": True}, {"widen": 0}],
+                    ids=["pcn", "finish", "probe", "narrow"])
     def make_strategy(self, request):
         return lambda budget, seed: TreeSearch(TreeSearchParams(**request.param), budget=budget, seed=seed)
 
@@ -87,7 +88,8 @@ def test_levels_and_widths_shape_the_tree():
     assert all(not c.recipe.branches and not c.recipe.moves for c in s.root.children)
     for node in s.nodes.values():
         assert node.recipe.until == [4, 6, 8, None][node.depth - 1]
-        assert len(node.children) <= 3  # width below the root
+        # width below the root; the two deepest levels widen to the default widen once the previews rank finals
+        assert len(node.children) <= (3 if node.depth < 2 or s.diagnostics()["widened_at_steps"] is None else 8)
         for i, child in enumerate(node.children):  # the first child continues its parent, the others branch from it
             assert child.recipe.root == node.recipe.root
             assert child.recipe.branches == node.recipe.branches + (
@@ -225,8 +227,10 @@ def test_widen_grows_the_nodes_once_the_deepest_previews_rank_their_finals():
     assert d["agreement"] >= 0.5 and 0 < d["widened_at_steps"] < s.spent_steps  # fake previews rank their finals
     below = [n for n in s.nodes.values() if n.depth >= 1]
     assert max(len(n.children) for n in below) == 5  # past width once widened, never past widen
-    fixed = run(TreeSearch(TreeSearchParams(width=2), budget=20, seed=0))
+    assert max(len(n.children) for n in below if n.depth == 1) == 2  # the level above them keeps its width
+    fixed = run(TreeSearch(TreeSearchParams(width=2, widen=0), budget=20, seed=0))
     assert max(len(n.children) for n in fixed.nodes.values() if n.depth >= 1) == 2
+    assert "agreement" not in fixed.diagnostics()  # nothing to widen to: nothing measured
     # before the widening the two trees ask alike (the decision comes from what the search measured), after it not
     asked, asked_fixed = [r.recipe for r in s.history], [r.recipe for r in fixed.history]
     assert asked[:40] == asked_fixed[:40] and asked != asked_fixed
@@ -234,7 +238,7 @@ def test_widen_grows_the_nodes_once_the_deepest_previews_rank_their_finals():
 
 def test_widen_keeps_the_width_where_previews_do_not_rank_finals():
     s = run(TreeSearch(TreeSearchParams(width=2, widen=5), budget=20, seed=0), objective=previews_say_nothing)
-    fixed = run(TreeSearch(TreeSearchParams(width=2), budget=20, seed=0), objective=previews_say_nothing)
+    fixed = run(TreeSearch(TreeSearchParams(width=2, widen=0), budget=20, seed=0), objective=previews_say_nothing)
     d = s.diagnostics()
     assert d["agreement"] is not None and d["agreement"] < 0.5 and d["widened_at_steps"] is None
     assert [r.recipe for r in s.history] == [r.recipe for r in fixed.history]  # the same tree, asked alike
@@ -244,3 +248,20 @@ def test_widen_has_nothing_to_measure_without_the_deepest_previews():
     s = run(TreeSearch(TreeSearchParams(width=2, widen=5, last="finish"), budget=20, seed=0))
     assert s.diagnostics()["agreement"] is None
     assert max(len(n.children) for n in s.nodes.values() if n.depth >= 1) <= 2
+
+
+def leaf_order(s: TreeSearch) -> list[int]:
+    """Each finished leaf, in asked order, as its place among its parent's children (0: it continues its parent)."""
+    leaves = [s.nodes[r.recipe] for r in s.history if r.recipe.until is None]
+    return [leaf.parent.children.index(leaf) for leaf in leaves]
+
+
+def test_probe_finishes_several_deepest_nodes_first_and_decides_sooner():
+    plain = run(TreeSearch(TreeSearchParams(), budget=20, seed=0))
+    probed = run(TreeSearch(TreeSearchParams(probe=True), budget=20, seed=0))
+    assert leaf_order(plain)[:4] == [0, 1, 2, 3]  # greedy: the best deepest node's children first
+    assert leaf_order(probed)[:4] == [0, 0, 0, 0]  # probe: four deepest nodes' own finals first
+    assert probed.diagnostics()["widened_at_steps"] < plain.diagnostics()["widened_at_steps"]
+    # where the budget left could not pay for a widened node, the probe changes nothing
+    small = [run(TreeSearch(TreeSearchParams(probe=p), budget=8, seed=0)) for p in (False, True)]
+    assert [r.recipe for r in small[0].history] == [r.recipe for r in small[1].history]

@@ -124,8 +124,10 @@ def test_tree_search_learns_online_and_prunes_nodes():
     """The strategy suite's objective (a function of the path's noise; previews rank like finals, loosely): the tree
     learns from its own leaves, prunes nodes, and grows none below a pruned node."""
     def tree(value_model=None):
-        # four levels: enough previews per leaf that the screen is trusted early and then withdrawn
-        s = TreeSearch(TreeSearchParams(levels=LEVELS4, value_model=value_model), budget=20, seed=0).bind(T)
+        # four levels: enough previews per leaf that the screen is trusted early and then withdrawn; nodes of a fixed
+        # width (the scene this test measures was set before they widened by default)
+        s = TreeSearch(TreeSearchParams(levels=LEVELS4, value_model=value_model, widen=0), budget=20,
+                       seed=0).bind(T)
         s.optimize(fake_objective(), batch_size=4)
         return s
 
@@ -137,7 +139,8 @@ def test_tree_search_learns_online_and_prunes_nodes():
     assert [r.recipe for r in s.history] != [r.recipe for r in plain.history]  # the budget went elsewhere
     assert s.best.potential >= plain.best.potential
     assert d["fit_seconds"] > 0 and d["predict_seconds"] > 0  # measured
-    again = TreeSearch(TreeSearchParams(levels=LEVELS4, value_model={"min_pairs": 8}), budget=20, seed=0).bind(T)
+    again = TreeSearch(TreeSearchParams(levels=LEVELS4, value_model={"min_pairs": 8}, widen=0), budget=20,
+                       seed=0).bind(T)
     replay(again, s.history)  # resume: a fresh strategy replaying the told results asks the same recipes
     assert again.ever_pruned == s.ever_pruned
 

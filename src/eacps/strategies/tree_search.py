@@ -20,12 +20,20 @@ Expansions are chosen in waves of ``wave`` from what is known (a batch of GPU wo
 on how the engine batches asks). Every computed node is kept and reused; only leaves can be the best. Needs a
 generator that can step.
 
+How wide a node should be depends on the landscape: the tree measures it. For each node of the deepest level with
+a first child it has the pair (preview, final of its own path); once their agreement's posterior mean (Spearman
+through ``eacps.agreement``) reaches ``agree``, nodes of the two deepest levels may have ``widen`` children instead
+of ``width`` (decided again after every wave). A small budget never gathers the pairs and keeps the narrow tree.
+
 Default levels 0.4/0.6/0.8 (since 2026-12-06; before: 0.2/0.4/0.6): chosen by the maximin rule of
 ``benchmarks/tune_trajectories.py --round late`` over the tuning splits of three testbeds. Its first decision comes
 after the point where a flow sampler's previews stop ranking against its finals (about 35% of T on the gm-flow
 testbed, held out then; docs/findings.md). ``last = "finish"`` saves the deepest level's judge calls and holds the
 mean best at budgets 20 and 64, but loses at budget 8, where those previews are a cheap filter among many siblings
-(``--round tree-finish3`` over four tuning testbeds at budgets 8, 20, 64): not the default.
+(``--round tree-finish3`` over four tuning testbeds at budgets 8, 20, 64): not the default. ``widen = 8`` (since
+2026-12-07): chosen by both cost models' rule over the four tuning testbeds at budgets 8, 20 and 64 (``--round
+tree-widen2``), where every fixed width or root width tried was vetoed on one of them (``tree-shape``,
+``tree-shape2``); ``probe`` decides sooner and gains more at budget 20 but is vetoed on gm-sharp.
 """
 
 from __future__ import annotations
@@ -47,16 +55,19 @@ from eacps.types import Result
 
 
 class TreeSearchParams(Params):
-    added: ClassVar[dict[str, Any]] = {"last": "preview", "widen": None, "agree": 0.5}  # as before they existed
+    added: ClassVar[dict[str, Any]] = {"last": "preview", "widen": 0, "agree": 0.5,  # as before they existed
+                                       "probe": False}
     levels: ScheduleFractions = Field(default_factory=lambda: [0.4, 0.6, 0.8],
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
     width: int = Field(4, ge=1, description="children per node below the root")
-    widen: int | None = Field(None, ge=1, description="children per node below the root once the search has seen "
-                              "the deepest level's previews rank their own finals (posterior mean correlation at "
-                              "least agree); None: always width")
+    widen: int = Field(8, ge=0, description="children per node of the two deepest levels (whose children are "
+                       "ranked by the deepest previews or are finals) once the search has seen the deepest previews "
+                       "rank their own finals (posterior mean correlation at least agree); at most width (0): never")
     agree: float = Field(0.5, ge=-1, le=1, description="the posterior mean correlation of the deepest level's "
                          "previews with their finals at which nodes widen (widen)")
+    probe: bool = Field(False, description="with widen: finish the first child of several deepest nodes before their "
+                        "siblings until five pairs decide, while the budget left could still pay for wide nodes")
     theta: float = Field(1.0, gt=0, le=math.pi / 2, description="angle of a branching child's move")
     move: Literal["renoise", "pcn"] = Field("renoise", description="a branching child: renoise its parent's state "
                                             "(shares the prefix; changes the sampler) or pcn its root noise "
@@ -69,6 +80,10 @@ class TreeSearchParams(Params):
         "preview", description="a node of the deepest level is valued by its judged preview (preview) or by "
         "finishing its own trajectory (finish: no preview, its first leaf is asked with it and its final's potential "
         "is its value; one potential evaluation fewer per node there)")
+
+
+#: (preview, final) pairs of the deepest level that ``probe`` gathers before it lets the tree branch there
+PROBE_PAIRS = 5
 
 
 @dataclass
@@ -115,6 +130,7 @@ class TreeSearch(Strategy):
         self.ever_pruned: set[Recipe] = set()
         self.agreement: float | None = None  # posterior mean of the deepest previews' agreement with their finals
         self.widened_at: int | None = None  # the steps spent when nodes first widened
+        self.pairs = 0  # (preview, final) pairs of the deepest level behind the agreement
 
     @property
     def leaf_depth(self) -> int:
@@ -123,10 +139,27 @@ class TreeSearch(Strategy):
     def _width(self, node: Node) -> int:
         if node.depth == 0:
             return max(1, round(self.params.root_width * self.budget))
-        return self.params.widen if self._wide() else self.params.width  # type: ignore[return-value]
+        if node.depth >= len(self.points) - 1 and self._wide():  # children ranked by measured previews, or finals
+            return self.params.widen
+        return self.params.width
+
+    def _probing(self, node: Node) -> bool:
+        """Choosing a deepest-level node to grow while ``probe`` gathers (preview, final) pairs: fewer than
+        ``PROBE_PAIRS``, and enough budget left for the missing pairs' finals and one node widened there."""
+        if not self.params.probe or not self._widens or node.depth != len(self.points) - 1 or \
+                self.pairs >= PROBE_PAIRS:
+            return False
+        last, before = self.full_steps - self.points[-1], self.full_steps - self.points[-2]
+        wider = self.params.widen - self.params.width
+        return self.steps_left >= (PROBE_PAIRS - self.pairs) * last + wider * before
 
     def _wide(self) -> bool:
-        return self.params.widen is not None and self.agreement is not None and self.agreement >= self.params.agree
+        return self._widens and self.agreement is not None and self.agreement >= self.params.agree
+
+    @property
+    def _widens(self) -> bool:
+        """Can nodes widen at all (``widen`` above ``width``)?"""
+        return self.params.widen > self.params.width
 
     def _measure_agreement(self) -> None:
         """(preview, final) pairs of the deepest level: each node there and the final of its own trajectory (its
@@ -136,6 +169,7 @@ class TreeSearch(Strategy):
                  if n.depth == level and not n.finished and n.value is not None and n.children
                  and not n.children[0].pending and n.children[0].value is not None]
         self.agreement = agreement_mean(pairs)  # type: ignore[arg-type]
+        self.pairs = len(pairs)
         if self._wide() and self.widened_at is None:
             self.widened_at = self.spent_steps
 
@@ -164,6 +198,8 @@ class TreeSearch(Strategy):
         node = self.root
         while node is not None and len(node.children) >= self._width(node):
             options = [c for c in node.children if self._growable(c)]
+            if self._probing(node):  # a deepest node's first child (its own final) before another's siblings
+                options = [c for c in options if not c.children] or options
             node = max(options, key=lambda c: c.best) if options else None
         return node if node is not None and self._growable(node) else None
 
@@ -251,7 +287,7 @@ class TreeSearch(Strategy):
             if self.screen is not None and node.depth == self.leaf_depth and node.value is not None:
                 self._learn(node)
         if not self.pending and not self.queue:  # a wave is complete: widen or not, and screen
-            if self.params.widen is not None:
+            if self._widens:
                 self._measure_agreement()
             if self.screen is not None:
                 self._prune()
@@ -306,8 +342,9 @@ class TreeSearch(Strategy):
         for node in self.nodes.values():
             per_depth[node.depth] += 1
         out = {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
-        if self.params.widen is not None:
+        if self._widens:
             out["agreement"] = self.agreement
+            out["agreement_pairs"] = self.pairs
             out["widened_at_steps"] = self.widened_at
         if self.params.last == "finish":
             out["finished_unjudged"] = sum(n.finished for n in self.nodes.values())  # previews not asked
