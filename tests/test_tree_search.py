@@ -265,3 +265,10 @@ def test_probe_finishes_several_deepest_nodes_first_and_decides_sooner():
     # where the budget left could not pay for a widened node, the probe changes nothing
     small = [run(TreeSearch(TreeSearchParams(probe=p), budget=8, seed=0)) for p in (False, True)]
     assert [r.recipe for r in small[0].history] == [r.recipe for r in small[1].history]
+
+
+def test_probe_and_widen_work_on_a_tree_of_one_level():
+    s = run(TreeSearch(TreeSearchParams(levels=[0.5], probe=True, width=2, widen=5), budget=20, seed=0))
+    assert s.spent_steps <= 20 * T and s.best is not None and s.stop()
+    assert s.diagnostics()["agreement"] is not None  # the level's previews against their own finals
+    assert max(len(n.children) for n in s.nodes.values() if n.depth == 1) <= 5

@@ -149,9 +149,9 @@ class TreeSearch(Strategy):
         if not self.params.probe or not self._widens or node.depth != len(self.points) - 1 or \
                 self.pairs >= PROBE_PAIRS:
             return False
-        last, before = self.full_steps - self.points[-1], self.full_steps - self.points[-2]
-        wider = self.params.widen - self.params.width
-        return self.steps_left >= (PROBE_PAIRS - self.pairs) * last + wider * before
+        last = self.full_steps - self.points[-1]  # a deepest node's final
+        above = self.full_steps - self.points[-2] if len(self.points) > 1 else last  # a wide node's new child, finished
+        return self.steps_left >= (PROBE_PAIRS - self.pairs) * last + (self.params.widen - self.params.width) * above
 
     def _wide(self) -> bool:
         return self._widens and self.agreement is not None and self.agreement >= self.params.agree
