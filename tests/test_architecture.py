@@ -17,7 +17,7 @@ SRC = ROOT / "src" / "eacps"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("leaves", {"params", "recipe", "types", "errors", "versions", "orderstats", "hookspecs", "cost", "tables",
-                "capabilities", "trees", "tomlw"}),
+                "capabilities", "trees", "tomlw", "agreement"}),
     ("interfaces", {"generator", "scorer", "strategy", "stepping", "trajectory", "plugins", "noise_space",
                     "value_model"}),
     ("potential/store", {"potential", "store", "config", "allocation_log"}),
