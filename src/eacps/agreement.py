@@ -52,12 +52,18 @@ def agreement_posterior(spearman: float, n: int) -> np.ndarray:
     return like / like.sum()
 
 
-def agreement_mean(pairs: Sequence[tuple[float, float]]) -> float | None:
-    """The posterior mean correlation of previews and finals given ``pairs`` (None below three pairs, or when
-    the previews or the finals are all tied: their order says nothing)."""
+def spearman_of(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """The Spearman coefficient of (preview, final) ``pairs`` (None below three pairs, or when the previews or the
+    finals are all tied: their order says nothing)."""
     if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({b for _, b in pairs}) < 2:
         return None
     from scipy.stats import spearmanr
 
     rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
-    return None if math.isnan(rho) else float(agreement_posterior(float(rho), len(pairs)) @ RHO_GRID)
+    return None if math.isnan(rho) else float(rho)
+
+
+def agreement_mean(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """The posterior mean correlation of previews and finals given ``pairs`` (None where ``spearman_of`` is)."""
+    rho = spearman_of(pairs)
+    return None if rho is None else float(agreement_posterior(rho, len(pairs)) @ RHO_GRID)

@@ -68,7 +68,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from eacps.agreement import RHO_GRID, agreement_posterior
+from eacps.agreement import RHO_GRID, agreement_posterior, spearman_of
 from eacps.hookspecs import hookimpl
 from eacps.params import BranchFractions, Params, ScheduleFractions
 from eacps.recipe import Recipe
@@ -308,8 +308,6 @@ class MultiFidelity(Strategy):
     def _adaptive_plan(self) -> None:
         """From the pilot's (preview, final) pairs: the rank agreement at each rung point, and the one-rung plan
         with the highest expected best final for it (promotion 1: the rest as whole candidates, no previews)."""
-        from scipy.stats import spearmanr
-
         total, left = self.full_steps, self.steps_left
         finals = {r: v.potential for (r, u), v in self.pilot_results.items() if u is None and v.ok}
         rhos: dict[int, float | None] = {}
@@ -318,8 +316,7 @@ class MultiFidelity(Strategy):
         for k in self.schedule_steps(self.params.rungs):
             pairs = [(v.potential, finals[r]) for (r, u), v in self.pilot_results.items()
                      if u == k and v.ok and r in finals]
-            rho = spearmanr(*zip(*pairs, strict=True)).statistic if len(pairs) >= 3 else math.nan
-            rhos[k] = None if math.isnan(rho) else float(rho)
+            rhos[k] = spearman_of(pairs)
             if rhos[k] is not None and (posterior or rhos[k] > 0):
                 beliefs[k] = agreement_posterior(rhos[k], len(pairs)) if posterior else rhos[k]
         rng = np.random.default_rng([self.seed, 0x3F])
@@ -428,17 +425,11 @@ class MultiFidelity(Strategy):
 
     def preview_rank_correlation(self, rung: int = 0) -> float | None:
         """Spearman correlation between rung-``rung`` preview potentials and final potentials of the same path."""
-        from scipy.stats import spearmanr
-
         if not self.rung_results:
             return None
         final = {r.recipe: r.potential for r in self.rung_results[-1] if r.ok}
-        pairs = [(r.potential, final[self.path(r.recipe)]) for r in self.rung_results[rung]
-                 if r.ok and self.path(r.recipe) in final]
-        if len(pairs) < 3:
-            return None
-        rho = spearmanr([a for a, _ in pairs], [b for _, b in pairs]).statistic
-        return None if math.isnan(rho) else float(rho)
+        return spearman_of([(r.potential, final[self.path(r.recipe)]) for r in self.rung_results[rung]
+                            if r.ok and self.path(r.recipe) in final])
 
 
 @hookimpl
