@@ -4,8 +4,10 @@ Protocol:
 
 * Tasks: the digits task set with seed 0. **Tuning split** = its first 30 tasks (the project's tuning split, see
   benchmarks/strategies.py): the allocator's rule and defaults (``Worst``'s rule, ``min_per_condition``, the
-  grant size) were chosen there (``--split tune``). **Evaluation split** = the next 40 tasks (30..69), never used
-  to choose anything.
+  grant size, the evidence model) were chosen there (``--split tune``). **Evaluation split** = the next 40 tasks
+  (30..69), never used to choose anything. ``--testbed`` (a landscape of benchmarks/strategies.py, e.g.
+  ``gm-easy``) and ``--task-seed`` (another task set) run the same splits elsewhere: the evidence model was chosen
+  on the tuning splits of digits, gm-easy and gm-flow (task set 0).
 * Pools: per task, the first ``--pool`` best-of-N draws of strategy seed 0 (the candidates ``best-of-n`` with seed 0
   asks, in order), computed once through the engine into OUT/store.sqlite (resumable) and cached in OUT/pools.json.
 * Replicates: replicate 0 walks each pool in the order drawn (exactly what ``search_all``/best-of-N with seed 0
@@ -21,7 +23,8 @@ Protocol:
 * The done-means check (``worst``, 8 per condition on 40 conditions, vs uniform 32 per condition) is also run
   for real, through ``eacps.search_all`` on the evaluation split, by tests/test_allocate.py.
 
-    python benchmarks/allocation.py [--split eval|tune] [--pool 128] [--replicates 200] [--out runs/bench-allocation]
+    python benchmarks/allocation.py [--split eval|tune] [--testbed digits] [--task-seed 0] [--pool 128]
+                                    [--replicates 200] [--out runs/bench-allocation]
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from strategies import TESTBEDS
 
 from eacps.allocate import Allocator, Mean, Objective, Threshold, Worst, choose
 
@@ -52,25 +57,40 @@ def digits_setup():
     return generator, potential
 
 
-def split_tasks(split: str) -> list:
-    import eacps_digits
+def testbed_setup(testbed: str, task_seed: int) -> tuple[Any, Any, list]:
+    """The generator, potential and the tuning + evaluation tasks of a landscape of benchmarks/strategies.py (the
+    same config ``eacps compare`` runs there)."""
+    import tomllib
 
-    tasks = eacps_digits.tasks(TUNE_TASKS + EVAL_TASKS, 0)
+    from strategies import config
+
+    from eacps.api import build
+    from eacps.config import parse_config
+
+    cfg = parse_config(tomllib.loads(config(TUNE_TASKS + EVAL_TASKS, {"pool": {"strategy": "best-of-n"}}, testbed,
+                                            task_seed=task_seed)))
+    setup = build(cfg, Path.cwd())
+    return setup.generator, setup.potential, setup.conditions
+
+
+def split_tasks(split: str, tasks: list) -> list:
     return tasks[:TUNE_TASKS] if split == "tune" else tasks[TUNE_TASKS:]
 
 
-def pools(out: Path, split: str, size: int) -> dict[str, list[float | None]]:
+def pools(out: Path, split: str, size: int, testbed: str = "digits", task_seed: int = 0
+          ) -> dict[str, list[float | None]]:
     """Per task, the potentials of best-of-N seed 0's first ``size`` candidates (None: not OK), in order."""
-    cache = out / f"pools-{split}-{size}.json"
+    name = "" if (testbed, task_seed) == ("digits", 0) else f"{testbed}-t{task_seed}-"
+    cache = out / f"pools-{name}{split}-{size}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     from eacps.engine.engine import Engine, Job
     from eacps.store import Store
     from eacps.strategies.best_of_n import BestOfN
 
-    generator, potential = digits_setup()
-    tasks = split_tasks(split)
-    with Store.open(out) as store:
+    generator, potential, tasks = testbed_setup(testbed, task_seed)
+    tasks = split_tasks(split, tasks)
+    with Store.open(out / (f"{testbed}-t{task_seed}" if name else "")) as store:
         engine = Engine(generator, potential, store, batch_size=16, progress=True)
         try:
             res = engine.run_all([Job(t, BestOfN(budget=size, seed=0), "pool") for t in tasks])
@@ -178,6 +198,8 @@ def fmt(res: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=["eval", "tune"], default="eval")
+    ap.add_argument("--testbed", default="digits", choices=list(TESTBEDS), help="the landscape (default: digits)")
+    ap.add_argument("--task-seed", type=int, default=0, help="the task set (default 0, the one the splits name)")
     ap.add_argument("--pool", type=int, default=128, help="best-of-N draws cached per task")
     ap.add_argument("--replicates", type=int, default=200, help="draw orders (replicate 0: as generated)")
     ap.add_argument("--per-condition", type=int, default=8, help="the allocation's total budget per condition")
@@ -187,7 +209,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    pool = pools(out, args.split, args.pool)
+    pool = pools(out, args.split, args.pool, args.testbed, args.task_seed)
     tau = args.tau
     if tau is None:
         tau = float(np.median([b for b in bests_after(draws(pool, 0), [args.per_condition] * len(pool))
@@ -197,8 +219,9 @@ def main() -> None:
         res = evaluate(pool, obj, args.per_condition, [8, 16, 32, 64], args.replicates)
         results.append(res)
         print(fmt(res), flush=True)
-    (out / f"allocation-{args.split}.json").write_text(json.dumps(results, indent=1))
-    print(f"wall time: {time.perf_counter() - t0:.0f} s; results: {out / f'allocation-{args.split}.json'}")
+    name = "" if (args.testbed, args.task_seed) == ("digits", 0) else f"{args.testbed}-t{args.task_seed}-"
+    (out / f"allocation-{name}{args.split}.json").write_text(json.dumps(results, indent=1))
+    print(f"wall time: {time.perf_counter() - t0:.0f} s; results: {out / f'allocation-{name}{args.split}.json'}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from test_resume_kill import wait_for_rows
 
 import eacps
 from eacps import Condition
-from eacps.allocate import Mean, Threshold, Worst, as_objective, choose, worst_decile
+from eacps.allocate import Mean, Threshold, Worst, as_objective, choose, estimates, worst_decile
 from eacps.allocation_log import format_allocation, stored_allocations
 from eacps.commands.cli import main
 from eacps.config import ConfigError
@@ -76,6 +77,24 @@ def test_objectives_from_names_and_their_figures():
     assert worst_decile(bests) == 1.5 == Worst().value(bests)
     assert Threshold(15.0).value(bests) == 0.3 and Mean().value(bests) == 10.5
 
+
+def test_the_evidence_is_the_upper_half_a_bad_draw_does_not_widen_it():
+    """A condition's spread is what its best can rise into: one bad draw far below the others leaves its centre
+    and spread where they were (a normal fit to all of them read it as a spread of 13), so it is not credited a
+    large gain for it. Two draws: exactly the normal fit's variance."""
+    clean, bad = [40.0, 41.0, 42.0, 43.0, 44.0], [40.0, 41.0, 42.0, 43.0, 44.0, 10.0]
+    (c, b), _ = estimates([clean, bad], prior_weight=0)
+    assert (c.mu, b.mu) == (42.0, 41.5) and c.best == b.best == 44.0 and b.n == 6
+    assert c.sigma == pytest.approx(math.sqrt(2 * (1 + 4) / 4)) and b.sigma < 1.2 * c.sigma
+    assert statistics.stdev(bad) > 13  # what the old fit would have used
+    (two,), _ = estimates([[3.0, 5.0]], prior_weight=0)
+    assert (two.mu, two.sigma) == (4.0, pytest.approx(statistics.stdev([3.0, 5.0])))
+    # shrunk towards the pooled spread above the median; one draw has only the pooled one
+    (one, other), pooled = estimates([[7.0], [3.0, 5.0]], prior_weight=4)
+    assert (one.mu, one.sigma) == (7.0, pytest.approx(pooled)) and pooled == pytest.approx(math.sqrt(2.0))
+    # the expected gain of two more draws: about the clean condition's (the old fit's: 4.36, 29 times as much)
+    gains = [choose([ys], [10], 20, Mean(), batch_size=2, prior_weight=0).predicted for ys in (clean, bad)]
+    assert gains[1] == pytest.approx(gains[0], rel=0.05) and 0.1 < gains[0] < 0.2
 
 # -- search_all on the toy generator with conditions of different difficulty -----------------------------------------
 def shifted_conditions(n: int = 6) -> list[Condition]:

@@ -2,9 +2,10 @@
 
 ``search_all`` runs one search per condition (best-of-N by default), but instead of giving each the same budget
 it grants candidates a batch at a time. After a warm-up (``min_per_condition`` candidates each), every decision
-uses each condition's own evidence: a normal fit to the potentials it has seen (its variance shrunk towards the
-pooled one, ``prior_weight`` pseudo-observations, so two samples do not make a wild guess), its best so far,
-and the order statistics of the next batch (``eacps.orderstats``):
+uses each condition's own evidence: a normal model of the upper half of the potentials it has seen (what a best
+can rise into: centred at their median, with the spread above it, shrunk towards the pooled spread with
+``prior_weight`` pseudo-observations, so two samples do not make a wild guess; a bad draw below the median does not
+widen it), its best so far, and the order statistics of the next batch (``eacps.orderstats``):
 
 * ``mean`` — the condition whose best is expected to rise most per candidate (expected improvement of the max);
 * ``worst`` — raise the mean of the lowest ``fraction`` of the bests (the worst decile by default): among the
@@ -27,6 +28,7 @@ ones the prediction is a heuristic.
 from __future__ import annotations
 
 import math
+import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +52,8 @@ from eacps.types import Condition, Result
 # -- evidence -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Estimate:
-    """A condition's evidence: its OK potentials' mean, its (shrunk) standard deviation, its best, and count."""
+    """A condition's evidence: the centre (median) and (shrunk) upper spread of its OK potentials, its best, and
+    their count."""
 
     mu: float
     sigma: float
@@ -58,21 +61,34 @@ class Estimate:
     n: int
 
 
+def _upper(ys: Sequence[float]) -> tuple[float, float]:
+    """(median, 2 x the sum of squared excesses above it): for a symmetric law the sum of squares about the mean, so
+    ``/(n - 1)`` estimates the variance of the normal whose upper half fits ``ys`` (exactly that at n = 2)."""
+    m = statistics.median(ys)
+    return m, 2.0 * sum((y - m) ** 2 for y in ys if y > m)
+
+
 def estimates(scores: Sequence[Sequence[float]], prior_weight: float) -> tuple[list[Estimate | None], float]:
-    """Per condition, a normal fit to its OK potentials (None without any), its variance shrunk towards the pooled
-    within-condition variance with ``prior_weight`` pseudo-observations; and the pooled standard deviation."""
-    num = sum(sum((y - sum(ys) / len(ys)) ** 2 for y in ys) for ys in scores if len(ys) > 1)
+    """Per condition, a normal model of the upper half of its OK potentials (None without any): centred at their
+    median, its variance from the excesses above it, shrunk towards the pooled such variance with ``prior_weight``
+    pseudo-observations; and the pooled standard deviation.
+
+    Only the upper half, because a best rises into the upper tail: digits potentials are skewed to the left, and a
+    normal fit to all of them read one bad draw as a wide spread, so the condition that had drawn it was credited a
+    large expected gain (the `mean` objective then lost to uniform budgets; docs/findings.md, Budgets across
+    conditions)."""
+    fits = [_upper(ys) if ys else None for ys in scores]
+    num = sum(f[1] for ys, f in zip(scores, fits, strict=True) if f is not None and len(ys) > 1)
     dof = sum(len(ys) - 1 for ys in scores if len(ys) > 1)
     pooled = num / dof if dof else 0.0
     out: list[Estimate | None] = []
-    for ys in scores:
-        if not ys:
+    for ys, f in zip(scores, fits, strict=True):
+        if f is None:
             out.append(None)
             continue
-        mu = sum(ys) / len(ys)
-        ss = sum((y - mu) ** 2 for y in ys)
+        m, ss = f
         var = (ss + prior_weight * pooled) / (len(ys) - 1 + prior_weight) if len(ys) > 1 or prior_weight else 0.0
-        out.append(Estimate(mu, math.sqrt(var), max(ys), len(ys)))
+        out.append(Estimate(m, math.sqrt(var), max(ys), len(ys)))
     return out, math.sqrt(pooled)
 
 
