@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from strategies import TESTBEDS
 
 from eacps.allocate import Allocator, Mean, Objective, Threshold, Worst, choose

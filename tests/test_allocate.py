@@ -92,6 +92,7 @@ def test_the_evidence_is_the_upper_half_a_bad_draw_does_not_widen_it():
     # shrunk towards the pooled spread above the median; one draw has only the pooled one
     (one, other), pooled = estimates([[7.0], [3.0, 5.0]], prior_weight=4)
     assert (one.mu, one.sigma) == (7.0, pytest.approx(pooled)) and pooled == pytest.approx(math.sqrt(2.0))
+    assert other.sigma == pytest.approx(math.sqrt((2.0 + 4 * 2.0) / (1 + 4)))
     # the expected gain of two more draws: about the clean condition's (the old fit's: 4.36, 29 times as much)
     gains = [choose([ys], [10], 20, Mean(), batch_size=2, prior_weight=0).predicted for ys in (clean, bad)]
     assert gains[1] == pytest.approx(gains[0], rel=0.05) and 0.1 < gains[0] < 0.2
