@@ -9,7 +9,8 @@ Protocol:
   ``gm-easy``) and ``--task-seed`` (another task set) run the same splits elsewhere: the evidence model was chosen
   on the tuning splits of digits, gm-easy and gm-flow (task set 0).
 * Pools: per task, the first ``--pool`` best-of-N draws of strategy seed 0 (the candidates ``best-of-n`` with seed 0
-  asks, in order), computed once through the engine into OUT/store.sqlite (resumable) and cached in OUT/pools.json.
+  asks, in order), computed once through the engine into a store under OUT (resumable) and cached in
+  OUT/pools-[TESTBED-tSEED-]SPLIT-POOL.json.
 * Replicates: replicate 0 walks each pool in the order drawn (exactly what ``search_all``/best-of-N with seed 0
   would see); replicates r >= 1 walk a random permutation of each pool (seeded by r): **resampling without
   replacement from the cached pool**, not new generations. The allocation policies are run on these draws with

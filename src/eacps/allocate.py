@@ -71,7 +71,7 @@ def _upper(ys: Sequence[float]) -> tuple[float, float]:
 def estimates(scores: Sequence[Sequence[float]], prior_weight: float) -> tuple[list[Estimate | None], float]:
     """Per condition, a normal model of the upper half of its OK potentials (None without any): centred at their
     median, its variance from the excesses above it, shrunk towards the pooled such variance with ``prior_weight``
-    pseudo-observations; and the pooled standard deviation.
+    pseudo-observations; and the pooled such standard deviation.
 
     Only the upper half, because a best rises into the upper tail: digits potentials are skewed to the left, and a
     normal fit to all of them read one bad draw as a wide spread, so the condition that had drawn it was credited a
