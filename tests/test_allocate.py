@@ -96,6 +96,9 @@ def test_the_evidence_is_the_upper_half_a_bad_draw_does_not_widen_it():
     # the expected gain of two more draws: about the clean condition's (the old fit's: 4.36, 29 times as much)
     gains = [choose([ys], [10], 20, Mean(), batch_size=2, prior_weight=0).predicted for ys in (clean, bad)]
     assert gains[1] == pytest.approx(gains[0], rel=0.05) and 0.1 < gains[0] < 0.2
+    # and a decision says what it read: the best and the model its prediction comes from
+    assert choose([bad], [10], 20, Mean(), batch_size=2, prior_weight=0).reason.startswith(
+        f"best 44.000 (median 41.500, upper spread {b.sigma:.3f}, 6 seen): predicted gain")
 
 # -- search_all on the toy generator with conditions of different difficulty -----------------------------------------
 def shifted_conditions(n: int = 6) -> list[Condition]:
@@ -139,7 +142,7 @@ def test_mean_spends_the_budget_and_records_every_reason(setup):
     assert sum(d.candidates for d in a.decisions) == 23
     assert [d.condition for d in a.decisions[:6]] == [c.id for c in conds]  # the warm-up
     for d in a.decisions[6:]:
-        assert d.predicted > 0 and d.best is not None and "predicted gain" in d.reason
+        assert d.predicted > 0 and d.best is not None and "predicted gain" in d.reason and "upper spread" in d.reason
     grants = {}
     for d in a.decisions:
         assert d.spent == grants.get(d.condition, 0)  # each decision saw the condition's candidates so far

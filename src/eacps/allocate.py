@@ -60,6 +60,10 @@ class Estimate:
     best: float
     n: int
 
+    def __str__(self) -> str:
+        """What a decision's reason says of the evidence: the best, and the model its predicted figure comes from."""
+        return f"best {self.best:.3f} (median {self.mu:.3f}, upper spread {self.sigma:.3f}, {self.n} seen)"
+
 
 def _upper(ys: Sequence[float]) -> tuple[float, float]:
     """(median, 2 x the sum of squared excesses above it): for a symmetric law the sum of squares about the mean, so
@@ -136,7 +140,7 @@ class Mean(Objective):
 
     def priority(self, e: Estimate, k: int, f: Field) -> tuple[float, float, str]:
         gain = expected_improvement_normal(e.mu, e.sigma, e.best, k)
-        return gain / k, gain, f"best {e.best:.3f}, predicted gain {gain:+.3f} from {k} more (largest per candidate)"
+        return gain / k, gain, f"{e}: predicted gain {gain:+.3f} from {k} more (largest per candidate)"
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ class Worst(Objective):
             return (-1.0 - (e.best - bar), 0.0, f"best {e.best:.3f}, above the lowest {m} (bar {bar:.3f}); the "
                     "weakest of those outside")
         gain = expected_improvement_normal(e.mu, e.sigma, e.best, k, cap=None if math.isinf(bar) else bar)
-        return (gain / k, gain, f"best {e.best:.3f}, among the lowest {m}: predicted rise {gain:+.3f} from {k} "
+        return (gain / k, gain, f"{e}, among the lowest {m}: predicted rise {gain:+.3f} from {k} "
                 f"more (up to {bar:.3f}; largest per candidate)")
 
     def value(self, bests: Sequence[float | None]) -> float:
@@ -186,7 +190,7 @@ class Threshold(Objective):
 
     def priority(self, e: Estimate, k: int, f: Field) -> tuple[float, float, str]:
         p = prob_reach_normal(e.mu, e.sigma, self.tau, k)
-        return p / k, p, f"best {e.best:.3f} < τ {self.tau:g}, P(reach τ with {k} more) = {p:.2f} (highest)"
+        return p / k, p, f"{e} < τ {self.tau:g}: P(reach τ with {k} more) = {p:.2f} (highest)"
 
     def value(self, bests: Sequence[float | None]) -> float:
         """The fraction of conditions at or above τ."""
