@@ -45,18 +45,6 @@ from eacps.allocate import Allocator, Mean, Objective, Threshold, Worst, choose
 TUNE_TASKS, EVAL_TASKS = 30, 40
 
 
-def digits_setup():
-    """The digits generator and its three scorers at the reference weights (the demo's potential)."""
-    from eacps.api import load_models
-    from eacps.config import PotentialConfig, build_potential, create
-
-    generator = create("generator", "digits", {})
-    potential = build_potential(PotentialConfig(criteria={c: {"scorer": f"digits-{c}"} for c in
-                                                          ("consistency", "realism", "identity")}))
-    load_models(generator, potential)
-    return generator, potential
-
-
 def testbed_setup(testbed: str, task_seed: int) -> tuple[Any, Any, list]:
     """The generator, potential and the tuning + evaluation tasks of a landscape of benchmarks/strategies.py (the
     same config ``eacps compare`` runs there)."""
@@ -77,11 +65,19 @@ def split_tasks(split: str, tasks: list) -> list:
     return tasks[:TUNE_TASKS] if split == "tune" else tasks[TUNE_TASKS:]
 
 
+def tag(testbed: str, task_seed: int) -> str:
+    """What names a landscape's task set in OUT ("" for digits task set 0, which keeps the names it always had)."""
+    return "" if (testbed, task_seed) == ("digits", 0) else f"{testbed}-t{task_seed}"
+
+
+def named(*parts: str) -> str:
+    return "-".join(p for p in parts if p)
+
+
 def pools(out: Path, split: str, size: int, testbed: str = "digits", task_seed: int = 0
           ) -> dict[str, list[float | None]]:
     """Per task, the potentials of best-of-N seed 0's first ``size`` candidates (None: not OK), in order."""
-    name = "" if (testbed, task_seed) == ("digits", 0) else f"{testbed}-t{task_seed}-"
-    cache = out / f"pools-{name}{split}-{size}.json"
+    cache = out / f"{named('pools', tag(testbed, task_seed), split, str(size))}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     from eacps.engine.engine import Engine, Job
@@ -90,7 +86,7 @@ def pools(out: Path, split: str, size: int, testbed: str = "digits", task_seed: 
 
     generator, potential, tasks = testbed_setup(testbed, task_seed)
     tasks = split_tasks(split, tasks)
-    with Store.open(out / (f"{testbed}-t{task_seed}" if name else "")) as store:
+    with Store.open(out / tag(testbed, task_seed)) as store:
         engine = Engine(generator, potential, store, batch_size=16, progress=True)
         try:
             res = engine.run_all([Job(t, BestOfN(budget=size, seed=0), "pool") for t in tasks])
@@ -219,9 +215,9 @@ def main() -> None:
         res = evaluate(pool, obj, args.per_condition, [8, 16, 32, 64], args.replicates)
         results.append(res)
         print(fmt(res), flush=True)
-    name = "" if (args.testbed, args.task_seed) == ("digits", 0) else f"{args.testbed}-t{args.task_seed}-"
-    (out / f"allocation-{name}{args.split}.json").write_text(json.dumps(results, indent=1))
-    print(f"wall time: {time.perf_counter() - t0:.0f} s; results: {out / f'allocation-{name}{args.split}.json'}")
+    path = out / f"{named('allocation', tag(args.testbed, args.task_seed), args.split)}.json"
+    path.write_text(json.dumps(results, indent=1))
+    print(f"wall time: {time.perf_counter() - t0:.0f} s; results: {path}")
 
 
 if __name__ == "__main__":

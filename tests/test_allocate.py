@@ -100,6 +100,7 @@ def test_the_evidence_is_the_upper_half_a_bad_draw_does_not_widen_it():
     assert choose([bad], [10], 20, Mean(), batch_size=2, prior_weight=0).reason.startswith(
         f"best 44.000 (median 41.500, upper spread {b.sigma:.3f}, 6 seen): predicted gain")
 
+
 # -- search_all on the toy generator with conditions of different difficulty -----------------------------------------
 def shifted_conditions(n: int = 6) -> list[Condition]:
     """Condition i's noise is z * scale_i + offset_i: some conditions are harder (low offset) or more varied."""
@@ -392,17 +393,15 @@ def test_kill_9_during_an_allocated_run_resumes_with_the_same_winners(tmp_path):
 def test_worst_at_8_per_condition_matches_uniform_32_on_40_held_out_digits_tasks(tmp_path, monkeypatch):
     """Objective worst, a total of 8 per condition over 40 evaluation-split tasks (30..69, no allocator parameter
     was chosen on them), against best-of-N 32 per condition: the worst-decile mean is at least uniform 32's."""
-    import eacps_digits
-
     from eacps.engine.engine import Engine, Job
     from eacps.store import Store
     from eacps.strategies.best_of_n import BestOfN
 
     monkeypatch.syspath_prepend(str(HERE.parent / "benchmarks"))
-    from allocation import digits_setup
+    from allocation import split_tasks, testbed_setup
 
-    gen, pot = digits_setup()
-    tasks = eacps_digits.tasks(70, 0)[30:]
+    gen, pot, tasks = testbed_setup("digits", 0)
+    tasks = split_tasks("eval", tasks)
     with Store.open(tmp_path / "run") as store:  # uniform first: the allocation's prefixes are then served from it
         engine = Engine(gen, pot, store, batch_size=16)
         try:
