@@ -18,7 +18,8 @@ then measures the chosen defaults on the evaluation splits (docs/findings.md, "H
                                            [--round joint|others|branch|judge|judge2|late|pilot|renoise|promotion|
                                            tree-judge|tree-vm|
                                            tree-finish|tree-finish2|
-                                           tree-finish3|tree-shape|tree-shape2|tree-widen|tree-widen2|digits]
+                                           tree-finish3|tree-shape|tree-shape2|tree-widen|tree-widen2|tree-root|
+                                           digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -211,6 +212,12 @@ GRID: dict[str, dict] = {
     # agreement was measured, or are finals), without and with the probe that measures it earlier
     "ts-widen8": {"strategy": "tree-search", "params": {"widen": 8}},
     "ts-widen8-probe": {"strategy": "tree-search", "params": {"widen": 8, "probe": True}},
+    # the tree-root round: fewer fresh roots at larger budgets (29 of 30 roots are never grown at budget 20, and
+    # under (b) the root's previews are about half the tree's cost), the budget-8 tree unchanged: the roots grow
+    # as B^root_power from 1.5·8 at budget 8; beside them a root width of 1.25 at every budget
+    "ts-w8-p075": {"strategy": "tree-search", "params": {"widen": 8, "root_power": 0.75}},
+    "ts-w8-p05": {"strategy": "tree-search", "params": {"widen": 8, "root_power": 0.5}},
+    "ts-w8-r125": {"strategy": "tree-search", "params": {"widen": 8, "root_width": 1.25}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
 #: measured agreement with a pilot of 0.15, and every tree label a previewed deepest level, 1.5·B roots and nodes
@@ -223,7 +230,8 @@ for _search in GRID.values():
         _search["params"] = {"agreement": "point", "pilot": 0.15, "promotion": "drop", "rungs": [0.2, 0.5],
                              **_search.get("params", {})}
     elif _search["strategy"] == "tree-search":  # every level previewed, 1.5·B roots, no widening (before 12-07)
-        _search["params"] = {"root_width": 1.5, "last": "preview", "widen": 0, **_search.get("params", {})}
+        _search["params"] = {"root_width": 1.5, "last": "preview", "widen": 0, "root_power": 1.0,
+                             **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
@@ -244,6 +252,8 @@ TREE_SHAPE = ["ts-l468", "ts-r125", "ts-l468-w3", "ts-l468-w6", "ts-w3-r125"]
 TREE_SHAPE2 = ["ts-l468", "ts-l468-w5", "ts-l468-w6", "ts-l468-w8", "ts-w6-r2"]
 TREE_WIDEN = ["ts-l468", "ts-wide8", "ts-wide6", "ts-wide8-a3", "ts-l468-w8"]
 TREE_WIDEN2 = ["ts-l468", "ts-widen8", "ts-widen8-probe"]
+#: at budgets 8, 20 and 64, against the default of 2026-12-07 (ts-widen8)
+TREE_ROOT = ["ts-widen8", "ts-w8-p075", "ts-w8-p05", "ts-w8-r125"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
@@ -271,6 +281,7 @@ ROUNDS: dict[str, list[str]] = {
     "tree-shape2": ["best-of-n", *TREE_SHAPE2],
     "tree-widen": ["best-of-n", *TREE_WIDEN],
     "tree-widen2": ["best-of-n", *TREE_WIDEN2],
+    "tree-root": ["best-of-n", *TREE_ROOT],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}

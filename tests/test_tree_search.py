@@ -100,6 +100,17 @@ def test_levels_and_widths_shape_the_tree():
     assert len(narrow.root.children) == 10
 
 
+@pytest.mark.parametrize(("budget", "power", "roots"), [(8, 0.5, 12), (20, 0.5, 19), (64, 0.5, 34), (20, 0.75, 24),
+                                                         (64, 1.0, 96), (7, 1.0, 10)])
+def test_root_power_grows_the_roots_slower_than_the_budget_from_budget_8(budget, power, roots):
+    s = run(TreeSearch(TreeSearchParams(root_power=power), budget=budget, seed=0))
+    assert s.roots == roots == len(s.root.children)  # 1.5·8·(B/8)^power; power 1: 1.5·B as before (7: round(10.5))
+    # the budget not spent on roots goes below them: more nodes under the best roots than the linear root leaves
+    if power < 1 and budget > 8:
+        linear = run(TreeSearch(budget=budget, seed=0))
+        assert len(s.nodes) - roots > len(linear.nodes) - linear.roots
+
+
 def test_a_sibling_shares_its_parents_prefix_and_is_charged_only_its_own_calls():
     s = run(TreeSearch(budget=20, seed=0))
     step = [0, 4, 6, 8, T]

@@ -33,7 +33,9 @@ mean best at budgets 20 and 64, but loses at budget 8, where those previews are 
 (``--round tree-finish3`` over four tuning testbeds at budgets 8, 20, 64): not the default. ``widen = 8`` (since
 2026-12-07): chosen by both cost models' rule over the four tuning testbeds at budgets 8, 20 and 64 (``--round
 tree-widen2``), where every fixed width or root width tried was vetoed on one of them (``tree-shape``,
-``tree-shape2``); ``probe`` decides sooner and gains more at budget 20 but is vetoed on gm-sharp.
+``tree-shape2``); ``probe`` decides sooner and gains more at budget 20 but is vetoed on gm-sharp. ``root_power``
+below 1 (fewer fresh roots beyond budget 8) gained on two tuning testbeds at budget 20 without a veto, but the
+rule's maximin fell on a column where every tree beats the pool (``--round tree-root``): not the default.
 """
 
 from __future__ import annotations
@@ -56,10 +58,14 @@ from eacps.types import Result
 
 class TreeSearchParams(Params):
     added: ClassVar[dict[str, Any]] = {"last": "preview", "widen": 0, "agree": 0.5,  # as before they existed
-                                       "probe": False}
+                                       "probe": False, "root_power": 1.0}
     levels: ScheduleFractions = Field(default_factory=lambda: [0.4, 0.6, 0.8],
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
-    root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B")
+    root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B (at "
+                              "B = 8 when root_power is not 1)")
+    root_power: float = Field(1.0, gt=0, le=1, description="how the root's fresh seeds grow with the budget: "
+                              "root_width·8·(B/8)^root_power (1: in proportion to B; below 1 a larger budget "
+                              "goes more to the subtrees of the best roots)")
     width: int = Field(4, ge=1, description="children per node below the root")
     widen: int = Field(8, ge=0, description="children per node of the two deepest levels (whose children are "
                        "ranked by the deepest previews or are finals) once the search has seen the deepest previews "
@@ -81,6 +87,9 @@ class TreeSearchParams(Params):
         "finishing its own trajectory (finish: no preview, its first leaf is asked with it and its final's potential "
         "is its value; one potential evaluation fewer per node there)")
 
+
+#: the budget at which ``root_power`` leaves the root's width at ``root_width``·B (the smallest budget issue 18 names)
+ROOT_ANCHOR = 8
 
 #: (preview, final) pairs of the deepest level that ``probe`` gathers before it lets the tree branch there
 PROBE_PAIRS = 5
@@ -133,12 +142,20 @@ class TreeSearch(Strategy):
         self.pairs = 0  # (preview, final) pairs of the deepest level behind the agreement
 
     @property
+    def roots(self) -> int:
+        """Fresh seeds at the root: ``root_width``·B, or with ``root_power`` below 1 anchored there at B = 8."""
+        p = self.params
+        if p.root_power == 1:  # exactly as before root_power existed
+            return max(1, round(p.root_width * self.budget))
+        return max(1, round(p.root_width * ROOT_ANCHOR * (self.budget / ROOT_ANCHOR) ** p.root_power))
+
+    @property
     def leaf_depth(self) -> int:
         return len(self.points) + 1
 
     def _width(self, node: Node) -> int:
         if node.depth == 0:
-            return max(1, round(self.params.root_width * self.budget))
+            return self.roots
         if node.depth >= len(self.points) - 1 and self._wide():  # children ranked by measured previews, or finals
             return self.params.widen
         return self.params.width
