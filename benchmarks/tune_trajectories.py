@@ -14,7 +14,7 @@ also prints each setting's paired difference in mean best from its family's old 
 then measures the chosen defaults on the evaluation splits (docs/findings.md, "How the defaults were chosen").
 
     python benchmarks/tune_trajectories.py [--testbed digits] [--tasks 12] [--repeats 2] [--budgets 20]
-                                           [--pool 512] [--only LABELS] [--out DIR]
+                                           [--pool 512] [--task-seed 0] [--only LABELS] [--out DIR]
                                            [--round joint|others|branch|judge|judge2|late|pilot|renoise|promotion|
                                            tree-judge|tree-vm|
                                            tree-finish|tree-finish2|
@@ -334,33 +334,45 @@ def columns(dirs: list[Path]) -> dict[str, tuple[dict[str, Any], int]]:
     return out
 
 
+def readable(mults: dict[str, list[dict[str, dict]]], model: str) -> dict[str, list[bool]]:
+    """Per label, which columns its maximin reads: not a column where *every* setting of its family is beyond the
+    pool (``>``). There each multiplier is the pool over the setting's cost, a lower bound that ranks costs (judge
+    calls under (b)), not quality; the veto still reads such a column (the paired difference needs no pool). A
+    family beyond the pool in every column reads them all (since 2026-12-07, after the tree-root round)."""
+    out = {}
+    for prefix in {next((p for p in FAMILIES.values() if k.startswith(p)), k) for k in mults}:
+        family = [k for k in mults if k.startswith(prefix)]
+        n = len(mults[family[0]])
+        beyond = [all(mults[k][i][model]["bound"] == ">" for k in family) for i in range(n)]
+        keep = [not b for b in beyond] if not all(beyond) else [True] * n
+        out.update({k: keep for k in family})
+    return out
+
+
 def joint(dirs: list[Path], cost: int = 0, seeds: set[int] | None = None,
           baselines: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
     """The joint rule over finished tuning runs: markdown rows (per label, the multiplier (a) and (b) per testbed
     and budget (``columns``), the maximin and the geometric mean of the rule's multiplier: ``cost`` 0 (a), 1 (b))
-    and, per strategy, the chosen label. A multiplier beyond the pool
-    counts as its lower bound (pool / cost). ``seeds``: only those strategy seeds' searches (a check on seeds
-    the choice did not see). ``baselines`` (family prefix -> label): a setting whose paired difference in mean
-    best from its family's baseline has a 95% CI entirely below 0 in any column is vetoed, whatever its
-    multipliers (beyond the pool every multiplier is the same bound, and the pool cannot show such a loss)."""
+    and, per strategy, the chosen label. A multiplier beyond the pool counts as its lower bound (pool / cost); a
+    column where every setting of a family is beyond the pool is read by neither that family's maximin nor its
+    geometric mean (``readable``; in parentheses). ``seeds``: only those strategy seeds' searches (a check on
+    seeds the choice did not see). ``baselines`` (family prefix -> label): a setting whose paired difference in
+    mean best from its family's baseline has a 95% CI entirely below 0 in any column is vetoed, whatever its
+    multipliers (beyond the pool the multipliers are bounds, and the pool cannot show such a loss)."""
     runs = columns(dirs)
     first, _ = next(iter(runs.values()))
     names = first["cost_models"]
     labels = list(dict.fromkeys(r["strategy"] for r in first["table"]))
+    mults = {label: [multipliers(summary, next(r for r in summary["table"]
+                                               if r["strategy"] == label and r["budget"] == budget), seeds)
+                     for summary, budget in runs.values()] for label in labels}
+    read = readable(mults, names[cost])
     rows, score = [], {}
     for label in labels:
-        ms: dict[str, list[float]] = {}
-        cells = []
-        for summary, budget in runs.values():
-            r = next(r for r in summary["table"] if r["strategy"] == label and r["budget"] == budget)
-            mult = multipliers(summary, r, seeds)
-            for i, n in enumerate(names):
-                m = mult[n]
-                ms.setdefault(n, []).append(m["multiplier"])
-                if i == 0:
-                    cells.append(f"{'>' if m['bound'] == '>' else ''}{m['multiplier']:.2f}× / "
-                                 f"{mult[names[-1]]['multiplier']:.2f}×")
-        a = ms[names[cost]]
+        cells = [("{}" if keep else "({})").format(  # in parentheses: a column its maximin does not read
+            f"{'>' if m[names[0]]['bound'] == '>' else ''}{m[names[0]]['multiplier']:.2f}× / "
+            f"{m[names[-1]]['multiplier']:.2f}×") for m, keep in zip(mults[label], read[label], strict=True)]
+        a = [m[names[cost]]["multiplier"] for m, keep in zip(mults[label], read[label], strict=True) if keep]
         ref = next((v for k, v in (baselines or {}).items() if label.startswith(k)), None)
         losses = [tb for tb, (summary, budget) in runs.items()  # (a run without the baseline vetoes nothing)
                   if ref not in (None, label) and any(s["strategy"] == ref for s in summary["searches"])
@@ -410,6 +422,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--budgets", default="20")
     ap.add_argument("--pool", type=int, default=512, help="reference pool per task")
+    ap.add_argument("--task-seed", type=int, default=0, help="seed of the task set whose tuning split is used (the "
+                    "config's tasks.seed; 0: the split every round before 2026-12-07 read; another seed gives tuning "
+                    "tasks no choice has seen)")
     ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--round", default="joint", choices=list(ROUNDS), help="the grid's labels (default: joint)")
     ap.add_argument("--only", default=None, help="comma-separated grid labels (default: the round's)")
@@ -439,6 +454,8 @@ def main() -> None:
         if len(against) > 2:
             print("\n".join(["", "paired against each family's baseline default (mean best):", *against]))
         return
+    if args.task_seed < 0:
+        sys.exit("tune_trajectories.py: error: --task-seed: must be >= 0")
     if not 3 <= args.tasks <= TUNE_TASKS:
         sys.exit(f"--tasks: between 3 and {TUNE_TASKS} (the tuning split)")
     labels = ROUNDS[args.round] if args.only is None else ["best-of-n", *args.only.split(",")]
@@ -450,7 +467,8 @@ def main() -> None:
     out = Path(args.out or f"runs/tune-{name}-{args.testbed}")
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.toml"
-    cfg.write_text(config(args.tasks, grid, args.testbed))  # the tuning split's tasks only: the first --tasks
+    # the tuning split's tasks only: the first --tasks of task set --task-seed
+    cfg.write_text(config(args.tasks, grid, args.testbed, task_seed=args.task_seed))
     t0 = time.perf_counter()
     with _bench.errors_in_one_line("tune_trajectories.py"):
         summary = run_compare(cfg, out, strategies=",".join(grid), budgets=args.budgets, repeats=args.repeats,

@@ -20,12 +20,12 @@ def load():
     return load_script(BENCH, "tune_bench")
 
 
-def tune(tmp_path_factory, budgets: str):
+def tune(tmp_path_factory, budgets: str, *extra: str):
     """A tiny zero-order tuning run on gm-easy at ``budgets``: (the module, its directory, its compare.json)."""
     mod = load()
     out = tmp_path_factory.mktemp("tune") / "tune-others-gm-easy"
     argv = ["tune_trajectories.py", "--testbed", "gm-easy", "--round", "others", "--tasks", "3", "--repeats", "2",
-            "--pool", "16", "--budgets", budgets, "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out)]
+            "--pool", "16", "--budgets", budgets, "--only", "zo-n4-c95,zo-n6-c90", "--out", str(out), *extra]
     old, sys.argv = sys.argv, argv
     try:
         mod.main()
@@ -207,3 +207,45 @@ def test_every_round_names_grid_labels_and_starts_from_best_of_n():
     for name, labels in mod.ROUNDS.items():
         assert labels[0] == "best-of-n" and len(set(labels)) == len(labels), name
         assert not [k for k in labels if k not in mod.GRID], name
+
+
+def test_a_column_where_every_setting_of_a_family_is_beyond_the_pool_is_not_read_by_its_maximin(run, tmp_path):
+    """Beyond the pool a multiplier is the pool over the setting's cost: a bound that ranks costs, not quality. A
+    column where every setting of the family is beyond it is shown in parentheses and read by neither the maximin
+    nor the geometric mean (the veto still reads it); one where only some are is read, at their bounds; a family
+    beyond the pool everywhere reads every column."""
+    mod, out, summary = run
+    beyond = json.loads(json.dumps(summary))  # both settings beyond the pool, the other one far "cheaper"
+    for r in beyond["table"]:
+        if r["strategy"].startswith("zo-"):
+            for m in r["multipliers"].values():
+                m["bound"] = ">"
+                m["multiplier"] = 1e-3 if r["strategy"] == mod.joint([out])[1]["zero-order"] else 1e3
+    censored = tmp_path / "tune-beyond"
+    censored.mkdir()
+    (censored / "compare.json").write_text(json.dumps(beyond))
+    rows, chosen = mod.joint([out, censored])
+    assert (rows[2:], chosen) != mod.joint([out]) and chosen == mod.joint([out])[1]  # only the cells differ
+    for label in ("zo-n4-c95", "zo-n6-c90"):
+        cells = next(r for r in rows if r.startswith(f"| {label} |")).split(" | ")
+        assert cells[2].startswith("(>") and not cells[1].startswith("(")
+        assert cells[-2:] == next(r for r in mod.joint([out])[0] if r.startswith(f"| {label} |")).split(" | ")[-2:]
+    assert mod.joint([censored])[1] != chosen  # beyond the pool everywhere: every column is read
+    some = json.loads(json.dumps(beyond))  # only the chosen one beyond the pool: the column is read, at its bound
+    for r in some["table"]:
+        if r["strategy"].startswith("zo-") and r["strategy"] != chosen["zero-order"]:
+            for m in r["multipliers"].values():
+                m["bound"] = "="
+    (censored / "compare.json").write_text(json.dumps(some))
+    assert mod.joint([out, censored])[1] != chosen
+    mults = {"ts-a": [{"a": {"bound": ">"}}, {"a": {"bound": "="}}],
+             "ts-b": [{"a": {"bound": ">"}}, {"a": {"bound": ">"}}],
+             "best-of-n": [{"a": {"bound": "="}}, {"a": {"bound": ">"}}]}
+    assert mod.readable(mults, "a") == {"ts-a": [False, True], "ts-b": [False, True], "best-of-n": [True, False]}
+
+
+def test_task_seed_tunes_on_the_tuning_split_of_another_task_set(run, tmp_path_factory):
+    _, out, summary = tune(tmp_path_factory, "4", "--task-seed", "1")
+    assert "seed = 1" in (out / "config.toml").read_text()
+    assert summary["protocol"]["reported"] == "tuning"
+    assert {s["task"] for s in summary["searches"]} != {s["task"] for s in run[2]["searches"]}  # task set 0's
