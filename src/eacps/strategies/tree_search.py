@@ -34,8 +34,9 @@ mean best at budgets 20 and 64, but loses at budget 8, where those previews are 
 2026-12-07): chosen by both cost models' rule over the four tuning testbeds at budgets 8, 20 and 64 (``--round
 tree-widen2``), where every fixed width or root width tried was vetoed on one of them (``tree-shape``,
 ``tree-shape2``); ``probe`` decides sooner and gains more at budget 20 but is vetoed on gm-sharp. ``root_power``
-below 1 (fewer fresh roots beyond budget 8) gained on two tuning testbeds at budget 20 without a veto, but the
-rule's maximin fell on a column where every tree beats the pool (``--round tree-root``): not the default.
+below 1 (fewer fresh roots beyond budget 8) gained at budget 20 on digits and gm-flow and read lower on gm-flow at
+budget 64, on the tuning splits of two task sets; the two cost models' rules disagreed (``--round tree-root``): not
+the default.
 """
 
 from __future__ import annotations
