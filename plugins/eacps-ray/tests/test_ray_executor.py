@@ -201,6 +201,39 @@ def test_actor_killed_mid_batch_loses_and_duplicates_nothing(ray_session, test_p
     assert all(r.status is Status.OK for r in rows)
 
 
+def test_a_batch_that_finished_before_its_actor_died_is_not_taken_for_the_one_that_killed_it(ray_session):
+    """A batch's result can be in Ray's store before the dispatch thread hears of it (its ``ref_future`` resolves on
+    Ray's event loop), while the next batch already reports the actor's death. Counted as unfinished, the finished
+    batch was charged with the death and run again, and the one that killed the actor ran once more (an extra
+    death, a lost actor slot; with no retries left, a healthy batch FAILED)."""
+    from concurrent.futures import Future
+
+    from eacps_ray.executor import _Task, finished_before_death
+
+    ray = ray_session
+
+    @ray.remote(num_cpus=0.5)
+    def died():
+        raise RuntimeError("the actor's death")
+
+    @ray.remote(num_cpus=0.5)
+    def running():
+        time.sleep(5)
+
+    refs = [ray.put(["images"]), died.remote(), running.remote()]
+    ray.wait(refs[:2], num_returns=2, timeout=60)
+    tasks = []
+    for ref in refs:
+        t = _Task(recipes=[], context_ref=None, future=Future())
+        t.ref, t.ref_future = ref, Future()  # Ray has not told the dispatch thread yet
+        tasks.append(t)
+    delivered = _Task(recipes=[], context_ref=None, future=Future())
+    delivered.ref_future = Future()
+    delivered.ref_future.set_result([])
+    assert finished_before_death([*tasks, delivered], grace_s=0.5) == [True, False, False, True]
+    assert [t.settled_ok() for t in tasks] == [False, False, False]  # what the dispatch thread knew
+
+
 @pytest.mark.slow
 def test_batch_failed_with_reason_after_retry_bound(ray_session, test_plugins, tmp_path):
     """A batch that kills its actor every time: retried, then FAILED with the reason; other searches are

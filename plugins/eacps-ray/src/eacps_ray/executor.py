@@ -9,10 +9,11 @@
 * **Capacity.** ``live generator actors x queue_depth`` batches in flight: the engine's ``run_all`` keeps
   that many batches submitted across all its searches, so an actor always has its next batch queued.
 * **Faults.** An actor that dies is replaced (at most ``max_restarts`` times per actor slot); the batch it
-  was running and every batch queued on it are re-queued on live actors. Only the batch that was running
-  is charged a retry: after ``max_task_retries`` retries its candidates come back FAILED with the reason.
-  Each batch's future is resolved exactly once and the engine writes rows from resolved futures only, on
-  the driver, so every candidate is stored exactly once.
+  was running and every batch queued on it are re-queued on live actors (one that had finished there is
+  delivered, not re-run: ``finished_before_death``). Only the batch that was running is charged a retry:
+  after ``max_task_retries`` retries its candidates come back FAILED with the reason. Each batch's future is
+  resolved exactly once and the engine writes rows from resolved futures only, on the driver, so every
+  candidate is stored exactly once.
 * **Cluster.** ``ray.init()`` starts a local Ray by default (``init_kwargs`` go to it); ``address`` joins a
   cluster started with ``ray start --head`` on one node and ``ray start --address=HEAD:6379`` on the
   others. If this process already called ``ray.init``, that connection is used as is.
@@ -109,6 +110,35 @@ class _Task:
     def settled_ok(self) -> bool:
         f = self.ref_future
         return f is not None and f.done() and f.exception() is None
+
+
+#: seconds the dispatch thread waits, when an actor dies, to learn which of its batches had already finished there
+DEATH_GRACE_S = 2.0
+
+
+def finished_before_death(tasks: list[_Task], grace_s: float = DEATH_GRACE_S) -> list[bool]:
+    """Per batch launched on an actor that has died, whether it had finished there. Its result can be in Ray's store
+    before the dispatch thread hears of it (``ref_future`` resolves on Ray's own event loop, after the actor's death
+    may have been reported by the next batch), and a finished batch must be neither charged with the death nor run
+    again: charged, a healthy batch could be FAILED in place of the one that killed the actor."""
+    import ray
+
+    open_ = [t for t in tasks if not t.settled_ok() and t.ref is not None]
+    ready: set[str] = set()
+    if open_:
+        done, _ = ray.wait([t.ref for t in open_], num_returns=len(open_), timeout=grace_s)
+        ready = {r.hex() for r in done}
+    out = []
+    for t in tasks:
+        ok = t.settled_ok()
+        if not ok and t.ref is not None and t.ref.hex() in ready:
+            try:
+                ray.get(t.ref, timeout=grace_s)
+                ok = True
+            except Exception:  # the death (or the batch's own error): not finished
+                ok = False
+        out.append(ok)
+    return out
 
 
 def slot_stage(slot: _Slot) -> str:
@@ -398,8 +428,9 @@ class RayExecutor(Executor):
 
         if generation != slot.generation:
             return
-        victims = [t for t in slot.inflight if not t.settled_ok()]
-        slot.inflight = [t for t in slot.inflight if t.settled_ok()]  # their own events deliver them
+        finished = finished_before_death(slot.inflight)
+        victims = [t for t, f in zip(slot.inflight, finished, strict=True) if not f]
+        slot.inflight = [t for t, f in zip(slot.inflight, finished, strict=True) if f]  # their own events deliver them
         with contextlib.suppress(Exception):  # already dead
             ray.kill(slot.handle, no_restart=True)
         if slot.restarts < self.params.max_restarts:
