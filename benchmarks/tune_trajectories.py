@@ -334,14 +334,19 @@ def columns(dirs: list[Path]) -> dict[str, tuple[dict[str, Any], int]]:
     return out
 
 
+def family_of(label: str) -> str:
+    """The family prefix of a grid label (``FAMILIES``); a label of no family is its own (``best-of-n``)."""
+    return next((p for p in FAMILIES.values() if label.startswith(p)), label)
+
+
 def readable(mults: dict[str, list[dict[str, dict]]], model: str) -> dict[str, list[bool]]:
     """Per label, which columns its maximin reads: not a column where *every* setting of its family is beyond the
     pool (``>``). There each multiplier is the pool over the setting's cost, a lower bound that ranks costs (judge
     calls under (b)), not quality; the veto still reads such a column (the paired difference needs no pool). A
     family beyond the pool in every column reads them all (since 2026-12-07, after the tree-root round)."""
     out = {}
-    for prefix in {next((p for p in FAMILIES.values() if k.startswith(p)), k) for k in mults}:
-        family = [k for k in mults if k.startswith(prefix)]
+    for prefix in {family_of(k) for k in mults}:
+        family = [k for k in mults if family_of(k) == prefix]
         n = len(mults[family[0]])
         beyond = [all(mults[k][i][model]["bound"] == ">" for k in family) for i in range(n)]
         keep = [not b for b in beyond] if not all(beyond) else [True] * n
@@ -442,8 +447,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.joint:
         seeds = None if args.seeds is None else {int(x) for x in args.seeds.split(",")}
-        given = {} if args.baseline is None else {
-            next((p for p in FAMILIES.values() if k.startswith(p)), k): k for k in args.baseline.split(",")}
+        given = {} if args.baseline is None else {family_of(k): k for k in args.baseline.split(",")}
         baselines = {**BASELINES, **given}
         rows, chosen = joint([Path(d) for d in args.joint.split(",")], cost=" ab".index(args.rule) - 1, seeds=seeds,
                              baselines=baselines)
