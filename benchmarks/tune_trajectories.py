@@ -19,7 +19,7 @@ then measures the chosen defaults on the evaluation splits (docs/findings.md, "H
                                            tree-judge|tree-vm|
                                            tree-finish|tree-finish2|
                                            tree-finish3|tree-shape|tree-shape2|tree-widen|tree-widen2|tree-root|
-                                           digits]
+                                           tree-root-measured|digits]
     python benchmarks/tune_trajectories.py --joint DIR1,DIR2,DIR3 [--seeds 2,3] [--rule a|b] [--baseline LABELS]
 """
 
@@ -218,6 +218,9 @@ GRID: dict[str, dict] = {
     "ts-w8-p075": {"strategy": "tree-search", "params": {"widen": 8, "root_power": 0.75}},
     "ts-w8-p05": {"strategy": "tree-search", "params": {"widen": 8, "root_power": 0.5}},
     "ts-w8-r125": {"strategy": "tree-search", "params": {"widen": 8, "root_width": 1.25}},
+    # the measured-root round: the budget-8 tree's 12 roots first, another wave of roots only while the root previews
+    # are expected to rise more per step than the best root's leaves (root_size = "measured"; at most 1.5·B roots)
+    "ts-w8-rm": {"strategy": "tree-search", "params": {"widen": 8, "root_size": "measured"}},
 }
 #: the labels above that predate 2026-12-06 meant fk-steering's copies-only renoise and multi-fidelity's plan for the
 #: measured agreement with a pilot of 0.15, and every tree label a previewed deepest level, 1.5·B roots and nodes
@@ -231,7 +234,7 @@ for _search in GRID.values():
                              **_search.get("params", {})}
     elif _search["strategy"] == "tree-search":  # every level previewed, 1.5·B roots, no widening (before 12-07)
         _search["params"] = {"root_width": 1.5, "last": "preview", "widen": 0, "root_power": 1.0,
-                             **_search.get("params", {})}
+                             "root_size": "fixed", **_search.get("params", {})}
 JOINT = ["fk-fixed", "fk-ad50", "fk-ad25", "mf-fixed", "mf-ad25", "mf-ad50", "mf-ad15"]
 OTHERS = [k for k in GRID if k.startswith(("zo-", "bb-", "ea-"))]
 BRANCH = ["mf-ad15", "mf-ad15-b8", "mf-ad15-b2", "mf-ad15-b246"]
@@ -254,6 +257,8 @@ TREE_WIDEN = ["ts-l468", "ts-wide8", "ts-wide6", "ts-wide8-a3", "ts-l468-w8"]
 TREE_WIDEN2 = ["ts-l468", "ts-widen8", "ts-widen8-probe"]
 #: at budgets 8, 20 and 64, against the default of 2026-12-07 (ts-widen8)
 TREE_ROOT = ["ts-widen8", "ts-w8-p075", "ts-w8-p05", "ts-w8-r125"]
+#: at budgets 8, 20 and 64 on the tuning split of task set 2 (no choice had read it), against the default
+TREE_ROOT_MEASURED = ["ts-widen8", "ts-w8-rm"]
 #: the labels of each tuning round: ``digits`` chose the fixed fractions on digits alone (before the joint rule);
 #: ``joint`` (the trajectory strategies) and ``others`` (zero-order, branched-best-of-n, eacps) are run on every
 #: testbed and chosen from with ``--joint``
@@ -282,6 +287,7 @@ ROUNDS: dict[str, list[str]] = {
     "tree-widen": ["best-of-n", *TREE_WIDEN],
     "tree-widen2": ["best-of-n", *TREE_WIDEN2],
     "tree-root": ["best-of-n", *TREE_ROOT],
+    "tree-root-measured": ["best-of-n", *TREE_ROOT_MEASURED],
 }
 FAMILIES = {"fk-steering": "fk-", "multi-fidelity": "mf-", "tree-search": "ts-", "zero-order": "zo-",
             "branched-best-of-n": "bb-", "eacps": "ea-"}

@@ -69,14 +69,14 @@ def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():
 
 class TestTreeSearchVariantsConformance(StrategyConformance):
     """The conformance suite for the trees the default does not build: pcn children, an unpreviewed deepest level,
-    a probe, nodes that never widen."""
+    a probe, nodes that never widen, a root sized from what the search measures."""
     budget = 20
 
     def allowed_stop_reasons(self, strategy):
         return {"tree"}
 
-    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}, {"probe": True}, {"widen": 0}],
-                    ids=["pcn", "finish", "probe", "narrow"])
+    @pytest.fixture(params=[{"move": "pcn"}, {"last": "finish"}, {"probe": True}, {"widen": 0},
+                            {"root_size": "measured"}], ids=["pcn", "finish", "probe", "narrow", "measured-root"])
     def make_strategy(self, request):
         return lambda budget, seed: TreeSearch(TreeSearchParams(**request.param), budget=budget, seed=seed)
 
@@ -283,3 +283,55 @@ def test_probe_and_widen_work_on_a_tree_of_one_level():
     assert s.spent_steps <= 20 * T and s.best is not None and s.stop()
     assert s.diagnostics()["agreement"] is not None  # the level's previews against their own finals
     assert max(len(n.children) for n in s.nodes.values() if n.depth == 1) <= 5
+
+
+def _uniform(recipe: Recipe, salt: str) -> float:
+    """A value in [0, 1) from a hash of the recipe's text and ``salt``."""
+    return int.from_bytes(hashlib.sha256((salt + repr(recipe)).encode()).digest()[:4], "little") / 2 ** 32
+
+
+def roots_decide(recipe: Recipe) -> Result:
+    """Every node and leaf is worth its root seed: moves below the root change nothing (a local search saturated)."""
+    return Result(recipe, Status.OK, 10 * _uniform(Recipe(seed=recipe.seed), "root"))
+
+
+def moves_decide(recipe: Recipe) -> Result:
+    """Roots differ little (within 0.1); a branch below the root decides up to 10 more (its path, finished)."""
+    return Result(recipe, Status.OK, 0.1 * _uniform(Recipe(seed=recipe.seed), "root") +
+                  (10 * _uniform(recipe.with_until(None), "path") if recipe.branches else 0.0))
+
+
+def test_a_measured_root_is_the_budget_8_tree_at_budget_8():
+    fixed = run(TreeSearch(budget=8, seed=2))
+    measured = run(TreeSearch(TreeSearchParams(root_size="measured"), budget=8, seed=2))
+    assert [r.recipe for r in measured.history] == [r.recipe for r in fixed.history]
+    assert measured.root_open == fixed.roots == 12
+
+
+def test_a_measured_root_opens_more_roots_where_the_subtrees_stop_rising():
+    s = run(TreeSearch(TreeSearchParams(root_size="measured"), budget=20, seed=0), objective=roots_decide)
+    d = s.diagnostics()
+    assert d["roots"] == len(s.root.children) == s.roots == 30  # up to the fixed tree's 1.5·B
+    assert d["roots_opened_at_steps"] and d["roots_opened_at_steps"][0] > 12 * 4  # after the first 12, measured
+    assert all(x["root_rise"] > x["leaf_rise"] == 0 for x in s.root_decisions if "leaf_rise" in x)
+    assert s.best.potential == max(r.potential for r in s.history if r.recipe.until == 4)  # the best root's
+
+
+def test_a_measured_root_stays_at_the_budget_8_roots_where_the_subtrees_keep_rising():
+    s = run(TreeSearch(TreeSearchParams(root_size="measured"), budget=20, seed=0), objective=moves_decide)
+    fixed = run(TreeSearch(budget=20, seed=0), objective=moves_decide)
+    d = s.diagnostics()
+    assert d["roots"] == 12 < fixed.roots and d["roots_opened_at_steps"] == [] and d["root_decisions"] > 0
+    assert all(x["leaf_rise"] >= x["root_rise"] for x in s.root_decisions)
+    assert s.spent_steps == fixed.spent_steps == 200  # the budget the roots did not take went below them
+    finals = [sum(r.recipe.until is None for r in x.history) for x in (s, fixed)]
+    assert finals[0] > finals[1]  # more leaves, where the leaves decide
+    assert s.stop() and fixed.stop()
+
+
+def test_a_measured_root_opens_roots_when_nothing_else_can_grow():
+    # one child per node: every root is one path, and the best root's subtree never has leaves enough to fit
+    s = run(TreeSearch(TreeSearchParams(root_size="measured", width=1, widen=0), budget=20, seed=0))
+    why = [x.get("why") for x in s.root_decisions]
+    assert why and set(why) == {"nothing else can grow"} and len(s.root.children) > 12
+    assert s.spent_steps > 200 - T  # the budget is spent, not stopped short at the 12 roots' paths

@@ -59,7 +59,7 @@ from eacps.types import Result
 
 class TreeSearchParams(Params):
     added: ClassVar[dict[str, Any]] = {"last": "preview", "widen": 0, "agree": 0.5,  # as before they existed
-                                       "probe": False, "root_power": 1.0}
+                                       "probe": False, "root_power": 1.0, "root_size": "fixed"}
     levels: ScheduleFractions = Field(default_factory=lambda: [0.4, 0.6, 0.8],
                                       description="node depths as fractions of the schedule, increasing, in (0, 1)")
     root_width: float = Field(1.5, gt=0, description="fresh seeds at the root, as a multiple of the budget B (at "
@@ -67,6 +67,10 @@ class TreeSearchParams(Params):
     root_power: float = Field(1.0, gt=0, le=1, description="how the root's fresh seeds grow with the budget: "
                               "root_width·8·(B/8)^root_power (1: in proportion to B; below 1 a larger budget "
                               "goes more to the subtrees of the best roots)")
+    root_size: Literal["fixed", "measured"] = Field(
+        "fixed", description="the root's fresh seeds: all of them (fixed), or first those of the budget-8 tree "
+        "(root_width·8) and another wave of them only while the best root's subtree is expected to rise less per "
+        "step from more of its leaves than the best root preview from more roots (measured; at most the fixed count)")
     width: int = Field(4, ge=1, description="children per node below the root")
     widen: int = Field(8, ge=0, description="children per node of the two deepest levels (whose children are "
                        "ranked by the deepest previews or are finals) once the search has seen the deepest previews "
@@ -92,6 +96,9 @@ class TreeSearchParams(Params):
 #: the budget at which ``root_power`` leaves the root's width at ``root_width``·B (the smallest budget issue 18 names)
 ROOT_ANCHOR = 8
 
+#: values a population needs before ``root_size = "measured"`` fits it (the root's previews, the best root's leaves)
+ROOT_FIT = 3
+
 #: (preview, final) pairs of the deepest level that ``probe`` gathers before it lets the tree branch there
 PROBE_PAIRS = 5
 
@@ -108,6 +115,7 @@ class Node:
     pruned: bool = False  # the value model settled it: not grown
     x: list[float] | None = None  # what the value model reads of it (a judged preview; None without features)
     finished: bool = False  # never asked (``last = "finish"``): valued by its first child, its own path finished
+    cost: int = 0  # the model calls it was charged when added (its own, not its prefix's)
 
     def backup(self, how: str) -> None:
         node = self
@@ -141,6 +149,10 @@ class TreeSearch(Strategy):
         self.agreement: float | None = None  # posterior mean of the deepest previews' agreement with their finals
         self.widened_at: int | None = None  # the steps spent when nodes first widened
         self.pairs = 0  # (preview, final) pairs of the deepest level behind the agreement
+        # fresh seeds the root may have now: all of them (fixed), or from the budget-8 tree's up (measured)
+        self.root_open = self.roots if self.params.root_size == "fixed" else \
+            min(self.roots, max(1, round(self.params.root_width * ROOT_ANCHOR)))
+        self.root_decisions: list[dict[str, Any]] = []  # measured: each wave's comparison that opened roots or not
 
     @property
     def roots(self) -> int:
@@ -156,7 +168,7 @@ class TreeSearch(Strategy):
 
     def _width(self, node: Node) -> int:
         if node.depth == 0:
-            return self.roots
+            return self.root_open
         if node.depth >= len(self.points) - 1 and self._wide():  # children ranked by measured previews, or finals
             return self.params.widen
         return self.params.width
@@ -269,10 +281,18 @@ class TreeSearch(Strategy):
         width but cannot be descended into), so the recipes never depend on how the engine batches asks."""
         out: list[Recipe] = []
         left = self.steps_left
-        while len(out) < self.params.wave and (node := self._next(left)) is not None:
+        while len(out) < self.params.wave:
+            if (node := self._next(left)) is None:
+                if out or not self._can_open(left):
+                    break
+                was, self.root_open = self.root_open, min(self.roots, self.root_open + self.params.wave)
+                self.root_decisions.append({"steps": self.spent_steps, "was": was, "open": self.root_open,
+                                            "why": "nothing else can grow"})
+                continue
             recipe = self._child(node)
-            left -= self._cost(node)
-            child = Node(recipe, node.depth + 1, node, finished=self._finishes(node.depth + 1))
+            cost = self._cost(node)
+            left -= cost
+            child = Node(recipe, node.depth + 1, node, finished=self._finishes(node.depth + 1), cost=cost)
             node.children.append(child)
             self.nodes[recipe] = child
             if child.finished:  # asked as its first leaf: its own path, finished
@@ -307,8 +327,57 @@ class TreeSearch(Strategy):
         if not self.pending and not self.queue:  # a wave is complete: widen or not, and screen
             if self._widens:
                 self._measure_agreement()
+            if self.params.root_size == "measured":
+                self._size_root()
             if self.screen is not None:
                 self._prune()
+
+    def _can_open(self, left: int) -> bool:
+        """Could the root take fresh seeds it has not opened yet, one of which fits in ``left`` steps?"""
+        return self.root_open < self.roots and self._reach(1) <= left
+
+    def _size_root(self) -> None:
+        """``root_size = "measured"``, after a wave: open another wave of fresh seeds at the root when more roots are
+        expected to raise the best root preview more per step than more leaves the best leaf under the best root.
+
+        Each side is a normal model of the upper half of its values (as ``eacps.allocate`` fits a condition: a best
+        rises into the upper tail) and the expected improvement of its best from ``wave`` more draws
+        (``eacps.orderstats``), per model call: a root costs its first level's steps; a leaf under the best root
+        what that subtree has spent per leaf so far (its shared prefixes included). Undecided, and so not opened,
+        until both sides have ``ROOT_FIT`` values: the tree first grows under its best roots, which is where its
+        winner comes from on every testbed measured (docs/findings.md, The tree-root round)."""
+        if self.root_open >= self.roots or not self.root.children:
+            return
+        top = max(self.root.children, key=lambda c: c.best)
+        below = self._below(top)
+        previews = [c.value for c in self.root.children if c.value is not None]
+        leaves = [n.value for n in below if n.depth == self.leaf_depth and n.value is not None]
+        if len(previews) < ROOT_FIT or len(leaves) < ROOT_FIT:
+            return
+        from eacps.allocate import estimates  # scipy through orderstats: only when measured
+        from eacps.orderstats import expected_improvement_normal
+
+        k = self.params.wave
+        (r,), _ = estimates([previews], 0.0)
+        (f,), _ = estimates([leaves], 0.0)
+        per_leaf = sum(n.cost for n in below) / len(leaves)
+        root_rise = expected_improvement_normal(r.mu, r.sigma, r.best, k) / (k * self._reach(1))
+        leaf_rise = expected_improvement_normal(f.mu, f.sigma, f.best, k) / (k * per_leaf)
+        was = self.root_open
+        if root_rise > leaf_rise:
+            self.root_open = min(self.roots, self.root_open + k)
+        self.root_decisions.append({"steps": self.spent_steps, "was": was, "open": self.root_open,
+                                    "root_rise": root_rise, "leaf_rise": leaf_rise})
+
+    @staticmethod
+    def _below(node: Node) -> list[Node]:
+        """Every node of ``node``'s subtree but itself."""
+        out, todo = [], list(node.children)
+        while todo:
+            n = todo.pop()
+            out.append(n)
+            todo.extend(n.children)
+        return out
 
     def _features(self, node: Node) -> list[float] | None:
         return node.x
@@ -343,7 +412,7 @@ class TreeSearch(Strategy):
     def _stop(self) -> dict[str, Any]:
         """A pure read: nothing asked yet, or a node that can still grow, is no reason to stop."""
         if not self.points or self.queue or self.pending or self.steps_left <= 0 or \
-                self._next(self.steps_left) is not None:
+                self._next(self.steps_left) is not None or self._can_open(self.steps_left):
             return {}
         return {"tree": "nothing left to grow within the budget"}
 
@@ -364,6 +433,10 @@ class TreeSearch(Strategy):
             out["agreement"] = self.agreement
             out["agreement_pairs"] = self.pairs
             out["widened_at_steps"] = self.widened_at
+        if self.params.root_size == "measured":
+            out["roots"] = len(self.root.children)
+            out["roots_opened_at_steps"] = [d["steps"] for d in self.root_decisions if d["open"] > d["was"]]
+            out["root_decisions"] = len(self.root_decisions)
         if self.params.last == "finish":
             out["finished_unjudged"] = sum(n.finished for n in self.nodes.values())  # previews not asked
         return out if self.screen is None else {**out, "value_model": self.screen.diagnostics()}
