@@ -36,7 +36,10 @@ tree-widen2``), where every fixed width or root width tried was vetoed on one of
 ``tree-shape2``); ``probe`` decides sooner and gains more at budget 20 but is vetoed on gm-sharp. ``root_power``
 below 1 (fewer fresh roots beyond budget 8) gained at budget 20 on digits and gm-flow and read lower on gm-flow at
 budget 64, on the tuning splits of two task sets; the two cost models' rules disagreed (``--round tree-root``): not
-the default.
+the default. ``root_size = "measured"`` (the budget-8 tree's roots first, more only while more roots are expected to
+raise the best root preview more per step than more leaves the best leaf under the best root) opened nearly every
+root on digits and gm-easy, late, and none on gm-flow, and lost on digits at budget 64 on task set 2's tuning split
+(``--round tree-root-measured``): not the default.
 """
 
 from __future__ import annotations
