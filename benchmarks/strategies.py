@@ -107,6 +107,14 @@ def errors_in_one_line(prog: str) -> Iterator[None]:
         sys.exit(exc.exit_code)
 
 
+def task_seed(text: str) -> int:
+    """``--task-seed``'s argparse type (here and in tune_trajectories.py): a task set's seed, an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
 def contestants(spec: str) -> dict[str, dict[str, Any]]:
     """Labels of ``CONTESTANTS`` (comma-separated), or JSON {label: search table or {} for a built-in}."""
     if spec.lstrip().startswith("{"):
@@ -261,8 +269,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4, help="strategy seeds per task (>= 4 for claims)")
     ap.add_argument("--eval-tasks", type=int, default=30, help="tasks of the evaluation split (>= 30 for claims)")
     ap.add_argument("--seed-offset", type=int, default=0, help="first strategy seed")
-    ap.add_argument("--task-seed", type=int, default=0, help="seed of the task set (the config's tasks.seed; 0 is "
-                    "the set whose splits every figure names; another draws a second task set, split alike)")
+    ap.add_argument("--task-seed", type=task_seed, default=0, help="seed of the task set (the config's tasks.seed; "
+                    "0 is the set whose splits every figure names; another draws a second task set, split alike)")
     ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--pool", type=int, default=None, help="reference pool per task (default: compare's, "
                     "16x the largest budget capped at 1024)")
@@ -280,8 +288,6 @@ def main() -> None:
     if args.markdown:
         print(markdown(json.loads((Path(args.out) / "compare.json").read_text()), steps=args.steps))
         return
-    if args.task_seed < 0:
-        sys.exit("strategies.py: error: --task-seed: must be >= 0")
     if args.quick:
         args.eval_tasks, args.budgets, args.repeats, args.pool = 3, "20", 1, 40
     with errors_in_one_line("strategies.py"):

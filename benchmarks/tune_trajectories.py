@@ -433,9 +433,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--budgets", default="20")
     ap.add_argument("--pool", type=int, default=512, help="reference pool per task")
-    ap.add_argument("--task-seed", type=int, default=0, help="seed of the task set whose tuning split is used (the "
-                    "config's tasks.seed; 0: the split every round before 2026-12-07 read; another seed gives tuning "
-                    "tasks no choice has seen)")
+    ap.add_argument("--task-seed", type=_bench.task_seed, default=0, help="seed of the task set whose tuning split "
+                    "is used (the config's tasks.seed; 0: the split every round before 2026-12-07 read; another seed "
+                    "gives tuning tasks no choice has seen)")
     ap.add_argument("--seed-mode", default="per-task", choices=SEED_MODES, help=SEED_MODE_HELP)
     ap.add_argument("--round", default="joint", choices=list(ROUNDS), help="the grid's labels (default: joint)")
     ap.add_argument("--only", default=None, help="comma-separated grid labels (default: the round's)")
@@ -464,8 +464,6 @@ def main() -> None:
         if len(against) > 2:
             print("\n".join(["", "paired against each family's baseline default (mean best):", *against]))
         return
-    if args.task_seed < 0:
-        sys.exit("tune_trajectories.py: error: --task-seed: must be >= 0")
     if not 3 <= args.tasks <= TUNE_TASKS:
         sys.exit(f"--tasks: between 3 and {TUNE_TASKS} (the tuning split)")
     labels = ROUNDS[args.round] if args.only is None else ["best-of-n", *args.only.split(",")]

@@ -249,3 +249,16 @@ def test_task_seed_tunes_on_the_tuning_split_of_another_task_set(run, tmp_path_f
     assert "seed = 1" in (out / "config.toml").read_text()
     assert summary["protocol"]["reported"] == "tuning"
     assert {s["task"] for s in summary["searches"]} != {s["task"] for s in run[2]["searches"]}  # task set 0's
+
+
+def test_a_negative_task_seed_is_refused_by_both_scripts_in_one_line(capsys):
+    mod = load()
+    for main, prog in ((mod.main, "tune_trajectories.py"), (mod._bench.main, "strategies.py")):
+        old, sys.argv = sys.argv, [prog, "--task-seed", "-1"]
+        try:
+            with pytest.raises(SystemExit) as exc:
+                main()
+        finally:
+            sys.argv = old
+        assert exc.value.code == 2
+        assert "argument --task-seed: must be >= 0" in capsys.readouterr().err
