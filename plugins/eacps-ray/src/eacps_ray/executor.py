@@ -123,14 +123,14 @@ def finished_before_death(tasks: list[_Task], grace_s: float = DEATH_GRACE_S) ->
     again: charged, a healthy batch could be FAILED in place of the one that killed the actor."""
     import ray
 
-    open_ = [t for t in tasks if not t.settled_ok() and t.ref is not None]
+    settled = [t.settled_ok() for t in tasks]
+    open_ = [t for t, ok in zip(tasks, settled, strict=True) if not ok and t.ref is not None]
     ready: set[str] = set()
     if open_:
         done, _ = ray.wait([t.ref for t in open_], num_returns=len(open_), timeout=grace_s)
         ready = {r.hex() for r in done}
     out = []
-    for t in tasks:
-        ok = t.settled_ok()
+    for t, ok in zip(tasks, settled, strict=True):
         if not ok and t.ref is not None and t.ref.hex() in ready:
             try:
                 ray.get(t.ref, timeout=grace_s)
