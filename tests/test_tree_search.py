@@ -48,6 +48,12 @@ def test_tree_descends_into_the_best_node():
     best_root = max(previews, key=lambda r: r.potential).recipe.root
     finals = [r.recipe for r in s.history if r.recipe.until is None]
     assert finals and finals[0].root == best_root  # the first leaf grows under the best screened node
+    winner = s.best.recipe.root.with_until(5)
+    root_previews = {r.recipe: r.potential for r in previews}
+    rank = 1 + sum(v > root_previews[winner] for v in root_previews.values())
+    assert s.diagnostics()["winner_root_rank"] == rank  # the winner's root, ranked by preview among the roots
+    assert run(TreeSearch(budget=20, seed=0), objective=roots_decide).diagnostics()["winner_root_rank"] == 1
+    assert TreeSearch(budget=20, seed=0).bind(T).diagnostics()["winner_root_rank"] is None  # no leaf yet
 
 
 def test_tree_search_pcn_move_keeps_paths_unbranched_and_pays_the_prefix():

@@ -427,11 +427,25 @@ class TreeSearch(Strategy):
         steps = self.schedule_steps(self.params.levels)
         return SamplerSchedule(tuple(steps), (self.params.theta,) * len(steps))
 
+    def _winner_root_rank(self) -> int | None:
+        """The rank by preview among the roots (1: the best previewed) of the root the best leaf grew from; how
+        often it is 1 says how much of the tree is a best-of-roots followed by a local search (None: no leaf yet)."""
+        leaves = [n for n in self.nodes.values() if n.depth == self.leaf_depth and n.value is not None]
+        if not leaves:
+            return None
+        node = max(leaves, key=lambda n: n.value)  # type: ignore[arg-type, return-value]
+        while node.parent is not None and node.parent.recipe is not None:
+            node = node.parent
+        if node.value is None:  # a root whose preview failed cannot have grown; a finished root is valued by it
+            return None
+        return 1 + sum(c.value is not None and c.value > node.value for c in self.root.children)
+
     def diagnostics(self) -> dict[str, Any]:
         per_depth = [0] * (self.leaf_depth + 1)
         for node in self.nodes.values():
             per_depth[node.depth] += 1
-        out = {"nodes_per_depth": per_depth[1:], "level_steps": self.points}
+        out = {"nodes_per_depth": per_depth[1:], "level_steps": self.points,
+               "winner_root_rank": self._winner_root_rank()}
         if self._widens:
             out["agreement"] = self.agreement
             out["agreement_pairs"] = self.pairs
