@@ -28,7 +28,6 @@ ones the prediction is a heuristic.
 from __future__ import annotations
 
 import math
-import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from eacps.config import AllocationConfig, ConfigError, RunConfig, SearchConfig,
 from eacps.engine.engine import DEFAULT_PRIOR_SEED, Engine, Job, SearchResult
 from eacps.engine.meter import Cost
 from eacps.generator import Generator
-from eacps.orderstats import expected_improvement_normal, prob_reach_normal
+from eacps.orderstats import expected_improvement_normal, prob_reach_normal, upper_half
 from eacps.potential import Potential
 from eacps.recipe import Recipe
 from eacps.store import best_of, search_id
@@ -65,13 +64,6 @@ class Estimate:
         return f"best {self.best:.3f} (median {self.mu:.3f}, upper spread {self.sigma:.3f}, {self.n} seen)"
 
 
-def _upper(ys: Sequence[float]) -> tuple[float, float]:
-    """(median, 2 x the sum of squared excesses above it): for a symmetric law the sum of squares about the mean, so
-    ``/(n - 1)`` estimates the variance of the normal whose upper half fits ``ys`` (exactly that at n = 2)."""
-    m = statistics.median(ys)
-    return m, 2.0 * sum((y - m) ** 2 for y in ys if y > m)
-
-
 def estimates(scores: Sequence[Sequence[float]], prior_weight: float) -> tuple[list[Estimate | None], float]:
     """Per condition, a normal model of the upper half of its OK potentials (None without any): centred at their
     median, its variance from the excesses above it, shrunk towards the pooled such variance with ``prior_weight``
@@ -81,7 +73,7 @@ def estimates(scores: Sequence[Sequence[float]], prior_weight: float) -> tuple[l
     normal fit to all of them read one bad draw as a wide spread, so the condition that had drawn it was credited a
     large expected gain (the `mean` objective then lost to uniform budgets; docs/findings.md, Budgets across
     conditions)."""
-    fits = [_upper(ys) if ys else None for ys in scores]
+    fits = [upper_half(ys) if ys else None for ys in scores]
     num = sum(f[1] for ys, f in zip(scores, fits, strict=True) if f is not None and len(ys) > 1)
     dof = sum(len(ys) - 1 for ys in scores if len(ys) > 1)
     pooled = num / dof if dof else 0.0

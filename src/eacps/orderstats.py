@@ -8,6 +8,7 @@ an empirical distribution.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -56,6 +57,15 @@ def expected_max_empirical(samples: Sequence[float], n: float) -> float:
     i = np.arange(lo, m + 1)
     logw = (gammaln(i) - gammaln(lo) - gammaln(i - lo + 1)) - (gammaln(m + 1) - gammaln(lo + 1) - gammaln(m - lo + 1))
     return float(np.dot(np.exp(logw), x[lo - 1 :]))
+
+
+def upper_half(ys: Sequence[float]) -> tuple[float, float]:
+    """(median, 2 x the sum of squared excesses above it): for a symmetric law the sum of squares about the mean, so
+    ``/(n - 1)`` estimates the variance of the normal whose upper half fits ``ys`` (exactly that at n = 2). The
+    model of what a best can rise into (``eacps.allocate``, tree-search's measured root): a bad draw below the median
+    does not widen it."""
+    m = statistics.median(ys)
+    return m, 2.0 * sum((y - m) ** 2 for y in ys if y > m)
 
 
 def writeup_approximation(mu: float, sigma: float, n: int) -> float:

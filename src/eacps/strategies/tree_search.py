@@ -343,10 +343,10 @@ class TreeSearch(Strategy):
         """``root_size = "measured"``, after a wave: open another wave of fresh seeds at the root when more roots are
         expected to raise the best root preview more per step than more leaves the best leaf under the best root.
 
-        Each side is a normal model of the upper half of its values (as ``eacps.allocate`` fits a condition: a best
-        rises into the upper tail) and the expected improvement of its best from ``wave`` more draws
-        (``eacps.orderstats``), per model call: a root costs its first level's steps; a leaf under the best root
-        what that subtree has spent per leaf so far (its shared prefixes included). Undecided, and so not opened,
+        Each side is a normal model of the upper half of its values (``orderstats.upper_half``, as ``eacps.allocate``
+        fits a condition, unshrunk: a best rises into the upper tail) and the expected improvement of its best from
+        ``wave`` more draws, per model call: a root costs its first level's steps; a leaf under the best root what
+        that subtree has spent per leaf so far (its shared prefixes included). Undecided, and so not opened,
         until both sides have ``ROOT_FIT`` values: the tree first grows under its best roots, which is where its
         winner comes from on every testbed measured (docs/findings.md, The tree-root round)."""
         if self.root_open >= self.roots or not self.root.children:
@@ -357,15 +357,16 @@ class TreeSearch(Strategy):
         leaves = [n.value for n in below if n.depth == self.leaf_depth and n.value is not None]
         if len(previews) < ROOT_FIT or len(leaves) < ROOT_FIT:
             return
-        from eacps.allocate import estimates  # scipy through orderstats: only when measured
-        from eacps.orderstats import expected_improvement_normal
+        from eacps.orderstats import expected_improvement_normal, upper_half  # scipy: only when measured
+
+        def rise(ys: list[float]) -> float:  # of the best of ys, from ``wave`` more draws like them
+            mu, ss = upper_half(ys)
+            return expected_improvement_normal(mu, math.sqrt(ss / (len(ys) - 1)), max(ys), k)
 
         k = self.params.wave
-        (r,), _ = estimates([previews], 0.0)
-        (f,), _ = estimates([leaves], 0.0)
         per_leaf = sum(n.cost for n in below) / len(leaves)
-        root_rise = expected_improvement_normal(r.mu, r.sigma, r.best, k) / (k * self._reach(1))
-        leaf_rise = expected_improvement_normal(f.mu, f.sigma, f.best, k) / (k * per_leaf)
+        root_rise = rise(previews) / (k * self._reach(1))  # type: ignore[arg-type]
+        leaf_rise = rise(leaves) / (k * per_leaf)  # type: ignore[arg-type]
         was = self.root_open
         if root_rise > leaf_rise:
             self.root_open = min(self.roots, self.root_open + k)
