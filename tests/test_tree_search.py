@@ -230,12 +230,16 @@ def test_finish_a_node_whose_final_failed_is_not_grown():
     assert len(second) == 1 and second[0].until is None and not second[0].branches and second[0].seed != first[0].seed
 
 
+def _uniform(recipe: Recipe, salt: str) -> float:
+    """A value in [0, 1) from a hash of the recipe's text and ``salt``."""
+    return int.from_bytes(hashlib.sha256((salt + repr(recipe)).encode()).digest()[:4], "little") / 2 ** 32
+
+
 def previews_say_nothing(recipe: Recipe) -> Result:
     """fake_objective's finals, with previews drawn from a hash of the recipe: a preview ranks no final."""
     if recipe.until is None:
         return fake_objective()(recipe)
-    digest = hashlib.sha256(repr(recipe).encode()).digest()
-    return Result(recipe, Status.OK, int.from_bytes(digest[:4], "little") % 1000 / 100)
+    return Result(recipe, Status.OK, 10 * _uniform(recipe, "preview"))
 
 
 def test_widen_grows_the_nodes_once_the_deepest_previews_rank_their_finals():
@@ -289,11 +293,6 @@ def test_probe_and_widen_work_on_a_tree_of_one_level():
     assert s.spent_steps <= 20 * T and s.best is not None and s.stop()
     assert s.diagnostics()["agreement"] is not None  # the level's previews against their own finals
     assert max(len(n.children) for n in s.nodes.values() if n.depth == 1) <= 5
-
-
-def _uniform(recipe: Recipe, salt: str) -> float:
-    """A value in [0, 1) from a hash of the recipe's text and ``salt``."""
-    return int.from_bytes(hashlib.sha256((salt + repr(recipe)).encode()).digest()[:4], "little") / 2 ** 32
 
 
 def roots_decide(recipe: Recipe) -> Result:

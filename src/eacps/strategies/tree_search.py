@@ -359,11 +359,12 @@ class TreeSearch(Strategy):
             return
         from eacps.orderstats import expected_improvement_normal, upper_half  # scipy: only when measured
 
+        k = self.params.wave
+
         def rise(ys: list[float]) -> float:  # of the best of ys, from ``wave`` more draws like them
             mu, ss = upper_half(ys)
             return expected_improvement_normal(mu, math.sqrt(ss / (len(ys) - 1)), max(ys), k)
 
-        k = self.params.wave
         per_leaf = sum(n.cost for n in below) / len(leaves)
         root_rise = rise(previews) / (k * self._reach(1))  # type: ignore[arg-type]
         leaf_rise = rise(leaves) / (k * per_leaf)  # type: ignore[arg-type]
@@ -431,10 +432,10 @@ class TreeSearch(Strategy):
     def _winner_root_rank(self) -> int | None:
         """The rank by preview among the roots (1: the best previewed) of the root the best leaf grew from; how
         often it is 1 says how much of the tree is a best-of-roots followed by a local search (None: no leaf yet)."""
-        leaves = [n for n in self.nodes.values() if n.depth == self.leaf_depth and n.value is not None]
-        if not leaves:
+        best = self.best  # the argmax over finished leaves
+        if best is None:
             return None
-        node = max(leaves, key=lambda n: n.value)  # type: ignore[arg-type, return-value]
+        node = self.nodes[best.recipe]
         while node.parent is not None and node.parent.recipe is not None:
             node = node.parent
         if node.value is None:  # a root whose preview failed cannot have grown; a finished root is valued by it
